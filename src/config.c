@@ -1,0 +1,751 @@
+/* config.c: INI (libinih) -> one immutable struct config; errors name file:line. */
+#include <sys/stat.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ini.h>
+
+#include "config.h"
+
+/* inih's compiled-in line limit (INI_MAX_LINE), including "\r\n\0". */
+#define INI_LINE_LIMIT	200
+#define SECRET_MAX	4096
+
+const char *const provider_type_names[PROVIDER__MAX] = {
+	"openai", "anthropic", "gemini", "gigachat", "yandex",
+};
+
+enum section {
+	SECT_GATEWAY,
+	SECT_RETRY,
+	SECT_PROVIDER,
+	SECT_MODEL,
+	SECT__MAX
+};
+
+static const char *const section_names[SECT__MAX] = {
+	"gateway", "retry", "provider", "model",
+};
+
+enum key_type {
+	K_STR,		/* free text */
+	K_PATH,		/* a file or directory path */
+	K_URL,		/* http:// or https:// */
+	K_LONG,		/* integer within [min, max] */
+	K_PRICE,	/* USD per 1M tokens -> micro-USD */
+	K_WORDS,	/* list split on spaces and commas; repeats append */
+	K_LINES,	/* list of whole values; each line one item */
+	K_SECRET,	/* env:NAME, file:/path or none */
+	K_PTYPE,	/* provider type name */
+	K_STATUS,	/* list of HTTP statuses */
+	K_LOGLEVEL,	/* error | warn | info | debug */
+	K_DURABILITY,	/* fsync | nosync */
+};
+
+struct key_def {
+	enum section	 sect;
+	const char	*name;
+	enum key_type	 type;
+	size_t		 off;
+	long		 min, max;
+	const char	*def;
+	const char	*help;
+};
+
+#define G(f)	offsetof(struct gateway_cfg, f)
+#define R(f)	offsetof(struct retry_cfg, f)
+#define P(f)	offsetof(struct provider_cfg, f)
+#define M(f)	offsetof(struct model_cfg, f)
+
+/* Every config key: section, name, type, field, bounds, default, help. */
+static const struct key_def keys[] = {
+	{ SECT_GATEWAY, "data_dir", K_PATH, G(data_dir), 0, 0, NULL,
+	  "directory of the Berkeley DB environment and fallback files" },
+	{ SECT_GATEWAY, "master_key", K_SECRET, G(master_key_ref), 0, 0, NULL,
+	  "admin key as env:NAME or file:/path; when set, clients must send it" },
+	{ SECT_GATEWAY, "default_provider", K_STR, G(default_provider), 0, 0,
+	  NULL, "provider for model names no [model] or match pattern claims" },
+	{ SECT_GATEWAY, "base_path", K_STR, G(base_path), 0, 0, "",
+	  "URL prefix stripped before routing, e.g. /llm" },
+	{ SECT_GATEWAY, "max_body", K_LONG, G(max_body), 1024, 1L << 30,
+	  "8388608", "largest request body in bytes (413 above)" },
+	{ SECT_GATEWAY, "max_upstream_body", K_LONG, G(max_upstream_body),
+	  1024, 1L << 30, "33554432",
+	  "largest non-streamed upstream response in bytes (502 above)" },
+	{ SECT_GATEWAY, "max_json_depth", K_LONG, G(max_json_depth), 4, 1000,
+	  "64", "deepest JSON nesting accepted in a request" },
+	{ SECT_GATEWAY, "max_sse_event", K_LONG, G(max_sse_event), 1024,
+	  1L << 28, "4194304", "largest single upstream stream event in bytes" },
+	{ SECT_GATEWAY, "heartbeat", K_LONG, G(heartbeat), 1, 3600, "15",
+	  "seconds of upstream silence before a ': ping' comment is streamed" },
+	{ SECT_GATEWAY, "durability", K_DURABILITY, G(durability), 0, 0,
+	  "nosync", "store commits: fsync, or nosync (survives a process crash)" },
+	{ SECT_GATEWAY, "log_level", K_LOGLEVEL, G(log_level), 0, 0, "info",
+	  "error, warn, info or debug" },
+
+	{ SECT_RETRY, "attempts", K_LONG, R(attempts), 1, 10, "2",
+	  "tries per model before the next model of the fallback chain" },
+	{ SECT_RETRY, "backoff_ms", K_LONG, R(backoff_ms), 0, 60000, "250",
+	  "first backoff in ms; doubles per attempt, plus jitter" },
+	{ SECT_RETRY, "backoff_max_ms", K_LONG, R(backoff_max_ms), 0, 600000,
+	  "4000", "largest backoff in ms" },
+	{ SECT_RETRY, "retry_after_max", K_LONG, R(retry_after_max), 0, 3600,
+	  "30", "longest upstream Retry-After honoured in s; longer moves on" },
+	{ SECT_RETRY, "on_status", K_STATUS, R(on_status), 0, 0,
+	  "500 502 503 504 529", "upstream statuses that are retried" },
+
+	{ SECT_PROVIDER, "type", K_PTYPE, P(type), 0, 0, "openai",
+	  "wire protocol: openai, anthropic, gemini, gigachat or yandex" },
+	{ SECT_PROVIDER, "base_url", K_URL, P(base_url), 0, 0, NULL,
+	  "API base URL, e.g. https://api.openai.com/v1" },
+	{ SECT_PROVIDER, "api_key", K_SECRET, P(api_key_ref), 0, 0, NULL,
+	  "env:NAME, file:/path or none; never the key itself" },
+	{ SECT_PROVIDER, "proxy", K_URL, P(proxy), 0, 0, NULL,
+	  "egress HTTP proxy, e.g. http://127.0.0.1:3128" },
+	{ SECT_PROVIDER, "ca_file", K_PATH, P(ca_file), 0, 0, NULL,
+	  "CA bundle for this provider's TLS" },
+	{ SECT_PROVIDER, "match", K_WORDS, P(match), 0, 0, NULL,
+	  "model name patterns (shell globs) routed to this provider" },
+	{ SECT_PROVIDER, "strip_prefix", K_STR, P(strip_prefix), 0, 0, NULL,
+	  "prefix removed from a matched model name, e.g. openrouter/" },
+	{ SECT_PROVIDER, "header", K_LINES, P(headers), 0, 0, NULL,
+	  "extra request header \"Name: value\"; repeat for more" },
+	{ SECT_PROVIDER, "residency", K_STR, P(residency), 0, 0, "global",
+	  "where data goes: global, ru or local (informational)" },
+	{ SECT_PROVIDER, "connect_timeout", K_LONG, P(connect_timeout), 100,
+	  600000, "10000", "TCP+TLS connect timeout in ms" },
+	{ SECT_PROVIDER, "first_byte_timeout", K_LONG, P(first_byte_timeout),
+	  1, 3600, "120", "seconds to wait for the first response byte" },
+	{ SECT_PROVIDER, "idle_timeout", K_LONG, P(idle_timeout), 1, 3600, "60",
+	  "seconds of silence mid-response before the transfer is aborted" },
+	{ SECT_PROVIDER, "timeout", K_LONG, P(timeout), 1, 86400, "900",
+	  "hard cap on one upstream transfer in seconds" },
+
+	{ SECT_MODEL, "provider", K_STR, M(provider_name), 0, 0, NULL,
+	  "name of the [provider] serving this model" },
+	{ SECT_MODEL, "upstream", K_STR, M(upstream), 0, 0, NULL,
+	  "the provider's own model id (default: the model name)" },
+	{ SECT_MODEL, "input_price", K_PRICE, M(input_price), 0, 0, "0",
+	  "USD per 1M prompt tokens" },
+	{ SECT_MODEL, "output_price", K_PRICE, M(output_price), 0, 0, "0",
+	  "USD per 1M completion tokens" },
+	{ SECT_MODEL, "cached_input_price", K_PRICE, M(cached_input_price), 0,
+	  0, NULL, "USD per 1M cached prompt tokens (default input_price)" },
+	{ SECT_MODEL, "fallback", K_WORDS, M(fallback), 0, 0, NULL,
+	  "models tried in order when this one fails" },
+	{ SECT_MODEL, "rpm", K_LONG, M(rpm), 0, 100000000, "1000",
+	  "requests per minute for this model, all keys together" },
+	{ SECT_MODEL, "tpm", K_LONG, M(tpm), 0, LONG_MAX, "0",
+	  "tokens per minute for this model (0: no limit)" },
+	{ SECT_MODEL, "max_tokens", K_LONG, M(max_tokens), 0, 10000000, "0",
+	  "max_tokens sent when the client gives none (0: send none)" },
+};
+
+#define NKEYS	(sizeof(keys) / sizeof(keys[0]))
+
+/* Parser state while inih calls back. */
+struct loader {
+	struct config	*cfg;
+	const char	*path;
+	FILE		*fp;
+	int		 line;
+	int		 long_line;	/* first line over the limit, or 0 */
+	char		 err[512];
+	char		 cur_section[256];
+	enum section	 sect;
+	void		*obj;		/* struct the current section fills */
+	unsigned char	*seen;		/* per current object: keys set */
+	int		 has_gateway, has_retry;
+};
+
+static int
+fail(struct loader *l, const char *fmt, ...)
+{
+	va_list	 ap;
+	int	 n;
+
+	if (l->err[0] != '\0')
+		return 0;
+	n = snprintf(l->err, sizeof(l->err), "%s:%d: ", l->path, l->line);
+	va_start(ap, fmt);
+	vsnprintf(l->err + n, sizeof(l->err) - (size_t)n, fmt, ap);
+	va_end(ap);
+	return 0;
+}
+
+static char *
+xstrdup(const char *s)
+{
+	char	*p;
+
+	if ((p = strdup(s)) == NULL) {
+		fprintf(stderr, "llmgate: out of memory\n");
+		exit(1);
+	}
+	return p;
+}
+
+static void *
+xgrow(void *p, size_t n, size_t size)
+{
+	if ((p = realloc(p, n * size)) == NULL) {
+		fprintf(stderr, "llmgate: out of memory\n");
+		exit(1);
+	}
+	return p;
+}
+
+static void
+strlist_add(struct strlist *l, const char *s, size_t n)
+{
+	l->v = xgrow(l->v, l->n + 1, sizeof(*l->v));
+	l->v[l->n] = xgrow(NULL, n + 1, 1);
+	memcpy(l->v[l->n], s, n);
+	l->v[l->n][n] = '\0';
+	l->n++;
+}
+
+static void
+strlist_free(struct strlist *l)
+{
+	size_t	 i;
+
+	for (i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+/* Read a secret from env:NAME or file:/path; NULL with why when missing. */
+static char *
+secret_resolve(const char *ref, char *why, size_t whylen)
+{
+	char	 buf[SECRET_MAX];
+	FILE	*fp;
+	size_t	 n;
+	const char *v;
+
+	if (strncmp(ref, "env:", 4) == 0) {
+		if ((v = getenv(ref + 4)) == NULL || *v == '\0') {
+			snprintf(why, whylen, "environment variable %s is not set",
+			    ref + 4);
+			return NULL;
+		}
+		return xstrdup(v);
+	}
+	/* file: */
+	if ((fp = fopen(ref + 5, "r")) == NULL) {
+		snprintf(why, whylen, "cannot read key file %s: %s", ref + 5,
+		    strerror(errno));
+		return NULL;
+	}
+	n = fread(buf, 1, sizeof(buf) - 1, fp);
+	fclose(fp);
+	buf[n] = '\0';
+	while (n > 0 && isspace((unsigned char)buf[n - 1]))
+		buf[--n] = '\0';
+	if (n == 0) {
+		snprintf(why, whylen, "key file %s is empty", ref + 5);
+		return NULL;
+	}
+	return xstrdup(buf);
+}
+
+static int
+parse_long(const char *v, long *out)
+{
+	char	*end;
+
+	errno = 0;
+	*out = strtol(v, &end, 10);
+	return (errno != 0 || end == v || *end != '\0') ? -1 : 0;
+}
+
+/* Store one value into the field the key describes. */
+static int
+set_value(struct loader *l, const struct key_def *k, const char *v)
+{
+	char		*field = (char *)l->obj + k->off;
+	char	       **sp = (char **)field;
+	long		 n;
+	money_t		 m;
+	size_t		 i, len;
+	const char	*p, *q;
+	struct retry_cfg *r;
+
+	switch (k->type) {
+	case K_URL:
+		if (strncmp(v, "http://", 7) != 0 &&
+		    strncmp(v, "https://", 8) != 0)
+			return fail(l, "%s: expected an http:// or https:// URL",
+			    k->name);
+		/* FALLTHROUGH */
+	case K_STR:
+	case K_PATH:
+		free(*sp);
+		*sp = xstrdup(v);
+		return 1;
+	case K_LONG:
+		if (parse_long(v, &n) == -1)
+			return fail(l, "%s: \"%s\" is not an integer", k->name,
+			    v);
+		if (n < k->min || n > k->max)
+			return fail(l, "%s: %ld is out of range %ld..%ld",
+			    k->name, n, k->min, k->max);
+		*(long *)field = n;
+		return 1;
+	case K_PRICE:
+		if (money_parse_usd(v, &m) == -1 || m > MONEY_PRICE_MAX)
+			return fail(l, "%s: \"%s\" is not a price in USD per "
+			    "1M tokens (e.g. 2.50, at most 6 decimals)",
+			    k->name, v);
+		*(money_t *)field = m;
+		return 1;
+	case K_WORDS:
+		for (p = v; *p != '\0'; p = q) {
+			while (*p == ' ' || *p == '\t' || *p == ',')
+				p++;
+			for (q = p; *q != '\0' && *q != ' ' && *q != '\t' &&
+			    *q != ','; q++)
+				;
+			if (q > p)
+				strlist_add((struct strlist *)field, p,
+				    (size_t)(q - p));
+		}
+		return 1;
+	case K_LINES:
+		if (strchr(v, ':') == NULL)
+			return fail(l, "%s: expected \"Name: value\"", k->name);
+		strlist_add((struct strlist *)field, v, strlen(v));
+		return 1;
+	case K_SECRET:
+		if (strcmp(v, "none") != 0 && strncmp(v, "env:", 4) != 0 &&
+		    strncmp(v, "file:/", 6) != 0)
+			return fail(l, "%s: secrets never live in the INI; use "
+			    "env:NAME, file:/path or none", k->name);
+		free(*sp);
+		*sp = strcmp(v, "none") == 0 ? NULL : xstrdup(v);
+		return 1;
+	case K_PTYPE:
+		for (i = 0; i < PROVIDER__MAX; i++)
+			if (strcmp(v, provider_type_names[i]) == 0) {
+				*(enum provider_type *)field =
+				    (enum provider_type)i;
+				return 1;
+			}
+		return fail(l, "type: unknown provider type \"%s\" (openai, "
+		    "anthropic, gemini, gigachat, yandex)", v);
+	case K_STATUS:
+		r = (struct retry_cfg *)l->obj;
+		r->non_status = 0;
+		for (p = v; *p != '\0'; p = q) {
+			while (*p == ' ' || *p == ',')
+				p++;
+			if (*p == '\0')
+				break;
+			n = strtol(p, (char **)&q, 10);
+			len = (size_t)(q - p);
+			if (len == 0 || n < 400 || n > 599 ||
+			    (*q != '\0' && *q != ' ' && *q != ','))
+				return fail(l, "%s: expected HTTP statuses "
+				    "400..599", k->name);
+			if (r->non_status == RETRY_STATUS_MAX)
+				return fail(l, "%s: at most %d statuses",
+				    k->name, RETRY_STATUS_MAX);
+			r->on_status[r->non_status++] = (int)n;
+		}
+		return 1;
+	case K_LOGLEVEL:
+		if (strcmp(v, "error") && strcmp(v, "warn") &&
+		    strcmp(v, "info") && strcmp(v, "debug"))
+			return fail(l, "log_level: expected error, warn, info "
+			    "or debug");
+		free(*sp);
+		*sp = xstrdup(v);
+		return 1;
+	case K_DURABILITY:
+		if (strcmp(v, "fsync") && strcmp(v, "nosync"))
+			return fail(l, "durability: expected fsync or nosync");
+		free(*sp);
+		*sp = xstrdup(v);
+		return 1;
+	}
+	return fail(l, "%s: internal error", k->name);
+}
+
+static int
+valid_name(const char *s)
+{
+	if (*s == '\0')
+		return 0;
+	for (; *s != '\0'; s++)
+		if (!isalnum((unsigned char)*s) && strchr("-_.:/", *s) == NULL)
+			return 0;
+	return 1;
+}
+
+/* Apply every default of a section kind to a fresh object. */
+static void
+apply_defaults(struct loader *l, enum section s, void *obj)
+{
+	size_t	 i;
+	void	*save = l->obj;
+
+	l->obj = obj;
+	for (i = 0; i < NKEYS; i++)
+		if (keys[i].sect == s && keys[i].def != NULL)
+			(void)set_value(l, &keys[i], keys[i].def);
+	l->obj = save;
+}
+
+/* A new "[kind name]" header: find or create the object it fills. */
+static int
+enter_section(struct loader *l, const char *section)
+{
+	char		 kind[64];
+	const char	*name;
+	size_t		 n, i;
+	struct config	*c = l->cfg;
+
+	snprintf(l->cur_section, sizeof(l->cur_section), "%s", section);
+	name = strchr(section, ' ');
+	n = name ? (size_t)(name - section) : strlen(section);
+	if (n >= sizeof(kind))
+		return fail(l, "unknown section [%s]", section);
+	memcpy(kind, section, n);
+	kind[n] = '\0';
+	if (name != NULL)
+		while (*name == ' ')
+			name++;
+	for (i = 0; i < SECT__MAX; i++)
+		if (strcmp(kind, section_names[i]) == 0)
+			break;
+	if (i == SECT__MAX)
+		return fail(l, "unknown section [%s] (gateway, retry, "
+		    "provider NAME, model NAME)", section);
+	l->sect = (enum section)i;
+	switch (l->sect) {
+	case SECT_GATEWAY:
+	case SECT_RETRY:
+		if (name != NULL && *name != '\0')
+			return fail(l, "[%s] takes no name", kind);
+		l->obj = l->sect == SECT_GATEWAY ? (void *)&c->gw :
+		    (void *)&c->retry;
+		return 1;
+	case SECT_PROVIDER:
+		if (name == NULL || !valid_name(name))
+			return fail(l, "[provider NAME] needs a name of letters, "
+			    "digits and -_.:/");
+		for (i = 0; i < c->nproviders; i++)
+			if (strcmp(c->providers[i].name, name) == 0) {
+				l->obj = &c->providers[i];
+				return 1;
+			}
+		c->providers = xgrow(c->providers, c->nproviders + 1,
+		    sizeof(*c->providers));
+		l->obj = memset(&c->providers[c->nproviders], 0,
+		    sizeof(*c->providers));
+		c->providers[c->nproviders].name = xstrdup(name);
+		c->providers[c->nproviders].line = l->line;
+		apply_defaults(l, SECT_PROVIDER, l->obj);
+		c->nproviders++;
+		return 1;
+	case SECT_MODEL:
+		if (name == NULL || !valid_name(name))
+			return fail(l, "[model NAME] needs a name of letters, "
+			    "digits and -_.:/");
+		for (i = 0; i < c->nmodels; i++)
+			if (strcmp(c->models[i].name, name) == 0) {
+				l->obj = &c->models[i];
+				return 1;
+			}
+		c->models = xgrow(c->models, c->nmodels + 1,
+		    sizeof(*c->models));
+		l->obj = memset(&c->models[c->nmodels], 0,
+		    sizeof(*c->models));
+		c->models[c->nmodels].name = xstrdup(name);
+		c->models[c->nmodels].line = l->line;
+		c->models[c->nmodels].cached_input_price = -1;
+		apply_defaults(l, SECT_MODEL, l->obj);
+		c->nmodels++;
+		return 1;
+	case SECT__MAX:
+		break;
+	}
+	return fail(l, "internal error");
+}
+
+static int
+on_value(void *user, const char *section, const char *name,
+    const char *value)
+{
+	struct loader	*l = user;
+	size_t		 i;
+
+	if (l->err[0] != '\0')
+		return 0;
+	if (l->long_line)
+		return 0;
+	if (strcmp(section, l->cur_section) != 0 || l->obj == NULL)
+		if (!enter_section(l, section))
+			return 0;
+	for (i = 0; i < NKEYS; i++)
+		if (keys[i].sect == l->sect && strcmp(keys[i].name, name) == 0)
+			return set_value(l, &keys[i], value);
+	return fail(l, "unknown key \"%s\" in [%s]", name, section);
+}
+
+/* inih reads lines through us, so we know the line number and length. */
+static char *
+reader(char *dst, int num, void *user)
+{
+	struct loader	*l = user;
+	int		 c, n = 0;
+
+	while ((c = fgetc(l->fp)) != EOF) {
+		if (n < num - 1)
+			dst[n] = (char)c;
+		n++;
+		if (c == '\n')
+			break;
+	}
+	if (n == 0)
+		return NULL;
+	l->line++;
+	if (n >= num - 1 && !l->long_line && !(n == num - 1 &&
+	    dst[n - 1] == '\n'))
+		l->long_line = l->line;
+	dst[n < num - 1 ? n : num - 1] = '\0';
+	return dst;
+}
+
+/* Checks that need the whole file: references, required keys, secrets. */
+static int
+finish(struct loader *l)
+{
+	struct config		*c = l->cfg;
+	struct provider_cfg	*p;
+	struct model_cfg	*m;
+	char			 why[256];
+	size_t			 i, j;
+
+	for (i = 0; i < c->nproviders; i++) {
+		p = &c->providers[i];
+		l->line = p->line;
+		if (p->base_url == NULL)
+			return fail(l, "[provider %s] needs base_url", p->name);
+		if (p->strip_prefix != NULL && p->match.n == 0)
+			return fail(l, "[provider %s] strip_prefix needs match",
+			    p->name);
+		p->available = 1;
+		if (p->api_key_ref != NULL &&
+		    (p->api_key = secret_resolve(p->api_key_ref, why,
+		    sizeof(why))) == NULL) {
+			p->available = 0;
+			p->unavailable = xstrdup(why);
+		}
+	}
+	for (i = 0; i < c->nmodels; i++) {
+		m = &c->models[i];
+		l->line = m->line;
+		if (m->provider_name == NULL)
+			return fail(l, "[model %s] needs provider", m->name);
+		if ((m->provider = config_provider(c, m->provider_name)) == NULL)
+			return fail(l, "[model %s]: no [provider %s]", m->name,
+			    m->provider_name);
+		if (m->upstream == NULL)
+			m->upstream = xstrdup(m->name);
+		if (m->cached_input_price < 0)
+			m->cached_input_price = m->input_price;
+		for (j = 0; j < m->fallback.n; j++) {
+			if (config_model(c, m->fallback.v[j]) == NULL)
+				return fail(l, "[model %s] fallback: no [model "
+				    "%s]", m->name, m->fallback.v[j]);
+			if (strcmp(m->fallback.v[j], m->name) == 0)
+				return fail(l, "[model %s] falls back to itself",
+				    m->name);
+		}
+	}
+	l->line = 0;
+	if (c->gw.default_provider != NULL && (c->gw.default_prov =
+	    config_provider(c, c->gw.default_provider)) == NULL)
+		return fail(l, "default_provider: no [provider %s]",
+		    c->gw.default_provider);
+	if (c->gw.master_key_ref != NULL && (c->gw.master_key =
+	    secret_resolve(c->gw.master_key_ref, why, sizeof(why))) == NULL)
+		return fail(l, "master_key: %s", why);
+	if (c->gw.data_dir == NULL)
+		return fail(l, "[gateway] needs data_dir");
+	return 1;
+}
+
+struct config *
+config_load(const char *path, char *err, size_t errlen)
+{
+	struct loader	 l;
+	struct stat	 st;
+	int		 rc;
+
+	memset(&l, 0, sizeof(l));
+	l.path = path;
+	if ((l.fp = fopen(path, "r")) == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	l.cfg = calloc(1, sizeof(*l.cfg));
+	if (l.cfg == NULL) {
+		fclose(l.fp);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	l.cfg->path = xstrdup(path);
+	if (fstat(fileno(l.fp), &st) == 0)
+		l.cfg->mtime = st.st_mtime;
+	apply_defaults(&l, SECT_GATEWAY, &l.cfg->gw);
+	apply_defaults(&l, SECT_RETRY, &l.cfg->retry);
+
+	rc = ini_parse_stream(reader, &l, on_value, &l);
+	fclose(l.fp);
+	if (l.long_line) {
+		l.line = l.long_line;
+		l.err[0] = '\0';
+		fail(&l, "line longer than %d characters; continue long lists "
+		    "on indented lines", INI_LINE_LIMIT - 3);
+	} else if (rc > 0 && l.err[0] == '\0') {
+		l.line = rc;
+		fail(&l, "syntax error (expected [section] or key = value)");
+	} else if (rc < 0 && l.err[0] == '\0')
+		fail(&l, "cannot parse (out of memory)");
+	if (l.err[0] == '\0')
+		finish(&l);
+	if (l.err[0] != '\0') {
+		snprintf(err, errlen, "%s", l.err);
+		config_free(l.cfg);
+		return NULL;
+	}
+	return l.cfg;
+}
+
+static void
+free_fields(enum section s, void *obj)
+{
+	size_t	 i;
+	char	*field;
+
+	for (i = 0; i < NKEYS; i++) {
+		if (keys[i].sect != s)
+			continue;
+		field = (char *)obj + keys[i].off;
+		switch (keys[i].type) {
+		case K_STR:
+		case K_PATH:
+		case K_URL:
+		case K_SECRET:
+		case K_LOGLEVEL:
+		case K_DURABILITY:
+			free(*(char **)field);
+			break;
+		case K_WORDS:
+		case K_LINES:
+			strlist_free((struct strlist *)field);
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+static void
+wipe_free(char *secret)
+{
+	if (secret == NULL)
+		return;
+	explicit_bzero(secret, strlen(secret));
+	free(secret);
+}
+
+void
+config_free(struct config *c)
+{
+	size_t	 i;
+
+	if (c == NULL)
+		return;
+	free_fields(SECT_GATEWAY, &c->gw);
+	wipe_free(c->gw.master_key);
+	for (i = 0; i < c->nproviders; i++) {
+		free_fields(SECT_PROVIDER, &c->providers[i]);
+		free(c->providers[i].name);
+		free(c->providers[i].unavailable);
+		wipe_free(c->providers[i].api_key);
+	}
+	for (i = 0; i < c->nmodels; i++) {
+		free_fields(SECT_MODEL, &c->models[i]);
+		free(c->models[i].name);
+	}
+	free(c->providers);
+	free(c->models);
+	free(c->path);
+	free(c);
+}
+
+struct provider_cfg *
+config_provider(const struct config *c, const char *name)
+{
+	size_t	 i;
+
+	for (i = 0; i < c->nproviders; i++)
+		if (strcmp(c->providers[i].name, name) == 0)
+			return &c->providers[i];
+	return NULL;
+}
+
+struct model_cfg *
+config_model(const struct config *c, const char *name)
+{
+	size_t	 i;
+
+	for (i = 0; i < c->nmodels; i++)
+		if (strcmp(c->models[i].name, name) == 0)
+			return &c->models[i];
+	return NULL;
+}
+
+int
+config_retry_status(const struct config *c, int status)
+{
+	size_t	 i;
+
+	for (i = 0; i < c->retry.non_status; i++)
+		if (c->retry.on_status[i] == status)
+			return 1;
+	return 0;
+}
+
+/* Print every key with its default and help (llmgate --help-config). */
+void
+config_print_help(void)
+{
+	size_t	 i;
+	int	 s;
+
+	for (s = 0; s < SECT__MAX; s++) {
+		printf("[%s%s]\n", section_names[s],
+		    s >= SECT_PROVIDER ? " NAME" : "");
+		for (i = 0; i < NKEYS; i++)
+			if (keys[i].sect == (enum section)s)
+				printf("  %-20s %s%s%s%s\n", keys[i].name,
+				    keys[i].help,
+				    keys[i].def ? " (default: " : "",
+				    keys[i].def ? keys[i].def : "",
+				    keys[i].def ? ")" : "");
+	}
+}

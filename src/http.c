@@ -1,0 +1,370 @@
+/* http.c: request parsing and response writing over one FastCGI/CGI interface. */
+#include <sys/random.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "http.h"
+#include "log.h"
+
+#define HEADERS_MAX	16384
+
+static const char *const method_names[HTTP__MAX] = {
+	"GET", "POST", "HEAD", "OTHER",
+};
+
+static const struct {
+	int		 code;
+	const char	*reason;
+} reasons[] = {
+	{ 200, "OK" }, { 400, "Bad Request" }, { 401, "Unauthorized" },
+	{ 402, "Payment Required" }, { 403, "Forbidden" },
+	{ 404, "Not Found" }, { 405, "Method Not Allowed" },
+	{ 408, "Request Timeout" }, { 409, "Conflict" },
+	{ 411, "Length Required" }, { 413, "Payload Too Large" },
+	{ 415, "Unsupported Media Type" }, { 422, "Unprocessable Entity" },
+	{ 429, "Too Many Requests" }, { 500, "Internal Server Error" },
+	{ 502, "Bad Gateway" }, { 503, "Service Unavailable" },
+	{ 504, "Gateway Timeout" }, { 529, "Site Overloaded" },
+};
+
+static void
+new_request_id(char *dst)
+{
+	static const char	 alphabet[] =
+	    "abcdefghijklmnopqrstuvwxyz0123456789";
+	unsigned char		 raw[REQUEST_ID_LEN];
+	ssize_t			 got;
+	size_t			 i;
+
+	got = getrandom(raw, sizeof(raw), GRND_NONBLOCK);
+	for (i = got > 0 ? (size_t)got : 0; i < sizeof(raw); i++)
+		raw[i] = (unsigned char)random();
+	memcpy(dst, "req_", 4);
+	for (i = 4; i < REQUEST_ID_LEN; i++)
+		dst[i] = alphabet[raw[i] % (sizeof(alphabet) - 1)];
+	dst[REQUEST_ID_LEN] = '\0';
+}
+
+void
+http_request_init(struct request *r, const struct config *cfg,
+    struct worker *w, FCGX_Request *fcgx)
+{
+	memset(r, 0, sizeof(*r));
+	r->cfg = cfg;
+	r->worker = w;
+	r->fcgx = fcgx;
+	buf_init(&r->body, (size_t)cfg->gw.max_body);
+	buf_init(&r->headers, HEADERS_MAX);
+	clock_gettime(CLOCK_MONOTONIC, &r->start);
+	new_request_id(r->id);
+}
+
+void
+http_request_free(struct request *r)
+{
+	buf_free(&r->body);
+	buf_free(&r->headers);
+}
+
+/* A CGI/FastCGI variable such as REQUEST_METHOD or HTTP_AUTHORIZATION. */
+const char *
+http_param(const struct request *r, const char *name)
+{
+	if (r->fcgx != NULL)
+		return FCGX_GetParam(name, r->fcgx->envp);
+	return getenv(name);
+}
+
+/* A request header by its HTTP name ("Authorization"). */
+const char *
+http_header_in(const struct request *r, const char *name)
+{
+	char	 var[128];
+	size_t	 i, n;
+
+	n = strlen(name);
+	if (n + 6 > sizeof(var))
+		return NULL;
+	memcpy(var, "HTTP_", 5);
+	for (i = 0; i < n; i++)
+		var[5 + i] = name[i] == '-' ? '_' :
+		    (char)toupper((unsigned char)name[i]);
+	var[5 + n] = '\0';
+	return http_param(r, var);
+}
+
+/* Fill method, path (base_path stripped, query removed) and query. */
+int
+http_parse(struct request *r)
+{
+	const char	*m, *uri, *q, *base;
+	size_t		 n, blen;
+	int		 i;
+
+	m = http_param(r, "REQUEST_METHOD");
+	r->method = HTTP_OTHER;
+	r->method_name = m ? m : "?";
+	for (i = 0; m != NULL && i < HTTP_OTHER; i++)
+		if (strcmp(m, method_names[i]) == 0)
+			r->method = (enum http_method)i;
+
+	if ((uri = http_param(r, "REQUEST_URI")) == NULL || *uri == '\0') {
+		/* Plain CGI servers without REQUEST_URI. */
+		uri = http_param(r, "PATH_INFO");
+		if (uri == NULL || *uri == '\0')
+			uri = "/";
+	}
+	q = strchr(uri, '?');
+	n = q ? (size_t)(q - uri) : strlen(uri);
+	r->query = q ? q + 1 : "";
+	if (n >= sizeof(r->path))
+		return -1;
+	memcpy(r->path, uri, n);
+	r->path[n] = '\0';
+	base = r->cfg->gw.base_path;
+	blen = base ? strlen(base) : 0;
+	while (blen > 0 && base[blen - 1] == '/')
+		blen--;
+	if (blen > 0 && strncmp(r->path, base, blen) == 0 &&
+	    (r->path[blen] == '/' || r->path[blen] == '\0')) {
+		memmove(r->path, r->path + blen, n - blen + 1);
+		if (r->path[0] == '\0')
+			strcpy(r->path, "/");
+	}
+	return 0;
+}
+
+static ssize_t
+raw_read(struct request *r, char *dst, size_t n)
+{
+	if (r->fcgx != NULL)
+		return FCGX_GetStr(dst, (int)n, r->fcgx->in);
+	return (ssize_t)fread(dst, 1, n, stdin);
+}
+
+/*
+ * Read the body up to max_body. Returns 0, 413 when it is larger, or 400
+ * when it is shorter than CONTENT_LENGTH said.
+ */
+int
+http_read_body(struct request *r)
+{
+	char		 chunk[16384];
+	const char	*cl;
+	long long	 want = -1;
+	ssize_t		 got;
+	char		*end;
+
+	if ((cl = http_param(r, "CONTENT_LENGTH")) != NULL && *cl != '\0') {
+		errno = 0;
+		want = strtoll(cl, &end, 10);
+		if (errno != 0 || *end != '\0' || want < 0)
+			return 400;
+		if (want > (long long)r->body.max)
+			return 413;
+	}
+	for (;;) {
+		got = raw_read(r, chunk, sizeof(chunk));
+		if (got <= 0)
+			break;
+		if (buf_append(&r->body, chunk, (size_t)got) != BUF_OK)
+			return 413;
+		if (want >= 0 && (long long)r->body.len >= want)
+			break;
+	}
+	if (want >= 0 && (long long)r->body.len < want)
+		return 400;
+	return 0;
+}
+
+/* Queue a response header; it goes out with http_begin(). */
+void
+http_header(struct request *r, const char *name, const char *fmt, ...)
+{
+	char	 value[1024];
+	va_list	 ap;
+	char	*p;
+
+	va_start(ap, fmt);
+	vsnprintf(value, sizeof(value), fmt, ap);
+	va_end(ap);
+	/* Never let a value split the header block. */
+	for (p = value; *p != '\0'; p++)
+		if (*p == '\r' || *p == '\n')
+			*p = ' ';
+	(void)buf_printf(&r->headers, "%s: %s\r\n", name, value);
+}
+
+static int
+raw_write(struct request *r, const char *p, size_t n)
+{
+	if (r->client_gone)
+		return -1;
+	if (r->fcgx != NULL) {
+		if (FCGX_PutStr(p, (int)n, r->fcgx->out) != (int)n) {
+			r->client_gone = 1;
+			return -1;
+		}
+	} else if (fwrite(p, 1, n, stdout) != n) {
+		r->client_gone = 1;
+		return -1;
+	}
+	r->bytes_out += n;
+	return 0;
+}
+
+static const char *
+reason(int code)
+{
+	size_t	 i;
+
+	for (i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
+		if (reasons[i].code == code)
+			return reasons[i].reason;
+	return code < 500 ? "Client Error" : "Server Error";
+}
+
+/* Send the status line and headers; the body follows with http_write(). */
+int
+http_begin(struct request *r, int status, const char *content_type)
+{
+	struct buf	 h;
+	int		 rc;
+
+	if (r->headers_sent)
+		return 0;
+	r->status = status;
+	r->headers_sent = 1;
+	buf_init(&h, HEADERS_MAX * 2);
+	buf_printf(&h, "Status: %d %s\r\nContent-Type: %s\r\n"
+	    "X-Request-Id: %s\r\n", status, reason(status), content_type, r->id);
+	if (strncmp(content_type, "text/event-stream", 17) == 0)
+		buf_puts(&h, "Cache-Control: no-cache\r\n"
+		    "X-Accel-Buffering: no\r\n");
+	if (r->headers.len > 0)
+		buf_append(&h, r->headers.data, r->headers.len);
+	buf_puts(&h, "\r\n");
+	rc = raw_write(r, h.data, h.len);
+	buf_free(&h);
+	return rc;
+}
+
+/* Body bytes; returns -1 once the client is known to be gone. */
+int
+http_write(struct request *r, const char *p, size_t n)
+{
+	if (r->method == HTTP_HEAD)
+		return r->client_gone ? -1 : 0;
+	return raw_write(r, p, n);
+}
+
+/* Push buffered output to the web server; -1 means the client is gone. */
+int
+http_flush(struct request *r)
+{
+	if (r->client_gone)
+		return -1;
+	if (r->fcgx != NULL) {
+		if (FCGX_FFlush(r->fcgx->out) < 0) {
+			r->client_gone = 1;
+			return -1;
+		}
+	} else if (fflush(stdout) != 0) {
+		r->client_gone = 1;
+		return -1;
+	}
+	return 0;
+}
+
+/* Compact JSON without escaped slashes; owned by the object. */
+const char *
+http_json_string(struct json_object *o)
+{
+	return json_object_to_json_string_ext(o,
+	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+}
+
+int
+http_send_raw_json(struct request *r, int status, const char *p, size_t n)
+{
+	if (r->headers_sent)
+		return -1;
+	http_header(r, "Content-Length", "%zu", n + 1);
+	if (http_begin(r, status, "application/json") == -1)
+		return -1;
+	if (http_write(r, p, n) == -1 || http_write(r, "\n", 1) == -1)
+		return -1;
+	return http_flush(r);
+}
+
+/* Send o as the whole response; the caller keeps ownership of o. */
+int
+http_send_json(struct request *r, int status, struct json_object *o)
+{
+	const char	*s = http_json_string(o);
+
+	return http_send_raw_json(r, status, s, strlen(s));
+}
+
+/* The OpenAI error envelope; the caller owns the returned object. */
+struct json_object *
+http_error_object(const char *message, const char *type, const char *code,
+    const char *param)
+{
+	struct json_object	*err, *o;
+
+	err = json_object_new_object();
+	json_object_object_add(err, "message", json_object_new_string(message));
+	json_object_object_add(err, "type", json_object_new_string(type));
+	json_object_object_add(err, "param",
+	    param ? json_object_new_string(param) : NULL);
+	json_object_object_add(err, "code",
+	    code ? json_object_new_string(code) : NULL);
+	o = json_object_new_object();
+	json_object_object_add(o, "error", err);
+	return o;
+}
+
+/*
+ * Answer with an OpenAI-shaped error. Returns status so a handler can
+ * "return http_error(...)".
+ */
+int
+http_error(struct request *r, int status, const char *type, const char *code,
+    const char *param, const char *fmt, ...)
+{
+	char			 msg[1024];
+	struct json_object	*o;
+	va_list			 ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (r->headers_sent) {
+		log_warn("%s: error after response began: %d %s", r->id,
+		    status, msg);
+		return status;
+	}
+	o = http_error_object(msg, type, code, param);
+	http_send_json(r, status, o);
+	json_object_put(o);
+	return status;
+}
+
+double
+http_elapsed_ms(const struct request *r)
+{
+	struct timespec	 now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - r->start.tv_sec) * 1000.0 +
+	    (double)(now.tv_nsec - r->start.tv_nsec) / 1e6;
+}

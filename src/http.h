@@ -1,0 +1,80 @@
+/* http.h: one request and its response over FastCGI or CGI. */
+#ifndef LLMGATE_HTTP_H
+#define LLMGATE_HTTP_H
+
+#include <stdint.h>
+#include <time.h>
+
+#include <fcgiapp.h>
+#include <json-c/json.h>
+
+#include "buf.h"
+
+struct config;
+struct worker;
+
+enum http_method {
+	HTTP_GET,
+	HTTP_POST,
+	HTTP_HEAD,
+	HTTP_OTHER,
+	HTTP__MAX
+};
+
+#define REQUEST_ID_LEN	24
+#define PATH_MAX_LEN	1024
+
+/*
+ * Everything one request owns; http_request_free() releases all of it at
+ * the end of each accept iteration, whether the request succeeded or not.
+ */
+struct request {
+	/* Set by the accept loop. */
+	const struct config	*cfg;
+	struct worker		*worker;
+	FCGX_Request		*fcgx;		/* NULL in CGI mode */
+
+	/* Parsed input. */
+	enum http_method	 method;
+	const char		*method_name;
+	char			 path[PATH_MAX_LEN];
+	const char		*query;
+	struct buf		 body;
+	char			 id[REQUEST_ID_LEN + 1];
+	struct timespec		 start;
+
+	/* Response state. */
+	int			 status;
+	int			 headers_sent;
+	int			 client_gone;
+	struct buf		 headers;	/* extra "Name: value\r\n" */
+	uint64_t		 bytes_out;
+	const char		*route;		/* for the access log */
+	char			 served[256];	/* for the access log */
+	int			 attempts;
+};
+
+void		 http_request_init(struct request *, const struct config *,
+		    struct worker *, FCGX_Request *);
+void		 http_request_free(struct request *);
+const char	*http_param(const struct request *, const char *);
+const char	*http_header_in(const struct request *, const char *);
+int		 http_parse(struct request *);
+int		 http_read_body(struct request *);
+
+void		 http_header(struct request *, const char *, const char *, ...)
+		    __attribute__((format(printf, 3, 4)));
+int		 http_begin(struct request *, int, const char *);
+int		 http_write(struct request *, const char *, size_t);
+int		 http_flush(struct request *);
+int		 http_send_json(struct request *, int, struct json_object *);
+int		 http_send_raw_json(struct request *, int, const char *, size_t);
+int		 http_error(struct request *, int, const char *, const char *,
+		    const char *, const char *, ...)
+		    __attribute__((format(printf, 6, 7)));
+struct json_object *http_error_object(const char *, const char *,
+		    const char *, const char *);
+const char	*http_json_string(struct json_object *);
+double		 http_elapsed_ms(const struct request *);
+
+#endif

@@ -1,0 +1,60 @@
+/* log.c: one-line log messages to stderr, never carrying secrets. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+enum log_level log_threshold = LOG_INFO;
+
+static const char *const level_names[LOG__MAX] = {
+	"error", "warn", "info", "debug",
+};
+
+int
+log_level_parse(const char *s, enum log_level *out)
+{
+	int	 i;
+
+	for (i = 0; i < LOG__MAX; i++)
+		if (strcmp(s, level_names[i]) == 0) {
+			*out = (enum log_level)i;
+			return 0;
+		}
+	return -1;
+}
+
+/* Write the whole line with one call so threads do not interleave. */
+void
+log_msg(enum log_level level, const char *fmt, ...)
+{
+	char		 line[2048], stamp[32];
+	struct tm	 tm;
+	time_t		 now;
+	va_list		 ap;
+	int		 n, m;
+
+	if (level > log_threshold)
+		return;
+	now = time(NULL);
+	gmtime_r(&now, &tm);
+	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	n = snprintf(line, sizeof(line), "%s llmgate[%d] %s: ", stamp,
+	    (int)getpid(), level_names[level]);
+	va_start(ap, fmt);
+	m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+	va_end(ap);
+	if (m < 0)
+		m = 0;
+	n += m;
+	if ((size_t)n > sizeof(line) - 2)
+		n = sizeof(line) - 2;
+	/* Client-supplied text must not forge log lines. */
+	for (m = 0; m < n; m++)
+		if ((unsigned char)line[m] < 0x20)
+			line[m] = ' ';
+	line[n++] = '\n';
+	(void)!write(STDERR_FILENO, line, (size_t)n);
+}

@@ -1,0 +1,279 @@
+/* main.c: options, config, then a FastCGI accept loop (thread pool) or one CGI request. */
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <fcgiapp.h>
+
+#include "config.h"
+#include "log.h"
+#include "provider.h"
+#include "route.h"
+#include "upstream.h"
+
+#define THREADS_MAX	256
+
+static const struct config	*cfg;
+static pthread_mutex_t		 accept_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void
+usage(FILE *fp)
+{
+	fprintf(fp,
+	    "usage: llmgate [--config FILE] [--threads N] [--check-config]\n"
+	    "\n"
+	    "An OpenAI-compatible LLM gateway. A web server starts it as a\n"
+	    "FastCGI responder (lighttpd, Apache mod_fcgid, spawn-fcgi) or\n"
+	    "runs it as a CGI program for one request.\n"
+	    "\n"
+	    "  -c, --config FILE   configuration (default: $LLMGATE_CONFIG,\n"
+	    "                      then %s/llmgate.ini)\n"
+	    "  -t, --threads N     FastCGI worker threads (default 1; keep 1\n"
+	    "                      under mod_fcgid, use 4+ under lighttpd)\n"
+	    "      --check-config  validate the configuration and exit\n"
+	    "      --help-config   list every configuration key and exit\n"
+	    "  -V, --version       print the version and exit\n"
+	    "  -h, --help          this text\n", SYSCONFDIR);
+}
+
+/* Serve one request; everything it allocated is gone when this returns. */
+static void
+serve(struct worker *w, FCGX_Request *fcgx)
+{
+	struct request	 r;
+
+	http_request_init(&r, cfg, w, fcgx);
+	router_dispatch(&r);
+	http_flush(&r);
+	http_request_free(&r);
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct worker	*w = arg;
+	FCGX_Request	 req;
+	int		 rc;
+
+	FCGX_InitRequest(&req, 0, 0);
+	for (;;) {
+		pthread_mutex_lock(&accept_lock);
+		rc = FCGX_Accept_r(&req);
+		pthread_mutex_unlock(&accept_lock);
+		if (rc < 0)
+			break;
+		serve(w, &req);
+		FCGX_Finish_r(&req);
+	}
+	FCGX_Free(&req, 1);
+	return NULL;
+}
+
+/*
+ * FastCGI: worker threads accept on the inherited socket (fd 0); the main
+ * thread waits for SIGTERM/SIGINT/SIGUSR1, then lets busy workers finish
+ * their request and wakes idle ones from accept().
+ */
+static int
+run_fastcgi(long nthreads)
+{
+	struct worker	*workers;
+	pthread_t	*tids;
+	sigset_t	 set;
+	long		 i, started = 0;
+	int		 sig = 0;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+	workers = calloc((size_t)nthreads, sizeof(*workers));
+	tids = calloc((size_t)nthreads, sizeof(*tids));
+	if (workers == NULL || tids == NULL) {
+		log_error("out of memory");
+		return 1;
+	}
+	for (i = 0; i < nthreads; i++) {
+		workers[i].id = (int)i;
+		if ((workers[i].curl = upstream_handle_new()) == NULL) {
+			log_error("cannot create a libcurl handle");
+			break;
+		}
+		if (pthread_create(&tids[i], NULL, worker_main,
+		    &workers[i]) != 0) {
+			upstream_handle_free(workers[i].curl);
+			log_error("cannot start worker thread: %s",
+			    strerror(errno));
+			break;
+		}
+		started++;
+	}
+	if (started > 0) {
+		log_info("FastCGI responder ready: %ld thread(s), config %s",
+		    started, cfg->path);
+		sigwait(&set, &sig);
+		log_info("signal %d: finishing requests in progress", sig);
+		FCGX_ShutdownPending();
+		shutdown(0, SHUT_RDWR);
+	}
+	for (i = 0; i < started; i++) {
+		pthread_join(tids[i], NULL);
+		upstream_handle_free(workers[i].curl);
+	}
+	free(workers);
+	free(tids);
+	return started > 0 ? 0 : 1;
+}
+
+/* CGI: exactly one request on stdin/stdout with the process environment. */
+static int
+run_cgi(void)
+{
+	struct worker	 w;
+
+	if (getenv("REQUEST_METHOD") == NULL) {
+		fprintf(stderr, "llmgate: not started by a web server (no "
+		    "REQUEST_METHOD); see llmgate --help\n");
+		return 2;
+	}
+	memset(&w, 0, sizeof(w));
+	if ((w.curl = upstream_handle_new()) == NULL) {
+		log_error("cannot create a libcurl handle");
+		return 1;
+	}
+	serve(&w, NULL);
+	upstream_handle_free(w.curl);
+	return 0;
+}
+
+/* A broken configuration still answers a CGI request with a clear error. */
+static void
+cgi_config_error(void)
+{
+	fputs("Status: 500 Internal Server Error\r\n"
+	    "Content-Type: application/json\r\n\r\n"
+	    "{\"error\":{\"message\":\"the gateway configuration is invalid; "
+	    "see the server error log\",\"type\":\"server_error\","
+	    "\"param\":null,\"code\":\"config_error\"}}\n", stdout);
+}
+
+static void
+print_summary(const struct config *c)
+{
+	size_t	 i, avail = 0;
+
+	for (i = 0; i < c->nproviders; i++) {
+		if (c->providers[i].available)
+			avail++;
+		else
+			printf("warning: provider %s unavailable: %s\n",
+			    c->providers[i].name, c->providers[i].unavailable);
+	}
+	printf("%s: OK: %zu providers (%zu available), %zu models\n", c->path,
+	    c->nproviders, avail, c->nmodels);
+}
+
+int
+main(int argc, char *argv[])
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "threads", required_argument, NULL, 't' },
+		{ "check-config", no_argument, NULL, 'C' },
+		{ "help-config", no_argument, NULL, 'H' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct config	*c;
+	const char	*path = NULL;
+	char		 err[1024], *end;
+	long		 nthreads = 1;
+	int		 ch, check = 0, cgi, rc;
+	enum log_level	 level;
+
+	while ((ch = getopt_long(argc, argv, "c:t:Vh", longopts, NULL)) != -1)
+		switch (ch) {
+		case 'c':
+			path = optarg;
+			break;
+		case 't':
+			nthreads = strtol(optarg, &end, 10);
+			if (*end != '\0' || nthreads < 1 ||
+			    nthreads > THREADS_MAX) {
+				fprintf(stderr, "llmgate: --threads: expected "
+				    "1..%d\n", THREADS_MAX);
+				return 2;
+			}
+			break;
+		case 'C':
+			check = 1;
+			break;
+		case 'H':
+			config_print_help();
+			return 0;
+		case 'V':
+			printf("llmgate %s\n", PACKAGE_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (path == NULL && (path = getenv("LLMGATE_CONFIG")) == NULL)
+		path = SYSCONFDIR "/llmgate.ini";
+
+	cgi = !check && FCGX_IsCGI();
+	signal(SIGPIPE, SIG_IGN);
+	srandom((unsigned)time(NULL) ^ (unsigned)getpid());
+
+	if ((c = config_load(path, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "llmgate: config error: %s\n", err);
+		if (cgi && getenv("REQUEST_METHOD") != NULL)
+			cgi_config_error();
+		return 1;
+	}
+	provider_check(c);
+	if (log_level_parse(c->gw.log_level, &level) == 0)
+		log_threshold = level;
+	cfg = c;
+	if (check) {
+		print_summary(c);
+		config_free(c);
+		return 0;
+	}
+	if (c->gw.master_key == NULL)
+		log_warn("no master_key configured: every client is admitted");
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
+		log_error("curl_global_init failed");
+		config_free(c);
+		return 1;
+	}
+	if (cgi)
+		rc = run_cgi();
+	else {
+		FCGX_Init();
+		rc = run_fastcgi(nthreads);
+	}
+	curl_global_cleanup();
+	config_free(c);
+	return rc;
+}

@@ -1,0 +1,36 @@
+/* plan.h: model name -> ordered candidates (provider, upstream id, price). */
+#ifndef LLMGATE_PLAN_H
+#define LLMGATE_PLAN_H
+
+#include "config.h"
+
+#define PLAN_MAX	8
+#define MODEL_NAME_MAX	256
+
+struct candidate {
+	char				 name[MODEL_NAME_MAX];	/* served */
+	char				 upstream[MODEL_NAME_MAX];
+	const struct provider_cfg	*provider;
+	const struct model_cfg		*model;	/* NULL: matched by pattern */
+	money_t				 input_price;
+	money_t				 output_price;
+	money_t				 cached_input_price;
+};
+
+struct plan {
+	struct candidate	 c[PLAN_MAX];
+	size_t			 n;
+	/* When n == 0: why (an unavailable provider), or "" if unknown. */
+	char			 why[256];
+};
+
+enum plan_err {
+	PLAN_OK = 0,
+	PLAN_UNKNOWN_MODEL = -1,	/* 404 */
+	PLAN_UNAVAILABLE = -2,		/* 503 */
+};
+
+int	plan_resolve(const struct config *, const char *, struct plan *);
+int	plan_lookup(const struct config *, const char *, struct candidate *);
+
+#endif

@@ -1,0 +1,110 @@
+/* provider.h: the provider_ops vtable each wire protocol fills, and shared helpers. */
+#ifndef LLMGATE_PROVIDER_H
+#define LLMGATE_PROVIDER_H
+
+#include <stdint.h>
+
+#include <curl/curl.h>
+#include <json-c/json.h>
+
+#include "buf.h"
+#include "config.h"
+#include "plan.h"
+#include "sse.h"
+
+/* Token counts of one response, as the upstream reported them. */
+struct usage {
+	int64_t	 prompt;
+	int64_t	 completion;
+	int64_t	 cached;
+	int	 known;		/* the upstream gave usage */
+};
+
+/* The validated client request as every adapter sees it. */
+struct chat_in {
+	struct json_object	*req;	/* parsed body; the handler owns it */
+	int			 stream;
+	int			 include_usage;	/* client asked for usage */
+};
+
+/* An upstream request an adapter builds; freed with provider_call_free(). */
+struct provider_call {
+	struct buf		 url;
+	struct buf		 body;
+	struct curl_slist	*headers;
+};
+
+/* An upstream error in OpenAI terms. */
+struct provider_error {
+	char	 message[512];
+	char	 type[64];
+	char	 code[64];
+	char	 param[64];
+};
+
+/*
+ * Translation state of one streamed response. route-chat.c sets the sink;
+ * the adapter fills usage, finish and done as events go by.
+ */
+struct stream_state {
+	int		(*emit)(void *, struct json_object *);	/* one chunk */
+	void		*ctx;
+	const struct candidate *cand;
+	int		 include_usage;
+	struct usage	 usage;
+	char		 finish[32];	/* last finish_reason seen */
+	int		 done;		/* the upstream ended the stream */
+	int		 failed;	/* an error event arrived */
+	struct provider_error err;
+	int64_t		 chars;		/* content characters relayed */
+};
+
+/* One wire protocol. Every slot is required unless it says otherwise. */
+struct provider_ops {
+	const char	*type;
+
+	/* Build URL, headers and body of a chat call to candidate c. */
+	int		(*chat_request)(const struct candidate *,
+			    const struct chat_in *, struct provider_call *);
+
+	/*
+	 * Translate a 2xx non-streamed body into an OpenAI chat.completion;
+	 * the caller owns *out. Returns -1 with err filled when the body is
+	 * not what the protocol promises.
+	 */
+	int		(*chat_response)(const struct candidate *,
+			    const char *, size_t, struct json_object **,
+			    struct usage *, struct provider_error *);
+
+	/*
+	 * Translate one upstream stream event into zero or more OpenAI
+	 * chunks through st->emit. Returns 0, or the emit's non-zero value,
+	 * or -1 with st->err filled when the event is malformed.
+	 */
+	int		(*chat_event)(struct stream_state *,
+			    const struct sse_event *);
+
+	/* Map a non-2xx upstream body to an OpenAI error. */
+	void		(*error)(long, const char *, size_t,
+			    struct provider_error *);
+};
+
+const struct provider_ops *provider_ops_for(enum provider_type);
+void	provider_check(struct config *);
+void	provider_call_init(struct provider_call *, size_t);
+void	provider_call_free(struct provider_call *);
+int	provider_url(struct provider_call *, const struct provider_cfg *,
+	    const char *);
+int	provider_headers(struct provider_call *, const struct provider_cfg *,
+	    const char *, const char *);
+void	provider_error_openai(long, const char *, size_t,
+	    struct provider_error *);
+void	provider_error_set(struct provider_error *, const char *,
+	    const char *, const char *, ...)
+	    __attribute__((format(printf, 4, 5)));
+int64_t	provider_json_int(struct json_object *, const char *);
+void	provider_usage_openai(struct json_object *, struct usage *);
+
+extern const struct provider_ops provider_openai;
+
+#endif

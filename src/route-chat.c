@@ -1,0 +1,524 @@
+/* route-chat.c: POST /v1/chat/completions, streamed or not, with retries and fallbacks. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "config.h"
+#include "log.h"
+#include "plan.h"
+#include "provider.h"
+#include "route.h"
+#include "sse.h"
+#include "upstream.h"
+#include "usage.h"
+#include "validate.h"
+
+/* Why a transfer was stopped from our side. */
+enum stop {
+	STOP_NONE,
+	STOP_CLIENT,		/* the client went away */
+	STOP_BAD_STREAM,	/* the upstream stream broke its protocol */
+};
+
+/* What to do after a failed attempt. */
+enum next {
+	NEXT_RETRY,		/* same model again, after a backoff */
+	NEXT_FALLBACK,		/* the next model of the chain */
+	NEXT_FINAL,		/* answer the client with this error */
+};
+
+/* One chat request in flight; lives on the handler's stack. */
+struct chat {
+	struct request		*r;
+	const struct config	*cfg;
+	const struct provider_ops *ops;
+	const struct candidate	*cand;
+	struct chat_in		 in;
+	struct plan		 plan;
+	struct stream_state	 st;
+	struct sse_parser	 sse;
+	enum stop		 stop;
+	struct timespec		 last_out;	/* last byte to the client */
+	double			 ttft_ms;
+	int			 attempts;
+	int64_t			 prompt_chars;
+	/* The last failure, answered when nothing else remains. */
+	int			 err_status;
+	struct provider_error	 err;
+};
+
+static double
+since_ms(const struct timespec *t)
+{
+	struct timespec	 now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - t->tv_sec) * 1000.0 +
+	    (double)(now.tv_nsec - t->tv_nsec) / 1e6;
+}
+
+/* The served model and attempt count travel in headers, success or not. */
+static void
+served_headers(struct chat *ch)
+{
+	if (ch->cand != NULL) {
+		http_header(ch->r, "X-Llmgate-Model", "%s", ch->cand->name);
+		http_header(ch->r, "X-Llmgate-Provider", "%s",
+		    ch->cand->provider->name);
+	}
+	http_header(ch->r, "X-Llmgate-Attempts", "%d", ch->attempts);
+}
+
+/* First byte of a stream: from here on there is no fallback. */
+static int
+begin_stream(struct chat *ch)
+{
+	if (ch->r->headers_sent)
+		return ch->r->client_gone ? -1 : 0;
+	served_headers(ch);
+	snprintf(ch->r->served, sizeof(ch->r->served), "%s", ch->cand->name);
+	ch->ttft_ms = http_elapsed_ms(ch->r);
+	return http_begin(ch->r, 200, "text/event-stream");
+}
+
+static int
+send_sse(struct chat *ch, const char *a, size_t alen, const char *b,
+    size_t blen, const char *c, size_t clen)
+{
+	if (begin_stream(ch) == -1 ||
+	    http_write(ch->r, a, alen) == -1 ||
+	    (blen > 0 && http_write(ch->r, b, blen) == -1) ||
+	    (clen > 0 && http_write(ch->r, c, clen) == -1) ||
+	    http_flush(ch->r) == -1) {
+		ch->stop = STOP_CLIENT;
+		return -1;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &ch->last_out);
+	return 0;
+}
+
+/* stream_state.emit: one OpenAI chunk to the client, flushed. */
+static int
+emit_chunk(void *ctx, struct json_object *chunk)
+{
+	struct chat	*ch = ctx;
+	const char	*s = http_json_string(chunk);
+
+	return send_sse(ch, "data: ", 6, s, strlen(s), "\n\n", 2) == -1 ?
+	    1 : 0;
+}
+
+static int
+on_event(void *ctx, const struct sse_event *ev)
+{
+	struct chat	*ch = ctx;
+	int		 rc;
+
+	if (ev->comment) {
+		/* Keep-alive comments pass once the stream has begun. */
+		if (!ch->r->headers_sent)
+			return 0;
+		return send_sse(ch, ":", 1, ev->data, ev->data_len, "\n\n", 2)
+		    == -1 ? 1 : 0;
+	}
+	rc = ch->ops->chat_event(&ch->st, ev);
+	if (rc == -1 && ch->stop == STOP_NONE)
+		ch->stop = STOP_BAD_STREAM;
+	return rc;
+}
+
+/* upstream_req.on_body for streams: bytes -> events -> chunks. */
+static int
+on_body(void *ctx, const char *p, size_t n)
+{
+	struct chat	*ch = ctx;
+	int		 rc;
+
+	rc = sse_feed(&ch->sse, p, n, on_event, ch);
+	if (rc < 0 && ch->stop == STOP_NONE) {
+		ch->stop = STOP_BAD_STREAM;
+		provider_error_set(&ch->st.err, "upstream_error",
+		    "bad_upstream_response", "provider '%s' sent a stream "
+		    "event larger than max_sse_event", ch->cand->provider->name);
+	}
+	return rc != 0;
+}
+
+/* upstream_req.on_tick: heartbeat while the upstream is silent. */
+static int
+on_tick(void *ctx)
+{
+	struct chat	*ch = ctx;
+
+	if (!ch->in.stream)
+		return 0;
+	if (since_ms(&ch->last_out) < (double)ch->cfg->gw.heartbeat * 1000.0)
+		return 0;
+	return send_sse(ch, ": ping\n\n", 8, NULL, 0, NULL, 0) == -1;
+}
+
+static void
+set_error(struct chat *ch, int status, const char *code, const char *fmt,
+    ...) __attribute__((format(printf, 4, 5)));
+
+static void
+set_error(struct chat *ch, int status, const char *code, const char *fmt,
+    ...)
+{
+	char	 msg[sizeof(ch->err.message)];
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	ch->err_status = status;
+	provider_error_set(&ch->err, "upstream_error", code, "%s", msg);
+}
+
+/* Decide what a failed attempt means; fills ch->err for the client. */
+static enum next
+judge(struct chat *ch, const struct upstream_resp *resp)
+{
+	long	 s = resp->status;
+
+	if (ch->stop == STOP_BAD_STREAM || ch->st.failed) {
+		ch->err_status = 502;
+		ch->err = ch->st.err;
+		return NEXT_RETRY;
+	}
+	switch (resp->result) {
+	case UP_HTTP:
+		ch->err_status = (int)s;
+		ch->ops->error(s, resp->body.data, resp->body.len, &ch->err);
+		if (config_retry_status(ch->cfg, (int)s) || s == 408 ||
+		    s == 429)
+			return NEXT_RETRY;
+		/* Key, permission or model problems of this provider. */
+		if (s == 401 || s == 403 || s == 404)
+			return NEXT_FALLBACK;
+		return NEXT_FINAL;
+	case UP_CONNECT:
+		set_error(ch, 502, "upstream_unreachable",
+		    "could not reach provider '%s': %s",
+		    ch->cand->provider->name, resp->error);
+		return NEXT_RETRY;
+	case UP_TIMEOUT:
+		set_error(ch, 504, "upstream_timeout",
+		    "provider '%s' timed out: %s", ch->cand->provider->name,
+		    resp->error);
+		return NEXT_RETRY;
+	case UP_TOOBIG:
+		set_error(ch, 502, "upstream_too_large",
+		    "provider '%s' sent a response larger than "
+		    "max_upstream_body", ch->cand->provider->name);
+		return NEXT_FALLBACK;
+	case UP_OK:
+		/* A 2xx stream that ended before any event or [DONE]. */
+		set_error(ch, 502, "upstream_broken",
+		    "provider '%s' ended the stream early",
+		    ch->cand->provider->name);
+		return NEXT_RETRY;
+	case UP_BROKEN:
+	default:
+		set_error(ch, 502, "upstream_broken",
+		    "connection to provider '%s' failed: %s",
+		    ch->cand->provider->name, resp->error);
+		return NEXT_RETRY;
+	}
+}
+
+/* Sleep before the next attempt: Retry-After if given, else backoff+jitter. */
+static void
+backoff(struct chat *ch, int attempt, long retry_after)
+{
+	const struct retry_cfg	*rc = &ch->cfg->retry;
+	struct timespec		 ts;
+	long			 ms;
+
+	if (retry_after >= 0)
+		ms = retry_after * 1000;
+	else {
+		ms = rc->backoff_ms;
+		while (--attempt > 0 && ms < rc->backoff_max_ms)
+			ms *= 2;
+		if (ms > rc->backoff_max_ms)
+			ms = rc->backoff_max_ms;
+		/* Equal jitter: half fixed, half random. */
+		if (ms > 1)
+			ms = ms / 2 + random() % (ms / 2 + 1);
+	}
+	ts.tv_sec = ms / 1000;
+	ts.tv_nsec = (ms % 1000) * 1000000L;
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}
+
+/* The stream failed after it began: tell the client in-band and end it. */
+static void
+end_stream_with_error(struct chat *ch, const struct provider_error *e)
+{
+	struct json_object	*o;
+	const char		*s;
+
+	o = http_error_object(e->message, e->type[0] ? e->type :
+	    "upstream_error", e->code[0] ? e->code : NULL,
+	    e->param[0] ? e->param : NULL);
+	s = http_json_string(o);
+	if (send_sse(ch, "data: ", 6, s, strlen(s), "\n\n", 2) == 0)
+		send_sse(ch, "data: [DONE]\n\n", 14, NULL, 0, NULL, 0);
+	json_object_put(o);
+}
+
+/*
+ * One attempt against the current candidate. Returns 1 when the client
+ * has its answer (success, or a stream that began), 0 when it failed
+ * before the first byte; resp says how.
+ */
+static int
+attempt(struct chat *ch, struct upstream_resp *resp)
+{
+	struct provider_call	 call;
+	struct upstream_req	 req;
+	struct json_object	*out = NULL;
+	struct provider_error	 perr;
+	int			 done = 0;
+
+	provider_call_init(&call, (size_t)ch->cfg->gw.max_body * 2 + 65536);
+	if (ch->ops->chat_request(ch->cand, &ch->in, &call) == -1) {
+		set_error(ch, 500, "internal_error", "cannot build the request "
+		    "for provider '%s'", ch->cand->provider->name);
+		resp->result = UP_TOOBIG;
+		goto out;
+	}
+	memset(&req, 0, sizeof(req));
+	req.url = call.url.data;
+	req.headers = call.headers;
+	req.body = call.body.data;
+	req.body_len = call.body.len;
+	req.provider = ch->cand->provider;
+	req.max_body = (size_t)ch->cfg->gw.max_upstream_body;
+	req.on_tick = on_tick;
+	req.ctx = ch;
+	if (ch->in.stream)
+		req.on_body = on_body;
+
+	memset(&ch->st, 0, sizeof(ch->st));
+	ch->st.emit = emit_chunk;
+	ch->st.ctx = ch;
+	ch->st.cand = ch->cand;
+	ch->st.include_usage = ch->in.include_usage;
+	sse_reset(&ch->sse);
+	ch->stop = STOP_NONE;
+
+	ch->attempts++;
+	ch->r->attempts = ch->attempts;
+	upstream_perform(ch->r->worker->curl, &req, resp);
+	if (ch->in.stream && resp->result == UP_OK)
+		sse_finish(&ch->sse, on_event, ch);
+
+	if (ch->in.stream) {
+		if (resp->result == UP_OK && ch->stop == STOP_NONE &&
+		    (ch->st.done || ch->st.finish[0] != '\0')) {
+			send_sse(ch, "data: [DONE]\n\n", 14, NULL, 0, NULL, 0);
+			done = 1;
+		} else if (ch->r->headers_sent) {
+			/* Too late to fall back: end the stream in-band. */
+			if (ch->stop != STOP_CLIENT && !ch->r->client_gone) {
+				if (ch->stop == STOP_BAD_STREAM)
+					perr = ch->st.err;
+				else
+					provider_error_set(&perr,
+					    "upstream_error", "upstream_broken",
+					    "provider '%s' ended the stream "
+					    "early: %s", ch->cand->provider->name,
+					    resp->result == UP_OK ?
+					    "no [DONE]" : resp->error);
+				end_stream_with_error(ch, &perr);
+			}
+			done = 1;
+		}
+		goto out;
+	}
+	if (resp->result != UP_OK)
+		goto out;
+	if (ch->ops->chat_response(ch->cand, resp->body.data, resp->body.len,
+	    &out, &ch->st.usage, &ch->st.err) == -1) {
+		ch->stop = STOP_BAD_STREAM;	/* judged like a broken stream */
+		goto out;
+	}
+	served_headers(ch);
+	snprintf(ch->r->served, sizeof(ch->r->served), "%s", ch->cand->name);
+	http_send_json(ch->r, 200, out);
+	json_object_put(out);
+	done = 1;
+out:
+	provider_call_free(&call);
+	return done;
+}
+
+static int64_t
+count_prompt_chars(struct json_object *req)
+{
+	struct json_object	*msgs, *m, *c;
+	int64_t			 n = 0;
+	size_t			 i;
+
+	if (!json_object_object_get_ex(req, "messages", &msgs))
+		return 0;
+	for (i = 0; i < json_object_array_length(msgs); i++) {
+		m = json_object_array_get_idx(msgs, i);
+		if (json_object_object_get_ex(m, "content", &c))
+			n += (int64_t)strlen(json_object_get_string(c));
+	}
+	return n;
+}
+
+/* Record the request: real usage when the upstream gave it, else estimated. */
+static void
+record(struct chat *ch, const char *model)
+{
+	struct usage_rec	 u;
+
+	memset(&u, 0, sizeof(u));
+	u.request_id = ch->r->id;
+	u.requested = model;
+	u.served = ch->r->served;
+	u.provider = ch->r->served[0] && ch->cand ? ch->cand->provider->name :
+	    "";
+	u.tokens = ch->st.usage;
+	if (!u.tokens.known && ch->r->served[0]) {
+		/* About four characters a token. */
+		u.tokens.prompt = (ch->prompt_chars + 3) / 4;
+		u.tokens.completion = (ch->st.chars + 3) / 4;
+		u.estimated = 1;
+	}
+	u.cost = ch->r->served[0] ? usage_cost(ch->cand, &u.tokens) : 0;
+	u.status = ch->r->status;
+	u.attempts = ch->attempts;
+	u.stream = ch->in.stream;
+	u.client_aborted = ch->r->client_gone;
+	u.latency_ms = http_elapsed_ms(ch->r);
+	u.ttft_ms = ch->ttft_ms;
+	usage_record(&u);
+}
+
+static int
+answer_error(struct chat *ch)
+{
+	struct provider_error	*e = &ch->err;
+
+	served_headers(ch);
+	return http_error(ch->r, ch->err_status ? ch->err_status : 502,
+	    e->type[0] ? e->type : "upstream_error",
+	    e->code[0] ? e->code : NULL, e->param[0] ? e->param : NULL,
+	    "%s", e->message[0] ? e->message : "upstream failed");
+}
+
+/* Try each candidate of the plan, each up to retry.attempts times. */
+static void
+run(struct chat *ch)
+{
+	struct upstream_resp	 resp;
+	enum next		 next;
+	size_t			 i;
+	int			 a;
+
+	for (i = 0; i < ch->plan.n; i++) {
+		ch->cand = &ch->plan.c[i];
+		ch->ops = provider_ops_for(ch->cand->provider->type);
+		for (a = 1; a <= ch->cfg->retry.attempts; a++) {
+			upstream_resp_init(&resp,
+			    (size_t)ch->cfg->gw.max_upstream_body);
+			if (attempt(ch, &resp)) {
+				upstream_resp_free(&resp);
+				return;
+			}
+			if (ch->stop == STOP_CLIENT || ch->r->client_gone) {
+				upstream_resp_free(&resp);
+				return;
+			}
+			next = judge(ch, &resp);
+			log_warn("%s: model %s via %s attempt %d: %s (%d)",
+			    ch->r->id, ch->cand->name,
+			    ch->cand->provider->name, a, ch->err.message,
+			    ch->err_status);
+			if (next == NEXT_FINAL) {
+				upstream_resp_free(&resp);
+				answer_error(ch);
+				return;
+			}
+			if (next == NEXT_FALLBACK ||
+			    a == ch->cfg->retry.attempts ||
+			    resp.retry_after > ch->cfg->retry.retry_after_max) {
+				upstream_resp_free(&resp);
+				break;
+			}
+			backoff(ch, a, resp.retry_after);
+			upstream_resp_free(&resp);
+		}
+	}
+	answer_error(ch);
+}
+
+int
+route_chat(struct request *r, const char *arg)
+{
+	struct chat		 ch;
+	struct json_object	*req, *v, *so;
+	struct verr		 e;
+	const char		*model;
+	int			 rc;
+
+	memset(&e, 0, sizeof(e));
+	req = json_parse_strict(r->body.data, r->body.len,
+	    (int)r->cfg->gw.max_json_depth, &e);
+	if (req == NULL)
+		return http_error(r, 400, "invalid_request_error",
+		    "invalid_json", NULL, "%s", e.message);
+	if (validate_chat(req, &e) == -1) {
+		json_object_put(req);
+		return http_error(r, 400, "invalid_request_error",
+		    "invalid_value", e.param[0] ? e.param : NULL, "%s",
+		    e.message);
+	}
+
+	memset(&ch, 0, sizeof(ch));
+	ch.r = r;
+	ch.cfg = r->cfg;
+	ch.in.req = req;
+	ch.in.stream = json_object_object_get_ex(req, "stream", &v) &&
+	    json_object_get_boolean(v);
+	ch.in.include_usage = ch.in.stream &&
+	    json_object_object_get_ex(req, "stream_options", &so) &&
+	    json_object_object_get_ex(so, "include_usage", &v) &&
+	    json_object_get_boolean(v);
+	ch.prompt_chars = count_prompt_chars(req);
+	json_object_object_get_ex(req, "model", &v);
+	model = json_object_get_string(v);
+
+	switch (plan_resolve(r->cfg, model, &ch.plan)) {
+	case PLAN_UNKNOWN_MODEL:
+		rc = http_error(r, 404, "invalid_request_error",
+		    "model_not_found", "model", "The model '%s' does not "
+		    "exist or is not configured on this gateway", model);
+		goto out;
+	case PLAN_UNAVAILABLE:
+		rc = http_error(r, 503, "service_unavailable_error",
+		    "provider_unavailable", "model", "%s", ch.plan.why);
+		goto out;
+	default:
+		break;
+	}
+	sse_init(&ch.sse, (size_t)r->cfg->gw.max_sse_event);
+	clock_gettime(CLOCK_MONOTONIC, &ch.last_out);
+	run(&ch);
+	sse_free(&ch.sse);
+	record(&ch, model);
+	rc = r->status;
+out:
+	json_object_put(req);
+	return rc;
+}

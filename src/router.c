@@ -1,0 +1,148 @@
+/* router.c: the route table; flags (key, body) are enforced before a handler runs. */
+#include <string.h>
+#include <strings.h>
+
+#include "config.h"
+#include "log.h"
+#include "route.h"
+
+static const struct route routes[] = {
+	{ HTTP_POST, "/v1/chat/completions", ROUTE_NEEDS_KEY | ROUTE_BODY,
+	  route_chat, "chat" },
+	{ HTTP_GET, "/v1/models", ROUTE_NEEDS_KEY, route_models, "models" },
+	{ HTTP_GET, "/v1/models/", ROUTE_NEEDS_KEY | ROUTE_PREFIX,
+	  route_model, "model" },
+	{ HTTP_GET, "/v1/providers", ROUTE_NEEDS_KEY, route_providers,
+	  "providers" },
+	{ HTTP_GET, "/", 0, route_health, "root" },
+	{ HTTP_GET, "/health", 0, route_health, "health" },
+	{ HTTP_GET, "/health/readiness", 0, route_readiness, "readiness" },
+};
+
+#define NROUTES	(sizeof(routes) / sizeof(routes[0]))
+
+/* Returns the argument after the path, or NULL when path does not match. */
+static const char *
+match(const struct route *rt, const char *path)
+{
+	size_t	 n = strlen(rt->path);
+
+	if (rt->flags & ROUTE_PREFIX) {
+		if (strncmp(path, rt->path, n) != 0 || path[n] == '\0')
+			return NULL;
+		return path + n;
+	}
+	if (strcmp(path, rt->path) == 0)
+		return "";
+	/* A trailing slash is forgiven. */
+	if (strncmp(path, rt->path, n) == 0 && path[n] == '/' &&
+	    path[n + 1] == '\0')
+		return "";
+	return NULL;
+}
+
+/* Constant-time comparison of two secrets of possibly different length. */
+static int
+secret_equal(const char *a, const char *b)
+{
+	size_t		 la = strlen(a), lb = strlen(b), i;
+	unsigned char	 d = la != lb;
+
+	for (i = 0; i < la; i++)
+		d |= (unsigned char)(a[i] ^ b[lb ? i % lb : 0]);
+	return d == 0;
+}
+
+/*
+ * A client key is required when a master key is configured (the key
+ * store arrives with issue #4). 0 when admitted, else the status sent.
+ */
+static int
+authenticate(struct request *r)
+{
+	const char	*h, *key;
+
+	if (r->cfg->gw.master_key == NULL)
+		return 0;
+	h = http_header_in(r, "Authorization");
+	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0) {
+		key = http_header_in(r, "X-Api-Key");
+		if (key == NULL)
+			return http_error(r, 401, "invalid_request_error",
+			    "missing_api_key", NULL, "You didn't provide an "
+			    "API key. Send it as 'Authorization: Bearer KEY'.");
+	} else
+		key = h + 7;
+	while (*key == ' ')
+		key++;
+	if (!secret_equal(key, r->cfg->gw.master_key))
+		return http_error(r, 401, "invalid_request_error",
+		    "invalid_api_key", NULL, "Incorrect API key provided.");
+	return 0;
+}
+
+static int
+dispatch(struct request *r)
+{
+	const struct route	*rt, *path_hit = NULL;
+	const char		*arg;
+	size_t			 i;
+	int			 rc;
+
+	if (http_parse(r) == -1)
+		return http_error(r, 414, "invalid_request_error", NULL, NULL,
+		    "request path is too long");
+	for (i = 0; i < NROUTES; i++) {
+		rt = &routes[i];
+		if ((arg = match(rt, r->path)) == NULL)
+			continue;
+		if (rt->method != r->method &&
+		    !(rt->method == HTTP_GET && r->method == HTTP_HEAD)) {
+			path_hit = rt;
+			continue;
+		}
+		r->route = rt->name;
+		if ((rt->flags & ROUTE_NEEDS_KEY) && (rc = authenticate(r)) != 0)
+			return rc;
+		if (rt->flags & ROUTE_BODY) {
+			rc = http_read_body(r);
+			if (rc == 413)
+				return http_error(r, 413, "invalid_request_error",
+				    "request_too_large", NULL, "request body is "
+				    "larger than max_body (%ld bytes)",
+				    r->cfg->gw.max_body);
+			if (rc != 0)
+				return http_error(r, rc, "invalid_request_error",
+				    NULL, NULL, "request body is shorter than "
+				    "Content-Length");
+		}
+		return rt->handler(r, arg);
+	}
+	if (path_hit != NULL) {
+		http_header(r, "Allow", "%s",
+		    path_hit->method == HTTP_GET ? "GET, HEAD" : "POST");
+		return http_error(r, 405, "invalid_request_error",
+		    "method_not_allowed", NULL, "%s is not allowed on %s",
+		    r->method_name, r->path);
+	}
+	return http_error(r, 404, "invalid_request_error", "not_found", NULL,
+	    "no route %s %s", r->method_name, r->path);
+}
+
+/* Route one request, then write its access log line. */
+int
+router_dispatch(struct request *r)
+{
+	int	 rc;
+
+	rc = dispatch(r);
+	if (!r->headers_sent)
+		rc = http_error(r, 500, "server_error", NULL, NULL,
+		    "the handler sent no response");
+	log_info("access id=%s %s %s %d route=%s served=%s attempts=%d "
+	    "bytes=%llu ms=%.1f%s", r->id, r->method_name, r->path, r->status,
+	    r->route ? r->route : "-", r->served[0] ? r->served : "-",
+	    r->attempts, (unsigned long long)r->bytes_out, http_elapsed_ms(r),
+	    r->client_gone ? " client_gone" : "");
+	return rc;
+}

@@ -1,0 +1,288 @@
+/* validate.c: strict JSON parsing and checks of request bodies against tables. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "validate.h"
+
+#define NRULES(a)	(sizeof(a) / sizeof((a)[0]))
+#define NOBOUND		1, 0
+
+static const struct field_rule chat_rules[] = {
+	{ "model", J_STRING, 1, 1, 255 },
+	{ "messages", J_ARRAY, 1, 1, 100000 },
+	{ "stream", J_BOOL | J_NULL, 0, NOBOUND },
+	{ "stream_options", J_OBJECT | J_NULL, 0, NOBOUND },
+	{ "max_tokens", J_INT | J_NULL, 0, 1, 100000000 },
+	{ "max_completion_tokens", J_INT | J_NULL, 0, 1, 100000000 },
+	{ "temperature", J_NUMBER | J_NULL, 0, 0, 2 },
+	{ "top_p", J_NUMBER | J_NULL, 0, 0, 1 },
+	{ "n", J_INT | J_NULL, 0, 1, 128 },
+	{ "presence_penalty", J_NUMBER | J_NULL, 0, -2, 2 },
+	{ "frequency_penalty", J_NUMBER | J_NULL, 0, -2, 2 },
+	{ "stop", J_STRING | J_ARRAY | J_NULL, 0, 0, 16 },
+	{ "tools", J_ARRAY | J_NULL, 0, 0, 512 },
+	{ "tool_choice", J_STRING | J_OBJECT | J_NULL, 0, NOBOUND },
+	{ "parallel_tool_calls", J_BOOL | J_NULL, 0, NOBOUND },
+	{ "response_format", J_OBJECT | J_NULL, 0, NOBOUND },
+	{ "user", J_STRING | J_NULL, 0, 0, 512 },
+	{ "seed", J_INT | J_NULL, 0, NOBOUND },
+	{ "logprobs", J_BOOL | J_NULL, 0, NOBOUND },
+	{ "top_logprobs", J_INT | J_NULL, 0, 0, 20 },
+};
+
+static const struct field_rule message_rules[] = {
+	{ "role", J_STRING, 1, 1, 32 },
+	{ "content", J_STRING | J_ARRAY | J_NULL, 0, NOBOUND },
+	{ "name", J_STRING | J_NULL, 0, 0, 256 },
+	{ "tool_calls", J_ARRAY | J_NULL, 0, NOBOUND },
+	{ "tool_call_id", J_STRING | J_NULL, 0, 0, 256 },
+};
+
+static const struct field_rule stream_options_rules[] = {
+	{ "include_usage", J_BOOL | J_NULL, 0, NOBOUND },
+};
+
+static const char *const roles[] = {
+	"system", "developer", "user", "assistant", "tool", "function",
+};
+
+const char *
+json_type_label(struct json_object *o)
+{
+	switch (json_object_get_type(o)) {
+	case json_type_null:	return "null";
+	case json_type_boolean:	return "a boolean";
+	case json_type_int:	return "an integer";
+	case json_type_double:	return "a number";
+	case json_type_string:	return "a string";
+	case json_type_array:	return "an array";
+	case json_type_object:	return "an object";
+	}
+	return "unknown";
+}
+
+static unsigned
+mask_of(struct json_object *o)
+{
+	switch (json_object_get_type(o)) {
+	case json_type_null:	return J_NULL;
+	case json_type_boolean:	return J_BOOL;
+	case json_type_int:	return J_INT;
+	case json_type_double:	return J_DOUBLE;
+	case json_type_string:	return J_STRING;
+	case json_type_array:	return J_ARRAY;
+	case json_type_object:	return J_OBJECT;
+	}
+	return 0;
+}
+
+static void
+expected(unsigned types, char *dst, size_t len)
+{
+	static const struct { unsigned m; const char *s; } names[] = {
+		{ J_STRING, "a string" }, { J_NUMBER, "a number" },
+		{ J_INT, "an integer" }, { J_BOOL, "a boolean" },
+		{ J_ARRAY, "an array" }, { J_OBJECT, "an object" },
+		{ J_NULL, "null" },
+	};
+	size_t	 i, n = 0;
+
+	dst[0] = '\0';
+	for (i = 0; i < NRULES(names); i++) {
+		if ((types & names[i].m) != names[i].m)
+			continue;
+		if (names[i].m == J_INT && (types & J_NUMBER) == J_NUMBER)
+			continue;
+		n += (size_t)snprintf(dst + n, len - n, "%s%s",
+		    n ? " or " : "", names[i].s);
+		if (n >= len)
+			break;
+	}
+}
+
+static int
+verr_set(struct verr *e, const char *param, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int
+verr_set(struct verr *e, const char *param, const char *fmt, ...)
+{
+	va_list	 ap;
+
+	snprintf(e->param, sizeof(e->param), "%s", param);
+	va_start(ap, fmt);
+	vsnprintf(e->message, sizeof(e->message), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/*
+ * Parse a whole body as one JSON value: strict syntax, valid UTF-8, no
+ * trailing bytes, nesting at most depth. The caller owns the result.
+ */
+struct json_object *
+json_parse_strict(const char *s, size_t n, int depth, struct verr *e)
+{
+	struct json_tokener	*tok;
+	struct json_object	*o;
+	enum json_tokener_error	 jerr;
+	size_t			 end;
+
+	if (n == 0) {
+		verr_set(e, "", "request body is empty; expected JSON");
+		return NULL;
+	}
+	if ((tok = json_tokener_new_ex(depth)) == NULL) {
+		verr_set(e, "", "out of memory");
+		return NULL;
+	}
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT |
+	    JSON_TOKENER_VALIDATE_UTF8);
+	o = json_tokener_parse_ex(tok, s, (int)n);
+	jerr = json_tokener_get_error(tok);
+	end = json_tokener_get_parse_end(tok);
+	json_tokener_free(tok);
+	if (o == NULL || jerr != json_tokener_success) {
+		json_object_put(o);
+		if (jerr == json_tokener_continue)
+			verr_set(e, "", "request body is not valid JSON: "
+			    "unexpected end of input");
+		else
+			verr_set(e, "", "request body is not valid JSON: %s "
+			    "at byte %zu", json_tokener_error_desc(jerr), end);
+		return NULL;
+	}
+	while (end < n && (s[end] == ' ' || s[end] == '\n' ||
+	    s[end] == '\r' || s[end] == '\t'))
+		end++;
+	if (end != n) {
+		json_object_put(o);
+		verr_set(e, "", "request body is not valid JSON: trailing "
+		    "data at byte %zu", end);
+		return NULL;
+	}
+	return o;
+}
+
+/* Check obj against rules; prefix names the object in messages ("messages[2]."). */
+int
+validate_fields(struct json_object *obj, const struct field_rule *rules,
+    size_t n, const char *prefix, struct verr *e)
+{
+	struct json_object	*v;
+	char			 param[128], want[96];
+	double			 num;
+	size_t			 i;
+	unsigned		 m;
+
+	for (i = 0; i < n; i++) {
+		snprintf(param, sizeof(param), "%s%s", prefix, rules[i].name);
+		if (!json_object_object_get_ex(obj, rules[i].name, &v)) {
+			if (rules[i].required)
+				return verr_set(e, param, "'%s' is required",
+				    param);
+			continue;
+		}
+		m = mask_of(v);
+		/* An integral value is a fine number. */
+		if ((m & rules[i].types) == 0 &&
+		    !(m == J_INT && (rules[i].types & J_DOUBLE))) {
+			expected(rules[i].types, want, sizeof(want));
+			return verr_set(e, param, "'%s' must be %s, not %s",
+			    param, want, json_type_label(v));
+		}
+		if (rules[i].min > rules[i].max)
+			continue;
+		switch (m) {
+		case J_INT:
+		case J_DOUBLE:
+			num = json_object_get_double(v);
+			if (!isfinite(num) || num < rules[i].min ||
+			    num > rules[i].max)
+				return verr_set(e, param, "'%s' must be between "
+				    "%g and %g", param, rules[i].min,
+				    rules[i].max);
+			break;
+		case J_STRING:
+			num = (double)json_object_get_string_len(v);
+			if (num < rules[i].min || num > rules[i].max)
+				return verr_set(e, param, "'%s' must be %g to %g "
+				    "characters long", param, rules[i].min,
+				    rules[i].max);
+			break;
+		case J_ARRAY:
+			num = (double)json_object_array_length(v);
+			if (num < rules[i].min || num > rules[i].max)
+				return verr_set(e, param, "'%s' must have %g to "
+				    "%g items", param, rules[i].min,
+				    rules[i].max);
+			break;
+		default:
+			break;
+		}
+	}
+	return 0;
+}
+
+static int
+validate_message(struct json_object *msg, size_t idx, struct verr *e)
+{
+	struct json_object	*v;
+	char			 prefix[48];
+	const char		*role;
+	size_t			 i;
+
+	snprintf(prefix, sizeof(prefix), "messages[%zu].", idx);
+	if (!json_object_is_type(msg, json_type_object))
+		return verr_set(e, "messages", "'messages[%zu]' must be an "
+		    "object, not %s", idx, json_type_label(msg));
+	if (validate_fields(msg, message_rules, NRULES(message_rules), prefix,
+	    e) == -1)
+		return -1;
+	json_object_object_get_ex(msg, "role", &v);
+	role = json_object_get_string(v);
+	for (i = 0; i < NRULES(roles); i++)
+		if (strcmp(role, roles[i]) == 0)
+			break;
+	if (i == NRULES(roles))
+		return verr_set(e, "messages", "'messages[%zu].role' must be "
+		    "system, developer, user, assistant or tool, not '%s'",
+		    idx, role);
+	if (strcmp(role, "assistant") != 0 &&
+	    !json_object_object_get_ex(msg, "content", NULL))
+		return verr_set(e, "messages", "'messages[%zu].content' is "
+		    "required", idx);
+	if (strcmp(role, "tool") == 0 &&
+	    !json_object_object_get_ex(msg, "tool_call_id", NULL))
+		return verr_set(e, "messages", "'messages[%zu].tool_call_id' "
+		    "is required for role 'tool'", idx);
+	return 0;
+}
+
+/* A chat completion request: the top level, every message, stream_options. */
+int
+validate_chat(struct json_object *req, struct verr *e)
+{
+	struct json_object	*msgs, *v;
+	size_t			 i, n;
+
+	if (!json_object_is_type(req, json_type_object))
+		return verr_set(e, "", "request body must be a JSON object, "
+		    "not %s", json_type_label(req));
+	if (validate_fields(req, chat_rules, NRULES(chat_rules), "", e) == -1)
+		return -1;
+	json_object_object_get_ex(req, "messages", &msgs);
+	n = json_object_array_length(msgs);
+	for (i = 0; i < n; i++)
+		if (validate_message(json_object_array_get_idx(msgs, i), i,
+		    e) == -1)
+			return -1;
+	if (json_object_object_get_ex(req, "stream_options", &v) &&
+	    json_object_is_type(v, json_type_object) &&
+	    validate_fields(v, stream_options_rules,
+	    NRULES(stream_options_rules), "stream_options.", e) == -1)
+		return -1;
+	return 0;
+}

@@ -1,0 +1,458 @@
+#!/usr/bin/python3
+"""mock-upstream.py - mock OpenAI-compatible LLM provider for llmgate integration tests.
+
+Usage: python3 t/mock-upstream.py --port N [--port-file PATH] [--host 127.0.0.1] [--verbose]
+  --port 0 picks a free port; the real port is written atomically to --port-file and
+  "mock-upstream listening on HOST:PORT" is printed to stderr.
+
+Endpoints
+  POST /v1/chat/completions, POST /chat/completions   chat (non-stream and "stream": true)
+  GET  /v1/models, GET /models                        OpenAI model list
+  GET  /_mock/stats    {"requests":{MODELKEY:n}, "aborted":{..}, "completed":{..}, "total":N,
+                        "log":[{t,path,model,headers,body,aborted,outcome}] (last 500)}
+  POST /_mock/reset    clears counters and log -> {"ok":true}
+  anything else        404, OpenAI error envelope
+
+Directives (merged; message directives override model directives)
+  1. model string: everything after the first '@', comma-separated key=value
+       e.g. "mock@status=503,times=1"        (MODELKEY = the full model string)
+  2. the first MOCK{key=value,...} in the text of the LAST role=user message
+  status=CODE          reply CODE with {"error":{"message":"mock fault CODE","type":...}}
+  times=N              fault directives apply only to the first N requests per MODELKEY
+                       (fault directives: status reset malformed first_byte_delay
+                        stall_after reset_after truncate_after)
+  retry_after=S        add "Retry-After: S" to the error response
+  first_byte_delay=S   sleep S seconds before the status line
+  chunks=N             number of content pieces "tok{i} " (default 3)
+  delay=S              stream: sleep S between events
+  stall_after=K stall=S  stream: after K content chunks pause S (default 30) seconds
+  reset=1              abrupt TCP reset (SO_LINGER 0) without any response
+  reset_after=K        stream: abrupt TCP reset after K content chunks
+  malformed=1          non-stream: 200 with invalid JSON; stream: 2nd event is `data: {"broken`
+  truncate_after=K     stream: clean chunked end after K content chunks (no finish, no [DONE])
+  huge=BYTES           non-stream: content is BYTES 'x' characters
+  reasoning=1          DeepSeek-style reasoning_content ("think0 think1 ")
+  comments=1           stream: ": OPENROUTER PROCESSING" comment before every event
+  tool=1               answer with a get_weather tool call (finish_reason tool_calls)
+  echo=1               non-stream: content = JSON dump of the received request body
+Outcome in the log: "ok", "fault:<directive>" (e.g. fault:status=503, fault:reset) or "aborted"
+(client disconnect). "completed" counts responses fully written (error replies included);
+reset/reset_after requests count in neither "completed" nor "aborted".
+"""
+import argparse, collections, http, json, math, os, re, select, signal, socket
+import struct, sys, threading, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+LOCK = threading.Lock()
+STATE = {}
+ID_COUNTER = [0]
+VERBOSE = False
+FAULT_KEYS = ("status", "reset", "malformed", "first_byte_delay", "stall_after",
+              "reset_after", "truncate_after")
+TOOL_ARGS = ['{"city"', ':"Paris', '"}']          # 3 argument fragments
+MOCK_RE = re.compile(r"MOCK\{([^}]*)\}")
+
+
+def reset_state():
+    with LOCK:
+        STATE.clear()
+        STATE.update(requests={}, aborted={}, completed={}, total=0,
+                     log=collections.deque(maxlen=500))
+
+
+def parse_kv(text):
+    out = {}
+    for item in text.split(","):
+        if "=" in item:
+            k, v = item.split("=", 1)
+            out[k.strip()] = v.strip()
+    return out
+
+
+def text_parts(content):
+    """Yield the strings of a message content (string or array of parts)."""
+    if isinstance(content, str):
+        yield content
+    elif isinstance(content, list):
+        for p in content:
+            if isinstance(p, dict) and isinstance(p.get("text"), str):
+                yield p["text"]
+
+
+def directives(body, model):
+    d = parse_kv(model.split("@", 1)[1]) if "@" in model else {}
+    msgs = body.get("messages") if isinstance(body.get("messages"), list) else []
+    users = [m for m in msgs if isinstance(m, dict) and m.get("role") == "user"]
+    if users:
+        for t in text_parts(users[-1].get("content")):
+            m = MOCK_RE.search(t)
+            if m:
+                d.update(parse_kv(m.group(1)))
+                break
+    return d
+
+
+def num(d, key, default=0.0):
+    try:
+        return float(d.get(key, default))
+    except ValueError:
+        return default
+
+
+def prompt_tokens(body):
+    msgs = body.get("messages") if isinstance(body.get("messages"), list) else []
+    n = sum(len(t) for m in msgs if isinstance(m, dict) for t in text_parts(m.get("content")))
+    return max(1, math.ceil(n / 4))
+
+
+def dumps(obj):
+    return json.dumps(obj, separators=(",", ":"))
+
+
+def error_body(code, message, etype=None):
+    etype = etype or ("invalid_request_error" if 400 <= code < 500 else "server_error")
+    return dumps({"error": {"message": message, "type": etype, "param": None, "code": None}})
+
+
+class Disconnected(Exception):
+    """The client went away (write failed or EOF seen during a pause)."""
+
+
+class Handler(BaseHTTPRequestHandler):
+    server_version = "mock-upstream/1.0"
+    protocol_version = "HTTP/1.1"      # keep-alive: every reply has a length or is chunked
+    was_reset = False
+
+    def log_message(self, fmt, *args):
+        if VERBOSE:
+            sys.stderr.write("mock-upstream: %s\n" % (fmt % args))
+
+    def setup(self):
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    # ---------------------------------------------------------------- low level I/O
+    def read_body(self):
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            data = b""
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return data
+                data += self.rfile.read(size)
+                self.rfile.readline()
+        n = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(n) if n > 0 else b""
+
+    def send_raw(self, data):
+        try:
+            self.wfile.write(data)
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, OSError):
+            self.close_connection = True
+            raise Disconnected()
+
+    def send_chunk(self, text):
+        data = text.encode()
+        self.send_raw(b"%x\r\n%s\r\n" % (len(data), data))
+
+    def pause(self, secs):
+        """Sleep secs seconds, but notice a client disconnect (EOF/RST) meanwhile."""
+        end = time.monotonic() + secs
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            r, _, _ = select.select([self.connection], [], [], left)
+            if not r:
+                continue
+            try:
+                peek = self.connection.recv(1, socket.MSG_PEEK)
+            except OSError:
+                peek = b""
+            if not peek:
+                self.close_connection = True
+                raise Disconnected()
+            time.sleep(max(0.0, end - time.monotonic()))  # pipelined data: plain sleep
+
+    def abort_connection(self):
+        """Close abruptly: SO_LINGER 0 makes the kernel send RST instead of FIN."""
+        sock = self.connection
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            os.close(sock.detach())  # detach: rfile/wfile refs must not keep the fd open
+        except OSError:
+            pass
+        self.close_connection = self.was_reset = True
+
+    def start_response(self, code, ctype, extra=(), length=None):
+        try:
+            phrase = http.HTTPStatus(code).phrase
+        except ValueError:
+            phrase = "Site Overloaded" if code == 529 else "Mock Fault"
+        self.send_response(code, phrase)
+        self.send_header("Content-Type", ctype)
+        for k, v in extra:
+            self.send_header(k, v)
+        if length is None:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Content-Length", str(length))
+        try:
+            self.end_headers()
+        except OSError:
+            self.close_connection = True
+            raise Disconnected()
+
+    def send_body(self, code, body, ctype="application/json", extra=()):
+        data = body.encode() if isinstance(body, str) else body
+        self.start_response(code, ctype, extra, len(data))
+        self.send_raw(data)
+
+    # ---------------------------------------------------------------- bookkeeping
+    def log_request_entry(self, path, model, body):
+        entry = {"t": time.time(), "path": path, "model": model,
+                 "headers": {}, "body": body, "aborted": False, "outcome": "ok"}
+        for k, v in self.headers.items():
+            k = k.lower()
+            entry["headers"][k] = entry["headers"][k] + ", " + v if k in entry["headers"] else v
+        with LOCK:
+            STATE["total"] += 1
+            STATE["log"].append(entry)
+            n = 0
+            if model is not None:
+                n = STATE["requests"][model] = STATE["requests"].get(model, 0) + 1
+        return entry, n
+
+    def finish_entry(self, entry, model, outcome, aborted):
+        with LOCK:
+            entry["outcome"] = "aborted" if aborted else outcome
+            entry["aborted"] = aborted
+            if model is not None:
+                key = "aborted" if aborted else "completed"
+                STATE[key][model] = STATE[key].get(model, 0) + 1
+
+    # ---------------------------------------------------------------- routing
+    def do_GET(self):
+        self.read_body()
+        try:
+            self.route_get(self.path.split("?", 1)[0])
+        except Disconnected:
+            pass
+
+    def route_get(self, path):
+        if path == "/_mock/stats":
+            with LOCK:
+                snap = dumps(dict(STATE, log=list(STATE["log"])))
+            self.send_body(200, snap)
+        elif path in ("/v1/models", "/models"):
+            self.log_request_entry(path, None, None)
+            data = [{"id": i, "object": "model", "created": 1700000000, "owned_by": "mock"}
+                    for i in ("mock", "mock-large")]
+            self.send_body(200, dumps({"object": "list", "data": data}))
+        else:
+            self.not_found(path)
+
+    def do_POST(self):
+        raw = self.read_body()
+        path = self.path.split("?", 1)[0]
+        try:
+            if path == "/_mock/reset":
+                reset_state()
+                self.send_body(200, dumps({"ok": True}))
+            elif path in ("/v1/chat/completions", "/chat/completions"):
+                self.chat(path, raw)
+            else:
+                self.not_found(path)
+        except Disconnected:
+            pass
+
+    def not_found(self, path):
+        self.send_body(404, error_body(404, "Unknown request URL: %s %s" % (self.command, path)))
+
+    # ---------------------------------------------------------------- chat
+    def chat(self, path, raw):
+        try:
+            body = json.loads(raw.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            body = None
+        if not isinstance(body, dict):
+            entry, _ = self.log_request_entry(path, None, raw.decode("utf-8", "replace"))
+            self.finish_entry(entry, None, "fault:bad_json", False)
+            self.send_body(400, error_body(400, "We could not parse the JSON body of your request."))
+            return
+        model = body.get("model") if isinstance(body.get("model"), str) else "mock"
+        entry, nth = self.log_request_entry(path, model, body)
+        d = directives(body, model)
+        if "times" in d and nth > num(d, "times"):
+            for k in FAULT_KEYS:
+                d.pop(k, None)
+        stream = body.get("stream") is True
+        outcome = "ok"
+        for k in ("status", "reset", "malformed", "truncate_after", "reset_after", "stall_after",
+                  "first_byte_delay"):
+            if k in d and (stream or k in ("status", "reset", "malformed", "first_byte_delay")):
+                outcome = "fault:%s=%s" % (k, d[k]) if k != "reset" else "fault:reset"
+                break
+        try:
+            self.pause(num(d, "first_byte_delay"))
+            if "reset" in d and num(d, "reset"):
+                self.abort_connection()
+            if self.was_reset:
+                pass
+            elif "status" in d:
+                code = int(num(d, "status", 500))
+                extra = [("Retry-After", d["retry_after"])] if "retry_after" in d else []
+                self.send_body(code, error_body(code, "mock fault %d" % code), extra=extra)
+            elif stream:
+                outcome = self.chat_stream(body, model, d, outcome)
+            elif not self.was_reset:
+                self.chat_plain(body, model, d)
+            # an abrupt reset is neither "completed" nor "aborted"
+            self.finish_entry(entry, None if self.was_reset else model, outcome, False)
+        except Disconnected:
+            self.finish_entry(entry, model, "aborted", True)
+
+    def chat_plain(self, body, model, d):
+        if "malformed" in d and num(d, "malformed"):
+            self.send_body(200, '{"id": "broken", "choices": [')
+            return
+        with LOCK:
+            ID_COUNTER[0] += 1
+            cid = "chatcmpl-mock%d" % ID_COUNTER[0]
+        n = int(num(d, "chunks", 3))
+        msg = {"role": "assistant", "content": "".join("tok%d " % i for i in range(n))}
+        finish = "stop"
+        if "huge" in d:
+            msg["content"] = "x" * int(num(d, "huge"))
+        if num(d, "echo"):
+            msg["content"] = json.dumps(body)
+        if num(d, "reasoning"):
+            msg["reasoning_content"] = "think0 think1 "
+        if num(d, "tool"):
+            n, finish = len(TOOL_ARGS), "tool_calls"
+            msg["content"] = None
+            msg["tool_calls"] = [{"id": "call_mock1", "type": "function", "function": {
+                "name": "get_weather", "arguments": "".join(TOOL_ARGS)}}]
+        msg["refusal"] = None
+        p = prompt_tokens(body)
+        resp = {"id": cid, "object": "chat.completion", "created": int(time.time()),
+                "model": model.split("@", 1)[0],
+                "choices": [{"index": 0, "message": msg, "logprobs": None, "finish_reason": finish}],
+                "usage": {"prompt_tokens": p, "completion_tokens": n, "total_tokens": p + n},
+                "system_fingerprint": "fp_mock"}
+        self.send_body(200, dumps(resp))
+
+    def chat_stream(self, body, model, d, outcome):
+        with LOCK:
+            ID_COUNTER[0] += 1
+            cid = "chatcmpl-mock%d" % ID_COUNTER[0]
+        opts = body.get("stream_options")
+        usage = isinstance(opts, dict) and opts.get("include_usage") is True
+        created, base_model = int(time.time()), model.split("@", 1)[0]
+        delay, comments = num(d, "delay"), bool(num(d, "comments"))
+        tool, reasoning = bool(num(d, "tool")), bool(num(d, "reasoning"))
+        n = len(TOOL_ARGS) if tool else int(num(d, "chunks", 3))
+        state = {"first": True}
+
+        def chunk(delta, finish=None, choices=True):
+            obj = {"id": cid, "object": "chat.completion.chunk", "created": created,
+                   "model": base_model, "system_fingerprint": "fp_mock",
+                   "choices": [{"index": 0, "delta": delta, "logprobs": None,
+                                "finish_reason": finish}] if choices else []}
+            if usage:
+                obj["usage"] = None
+            return obj
+
+        def event(payload):
+            if not state["first"] and delay > 0:
+                self.pause(delay)
+            state["first"] = False
+            if comments:
+                self.send_chunk(": OPENROUTER PROCESSING\n\n")
+            self.send_chunk("data: %s\n\n" % (payload if isinstance(payload, str) else dumps(payload)))
+
+        self.start_response(200, "text/event-stream", [("Cache-Control", "no-cache")])
+        if tool:
+            event(chunk({"role": "assistant", "content": None}))
+        elif reasoning:
+            event(chunk({"role": "assistant", "content": None, "reasoning_content": ""}))
+        else:
+            event(chunk({"role": "assistant", "content": ""}))
+        if "malformed" in d and num(d, "malformed"):
+            event('{"broken')
+        if reasoning and not tool:
+            for i in range(2):
+                event(chunk({"content": None, "reasoning_content": "think%d " % i}))
+        for i in range(n + 1):
+            # fault points: checked when exactly i content chunks have been sent
+            if "stall_after" in d and i == int(num(d, "stall_after")):
+                self.pause(num(d, "stall", 30))
+            if "reset_after" in d and i == int(num(d, "reset_after")):
+                self.abort_connection()
+                return outcome
+            if "truncate_after" in d and i == int(num(d, "truncate_after")):
+                self.send_raw(b"0\r\n\r\n")
+                return outcome
+            if i == n:
+                break
+            if tool and i == 0:
+                event(chunk({"tool_calls": [{"index": 0, "id": "call_mock1", "type": "function",
+                      "function": {"name": "get_weather", "arguments": ""}}]}))
+            if tool:
+                event(chunk({"tool_calls": [{"index": 0, "function": {"arguments": TOOL_ARGS[i]}}]}))
+            elif reasoning:
+                event(chunk({"content": "tok%d " % i, "reasoning_content": None}))
+            else:
+                event(chunk({"content": "tok%d " % i}))
+        event(chunk({}, "tool_calls" if tool else "stop"))
+        if usage:
+            p = prompt_tokens(body)
+            u = chunk({}, choices=False)
+            u["usage"] = {"prompt_tokens": p, "completion_tokens": n, "total_tokens": p + n}
+            event(u)
+        event("[DONE]")
+        self.send_raw(b"0\r\n\r\n")
+        return outcome
+
+
+def main():
+    global VERBOSE
+    ap = argparse.ArgumentParser(description="mock OpenAI-compatible upstream")
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--port-file")
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--verbose", action="store_true")
+    args = ap.parse_args()
+    VERBOSE = args.verbose
+    reset_state()
+
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+        allow_reuse_address = True
+    srv = Server((args.host, args.port), Handler)
+    port = srv.server_address[1]
+    if args.port_file:
+        tmp = "%s.tmp.%d" % (args.port_file, os.getpid())
+        with open(tmp, "w") as f:
+            f.write("%d\n" % port)
+        os.replace(tmp, args.port_file)
+    sys.stderr.write("mock-upstream listening on %s:%d\n" % (args.host, port))
+    sys.stderr.flush()
+
+    def on_signal(signum, frame):
+        raise SystemExit(0)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        srv.serve_forever(poll_interval=0.2)
+    except SystemExit:
+        pass
+    finally:
+        srv.server_close()
+
+
+if __name__ == "__main__":
+    main()
