@@ -157,6 +157,7 @@ struct loader {
 	FILE		*fp;
 	int		 line;
 	int		 long_line;	/* first line over the limit, or 0 */
+	int		 section_line;	/* line of the last [header] */
 	char		 err[512];
 	char		 cur_section[256];
 	enum section	 sect;
@@ -454,7 +455,7 @@ enter_section(struct loader *l, const char *section)
 		l->obj = memset(&c->providers[c->nproviders], 0,
 		    sizeof(*c->providers));
 		c->providers[c->nproviders].name = xstrdup(name);
-		c->providers[c->nproviders].line = l->line;
+		c->providers[c->nproviders].line = l->section_line;
 		apply_defaults(l, SECT_PROVIDER, l->obj);
 		c->nproviders++;
 		return 1;
@@ -472,7 +473,7 @@ enter_section(struct loader *l, const char *section)
 		l->obj = memset(&c->models[c->nmodels], 0,
 		    sizeof(*c->models));
 		c->models[c->nmodels].name = xstrdup(name);
-		c->models[c->nmodels].line = l->line;
+		c->models[c->nmodels].line = l->section_line;
 		c->models[c->nmodels].cached_input_price = -1;
 		apply_defaults(l, SECT_MODEL, l->obj);
 		c->nmodels++;
@@ -524,6 +525,10 @@ reader(char *dst, int num, void *user)
 	    dst[n - 1] == '\n'))
 		l->long_line = l->line;
 	dst[n < num - 1 ? n : num - 1] = '\0';
+	for (c = 0; dst[c] == ' ' || dst[c] == '\t'; c++)
+		;
+	if (dst[c] == '[')
+		l->section_line = l->line;
 	return dst;
 }
 

@@ -260,7 +260,7 @@ main(int argc, char *argv[])
 		config_free(c);
 		return 0;
 	}
-	if (c->gw.master_key == NULL)
+	if (c->gw.master_key == NULL && !cgi)
 		log_warn("no master_key configured: every client is admitted");
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
 		log_error("curl_global_init failed");

@@ -1,2 +1,127 @@
 #!/bin/bash
-echo 1..0
+# t0100-cli.sh: the command line, config errors with file:line, and CGI
+# mode driven directly through its environment (no web server).
+. "$(dirname "$0")/lib.sh"
+
+setup_tmp
+C=$TMPDIR_T/c.ini
+
+check() {	# config text -> output of --check-config, exit status in RC
+	printf '%s\n' "$1" >"$C"
+	OUT=$("$LLMGATE" --check-config --config "$C" 2>&1)
+	RC=$?
+}
+
+GW='[gateway]
+data_dir = /tmp'
+
+out=$("$LLMGATE" --version)
+like "$out" '^llmgate [0-9]+\.[0-9]+' "--version"
+"$LLMGATE" --help | grep -q -- --threads
+ok "--help lists --threads" test $? -eq 0
+"$LLMGATE" --bogus >/dev/null 2>&1
+is "$?" 2 "unknown option exits 2"
+out=$("$LLMGATE" --help-config)
+like "$out" 'first_byte_timeout' "--help-config lists keys"
+
+# The shipped sample is valid; providers without keys are only warnings.
+out=$(env -u OPENAI_API_KEY "$LLMGATE" --check-config --config "$top_srcdir/conf/llmgate.ini" 2>&1)
+is "$?" 0 "conf/llmgate.ini passes --check-config"
+like "$out" 'provider openai unavailable: environment variable OPENAI_API_KEY is not set' \
+    "missing key is reported as unavailable"
+like "$out" '12 models' "sample ships the 12 seed models"
+out=$(OPENAI_API_KEY=sk-test-value "$LLMGATE" --check-config --config "$top_srcdir/conf/llmgate.ini" 2>&1)
+unlike "$out" 'sk-test-value' "a key never appears in the output"
+
+# Config from LLMGATE_CONFIG.
+check "$GW"
+LLMGATE_CONFIG=$C "$LLMGATE" --check-config >/dev/null 2>&1
+is "$?" 0 "LLMGATE_CONFIG names the config"
+
+# Errors name file:line and the reason.
+check "$GW
+[provider p]
+type = openai
+base_url = http://x
+api_key = sk-literal-secret"
+is "$RC" 1 "literal secret refused"
+like "$OUT" "$C:6: api_key: secrets never live in the INI" "literal secret error has file:line"
+unlike "$OUT" 'sk-literal-secret' "refused secret is not echoed"
+
+check "$GW
+bogus = 1"
+like "$OUT" "$C:3: unknown key \"bogus\" in \[gateway\]" "unknown key at its line"
+
+check "$GW
+[nonsense]
+a = b"
+like "$OUT" "$C:4: unknown section \[nonsense\]" "unknown section"
+
+check "$GW
+max_body = lots"
+like "$OUT" "$C:3: max_body: \"lots\" is not an integer" "bad integer"
+
+check "$GW
+[retry]
+attempts = 99"
+like "$OUT" "$C:4: attempts: 99 is out of range 1..10" "out of range"
+
+check "$GW
+[model m]
+provider = ghost"
+like "$OUT" "$C:3: \[model m\]: no \[provider ghost\]" "model with unknown provider"
+
+check "$GW
+[provider p]
+type = openai
+base_url = http://x
+[model m]
+provider = p
+fallback = missing"
+like "$OUT" "$C:6: \[model m\] fallback: no \[model missing\]" "fallback to unknown model"
+
+check "$GW
+[provider p]
+type = carrier-pigeon
+base_url = http://x"
+like "$OUT" "$C:4: type: unknown provider type" "unknown provider type"
+
+long=$(printf 'x%.0s' $(seq 1 250))
+check "$GW
+default_provider = $long"
+like "$OUT" "$C:3: line longer than" "over-long line refused at its line"
+
+check "$GW
+this line is not ini"
+like "$OUT" "$C:3: syntax error" "syntax error line"
+
+check "[gateway]"
+like "$OUT" "needs data_dir" "data_dir is required"
+
+"$LLMGATE" --check-config --config "$TMPDIR_T/nope.ini" >/dev/null 2>&1
+is "$?" 1 "missing config file exits 1"
+
+# CGI mode: one request from the environment.
+check "$GW"
+out=$(REQUEST_METHOD=GET REQUEST_URI=/health LLMGATE_CONFIG=$C "$LLMGATE" </dev/null 2>/dev/null)
+like "$out" '^Status: 200 OK' "CGI /health status line"
+like "$out" '"status":"ok"' "CGI /health body"
+out=$(REQUEST_METHOD=GET REQUEST_URI=/nope LLMGATE_CONFIG=$C "$LLMGATE" </dev/null 2>/dev/null)
+like "$out" '^Status: 404' "CGI unknown route 404"
+like "$out" '"type":"invalid_request_error"' "404 in OpenAI shape"
+out=$("$LLMGATE" --config "$C" </dev/null 2>&1)
+like "$out" 'not started by a web server' "run from a shell without CGI variables"
+
+# base_path is stripped before routing.
+check "$GW
+base_path = /llm/"
+out=$(REQUEST_METHOD=GET REQUEST_URI=/llm/health?x=1 LLMGATE_CONFIG=$C "$LLMGATE" </dev/null 2>/dev/null)
+like "$out" '^Status: 200' "base_path stripped"
+
+# A broken config still answers a CGI request, without details.
+printf '[gateway]\nbroken\n' >"$C"
+out=$(REQUEST_METHOD=GET REQUEST_URI=/health LLMGATE_CONFIG=$C "$LLMGATE" </dev/null 2>/dev/null)
+like "$out" '^Status: 500' "CGI with broken config answers 500"
+like "$out" '"code":"config_error"' "config_error code"
+
+done_testing

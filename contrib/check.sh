@@ -1,0 +1,27 @@
+#!/bin/bash
+# check.sh: install what is missing, build, and run the whole test suite.
+# This is the README's test command:  contrib/check.sh
+# Environment: CONFIGURE_FLAGS (e.g. --enable-asan), JOBS (make -j).
+set -eu
+cd "$(dirname "$0")/.."
+top=$PWD
+
+t/setup-deps.sh
+[ -x configure ] || ./autogen.sh
+if [ ! -f Makefile ] || [ -n "${CONFIGURE_FLAGS:-}" ]; then
+	# shellcheck disable=SC2086
+	./configure ${CONFIGURE_FLAGS:-}
+fi
+make -j"${JOBS:-$(nproc)}"
+status=0
+make -j"${JOBS:-$(nproc)}" check || status=$?
+
+# One plain summary line computed from the per-test TAP results.
+# (Automake's TAP driver writes one ":test-result:" line per TAP test.)
+pass=$(cat t/*.trs 2>/dev/null | grep -c '^:test-result: PASS' || true)
+fail=$(cat t/*.trs 2>/dev/null | grep -Ec '^:test-result: (FAIL|XPASS|ERROR)' || true)
+if [ "$status" -ne 0 ] && [ "$fail" -eq 0 ]; then
+	fail=1
+fi
+echo "tests: $pass passed, $fail failed"
+exit "$status"
