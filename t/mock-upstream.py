@@ -213,7 +213,9 @@ class Handler(BaseHTTPRequestHandler):
 
     # ---------------------------------------------------------------- bookkeeping
     def log_request_entry(self, path, model, body):
+        # "peer" (client ip:port) tells whether the gateway reused a connection.
         entry = {"t": time.time(), "path": path, "model": model,
+                 "peer": "%s:%d" % self.client_address[:2],
                  "headers": {}, "body": body, "aborted": False, "outcome": "ok"}
         for k, v in self.headers.items():
             k = k.lower()

@@ -8,7 +8,7 @@ start_mock
 export MOCK_API_KEY=sk-mock-upstream-secret
 export LLMGATE_MASTER_KEY=sk-master-sdk-key
 CONF=$TMPDIR_T/llmgate.ini
-mkdir -p "$TMPDIR_T/data" && chmod 0777 "$TMPDIR_T/data"
+
 cat >"$CONF" <<EOF2
 [gateway]
 data_dir = $TMPDIR_T/data

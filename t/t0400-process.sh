@@ -1,0 +1,79 @@
+#!/bin/bash
+# t0400-process.sh: the process model under lighttpd (contrib config,
+# --threads 4): concurrent streams in one process, warm upstream
+# connections, and a clean SIGTERM that lets a stream in flight finish.
+. "$(dirname "$0")/lib.sh"
+
+setup_tmp
+start_mock
+export MOCK_API_KEY=sk-mock-upstream-secret LLMGATE_MASTER_KEY=sk-master-t0400
+CONF=$TMPDIR_T/llmgate.ini
+write_basic_config "$CONF"
+start_lighttpd "$CONF"
+
+gateway_pids() {	# the llmgate processes under this test's lighttpd
+	local p
+	for p in $(_descendants "${_server_pids[-1]}"); do
+		[ "$(readlink "/proc/$p/exe" 2>/dev/null)" = "$(readlink -f "$LLMGATE")" ] && echo "$p"
+	done
+}
+
+stream() {	# user text -> the SSE body
+	gw_curl -N -H 'Content-Type: application/json' \
+	    --data-binary "{\"model\":\"mock-ok\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"$1\"}]}" \
+	    "$GW_URL/v1/chat/completions"
+}
+
+pids=$(gateway_pids)
+is "$(echo "$pids" | wc -w)" 1 "lighttpd runs one gateway process (max-procs 1)"
+pid=$(echo "$pids" | head -n 1)
+is "$(ls "/proc/$pid/task" | wc -l)" 5 "it has the main thread and 4 workers"
+
+# Three streams at once take about as long as one: the pool serves them in
+# parallel (one after the other would take three times as long).
+t0=$EPOCHREALTIME
+stream 'MOCK{chunks=3,delay=0.5}' >/dev/null
+one=$(python3 -c "print($EPOCHREALTIME - $t0)")
+t0=$EPOCHREALTIME
+jobs_=()
+for i in 1 2 3; do
+	stream 'MOCK{chunks=3,delay=0.5}' >"$TMPDIR_T/s$i" &
+	jobs_+=($!)
+done
+wait "${jobs_[@]}"	# not a bare wait: the servers are children too
+t1=$EPOCHREALTIME
+all=$(python3 -c "print($t1 - $t0)")
+ok "3 concurrent streams ($all s) take < 1.6 x one stream ($one s)" \
+    python3 -c "import sys; sys.exit(0 if $all < 1.6 * $one else 1)"
+for i in 1 2 3; do
+	like "$(cat "$TMPDIR_T/s$i")" 'data: \[DONE\]' "stream $i complete"
+done
+is "$(gateway_pids)" "$pid" "all served by the same process"
+
+# Upstream connections stay warm: 12 sequential requests use at most one
+# connection per worker thread.
+curl -sS -X POST "$MOCK_URL/_mock/reset" >/dev/null
+for i in $(seq 1 12); do
+	gw_curl -o /dev/null -H 'Content-Type: application/json' \
+	    --data-binary '{"model":"mock-ok","messages":[{"role":"user","content":"x"}]}' \
+	    "$GW_URL/v1/chat/completions"
+done
+peers=$(curl -sS "$MOCK_URL/_mock/stats" | python3 -c '
+import json, sys
+log = json.load(sys.stdin)["log"]
+print(len(log), len(set(e["peer"] for e in log)))')
+is "${peers% *}" 12 "12 upstream requests"
+ok "at most 4 upstream connections for 12 requests (got ${peers#* })" test "${peers#* }" -le 4
+
+# SIGTERM: the stream in flight completes, then the process exits.
+stream 'MOCK{chunks=4,delay=0.5}' >"$TMPDIR_T/term" &
+spid=$!
+sleep 0.7
+kill -TERM "$pid"
+wait "$spid"
+like "$(cat "$TMPDIR_T/term")" 'data: \[DONE\]' "stream in flight finishes after SIGTERM"
+ok "process exits within 3 s of SIGTERM" wait_until 3 sh -c "! kill -0 $pid"
+like "$(cat "$SERVER_LOG" "$SERVER_DIR"/log/*.log 2>/dev/null)" 'signal 15: finishing requests in progress' \
+    "shutdown is logged"
+
+done_testing
