@@ -52,6 +52,7 @@ struct request {
 	const char		*route;		/* for the access log */
 	char			 served[256];	/* for the access log */
 	int			 attempts;
+	int			 logged;	/* a usage line stands for the access line */
 };
 
 void		 http_request_init(struct request *, const struct config *,

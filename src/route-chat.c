@@ -403,6 +403,7 @@ record(struct chat *ch, const char *model)
 	u.latency_ms = http_elapsed_ms(ch->r);
 	u.ttft_ms = ch->ttft_ms;
 	usage_record(&u);
+	ch->r->logged = 1;
 }
 
 static int

@@ -129,7 +129,10 @@ dispatch(struct request *r)
 	    "no route %s %s", r->method_name, r->path);
 }
 
-/* Route one request, then write its access log line. */
+/*
+ * Route one request, then write its access log line, unless the handler
+ * already logged the request in a usage line (one line per request).
+ */
 int
 router_dispatch(struct request *r)
 {
@@ -139,6 +142,8 @@ router_dispatch(struct request *r)
 	if (!r->headers_sent)
 		rc = http_error(r, 500, "server_error", NULL, NULL,
 		    "the handler sent no response");
+	if (r->logged && !r->client_gone)
+		return rc;
 	log_info("access id=%s %s %s %d route=%s served=%s attempts=%d "
 	    "bytes=%llu ms=%.1f%s", r->id, r->method_name, r->path, r->status,
 	    r->route ? r->route : "-", r->served[0] ? r->served : "-",

@@ -1,0 +1,116 @@
+#!/bin/bash
+# bench.sh: wrk against llmgate behind lighttpd (the shipped contrib config,
+# --threads 4) in front of a fast local upstream (nginx answering a fixed
+# chat completion), beside the same wrk against a bare libfcgi responder
+# behind the same lighttpd. Reports req/s, p50/p99 latency and worker RSS.
+#
+#   make bench            (or: contrib/bench/bench.sh [SECONDS] [CONNECTIONS])
+#
+# Not a test: the figures depend on the machine. Run it on an idle machine.
+set -u
+DURATION=${1:-10}
+CONNS=${2:-16}
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../../t/lib.sh"
+
+command -v wrk >/dev/null || bail "wrk is not installed (t/setup-deps.sh)"
+setup_tmp
+B=$TMPDIR_T/bench
+mkdir -p "$B"
+
+# The baseline responder, built here so the bench needs no configure step.
+cc -O2 -o "$B/bare-responder" "$here/bare-responder.c" -lfcgi -lpthread ||
+    bail "cannot build bare-responder.c"
+chmod 0755 "$B" "$B/bare-responder"
+
+# A fast upstream: nginx answering every POST with a fixed completion.
+UP_PORT=$(free_port)
+mkdir -p "$B/nginx"
+cat >"$B/nginx/nginx.conf" <<EOF2
+worker_processes 1;
+pid $B/nginx/nginx.pid;
+error_log $B/nginx/error.log;
+events { worker_connections 1024; }
+http {
+	access_log off;
+	client_body_temp_path $B/nginx;
+	proxy_temp_path $B/nginx;
+	fastcgi_temp_path $B/nginx;
+	uwsgi_temp_path $B/nginx;
+	scgi_temp_path $B/nginx;
+	keepalive_requests 1000000;
+	server {
+		listen 127.0.0.1:$UP_PORT;
+		location / {
+			default_type application/json;
+			return 200 '{"id":"chatcmpl-bench","object":"chat.completion","created":0,"model":"bench","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":1,"total_tokens":6}}';
+		}
+	}
+}
+EOF2
+_spawn "$B/nginx/out.log" nginx -g 'daemon off;' -c "$B/nginx/nginx.conf"
+wait_until 10 curl -sf -o /dev/null -X POST "http://127.0.0.1:$UP_PORT/v1/chat/completions" ||
+    bail "upstream nginx did not start"
+
+CONF=$TMPDIR_T/bench.ini
+cat >"$CONF" <<EOF2
+[gateway]
+data_dir = $TMPDIR_T/data
+log_level = ${BENCH_LOG_LEVEL:-info}
+
+[provider fast]
+type = openai
+base_url = http://127.0.0.1:$UP_PORT/v1
+api_key = none
+
+[model bench]
+provider = fast
+input_price = 1.00
+output_price = 2.00
+EOF2
+
+cat >"$B/post.lua" <<'EOF2'
+wrk.method = "POST"
+wrk.body = '{"model":"bench","messages":[{"role":"user","content":"Say ok"}]}'
+wrk.headers["Content-Type"] = "application/json"
+EOF2
+
+responder_mem() {	# "RSS PSS PRIVATE_DIRTY" in kB of the FastCGI program
+	local p exe
+	for p in $(_descendants "${_server_pids[-1]}"); do
+		exe=$(readlink "/proc/$p/exe" 2>/dev/null) || continue
+		case $exe in
+		*/llmgate|*/bare-responder)
+			awk '/^Rss:/ {r=$2} /^Pss:/ {p=$2} /^Private_Dirty:/ {d=$2}
+			    END {print r, p, d}' "/proc/$p/smaps_rollup";;
+		esac
+	done | head -n 1
+}
+
+run() {		# label -> one result line
+	local label=$1 out rps p50 p99 rss
+	curl -sf -o /dev/null -H 'Content-Type: application/json' \
+	    --data-binary '{"model":"bench","messages":[{"role":"user","content":"x"}]}' \
+	    "$GW_URL/v1/chat/completions" || bail "$label: warm-up request failed"
+	wrk -t2 -c"$CONNS" -d2s -s "$B/post.lua" "$GW_URL/v1/chat/completions" >/dev/null
+	out=$(wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -s "$B/post.lua" \
+	    "$GW_URL/v1/chat/completions")
+	echo "$out" >"$B/$label.wrk"
+	grep -q 'Non-2xx' <<<"$out" && diag "$label: some responses were not 2xx"
+	rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
+	p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
+	p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+	read -r rss pss dirty <<<"$(responder_mem)"
+	printf '%-8s %9s req/s  p50 %-7s p99 %-7s RSS %5s kB  PSS %5s kB  private dirty %5s kB\n' \
+	    "$label" "$rps" "$p50" "$p99" "$rss" "$pss" "$dirty"
+	eval "RPS_$label=\$rps"
+}
+
+echo "wrk -t2 -c$CONNS -d${DURATION}s, lighttpd + contrib/lighttpd/llmgate.conf (--threads 4), $(nproc) cores"
+start_lighttpd "$CONF"
+run llmgate
+stop_server
+LLMGATE=$B/bare-responder start_lighttpd "$CONF"
+run bare
+stop_server
+python3 -c "print('llmgate reaches %.0f%% of the bare FastCGI throughput' % (100.0 * $RPS_llmgate / $RPS_bare))"
