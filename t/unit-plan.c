@@ -1,2 +1,288 @@
+/* unit-plan.c: plan_resolve and plan_lookup over a config read from a file. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../src/plan.h"
 #include "tap.h"
-int main(void){ ok(1, "placeholder"); return tap_done(); }
+
+#define KEY_UNSET	"LLMGATE_UNIT_PLAN_UNSET"
+
+/* got contains needle; on failure both are printed. */
+#define like(got, needle, ...) do {					\
+	const char *l_ = (got), *n_ = (needle);				\
+	int f_ = l_ != NULL && strstr(l_, n_) != NULL;			\
+	ok(f_, __VA_ARGS__);						\
+	if (!f_)							\
+		printf("#   '%s' lacks '%s'\n", l_ ? l_ : "(null)", n_); \
+} while (0)
+
+static const char routes[] =
+	"[gateway]\n"
+	"data_dir = /tmp\n"
+	"default_provider = openrouter\n"
+	"[provider openai]\n"
+	"base_url = https://api.openai.com/v1\n"
+	"api_key = none\n"
+	"match = gpt-* o1\n"
+	"[provider anthropic]\n"
+	"base_url = https://api.anthropic.com/v1\n"
+	"api_key = none\n"
+	"match = claude-*\n"
+	"[provider broad]\n"
+	"base_url = https://broad.example/v1\n"
+	"api_key = none\n"
+	"match = gpt-4* claude-*\n"
+	"[provider openrouter]\n"
+	"base_url = https://openrouter.ai/api/v1\n"
+	"api_key = none\n"
+	"match = openrouter/*\n"
+	"strip_prefix = openrouter/\n"
+	"[provider down]\n"
+	"base_url = https://down.example/v1\n"
+	"api_key = env:" KEY_UNSET "\n"
+	"match = down-*\n"
+	"[model gpt-4o]\n"
+	"provider = openai\n"
+	"upstream = gpt-4o-2024-08-06\n"
+	"input_price = 2.50\n"
+	"output_price = 10\n"
+	"cached_input_price = 1.25\n"
+	"fallback = claude-3, gpt-4o-mini, claude-3, down-1, gpt-4o-mini\n"
+	"[model gpt-4o-mini]\n"
+	"provider = openai\n"
+	"input_price = 0.15\n"
+	"[model claude-3]\n"
+	"provider = anthropic\n"
+	"upstream = claude-3-5-sonnet-latest\n"
+	"[model gpt-special]\n"
+	"provider = anthropic\n"
+	"[model down-1]\n"
+	"provider = down\n"
+	"fallback = gpt-4o-mini\n"
+	"[model down-2]\n"
+	"provider = down\n"
+	"fallback = down-1\n"
+	"[model down-3]\n"
+	"provider = down\n"
+	"fallback = down-2\n"
+	"[model long]\n"
+	"provider = openai\n"
+	"fallback = m1 m2 m3 m4 m5 m6 m7 m8 m9\n"
+	"[model m1]\nprovider = openai\n"
+	"[model m2]\nprovider = openai\n"
+	"[model m3]\nprovider = openai\n"
+	"[model m4]\nprovider = openai\n"
+	"[model m5]\nprovider = openai\n"
+	"[model m6]\nprovider = openai\n"
+	"[model m7]\nprovider = openai\n"
+	"[model m8]\nprovider = openai\n"
+	"[model m9]\nprovider = openai\n";
+
+/* Load text through a file under /tmp, removed before returning. */
+static struct config *
+load(const char *text)
+{
+	struct config	*c;
+	char		 path[64], err[512];
+	size_t		 n = strlen(text);
+	int		 fd;
+
+	snprintf(path, sizeof(path), "/tmp/llmgate-unit-XXXXXX");
+	if ((fd = mkstemp(path)) == -1)
+		return NULL;
+	if (write(fd, text, n) != (ssize_t)n) {
+		close(fd);
+		unlink(path);
+		return NULL;
+	}
+	close(fd);
+	unsetenv(KEY_UNSET);
+	err[0] = '\0';
+	if ((c = config_load(path, err, sizeof(err))) == NULL)
+		printf("# config: %s\n", err);
+	unlink(path);
+	return c;
+}
+
+static void
+test_exact(const struct config *cfg)
+{
+	struct plan	 pl;
+
+	is_int(plan_resolve(cfg, "gpt-4o-mini", &pl), PLAN_OK,
+	    "exact model resolves");
+	is_int(pl.n, 1, "a model without fallback is one candidate");
+	is_str(pl.c[0].name, "gpt-4o-mini", "served name");
+	is_str(pl.c[0].upstream, "gpt-4o-mini", "upstream is the name");
+	is_str(pl.c[0].provider->name, "openai", "its provider");
+	ok(pl.c[0].model == config_model(cfg, "gpt-4o-mini"),
+	    "candidate points at its [model]");
+	is_int(pl.c[0].input_price, 150000, "input price");
+	is_int(pl.c[0].cached_input_price, 150000,
+	    "cached price defaults to input price");
+	is_str(pl.why, "", "no why when all is well");
+
+	/* An exact [model] wins over an earlier provider's pattern. */
+	is_int(plan_resolve(cfg, "gpt-special", &pl), PLAN_OK,
+	    "gpt-special resolves");
+	is_str(pl.c[0].provider->name, "anthropic",
+	    "[model gpt-special] beats openai's gpt-*");
+}
+
+static void
+test_patterns(const struct config *cfg)
+{
+	struct plan	 pl;
+
+	is_int(plan_resolve(cfg, "gpt-5-nano", &pl), PLAN_OK,
+	    "gpt-5-nano resolves");
+	is_int(pl.n, 1, "one candidate");
+	is_str(pl.c[0].provider->name, "openai", "gpt-* goes to openai");
+	is_str(pl.c[0].upstream, "gpt-5-nano", "upstream unchanged");
+	ok(pl.c[0].model == NULL, "no [model] behind a pattern");
+	is_int(pl.c[0].input_price + pl.c[0].output_price, 0,
+	    "a pattern carries no price");
+
+	is_int(plan_resolve(cfg, "gpt-4.1", &pl), PLAN_OK, "gpt-4.1 resolves");
+	is_str(pl.c[0].provider->name, "openai",
+	    "the first provider in file order wins (not broad's gpt-4*)");
+	is_int(plan_resolve(cfg, "o1", &pl), PLAN_OK, "o1 resolves");
+	is_str(pl.c[0].provider->name, "openai", "second pattern of a list");
+
+	is_int(plan_resolve(cfg, "claude-opus-4", &pl), PLAN_OK,
+	    "claude-opus-4 resolves");
+	is_str(pl.c[0].provider->name, "anthropic",
+	    "claude-* goes to anthropic");
+
+	is_int(plan_resolve(cfg, "openrouter/vendor/model", &pl), PLAN_OK,
+	    "openrouter/vendor/model resolves");
+	is_str(pl.c[0].provider->name, "openrouter", "openrouter/* matched");
+	is_str(pl.c[0].name, "openrouter/vendor/model",
+	    "served name keeps the prefix");
+	is_str(pl.c[0].upstream, "vendor/model", "strip_prefix removed");
+}
+
+static void
+test_default(const struct config *cfg)
+{
+	struct config	*c;
+	struct plan	 pl;
+	char		 name[MODEL_NAME_MAX + 8];
+
+	is_int(plan_resolve(cfg, "mistral-large", &pl), PLAN_OK,
+	    "an unclaimed name resolves through default_provider");
+	is_str(pl.c[0].provider->name, "openrouter", "to openrouter");
+	is_str(pl.c[0].upstream, "mistral-large", "name sent unchanged");
+
+	memset(name, 'x', sizeof(name) - 1);
+	name[sizeof(name) - 1] = '\0';
+	is_int(plan_resolve(cfg, name, &pl), PLAN_UNKNOWN_MODEL,
+	    "a name longer than MODEL_NAME_MAX is unknown");
+
+	c = load("[gateway]\ndata_dir = /tmp\n[provider openai]\n"
+	    "base_url = https://api.openai.com/v1\napi_key = none\n"
+	    "match = gpt-*\n");
+	ok(c != NULL, "config without default_provider loads");
+	if (c == NULL)
+		return;
+	is_int(plan_resolve(c, "mistral-large", &pl), PLAN_UNKNOWN_MODEL,
+	    "no default_provider: unclaimed name is PLAN_UNKNOWN_MODEL");
+	is_int(pl.n, 0, "no candidates");
+	is_str(pl.why, "", "unknown is not unavailable");
+	is_int(plan_resolve(c, "gpt-4o", &pl), PLAN_OK,
+	    "patterns still work without default_provider");
+	config_free(c);
+}
+
+static void
+test_fallback(const struct config *cfg)
+{
+	struct plan	 pl;
+
+	is_int(plan_resolve(cfg, "gpt-4o", &pl), PLAN_OK, "gpt-4o resolves");
+	is_int(pl.n, 3, "fallback chain without duplicates or down-1");
+	if (pl.n != 3)
+		return;
+	is_str(pl.c[0].name, "gpt-4o", "requested model first");
+	is_str(pl.c[0].upstream, "gpt-4o-2024-08-06", "its upstream id");
+	is_int(pl.c[0].input_price, 2500000, "its input price");
+	is_int(pl.c[0].output_price, 10000000, "its output price");
+	is_int(pl.c[0].cached_input_price, 1250000, "its cached price");
+	is_str(pl.c[1].name, "claude-3", "first fallback second");
+	is_str(pl.c[1].upstream, "claude-3-5-sonnet-latest",
+	    "fallback's upstream id");
+	is_str(pl.c[1].provider->name, "anthropic", "fallback's provider");
+	is_str(pl.c[2].name, "gpt-4o-mini", "second fallback third");
+	like(pl.why, "down", "the skipped candidate is explained");
+
+	is_int(plan_resolve(cfg, "long", &pl), PLAN_OK, "long chain resolves");
+	is_int(pl.n, PLAN_MAX, "a chain is cut at PLAN_MAX");
+	is_str(pl.c[PLAN_MAX - 1].name, "m7", "in order up to the cut");
+}
+
+static void
+test_unavailable(const struct config *cfg)
+{
+	struct plan	 pl;
+
+	is_int(plan_resolve(cfg, "down-1", &pl), PLAN_OK,
+	    "down-1 resolves to its fallback");
+	is_int(pl.n, 1, "only the fallback");
+	is_str(pl.c[0].name, "gpt-4o-mini", "gpt-4o-mini serves");
+	like(pl.why, "'down'", "why names the provider");
+	like(pl.why, "'down-1'", "why names the model");
+	like(pl.why, KEY_UNSET, "why gives the provider's reason");
+
+	is_int(plan_resolve(cfg, "down-3", &pl), PLAN_UNAVAILABLE,
+	    "fallbacks are one level deep: down-3 -> down-2 only");
+	is_int(pl.n, 0, "fallbacks of fallbacks are not candidates");
+	like(pl.why, "'down-3'", "why names the first model skipped");
+
+	is_int(plan_resolve(cfg, "down-2", &pl), PLAN_UNAVAILABLE,
+	    "all candidates unavailable: PLAN_UNAVAILABLE");
+	is_int(pl.n, 0, "no candidates");
+	like(pl.why, "provider 'down'", "why names the provider");
+	like(pl.why, "environment variable " KEY_UNSET " is not set",
+	    "why gives the reason");
+
+	is_int(plan_resolve(cfg, "down-by-pattern", &pl), PLAN_UNAVAILABLE,
+	    "a pattern to an unavailable provider: PLAN_UNAVAILABLE");
+	like(pl.why, "down-by-pattern", "why names the requested model");
+}
+
+static void
+test_lookup(const struct config *cfg)
+{
+	struct candidate	 c;
+
+	is_int(plan_lookup(cfg, "claude-3", &c), 0,
+	    "plan_lookup finds a model");
+	is_str(c.upstream, "claude-3-5-sonnet-latest", "with its upstream");
+	is_int(plan_lookup(cfg, "down-1", &c), 0,
+	    "plan_lookup ignores availability");
+	is_int(c.provider->available, 0, "and reports the provider as is");
+	is_int(plan_lookup(cfg, "openrouter/", &c), 0,
+	    "a bare prefix still matches openrouter/*");
+	is_str(c.upstream, "openrouter/", "but is not stripped to nothing");
+}
+
+int
+main(void)
+{
+	struct config	*cfg;
+
+	cfg = load(routes);
+	ok(cfg != NULL, "routing config loads");
+	if (cfg == NULL)
+		return tap_done();
+	test_exact(cfg);
+	test_patterns(cfg);
+	test_default(cfg);
+	test_fallback(cfg);
+	test_unavailable(cfg);
+	test_lookup(cfg);
+	config_free(cfg);
+	return tap_done();
+}
