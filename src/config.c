@@ -158,6 +158,9 @@ struct loader {
 	int		 line;
 	int		 long_line;	/* first line over the limit, or 0 */
 	int		 section_line;	/* line of the last [header] */
+	int		 err_line;	/* line of the error in err */
+	int		 gateway_line;	/* line of [gateway], or 0 */
+	int		 key_line[NKEYS];	/* per keys[] entry: line last set */
 	char		 err[512];
 	char		 cur_section[256];
 	enum section	 sect;
@@ -174,6 +177,7 @@ fail(struct loader *l, const char *fmt, ...)
 
 	if (l->err[0] != '\0')
 		return 0;
+	l->err_line = l->line;
 	n = snprintf(l->err, sizeof(l->err), "%s:%d: ", l->path, l->line);
 	va_start(ap, fmt);
 	vsnprintf(l->err + n, sizeof(l->err) - (size_t)n, fmt, ap);
@@ -225,19 +229,38 @@ strlist_free(struct strlist *l)
 	l->n = 0;
 }
 
-/* Read a secret from env:NAME or file:/path; NULL with why when missing. */
+/* A secret goes into an HTTP header: no control characters at all. */
+static int
+secret_clean(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return 0;
+	return 1;
+}
+
+/*
+ * Read a secret from env:NAME or from the first line of file:/path. NULL
+ * with why when it is missing, empty or holds control characters; why
+ * never contains the secret.
+ */
 static char *
 secret_resolve(const char *ref, char *why, size_t whylen)
 {
-	char	 buf[SECRET_MAX];
-	FILE	*fp;
-	size_t	 n;
-	const char *v;
+	char		 buf[SECRET_MAX];
+	const char	*v;
+	FILE		*fp;
+	size_t		 n;
 
 	if (strncmp(ref, "env:", 4) == 0) {
 		if ((v = getenv(ref + 4)) == NULL || *v == '\0') {
 			snprintf(why, whylen, "environment variable %s is not set",
 			    ref + 4);
+			return NULL;
+		}
+		if (!secret_clean(v)) {
+			snprintf(why, whylen, "environment variable %s holds "
+			    "control characters", ref + 4);
 			return NULL;
 		}
 		return xstrdup(v);
@@ -248,8 +271,10 @@ secret_resolve(const char *ref, char *why, size_t whylen)
 		    strerror(errno));
 		return NULL;
 	}
-	n = fread(buf, 1, sizeof(buf) - 1, fp);
+	if (fgets(buf, sizeof(buf), fp) == NULL)
+		buf[0] = '\0';
 	fclose(fp);
+	n = strcspn(buf, "\r\n");
 	buf[n] = '\0';
 	while (n > 0 && isspace((unsigned char)buf[n - 1]))
 		buf[--n] = '\0';
@@ -257,7 +282,15 @@ secret_resolve(const char *ref, char *why, size_t whylen)
 		snprintf(why, whylen, "key file %s is empty", ref + 5);
 		return NULL;
 	}
-	return xstrdup(buf);
+	if (!secret_clean(buf)) {
+		explicit_bzero(buf, sizeof(buf));
+		snprintf(why, whylen, "key file %s holds control characters",
+		    ref + 5);
+		return NULL;
+	}
+	v = xstrdup(buf);
+	explicit_bzero(buf, sizeof(buf));
+	return (char *)v;
 }
 
 static int
@@ -438,6 +471,8 @@ enter_section(struct loader *l, const char *section)
 	case SECT_RETRY:
 		if (name != NULL && *name != '\0')
 			return fail(l, "[%s] takes no name", kind);
+		if (l->sect == SECT_GATEWAY && l->gateway_line == 0)
+			l->gateway_line = l->section_line;
 		l->obj = l->sect == SECT_GATEWAY ? (void *)&c->gw :
 		    (void *)&c->retry;
 		return 1;
@@ -499,9 +534,31 @@ on_value(void *user, const char *section, const char *name,
 		if (!enter_section(l, section))
 			return 0;
 	for (i = 0; i < NKEYS; i++)
-		if (keys[i].sect == l->sect && strcmp(keys[i].name, name) == 0)
+		if (keys[i].sect == l->sect && strcmp(keys[i].name, name) == 0) {
+			l->key_line[i] = l->line;
 			return set_value(l, &keys[i], value);
+		}
 	return fail(l, "unknown key \"%s\" in [%s]", name, section);
+}
+
+/*
+ * A "[section]" line, seen before inih parses it, so that sections without
+ * keys are checked too and errors point at the header line.
+ */
+static void
+header(struct loader *l, const char *s)
+{
+	char		 name[256];
+	const char	*end;
+
+	l->section_line = l->line;
+	if ((end = strchr(s, ']')) == NULL ||
+	    (size_t)(end - s) >= sizeof(name))
+		return;		/* inih reports the syntax error */
+	memcpy(name, s, (size_t)(end - s));
+	name[end - s] = '\0';
+	if (l->err[0] == '\0')
+		enter_section(l, name);
 }
 
 /* inih reads lines through us, so we know the line number and length. */
@@ -528,8 +585,21 @@ reader(char *dst, int num, void *user)
 	for (c = 0; dst[c] == ' ' || dst[c] == '\t'; c++)
 		;
 	if (dst[c] == '[')
-		l->section_line = l->line;
+		header(l, dst + c + 1);
 	return dst;
+}
+
+/* The line a [gateway] key was set on, else that of [gateway], else 1. */
+static int
+key_line(const struct loader *l, const char *name)
+{
+	size_t	 i;
+
+	for (i = 0; i < NKEYS; i++)
+		if (keys[i].sect == SECT_GATEWAY &&
+		    strcmp(keys[i].name, name) == 0 && l->key_line[i] > 0)
+			return l->key_line[i];
+	return l->gateway_line > 0 ? l->gateway_line : 1;
 }
 
 /* Checks that need the whole file: references, required keys, secrets. */
@@ -579,14 +649,16 @@ finish(struct loader *l)
 				    m->name);
 		}
 	}
-	l->line = 0;
+	l->line = key_line(l, "default_provider");
 	if (c->gw.default_provider != NULL && (c->gw.default_prov =
 	    config_provider(c, c->gw.default_provider)) == NULL)
 		return fail(l, "default_provider: no [provider %s]",
 		    c->gw.default_provider);
+	l->line = key_line(l, "master_key");
 	if (c->gw.master_key_ref != NULL && (c->gw.master_key =
 	    secret_resolve(c->gw.master_key_ref, why, sizeof(why))) == NULL)
 		return fail(l, "master_key: %s", why);
+	l->line = l->gateway_line > 0 ? l->gateway_line : 1;
 	if (c->gw.data_dir == NULL)
 		return fail(l, "[gateway] needs data_dir");
 	return 1;
@@ -624,7 +696,9 @@ config_load(const char *path, char *err, size_t errlen)
 		l.err[0] = '\0';
 		fail(&l, "line longer than %d characters; continue long lists "
 		    "on indented lines", INI_LINE_LIMIT - 3);
-	} else if (rc > 0 && l.err[0] == '\0') {
+	} else if (rc > 0 && (l.err[0] == '\0' || rc < l.err_line)) {
+		/* inih's own error comes first when it is on an earlier line. */
+		l.err[0] = '\0';
 		l.line = rc;
 		fail(&l, "syntax error (expected [section] or key = value)");
 	} else if (rc < 0 && l.err[0] == '\0')

@@ -39,12 +39,9 @@ money_parse_usd(const char *s, money_t *out)
 void
 money_format_usd(money_t m, char *dst, size_t len)
 {
-	const char	*sign = "";
+	/* The magnitude as unsigned: -INT64_MIN does not fit an int64. */
+	uint64_t	 u = m < 0 ? 0 - (uint64_t)m : (uint64_t)m;
 
-	if (m < 0) {
-		sign = "-";
-		m = -m;
-	}
-	snprintf(dst, len, "%s%" PRId64 ".%06" PRId64, sign,
-	    (int64_t)(m / MONEY_PER_USD), (int64_t)(m % MONEY_PER_USD));
+	snprintf(dst, len, "%s%" PRIu64 ".%06" PRIu64, m < 0 ? "-" : "",
+	    u / (uint64_t)MONEY_PER_USD, u % (uint64_t)MONEY_PER_USD);
 }

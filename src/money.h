@@ -29,6 +29,33 @@ money_cost(int64_t tokens, money_t price_per_m)
 	return (tokens * price_per_m + TOKENS_PER_PRICE - 1) / TOKENS_PER_PRICE;
 }
 
+/*
+ * A sum of several tokens * price products rounded up once, so that a
+ * request priced in parts (prompt, cached prompt, completion) costs the
+ * same as the exact total rounded up.
+ */
+struct money_sum {
+	money_t	 whole;		/* micro-USD */
+	int64_t	 frac;		/* millionths of a micro-USD */
+};
+
+static inline void
+money_sum_add(struct money_sum *s, int64_t tokens, money_t price_per_m)
+{
+	if (tokens <= 0 || price_per_m <= 0)
+		return;
+	if (tokens > MONEY_TOKENS_MAX)
+		tokens = MONEY_TOKENS_MAX;
+	s->whole += tokens * price_per_m / TOKENS_PER_PRICE;
+	s->frac += tokens * price_per_m % TOKENS_PER_PRICE;
+}
+
+static inline money_t
+money_sum_total(const struct money_sum *s)
+{
+	return s->whole + (s->frac + TOKENS_PER_PRICE - 1) / TOKENS_PER_PRICE;
+}
+
 int	money_parse_usd(const char *, money_t *);
 void	money_format_usd(money_t, char *, size_t);
 

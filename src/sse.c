@@ -111,6 +111,8 @@ sse_feed(struct sse_parser *p, const char *s, size_t n, sse_cb cb, void *ctx)
 			continue;
 		}
 		p->last_cr = s[i] == '\r';
+		if (i - start > p->line.max - p->line.len)
+			return SSE_TOOBIG;
 		if (p->line.len > 0) {
 			if (buf_append(&p->line, s + start, i - start) != BUF_OK)
 				return SSE_TOOBIG;

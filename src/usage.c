@@ -7,19 +7,24 @@
 #include "log.h"
 #include "usage.h"
 
-/* Cached prompt tokens are billed at the cached price, the rest in full. */
+/*
+ * Cached prompt tokens are billed at the cached price, the rest at the
+ * input price; the total is rounded up to the next micro-dollar once.
+ */
 money_t
 usage_cost(const struct candidate *c, const struct usage *u)
 {
-	int64_t	 cached = u->cached;
+	struct money_sum	 sum = { 0, 0 };
+	int64_t			 cached = u->cached;
 
 	if (c == NULL)
 		return 0;
 	if (cached > u->prompt)
 		cached = u->prompt;
-	return money_cost(u->prompt - cached, c->input_price) +
-	    money_cost(cached, c->cached_input_price) +
-	    money_cost(u->completion, c->output_price);
+	money_sum_add(&sum, u->prompt - cached, c->input_price);
+	money_sum_add(&sum, cached, c->cached_input_price);
+	money_sum_add(&sum, u->completion, c->output_price);
+	return money_sum_total(&sum);
 }
 
 void

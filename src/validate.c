@@ -1,4 +1,5 @@
 /* validate.c: strict JSON parsing and checks of request bodies against tables. */
+#include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -119,48 +120,268 @@ verr_set(struct verr *e, const char *param, const char *fmt, ...)
 }
 
 /*
- * Parse a whole body as one JSON value: strict syntax, valid UTF-8, no
- * trailing bytes, nesting at most depth. The caller owns the result.
+ * A strict RFC 8259 syntax check done before json-c sees the bytes:
+ * json-c 0.16 accepts NaN, "1.", control characters in strings, single
+ * quotes and some invalid UTF-8 even in strict mode, and whatever it
+ * accepts would be forwarded upstream.
+ */
+struct jscan {
+	const unsigned char	*p, *end;
+	int			 depth, max_depth;
+	const char		*why;
+};
+
+static int	scan_value(struct jscan *);
+
+static int
+scan_fail(struct jscan *j, const char *why)
+{
+	if (j->why == NULL)
+		j->why = why;
+	return -1;
+}
+
+static void
+scan_ws(struct jscan *j)
+{
+	while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' ||
+	    *j->p == '\n' || *j->p == '\r'))
+		j->p++;
+}
+
+static int
+scan_cont(struct jscan *j, unsigned char lo, unsigned char hi, int more)
+{
+	int	 i;
+
+	if (j->p >= j->end || *j->p < lo || *j->p > hi)
+		return scan_fail(j, "invalid UTF-8");
+	for (j->p++, i = 0; i < more; i++, j->p++)
+		if (j->p >= j->end || (*j->p & 0xC0) != 0x80)
+			return scan_fail(j, "invalid UTF-8");
+	return 0;
+}
+
+/* One UTF-8 sequence of 2-4 bytes: no overlongs, surrogates or > U+10FFFF. */
+static int
+scan_utf8(struct jscan *j)
+{
+	unsigned char	 c = *j->p++;
+
+	if (c >= 0xC2 && c <= 0xDF)
+		return scan_cont(j, 0x80, 0xBF, 0);
+	if (c == 0xE0)
+		return scan_cont(j, 0xA0, 0xBF, 1);
+	if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF)
+		return scan_cont(j, 0x80, 0xBF, 1);
+	if (c == 0xED)
+		return scan_cont(j, 0x80, 0x9F, 1);
+	if (c == 0xF0)
+		return scan_cont(j, 0x90, 0xBF, 2);
+	if (c >= 0xF1 && c <= 0xF3)
+		return scan_cont(j, 0x80, 0xBF, 2);
+	if (c == 0xF4)
+		return scan_cont(j, 0x80, 0x8F, 2);
+	j->p--;
+	return scan_fail(j, "invalid UTF-8");
+}
+
+static int
+scan_string(struct jscan *j)
+{
+	int	 i;
+
+	for (j->p++; j->p < j->end;) {
+		if (*j->p == '"') {
+			j->p++;
+			return 0;
+		}
+		if (*j->p < 0x20)
+			return scan_fail(j, "control character in a string");
+		if (*j->p >= 0x80) {
+			if (scan_utf8(j) == -1)
+				return -1;
+			continue;
+		}
+		if (*j->p++ != '\\')
+			continue;
+		if (j->p >= j->end)
+			break;
+		if (strchr("\"\\/bfnrt", *j->p) != NULL && *j->p != '\0') {
+			j->p++;
+			continue;
+		}
+		if (*j->p++ != 'u')
+			return scan_fail(j, "invalid escape in a string");
+		for (i = 0; i < 4; i++, j->p++)
+			if (j->p >= j->end || !isxdigit(*j->p))
+				return scan_fail(j, "invalid \\u escape");
+	}
+	return scan_fail(j, "unexpected end of input in a string");
+}
+
+static int
+scan_digits(struct jscan *j)
+{
+	const unsigned char	*start = j->p;
+
+	while (j->p < j->end && isdigit(*j->p))
+		j->p++;
+	return j->p > start ? 0 : scan_fail(j, "invalid number");
+}
+
+static int
+scan_number(struct jscan *j)
+{
+	if (*j->p == '-')
+		j->p++;
+	if (j->p < j->end && *j->p == '0')
+		j->p++;
+	else if (scan_digits(j) == -1)
+		return -1;
+	if (j->p < j->end && *j->p == '.') {
+		j->p++;
+		if (scan_digits(j) == -1)
+			return -1;
+	}
+	if (j->p < j->end && (*j->p == 'e' || *j->p == 'E')) {
+		j->p++;
+		if (j->p < j->end && (*j->p == '+' || *j->p == '-'))
+			j->p++;
+		if (scan_digits(j) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+scan_literal(struct jscan *j, const char *word)
+{
+	size_t	 n = strlen(word);
+
+	if ((size_t)(j->end - j->p) < n || memcmp(j->p, word, n) != 0)
+		return scan_fail(j, "unexpected character");
+	j->p += n;
+	return 0;
+}
+
+/* An object or array: members separated by commas, then the closer. */
+static int
+scan_container(struct jscan *j, int object)
+{
+	unsigned char	 close = object ? '}' : ']';
+
+	if (++j->depth > j->max_depth)
+		return scan_fail(j, "nesting too deep");
+	j->p++;
+	scan_ws(j);
+	if (j->p < j->end && *j->p == close) {
+		j->p++;
+		j->depth--;
+		return 0;
+	}
+	for (;;) {
+		if (object) {
+			scan_ws(j);
+			if (j->p >= j->end || *j->p != '"')
+				return scan_fail(j, "expected a member name");
+			if (scan_string(j) == -1)
+				return -1;
+			scan_ws(j);
+			if (j->p >= j->end || *j->p++ != ':')
+				return scan_fail(j, "expected ':'");
+		}
+		if (scan_value(j) == -1)
+			return -1;
+		scan_ws(j);
+		if (j->p < j->end && *j->p == ',') {
+			j->p++;
+			continue;
+		}
+		if (j->p < j->end && *j->p == close) {
+			j->p++;
+			j->depth--;
+			return 0;
+		}
+		return scan_fail(j, j->p >= j->end ? "unexpected end of input" :
+		    object ? "expected ',' or '}'" : "expected ',' or ']'");
+	}
+}
+
+static int
+scan_value(struct jscan *j)
+{
+	scan_ws(j);
+	if (j->p >= j->end)
+		return scan_fail(j, "unexpected end of input");
+	switch (*j->p) {
+	case '{':
+		return scan_container(j, 1);
+	case '[':
+		return scan_container(j, 0);
+	case '"':
+		return scan_string(j);
+	case 't':
+		return scan_literal(j, "true");
+	case 'f':
+		return scan_literal(j, "false");
+	case 'n':
+		return scan_literal(j, "null");
+	default:
+		if (*j->p == '-' || isdigit(*j->p))
+			return scan_number(j);
+		return scan_fail(j, "unexpected character");
+	}
+}
+
+/*
+ * Parse a whole body as one JSON value: strict RFC 8259 syntax, valid
+ * UTF-8, nothing trailing, nesting at most depth levels. JSON null is
+ * refused too (nothing to validate). The caller owns the result.
  */
 struct json_object *
 json_parse_strict(const char *s, size_t n, int depth, struct verr *e)
 {
+	struct jscan		 j;
 	struct json_tokener	*tok;
 	struct json_object	*o;
 	enum json_tokener_error	 jerr;
-	size_t			 end;
 
 	if (n == 0) {
 		verr_set(e, "", "request body is empty; expected JSON");
 		return NULL;
 	}
-	if ((tok = json_tokener_new_ex(depth)) == NULL) {
+	memset(&j, 0, sizeof(j));
+	j.p = (const unsigned char *)s;
+	j.end = j.p + n;
+	j.max_depth = depth;
+	if (scan_value(&j) == 0) {
+		scan_ws(&j);
+		if (j.p != j.end)
+			scan_fail(&j, "trailing data");
+	}
+	if (j.why != NULL) {
+		verr_set(e, "", "request body is not valid JSON: %s at byte %zu",
+		    j.why, (size_t)(j.p - (const unsigned char *)s));
+		return NULL;
+	}
+	/* Valid: json-c builds the objects (its depth counts one more). */
+	if ((tok = json_tokener_new_ex(depth + 1)) == NULL) {
 		verr_set(e, "", "out of memory");
 		return NULL;
 	}
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT |
-	    JSON_TOKENER_VALIDATE_UTF8);
 	o = json_tokener_parse_ex(tok, s, (int)n);
 	jerr = json_tokener_get_error(tok);
-	end = json_tokener_get_parse_end(tok);
-	json_tokener_free(tok);
-	if (o == NULL || jerr != json_tokener_success) {
-		json_object_put(o);
-		if (jerr == json_tokener_continue)
-			verr_set(e, "", "request body is not valid JSON: "
-			    "unexpected end of input");
-		else
-			verr_set(e, "", "request body is not valid JSON: %s "
-			    "at byte %zu", json_tokener_error_desc(jerr), end);
-		return NULL;
+	if (o == NULL && jerr == json_tokener_continue) {
+		/* A bare number ends only at the end of input. */
+		o = json_tokener_parse_ex(tok, "", 1);
+		jerr = json_tokener_get_error(tok);
 	}
-	while (end < n && (s[end] == ' ' || s[end] == '\n' ||
-	    s[end] == '\r' || s[end] == '\t'))
-		end++;
-	if (end != n) {
-		json_object_put(o);
-		verr_set(e, "", "request body is not valid JSON: trailing "
-		    "data at byte %zu", end);
+	json_tokener_free(tok);
+	if (o == NULL) {
+		verr_set(e, "", jerr == json_tokener_success ?
+		    "request body must be a JSON object, not null" :
+		    "request body could not be parsed");
 		return NULL;
 	}
 	return o;
@@ -230,14 +451,16 @@ static int
 validate_message(struct json_object *msg, size_t idx, struct verr *e)
 {
 	struct json_object	*v;
-	char			 prefix[48];
+	char			 prefix[48], param[80];
 	const char		*role;
 	size_t			 i;
 
 	snprintf(prefix, sizeof(prefix), "messages[%zu].", idx);
-	if (!json_object_is_type(msg, json_type_object))
-		return verr_set(e, "messages", "'messages[%zu]' must be an "
-		    "object, not %s", idx, json_type_label(msg));
+	if (!json_object_is_type(msg, json_type_object)) {
+		snprintf(param, sizeof(param), "messages[%zu]", idx);
+		return verr_set(e, param, "'%s' must be an object, not %s",
+		    param, json_type_label(msg));
+	}
 	if (validate_fields(msg, message_rules, NRULES(message_rules), prefix,
 	    e) == -1)
 		return -1;
@@ -246,18 +469,22 @@ validate_message(struct json_object *msg, size_t idx, struct verr *e)
 	for (i = 0; i < NRULES(roles); i++)
 		if (strcmp(role, roles[i]) == 0)
 			break;
-	if (i == NRULES(roles))
-		return verr_set(e, "messages", "'messages[%zu].role' must be "
-		    "system, developer, user, assistant or tool, not '%s'",
-		    idx, role);
+	if (i == NRULES(roles)) {
+		snprintf(param, sizeof(param), "%srole", prefix);
+		return verr_set(e, param, "'%s' must be system, developer, "
+		    "user, assistant or tool, not '%s'", param, role);
+	}
 	if (strcmp(role, "assistant") != 0 &&
-	    !json_object_object_get_ex(msg, "content", NULL))
-		return verr_set(e, "messages", "'messages[%zu].content' is "
-		    "required", idx);
+	    !json_object_object_get_ex(msg, "content", NULL)) {
+		snprintf(param, sizeof(param), "%scontent", prefix);
+		return verr_set(e, param, "'%s' is required", param);
+	}
 	if (strcmp(role, "tool") == 0 &&
-	    !json_object_object_get_ex(msg, "tool_call_id", NULL))
-		return verr_set(e, "messages", "'messages[%zu].tool_call_id' "
-		    "is required for role 'tool'", idx);
+	    !json_object_object_get_ex(msg, "tool_call_id", NULL)) {
+		snprintf(param, sizeof(param), "%stool_call_id", prefix);
+		return verr_set(e, param, "'%s' is required for role 'tool'",
+		    param);
+	}
 	return 0;
 }
 

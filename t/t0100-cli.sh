@@ -55,7 +55,7 @@ like "$OUT" "$C:3: unknown key \"bogus\" in \[gateway\]" "unknown key at its lin
 check "$GW
 [nonsense]
 a = b"
-like "$OUT" "$C:4: unknown section \[nonsense\]" "unknown section"
+like "$OUT" "$C:3: unknown section \[nonsense\]" "unknown section at its header line"
 
 check "$GW
 max_body = lots"

@@ -19,17 +19,6 @@
 		printf("#   '%s' lacks '%s'\n", l_ ? l_ : "(null)", n_); \
 } while (0)
 
-/*
- * A check that src/ fails today (bug named in the reason): TAP TODO keeps
- * the suite green, and the test driver reports XPASS once it is fixed.
- */
-#define todo(bug, cond, ...) do {					\
-	int t_ = (cond) ? 1 : 0;					\
-	printf("%sok %d - ", t_ ? "" : "not ", ++tap_n);		\
-	printf(__VA_ARGS__);						\
-	printf(" # TODO %s\n", (bug));					\
-} while (0)
-
 /* Write text to a new file under /tmp; path receives its name. */
 static int
 write_tmp(char *path, size_t len, const char *text)
@@ -100,8 +89,7 @@ bad_file(const char *what, const char *text, const char *why)
 	    what);
 	like(err, why, "%s: reason says '%s'", what, why);
 	snprintf(want, sizeof(want), "%s:0:", path);
-	todo("config.c finish() reports line 0",
-	    strncmp(err, want, strlen(want)) != 0, "%s: no line 0 in '%s'",
+	ok(strncmp(err, want, strlen(want)) != 0, "%s: no line 0 in '%s'",
 	    what, err);
 	config_free(c);
 }
@@ -350,7 +338,7 @@ test_errors(void)
 	    3, "log_level");
 	bad("bad durability", "[gateway]\ndata_dir = /tmp\n"
 	    "durability = maybe\n", 3, "durability");
-	bad("[gateway] with a name", "[gateway main]\ndata_dir = /tmp\n", 2,
+	bad("[gateway] with a name", "[gateway main]\ndata_dir = /tmp\n", 1,
 	    "takes no name");
 	bad("bad URL", "[gateway]\ndata_dir = /tmp\n[provider a]\n"
 	    "base_url = ftp://example.com\n", 4,
@@ -384,17 +372,14 @@ test_errors(void)
 	bad("syntax error", "[gateway]\ndata_dir = /tmp\nthis is not ini\n"
 	    "max_body = 2048\n", 3, "syntax error");
 	bad("provider without a name", "[gateway]\ndata_dir = /tmp\n"
-	    "[provider]\nbase_url = http://a\n", 4, "needs a name");
+	    "[provider]\nbase_url = http://a\n", 3, "needs a name");
 	bad("key before any section", "data_dir = /tmp\n[gateway]\n", 1,
 	    "unknown section");
 	bad("first error wins", "[gateway]\ndata_dir = /tmp\nbogus = 1\n"
 	    "max_body = x\n", 3, "bogus");
 }
 
-/*
- * Errors src/ places wrongly today. Each says where it should point; the
- * TODO checks flip to XPASS when config.c is fixed.
- */
+/* Errors point at the line that caused them, never at line 0. */
 static void
 test_error_lines(void)
 {
@@ -406,8 +391,7 @@ test_error_lines(void)
 	    "base_url = http://a\n", path, sizeof(path), err, sizeof(err));
 	ok(c == NULL, "unclosed section: refused");
 	snprintf(want, sizeof(want), "%s:3: syntax error", path);
-	todo("config_load() prefers a later key error to inih's syntax error",
-	    strncmp(err, want, strlen(want)) == 0,
+	ok(strncmp(err, want, strlen(want)) == 0,
 	    "unclosed section: syntax error at line 3, not '%s'", err);
 	config_free(c);
 
@@ -417,8 +401,7 @@ test_error_lines(void)
 	ok(c == NULL, "unknown section: refused");
 	like(err, "unknown section [bogus]", "unknown section: reason");
 	snprintf(want, sizeof(want), "%s:4: ", path);
-	todo("enter_section() reports the line of the first key",
-	    strncmp(err, want, strlen(want)) == 0,
+	ok(strncmp(err, want, strlen(want)) == 0,
 	    "unknown section: error at its header line 4, not '%s'", err);
 	config_free(c);
 
@@ -426,8 +409,7 @@ test_error_lines(void)
 	c = load("[gateway]\ndata_dir = /tmp\n[bogus]\n", path, sizeof(path),
 	    err, sizeof(err));
 	snprintf(want, sizeof(want), "%s:3: unknown section", path);
-	todo("sections are only checked when a key follows them",
-	    c == NULL && strncmp(err, want, strlen(want)) == 0,
+	ok(c == NULL && strncmp(err, want, strlen(want)) == 0,
 	    "unknown section without keys: refused at line 3");
 	config_free(c);
 }
@@ -585,8 +567,7 @@ test_secrets(void)
 	unlink(keyfile);
 	ok(c != NULL, "two-line key file loads (%s)", err);
 	if (c != NULL)
-		todo("secret_resolve() reads the whole file",
-		    c->providers[0].api_key != NULL &&
+		ok(c->providers[0].api_key != NULL &&
 		    strcmp(c->providers[0].api_key, "sk-first") == 0,
 		    "the key is the first line only");
 	config_free(c);

@@ -169,8 +169,8 @@ test_usage_cost(void)
 	is_int(usage_cost(&c, &u), 2 + 10,
 	    "1 cached token at $1.25/1M rounds up to 2");
 	u.prompt = 2;
-	is_int(usage_cost(&c, &u), 3 + 2 + 10,
-	    "each part rounds up on its own (3 + 2, not 4)");
+	is_int(usage_cost(&c, &u), 14,
+	    "parts are summed before one rounding up (2.5 + 1.25 + 10 -> 14)");
 
 	memset(&u, 0, sizeof(u));
 	is_int(usage_cost(&c, &u), 0, "no tokens cost nothing");
