@@ -1,0 +1,94 @@
+#!/bin/bash
+# t0500-memory.sh: a long-lived FastCGI process must not grow per request.
+# Thousands of mixed requests (plain, streamed, retried, fallen back,
+# refused) through lighttpd; the gateway's resident memory after them is
+# compared with its memory after a warm-up.
+. "$(dirname "$0")/lib.sh"
+
+setup_tmp
+start_mock
+export MOCK_API_KEY=sk-mock-upstream-secret LLMGATE_MASTER_KEY=sk-master-t0500
+CONF=$TMPDIR_T/llmgate.ini
+write_basic_config "$CONF"
+cat >>"$CONF" <<'EOF'
+
+[model flaky]
+provider = mock
+upstream = mock@status=503
+fallback = mock-ok
+EOF
+start_lighttpd "$CONF"
+
+pid=
+for p in $(_descendants "${_server_pids[-1]}"); do
+	[ "$(readlink "/proc/$p/exe" 2>/dev/null)" = "$(readlink -f "$LLMGATE")" ] && pid=$p
+done
+ok "found the gateway process" test -n "$pid"
+
+load() {	# N: requests of every kind, 4 clients at once; prints failures
+	python3 - "$GW_URL" "$LLMGATE_MASTER_KEY" "$1" <<'EOF'
+import http.client, json, sys, threading, urllib.parse
+url, key, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+u = urllib.parse.urlsplit(url)
+chat = lambda **kw: json.dumps(dict(messages=[{"role": "user", "content": "hi"}], **kw))
+kinds = [
+    ("POST", "/v1/chat/completions", chat(model="mock-ok"), 200),
+    ("POST", "/v1/chat/completions", chat(model="mock-ok", stream=True), 200),
+    ("POST", "/v1/chat/completions", chat(model="mock-ok", stream=True,
+        stream_options={"include_usage": True}), 200),
+    ("POST", "/v1/chat/completions", chat(model="flaky"), 200),
+    ("POST", "/v1/chat/completions", '{"model": "mock-ok", "messages": [', 400),
+    ("POST", "/v1/chat/completions", chat(model="unknown-model"), 404),
+    ("GET", "/v1/models", None, 200),
+    ("GET", "/v1/providers", None, 200),
+    ("GET", "/health", None, 200),
+]
+bad = []
+def worker(start):
+    c = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+    for i in range(start, n, 4):
+        m, path, body, want = kinds[i % len(kinds)]
+        c.request(m, path, body=body, headers={"Authorization": "Bearer " + key,
+                                               "Content-Type": "application/json"})
+        r = c.getresponse()
+        r.read()
+        if r.status != want:
+            bad.append("%s %s -> %d" % (m, path, r.status))
+t = [threading.Thread(target=worker, args=(s,)) for s in range(4)]
+[x.start() for x in t]
+[x.join() for x in t]
+print(len(bad), bad[:3])
+EOF
+}
+
+rss() { awk '/^VmRSS/ {print $2}' "/proc/$pid/status"; }
+
+out=$(load 600)
+is "$out" "0 []" "warm-up: 600 requests answered as expected"
+before=$(rss)
+out=$(load 4500)
+is "$out" "0 []" "4500 more requests answered as expected"
+after=$(rss)
+diag "gateway RSS after warm-up ${before} kB, after 4500 more ${after} kB"
+ok "RSS grew by less than 512 kB over 4500 requests ($before -> $after kB)" \
+    test $((after - before)) -lt 512
+is "$(_descendants "${_server_pids[-1]}" | grep -cx "$pid")" 1 "the same process served them all"
+
+# The same code under valgrind, one request per run in CGI mode: no invalid
+# access and nothing definitely or indirectly lost.
+vg() {	# label body -> checks valgrind's verdict on one CGI request
+	local log=$TMPDIR_T/vg.$1 out
+	out=$(printf '%s' "$2" | env REQUEST_METHOD=POST REQUEST_URI=/v1/chat/completions \
+	    CONTENT_LENGTH=${#2} HTTP_AUTHORIZATION="Bearer $LLMGATE_MASTER_KEY" \
+	    LLMGATE_CONFIG="$CONF" valgrind --leak-check=full --errors-for-leak-kinds=definite,indirect \
+	    --error-exitcode=99 --log-file="$log" "$LLMGATE" 2>/dev/null)
+	is "$?" 0 "valgrind $1: exit status"
+	like "$(cat "$log")" 'ERROR SUMMARY: 0 errors' "valgrind $1: no errors"
+	like "$out" '^Status: ' "valgrind $1: answered"
+}
+vg chat '{"model":"mock-ok","messages":[{"role":"user","content":"hi"}]}'
+vg stream '{"model":"mock-ok","stream":true,"messages":[{"role":"user","content":"hi"}]}'
+vg fallback '{"model":"flaky","messages":[{"role":"user","content":"hi"}]}'
+vg badjson '{"model":"mock-ok","messages":[{"role":"user","content":'
+
+done_testing
