@@ -216,6 +216,7 @@ class Handler(BaseHTTPRequestHandler):
         # "peer" (client ip:port) tells whether the gateway reused a connection.
         entry = {"t": time.time(), "path": path, "model": model,
                  "peer": "%s:%d" % self.client_address[:2],
+                 "proxied_host": getattr(self, "proxied_host", None),
                  "headers": {}, "body": body, "aborted": False, "outcome": "ok"}
         for k, v in self.headers.items():
             k = k.lower()
@@ -260,6 +261,13 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         raw = self.read_body()
         path = self.path.split("?", 1)[0]
+        # As a forward HTTP proxy the request line has an absolute URI
+        # ("POST http://host/v1/... HTTP/1.1"): serve it and note the host.
+        self.proxied_host = None
+        if path.startswith("http://"):
+            rest = path[len("http://"):]
+            self.proxied_host, _, tail = rest.partition("/")
+            path = "/" + tail
         try:
             if path == "/_mock/reset":
                 reset_state()

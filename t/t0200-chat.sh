@@ -16,6 +16,7 @@ cat >"$CONF" <<EOF
 data_dir = $TMPDIR_T/data
 master_key = env:LLMGATE_MASTER_KEY
 max_body = 65536
+max_upstream_body = 65536
 heartbeat = 1
 default_provider = mock
 
@@ -48,6 +49,26 @@ type = openai
 base_url = http://127.0.0.1:9/v1
 api_key = none
 connect_timeout = 500
+
+; Egress through an HTTP proxy: the mock also acts as a forward proxy,
+; so this unresolvable host is only reachable through it.
+[provider proxied]
+type = openai
+base_url = http://upstream.invalid/v1
+api_key = env:MOCK_API_KEY
+proxy = $MOCK_URL
+
+[model via-proxy]
+provider = proxied
+upstream = mock
+
+[model huge]
+provider = mock
+upstream = mock@huge=100000
+
+[model big]
+provider = mock
+upstream = mock@huge=50000
 
 [model mock-ok]
 provider = mock
@@ -269,6 +290,16 @@ print("events %d" % len(times))')
 	post_chat "$(chat_body malformed)"
 	is "$STATUS" 502 "$k: malformed upstream JSON -> 502"
 	is "$(echo "$BODY" | jget '["error"]["code"]')" bad_upstream_response "$k: malformed error code"
+	post_chat "$(chat_body huge)"
+	is "$STATUS" 502 "$k: upstream body over max_upstream_body -> 502"
+	is "$(echo "$BODY" | jget '["error"]["code"]')" upstream_too_large "$k: too-large error code"
+	post_chat "$(chat_body big)"
+	is "$STATUS" 200 "$k: a 50 kB upstream answer passes"
+	is "$(echo "$BODY" | jexpr 'len(d["choices"][0]["message"]["content"])')" 50000 "$k: large content intact"
+	mock_reset
+	post_chat "$(chat_body via-proxy)"
+	is "$STATUS" 200 "$k: chat through the egress proxy"
+	is "$(mock_stats | jget '["log"][-1]["proxied_host"]')" upstream.invalid "$k: the proxy got the upstream's URL"
 	post_chat "$(chat_body keyless)"
 	is "$STATUS" 503 "$k: provider without key -> 503"
 	like "$BODY" LLMGATE_TEST_UNSET_KEY "$k: 503 names the missing variable"
