@@ -1,0 +1,56 @@
+#!/bin/bash
+# setup-deps.sh: install what building and testing llmgate needs (Debian,
+# Ubuntu). Idempotent: installed packages are left alone, and apt-get update
+# only runs when something is missing. Run as root; as another user it only
+# reports what is missing (exit 1).
+#
+# The web servers are installed but never started or enabled here: a
+# temporary policy-rc.d stops their packages from starting the system
+# services during installation. The tests run private instances of their own
+# (t/lib.sh).
+#
+# Also installs the openai npm client of t/t0300-openai-sdk.sh into
+# t/sdk/node_modules (npm, from t/sdk/package.json).
+set -u
+cd "$(dirname "$0")/.." || exit 1
+
+packages="build-essential autoconf automake libtool pkg-config
+	libfcgi-dev libcurl4-openssl-dev libjson-c-dev libdb-dev libinih-dev
+	libssl-dev lighttpd apache2 libapache2-mod-fcgid nginx-light spawn-fcgi
+	wrk curl python3 valgrind"
+# nodejs/npm may come from elsewhere (nodesource, nvm): use those if present.
+command -v node >/dev/null 2>&1 || packages="$packages nodejs"
+command -v npm >/dev/null 2>&1 || packages="$packages npm"
+
+missing=
+for p in $packages; do
+	status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)
+	[ "$status" = "install ok installed" ] || missing="$missing $p"
+done
+
+if [ -n "$missing" ]; then
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "setup-deps.sh: missing packages:$missing" >&2
+		echo "setup-deps.sh: run as root (or: sudo apt-get install$missing)" >&2
+		exit 1
+	fi
+	echo "setup-deps.sh: installing$missing"
+	export DEBIAN_FRONTEND=noninteractive
+	# Keep the packages from starting apache2/nginx/lighttpd on port 80.
+	policy=/usr/sbin/policy-rc.d
+	if [ ! -e "$policy" ]; then
+		printf '#!/bin/sh\nexit 101\n' >"$policy"
+		chmod 0755 "$policy"
+		trap 'rm -f "$policy"' EXIT
+	fi
+	apt-get update || exit 1
+	# shellcheck disable=SC2086  # one word per package
+	apt-get install -y $missing || exit 1
+fi
+
+# The openai npm client for t/t0300-openai-sdk.sh.
+if [ ! -d t/sdk/node_modules/openai ]; then
+	echo "setup-deps.sh: npm install in t/sdk"
+	(cd t/sdk && npm install --no-package-lock --no-audit --no-fund --loglevel=error) || exit 1
+fi
+exit 0
