@@ -88,8 +88,8 @@ sed -e "s|^server.port .*= 80$|server.port = $PORT\nserver.bind = \"127.0.0.1\"|
 if [ "$user" != www-data ]; then
 	sed -i -E '/^server\.(user|group)name[[:space:]]*=/d' "$run/lighttpd.conf"
 fi
-# Pass provider keys that are set to the gateway (lighttpd clears the
-# environment of the programs it starts).
+# Pass the provider keys that are set to the gateway explicitly, so that
+# the gateway's environment does not depend on how lighttpd was started.
 keys=""
 for k in OPENAI_API_KEY ANTHROPIC_API_KEY GEMINI_API_KEY DEEPSEEK_API_KEY \
     OPENROUTER_API_KEY GROQ_API_KEY LLMGATE_MASTER_KEY; do

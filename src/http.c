@@ -15,6 +15,7 @@
 #include "log.h"
 
 #define HEADERS_MAX	16384
+#define DRAIN_MAX	(64LL << 20)	/* refused CGI bodies read up to this */
 
 static const char *const method_names[HTTP__MAX] = {
 	"GET", "POST", "HEAD", "OTHER",
@@ -151,6 +152,21 @@ raw_read(struct request *r, char *dst, size_t n)
 }
 
 /*
+ * Read and drop up to n body bytes. A CGI program that answers before it
+ * read its input gets its answer lost by some servers (mod_cgid resets the
+ * connection when the pipe closes under it), so a refused body is drained.
+ */
+static void
+drain(struct request *r, long long n)
+{
+	char	 chunk[16384];
+	ssize_t	 got;
+
+	while (n > 0 && (got = raw_read(r, chunk, sizeof(chunk))) > 0)
+		n -= got;
+}
+
+/*
  * Read the body up to max_body. Returns 0, 413 when it is larger, or 400
  * when it is shorter than CONTENT_LENGTH said.
  */
@@ -168,15 +184,22 @@ http_read_body(struct request *r)
 		want = strtoll(cl, &end, 10);
 		if (errno != 0 || *end != '\0' || want < 0)
 			return 400;
-		if (want > (long long)r->body.max)
+		if (want > (long long)r->body.max) {
+			if (r->fcgx == NULL && want <= DRAIN_MAX)
+				drain(r, want);
 			return 413;
+		}
 	}
 	for (;;) {
 		got = raw_read(r, chunk, sizeof(chunk));
 		if (got <= 0)
 			break;
-		if (buf_append(&r->body, chunk, (size_t)got) != BUF_OK)
+		if (buf_append(&r->body, chunk, (size_t)got) != BUF_OK) {
+			if (r->fcgx == NULL)
+				drain(r, want >= 0 ? want - (long long)r->body.len :
+				    DRAIN_MAX);
 			return 413;
+		}
 		if (want >= 0 && (long long)r->body.len >= want)
 			break;
 	}
