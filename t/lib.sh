@@ -322,14 +322,29 @@ as_gw_user() {		# CMD [ARGS...]: run as the user the servers run the gateway as
 # www-data can read configs in it) with data/ for the gateway's data_dir
 # (owned by the gateway user, 2770). Removed at exit unless KEEP_TMP=1.
 setup_tmp() {
-	mkdir -p "$top_builddir/t/tmp" || bail "cannot create $top_builddir/t/tmp"
-	TMPDIR_T=$(mktemp -d "$top_builddir/t/tmp/$TEST_NAME.XXXX") ||
-	    bail "mktemp failed"
+	local base=$top_builddir/t/tmp
+	# A tree the gateway user cannot traverse (a clone under /root, say):
+	# work under /var/tmp with copies of the binary and the dashboard.
+	if [ "$(id -u)" -eq 0 ] && ! as_gw_user test -x "$top_builddir/t"; then
+		base=/var/tmp/llmgate-tests
+		_lib_copied=1
+	fi
+	mkdir -p "$base" || bail "cannot create $base"
+	TMPDIR_T=$(mktemp -d "$base/$TEST_NAME.XXXX") || bail "mktemp failed"
 	chmod 0755 "$TMPDIR_T"
 	mkdir "$TMPDIR_T/data"
 	if [ "$(id -u)" -eq 0 ]; then
 		chown "$GW_USER:$GW_GROUP" "$TMPDIR_T/data"
 		chmod 2770 "$TMPDIR_T/data"
+	fi
+	if [ -n "${_lib_copied:-}" ]; then
+		diag "$GW_USER cannot reach $top_builddir: using copies in $TMPDIR_T"
+		mkdir -p "$TMPDIR_T/bin" && cp -p "$LLMGATE" "$TMPDIR_T/bin/llmgate" ||
+		    bail "cannot copy $LLMGATE"
+		LLMGATE=$TMPDIR_T/bin/llmgate
+		cp -r "$top_srcdir/www" "$TMPDIR_T/www" 2>/dev/null
+		chmod -R a+rX "$TMPDIR_T/bin" "$TMPDIR_T/www" 2>/dev/null
+		export LLMGATE
 	fi
 	export TMPDIR_T
 }
@@ -428,6 +443,7 @@ _start_common() {
 	SERVER_DIR=$TMPDIR_T/$1
 	mkdir -p "$SERVER_DIR/run"
 	WWW_DIR=$top_srcdir/www
+	[ -z "${_lib_copied:-}" ] || WWW_DIR=$TMPDIR_T/www
 	if [ ! -f "$WWW_DIR/index.html" ]; then
 		WWW_DIR=$TMPDIR_T/www
 		mkdir -p "$WWW_DIR"
