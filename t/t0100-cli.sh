@@ -112,6 +112,18 @@ like "$out" '"type":"invalid_request_error"' "404 in OpenAI shape"
 out=$("$LLMGATE" --config "$C" </dev/null 2>&1)
 like "$out" 'not started by a web server' "run from a shell without CGI variables"
 
+# Model ids with '/' work plain and percent-encoded.
+check "$GW
+[provider p]
+base_url = http://127.0.0.1:9
+api_key = none
+[model vendor/model-x]
+provider = p"
+out=$(REQUEST_METHOD=GET REQUEST_URI=/v1/models/vendor/model-x LLMGATE_CONFIG=$C "$LLMGATE" </dev/null 2>/dev/null)
+like "$out" '"id":"vendor/model-x"' "model id with a slash"
+out=$(REQUEST_METHOD=GET REQUEST_URI=/v1/models/vendor%2Fmodel-x LLMGATE_CONFIG=$C "$LLMGATE" </dev/null 2>/dev/null)
+like "$out" '"id":"vendor/model-x"' "percent-encoded model id"
+
 # base_path is stripped before routing.
 check "$GW
 base_path = /llm/"
