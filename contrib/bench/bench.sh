@@ -114,3 +114,4 @@ LLMGATE=$B/bare-responder start_lighttpd "$CONF"
 run bare
 stop_server
 python3 -c "print('llmgate reaches %.0f%% of the bare FastCGI throughput' % (100.0 * $RPS_llmgate / $RPS_bare))"
+done_testing >/dev/null	# lib.sh: a clean end, no TAP plan on the report
