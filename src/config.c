@@ -159,6 +159,7 @@ struct loader {
 	int		 long_line;	/* first line over the limit, or 0 */
 	int		 section_line;	/* line of the last [header] */
 	int		 err_line;	/* line of the error in err */
+	int		 status_set;	/* on_status came from the file */
 	int		 gateway_line;	/* line of [gateway], or 0 */
 	int		 key_line[NKEYS];	/* per keys[] entry: line last set */
 	char		 err[512];
@@ -179,6 +180,8 @@ fail(struct loader *l, const char *fmt, ...)
 		return 0;
 	l->err_line = l->line;
 	n = snprintf(l->err, sizeof(l->err), "%s:%d: ", l->path, l->line);
+	if (n < 0 || (size_t)n >= sizeof(l->err))
+		return 0;	/* the path alone fills the message */
 	va_start(ap, fmt);
 	vsnprintf(l->err + n, sizeof(l->err) - (size_t)n, fmt, ap);
 	va_end(ap);
@@ -379,7 +382,12 @@ set_value(struct loader *l, const struct key_def *k, const char *v)
 		    "anthropic, gemini, gigachat, yandex)", v);
 	case K_STATUS:
 		r = (struct retry_cfg *)l->obj;
-		r->non_status = 0;
+		/* The file's first on_status replaces the default; more
+		 * lines (indented continuations) add to it. */
+		if (!l->status_set) {
+			r->non_status = 0;
+			l->status_set = 1;
+		}
 		for (p = v; *p != '\0'; p = q) {
 			while (*p == ' ' || *p == ',')
 				p++;
@@ -688,6 +696,7 @@ config_load(const char *path, char *err, size_t errlen)
 		l.cfg->mtime = st.st_mtime;
 	apply_defaults(&l, SECT_GATEWAY, &l.cfg->gw);
 	apply_defaults(&l, SECT_RETRY, &l.cfg->retry);
+	l.status_set = 0;
 
 	rc = ini_parse_stream(reader, &l, on_value, &l);
 	fclose(l.fp);

@@ -47,6 +47,7 @@ struct chat {
 	int64_t			 prompt_chars;
 	/* The last failure, answered when nothing else remains. */
 	int			 err_status;
+	long			 err_retry_after;	/* s, or -1 */
 	struct provider_error	 err;
 };
 
@@ -80,7 +81,6 @@ begin_stream(struct chat *ch)
 		return ch->r->client_gone ? -1 : 0;
 	served_headers(ch);
 	snprintf(ch->r->served, sizeof(ch->r->served), "%s", ch->cand->name);
-	ch->ttft_ms = http_elapsed_ms(ch->r);
 	return http_begin(ch->r, 200, "text/event-stream");
 }
 
@@ -107,6 +107,8 @@ emit_chunk(void *ctx, struct json_object *chunk)
 	struct chat	*ch = ctx;
 	const char	*s = http_json_string(chunk);
 
+	if (ch->ttft_ms == 0)
+		ch->ttft_ms = http_elapsed_ms(ch->r);
 	return send_sse(ch, "data: ", 6, s, strlen(s), "\n\n", 2) == -1 ?
 	    1 : 0;
 }
@@ -147,13 +149,19 @@ on_body(void *ctx, const char *p, size_t n)
 	return rc != 0;
 }
 
-/* upstream_req.on_tick: heartbeat while the upstream is silent. */
+/*
+ * upstream_req.on_tick: heartbeat while the upstream is silent. Before the
+ * response began, only once the upstream answered 2xx: a ping commits the
+ * response, and until then a failure must stay free to retry or fall back.
+ */
 static int
-on_tick(void *ctx)
+on_tick(void *ctx, long status)
 {
 	struct chat	*ch = ctx;
 
 	if (!ch->in.stream)
+		return 0;
+	if (!ch->r->headers_sent && (status < 200 || status > 299))
 		return 0;
 	if (since_ms(&ch->last_out) < (double)ch->cfg->gw.heartbeat * 1000.0)
 		return 0;
@@ -193,11 +201,29 @@ judge(struct chat *ch, const struct upstream_resp *resp)
 	case UP_HTTP:
 		ch->err_status = (int)s;
 		ch->ops->error(s, resp->body.data, resp->body.len, &ch->err);
+		if (s == 401 || s == 403) {
+			/*
+			 * The gateway's own key was refused: not the client's
+			 * fault, and the upstream's text may quote the key.
+			 */
+			log_debug("%s: provider %s said: %s", ch->r->id,
+			    ch->cand->provider->name, ch->err.message);
+			set_error(ch, 502, "upstream_auth_error", "provider '%s' "
+			    "refused the gateway's credentials (HTTP %ld)",
+			    ch->cand->provider->name, s);
+			return NEXT_FALLBACK;
+		}
+		if (s < 400 || s > 599) {
+			set_error(ch, 502, "bad_upstream_response", "provider "
+			    "'%s' answered with unexpected HTTP %ld",
+			    ch->cand->provider->name, s);
+			return NEXT_FALLBACK;
+		}
 		if (config_retry_status(ch->cfg, (int)s) || s == 408 ||
 		    s == 429)
 			return NEXT_RETRY;
-		/* Key, permission or model problems of this provider. */
-		if (s == 401 || s == 403 || s == 404)
+		/* The model is unknown to this provider: try the next one. */
+		if (s == 404)
 			return NEXT_FALLBACK;
 		return NEXT_FINAL;
 	case UP_CONNECT:
@@ -312,6 +338,8 @@ attempt(struct chat *ch, struct upstream_resp *resp)
 	ch->st.include_usage = ch->in.include_usage;
 	sse_reset(&ch->sse);
 	ch->stop = STOP_NONE;
+	if (!ch->r->headers_sent)
+		clock_gettime(CLOCK_MONOTONIC, &ch->last_out);
 
 	ch->attempts++;
 	ch->r->attempts = ch->attempts;
@@ -370,7 +398,8 @@ count_prompt_chars(struct json_object *req)
 		return 0;
 	for (i = 0; i < json_object_array_length(msgs); i++) {
 		m = json_object_array_get_idx(msgs, i);
-		if (json_object_object_get_ex(m, "content", &c))
+		/* "content": null (assistant tool calls) counts nothing. */
+		if (json_object_object_get_ex(m, "content", &c) && c != NULL)
 			n += (int64_t)strlen(json_object_get_string(c));
 	}
 	return n;
@@ -412,6 +441,9 @@ answer_error(struct chat *ch)
 	struct provider_error	*e = &ch->err;
 
 	served_headers(ch);
+	if (ch->err_retry_after >= 0 &&
+	    (ch->err_status == 429 || ch->err_status == 503))
+		http_header(ch->r, "Retry-After", "%ld", ch->err_retry_after);
 	return http_error(ch->r, ch->err_status ? ch->err_status : 502,
 	    e->type[0] ? e->type : "upstream_error",
 	    e->code[0] ? e->code : NULL, e->param[0] ? e->param : NULL,
@@ -442,6 +474,7 @@ run(struct chat *ch)
 				return;
 			}
 			next = judge(ch, &resp);
+			ch->err_retry_after = resp.retry_after;
 			log_warn("%s: model %s via %s attempt %d: %s (%d)",
 			    ch->r->id, ch->cand->name,
 			    ch->cand->provider->name, a, ch->err.message,
@@ -489,6 +522,7 @@ route_chat(struct request *r, const char *arg)
 	memset(&ch, 0, sizeof(ch));
 	ch.r = r;
 	ch.cfg = r->cfg;
+	ch.err_retry_after = -1;
 	ch.in.req = req;
 	ch.in.stream = json_object_object_get_ex(req, "stream", &v) &&
 	    json_object_get_boolean(v);

@@ -126,14 +126,18 @@ on_progress(void *user, curl_off_t dlt, curl_off_t dln, curl_off_t ult,
 {
 	struct xfer			*x = user;
 	const struct provider_cfg	*p = x->req->provider;
-	long				 limit;
+	long				 limit, code = 0;
 
 	limit = x->resp->got_bytes ? p->idle_timeout : p->first_byte_timeout;
 	if (ms_since(&x->last) > (double)limit * 1000.0) {
 		x->idle_timeout = 1;
 		return 1;
 	}
-	if (x->req->on_tick != NULL && x->req->on_tick(x->req->ctx) != 0) {
+	if (x->req->on_tick != NULL) {
+		code = 0;
+		curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &code);
+	}
+	if (x->req->on_tick != NULL && x->req->on_tick(x->req->ctx, code) != 0) {
 		x->aborted = 1;
 		return 1;
 	}

@@ -30,8 +30,11 @@ struct upstream_req {
 	size_t				 max_body;
 	/* 2xx body bytes as they arrive; NULL buffers them in resp.body. */
 	int				(*on_body)(void *, const char *, size_t);
-	/* Called during the transfer and about once a second of silence. */
-	int				(*on_tick)(void *);
+	/*
+	 * Called during the transfer and about once a second of silence,
+	 * with the upstream's HTTP status so far (0 before its headers).
+	 */
+	int				(*on_tick)(void *, long);
 	void				*ctx;
 };
 

@@ -8,37 +8,37 @@
 #include "validate.h"
 
 #define NRULES(a)	(sizeof(a) / sizeof((a)[0]))
-#define NOBOUND		1, 0
+#define NOBOUND		1, 0, 0
 
 static const struct field_rule chat_rules[] = {
-	{ "model", J_STRING, 1, 1, 255 },
-	{ "messages", J_ARRAY, 1, 1, 100000 },
+	{ "model", J_STRING, 1, 1, 255, 0 },
+	{ "messages", J_ARRAY, 1, 1, 100000, 0 },
 	{ "stream", J_BOOL | J_NULL, 0, NOBOUND },
 	{ "stream_options", J_OBJECT | J_NULL, 0, NOBOUND },
-	{ "max_tokens", J_INT | J_NULL, 0, 1, 100000000 },
-	{ "max_completion_tokens", J_INT | J_NULL, 0, 1, 100000000 },
-	{ "temperature", J_NUMBER | J_NULL, 0, 0, 2 },
-	{ "top_p", J_NUMBER | J_NULL, 0, 0, 1 },
-	{ "n", J_INT | J_NULL, 0, 1, 128 },
-	{ "presence_penalty", J_NUMBER | J_NULL, 0, -2, 2 },
-	{ "frequency_penalty", J_NUMBER | J_NULL, 0, -2, 2 },
-	{ "stop", J_STRING | J_ARRAY | J_NULL, 0, 0, 16 },
-	{ "tools", J_ARRAY | J_NULL, 0, 0, 512 },
+	{ "max_tokens", J_INT | J_NULL, 0, 1, 100000000, 0 },
+	{ "max_completion_tokens", J_INT | J_NULL, 0, 1, 100000000, 0 },
+	{ "temperature", J_NUMBER | J_NULL, 0, 0, 2, 0 },
+	{ "top_p", J_NUMBER | J_NULL, 0, 0, 1, 0 },
+	{ "n", J_INT | J_NULL, 0, 1, 128, 0 },
+	{ "presence_penalty", J_NUMBER | J_NULL, 0, -2, 2, 0 },
+	{ "frequency_penalty", J_NUMBER | J_NULL, 0, -2, 2, 0 },
+	{ "stop", J_STRING | J_ARRAY | J_NULL, 0, 0, 16, J_ARRAY },
+	{ "tools", J_ARRAY | J_NULL, 0, 0, 512, 0 },
 	{ "tool_choice", J_STRING | J_OBJECT | J_NULL, 0, NOBOUND },
 	{ "parallel_tool_calls", J_BOOL | J_NULL, 0, NOBOUND },
 	{ "response_format", J_OBJECT | J_NULL, 0, NOBOUND },
-	{ "user", J_STRING | J_NULL, 0, 0, 512 },
+	{ "user", J_STRING | J_NULL, 0, 0, 512, 0 },
 	{ "seed", J_INT | J_NULL, 0, NOBOUND },
 	{ "logprobs", J_BOOL | J_NULL, 0, NOBOUND },
-	{ "top_logprobs", J_INT | J_NULL, 0, 0, 20 },
+	{ "top_logprobs", J_INT | J_NULL, 0, 0, 20, 0 },
 };
 
 static const struct field_rule message_rules[] = {
-	{ "role", J_STRING, 1, 1, 32 },
+	{ "role", J_STRING, 1, 1, 32, 0 },
 	{ "content", J_STRING | J_ARRAY | J_NULL, 0, NOBOUND },
-	{ "name", J_STRING | J_NULL, 0, 0, 256 },
+	{ "name", J_STRING | J_NULL, 0, 0, 256, 0 },
 	{ "tool_calls", J_ARRAY | J_NULL, 0, NOBOUND },
-	{ "tool_call_id", J_STRING | J_NULL, 0, 0, 256 },
+	{ "tool_call_id", J_STRING | J_NULL, 0, 0, 256, 0 },
 };
 
 static const struct field_rule stream_options_rules[] = {
@@ -414,7 +414,8 @@ validate_fields(struct json_object *obj, const struct field_rule *rules,
 			return verr_set(e, param, "'%s' must be %s, not %s",
 			    param, want, json_type_label(v));
 		}
-		if (rules[i].min > rules[i].max)
+		if (rules[i].min > rules[i].max ||
+		    (rules[i].bounded != 0 && (m & rules[i].bounded) == 0))
 			continue;
 		switch (m) {
 		case J_INT:
@@ -488,6 +489,19 @@ validate_message(struct json_object *msg, size_t idx, struct verr *e)
 	return 0;
 }
 
+/*
+ * Model ids as providers spell them ("gpt-4o", "vendor/model:free",
+ * "qwen2.5:7b"); nothing that could split a log line or a URL.
+ */
+static int
+model_name_ok(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if (!isalnum((unsigned char)*s) && strchr("._-:/@+", *s) == NULL)
+			return 0;
+	return 1;
+}
+
 /* A chat completion request: the top level, every message, stream_options. */
 int
 validate_chat(struct json_object *req, struct verr *e)
@@ -500,6 +514,10 @@ validate_chat(struct json_object *req, struct verr *e)
 		    "not %s", json_type_label(req));
 	if (validate_fields(req, chat_rules, NRULES(chat_rules), "", e) == -1)
 		return -1;
+	json_object_object_get_ex(req, "model", &v);
+	if (!model_name_ok(json_object_get_string(v)))
+		return verr_set(e, "model", "'model' may hold only letters, "
+		    "digits and . _ - : / @ +");
 	json_object_object_get_ex(req, "messages", &msgs);
 	n = json_object_array_length(msgs);
 	for (i = 0; i < n; i++)

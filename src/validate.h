@@ -19,13 +19,14 @@
 /*
  * One field of an object: allowed types, whether it must be present, and
  * bounds (numeric value, string length or array length; min > max means
- * unbounded).
+ * unbounded), applied to the types in bounded (0: to every type).
  */
 struct field_rule {
 	const char	*name;
 	unsigned	 types;
 	int		 required;
 	double		 min, max;
+	unsigned	 bounded;
 };
 
 /* Where validation failed and why, for a 400 that names the field. */

@@ -70,6 +70,19 @@ upstream = mock@huge=100000
 provider = mock
 upstream = mock@huge=50000
 
+[model badkey]
+provider = mock
+upstream = mock@status=401
+
+[model ratelimited]
+provider = mock
+upstream = mock@status=429,retry_after=2
+
+[model ratelimited-chain]
+provider = mock
+upstream = mock@status=429,retry_after=2
+fallback = chain-c
+
 [model mock-ok]
 provider = mock
 upstream = mock
@@ -290,6 +303,26 @@ print("events %d" % len(times))')
 	post_chat "$(chat_body malformed)"
 	is "$STATUS" 502 "$k: malformed upstream JSON -> 502"
 	is "$(echo "$BODY" | jget '["error"]["code"]')" bad_upstream_response "$k: malformed error code"
+	# The gateway's own provider key refused: 502, never the client's 401.
+	post_chat "$(chat_body badkey)"
+	is "$STATUS" 502 "$k: upstream 401 -> 502"
+	is "$(echo "$BODY" | jget '["error"]["code"]')" upstream_auth_error "$k: upstream_auth_error code"
+	# A final 429 keeps its Retry-After for the client's backoff.
+	post_chat "$(chat_body ratelimited)"
+	is "$STATUS" 429 "$k: final upstream 429 passed through"
+	is "$(header Retry-After)" 2 "$k: with its Retry-After"
+	# A Retry-After wait longer than the heartbeat does not commit a stream:
+	# the fallback still happens.
+	out=$(gw_curl -N -D "$TMPDIR_T/sh" -H 'Content-Type: application/json' \
+	    --data-binary "$(chat_body ratelimited-chain '"stream":true')" "$GW_URL/v1/chat/completions")
+	like "$(tr -d '\r' <"$TMPDIR_T/sh")" 'X-Llmgate-Model: chain-c' "$k: stream falls back after a long Retry-After"
+	like "$out" 'data: \[DONE\]' "$k: fallen-back stream completes"
+	# Tool-call history: assistant content null, a tool result, a long stop.
+	post_chat '{"model":"mock-ok","stop":"\n\nUser: a long stop sequence","messages":[{"role":"user","content":"weather?"},{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"w","arguments":"{}"}}]},{"role":"tool","tool_call_id":"call_1","content":"sunny"}]}'
+	is "$STATUS" 200 "$k: tool-call history with null content"
+	post_chat "$(chat_body 'mock-ok cost=0')"
+	is "$STATUS" 400 "$k: model name with a space refused"
+	is "$(echo "$BODY" | jget '["error"]["param"]')" model "$k: param names model"
 	post_chat "$(chat_body huge)"
 	is "$STATUS" 502 "$k: upstream body over max_upstream_body -> 502"
 	is "$(echo "$BODY" | jget '["error"]["code"]')" upstream_too_large "$k: too-large error code"

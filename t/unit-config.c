@@ -1,4 +1,6 @@
 /* unit-config.c: config_load values, defaults, secrets and file:line errors. */
+#include <sys/stat.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -644,6 +646,52 @@ test_on_status(void)
 	if (c != NULL)
 		ok(!config_retry_status(c, 500), "500 not retried");
 	config_free(c);
+
+	c = load("[gateway]\ndata_dir = /tmp\n[retry]\n"
+	    "on_status = 500 502\n  503 429\n", path, sizeof(path), err,
+	    sizeof(err));
+	ok(c != NULL, "on_status with a continuation line loads (%s)", err);
+	if (c != NULL) {
+		is_int(c->retry.non_status, 4, "continuation adds to the list");
+		ok(config_retry_status(c, 500) && config_retry_status(c, 429),
+		    "first and last status both retried");
+	}
+	config_free(c);
+
+	{
+		char		 dir[1100], file[1200], cfgerr[512];
+		struct config	*lc;
+		FILE		*fp;
+		size_t		 n;
+		int		 depth;
+
+		/* A path that alone fills the message must not overflow it. */
+		snprintf(dir, sizeof(dir), "/tmp/llmgate-unit-long.%d",
+		    (int)getpid());
+		mkdir(dir, 0700);
+		for (depth = 0; depth < 4; depth++) {
+			n = strlen(dir);
+			dir[n++] = '/';
+			memset(dir + n, 'd', 200);
+			dir[n + 200] = '\0';
+			mkdir(dir, 0700);
+		}
+		snprintf(file, sizeof(file), "%s/c.ini", dir);
+		if ((fp = fopen(file, "w")) != NULL) {
+			fputs("[gateway]\nbogus = 1\n", fp);
+			fclose(fp);
+		}
+		lc = config_load(file, cfgerr, sizeof(cfgerr));
+		ok(lc == NULL && strlen(cfgerr) < sizeof(cfgerr),
+		    "an error in a config with a 1 KB path is reported safely");
+		config_free(lc);
+		unlink(file);
+		for (depth = 0; depth < 4; depth++) {
+			rmdir(dir);
+			*strrchr(dir, '/') = '\0';
+		}
+		rmdir(dir);
+	}
 
 	bad("on_status 200", "[retry]\non_status = 500 200\n", 2,
 	    "on_status: expected HTTP statuses 400..599");
