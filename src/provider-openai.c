@@ -6,8 +6,6 @@
 
 #include "provider.h"
 
-#define RESPONSE_DEPTH	64
-
 /*
  * The client's request with the upstream model id, the model's default
  * max_tokens when the client gave none, and, for streams, usage asked for
@@ -15,10 +13,9 @@
  */
 static int
 chat_request(const struct candidate *c, const struct chat_in *in,
-    struct provider_call *call)
+    struct provider_call *call, struct provider_error *e)
 {
 	struct json_object	*out, *so, *v;
-	const char		*s;
 	int			 rc = 0;
 
 	out = json_object_new_object();
@@ -47,10 +44,7 @@ chat_request(const struct candidate *c, const struct chat_in *in,
 		    json_object_new_boolean(1));
 		json_object_object_add(out, "stream_options", so);
 	}
-	s = json_object_to_json_string_ext(out, JSON_C_TO_STRING_PLAIN |
-	    JSON_C_TO_STRING_NOSLASHESCAPE);
-	buf_reset(&call->body);
-	if (buf_puts(&call->body, s) != BUF_OK ||
+	if (provider_body(call, out) == -1 ||
 	    provider_url(call, c->provider, "/chat/completions") == -1 ||
 	    provider_headers(call, c->provider, "Authorization",
 	    "Bearer ") == -1)
@@ -59,34 +53,13 @@ chat_request(const struct candidate *c, const struct chat_in *in,
 	return rc;
 }
 
-static struct json_object *
-parse(const char *s, size_t n)
-{
-	struct json_tokener	*tok;
-	struct json_object	*o;
-
-	if ((tok = json_tokener_new_ex(RESPONSE_DEPTH)) == NULL)
-		return NULL;
-	o = json_tokener_parse_ex(tok, s, (int)n);
-	if (o != NULL && json_tokener_get_error(tok) != json_tokener_success) {
-		json_object_put(o);
-		o = NULL;
-	}
-	json_tokener_free(tok);
-	if (o != NULL && !json_object_is_type(o, json_type_object)) {
-		json_object_put(o);
-		o = NULL;
-	}
-	return o;
-}
-
 static int
 chat_response(const struct candidate *c, const char *body, size_t len,
     struct json_object **out, struct usage *u, struct provider_error *e)
 {
 	struct json_object	*o, *v;
 
-	if ((o = parse(body, len)) == NULL ||
+	if ((o = provider_parse(body, len)) == NULL ||
 	    !json_object_object_get_ex(o, "choices", &v) ||
 	    !json_object_is_type(v, json_type_array)) {
 		json_object_put(o);
@@ -148,7 +121,7 @@ chat_event(struct stream_state *st, const struct sse_event *ev)
 		st->done = 1;
 		return 0;
 	}
-	if ((o = parse(ev->data, ev->data_len)) == NULL) {
+	if ((o = provider_parse(ev->data, ev->data_len)) == NULL) {
 		provider_error_set(&st->err, "upstream_error",
 		    "bad_upstream_response", "provider '%s' sent a malformed "
 		    "stream event", st->cand->provider->name);

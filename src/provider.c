@@ -3,12 +3,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "provider.h"
 
 /* Indexed by enum provider_type; NULL until the protocol is implemented. */
 static const struct provider_ops *const ops_table[PROVIDER__MAX] = {
 	[PROVIDER_OPENAI] = &provider_openai,
+	[PROVIDER_ANTHROPIC] = &provider_anthropic,
 };
 
 const struct provider_ops *
@@ -199,4 +201,133 @@ provider_usage_openai(struct json_object *u, struct usage *out)
 	    (k = provider_json_int(d, "cached_tokens")) > 0)
 		out->cached = k;
 	out->known = 1;
+}
+
+/* A string member, or NULL when absent or not a string. */
+const char *
+provider_json_str(struct json_object *o, const char *name)
+{
+	struct json_object	*v;
+
+	if (o == NULL || !json_object_object_get_ex(o, name, &v) ||
+	    !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+/*
+ * Parse an upstream body or event as a JSON object (upstreams pad and
+ * space their JSON freely). NULL when it is anything else.
+ */
+struct json_object *
+provider_parse(const char *s, size_t n)
+{
+	struct json_tokener	*tok;
+	struct json_object	*o;
+
+	if ((tok = json_tokener_new_ex(PROVIDER_JSON_DEPTH)) == NULL)
+		return NULL;
+	o = json_tokener_parse_ex(tok, s, (int)n);
+	if (o != NULL && json_tokener_get_error(tok) != json_tokener_success) {
+		json_object_put(o);
+		o = NULL;
+	}
+	json_tokener_free(tok);
+	if (o != NULL && !json_object_is_type(o, json_type_object)) {
+		json_object_put(o);
+		o = NULL;
+	}
+	return o;
+}
+
+/* The OpenAI finish_reason for a provider's own; unknown ones are "stop". */
+const char *
+provider_finish(const struct finish_map *map, const char *raw)
+{
+	if (raw == NULL)
+		return NULL;
+	for (; map->raw != NULL; map++)
+		if (strcmp(map->raw, raw) == 0)
+			return map->openai;
+	return "stop";
+}
+
+/* An OpenAI usage object; the caller owns it. */
+struct json_object *
+provider_usage_object(const struct usage *u)
+{
+	struct json_object	*o, *d;
+
+	o = json_object_new_object();
+	json_object_object_add(o, "prompt_tokens",
+	    json_object_new_int64(u->prompt));
+	json_object_object_add(o, "completion_tokens",
+	    json_object_new_int64(u->completion));
+	json_object_object_add(o, "total_tokens",
+	    json_object_new_int64(u->prompt + u->completion));
+	if (u->cached > 0) {
+		d = json_object_new_object();
+		json_object_object_add(d, "cached_tokens",
+		    json_object_new_int64(u->cached));
+		json_object_object_add(o, "prompt_tokens_details", d);
+	}
+	return o;
+}
+
+/*
+ * One chat.completion.chunk with a single choice; delta is taken over
+ * (NULL for an empty one). The caller owns the result.
+ */
+struct json_object *
+provider_chunk(const struct stream_state *st, struct json_object *delta,
+    const char *finish)
+{
+	struct json_object	*o, *choices, *ch;
+
+	ch = json_object_new_object();
+	json_object_object_add(ch, "index", json_object_new_int(0));
+	json_object_object_add(ch, "delta",
+	    delta ? delta : json_object_new_object());
+	json_object_object_add(ch, "logprobs", NULL);
+	json_object_object_add(ch, "finish_reason",
+	    finish ? json_object_new_string(finish) : NULL);
+	choices = json_object_new_array();
+	json_object_array_add(choices, ch);
+	o = json_object_new_object();
+	json_object_object_add(o, "id", json_object_new_string(st->id));
+	json_object_object_add(o, "object",
+	    json_object_new_string("chat.completion.chunk"));
+	json_object_object_add(o, "created",
+	    json_object_new_int64((int64_t)time(NULL)));
+	json_object_object_add(o, "model",
+	    json_object_new_string(st->cand->name));
+	json_object_object_add(o, "choices", choices);
+	return o;
+}
+
+/* The final usage chunk (choices []), when the client asked for it. */
+int
+provider_emit_usage(struct stream_state *st)
+{
+	struct json_object	*o;
+	int			 rc;
+
+	if (!st->include_usage)
+		return 0;
+	o = provider_chunk(st, NULL, NULL);
+	json_object_object_add(o, "choices", json_object_new_array());
+	json_object_object_add(o, "usage", provider_usage_object(&st->usage));
+	rc = st->emit(st->ctx, o);
+	json_object_put(o);
+	return rc;
+}
+
+/* Serialize a request body into call->body. */
+int
+provider_body(struct provider_call *call, struct json_object *o)
+{
+	buf_reset(&call->body);
+	return buf_puts(&call->body, json_object_to_json_string_ext(o,
+	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)) ==
+	    BUF_OK ? 0 : -1;
 }

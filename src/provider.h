@@ -12,6 +12,9 @@
 #include "plan.h"
 #include "sse.h"
 
+#define STREAM_BLOCKS_MAX	64
+#define PROVIDER_JSON_DEPTH	64
+
 /* Token counts of one response, as the upstream reported them. */
 struct usage {
 	int64_t	 prompt;
@@ -57,15 +60,31 @@ struct stream_state {
 	int		 failed;	/* an error event arrived */
 	struct provider_error err;
 	int64_t		 chars;		/* content characters relayed */
+
+	/* Adapter scratch space for protocols with their own event grammar. */
+	char		 id[128];	/* the upstream's message id */
+	int		 tools;		/* tool calls announced so far */
+	int		 block_tool[STREAM_BLOCKS_MAX];	/* block -> tool + 1 */
+};
+
+/* A raw finish reason and what OpenAI calls it. */
+struct finish_map {
+	const char	*raw;
+	const char	*openai;
 };
 
 /* One wire protocol. Every slot is required unless it says otherwise. */
 struct provider_ops {
 	const char	*type;
 
-	/* Build URL, headers and body of a chat call to candidate c. */
+	/*
+	 * Build URL, headers and body of a chat call to candidate c. -1 with
+	 * err filled when the request cannot be said in this protocol (the
+	 * client gets a 400), -1 with err empty when out of memory.
+	 */
 	int		(*chat_request)(const struct candidate *,
-			    const struct chat_in *, struct provider_call *);
+			    const struct chat_in *, struct provider_call *,
+			    struct provider_error *);
 
 	/*
 	 * Translate a 2xx non-streamed body into an OpenAI chat.completion;
@@ -103,8 +122,17 @@ void	provider_error_set(struct provider_error *, const char *,
 	    const char *, const char *, ...)
 	    __attribute__((format(printf, 4, 5)));
 int64_t	provider_json_int(struct json_object *, const char *);
+const char *provider_json_str(struct json_object *, const char *);
 void	provider_usage_openai(struct json_object *, struct usage *);
+struct json_object *provider_parse(const char *, size_t);
+const char *provider_finish(const struct finish_map *, const char *);
+struct json_object *provider_usage_object(const struct usage *);
+struct json_object *provider_chunk(const struct stream_state *,
+	    struct json_object *, const char *);
+int	provider_emit_usage(struct stream_state *);
+int	provider_body(struct provider_call *, struct json_object *);
 
 extern const struct provider_ops provider_openai;
+extern const struct provider_ops provider_anthropic;
 
 #endif

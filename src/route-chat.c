@@ -21,6 +21,7 @@ enum stop {
 	STOP_NONE,
 	STOP_CLIENT,		/* the client went away */
 	STOP_BAD_STREAM,	/* the upstream stream broke its protocol */
+	STOP_BAD_REQUEST,	/* the request cannot be said to this provider */
 };
 
 /* What to do after a failed attempt. */
@@ -192,6 +193,8 @@ judge(struct chat *ch, const struct upstream_resp *resp)
 {
 	long	 s = resp->status;
 
+	if (ch->stop == STOP_BAD_REQUEST)
+		return NEXT_FINAL;
 	if (ch->stop == STOP_BAD_STREAM || ch->st.failed) {
 		ch->err_status = 502;
 		ch->err = ch->st.err;
@@ -313,10 +316,16 @@ attempt(struct chat *ch, struct upstream_resp *resp)
 	int			 done = 0;
 
 	provider_call_init(&call, (size_t)ch->cfg->gw.max_body * 2 + 65536);
-	if (ch->ops->chat_request(ch->cand, &ch->in, &call) == -1) {
-		set_error(ch, 500, "internal_error", "cannot build the request "
-		    "for provider '%s'", ch->cand->provider->name);
-		resp->result = UP_TOOBIG;
+	memset(&perr, 0, sizeof(perr));
+	if (ch->ops->chat_request(ch->cand, &ch->in, &call, &perr) == -1) {
+		if (perr.message[0] != '\0') {
+			ch->err = perr;
+			ch->err_status = 400;
+		} else
+			set_error(ch, 500, "internal_error", "cannot build the "
+			    "request for provider '%s'",
+			    ch->cand->provider->name);
+		ch->stop = STOP_BAD_REQUEST;
 		goto out;
 	}
 	memset(&req, 0, sizeof(req));

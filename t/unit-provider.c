@@ -167,6 +167,7 @@ build(const struct route *r, const char *req, int stream,
 	struct chat_in		 in;
 	struct json_object	*out = NULL;
 	char			*before;
+	struct provider_error	 perr;
 	int			 rc;
 
 	memset(&in, 0, sizeof(in));
@@ -178,7 +179,8 @@ build(const struct route *r, const char *req, int stream,
 		return NULL;
 	}
 	before = strdup(json_object_to_json_string(in.req));
-	rc = provider_openai.chat_request(&r->c, &in, call);
+	memset(&perr, 0, sizeof(perr));
+	rc = provider_openai.chat_request(&r->c, &in, call, &perr);
 	is_int(rc, 0, "chat_request succeeds");
 	ok(before != NULL && strcmp(before,
 	    json_object_to_json_string(in.req)) == 0,
