@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""mock-upstream.py - mock OpenAI-compatible LLM provider for llmgate integration tests.
+"""mock-upstream.py - mock OpenAI-compatible (and Anthropic Messages) LLM provider for
+llmgate integration tests.
 
 Usage: python3 t/mock-upstream.py --port N [--port-file PATH] [--host 127.0.0.1] [--verbose]
   --port 0 picks a free port; the real port is written atomically to --port-file and
@@ -7,6 +8,7 @@ Usage: python3 t/mock-upstream.py --port N [--port-file PATH] [--host 127.0.0.1]
 
 Endpoints
   POST /v1/chat/completions, POST /chat/completions   chat (non-stream and "stream": true)
+  POST /v1/messages, POST /messages                   Anthropic Messages API (see below)
   GET  /v1/models, GET /models                        OpenAI model list
   GET  /_mock/stats    {"requests":{MODELKEY:n}, "aborted":{..}, "completed":{..}, "total":N,
                         "log":[{t,path,model,headers,body,aborted,outcome}] (last 500)}
@@ -38,6 +40,66 @@ Directives (merged; message directives override model directives)
 Outcome in the log: "ok", "fault:<directive>" (e.g. fault:status=503, fault:reset) or "aborted"
 (client disconnect). "completed" counts responses fully written (error replies included);
 reset/reset_after requests count in neither "completed" nor "aborted".
+
+Anthropic Messages mode (POST /v1/messages, /messages)
+  Same logging, MODELKEY counters, `times`, outcome and abort accounting as the chat route;
+  directives come from the model string after '@' and from the first MOCK{...} in the LAST
+  role=user message (content string, or its {"type":"text"} blocks).
+  Errors use {"type":"error","error":{"type":T,"message":M},"request_id":"req_mock<N>"};
+  every reply carries a "request-id: req_mock<N>" header.
+  Validation, in this order (outcome "fault:invalid:<what>"):
+    no/empty x-api-key header      401 authentication_error "invalid x-api-key"
+    no anthropic-version header    400 invalid_request_error "anthropic-version: header is required"
+    body not a JSON object         400 invalid_request_error (outcome "fault:bad_json")
+    model not a string / messages not an array / max_tokens not an integer
+                                   400 invalid_request_error "<field>: Field required" (missing)
+                                   or "<field>: Input should be a valid <type>"
+  status=CODE          CODE with the Anthropic envelope: 400 invalid_request_error,
+                       401 authentication_error, 403 permission_error, 404 not_found_error,
+                       413 request_too_large, 429 rate_limit_error, 500 api_error,
+                       529 overloaded_error ("Overloaded"), others api_error; message
+                       "mock fault CODE"; 429/529 add "x-should-retry: true";
+                       retry_after=S adds "Retry-After: S"
+  non-stream           {"model":<model before '@'>,"id":"msg_mock<N>","type":"message",
+                        "role":"assistant","content":[...],"stop_reason":R,"stop_sequence":null,
+                        "usage":{"input_tokens":P,"cache_creation_input_tokens":0,
+                                 "cache_read_input_tokens":C,"output_tokens":O}}
+                       text: one text block "tok0 tok1 ... " (chunks=N pieces), R end_turn, O=N
+                       P = ceil(chars of all text in system + messages / 4), at least 1
+                       (string contents, text blocks, text inside tool_result blocks)
+  cached=N             usage.cache_read_input_tokens N (default 0)
+  stop_reason=X        override stop_reason (max_tokens, refusal, stop_sequence, ...); with
+                       stop_sequence, stop_sequence = request's stop_sequences[0] if any
+  tool=1               content: text "Let me check." + tool_use {"id":"toolu_mock1",
+                       "name":"get_weather","input":{"city":"Paris","unit":"c"}}; R tool_use
+  tool=2               ... + a second tool_use {"id":"toolu_mock2","name":"get_time",
+                       "input":{"tz":"Europe/Paris"}}
+                       O = number of stream deltas (tool=1: 6, tool=2: 10)
+  huge=BYTES, echo=1, malformed=1 (200 with invalid JSON) as in chat mode
+  "stream": true       Content-Type "text/event-stream; charset=utf-8", chunked, frames
+                       "event: NAME\ndata: JSON\n\n", no [DONE]; delay=S between events:
+                       message_start (content [], stop_reason null, usage input_tokens P,
+                         cache_read_input_tokens C, output_tokens 1)
+                       content_block_start index 0 {"type":"text","text":""}
+                       ping (data {"type": "ping"}, once, after the first block start)
+                       content_block_delta text_delta per piece ("tok{i} ")
+                       content_block_stop index 0
+                       with tool=1|2 the text block has the deltas "Let me", " check.", then
+                       per tool block index 1, 2: content_block_start {"type":"tool_use",
+                         "id","name","input":{}}, input_json_delta deltas: "" first, then 3
+                         fragments (tool 1: '{"city": "Par', 'is", "unit', '": "c"}';
+                         tool 2: '{"tz": "Eur', 'ope/Pa', 'ris"}'), content_block_stop
+                       message_delta {"delta":{"stop_reason":R,"stop_sequence":null},
+                         "usage":{"output_tokens":O}} (O = all deltas sent, cumulative)
+                       message_stop, padded: data: {"type":"message_stop"              }
+  Stream fault points count content_block_delta events (text and input_json alike), checked
+  before each delta and once more before message_delta:
+  stall_after=K stall=S, reset_after=K, truncate_after=K   as in chat mode
+  stream_error=K       after K deltas: event: error, data {"type": "error", "error":
+                       {"type": "overloaded_error", "message": "Overloaded"}}, then the
+                       chunked body ends (no message_stop) and the connection is closed
+  malformed=1          stream: 2nd event is "event: content_block_delta" / data: {"broken
+  first_byte_delay, reset=1, times=N   as in chat mode (stream_error is a fault directive)
 """
 import argparse, collections, http, json, math, os, re, select, signal, socket
 import struct, sys, threading, time
@@ -79,12 +141,12 @@ def text_parts(content):
                 yield p["text"]
 
 
-def directives(body, model):
+def directives(body, model, parts=text_parts):
     d = parse_kv(model.split("@", 1)[1]) if "@" in model else {}
     msgs = body.get("messages") if isinstance(body.get("messages"), list) else []
     users = [m for m in msgs if isinstance(m, dict) and m.get("role") == "user"]
     if users:
-        for t in text_parts(users[-1].get("content")):
+        for t in parts(users[-1].get("content")):
             m = MOCK_RE.search(t)
             if m:
                 d.update(parse_kv(m.group(1)))
@@ -112,6 +174,83 @@ def dumps(obj):
 def error_body(code, message, etype=None):
     etype = etype or ("invalid_request_error" if 400 <= code < 500 else "server_error")
     return dumps({"error": {"message": message, "type": etype, "param": None, "code": None}})
+
+
+# ---------------------------------------------------------------- Anthropic helpers
+ANTH_FAULT_KEYS = FAULT_KEYS + ("stream_error",)
+ANTH_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error",
+                    403: "permission_error", 404: "not_found_error", 413: "request_too_large",
+                    429: "rate_limit_error", 500: "api_error", 529: "overloaded_error"}
+ANTH_TEXT = ["Let me", " check."]                   # text deltas before tool_use blocks
+# (id, name, input, partial_json fragments after the initial "")
+ANTH_TOOLS = [("toolu_mock1", "get_weather", {"city": "Paris", "unit": "c"},
+               ['{"city": "Par', 'is", "unit', '": "c"}']),
+              ("toolu_mock2", "get_time", {"tz": "Europe/Paris"},
+               ['{"tz": "Eur', 'ope/Pa', 'ris"}'])]
+for _t in ANTH_TOOLS:
+    assert json.loads("".join(_t[3])) == _t[2]
+ANTH_STREAM_ERROR = ('{"type": "error", "error": {"type": "overloaded_error", '
+                     '"message": "Overloaded"}}')
+ANTH_MESSAGE_STOP = '{"type":"message_stop"              }'   # padded like real recordings
+REQ_COUNTER = [0]
+
+
+def anth_user_texts(content):
+    """Directive search: string content or the text of {"type":"text"} blocks."""
+    if isinstance(content, str):
+        yield content
+    elif isinstance(content, list):
+        for b in content:
+            if isinstance(b, dict) and b.get("type") == "text" and isinstance(b.get("text"), str):
+                yield b["text"]
+
+
+def anth_all_texts(content):
+    """Token counting: strings, text blocks and text nested in tool_result blocks."""
+    if isinstance(content, str):
+        yield content
+    elif isinstance(content, list):
+        for b in content:
+            if not isinstance(b, dict):
+                continue
+            if b.get("type") == "text" and isinstance(b.get("text"), str):
+                yield b["text"]
+            elif b.get("type") == "tool_result":
+                yield from anth_all_texts(b.get("content"))
+
+
+def anth_input_tokens(body):
+    n = sum(len(t) for t in anth_all_texts(body.get("system")))
+    msgs = body.get("messages") if isinstance(body.get("messages"), list) else []
+    n += sum(len(t) for m in msgs if isinstance(m, dict) for t in anth_all_texts(m.get("content")))
+    return max(1, math.ceil(n / 4))
+
+
+def anth_error_body(etype, message, rid):
+    return dumps({"type": "error", "error": {"type": etype, "message": message},
+                  "request_id": rid})
+
+
+def anth_validate(headers, body):
+    """Return (status, error type, message, what) for an invalid request, else None."""
+    if not (headers.get("x-api-key") or "").strip():
+        return 401, "authentication_error", "invalid x-api-key", "x-api-key"
+    if not (headers.get("anthropic-version") or "").strip():
+        return (400, "invalid_request_error", "anthropic-version: header is required",
+                "anthropic-version")
+    if not isinstance(body, dict):
+        return (400, "invalid_request_error",
+                "There was an error parsing the body of your request as JSON.", None)
+    for field, ok, kind in (("model", lambda v: isinstance(v, str), "string"),
+                            ("messages", lambda v: isinstance(v, list), "list"),
+                            ("max_tokens", lambda v: isinstance(v, int)
+                             and not isinstance(v, bool), "integer")):
+        if field not in body:
+            return 400, "invalid_request_error", "%s: Field required" % field, field
+        if not ok(body[field]):
+            return (400, "invalid_request_error",
+                    "%s: Input should be a valid %s" % (field, kind), field)
+    return None
 
 
 class Disconnected(Exception):
@@ -274,6 +413,8 @@ class Handler(BaseHTTPRequestHandler):
                 self.send_body(200, dumps({"ok": True}))
             elif path in ("/v1/chat/completions", "/chat/completions"):
                 self.chat(path, raw)
+            elif path in ("/v1/messages", "/messages"):
+                self.anthropic(path, raw)
             else:
                 self.not_found(path)
         except Disconnected:
@@ -424,6 +565,203 @@ class Handler(BaseHTTPRequestHandler):
             u["usage"] = {"prompt_tokens": p, "completion_tokens": n, "total_tokens": p + n}
             event(u)
         event("[DONE]")
+        self.send_raw(b"0\r\n\r\n")
+        return outcome
+
+    # ---------------------------------------------------------------- Anthropic Messages
+    def anthropic(self, path, raw):
+        with LOCK:
+            REQ_COUNTER[0] += 1
+            rid = "req_mock%d" % REQ_COUNTER[0]
+        try:
+            body = json.loads(raw.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            body = None
+        model = None
+        if isinstance(body, dict):
+            model = body.get("model") if isinstance(body.get("model"), str) else None
+            entry, nth = self.log_request_entry(path, model, body)
+        else:
+            entry, nth = self.log_request_entry(path, None, raw.decode("utf-8", "replace"))
+        rid_hdr = [("request-id", rid)]
+        try:
+            bad = anth_validate(self.headers, body)
+            if bad:
+                code, etype, message, what = bad
+                self.finish_entry(entry, model, "fault:invalid:%s" % what if what
+                                  else "fault:bad_json", False)
+                self.send_body(code, anth_error_body(etype, message, rid), extra=rid_hdr)
+                return
+        except Disconnected:
+            self.finish_entry(entry, model, "aborted", True)
+            return
+        d = directives(body, model, anth_user_texts)
+        if "times" in d and nth > num(d, "times"):
+            for k in ANTH_FAULT_KEYS:
+                d.pop(k, None)
+        stream = body.get("stream") is True
+        outcome = "ok"
+        for k in ("status", "reset", "malformed", "truncate_after", "reset_after", "stall_after",
+                  "first_byte_delay", "stream_error"):
+            if k in d and (stream or k in ("status", "reset", "malformed", "first_byte_delay")):
+                outcome = "fault:%s=%s" % (k, d[k]) if k != "reset" else "fault:reset"
+                break
+        try:
+            self.pause(num(d, "first_byte_delay"))
+            if "reset" in d and num(d, "reset"):
+                self.abort_connection()
+            if self.was_reset:
+                pass
+            elif "status" in d:
+                code = int(num(d, "status", 500))
+                etype = ANTH_ERROR_TYPES.get(code, "api_error")
+                message = "Overloaded" if code == 529 else "mock fault %d" % code
+                extra = list(rid_hdr)
+                if "retry_after" in d:
+                    extra.append(("Retry-After", d["retry_after"]))
+                if code in (429, 529):
+                    extra.append(("x-should-retry", "true"))
+                self.send_body(code, anth_error_body(etype, message, rid), extra=extra)
+            elif stream:
+                outcome = self.anth_stream(body, model, d, outcome, rid_hdr)
+            else:
+                self.anth_plain(body, model, d, rid_hdr)
+            self.finish_entry(entry, None if self.was_reset else model, outcome, False)
+        except Disconnected:
+            self.finish_entry(entry, model, "aborted", True)
+
+    @staticmethod
+    def anth_answer(body, d):
+        """(content blocks, stop_reason, stop_sequence, output_tokens) for a request."""
+        ntools = min(2, max(0, int(num(d, "tool"))))
+        if ntools:
+            content = [{"type": "text", "text": "".join(ANTH_TEXT)}]
+            for tid, name, inp, _ in ANTH_TOOLS[:ntools]:
+                content.append({"type": "tool_use", "id": tid, "name": name, "input": inp})
+            stop, out = "tool_use", len(ANTH_TEXT) + sum(1 + len(t[3]) for t in ANTH_TOOLS[:ntools])
+        else:
+            n = int(num(d, "chunks", 3))
+            text = "".join("tok%d " % i for i in range(n))
+            if "huge" in d:
+                text = "x" * int(num(d, "huge"))
+            if num(d, "echo"):
+                text = json.dumps(body)
+            content, stop, out = [{"type": "text", "text": text}], "end_turn", n
+        stop = d.get("stop_reason") or stop
+        seq = None
+        if stop == "stop_sequence":
+            ss = body.get("stop_sequences")
+            if isinstance(ss, list) and ss and isinstance(ss[0], str):
+                seq = ss[0]
+        return content, stop, seq, out
+
+    @staticmethod
+    def new_msg_id():
+        with LOCK:
+            ID_COUNTER[0] += 1
+            return "msg_mock%d" % ID_COUNTER[0]
+
+    def anth_plain(self, body, model, d, rid_hdr):
+        if "malformed" in d and num(d, "malformed"):
+            self.send_body(200, '{"model": "broken", "content": [', extra=rid_hdr)
+            return
+        content, stop, seq, out = self.anth_answer(body, d)
+        resp = {"model": model.split("@", 1)[0], "id": self.new_msg_id(), "type": "message",
+                "role": "assistant", "content": content, "stop_reason": stop,
+                "stop_sequence": seq,
+                "usage": {"input_tokens": anth_input_tokens(body),
+                          "cache_creation_input_tokens": 0,
+                          "cache_read_input_tokens": int(num(d, "cached")),
+                          "output_tokens": out}}
+        self.send_body(200, dumps(resp), extra=rid_hdr)
+
+    def anth_stream(self, body, model, d, outcome, rid_hdr):
+        mid = self.new_msg_id()
+        delay = num(d, "delay")
+        content, stop, seq, out = self.anth_answer(body, d)
+        state = {"first": True}
+
+        def event(name, payload):
+            if not state["first"] and delay > 0:
+                self.pause(delay)
+            state["first"] = False
+            data = payload if isinstance(payload, str) else dumps(payload)
+            self.send_chunk("event: %s\ndata: %s\n\n" % (name, data))
+
+        # plan: ("delta", payload) for content deltas (fault points), ("ev", name, payload)
+        plan = [("ev", "content_block_start", {"type": "content_block_start", "index": 0,
+                                               "content_block": {"type": "text", "text": ""}}),
+                ("ev", "ping", '{"type": "ping"}')]
+
+        def delta(index, dl):
+            plan.append(("delta", {"type": "content_block_delta", "index": index, "delta": dl}))
+
+        def block_stop(index):
+            plan.append(("ev", "content_block_stop", {"type": "content_block_stop",
+                                                      "index": index}))
+        tools = [b for b in content if b["type"] == "tool_use"]
+        if tools:
+            for piece in ANTH_TEXT:
+                delta(0, {"type": "text_delta", "text": piece})
+            block_stop(0)
+            for i, (tid, name, _, frags) in enumerate(ANTH_TOOLS[:len(tools)], 1):
+                plan.append(("ev", "content_block_start", {
+                    "type": "content_block_start", "index": i, "content_block": {
+                        "type": "tool_use", "id": tid, "name": name, "input": {}}}))
+                for frag in [""] + frags:
+                    delta(i, {"type": "input_json_delta", "partial_json": frag})
+                block_stop(i)
+        else:
+            text = content[0]["text"]
+            if "huge" in d or num(d, "echo"):
+                pieces = [text]
+            else:
+                pieces = ["tok%d " % i for i in range(int(num(d, "chunks", 3)))]
+            for piece in pieces:
+                delta(0, {"type": "text_delta", "text": piece})
+            block_stop(0)
+
+        def fault_point(i):
+            """True when the stream was ended here (exactly i deltas sent)."""
+            if "stall_after" in d and i == int(num(d, "stall_after")):
+                self.pause(num(d, "stall", 30))
+            if "reset_after" in d and i == int(num(d, "reset_after")):
+                self.abort_connection()
+                return True
+            if "truncate_after" in d and i == int(num(d, "truncate_after")):
+                self.send_raw(b"0\r\n\r\n")
+                return True
+            if "stream_error" in d and i == int(num(d, "stream_error")):
+                event("error", ANTH_STREAM_ERROR)
+                self.send_raw(b"0\r\n\r\n")
+                self.close_connection = True
+                return True
+            return False
+
+        self.start_response(200, "text/event-stream; charset=utf-8",
+                            [("Cache-Control", "no-cache")] + rid_hdr)
+        event("message_start", {"type": "message_start", "message": {
+            "id": mid, "type": "message", "role": "assistant", "content": [],
+            "model": model.split("@", 1)[0], "stop_reason": None, "stop_sequence": None,
+            "usage": {"input_tokens": anth_input_tokens(body), "cache_creation_input_tokens": 0,
+                      "cache_read_input_tokens": int(num(d, "cached")), "output_tokens": 1}}})
+        if "malformed" in d and num(d, "malformed"):
+            event("content_block_delta", '{"broken')
+        sent = 0
+        for item in plan:
+            if item[0] == "delta":
+                if fault_point(sent):
+                    return outcome
+                event("content_block_delta", item[1])
+                sent += 1
+            else:
+                event(item[1], item[2])
+        if fault_point(sent):
+            return outcome
+        event("message_delta", {"type": "message_delta",
+                                "delta": {"stop_reason": stop, "stop_sequence": seq},
+                                "usage": {"output_tokens": sent}})
+        event("message_stop", ANTH_MESSAGE_STOP)
         self.send_raw(b"0\r\n\r\n")
         return outcome
 
