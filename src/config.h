@@ -36,6 +36,10 @@ struct provider_cfg {
 	char			*ca_file;
 	char			*strip_prefix;
 	char			*residency;
+	char			*auth_url;	/* OAuth token endpoint */
+	char			*scope;		/* OAuth scope */
+	char			*folder;	/* Yandex Cloud folder id */
+	char			*auth_scheme;	/* e.g. "Api-Key" or "Bearer" */
 	struct strlist		 match;
 	struct strlist		 headers;	/* "Name: value" */
 	long			 connect_timeout;	/* ms */
@@ -53,6 +57,7 @@ struct model_cfg {
 	money_t			 input_price;	/* micro-USD per 1M tokens */
 	money_t			 output_price;
 	money_t			 cached_input_price;
+	money_t			 image_price;	/* micro-USD per image */
 	struct strlist		 fallback;
 	long			 rpm;
 	long			 tpm;

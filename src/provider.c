@@ -11,12 +11,19 @@
 static const struct provider_ops *const ops_table[PROVIDER__MAX] = {
 	[PROVIDER_OPENAI] = &provider_openai,
 	[PROVIDER_ANTHROPIC] = &provider_anthropic,
+	[PROVIDER_GEMINI] = &provider_gemini,
+	[PROVIDER_GIGACHAT] = &provider_gigachat,
+	[PROVIDER_YANDEX] = &provider_yandex,
 };
 
+/* The protocol of a provider type, or NULL when this build has none. */
 const struct provider_ops *
 provider_ops_for(enum provider_type t)
 {
-	return t < PROVIDER__MAX ? ops_table[t] : NULL;
+	if (t >= PROVIDER__MAX || ops_table[t] == NULL ||
+	    ops_table[t]->chat_request == NULL)
+		return NULL;
+	return ops_table[t];
 }
 
 /* Mark providers whose protocol this build cannot speak as unavailable. */

@@ -106,6 +106,13 @@ struct provider_ops {
 	/* Map a non-2xx upstream body to an OpenAI error. */
 	void		(*error)(long, const char *, size_t,
 			    struct provider_error *);
+
+	/*
+	 * Optional: the upstream answered 401. Return 1 when the adapter
+	 * dropped cached credentials (an OAuth token) so that one more try
+	 * can succeed; 0 when a retry cannot help.
+	 */
+	int		(*auth_failed)(const struct provider_cfg *);
 };
 
 const struct provider_ops *provider_ops_for(enum provider_type);
@@ -134,5 +141,8 @@ int	provider_body(struct provider_call *, struct json_object *);
 
 extern const struct provider_ops provider_openai;
 extern const struct provider_ops provider_anthropic;
+extern const struct provider_ops provider_gemini;
+extern const struct provider_ops provider_gigachat;
+extern const struct provider_ops provider_yandex;
 
 #endif

@@ -45,6 +45,7 @@ struct chat {
 	struct timespec		 last_out;	/* last byte to the client */
 	double			 ttft_ms;
 	int			 attempts;
+	int			 reauthed;	/* credentials refreshed once */
 	int64_t			 prompt_chars;
 	/* The last failure, answered when nothing else remains. */
 	int			 err_status;
@@ -204,6 +205,12 @@ judge(struct chat *ch, const struct upstream_resp *resp)
 	case UP_HTTP:
 		ch->err_status = (int)s;
 		ch->ops->error(s, resp->body.data, resp->body.len, &ch->err);
+		if (s == 401 && ch->ops->auth_failed != NULL &&
+		    !ch->reauthed && ch->ops->auth_failed(ch->cand->provider)) {
+			/* Fresh credentials (an OAuth token): once more. */
+			ch->reauthed = 1;
+			return NEXT_RETRY;
+		}
 		if (s == 401 || s == 403) {
 			/*
 			 * The gateway's own key was refused: not the client's

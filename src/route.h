@@ -36,6 +36,10 @@ int	route_chat(struct request *, const char *);
 int	route_models(struct request *, const char *);
 int	route_model(struct request *, const char *);
 int	route_providers(struct request *, const char *);
+/* route-embeddings.c */
+int	route_embeddings(struct request *, const char *);
+/* route-images.c */
+int	route_images(struct request *, const char *);
 /* route-health.c */
 int	route_health(struct request *, const char *);
 int	route_readiness(struct request *, const char *);

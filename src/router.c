@@ -9,6 +9,10 @@
 static const struct route routes[] = {
 	{ HTTP_POST, "/v1/chat/completions", ROUTE_NEEDS_KEY | ROUTE_BODY,
 	  route_chat, "chat" },
+	{ HTTP_POST, "/v1/embeddings", ROUTE_NEEDS_KEY | ROUTE_BODY,
+	  route_embeddings, "embeddings" },
+	{ HTTP_POST, "/v1/images/generations", ROUTE_NEEDS_KEY | ROUTE_BODY,
+	  route_images, "images" },
 	{ HTTP_GET, "/v1/models", ROUTE_NEEDS_KEY, route_models, "models" },
 	{ HTTP_GET, "/v1/models/", ROUTE_NEEDS_KEY | ROUTE_PREFIX,
 	  route_model, "model" },

@@ -253,6 +253,32 @@ def anth_validate(headers, body):
     return None
 
 
+# Protocol plugins: every t/mock_<name>.py beside this script is loaded at
+# start. Each defines route(handler, method, path, raw) -> bool, True when
+# it answered; it reaches this module's helpers (directives, dumps,
+# Disconnected, the Handler methods) through "import __main__ as mock".
+PLUGINS = []
+
+
+def load_plugins():
+    import glob
+    import importlib.util
+    here = os.path.dirname(os.path.abspath(__file__))
+    for path in sorted(glob.glob(os.path.join(here, "mock_*.py"))):
+        name = os.path.splitext(os.path.basename(path))[0]
+        spec = importlib.util.spec_from_file_location(name, path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        PLUGINS.append(mod)
+
+
+def plugin_route(handler, method, path, raw):
+    for mod in PLUGINS:
+        if mod.route(handler, method, path, raw):
+            return True
+    return False
+
+
 class Disconnected(Exception):
     """The client went away (write failed or EOF seen during a pause)."""
 
@@ -385,6 +411,8 @@ class Handler(BaseHTTPRequestHandler):
             pass
 
     def route_get(self, path):
+        if plugin_route(self, "GET", path, b""):
+            return
         if path == "/_mock/stats":
             with LOCK:
                 snap = dumps(dict(STATE, log=list(STATE["log"])))
@@ -415,6 +443,8 @@ class Handler(BaseHTTPRequestHandler):
                 self.chat(path, raw)
             elif path in ("/v1/messages", "/messages"):
                 self.anthropic(path, raw)
+            elif plugin_route(self, "POST", path, raw):
+                pass
             else:
                 self.not_found(path)
         except Disconnected:
@@ -776,6 +806,7 @@ def main():
     args = ap.parse_args()
     VERBOSE = args.verbose
     reset_state()
+    load_plugins()
 
     class Server(ThreadingHTTPServer):
         daemon_threads = True

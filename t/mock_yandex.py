@@ -1,0 +1,5 @@
+"""mock_yandex.py: placeholder plugin for t/mock-upstream.py."""
+
+
+def route(handler, method, path, raw):
+    return False
