@@ -73,14 +73,23 @@ struct finish_map {
 	const char	*openai;
 };
 
+/* How a streamed upstream body is cut into events. */
+enum framing {
+	FRAMING_SSE,		/* text/event-stream */
+	FRAMING_NDJSON,		/* one JSON object a line */
+};
+
 /* One wire protocol. Every slot is required unless it says otherwise. */
 struct provider_ops {
 	const char	*type;
+	enum framing	 framing;	/* of streamed responses */
 
 	/*
 	 * Build URL, headers and body of a chat call to candidate c. -1 with
 	 * err filled when the request cannot be said in this protocol (the
-	 * client gets a 400), -1 with err empty when out of memory.
+	 * client gets a 400), -1 with err empty when out of memory, -2 when
+	 * the provider's credentials (an OAuth token) cannot be had now
+	 * (a 502 that is retried and falls back).
 	 */
 	int		(*chat_request)(const struct candidate *,
 			    const struct chat_in *, struct provider_call *,

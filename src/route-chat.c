@@ -22,6 +22,7 @@ enum stop {
 	STOP_CLIENT,		/* the client went away */
 	STOP_BAD_STREAM,	/* the upstream stream broke its protocol */
 	STOP_BAD_REQUEST,	/* the request cannot be said to this provider */
+	STOP_NO_AUTH,		/* no credentials for the provider right now */
 };
 
 /* What to do after a failed attempt. */
@@ -196,6 +197,8 @@ judge(struct chat *ch, const struct upstream_resp *resp)
 
 	if (ch->stop == STOP_BAD_REQUEST)
 		return NEXT_FINAL;
+	if (ch->stop == STOP_NO_AUTH)
+		return NEXT_RETRY;
 	if (ch->stop == STOP_BAD_STREAM || ch->st.failed) {
 		ch->err_status = 502;
 		ch->err = ch->st.err;
@@ -320,11 +323,26 @@ attempt(struct chat *ch, struct upstream_resp *resp)
 	struct upstream_req	 req;
 	struct json_object	*out = NULL;
 	struct provider_error	 perr;
-	int			 done = 0;
+	int			 done = 0, rc;
 
 	provider_call_init(&call, (size_t)ch->cfg->gw.max_body * 2 + 65536);
 	memset(&perr, 0, sizeof(perr));
-	if (ch->ops->chat_request(ch->cand, &ch->in, &call, &perr) == -1) {
+	rc = ch->ops->chat_request(ch->cand, &ch->in, &call, &perr);
+	if (rc == -2) {
+		/* The provider's credentials cannot be had right now. */
+		ch->err_status = 502;
+		ch->err = perr;
+		if (ch->err.message[0] == '\0')
+			set_error(ch, 502, "upstream_auth_error", "provider '%s' "
+			    "did not grant the gateway a token",
+			    ch->cand->provider->name);
+		snprintf(ch->err.type, sizeof(ch->err.type), "upstream_error");
+		snprintf(ch->err.code, sizeof(ch->err.code),
+		    "upstream_auth_error");
+		ch->stop = STOP_NO_AUTH;
+		goto out;
+	}
+	if (rc == -1) {
 		if (perr.message[0] != '\0') {
 			ch->err = perr;
 			ch->err_status = 400;
@@ -353,6 +371,7 @@ attempt(struct chat *ch, struct upstream_resp *resp)
 	ch->st.cand = ch->cand;
 	ch->st.include_usage = ch->in.include_usage;
 	sse_reset(&ch->sse);
+	sse_set_ndjson(&ch->sse, ch->ops->framing == FRAMING_NDJSON);
 	ch->stop = STOP_NONE;
 	if (!ch->r->headers_sent)
 		clock_gettime(CLOCK_MONOTONIC, &ch->last_out);

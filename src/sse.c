@@ -47,6 +47,43 @@ dispatch(struct sse_parser *p, sse_cb cb, void *ctx)
 	return rc;
 }
 
+/*
+ * Newline-delimited JSON (Ollama native, Yandex): every non-empty line is
+ * an event of its own. A "data:" prefix is tolerated, for upstreams whose
+ * framing is documented either way.
+ */
+void
+sse_set_ndjson(struct sse_parser *p, int on)
+{
+	p->ndjson = on;
+}
+
+static int
+ndjson_line(const char *s, size_t n, sse_cb cb, void *ctx)
+{
+	struct sse_event	 ev;
+
+	if (n >= 5 && memcmp(s, "data:", 5) == 0) {
+		s += 5;
+		n -= 5;
+		if (n > 0 && *s == ' ') {
+			s++;
+			n--;
+		}
+	}
+	while (n > 0 && (*s == ' ' || *s == '\t')) {
+		s++;
+		n--;
+	}
+	if (n == 0 || *s == ':')
+		return 0;
+	ev.event = "";
+	ev.data = s;
+	ev.data_len = n;
+	ev.comment = 0;
+	return cb(ctx, &ev);
+}
+
 /* One complete line (without its terminator). */
 static int
 line(struct sse_parser *p, const char *s, size_t n, sse_cb cb, void *ctx)
@@ -55,6 +92,8 @@ line(struct sse_parser *p, const char *s, size_t n, sse_cb cb, void *ctx)
 	const char		*colon, *v;
 	size_t			 flen, vlen;
 
+	if (p->ndjson)
+		return ndjson_line(s, n, cb, ctx);
 	if (n == 0)
 		return dispatch(p, cb, ctx);
 	if (s[0] == ':') {

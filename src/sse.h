@@ -20,6 +20,7 @@ struct sse_parser {
 	char		 event[64];
 	int		 has_data;
 	int		 last_cr;
+	int		 ndjson;	/* each line is one event's data */
 };
 
 enum sse_err {
@@ -32,6 +33,7 @@ void	sse_init(struct sse_parser *, size_t max);
 int	sse_feed(struct sse_parser *, const char *, size_t, sse_cb, void *);
 int	sse_finish(struct sse_parser *, sse_cb, void *);
 void	sse_reset(struct sse_parser *);
+void	sse_set_ndjson(struct sse_parser *, int);
 void	sse_free(struct sse_parser *);
 
 #endif

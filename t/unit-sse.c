@@ -561,9 +561,38 @@ test_openrouter(void)
 	rec_free(&r);
 }
 
+/* NDJSON framing: every line an event, "data:" tolerated, blanks skipped. */
+static void
+test_ndjson(void)
+{
+	static const char	 in[] =
+	    "{\"a\":1}\n\n{\"a\":2}\r\ndata: {\"a\":3}\n: note\n{\"a\":4}";
+	struct sse_parser	 p;
+	struct rec		 r;
+	size_t			 i;
+
+	memset(&r, 0, sizeof(r));
+	sse_init(&p, EVENT_MAX);
+	sse_set_ndjson(&p, 1);
+	/* Byte by byte: lines split anywhere. */
+	for (i = 0; i < sizeof(in) - 1; i++)
+		sse_feed(&p, in + i, 1, on_event, &r);
+	sse_finish(&p, on_event, &r);
+	sse_free(&p);
+	is_int(r.n, 4, "ndjson: four events, blank and comment lines skipped");
+	if (r.n == 4) {
+		is_str(r.v[0].data, "{\"a\":1}", "ndjson: first line");
+		is_str(r.v[2].data, "{\"a\":3}", "ndjson: data: prefix removed");
+		is_str(r.v[3].data, "{\"a\":4}",
+		    "ndjson: last line without newline delivered at finish");
+	}
+	rec_free(&r);
+}
+
 int
 main(void)
 {
+	test_ndjson();
 	test_basic();
 	test_line_endings();
 	test_fields();
