@@ -922,6 +922,10 @@ rpc_error(struct json_object *err, struct provider_error *e)
 		return;
 	for (i = 0; i < json_object_array_length(details); i++) {
 		d = json_object_array_get_idx(details, i);
+		/* RetryInfo {"retryDelay":"41s"}: the body's Retry-After. */
+		if ((msg = provider_json_str(d, "retryDelay")) != NULL &&
+		    atol(msg) > 0)
+			e->retry_after = atol(msg);
 		reason = provider_json_str(d, "reason");
 		if (reason == NULL || strcmp(reason, "API_KEY_INVALID") != 0)
 			continue;
@@ -932,6 +936,7 @@ rpc_error(struct json_object *err, struct provider_error *e)
 		provider_error_set(e, "upstream_error", "upstream_auth_error",
 		    "the provider refused the gateway's API key "
 		    "(API_KEY_INVALID)");
+		e->status = 401;	/* judged as the auth failure it is */
 		return;
 	}
 }

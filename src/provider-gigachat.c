@@ -1,6 +1,1099 @@
-/* provider-gigachat.c: the gigachat protocol (in progress: not yet implemented). */
+/*
+ * provider-gigachat.c: Sber GigaChat REST v1 (POST /api/v1/chat/completions)
+ * behind an OAuth client-credentials token.
+ *
+ * api_key is the "authorization key" (base64 of client_id:client_secret).
+ * chat_request trades it at auth_url for an access token, which is cached
+ * per process (all worker threads) until 60 s before it expires, and
+ * dropped by auth_failed when GigaChat answers 401.
+ *
+ * chat_request returns -2 when no access token can be had right now (the
+ * token endpoint is unreachable, refuses the key or the scope, or answers
+ * nonsense). That is no fault of the client: route-chat should answer
+ * 502 upstream_auth_error and try the next model; err says what happened.
+ *
+ * Request: the system and developer messages before the first turn become
+ * the one leading system message GigaChat allows; later ones become user
+ * text. Consecutive user messages are joined, as LiteLLM and gpt2giga do.
+ * An assistant message with several tool calls is split so that each
+ * function_call is followed by its own result. stop, n, penalties, seed,
+ * user and response_format are not sent; images are refused.
+ */
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "log.h"
 #include "provider.h"
+
+#define DEFAULT_AUTH_URL	"https://ngw.devices.sberbank.ru:9443/api/v2/oauth"
+#define DEFAULT_SCOPE		"GIGACHAT_API_PERS"
+#define TOKEN_SLOTS		8
+#define TOKEN_MAX		8192		/* bytes of one access token */
+#define TOKEN_BODY_MAX		16384		/* bytes of a token response */
+#define TOKEN_TIMEOUT		15L		/* s for one token request */
+#define TOKEN_EARLY_MS		60000		/* refresh this long before expiry */
+#define TOKEN_LIFETIME_MS	(30 * 60 * 1000)	/* when none is given */
+
+static const struct finish_map finish_reasons[] = {
+	{ "stop", "stop" },
+	{ "length", "length" },
+	{ "function_call", "tool_calls" },
+	{ "blacklist", "content_filter" },
+	{ NULL, NULL },
+};
+
+/* One provider's access token; expires_ms 0 when the slot is empty. */
+struct token_slot {
+	char		 provider[128];
+	uint64_t	 fingerprint;	/* of the key, scope and auth_url */
+	int64_t		 expires_ms;	/* unix time in ms */
+	char		 token[TOKEN_MAX];
+};
+
+/* Worker threads share the tokens; a token request holds the lock. */
+static struct token_slot	 slots[TOKEN_SLOTS];
+static pthread_mutex_t		 slots_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int64_t
+now_ms(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* n random bytes as 2n lowercase hex digits; -1 when there is no entropy. */
+static int
+random_hex(char *dst, size_t n)
+{
+	static const char	 hex[] = "0123456789abcdef";
+	unsigned char		 b[32];
+	size_t			 i;
+
+	if (n > sizeof(b) || getrandom(b, n, 0) != (ssize_t)n)
+		return -1;
+	for (i = 0; i < n; i++) {
+		dst[2 * i] = hex[b[i] >> 4];
+		dst[2 * i + 1] = hex[b[i] & 15];
+	}
+	dst[2 * n] = '\0';
+	return 0;
+}
+
+/* A UUID version 4 in its 36-character form (dst holds 37 bytes). */
+static int
+uuid4(char *dst)
+{
+	char	 h[33];
+
+	if (random_hex(h, 16) == -1)
+		return -1;
+	h[12] = '4';
+	h[16] = "89ab"[h[16] % 4];
+	snprintf(dst, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", h, h + 8, h + 12,
+	    h + 16, h + 20);
+	return 0;
+}
+
+/* An id with prefix for things GigaChat leaves unnamed. */
+static void
+make_id(char *dst, size_t len, const char *prefix)
+{
+	char	 h[25];
+
+	if (random_hex(h, 12) == -1)
+		snprintf(h, sizeof(h), "%012lx%012lx", (unsigned long)now_ms(),
+		    (unsigned long)random());
+	snprintf(dst, len, "%s%s", prefix, h);
+}
+
+static uint64_t
+fnv1a(uint64_t h, const char *s)
+{
+	for (; s != NULL && *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
+	return (h ^ 0xff) * 0x100000001b3ULL;
+}
+
+/* What a token was issued for: a changed key or scope needs a new one. */
+static uint64_t
+fingerprint(const struct provider_cfg *p)
+{
+	uint64_t	 h = 0xcbf29ce484222325ULL;
+
+	h = fnv1a(h, p->api_key);
+	h = fnv1a(h, p->scope);
+	return fnv1a(h, p->auth_url);
+}
+
+static const char *
+auth_url(const struct provider_cfg *p)
+{
+	return p->auth_url ? p->auth_url : DEFAULT_AUTH_URL;
+}
+
+static void
+slot_clear(struct token_slot *s)
+{
+	explicit_bzero(s, sizeof(*s));
+}
+
+/* The slot of provider name, or NULL. Call with slots_lock held. */
+static struct token_slot *
+slot_find(const char *name)
+{
+	size_t	 i;
+
+	for (i = 0; i < TOKEN_SLOTS; i++)
+		if (slots[i].expires_ms != 0 &&
+		    strcmp(slots[i].provider, name) == 0)
+			return &slots[i];
+	return NULL;
+}
+
+/* A slot to fill: an empty one, else the one expiring first. */
+static struct token_slot *
+slot_take(void)
+{
+	struct token_slot	*best = &slots[0];
+	size_t			 i;
+
+	for (i = 0; i < TOKEN_SLOTS; i++) {
+		if (slots[i].expires_ms == 0)
+			return &slots[i];
+		if (slots[i].expires_ms < best->expires_ms)
+			best = &slots[i];
+	}
+	return best;
+}
+
+static size_t
+on_token_body(char *p, size_t size, size_t n, void *user)
+{
+	struct buf	*b = user;
+
+	return buf_append(b, p, size * n) == BUF_OK ? size * n : 0;
+}
+
+/* A header value fit to send: printable ASCII, no spaces. */
+static int
+token_ok(const char *t)
+{
+	if (*t == '\0' || strlen(t) >= TOKEN_MAX)
+		return 0;
+	for (; *t != '\0'; t++)
+		if (*t < 0x21 || *t > 0x7e)
+			return 0;
+	return 1;
+}
+
+/*
+ * Milliseconds since the epoch from expires_at (or the legacy exp): an
+ * integer or a numeric string, in ms as GigaChat sends it; values too
+ * small for ms are read as seconds. 0 when absent or unreadable.
+ */
+static int64_t
+read_expiry(struct json_object *o)
+{
+	struct json_object	*v;
+	int64_t			 t = 0;
+
+	if (!json_object_object_get_ex(o, "expires_at", &v) &&
+	    !json_object_object_get_ex(o, "exp", &v))
+		return 0;
+	if (json_object_is_type(v, json_type_int) ||
+	    json_object_is_type(v, json_type_string))
+		t = json_object_get_int64(v);
+	if (t > 0 && t < 100000000000LL)
+		t *= 1000;
+	return t > 0 ? t : 0;
+}
+
+/* Say why no token could be had, in the log and in e; never the key. */
+static void
+token_error(const struct provider_cfg *p, struct provider_error *e,
+    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void
+token_error(const struct provider_cfg *p, struct provider_error *e,
+    const char *fmt, ...)
+{
+	char	 why[256];
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	if (p->api_key != NULL && *p->api_key != '\0' &&
+	    strstr(why, p->api_key) != NULL)
+		snprintf(why, sizeof(why), "%s", "its answer was withheld");
+	provider_error_set(e, "upstream_error", "upstream_auth_error",
+	    "cannot get an access token for provider '%s' from %s: %s",
+	    p->name, auth_url(p), why);
+	log_warn("gigachat: %s", e->message);
+}
+
+static void
+free_headers(struct curl_slist *h)
+{
+	struct curl_slist	*i;
+
+	for (i = h; i != NULL; i = i->next)
+		explicit_bzero(i->data, strlen(i->data));
+	curl_slist_free_all(h);
+}
+
+/*
+ * POST the authorization key to the token endpoint with a short-lived
+ * handle; on success fill s with the token and its expiry. Leaves s alone
+ * and fills e on failure.
+ */
+static int
+fetch_token(const struct provider_cfg *p, struct token_slot *s,
+    struct provider_error *e)
+{
+	CURL			*h = NULL;
+	struct curl_slist	*hd = NULL, *n;
+	struct json_object	*o = NULL;
+	struct buf		 body, line;
+	char			 rquid[37], *scope = NULL;
+	const char		*tok, *msg;
+	CURLcode		 rc;
+	long			 status = 0;
+	int64_t			 exp;
+	int			 ret = -1;
+
+	buf_init(&body, TOKEN_BODY_MAX);
+	buf_init(&line, TOKEN_MAX + 64);
+	if (p->api_key == NULL || *p->api_key == '\0') {
+		token_error(p, e, "the provider has no api_key (the "
+		    "authorization key)");
+		goto done;
+	}
+	if (uuid4(rquid) == -1 || (h = curl_easy_init()) == NULL ||
+	    (scope = curl_easy_escape(h, p->scope ? p->scope : DEFAULT_SCOPE,
+	    0)) == NULL) {
+		token_error(p, e, "out of resources");
+		goto done;
+	}
+	if (buf_printf(&line, "scope=%s", scope) != BUF_OK)
+		goto nomem;
+	curl_easy_setopt(h, CURLOPT_COPYPOSTFIELDS, line.data);
+	buf_reset(&line);
+	if (buf_printf(&line, "Authorization: Basic %s", p->api_key) != BUF_OK)
+		goto nomem;
+	n = curl_slist_append(hd, line.data);
+	explicit_bzero(line.data, line.len);
+	if (n == NULL)
+		goto nomem;
+	hd = n;
+	buf_reset(&line);
+	if (buf_printf(&line, "RqUID: %s", rquid) != BUF_OK ||
+	    (n = curl_slist_append(hd, line.data)) == NULL)
+		goto nomem;
+	hd = n;
+	if ((n = curl_slist_append(hd, "Content-Type: "
+	    "application/x-www-form-urlencoded")) == NULL)
+		goto nomem;
+	hd = n;
+	if ((n = curl_slist_append(hd, "Accept: application/json")) == NULL)
+		goto nomem;
+	hd = n;
+	if ((n = curl_slist_append(hd, "Expect:")) == NULL)
+		goto nomem;
+	hd = n;
+
+	curl_easy_setopt(h, CURLOPT_URL, auth_url(p));
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_POST, 1L);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_token_body);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, p->connect_timeout);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT, p->timeout > 0 &&
+	    p->timeout < TOKEN_TIMEOUT ? p->timeout : TOKEN_TIMEOUT);
+	curl_easy_setopt(h, CURLOPT_USERAGENT, "llmgate/" PACKAGE_VERSION);
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	/* Only the configured proxy; never *_proxy from the environment. */
+	curl_easy_setopt(h, CURLOPT_PROXY, p->proxy ? p->proxy : "");
+	if (p->ca_file != NULL)
+		curl_easy_setopt(h, CURLOPT_CAINFO, p->ca_file);
+
+	if ((rc = curl_easy_perform(h)) != CURLE_OK) {
+		token_error(p, e, "%s", curl_easy_strerror(rc));
+		goto done;
+	}
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+	o = provider_parse(body.data ? body.data : "", body.len);
+	if (status != 200) {
+		/* OAuth errors: {"code": 5, "message": "scope is empty"}. */
+		msg = provider_json_str(o, "message");
+		token_error(p, e, "it answered HTTP %ld%s%.120s%s", status,
+		    msg ? " (" : "", msg ? msg : "", msg ? ")" : "");
+		goto done;
+	}
+	if ((tok = provider_json_str(o, "access_token")) == NULL)
+		tok = provider_json_str(o, "tok");
+	if (tok == NULL || !token_ok(tok)) {
+		token_error(p, e, "its answer holds no usable access_token");
+		goto done;
+	}
+	if ((exp = read_expiry(o)) == 0)
+		exp = now_ms() + TOKEN_LIFETIME_MS;
+	snprintf(s->provider, sizeof(s->provider), "%s", p->name);
+	snprintf(s->token, sizeof(s->token), "%s", tok);
+	s->fingerprint = fingerprint(p);
+	s->expires_ms = exp;
+	log_info("gigachat: provider %s has a new access token for %lld s",
+	    p->name, (long long)((exp - now_ms()) / 1000));
+	ret = 0;
+	goto done;
+nomem:
+	token_error(p, e, "out of memory");
+done:
+	json_object_put(o);
+	if (body.data != NULL)
+		explicit_bzero(body.data, body.len);
+	buf_free(&body);
+	buf_free(&line);
+	free_headers(hd);
+	curl_free(scope);
+	if (h != NULL)
+		curl_easy_cleanup(h);
+	return ret;
+}
+
+/*
+ * Add "Authorization: Bearer <token>" to call, from the cache or a fresh
+ * token request. -1 with e filled when no token can be had.
+ */
+static int
+add_bearer(struct provider_call *call, const struct provider_cfg *p,
+    struct provider_error *e)
+{
+	struct token_slot	*s, fresh;
+	struct curl_slist	*n;
+	struct buf		 h;
+	uint64_t		 fp = fingerprint(p);
+	int			 rc = -1;
+
+	buf_init(&h, TOKEN_MAX + 64);
+	pthread_mutex_lock(&slots_lock);
+	s = slot_find(p->name);
+	if (s != NULL && s->fingerprint != fp) {
+		slot_clear(s);
+		s = NULL;
+	}
+	if (s == NULL || s->expires_ms - TOKEN_EARLY_MS <= now_ms()) {
+		memset(&fresh, 0, sizeof(fresh));
+		if (fetch_token(p, &fresh, e) == 0) {
+			if (s == NULL)
+				s = slot_take();
+			*s = fresh;
+		} else if (s == NULL || s->expires_ms <= now_ms() + 5000)
+			/* The old token, if any, is about to expire anyway. */
+			goto done;
+		explicit_bzero(&fresh, sizeof(fresh));
+	}
+	if (buf_printf(&h, "Authorization: Bearer %s", s->token) != BUF_OK ||
+	    (n = curl_slist_append(call->headers, h.data)) == NULL) {
+		provider_error_set(e, "upstream_error", "internal_error",
+		    "out of memory");
+		goto done;
+	}
+	call->headers = n;
+	rc = 0;
+done:
+	pthread_mutex_unlock(&slots_lock);
+	if (h.data != NULL)
+		explicit_bzero(h.data, h.len);
+	buf_free(&h);
+	return rc;
+}
+
+/* GigaChat said 401: forget the token so that the retry gets a new one. */
+static int
+auth_failed(const struct provider_cfg *p)
+{
+	struct token_slot	*s;
+
+	pthread_mutex_lock(&slots_lock);
+	if ((s = slot_find(p->name)) != NULL)
+		slot_clear(s);
+	pthread_mutex_unlock(&slots_lock);
+	return 1;
+}
+
+/*
+ * The text of an OpenAI content value: a string, or its text parts joined
+ * by newlines. -1 with e filled for parts GigaChat cannot take inline.
+ */
+static int
+content_text(const struct candidate *c, struct json_object *v,
+    struct buf *out, struct provider_error *e)
+{
+	struct json_object	*part;
+	const char		*type, *t;
+	size_t			 i;
+
+	if (json_object_is_type(v, json_type_string))
+		return buf_puts(out, json_object_get_string(v)) == BUF_OK ?
+		    0 : -1;
+	if (!json_object_is_type(v, json_type_array))
+		return 0;
+	for (i = 0; i < json_object_array_length(v); i++) {
+		part = json_object_array_get_idx(v, i);
+		type = provider_json_str(part, "type");
+		if (type == NULL || strcmp(type, "text") != 0) {
+			provider_error_set(e, "invalid_request_error",
+			    "unsupported_content", "content parts of type '%s' "
+			    "cannot be sent to provider '%s' (gigachat takes "
+			    "text only)", type ? type : "?", c->provider->name);
+			snprintf(e->param, sizeof(e->param), "messages");
+			return -1;
+		}
+		if ((t = provider_json_str(part, "text")) == NULL)
+			continue;
+		if ((i > 0 && buf_puts(out, "\n") != BUF_OK) ||
+		    buf_puts(out, t) != BUF_OK)
+			return -1;
+	}
+	return 0;
+}
+
+/* A user turn; a user turn right before it takes the text instead. */
+static void
+add_user(struct json_object *msgs, const char *text)
+{
+	struct json_object	*last;
+	size_t			 n = json_object_array_length(msgs);
+	const char		*role, *prev;
+	struct buf		 b;
+
+	last = n > 0 ? json_object_array_get_idx(msgs, n - 1) : NULL;
+	role = provider_json_str(last, "role");
+	if (role != NULL && strcmp(role, "user") == 0) {
+		prev = provider_json_str(last, "content");
+		buf_init(&b, 1 << 30);
+		if (buf_printf(&b, "%s\n%s", prev ? prev : "", text) ==
+		    BUF_OK)
+			json_object_object_add(last, "content",
+			    json_object_new_string(b.data));
+		buf_free(&b);
+		return;
+	}
+	last = json_object_new_object();
+	json_object_object_add(last, "role", json_object_new_string("user"));
+	json_object_object_add(last, "content", json_object_new_string(text));
+	json_object_array_add(msgs, last);
+}
+
+/* True when s is one whole JSON value. */
+static int
+is_json(const char *s)
+{
+	struct json_tokener	*tok;
+	struct json_object	*o;
+	int			 ok;
+
+	if ((tok = json_tokener_new_ex(PROVIDER_JSON_DEPTH)) == NULL)
+		return 0;
+	o = json_tokener_parse_ex(tok, s, (int)strlen(s));
+	ok = o != NULL && json_tokener_get_error(tok) == json_tokener_success &&
+	    (size_t)json_tokener_get_parse_end(tok) == strlen(s);
+	json_object_put(o);
+	json_tokener_free(tok);
+	return ok;
+}
+
+static struct json_object *
+function_call(const char *name, struct json_object *args)
+{
+	struct json_object	*fc = json_object_new_object();
+
+	json_object_object_add(fc, "name", json_object_new_string(name));
+	json_object_object_add(fc, "arguments", json_object_get(args));
+	return fc;
+}
+
+static struct json_object *
+assistant_call(const char *content, struct json_object *call)
+{
+	struct json_object	*m = json_object_new_object();
+
+	json_object_object_add(m, "role", json_object_new_string("assistant"));
+	json_object_object_add(m, "content", json_object_new_string(content));
+	json_object_object_add(m, "function_call", function_call(
+	    provider_json_str(call, "name"),
+	    json_object_object_get(call, "arguments")));
+	return m;
+}
+
+/*
+ * Assistant tool_calls: each is remembered in calls (id -> name,
+ * arguments as an object, sent) and the first goes out with the message.
+ */
+static int
+add_assistant(const struct candidate *c, struct json_object *msgs,
+    struct json_object *m, const char *text, struct json_object *calls,
+    struct provider_error *e)
+{
+	struct json_object	*tcs, *tc, *fn, *args, *rec, *first = NULL;
+	const char		*a, *id, *name;
+	char			 key[64];
+	size_t			 i;
+
+	if (!json_object_object_get_ex(m, "tool_calls", &tcs) ||
+	    !json_object_is_type(tcs, json_type_array))
+		tcs = NULL;
+	for (i = 0; tcs != NULL && i < json_object_array_length(tcs); i++) {
+		tc = json_object_array_get_idx(tcs, i);
+		if (!json_object_object_get_ex(tc, "function", &fn))
+			continue;
+		name = provider_json_str(fn, "name");
+		/* No arguments at all ("" from some clients) is {}. */
+		if ((a = provider_json_str(fn, "arguments")) == NULL ||
+		    *a == '\0')
+			a = "{}";
+		if (name == NULL || (args = provider_parse(a, strlen(a))) ==
+		    NULL) {
+			provider_error_set(e, "invalid_request_error",
+			    "invalid_value", "tool call arguments must be a "
+			    "JSON object for provider '%s'", c->provider->name);
+			snprintf(e->param, sizeof(e->param), "messages");
+			return -1;
+		}
+		rec = json_object_new_object();
+		json_object_object_add(rec, "name", json_object_new_string(name));
+		json_object_object_add(rec, "arguments", args);
+		json_object_object_add(rec, "sent",
+		    json_object_new_boolean(first == NULL));
+		if ((id = provider_json_str(tc, "id")) == NULL) {
+			snprintf(key, sizeof(key), "#%zu", i);
+			id = key;
+		}
+		json_object_object_add(calls, id, rec);
+		if (first == NULL)
+			first = rec;
+	}
+	if (first != NULL)
+		json_object_array_add(msgs, assistant_call(text, first));
+	else {
+		rec = json_object_new_object();
+		json_object_object_add(rec, "role",
+		    json_object_new_string("assistant"));
+		json_object_object_add(rec, "content",
+		    json_object_new_string(text));
+		json_object_array_add(msgs, rec);
+	}
+	return 0;
+}
+
+/*
+ * A tool result becomes a function message named after its call. A call
+ * that did not go out with its assistant message goes out right before
+ * its result. The content must be JSON: other text is sent as a string.
+ */
+static int
+add_result(const struct candidate *c, struct json_object *msgs,
+    struct json_object *m, const char *text, struct json_object *calls,
+    struct provider_error *e)
+{
+	struct json_object	*rec = NULL, *f, *s;
+	const char		*id, *name;
+
+	if ((id = provider_json_str(m, "tool_call_id")) != NULL)
+		json_object_object_get_ex(calls, id, &rec);
+	name = rec ? provider_json_str(rec, "name") :
+	    provider_json_str(m, "name");
+	if (name == NULL) {
+		provider_error_set(e, "invalid_request_error", "invalid_value",
+		    "tool message for '%s' answers no earlier tool call",
+		    id ? id : "?");
+		snprintf(e->param, sizeof(e->param), "messages");
+		return -1;
+	}
+	if (rec != NULL && !json_object_get_boolean(json_object_object_get(rec,
+	    "sent"))) {
+		json_object_array_add(msgs, assistant_call("", rec));
+		json_object_object_add(rec, "sent", json_object_new_boolean(1));
+	}
+	f = json_object_new_object();
+	json_object_object_add(f, "role", json_object_new_string("function"));
+	json_object_object_add(f, "name", json_object_new_string(name));
+	if (is_json(text))
+		json_object_object_add(f, "content",
+		    json_object_new_string(text));
+	else {
+		s = json_object_new_string(text);
+		json_object_object_add(f, "content", json_object_new_string(
+		    json_object_to_json_string_ext(s, JSON_C_TO_STRING_PLAIN |
+		    JSON_C_TO_STRING_NOSLASHESCAPE)));
+		json_object_put(s);
+	}
+	json_object_array_add(msgs, f);
+	return 0;
+}
+
+/* OpenAI messages -> GigaChat messages, the system message first. */
+static int
+convert_messages(const struct candidate *c, struct json_object *in,
+    struct json_object *out, struct provider_error *e)
+{
+	struct json_object	*m, *v, *calls, *turns, *sys;
+	struct buf		 system, text;
+	const char		*role;
+	size_t			 i;
+	int			 rc = 0, began = 0;
+
+	buf_init(&system, 1 << 30);
+	buf_init(&text, 1 << 30);
+	calls = json_object_new_object();
+	turns = json_object_new_array();
+	for (i = 0; i < json_object_array_length(in) && rc == 0; i++) {
+		m = json_object_array_get_idx(in, i);
+		role = provider_json_str(m, "role");
+		v = NULL;
+		json_object_object_get_ex(m, "content", &v);
+		buf_reset(&text);
+		if ((rc = content_text(c, v, &text, e)) == -1)
+			break;
+		if (role == NULL)
+			continue;
+		if (strcmp(role, "system") == 0 ||
+		    strcmp(role, "developer") == 0) {
+			if (began)
+				add_user(turns, text.data ? text.data : "");
+			else if (text.len > 0 && ((system.len > 0 &&
+			    buf_puts(&system, "\n\n") != BUF_OK) ||
+			    buf_puts(&system, text.data) != BUF_OK))
+				rc = -1;
+			continue;
+		}
+		began = 1;
+		if (strcmp(role, "assistant") == 0)
+			rc = add_assistant(c, turns, m, text.data ? text.data :
+			    "", calls, e);
+		else if (strcmp(role, "tool") == 0 ||
+		    strcmp(role, "function") == 0)
+			rc = add_result(c, turns, m, text.data ? text.data : "",
+			    calls, e);
+		else
+			add_user(turns, text.data ? text.data : "");
+	}
+	if (rc == 0 && system.len > 0) {
+		sys = json_object_new_object();
+		json_object_object_add(sys, "role",
+		    json_object_new_string("system"));
+		json_object_object_add(sys, "content",
+		    json_object_new_string(system.data));
+		json_object_array_add(out, sys);
+	}
+	for (i = 0; rc == 0 && i < json_object_array_length(turns); i++)
+		json_object_array_add(out, json_object_get(
+		    json_object_array_get_idx(turns, i)));
+	json_object_put(turns);
+	json_object_put(calls);
+	buf_free(&system);
+	buf_free(&text);
+	return rc;
+}
+
+/* OpenAI tools -> GigaChat functions. */
+static struct json_object *
+convert_tools(struct json_object *tools)
+{
+	struct json_object	*out, *t, *fn, *params, *d;
+	const char		*s;
+	size_t			 i;
+
+	out = json_object_new_array();
+	for (i = 0; i < json_object_array_length(tools); i++) {
+		t = json_object_array_get_idx(tools, i);
+		if (!json_object_object_get_ex(t, "function", &fn) ||
+		    (s = provider_json_str(fn, "name")) == NULL)
+			continue;
+		d = json_object_new_object();
+		json_object_object_add(d, "name", json_object_new_string(s));
+		if ((s = provider_json_str(fn, "description")) != NULL)
+			json_object_object_add(d, "description",
+			    json_object_new_string(s));
+		if (json_object_object_get_ex(fn, "parameters", &params) &&
+		    json_object_is_type(params, json_type_object))
+			json_object_object_add(d, "parameters",
+			    json_object_get(params));
+		else
+			json_object_object_add(d, "parameters", provider_parse(
+			    "{\"type\":\"object\",\"properties\":{}}", 35));
+		json_object_array_add(out, d);
+	}
+	return out;
+}
+
+/*
+ * OpenAI tool_choice -> function_call: "auto", "none" or {"name"}.
+ * GigaChat has no "required": with one function it is that function.
+ */
+static struct json_object *
+convert_tool_choice(struct json_object *tc, struct json_object *functions)
+{
+	struct json_object	*fn, *o;
+	const char		*s = NULL, *name = NULL;
+
+	if (json_object_is_type(tc, json_type_string))
+		s = json_object_get_string(tc);
+	else if (json_object_object_get_ex(tc, "function", &fn))
+		name = provider_json_str(fn, "name");
+	if (s != NULL && strcmp(s, "none") == 0)
+		return json_object_new_string("none");
+	if (s != NULL && strcmp(s, "required") == 0 &&
+	    json_object_array_length(functions) == 1)
+		name = provider_json_str(json_object_array_get_idx(functions,
+		    0), "name");
+	if (name == NULL)
+		return json_object_new_string("auto");
+	o = json_object_new_object();
+	json_object_object_add(o, "name", json_object_new_string(name));
+	return o;
+}
+
+/* A member that is present and not null. */
+static struct json_object *
+member(struct json_object *o, const char *name)
+{
+	struct json_object	*v;
+
+	return json_object_object_get_ex(o, name, &v) ? v : NULL;
+}
+
+static int
+chat_request(const struct candidate *c, const struct chat_in *in,
+    struct provider_call *call, struct provider_error *e)
+{
+	struct json_object	*out, *msgs, *v, *fns;
+	int64_t			 n;
+	int			 rc = -1;
+
+	out = json_object_new_object();
+	msgs = json_object_new_array();
+	json_object_object_add(out, "model", json_object_new_string(c->upstream));
+	json_object_object_add(out, "messages", msgs);
+	if (convert_messages(c, member(in->req, "messages"), msgs, e) == -1)
+		goto done;
+	if ((v = member(in->req, "temperature")) != NULL) {
+		/* GigaChat wants temperature > 0; top_p 0 is greedy. */
+		if (json_object_get_double(v) > 0.0)
+			json_object_object_add(out, "temperature",
+			    json_object_get(v));
+		else
+			json_object_object_add(out, "top_p",
+			    json_object_new_int(0));
+	}
+	if ((v = member(in->req, "top_p")) != NULL &&
+	    !json_object_object_get_ex(out, "top_p", NULL))
+		json_object_object_add(out, "top_p", json_object_get(v));
+	if ((n = provider_json_int(in->req, "max_completion_tokens")) > 0 ||
+	    (n = provider_json_int(in->req, "max_tokens")) > 0 ||
+	    (c->model != NULL && (n = c->model->max_tokens) > 0))
+		json_object_object_add(out, "max_tokens",
+		    json_object_new_int64(n));
+	if (in->stream)
+		json_object_object_add(out, "stream", json_object_new_boolean(1));
+	if ((v = member(in->req, "tools")) != NULL &&
+	    json_object_is_type(v, json_type_array)) {
+		fns = convert_tools(v);
+		if (json_object_array_length(fns) > 0) {
+			json_object_object_add(out, "functions", fns);
+			json_object_object_add(out, "function_call",
+			    convert_tool_choice(member(in->req, "tool_choice"),
+			    fns));
+		} else
+			json_object_put(fns);
+	}
+	if (provider_body(call, out) == -1)
+		goto done;
+	if (add_bearer(call, c->provider, e) == -1) {
+		/* No URL: a caller that does not know -2 cannot send it. */
+		buf_reset(&call->body);
+		rc = -2;
+		goto done;
+	}
+	if (provider_url(call, c->provider, "/chat/completions") == -1 ||
+	    provider_headers(call, c->provider, NULL, NULL) == -1 ||
+	    (call->headers = curl_slist_append(call->headers,
+	    "Accept: application/json")) == NULL)
+		goto done;
+	rc = 0;
+done:
+	json_object_put(out);
+	return rc;
+}
+
+/* GigaChat usage; precached_prompt_tokens come on top of prompt_tokens. */
+static void
+read_usage(struct json_object *u, struct usage *out)
+{
+	int64_t	 p, c, k;
+
+	if (u == NULL || !json_object_is_type(u, json_type_object))
+		return;
+	p = provider_json_int(u, "prompt_tokens");
+	c = provider_json_int(u, "completion_tokens");
+	k = provider_json_int(u, "precached_prompt_tokens");
+	if (p < 0 && c < 0)
+		return;
+	out->cached = k > 0 ? k : 0;
+	out->prompt = (p > 0 ? p : 0) + out->cached;
+	/* Set, never add: a later report replaces an earlier one. */
+	out->completion = c > 0 ? c : 0;
+	out->known = 1;
+}
+
+/* Function arguments as the JSON string OpenAI carries; GigaChat sends an object. */
+static const char *
+args_string(struct json_object *a)
+{
+	if (a == NULL)
+		return "{}";
+	if (json_object_is_type(a, json_type_string))
+		return json_object_get_string(a);
+	return json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN |
+	    JSON_C_TO_STRING_NOSLASHESCAPE);
+}
+
+static struct json_object *
+tool_call(struct json_object *fc, int with_id)
+{
+	struct json_object	*tc, *fn;
+	const char		*name = provider_json_str(fc, "name");
+	char			 id[64];
+
+	fn = json_object_new_object();
+	if (name != NULL || with_id)
+		json_object_object_add(fn, "name",
+		    json_object_new_string(name ? name : ""));
+	json_object_object_add(fn, "arguments", json_object_new_string(
+	    args_string(json_object_object_get(fc, "arguments"))));
+	tc = json_object_new_object();
+	if (with_id) {
+		make_id(id, sizeof(id), "call_");
+		json_object_object_add(tc, "id", json_object_new_string(id));
+		json_object_object_add(tc, "type",
+		    json_object_new_string("function"));
+	}
+	json_object_object_add(tc, "function", fn);
+	return tc;
+}
+
+/* One GigaChat choice -> an OpenAI choice. */
+static struct json_object *
+convert_choice(struct json_object *ch, size_t idx)
+{
+	struct json_object	*msg, *fc, *out, *m, *calls;
+	const char		*content, *finish;
+
+	msg = member(ch, "message");
+	content = provider_json_str(msg, "content");
+	fc = member(msg, "function_call");
+	if (fc != NULL && !json_object_is_type(fc, json_type_object))
+		fc = NULL;
+	m = json_object_new_object();
+	json_object_object_add(m, "role", json_object_new_string("assistant"));
+	json_object_object_add(m, "content", content != NULL &&
+	    (*content != '\0' || fc == NULL) ? json_object_new_string(content) :
+	    NULL);
+	if (fc != NULL) {
+		calls = json_object_new_array();
+		json_object_array_add(calls, tool_call(fc, 1));
+		json_object_object_add(m, "tool_calls", calls);
+	}
+	finish = provider_finish(finish_reasons, provider_json_str(ch,
+	    "finish_reason"));
+	if (fc != NULL)
+		finish = "tool_calls";
+	out = json_object_new_object();
+	json_object_object_add(out, "index", json_object_new_int64(
+	    provider_json_int(ch, "index") >= 0 ? provider_json_int(ch,
+	    "index") : (int64_t)idx));
+	json_object_object_add(out, "message", m);
+	json_object_object_add(out, "logprobs", NULL);
+	json_object_object_add(out, "finish_reason",
+	    json_object_new_string(finish ? finish : "stop"));
+	return out;
+}
+
+static int
+chat_response(const struct candidate *c, const char *body, size_t len,
+    struct json_object **out, struct usage *u, struct provider_error *e)
+{
+	struct json_object	*o, *choices, *res, *list;
+	char			 id[64];
+	int64_t			 created;
+	size_t			 i;
+
+	if ((o = provider_parse(body, len)) == NULL ||
+	    (choices = member(o, "choices")) == NULL ||
+	    !json_object_is_type(choices, json_type_array)) {
+		json_object_put(o);
+		provider_error_set(e, "upstream_error", "bad_upstream_response",
+		    "provider '%s' returned a malformed chat completion",
+		    c->provider->name);
+		return -1;
+	}
+	read_usage(member(o, "usage"), u);
+	list = json_object_new_array();
+	for (i = 0; i < json_object_array_length(choices); i++)
+		json_object_array_add(list, convert_choice(
+		    json_object_array_get_idx(choices, i), i));
+	make_id(id, sizeof(id), "chatcmpl-");
+	created = provider_json_int(o, "created");
+	res = json_object_new_object();
+	json_object_object_add(res, "id", json_object_new_string(id));
+	json_object_object_add(res, "object",
+	    json_object_new_string("chat.completion"));
+	json_object_object_add(res, "created", json_object_new_int64(
+	    created > 0 ? created : (int64_t)time(NULL)));
+	json_object_object_add(res, "model", json_object_new_string(c->name));
+	json_object_object_add(res, "choices", list);
+	json_object_object_add(res, "usage", provider_usage_object(u));
+	json_object_put(o);
+	*out = res;
+	return 0;
+}
+
+static int
+emit(struct stream_state *st, struct json_object *delta, const char *finish)
+{
+	struct json_object	*chunk;
+	int			 rc;
+
+	chunk = provider_chunk(st, delta, finish);
+	rc = st->emit(st->ctx, chunk);
+	json_object_put(chunk);
+	return rc;
+}
+
+/*
+ * A delta's function_call as one tool_calls entry. A named call is a new
+ * call with the whole arguments; a nameless one with string arguments
+ * continues the open call (in case GigaChat ever streams fragments).
+ */
+static struct json_object *
+stream_tool_call(struct stream_state *st, struct json_object *fc)
+{
+	struct json_object	*tc, *arr, *args;
+
+	args = member(fc, "arguments");
+	if (provider_json_str(fc, "name") != NULL) {
+		tc = tool_call(fc, 1);
+		st->tools++;
+	} else if (st->tools > 0 && json_object_is_type(args,
+	    json_type_string))
+		tc = tool_call(fc, 0);
+	else
+		return NULL;
+	st->chars += (int64_t)strlen(args_string(args));
+	json_object_object_add(tc, "index", json_object_new_int(st->tools - 1));
+	arr = json_object_new_array();
+	json_object_array_add(arr, tc);
+	return arr;
+}
+
+/*
+ * One "data:" event: a chunk with "object": "chat.completion", no id, the
+ * usage in the last chunk, or [DONE]. Each becomes a delta chunk and,
+ * when it finishes, a finish chunk.
+ */
+static int
+chat_event(struct stream_state *st, const struct sse_event *ev)
+{
+	struct json_object	*o, *ch, *delta, *d, *v;
+	const char		*s, *msg, *finish;
+	int			 rc = 0;
+
+	if (ev->data_len == 6 && memcmp(ev->data, "[DONE]", 6) == 0) {
+		st->done = 1;
+		return provider_emit_usage(st);
+	}
+	if ((o = provider_parse(ev->data, ev->data_len)) == NULL) {
+		provider_error_set(&st->err, "upstream_error",
+		    "bad_upstream_response", "provider '%s' sent a malformed "
+		    "stream event", st->cand->provider->name);
+		return -1;
+	}
+	if (st->id[0] == '\0')
+		make_id(st->id, sizeof(st->id), "chatcmpl-");
+	v = member(o, "choices");
+	if (v == NULL && (msg = provider_json_str(o, "message")) != NULL) {
+		/* An error in the stream: {"status": 500, "message": "..."}. */
+		provider_error_set(&st->err, "upstream_error", "upstream_error",
+		    "provider '%s': %s", st->cand->provider->name, msg);
+		st->failed = 1;
+		json_object_put(o);
+		return -1;
+	}
+	read_usage(member(o, "usage"), &st->usage);
+	ch = json_object_is_type(v, json_type_array) ?
+	    json_object_array_get_idx(v, 0) : NULL;
+	delta = member(ch, "delta");
+	d = json_object_new_object();
+	if (provider_json_str(delta, "role") != NULL)
+		json_object_object_add(d, "role",
+		    json_object_new_string("assistant"));
+	if ((s = provider_json_str(delta, "content")) != NULL &&
+	    (*s != '\0' || member(d, "role") != NULL)) {
+		st->chars += (int64_t)strlen(s);
+		json_object_object_add(d, "content", json_object_new_string(s));
+	}
+	if ((v = member(delta, "function_call")) != NULL &&
+	    json_object_is_type(v, json_type_object) &&
+	    (v = stream_tool_call(st, v)) != NULL)
+		json_object_object_add(d, "tool_calls", v);
+	if (json_object_object_length(d) > 0)
+		rc = emit(st, d, NULL);
+	else
+		json_object_put(d);
+	if (rc == 0 && (s = provider_json_str(ch, "finish_reason")) != NULL) {
+		finish = provider_finish(finish_reasons, s);
+		if (st->tools > 0 && strcmp(finish, "stop") == 0)
+			finish = "tool_calls";
+		snprintf(st->finish, sizeof(st->finish), "%s", finish);
+		rc = emit(st, NULL, st->finish);
+	}
+	json_object_put(o);
+	return rc;
+}
+
+/* {"status": 404, "message": "No such model"}, or an OAuth-style code. */
+static void
+error(long status, const char *body, size_t len, struct provider_error *e)
+{
+	struct json_object	*o;
+	const char		*msg;
+
+	provider_error_set(e, status >= 500 ? "upstream_error" : status == 429 ?
+	    "rate_limit_error" : "invalid_request_error", NULL,
+	    "upstream answered HTTP %ld", status);
+	if ((o = provider_parse(body, len)) == NULL)
+		return;
+	if ((msg = provider_json_str(o, "message")) != NULL)
+		snprintf(e->message, sizeof(e->message), "%s", msg);
+	if (status == 404)
+		snprintf(e->code, sizeof(e->code), "%s", "model_not_found");
+	json_object_put(o);
+}
 
 const struct provider_ops provider_gigachat = {
 	.type = "gigachat",
+	.chat_request = chat_request,
+	.chat_response = chat_response,
+	.chat_event = chat_event,
+	.error = error,
+	.auth_failed = auth_failed,
 };

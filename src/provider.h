@@ -43,6 +43,8 @@ struct provider_error {
 	char	 type[64];
 	char	 code[64];
 	char	 param[64];
+	long	 status;	/* judge as this HTTP status instead (0: as sent) */
+	long	 retry_after;	/* s, from the body (0: none) */
 };
 
 /*

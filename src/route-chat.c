@@ -206,8 +206,11 @@ judge(struct chat *ch, const struct upstream_resp *resp)
 	}
 	switch (resp->result) {
 	case UP_HTTP:
-		ch->err_status = (int)s;
 		ch->ops->error(s, resp->body.data, resp->body.len, &ch->err);
+		/* Some providers say "bad key" or "retry later" in the body. */
+		if (ch->err.status >= 400 && ch->err.status <= 599)
+			s = ch->err.status;
+		ch->err_status = (int)s;
 		if (s == 401 && ch->ops->auth_failed != NULL &&
 		    !ch->reauthed && ch->ops->auth_failed(ch->cand->provider)) {
 			/* Fresh credentials (an OAuth token): once more. */
@@ -509,6 +512,8 @@ run(struct chat *ch)
 				return;
 			}
 			next = judge(ch, &resp);
+			if (resp.retry_after < 0 && ch->err.retry_after > 0)
+				resp.retry_after = ch->err.retry_after;
 			ch->err_retry_after = resp.retry_after;
 			log_warn("%s: model %s via %s attempt %d: %s (%d)",
 			    ch->r->id, ch->cand->name,

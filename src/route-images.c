@@ -1,9 +1,135 @@
-/* route-images.c: POST /v1/images/generations (in progress: not yet implemented). */
+/*
+ * route-images.c: POST /v1/images/generations, passed through to
+ * OpenAI-compatible providers and priced per image returned.
+ */
+#include <string.h>
+
+#include "config.h"
+#include "embeddings.h"
 #include "route.h"
+
+#define NRULES(a)	(sizeof(a) / sizeof((a)[0]))
+
+static const struct field_rule rules[] = {
+	{ "model", J_STRING, 1, 1, 255, 0 },
+	{ "prompt", J_STRING, 1, 1, 32000, 0 },
+	{ "n", J_INT | J_NULL, 0, 1, 10, 0 },
+	{ "size", J_STRING | J_NULL, 0, 0, 32, 0 },
+	{ "quality", J_STRING | J_NULL, 0, 0, 32, 0 },
+	{ "style", J_STRING | J_NULL, 0, 0, 32, 0 },
+	{ "response_format", J_STRING | J_NULL, 0, 0, 32, 0 },
+	{ "user", J_STRING | J_NULL, 0, 0, 512, 0 },
+};
+
+/* The request the JSON call carries, and what came back. */
+struct images {
+	struct json_object	*req;
+	size_t			 n;	/* images returned */
+};
+
+/* The client's request with the upstream model id; OpenAI protocol only. */
+static int
+build(void *ctx, const struct candidate *c, struct provider_call *call,
+    struct provider_error *e)
+{
+	struct images		*im = ctx;
+	struct json_object	*out;
+	int			 rc = 0;
+
+	if (c->provider->type != PROVIDER_OPENAI) {
+		provider_error_set(e, "invalid_request_error",
+		    "unsupported_request", "image generation is not supported "
+		    "by provider type %s",
+		    provider_type_names[c->provider->type]);
+		snprintf(e->param, sizeof(e->param), "model");
+		return -1;
+	}
+	out = json_object_new_object();
+	json_object_object_foreach(im->req, key, val) {
+		if (strcmp(key, "model") != 0)
+			json_object_object_add(out, key, json_object_get(val));
+	}
+	json_object_object_add(out, "model",
+	    json_object_new_string(c->upstream));
+	if (provider_body(call, out) == -1 ||
+	    provider_url(call, c->provider, "/images/generations") == -1 ||
+	    provider_headers(call, c->provider, "Authorization",
+	    "Bearer ") == -1)
+		rc = -1;
+	json_object_put(out);
+	return rc;
+}
+
+/* The body goes back as it came; data[] says how many images to bill. */
+static int
+reply(void *ctx, const struct candidate *c, const char *body, size_t len,
+    struct json_object **out, struct provider_error *e)
+{
+	struct images		*im = ctx;
+	struct json_object	*o, *data;
+
+	*out = NULL;
+	if ((o = provider_parse(body, len)) == NULL ||
+	    !json_object_object_get_ex(o, "data", &data) ||
+	    !json_object_is_type(data, json_type_array)) {
+		json_object_put(o);
+		provider_error_set(e, "upstream_error", "bad_upstream_response",
+		    "provider '%s' returned a malformed image response",
+		    c->provider->name);
+		return -1;
+	}
+	im->n = json_object_array_length(data);
+	json_object_put(o);
+	return 0;
+}
+
+static const struct jcall_ops images_ops = {
+	.build = build,
+	.reply = reply,
+};
 
 int
 route_images(struct request *r, const char *arg)
 {
-	return http_error(r, 501, "invalid_request_error", "not_implemented",
-	    NULL, "image generation is not implemented yet");
+	struct jcall		 jc;
+	struct images		 im;
+	struct json_object	*v;
+	struct verr		 e;
+	const char		*model;
+	money_t			 cost = 0;
+	int			 rc;
+
+	memset(&e, 0, sizeof(e));
+	memset(&im, 0, sizeof(im));
+	im.req = json_parse_strict(r->body.data, r->body.len,
+	    (int)r->cfg->gw.max_json_depth, &e);
+	if (im.req == NULL)
+		return http_error(r, 400, "invalid_request_error",
+		    "invalid_json", NULL, "%s", e.message);
+	if (!json_object_is_type(im.req, json_type_object)) {
+		rc = http_error(r, 400, "invalid_request_error",
+		    "invalid_value", NULL, "request body must be a JSON "
+		    "object, not %s", json_type_label(im.req));
+		goto out;
+	}
+	if (validate_fields(im.req, rules, NRULES(rules), "", &e) == -1) {
+		rc = http_error(r, 400, "invalid_request_error",
+		    "invalid_value", e.param[0] ? e.param : NULL, "%s",
+		    e.message);
+		goto out;
+	}
+	json_object_object_get_ex(im.req, "model", &v);
+	model = json_object_get_string(v);
+	memset(&jc, 0, sizeof(jc));
+	jc.r = r;
+	jc.ops = &images_ops;
+	jc.ctx = &im;
+	rc = jcall_run(&jc, model);
+	/* A model matched by pattern has no [model] section: no price. */
+	if (r->served[0] != '\0' && jc.cand->model != NULL)
+		cost = (money_t)im.n * jc.cand->model->image_price;
+	jcall_record(&jc, model, NULL, cost);
+out:
+	json_object_put(im.req);
+	return rc;
 }

@@ -190,8 +190,10 @@ print(finish, reasoning.strip(), [(len(v), v[0]["function"]["name"], json.loads(
 	is "$(hdr X-Llmgate-Model)" gpt-backup "$k: streamed 503 falls back"
 	like "$OUT" 'data: \[DONE\]' "$k: fallen-back stream completes"
 
-	# Gemini's bad key is a 400: the message blames the gateway's key.
+	# Gemini's bad key is a 400 that blames the gateway's key: it is judged
+	# as the auth failure it is (502, never the client's 400 or 401).
 	post '{"model":"gemini-badkey","messages":[{"role":"user","content":"hi"}]}'
+	is "$STATUS" 502 "$k: API_KEY_INVALID -> 502"
 	is "$(echo "$BODY" | j 'd["error"]["code"]')" upstream_auth_error "$k: API_KEY_INVALID is the gateway's problem"
 	unlike "$BODY" 'bad-key-t0610' "$k: the key is not echoed"
 

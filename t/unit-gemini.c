@@ -565,12 +565,15 @@ test_error(void)
 	provider_gemini.error(429, body, len, &e);
 	is_str(e.code, "RESOURCE_EXHAUSTED", "429 code");
 	is_str(e.type, "resource_exhausted", "429 type");
+	is_int(e.retry_after, 41, "429 RetryInfo retryDelay becomes retry_after");
+	is_int(e.status, 0, "429 judged as sent");
 	free(body);
 
 	body = slurp("error_400_bad_key.json", &len);
 	provider_gemini.error(400, body, len, &e);
 	is_str(e.code, "upstream_auth_error", "bad key is the gateway's problem");
 	is_str(e.type, "upstream_error", "bad key type");
+	is_int(e.status, 401, "bad key judged as a 401");
 	ok(strstr(e.message, "gateway's API key") != NULL, "bad key message: %s",
 	    e.message);
 	free(body);
