@@ -676,9 +676,11 @@ tool_call(struct json_object *fc)
 	fn = json_object_new_object();
 	json_object_object_add(fn, "name", json_object_new_string(name ? name :
 	    ""));
+	/* An object per the docs; a string is taken as the JSON itself. */
 	json_object_object_add(fn, "arguments", json_object_new_string(
-	    args ? json_object_to_json_string_ext(args, JSON_C_TO_STRING_PLAIN |
-	    JSON_C_TO_STRING_NOSLASHESCAPE) : "{}"));
+	    args == NULL ? "{}" : json_object_is_type(args, json_type_string) ?
+	    json_object_get_string(args) : json_object_to_json_string_ext(args,
+	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)));
 	new_id(id, sizeof(id), "call_");
 	tc = json_object_new_object();
 	json_object_object_add(tc, "id", json_object_new_string(id));
@@ -856,7 +858,10 @@ on_text(struct stream_state *st, const char *text, size_t len, int *rc)
 	return 0;
 }
 
-/* Tool calls of a final message not sent yet, one chunk each. */
+/*
+ * The tool calls of the final message, one chunk each: partial messages
+ * may carry them too, but only the final one is sure to have them all.
+ */
 static int
 on_tool_calls(struct stream_state *st, struct json_object *calls)
 {
@@ -864,7 +869,7 @@ on_tool_calls(struct stream_state *st, struct json_object *calls)
 	size_t			 i;
 	int			 rc = 0;
 
-	for (i = (size_t)st->tools; rc == 0 &&
+	for (i = 0; rc == 0 &&
 	    i < json_object_array_length(calls); i++) {
 		if (!json_object_object_get_ex(json_object_array_get_idx(calls,
 		    i), "functionCall", &fc))
@@ -974,8 +979,13 @@ error(long status, const char *body, size_t len, struct provider_error *e)
 	json_object_put(o);
 }
 
+/*
+ * Streams are NDJSON by the one account there is of the REST framing;
+ * the NDJSON splitter also takes SSE "data:" lines, so either reading works.
+ */
 const struct provider_ops provider_yandex = {
 	.type = "yandex",
+	.framing = FRAMING_NDJSON,
 	.chat_request = chat_request,
 	.chat_response = chat_response,
 	.chat_event = chat_event,

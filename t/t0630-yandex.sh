@@ -134,12 +134,6 @@ def calls(c):
             for t in (ch.get("delta") or {}).get("tool_calls") or []]
 print(eval(sys.argv[1]))' "$1" 2>/dev/null
 }
-# t/lib.sh has no skip helper: a TAP "ok N # SKIP" line of our own.
-skip() {	# NAME REASON
-	_tap_n=$((_tap_n + 1))
-	echo "ok $_tap_n - $1 # SKIP $2"
-}
-
 # The assertions of a streamed text, for either framing; 7 tests.
 check_text_stream() {	# LABEL EXPECTED-TEXT PIECES
 	is "$(chunks 'text(c)')" "$2" "$1: deltas add up to the final text exactly"
@@ -211,41 +205,33 @@ print("same" if got == want else "differs: " + json.dumps(got, ensure_ascii=Fals
 	    "[{'role': 'assistant', 'toolCallList': {'toolCalls': [{'functionCall': {'name': 'get_weather', 'arguments': {'city': 'Paris'}}}]}}, {'role': 'user', 'toolResultList': {'toolResults': [{'functionResult': {'name': 'get_weather', 'content': '11C'}}]}}]" \
 	    "$k: toolCallList and toolResultList upstream"
 
-	# Streams in SSE framing (the other reading of the framing).
-	stream '{"model":"yandexgpt-sse","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}'
-	check_text_stream "$k: SSE stream" "tok0 tok1 tok2 " 3
+	# Streams: NDJSON, one cumulative {"result":...} object a line.
+	stream '{"model":"yandexgpt-test","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}'
+	check_text_stream "$k: NDJSON stream" "tok0 tok1 tok2 " 3
 	is "$(last_upstream 'd["log"][-1]["body"]["completionOptions"]["stream"]')" True "$k: stream: true upstream"
-	stream '{"model":"yandexgpt-sse","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi MOCK{cyrillic=1,chunks=5}"}]}'
-	check_text_stream "$k: SSE Cyrillic stream" "ток0 ток1 ток2 ток3 ток4 " 5
-	stream '{"model":"yandexgpt-sse","stream":true,"messages":[{"role":"user","content":"hi MOCK{status_final=TRUNCATED_FINAL}"}]}'
+	stream '{"model":"yandexgpt-test","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi MOCK{cyrillic=1,chunks=5}"}]}'
+	check_text_stream "$k: NDJSON Cyrillic stream" "ток0 ток1 ток2 ток3 ток4 " 5
+	stream '{"model":"yandexgpt-test","stream":true,"messages":[{"role":"user","content":"hi MOCK{status_final=TRUNCATED_FINAL}"}]}'
 	is "$(chunks 'finish(c)')" "['length']" "$k: streamed TRUNCATED_FINAL -> length"
-	stream '{"model":"yandexgpt-sse","stream":true,"messages":[{"role":"user","content":"weather? MOCK{tool=1}"}],"tools":[{"type":"function","function":{"name":"get_weather"}}]}'
+	stream '{"model":"yandexgpt-test","stream":true,"messages":[{"role":"user","content":"weather? MOCK{tool=1}"}],"tools":[{"type":"function","function":{"name":"get_weather"}}]}'
 	is "$(chunks '[(t["index"], t["function"]["name"], t["function"]["arguments"]) for t in calls(c)]')" \
 	    "[(0, 'get_weather', '{\"city\":\"Paris\"}')]" "$k: streamed tool call once, arguments whole"
+	like "$(chunks '[t["id"] for t in calls(c)]')" "^\['call_[A-Za-z0-9]{24}'\]$" "$k: streamed tool call id"
 	is "$(chunks 'finish(c)')" "['tool_calls']" "$k: streamed finish_reason tool_calls"
-	stream '{"model":"yandexgpt-sse","stream":true,"messages":[{"role":"user","content":"hi MOCK{stream_error=1}"}]}'
+	stream '{"model":"yandexgpt-test","stream":true,"messages":[{"role":"user","content":"hi MOCK{stream_error=1}"}]}'
 	is "$(chunks 'text(c)')" "tok0 " "$k: text before a stream error relayed"
 	like "$OUT" 'data: \{"error":\{"message":"provider .yandex.: mock stream quota exceeded","type":"upstream_error","param":null,"code":"resource_exhausted"' \
 	    "$k: mid-stream error relayed in OpenAI shape"
 	like "$OUT" 'data: \[DONE\]' "$k: errored stream terminated"
-	stream '{"model":"yandexgpt-sse","stream":true,"messages":[{"role":"user","content":"hi MOCK{truncate_after=1}"}]}'
+	stream '{"model":"yandexgpt-test","stream":true,"messages":[{"role":"user","content":"hi MOCK{truncate_after=1}"}]}'
 	like "$OUT" 'ended the stream early' "$k: a stream without final status is an error"
 
-	# NDJSON, the documented reading: needs NDJSON framing in route-chat.
-	curl -sS -X POST "$MOCK_URL/_mock/reset" >/dev/null
-	stream '{"model":"yandexgpt-test","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}'
-	if [[ $OUT == *'"content":"tok0 "'* ]]; then
-		check_text_stream "$k: NDJSON stream" "tok0 tok1 tok2 " 3
-		stream '{"model":"yandexgpt-test","stream":true,"messages":[{"role":"user","content":"weather? MOCK{tool=1}"}],"tools":[{"type":"function","function":{"name":"get_weather"}}]}'
-		is "$(chunks '[(t["function"]["name"], t["function"]["arguments"]) for t in calls(c)]')" \
-		    "[('get_weather', '{\"city\":\"Paris\"}')]" "$k: NDJSON streamed tool call"
-	else
-		diag "NDJSON stream: ${OUT:0:300}"
-		for out in "deltas add up" "one delta per message" "chunk count" "finish" \
-		    "usage chunk" "one id" "[DONE]" "tool call"; do
-			skip "$k: NDJSON stream: $out" "route-chat feeds streams through the SSE parser only"
-		done
-	fi
+	# The other reading of the framing: SSE "data:" lines.
+	stream '{"model":"yandexgpt-sse","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}'
+	check_text_stream "$k: SSE-framed stream" "tok0 tok1 tok2 " 3
+	stream '{"model":"yandexgpt-sse","stream":true,"messages":[{"role":"user","content":"weather? MOCK{tool=1}"}],"tools":[{"type":"function","function":{"name":"get_weather"}}]}'
+	is "$(chunks '[(t["function"]["name"], t["function"]["arguments"]) for t in calls(c)]')" \
+	    "[('get_weather', '{\"city\":\"Paris\"}')]" "$k: SSE-framed tool call"
 
 	# Errors: both body shapes, passed on or retried as their status says.
 	post '{"model":"yandexgpt-badreq","messages":[{"role":"user","content":"hi"}]}'
@@ -290,8 +276,8 @@ print("same" if got == want else "differs: " + json.dumps(got, ensure_ascii=Fals
 	is "$(last_upstream 'd["log"][-1]["headers"]["authorization"]')" "Bearer $MOCK_API_KEY" \
 	    "$k: compat key as Bearer"
 
-	# The official client, non-streamed and streamed (SSE framing).
-	out=$(node "$SDK/openai-client.mjs" "$GW_URL/v1" "$LLMGATE_MASTER_KEY" yandexgpt-sse 2>&1)
+	# The official client, non-streamed and streamed.
+	out=$(node "$SDK/openai-client.mjs" "$GW_URL/v1" "$LLMGATE_MASTER_KEY" yandexgpt-test 2>&1)
 	diag "sdk: $out"
 	is "$(echo "$out" | j 'd["content"], d["stream_text"], d["stream_usage"]["completion_tokens"]')" \
 	    "('tok0 tok1 tok2 ', 'tok0 tok1 tok2 tok3 ', 4)" "$k: sdk text, streamed text and usage"

@@ -42,99 +42,6 @@ slurp(const char *name, size_t *len)
 	return buf;
 }
 
-/*
- * A splitter for streams of JSON lines (NDJSON), the candidate for src/sse.c
- * (see the report): every non-blank line is one event whose data is the
- * line. Lines in SSE form ("data: {...}") are taken too and SSE comments
- * and other fields skipped, so either reading of Yandex's unconfirmed
- * framing works. Lines end in LF, CRLF or CR and are capped by the buffer.
- */
-struct lines {
-	struct buf	 line;
-	int		 last_cr;
-};
-
-/* One complete line (without its terminator). */
-static int
-lines_line(const char *s, size_t n, sse_cb cb, void *ctx)
-{
-	struct sse_event	 ev;
-	size_t			 f;
-
-	while (n > 0 && (*s == ' ' || *s == '\t')) {
-		s++;
-		n--;
-	}
-	while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
-		n--;
-	if (n == 0 || *s == ':')
-		return 0;	/* blank line, SSE comment */
-	if (n >= 5 && memcmp(s, "data:", 5) == 0) {
-		s += 5;
-		n -= 5;
-		if (n > 0 && *s == ' ') {
-			s++;
-			n--;
-		}
-	} else if (*s != '{' && *s != '[') {
-		/* Other SSE fields (event:, id:, retry:) carry nothing. */
-		for (f = 0; f < n && ((s[f] >= 'a' && s[f] <= 'z') ||
-		    (s[f] >= 'A' && s[f] <= 'Z')); f++)
-			;
-		if (f > 0 && f < n && s[f] == ':')
-			return 0;
-	}
-	ev.event = "";
-	ev.data = s;
-	ev.data_len = n;
-	ev.comment = 0;
-	return cb(ctx, &ev);
-}
-
-static int
-lines_feed(struct lines *p, const char *s, size_t n, sse_cb cb, void *ctx)
-{
-	size_t	 i, start = 0;
-	int	 rc;
-
-	for (i = 0; i < n; i++) {
-		if (s[i] != '\n' && s[i] != '\r') {
-			p->last_cr = 0;
-			continue;
-		}
-		if (s[i] == '\n' && p->last_cr && i == start &&
-		    p->line.len == 0) {
-			p->last_cr = 0;	/* the LF of a CRLF */
-			start = i + 1;
-			continue;
-		}
-		p->last_cr = s[i] == '\r';
-		if (buf_append(&p->line, s + start, i - start) != BUF_OK)
-			return SSE_TOOBIG;
-		rc = lines_line(p->line.data ? p->line.data : "", p->line.len,
-		    cb, ctx);
-		buf_reset(&p->line);
-		start = i + 1;
-		if (rc != 0)
-			return rc;
-	}
-	if (start < n && buf_append(&p->line, s + start, n - start) != BUF_OK)
-		return SSE_TOOBIG;
-	return 0;
-}
-
-/* End of stream: a last line without terminator still counts. */
-static int
-lines_finish(struct lines *p, sse_cb cb, void *ctx)
-{
-	int	 rc = 0;
-
-	if (p->line.len > 0)
-		rc = lines_line(p->line.data, p->line.len, cb, ctx);
-	buf_reset(&p->line);
-	return rc;
-}
-
 static void
 setup(void)
 {
@@ -443,7 +350,8 @@ test_response(void)
 	is_int(respond("{\"result\":{\"alternatives\":[{\"message\":{\"role\":"
 	    "\"assistant\",\"toolCallList\":{\"toolCalls\":[{\"functionCall\":{"
 	    "\"name\":\"f\",\"arguments\":{}}},{\"functionCall\":{\"name\":\"g\","
-	    "\"arguments\":{\"a\":[1]}}}]}},\"status\":\"ALTERNATIVE_STATUS_FINAL\""
+	    "\"arguments\":\"{\\\"a\\\":[1]}\"}}]}},\"status\":"
+	    "\"ALTERNATIVE_STATUS_FINAL\""
 	    "}]}}", &out, &u, &e), 0, "two tool calls translate");
 	is_str(finish_of(out), "tool_calls", "FINAL with tool calls -> "
 	    "tool_calls");
@@ -453,6 +361,9 @@ test_response(void)
 	ok(strcmp(provider_json_str(json_object_array_get_idx(tc, 0), "id"),
 	    provider_json_str(json_object_array_get_idx(tc, 1), "id")) != 0,
 	    "distinct ids");
+	is_str(provider_json_str(json_object_object_get(json_object_array_get_idx(
+	    tc, 1), "function"), "arguments"), "{\"a\":[1]}",
+	    "string arguments taken as the JSON itself");
 	ok(!u.known, "no usage, not known");
 	json_object_put(out);
 
@@ -589,32 +500,24 @@ start_stream(int include_usage, struct stream_state *st, struct sink *s)
 	st->include_usage = include_usage;
 }
 
-/* Feed data byte by byte, as NDJSON lines or as SSE. */
+/*
+ * Feed data byte by byte through the parser route-chat uses, in NDJSON
+ * mode (the adapter's framing) or, for comparison, as plain SSE.
+ */
 static void
 feed_data(const char *data, size_t len, int sse, struct stream_state *st)
 {
 	struct sse_parser	 p;
-	struct lines		 l;
 	size_t			 i;
 
-	if (sse) {
-		sse_init(&p, 1 << 20);
-		for (i = 0; i < len; i++)
-			if (sse_feed(&p, data + i, 1, feed, st) != 0)
-				break;
-		if (i == len)
-			sse_finish(&p, feed, st);
-		sse_free(&p);
-		return;
-	}
-	memset(&l, 0, sizeof(l));
-	buf_init(&l.line, 1 << 20);
+	sse_init(&p, 1 << 20);
+	sse_set_ndjson(&p, !sse);
 	for (i = 0; i < len; i++)
-		if (lines_feed(&l, data + i, 1, feed, st) != 0)
+		if (sse_feed(&p, data + i, 1, feed, st) != 0)
 			break;
 	if (i == len)
-		lines_finish(&l, feed, st);
-	buf_free(&l.line);
+		sse_finish(&p, feed, st);
+	sse_free(&p);
 }
 
 static void
@@ -661,30 +564,36 @@ test_stream(void)
 	struct stream_state	 st;
 	struct sink		 s;
 	const char		*final = "Ошибки сами себя не исправят.";
-	int			 sse;
+	size_t			 i;
+	static const struct {
+		const char	*name;
+		const char	*file;
+		int		 sse;	/* plain SSE parser, not NDJSON mode */
+	} readings[] = {
+		{ "NDJSON", "stream_native.jsonl", 0 },
+		{ "SSE lines in NDJSON mode", "stream_native.sse", 0 },
+		{ "SSE in SSE mode", "stream_native.sse", 1 },
+	};
 
-	for (sse = 0; sse <= 1; sse++) {
-		run_stream(sse ? "stream_native.sse" : "stream_native.jsonl", sse,
-		    1, &st, &s);
+	for (i = 0; i < sizeof(readings) / sizeof(readings[0]); i++) {
+		run_stream(readings[i].file, readings[i].sse, 1, &st, &s);
 		is_str(s.text.data, final, "%s: deltas add up to the final text "
-		    "exactly", sse ? "SSE" : "NDJSON");
-		is_str(s.finish, "stop", "%s: FINAL -> stop", sse ? "SSE" :
-		    "NDJSON");
-		ok(st.done, "%s: the final status ends the stream", sse ? "SSE" :
-		    "NDJSON");
+		    "exactly", readings[i].name);
+		is_str(s.finish, "stop", "%s: FINAL -> stop", readings[i].name);
+		ok(st.done, "%s: the final status ends the stream",
+		    readings[i].name);
 		is_int(s.usage_chunks, 1, "%s: one usage chunk when asked",
-		    sse ? "SSE" : "NDJSON");
-		is_int(st.usage.prompt, 29, "%s: prompt tokens", sse ? "SSE" :
-		    "NDJSON");
+		    readings[i].name);
+		is_int(st.usage.prompt, 29, "%s: prompt tokens",
+		    readings[i].name);
 		is_int(st.usage.completion, 9, "%s: completion tokens are the "
-		    "last count, not a sum", sse ? "SSE" : "NDJSON");
+		    "last count, not a sum", readings[i].name);
 		is_int(s.chunks, 1 + 3 + 1 + 1, "%s: role + 3 deltas + finish + "
-		    "usage", sse ? "SSE" : "NDJSON");
+		    "usage", readings[i].name);
 		is_int(st.chars, (long long)strlen(final), "%s: chars relayed",
-		    sse ? "SSE" : "NDJSON");
+		    readings[i].name);
 		ok(s.same_id && strncmp(s.id, "chatcmpl-", 9) == 0,
-		    "%s: one synthesized id on every chunk", sse ? "SSE" :
-		    "NDJSON");
+		    "%s: one synthesized id on every chunk", readings[i].name);
 		free_sink(&s);
 	}
 
@@ -773,9 +682,9 @@ test_stream(void)
 	    "a line of junk is malformed, not skipped");
 	free_sink(&s);
 
-	/* SSE comments and fields pass the splitter without effect. */
-	run_literal(": ping\nevent: message\ndata: " MSG("ok", "FINAL"), &st,
-	    &s);
+	/* SSE data lines and comments pass the NDJSON splitter too. */
+	run_literal(": ping\n\ndata: " MSG("o", "PARTIAL") "\ndata: "
+	    MSG("ok", "FINAL"), &st, &s);
 	is_str(s.text.data, "ok", "SSE lines through the NDJSON splitter");
 	is_str(s.finish, "stop", "and their finish");
 	free_sink(&s);
