@@ -639,6 +639,13 @@ finish(struct loader *l)
 		if (p->strip_prefix != NULL && p->match.n == 0)
 			return fail(l, "[provider %s] strip_prefix needs match",
 			    p->name);
+		if (p->type == PROVIDER_YANDEX && p->folder == NULL)
+			return fail(l, "[provider %s] type yandex needs folder "
+			    "(the Yandex Cloud folder id)", p->name);
+		if (p->auth_scheme != NULL && strcmp(p->auth_scheme,
+		    "Api-Key") != 0 && strcmp(p->auth_scheme, "Bearer") != 0)
+			return fail(l, "[provider %s] auth_scheme: expected "
+			    "Api-Key or Bearer", p->name);
 		p->available = 1;
 		if (p->api_key_ref != NULL &&
 		    (p->api_key = secret_resolve(p->api_key_ref, why,

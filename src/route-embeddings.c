@@ -27,7 +27,7 @@
 
 static const struct field_rule rules[] = {
 	{ "model", J_STRING, 1, 1, 255, 0 },
-	{ "input", J_STRING | J_ARRAY, 1, 1, EMBEDDINGS_INPUT_MAX, J_ARRAY },
+	{ "input", J_STRING | J_ARRAY, 1, UNBOUNDED },
 	{ "encoding_format", J_STRING | J_NULL, 0, UNBOUNDED },
 	{ "dimensions", J_INT | J_NULL, 0, 1, 65536, 0 },
 	{ "user", J_STRING | J_NULL, 0, 0, 512, 0 },
@@ -113,6 +113,13 @@ check_input(struct json_object *in, struct verr *e)
 	if (kind == IN_TEXT)
 		return json_object_get_string_len(in) > 0 ? 0 :
 		    refuse(e, "input", "'input' must not be an empty string");
+	if (json_object_array_length(in) == 0)
+		return refuse(e, "input", "'input' must not be an empty array");
+	/* One input as token ids may be longer than the list limit. */
+	if (kind != IN_TOKENS &&
+	    json_object_array_length(in) > EMBEDDINGS_INPUT_MAX)
+		return refuse(e, "input", "'input' may hold at most %d inputs",
+		    EMBEDDINGS_INPUT_MAX);
 	if (kind == IN_TOKENS)
 		return token_list(in) ? 0 : refuse(e, "input", "'input' as "
 		    "token ids must hold only non-negative integers");

@@ -77,6 +77,11 @@ ndjson_line(const char *s, size_t n, sse_cb cb, void *ctx)
 	}
 	if (n == 0 || *s == ':')
 		return 0;
+	/* Other SSE fields of an upstream that frames NDJSON as SSE. */
+	if ((n >= 6 && memcmp(s, "event:", 6) == 0) ||
+	    (n >= 3 && memcmp(s, "id:", 3) == 0) ||
+	    (n >= 6 && memcmp(s, "retry:", 6) == 0))
+		return 0;
 	ev.event = "";
 	ev.data = s;
 	ev.data_len = n;

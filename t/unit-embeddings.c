@@ -99,6 +99,33 @@ accepted(const char *body)
 	return rc;
 }
 
+/* 2049 texts are too many; one input of 5000 token ids is fine. */
+static void
+big_input(void)
+{
+	struct json_object	*o, *in, *toks;
+	struct verr		 e;
+	int			 i;
+
+	o = json_object_new_object();
+	json_object_object_add(o, "model", json_object_new_string("m"));
+	in = json_object_new_array();
+	for (i = 0; i < EMBEDDINGS_INPUT_MAX + 1; i++)
+		json_object_array_add(in, json_object_new_string("x"));
+	json_object_object_add(o, "input", in);
+	memset(&e, 0, sizeof(e));
+	ok(embeddings_validate(o, &e) == -1 && strcmp(e.param, "input") == 0,
+	    "2049 inputs refused");
+	json_object_array_del_idx(in, 0, 1);
+	ok(embeddings_validate(o, &e) == 0, "2048 inputs accepted");
+	toks = json_object_new_array();
+	for (i = 0; i < 5000; i++)
+		json_object_array_add(toks, json_object_new_int(i));
+	json_object_object_add(o, "input", toks);
+	ok(embeddings_validate(o, &e) == 0, "5000 token ids accepted");
+	json_object_put(o);
+}
+
 static void
 test_validate(void)
 {
@@ -138,6 +165,7 @@ test_validate(void)
 	ok(refused("{\"model\":\"m\",\"input\":\"a\",\"dimensions\":1.5}",
 	    "dimensions"), "dimensions not an integer");
 	ok(refused("[1]", ""), "an array body");
+	big_input();
 }
 
 static void

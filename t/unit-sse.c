@@ -566,7 +566,8 @@ static void
 test_ndjson(void)
 {
 	static const char	 in[] =
-	    "{\"a\":1}\n\n{\"a\":2}\r\ndata: {\"a\":3}\n: note\n{\"a\":4}";
+	    "{\"a\":1}\n\n{\"a\":2}\r\ndata: {\"a\":3}\n: note\n"
+	    "event: x\nid: 7\n{\"a\":4}";
 	struct sse_parser	 p;
 	struct rec		 r;
 	size_t			 i;
@@ -579,7 +580,8 @@ test_ndjson(void)
 		sse_feed(&p, in + i, 1, on_event, &r);
 	sse_finish(&p, on_event, &r);
 	sse_free(&p);
-	is_int(r.n, 4, "ndjson: four events, blank and comment lines skipped");
+	is_int(r.n, 4, "ndjson: four events; blank, comment and field lines "
+	    "skipped");
 	if (r.n == 4) {
 		is_str(r.v[0].data, "{\"a\":1}", "ndjson: first line");
 		is_str(r.v[2].data, "{\"a\":3}", "ndjson: data: prefix removed");
