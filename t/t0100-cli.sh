@@ -29,7 +29,12 @@ out=$(env -u OPENAI_API_KEY "$LLMGATE" --check-config --config "$top_srcdir/conf
 is "$?" 0 "conf/llmgate.ini passes --check-config"
 like "$out" 'provider openai unavailable: environment variable OPENAI_API_KEY is not set' \
     "missing key is reported as unavailable"
-like "$out" '12 models' "sample ships the 12 seed models"
+like "$out" '16 models' "sample ships the 12 seed models and 4 more"
+for m in claude-opus-4-6 claude-sonnet-4-5 claude-haiku-4-5 gpt-4o gpt-4o-mini gpt-4-turbo o1 \
+    o3-mini gemini-2.5-pro gemini-2.0-flash deepseek-chat deepseek-reasoner; do
+	grep -q "^\[model $m\]" "$top_srcdir/conf/llmgate.ini" || fail "seed model $m missing"
+done
+pass "every seed model is in the sample"
 out=$(OPENAI_API_KEY=sk-test-value "$LLMGATE" --check-config --config "$top_srcdir/conf/llmgate.ini" 2>&1)
 unlike "$out" 'sk-test-value' "a key never appears in the output"
 
