@@ -22,27 +22,6 @@ static const struct finish_map finish_reasons[] = {
 	{ NULL, NULL },
 };
 
-/* Text of an OpenAI content value: a string, or its text parts joined. */
-static void
-content_text(struct json_object *c, struct buf *out)
-{
-	struct json_object	*part;
-	const char		*t;
-	size_t			 i;
-
-	if (json_object_is_type(c, json_type_string)) {
-		buf_puts(out, json_object_get_string(c));
-		return;
-	}
-	if (!json_object_is_type(c, json_type_array))
-		return;
-	for (i = 0; i < json_object_array_length(c); i++) {
-		part = json_object_array_get_idx(c, i);
-		if ((t = provider_json_str(part, "text")) != NULL)
-			buf_puts(out, t);
-	}
-}
-
 static struct json_object *
 text_block(const char *text)
 {
@@ -155,39 +134,6 @@ add_tool_uses(struct json_object *blocks, struct json_object *calls,
 	return 0;
 }
 
-/*
- * Append blocks as a turn of role; consecutive turns of one role merge,
- * since Anthropic wants user and assistant to alternate.
- */
-static void
-add_turn(struct json_object *msgs, const char *role, struct json_object *blocks)
-{
-	struct json_object	*last, *content;
-	size_t			 n = json_object_array_length(msgs), i;
-	const char		*lr;
-
-	if (json_object_array_length(blocks) == 0) {
-		json_object_put(blocks);
-		return;
-	}
-	if (n > 0) {
-		last = json_object_array_get_idx(msgs, n - 1);
-		lr = provider_json_str(last, "role");
-		if (lr != NULL && strcmp(lr, role) == 0 &&
-		    json_object_object_get_ex(last, "content", &content)) {
-			for (i = 0; i < json_object_array_length(blocks); i++)
-				json_object_array_add(content, json_object_get(
-				    json_object_array_get_idx(blocks, i)));
-			json_object_put(blocks);
-			return;
-		}
-	}
-	last = json_object_new_object();
-	json_object_object_add(last, "role", json_object_new_string(role));
-	json_object_object_add(last, "content", blocks);
-	json_object_array_add(msgs, last);
-}
-
 /* OpenAI messages -> system text and Anthropic turns. */
 static int
 convert_messages(struct json_object *in, struct json_object *out,
@@ -209,13 +155,13 @@ convert_messages(struct json_object *in, struct json_object *out,
 		    strcmp(role, "developer") == 0) {
 			if (system->len > 0)
 				buf_puts(system, "\n\n");
-			content_text(c, system);
+			provider_content_text(c, system);
 			continue;
 		}
 		blocks = json_object_new_array();
 		if (strcmp(role, "tool") == 0 || strcmp(role, "function") == 0) {
 			buf_reset(&text);
-			content_text(c, &text);
+			provider_content_text(c, &text);
 			id = provider_json_str(m, "tool_call_id");
 			b = json_object_new_object();
 			json_object_object_add(b, "type",
@@ -225,7 +171,7 @@ convert_messages(struct json_object *in, struct json_object *out,
 			json_object_object_add(b, "content",
 			    json_object_new_string(text.data ? text.data : ""));
 			json_object_array_add(blocks, b);
-			add_turn(out, "user", blocks);
+			provider_add_turn(out, "user", "content", blocks);
 			continue;
 		}
 		add_content(blocks, c);
@@ -233,9 +179,9 @@ convert_messages(struct json_object *in, struct json_object *out,
 			if (json_object_object_get_ex(m, "tool_calls", &calls) &&
 			    json_object_is_type(calls, json_type_array))
 				rc = add_tool_uses(blocks, calls, e);
-			add_turn(out, "assistant", blocks);
+			provider_add_turn(out, "assistant", "content", blocks);
 		} else
-			add_turn(out, "user", blocks);
+			provider_add_turn(out, "user", "content", blocks);
 	}
 	buf_free(&text);
 	return rc;
@@ -315,18 +261,6 @@ max_tokens(const struct candidate *c, struct json_object *req)
 }
 
 static int
-has_header(const struct provider_cfg *p, const char *name)
-{
-	size_t	 i, n = strlen(name);
-
-	for (i = 0; i < p->headers.n; i++)
-		if (strncasecmp(p->headers.v[i], name, n) == 0 &&
-		    p->headers.v[i][n] == ':')
-			return 1;
-	return 0;
-}
-
-static int
 chat_request(const struct candidate *c, const struct chat_in *in,
     struct provider_call *call, struct provider_error *e)
 {
@@ -389,7 +323,7 @@ chat_request(const struct candidate *c, const struct chat_in *in,
 	    provider_url(call, c->provider, "/messages") == -1 ||
 	    provider_headers(call, c->provider, "x-api-key", "") == -1)
 		goto done;
-	if (!has_header(c->provider, "anthropic-version") &&
+	if (!provider_has_header(c->provider, "anthropic-version") &&
 	    (call->headers = curl_slist_append(call->headers,
 	    "anthropic-version: " ANTHROPIC_VERSION)) == NULL)
 		goto done;
@@ -423,21 +357,6 @@ read_usage(struct json_object *u, struct usage *out)
 		out->known = 1;
 }
 
-static struct json_object *
-tool_call(const char *id, const char *name, const char *args)
-{
-	struct json_object	*tc, *fn;
-
-	fn = json_object_new_object();
-	json_object_object_add(fn, "name", json_object_new_string(name));
-	json_object_object_add(fn, "arguments", json_object_new_string(args));
-	tc = json_object_new_object();
-	json_object_object_add(tc, "id", json_object_new_string(id));
-	json_object_object_add(tc, "type", json_object_new_string("function"));
-	json_object_object_add(tc, "function", fn);
-	return tc;
-}
-
 static int
 chat_response(const struct candidate *c, const char *body, size_t len,
     struct json_object **out, struct usage *u, struct provider_error *e)
@@ -468,12 +387,9 @@ chat_response(const struct candidate *c, const char *body, size_t len,
 		else if (type != NULL && strcmp(type, "tool_use") == 0) {
 			input = NULL;
 			json_object_object_get_ex(b, "input", &input);
-			json_object_array_add(calls, tool_call(
-			    provider_json_str(b, "id") ? provider_json_str(b,
-			    "id") : "", provider_json_str(b, "name") ?
-			    provider_json_str(b, "name") : "",
-			    input ? json_object_to_json_string_ext(input,
-			    JSON_C_TO_STRING_PLAIN) : "{}"));
+			json_object_array_add(calls, provider_tool_call(
+			    provider_json_str(b, "id"),
+			    provider_json_str(b, "name"), input));
 		}
 	}
 	if (json_object_object_get_ex(o, "usage", &v))
@@ -533,23 +449,6 @@ emit_tool_delta(struct stream_state *st, int index, struct json_object *tc)
 }
 
 static int
-emit_delta(struct stream_state *st, const char *key, struct json_object *v,
-    const char *finish)
-{
-	struct json_object	*d = NULL, *chunk;
-	int			 rc;
-
-	if (key != NULL) {
-		d = json_object_new_object();
-		json_object_object_add(d, key, v);
-	}
-	chunk = provider_chunk(st, d, finish);
-	rc = st->emit(st->ctx, chunk);
-	json_object_put(chunk);
-	return rc;
-}
-
-static int
 on_block_start(struct stream_state *st, struct json_object *o)
 {
 	struct json_object	*b, *tc, *fn;
@@ -593,13 +492,13 @@ on_block_delta(struct stream_state *st, struct json_object *o)
 	if (strcmp(type, "text_delta") == 0 &&
 	    (s = provider_json_str(d, "text")) != NULL) {
 		st->chars += (int64_t)strlen(s);
-		return emit_delta(st, "content", json_object_new_string(s),
+		return provider_emit_delta(st, "content", json_object_new_string(s),
 		    NULL);
 	}
 	if (strcmp(type, "thinking_delta") == 0 &&
 	    (s = provider_json_str(d, "thinking")) != NULL) {
 		st->chars += (int64_t)strlen(s);
-		return emit_delta(st, "reasoning_content",
+		return provider_emit_delta(st, "reasoning_content",
 		    json_object_new_string(s), NULL);
 	}
 	if (strcmp(type, "input_json_delta") == 0 &&
@@ -666,7 +565,7 @@ chat_event(struct stream_state *st, const struct sse_event *ev)
 		if (s != NULL) {
 			snprintf(st->finish, sizeof(st->finish), "%s",
 			    provider_finish(finish_reasons, s));
-			rc = emit_delta(st, NULL, NULL, st->finish);
+			rc = provider_emit_delta(st, NULL, NULL, st->finish);
 		}
 	} else if (strcmp(type, "message_stop") == 0) {
 		st->done = 1;

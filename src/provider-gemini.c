@@ -39,27 +39,6 @@ static const char *const schema_keys[] = {
 	"default", "minimum", "maximum", NULL,
 };
 
-/* Text of an OpenAI content value: a string, or its text parts joined. */
-static void
-content_text(struct json_object *c, struct buf *out)
-{
-	struct json_object	*part;
-	const char		*t;
-	size_t			 i;
-
-	if (json_object_is_type(c, json_type_string)) {
-		buf_puts(out, json_object_get_string(c));
-		return;
-	}
-	if (!json_object_is_type(c, json_type_array))
-		return;
-	for (i = 0; i < json_object_array_length(c); i++) {
-		part = json_object_array_get_idx(c, i);
-		if ((t = provider_json_str(part, "text")) != NULL)
-			buf_puts(out, t);
-	}
-}
-
 /*
  * Append s percent-encoded except for unreserved characters and the few
  * sub-delimiters model ids use, so that no id can leave its path segment.
@@ -261,7 +240,7 @@ function_response(const char *name, struct json_object *c)
 	struct buf		 text;
 
 	buf_init(&text, 1 << 30);
-	content_text(c, &text);
+	provider_content_text(c, &text);
 	if (text.len == 0 ||
 	    (resp = provider_parse(text.data, text.len)) == NULL) {
 		resp = json_object_new_object();
@@ -275,40 +254,6 @@ function_response(const char *name, struct json_object *c)
 	p = json_object_new_object();
 	json_object_object_add(p, "functionResponse", fr);
 	return p;
-}
-
-/*
- * Append parts as a turn of role; consecutive turns of one role merge,
- * since Gemini wants user and model to alternate.
- */
-static void
-add_turn(struct json_object *contents, const char *role,
-    struct json_object *parts)
-{
-	struct json_object	*last, *lp;
-	size_t			 n = json_object_array_length(contents), i;
-	const char		*lr;
-
-	if (json_object_array_length(parts) == 0) {
-		json_object_put(parts);
-		return;
-	}
-	if (n > 0) {
-		last = json_object_array_get_idx(contents, n - 1);
-		lr = provider_json_str(last, "role");
-		if (lr != NULL && strcmp(lr, role) == 0 &&
-		    json_object_object_get_ex(last, "parts", &lp)) {
-			for (i = 0; i < json_object_array_length(parts); i++)
-				json_object_array_add(lp, json_object_get(
-				    json_object_array_get_idx(parts, i)));
-			json_object_put(parts);
-			return;
-		}
-	}
-	last = json_object_new_object();
-	json_object_object_add(last, "role", json_object_new_string(role));
-	json_object_object_add(last, "parts", parts);
-	json_object_array_add(contents, last);
 }
 
 /* OpenAI messages -> systemInstruction parts and Gemini contents. */
@@ -330,7 +275,7 @@ convert_messages(struct json_object *in, struct json_object *contents,
 		if (strcmp(role, "system") == 0 ||
 		    strcmp(role, "developer") == 0) {
 			buf_reset(&text);
-			content_text(c, &text);
+			provider_content_text(c, &text);
 			if (text.len > 0)
 				json_object_array_add(system,
 				    text_part(text.data));
@@ -349,7 +294,7 @@ convert_messages(struct json_object *in, struct json_object *contents,
 				return -1;
 			}
 			json_object_array_add(parts, function_response(name, c));
-			add_turn(contents, "user", parts);
+			provider_add_turn(contents, "user", "parts", parts);
 			continue;
 		}
 		add_content(parts, c);
@@ -361,9 +306,9 @@ convert_messages(struct json_object *in, struct json_object *contents,
 				buf_free(&text);
 				return -1;
 			}
-			add_turn(contents, "model", parts);
+			provider_add_turn(contents, "model", "parts", parts);
 		} else
-			add_turn(contents, "user", parts);
+			provider_add_turn(contents, "user", "parts", parts);
 	}
 	buf_free(&text);
 	return 0;
@@ -686,28 +631,16 @@ response_id(struct json_object *o, char *dst, size_t len)
 static struct json_object *
 tool_call(struct json_object *fc, const char *rid, int n)
 {
-	struct json_object	*tc, *fn, *args;
-	const char		*name, *id;
+	struct json_object	*args = NULL;
+	const char		*id;
 	char			 gen[160];
 
-	name = provider_json_str(fc, "name");
-	fn = json_object_new_object();
-	json_object_object_add(fn, "name", json_object_new_string(name ? name :
-	    ""));
-	args = NULL;
 	json_object_object_get_ex(fc, "args", &args);
-	json_object_object_add(fn, "arguments", json_object_new_string(
-	    args ? json_object_to_json_string_ext(args, JSON_C_TO_STRING_PLAIN |
-	    JSON_C_TO_STRING_NOSLASHESCAPE) : "{}"));
 	if ((id = provider_json_str(fc, "id")) == NULL || *id == '\0') {
 		snprintf(gen, sizeof(gen), CALL_ID_PREFIX "%s_%d", rid, n);
 		id = gen;
 	}
-	tc = json_object_new_object();
-	json_object_object_add(tc, "id", json_object_new_string(id));
-	json_object_object_add(tc, "type", json_object_new_string("function"));
-	json_object_object_add(tc, "function", fn);
-	return tc;
+	return provider_tool_call(id, provider_json_str(fc, "name"), args);
 }
 
 /* The parts of the first candidate, or NULL. */
@@ -834,24 +767,6 @@ chat_response(const struct candidate *c, const char *body, size_t len,
 	return 0;
 }
 
-/* Emit one chunk whose delta is {key: v} (no delta when key is NULL). */
-static int
-emit_delta(struct stream_state *st, const char *key, struct json_object *v,
-    const char *finish)
-{
-	struct json_object	*d = NULL, *chunk;
-	int			 rc;
-
-	if (key != NULL) {
-		d = json_object_new_object();
-		json_object_object_add(d, key, v);
-	}
-	chunk = provider_chunk(st, d, finish);
-	rc = st->emit(st->ctx, chunk);
-	json_object_put(chunk);
-	return rc;
-}
-
 /*
  * A whole function call in one delta: Gemini never splits one across
  * chunks, so id, name and the complete arguments travel together.
@@ -870,7 +785,7 @@ emit_call(struct stream_state *st, struct json_object *fc)
 		st->chars += (int64_t)strlen(a);
 	arr = json_object_new_array();
 	json_object_array_add(arr, tc);
-	return emit_delta(st, "tool_calls", arr, NULL);
+	return provider_emit_delta(st, "tool_calls", arr, NULL);
 }
 
 /* The parts of one chunk, in order, as OpenAI deltas. */
@@ -890,7 +805,7 @@ emit_parts(struct stream_state *st, struct json_object *parts)
 		else if ((t = provider_json_str(p, "text")) != NULL &&
 		    *t != '\0') {
 			st->chars += (int64_t)strlen(t);
-			rc = emit_delta(st, json_object_object_get_ex(p,
+			rc = provider_emit_delta(st, json_object_object_get_ex(p,
 			    "thought", &v) && json_object_get_boolean(v) ?
 			    "reasoning_content" : "content",
 			    json_object_new_string(t), NULL);
@@ -985,7 +900,7 @@ chat_event(struct stream_state *st, const struct sse_event *ev)
 		/* No [DONE] and no end event: the finish is the end. */
 		snprintf(st->finish, sizeof(st->finish), "%s", f);
 		st->done = 1;
-		if ((rc = emit_delta(st, NULL, NULL, st->finish)) == 0)
+		if ((rc = provider_emit_delta(st, NULL, NULL, st->finish)) == 0)
 			rc = provider_emit_usage(st);
 	}
 done:

@@ -5,12 +5,15 @@
  * api_key is the "authorization key" (base64 of client_id:client_secret).
  * chat_request trades it at auth_url for an access token, which is cached
  * per process (all worker threads) until 60 s before it expires, and
- * dropped by auth_failed when GigaChat answers 401.
+ * dropped by auth_failed when GigaChat answers 401. Threads wait for one
+ * token request instead of each making their own; after a failed one, the
+ * endpoint is left alone for AUTH_RETRY_MS and requests fail at once.
  *
  * chat_request returns -2 when no access token can be had right now (the
  * token endpoint is unreachable, refuses the key or the scope, or answers
- * nonsense). That is no fault of the client: route-chat should answer
- * 502 upstream_auth_error and try the next model; err says what happened.
+ * nonsense). That is no fault of the client: route-chat answers 502
+ * upstream_auth_error and tries the next model; err says what happened.
+ * Neither the key nor a token is ever logged or put in an error.
  *
  * Request: the system and developer messages before the first turn become
  * the one leading system message GigaChat allows; later ones become user
@@ -38,6 +41,7 @@
 #define TOKEN_TIMEOUT		15L		/* s for one token request */
 #define TOKEN_EARLY_MS		60000		/* refresh this long before expiry */
 #define TOKEN_LIFETIME_MS	(30 * 60 * 1000)	/* when none is given */
+#define AUTH_RETRY_MS		5000		/* after a failed token request */
 
 static const struct finish_map finish_reasons[] = {
 	{ "stop", "stop" },
@@ -47,12 +51,14 @@ static const struct finish_map finish_reasons[] = {
 	{ NULL, NULL },
 };
 
-/* One provider's access token; expires_ms 0 when the slot is empty. */
+/* One provider's access token, or why there is none. */
 struct token_slot {
-	char		 provider[128];
-	uint64_t	 fingerprint;	/* of the key, scope and auth_url */
-	int64_t		 expires_ms;	/* unix time in ms */
-	char		 token[TOKEN_MAX];
+	char			 provider[128];	/* "" when the slot is free */
+	uint64_t		 fingerprint;	/* of the key, scope and auth_url */
+	int64_t			 expires_ms;	/* unix ms; 0 without a token */
+	int64_t			 failed_ms;	/* last failed token request */
+	struct provider_error	 why;		/* its error */
+	char			 token[TOKEN_MAX];
 };
 
 /* Worker threads share the tokens; a token request holds the lock. */
@@ -151,26 +157,30 @@ slot_find(const char *name)
 	size_t	 i;
 
 	for (i = 0; i < TOKEN_SLOTS; i++)
-		if (slots[i].expires_ms != 0 &&
-		    strcmp(slots[i].provider, name) == 0)
+		if (strcmp(slots[i].provider, name) == 0)
 			return &slots[i];
 	return NULL;
 }
 
-/* A slot to fill: an empty one, else the one expiring first. */
+/* A slot for provider p: a free one, else the one expiring first. */
 static struct token_slot *
-slot_take(void)
+slot_take(const struct provider_cfg *p)
 {
-	struct token_slot	*best = &slots[0];
+	struct token_slot	*s = &slots[0];
 	size_t			 i;
 
 	for (i = 0; i < TOKEN_SLOTS; i++) {
-		if (slots[i].expires_ms == 0)
-			return &slots[i];
-		if (slots[i].expires_ms < best->expires_ms)
-			best = &slots[i];
+		if (slots[i].provider[0] == '\0') {
+			s = &slots[i];
+			break;
+		}
+		if (slots[i].expires_ms < s->expires_ms)
+			s = &slots[i];
 	}
-	return best;
+	slot_clear(s);
+	snprintf(s->provider, sizeof(s->provider), "%s", p->name);
+	s->fingerprint = fingerprint(p);
+	return s;
 }
 
 static size_t
@@ -251,7 +261,7 @@ free_headers(struct curl_slist *h)
 
 /*
  * POST the authorization key to the token endpoint with a short-lived
- * handle; on success fill s with the token and its expiry. Leaves s alone
+ * handle; on success put the token and its expiry in s. Leaves s alone
  * and fills e on failure.
  */
 static int
@@ -346,10 +356,9 @@ fetch_token(const struct provider_cfg *p, struct token_slot *s,
 	}
 	if ((exp = read_expiry(o)) == 0)
 		exp = now_ms() + TOKEN_LIFETIME_MS;
-	snprintf(s->provider, sizeof(s->provider), "%s", p->name);
 	snprintf(s->token, sizeof(s->token), "%s", tok);
-	s->fingerprint = fingerprint(p);
 	s->expires_ms = exp;
+	s->failed_ms = 0;
 	log_info("gigachat: provider %s has a new access token for %lld s",
 	    p->name, (long long)((exp - now_ms()) / 1000));
 	ret = 0;
@@ -377,29 +386,33 @@ static int
 add_bearer(struct provider_call *call, const struct provider_cfg *p,
     struct provider_error *e)
 {
-	struct token_slot	*s, fresh;
+	struct token_slot	*s;
 	struct curl_slist	*n;
 	struct buf		 h;
-	uint64_t		 fp = fingerprint(p);
+	int64_t			 now;
 	int			 rc = -1;
 
 	buf_init(&h, TOKEN_MAX + 64);
 	pthread_mutex_lock(&slots_lock);
-	s = slot_find(p->name);
-	if (s != NULL && s->fingerprint != fp) {
+	if ((s = slot_find(p->name)) != NULL &&
+	    s->fingerprint != fingerprint(p)) {
+		/* The key, scope or endpoint changed (a new config). */
 		slot_clear(s);
 		s = NULL;
 	}
-	if (s == NULL || s->expires_ms - TOKEN_EARLY_MS <= now_ms()) {
-		memset(&fresh, 0, sizeof(fresh));
-		if (fetch_token(p, &fresh, e) == 0) {
-			if (s == NULL)
-				s = slot_take();
-			*s = fresh;
-		} else if (s == NULL || s->expires_ms <= now_ms() + 5000)
-			/* The old token, if any, is about to expire anyway. */
+	if (s == NULL)
+		s = slot_take(p);
+	now = now_ms();
+	if (s->expires_ms - TOKEN_EARLY_MS <= now) {
+		if (s->failed_ms != 0 && now - s->failed_ms < AUTH_RETRY_MS)
+			*e = s->why;
+		else if (fetch_token(p, s, e) == -1) {
+			s->failed_ms = now;
+			s->why = *e;
+		}
+		/* A token about to expire serves while none better comes. */
+		if (s->expires_ms <= now_ms() + 5000)
 			goto done;
-		explicit_bzero(&fresh, sizeof(fresh));
 	}
 	if (buf_printf(&h, "Authorization: Bearer %s", s->token) != BUF_OK ||
 	    (n = curl_slist_append(call->headers, h.data)) == NULL) {
@@ -826,8 +839,8 @@ chat_request(const struct candidate *c, const struct chat_in *in,
 	}
 	if (provider_url(call, c->provider, "/chat/completions") == -1 ||
 	    provider_headers(call, c->provider, NULL, NULL) == -1 ||
-	    (call->headers = curl_slist_append(call->headers,
-	    "Accept: application/json")) == NULL)
+	    (call->headers = curl_slist_append(call->headers, in->stream ?
+	    "Accept: text/event-stream" : "Accept: application/json")) == NULL)
 		goto done;
 	rc = 0;
 done:
@@ -1091,6 +1104,7 @@ error(long status, const char *body, size_t len, struct provider_error *e)
 
 const struct provider_ops provider_gigachat = {
 	.type = "gigachat",
+	.framing = FRAMING_SSE,
 	.chat_request = chat_request,
 	.chat_response = chat_response,
 	.chat_event = chat_event,

@@ -527,18 +527,6 @@ completion_options(const struct candidate *c, const struct chat_in *in)
 	return o;
 }
 
-static int
-has_header(const struct provider_cfg *p, const char *name)
-{
-	size_t	 i, n = strlen(name);
-
-	for (i = 0; i < p->headers.n; i++)
-		if (strncasecmp(p->headers.v[i], name, n) == 0 &&
-		    p->headers.v[i][n] == ':')
-			return 1;
-	return 0;
-}
-
 /*
  * modelUri: the upstream id as is when it is a URI (gpt://FOLDER/...,
  * ds://...), else gpt://FOLDER/ID. -1 when there is no folder for it.
@@ -601,7 +589,7 @@ auth_headers(struct provider_call *call, const struct provider_cfg *p,
 	if (provider_headers(call, p, "Authorization", h) == -1)
 		return -1;
 	/* A header line of the provider's own wins. */
-	if (*folder == '\0' || has_header(p, "x-folder-id"))
+	if (*folder == '\0' || provider_has_header(p, "x-folder-id"))
 		return 0;
 	snprintf(h, sizeof(h), "x-folder-id: %s", folder);
 	if ((n = curl_slist_append(call->headers, h)) == NULL)
@@ -668,25 +656,13 @@ done:
 static struct json_object *
 tool_call(struct json_object *fc)
 {
-	struct json_object	*tc, *fn, *args = NULL;
-	const char		*name = provider_json_str(fc, "name");
+	struct json_object	*args = NULL;
 	char			 id[64];
 
-	json_object_object_get_ex(fc, "arguments", &args);
-	fn = json_object_new_object();
-	json_object_object_add(fn, "name", json_object_new_string(name ? name :
-	    ""));
 	/* An object per the docs; a string is taken as the JSON itself. */
-	json_object_object_add(fn, "arguments", json_object_new_string(
-	    args == NULL ? "{}" : json_object_is_type(args, json_type_string) ?
-	    json_object_get_string(args) : json_object_to_json_string_ext(args,
-	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)));
+	json_object_object_get_ex(fc, "arguments", &args);
 	new_id(id, sizeof(id), "call_");
-	tc = json_object_new_object();
-	json_object_object_add(tc, "id", json_object_new_string(id));
-	json_object_object_add(tc, "type", json_object_new_string("function"));
-	json_object_object_add(tc, "function", fn);
-	return tc;
+	return provider_tool_call(id, provider_json_str(fc, "name"), args);
 }
 
 /* The functionCall objects of a message's toolCallList, or NULL. */
@@ -802,39 +778,6 @@ fnv(uint32_t h, const char *s, size_t n)
 	return h;
 }
 
-static int
-emit_delta(struct stream_state *st, const char *key, struct json_object *v,
-    const char *finish)
-{
-	struct json_object	*d = NULL, *chunk;
-	int			 rc;
-
-	if (key != NULL) {
-		d = json_object_new_object();
-		json_object_object_add(d, key, v);
-	}
-	chunk = provider_chunk(st, d, finish);
-	rc = st->emit(st->ctx, chunk);
-	json_object_put(chunk);
-	return rc;
-}
-
-/* The first chunk of a stream: the assistant's role, empty content. */
-static int
-emit_role(struct stream_state *st)
-{
-	struct json_object	*d, *chunk;
-	int			 rc;
-
-	d = json_object_new_object();
-	json_object_object_add(d, "role", json_object_new_string("assistant"));
-	json_object_object_add(d, "content", json_object_new_string(""));
-	chunk = provider_chunk(st, d, NULL);
-	rc = st->emit(st->ctx, chunk);
-	json_object_put(chunk);
-	return rc;
-}
-
 /*
  * The part of a cumulative text not sent yet. Returns 1 when the text no
  * longer starts with what was sent (the upstream revised it), else 0.
@@ -853,7 +796,8 @@ on_text(struct stream_state *st, const char *text, size_t len, int *rc)
 	h = fnv(sent > 0 ? h : FNV_BASIS, text + sent, len - sent);
 	st->block_tool[PREFIX_HASH] = (int)h;
 	st->chars = (int64_t)len;
-	*rc = emit_delta(st, "content", json_object_new_string_len(text + sent,
+	*rc = provider_emit_delta(st, "content",
+	    json_object_new_string_len(text + sent,
 	    (int)(len - sent)), NULL);
 	return 0;
 }
@@ -918,7 +862,7 @@ on_alternative(struct stream_state *st, struct json_object *alt)
 	}
 	snprintf(st->finish, sizeof(st->finish), "%s", finish);
 	st->done = 1;
-	if ((rc = emit_delta(st, NULL, NULL, st->finish)) != 0)
+	if ((rc = provider_emit_delta(st, NULL, NULL, st->finish)) != 0)
 		return rc;
 	return provider_emit_usage(st);
 }
@@ -957,7 +901,7 @@ chat_event(struct stream_state *st, const struct sse_event *ev)
 		read_usage(v, &st->usage);
 	if (alt != NULL && st->id[0] == '\0') {
 		new_id(st->id, sizeof(st->id), "chatcmpl-");
-		rc = emit_role(st);
+		rc = provider_emit_role(st);
 	}
 	if (alt != NULL && rc == 0)
 		rc = on_alternative(st, alt);

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "provider.h"
@@ -337,4 +338,133 @@ provider_body(struct provider_call *call, struct json_object *o)
 	return buf_puts(&call->body, json_object_to_json_string_ext(o,
 	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)) ==
 	    BUF_OK ? 0 : -1;
+}
+
+/* Text of an OpenAI content value: a string, or its text parts joined. */
+void
+provider_content_text(struct json_object *c, struct buf *out)
+{
+	struct json_object	*part;
+	const char		*t;
+	size_t			 i;
+
+	if (json_object_is_type(c, json_type_string)) {
+		buf_puts(out, json_object_get_string(c));
+		return;
+	}
+	if (!json_object_is_type(c, json_type_array))
+		return;
+	for (i = 0; i < json_object_array_length(c); i++) {
+		part = json_object_array_get_idx(c, i);
+		if ((t = provider_json_str(part, "text")) != NULL)
+			buf_puts(out, t);
+	}
+}
+
+/* Emit one chunk whose delta is {key: v} (an empty delta when key is NULL). */
+int
+provider_emit_delta(struct stream_state *st, const char *key,
+    struct json_object *v, const char *finish)
+{
+	struct json_object	*d = NULL, *chunk;
+	int			 rc;
+
+	if (key != NULL) {
+		d = json_object_new_object();
+		json_object_object_add(d, key, v);
+	}
+	chunk = provider_chunk(st, d, finish);
+	rc = st->emit(st->ctx, chunk);
+	json_object_put(chunk);
+	return rc;
+}
+
+/* The first chunk of a stream: the assistant's role, empty content. */
+int
+provider_emit_role(struct stream_state *st)
+{
+	struct json_object	*d, *chunk;
+	int			 rc;
+
+	d = json_object_new_object();
+	json_object_object_add(d, "role", json_object_new_string("assistant"));
+	json_object_object_add(d, "content", json_object_new_string(""));
+	chunk = provider_chunk(st, d, NULL);
+	rc = st->emit(st->ctx, chunk);
+	json_object_put(chunk);
+	return rc;
+}
+
+/*
+ * Append items (taken over) as a turn {"role": role, key: items}; a turn
+ * of the same role as the last one merges into it, for protocols that
+ * want the roles to alternate. Empty items add nothing.
+ */
+void
+provider_add_turn(struct json_object *turns, const char *role,
+    const char *key, struct json_object *items)
+{
+	struct json_object	*last, *list;
+	size_t			 n = json_object_array_length(turns), i;
+	const char		*lr;
+
+	if (json_object_array_length(items) == 0) {
+		json_object_put(items);
+		return;
+	}
+	if (n > 0) {
+		last = json_object_array_get_idx(turns, n - 1);
+		lr = provider_json_str(last, "role");
+		if (lr != NULL && strcmp(lr, role) == 0 &&
+		    json_object_object_get_ex(last, key, &list)) {
+			for (i = 0; i < json_object_array_length(items); i++)
+				json_object_array_add(list, json_object_get(
+				    json_object_array_get_idx(items, i)));
+			json_object_put(items);
+			return;
+		}
+	}
+	last = json_object_new_object();
+	json_object_object_add(last, "role", json_object_new_string(role));
+	json_object_object_add(last, key, items);
+	json_object_array_add(turns, last);
+}
+
+/* Whether the provider's own header lines set name (case-insensitive). */
+int
+provider_has_header(const struct provider_cfg *p, const char *name)
+{
+	size_t	 i, n = strlen(name);
+
+	for (i = 0; i < p->headers.n; i++)
+		if (strncasecmp(p->headers.v[i], name, n) == 0 &&
+		    p->headers.v[i][n] == ':')
+			return 1;
+	return 0;
+}
+
+/*
+ * An OpenAI tool call; args is the provider's arguments, an object (sent
+ * on as its JSON text), a string (taken as that text) or NULL ("{}").
+ */
+struct json_object *
+provider_tool_call(const char *id, const char *name, struct json_object *args)
+{
+	struct json_object	*tc, *fn;
+	const char		*a = "{}";
+
+	if (json_object_is_type(args, json_type_string))
+		a = json_object_get_string(args);
+	else if (args != NULL)
+		a = json_object_to_json_string_ext(args, JSON_C_TO_STRING_PLAIN |
+		    JSON_C_TO_STRING_NOSLASHESCAPE);
+	fn = json_object_new_object();
+	json_object_object_add(fn, "name", json_object_new_string(name ? name :
+	    ""));
+	json_object_object_add(fn, "arguments", json_object_new_string(a));
+	tc = json_object_new_object();
+	json_object_object_add(tc, "id", json_object_new_string(id ? id : ""));
+	json_object_object_add(tc, "type", json_object_new_string("function"));
+	json_object_object_add(tc, "function", fn);
+	return tc;
 }

@@ -149,6 +149,15 @@ struct json_object *provider_chunk(const struct stream_state *,
 	    struct json_object *, const char *);
 int	provider_emit_usage(struct stream_state *);
 int	provider_body(struct provider_call *, struct json_object *);
+void	provider_content_text(struct json_object *, struct buf *);
+int	provider_emit_delta(struct stream_state *, const char *,
+	    struct json_object *, const char *);
+int	provider_emit_role(struct stream_state *);
+void	provider_add_turn(struct json_object *, const char *, const char *,
+	    struct json_object *);
+int	provider_has_header(const struct provider_cfg *, const char *);
+struct json_object *provider_tool_call(const char *, const char *,
+	    struct json_object *);
 
 extern const struct provider_ops provider_openai;
 extern const struct provider_ops provider_anthropic;

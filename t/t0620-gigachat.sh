@@ -120,9 +120,20 @@ gw_procs() {
 }
 
 scenarios() {
-	local k=$SERVER_KIND out n procs
+	local k=$SERVER_KIND out n procs pids
 
 	curl -sS -X POST "$MOCK_URL/_mock/reset" >/dev/null
+	# A cold start under concurrent requests: threads wait for one token.
+	pids=()
+	for n in 1 2 3 4 5 6; do
+		gw_curl -o /dev/null -w '%{http_code}\n' -H 'Content-Type: application/json' \
+		    --data-binary '{"model":"giga","messages":[{"role":"user","content":"hi"}]}' \
+		    "$GW_URL/v1/chat/completions" >"$TMPDIR_T/par.$n" &
+		pids+=($!)
+	done
+	wait "${pids[@]}"	# not the servers: they are background jobs too
+	is "$(cat "$TMPDIR_T"/par.* | sort | uniq -c | tr -s ' ')" " 6 200" "$k: 6 concurrent requests answered"
+
 	# The exact upstream request for system, tools, tool results and history.
 	post "$(cat "$top_srcdir/t/data/gigachat/request_full.openai.json")"
 	is "$STATUS" 200 "$k: full request answered"

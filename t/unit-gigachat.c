@@ -422,7 +422,7 @@ test_token_errors(void)
 	struct provider_cfg	 other;
 	struct candidate	 c2;
 	char			 dead[128];
-	int			 fd, port;
+	int			 fd, port, hits;
 
 	/* Another provider has its own token. */
 	other = prov;
@@ -448,8 +448,15 @@ test_token_errors(void)
 	    "message says why: %s", e.message);
 	ok(call.url.len == 0 && call.body.len == 0, "nothing to send");
 	provider_call_free(&call);
+	hits = srv_hits();
+	is_int(build(&cand, SIMPLE, 0, &call, NULL, &e), -2,
+	    "right after a failure: -2 again");
+	is_int(srv_hits(), hits, "without asking the endpoint again");
+	ok(strstr(e.message, "scope is empty") != NULL, "with the same reason");
+	provider_call_free(&call);
 
 	/* An answer quoting the key is not repeated. */
+	provider_gigachat.auth_failed(&prov);
 	srv_set(REPLY_FIXED, 0, 401, "{\"message\": \"bad key " AUTH_KEY "\"}");
 	is_int(build(&cand, SIMPLE, 0, &call, NULL, &e), -2, "401 from OAuth");
 	ok(strstr(e.message, AUTH_KEY) == NULL, "the key is not echoed: %s",
@@ -457,6 +464,7 @@ test_token_errors(void)
 	provider_call_free(&call);
 
 	srv_set(REPLY_FIXED, 0, 200, "{\"access_token\": \"a b\"}");
+	provider_gigachat.auth_failed(&prov);
 	is_int(build(&cand, SIMPLE, 0, &call, NULL, &e), -2, "unusable token");
 	ok(strstr(e.message, "no usable access_token") != NULL, "%s",
 	    e.message);
@@ -467,6 +475,7 @@ test_token_errors(void)
 	close(fd);
 	snprintf(dead, sizeof(dead), "http://127.0.0.1:%d/api/v2/oauth", port);
 	prov.auth_url = dead;
+	provider_gigachat.auth_failed(&prov);
 	is_int(build(&cand, SIMPLE, 0, &call, NULL, &e), -2,
 	    "unreachable token endpoint");
 	ok(strstr(e.message, dead) != NULL, "message names the endpoint: %s",
@@ -475,10 +484,27 @@ test_token_errors(void)
 	prov.auth_url = auth_url;
 
 	prov.api_key = NULL;
+	provider_gigachat.auth_failed(&prov);
 	is_int(build(&cand, SIMPLE, 0, &call, NULL, &e), -2, "no api_key");
 	provider_call_free(&call);
 	prov.api_key = AUTH_KEY;
 	srv_set(REPLY_TOKEN, 30 * 60 * 1000L, 200, NULL);
+
+	/* A new key (a reloaded config) gets its own token, and back. */
+	build(&cand, SIMPLE, 0, &call, NULL, &e);
+	provider_call_free(&call);
+	hits = srv_hits();
+	prov.api_key = "b3RoZXI6a2V5";
+	is_int(build(&cand, SIMPLE, 0, &call, NULL, &e), 0, "changed key");
+	provider_call_free(&call);
+	srv_header("Authorization", dead, sizeof(dead));
+	is_str(dead, "Basic b3RoZXI6a2V5", "the new key is sent");
+	prov.api_key = AUTH_KEY;
+	build(&cand, SIMPLE, 0, &call, NULL, &e);
+	provider_call_free(&call);
+	build(&cand, SIMPLE, 0, &call, NULL, &e);
+	provider_call_free(&call);
+	is_int(srv_hits(), hits + 2, "one token per change, then cached");
 }
 
 /* function_call of a request with tools and tool_choice tc (JSON or NULL). */
