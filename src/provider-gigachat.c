@@ -107,18 +107,6 @@ uuid4(char *dst)
 	return 0;
 }
 
-/* An id with prefix for things GigaChat leaves unnamed. */
-static void
-make_id(char *dst, size_t len, const char *prefix)
-{
-	char	 h[25];
-
-	if (random_hex(h, 12) == -1)
-		snprintf(h, sizeof(h), "%012lx%012lx", (unsigned long)now_ms(),
-		    (unsigned long)random());
-	snprintf(dst, len, "%s%s", prefix, h);
-}
-
 static uint64_t
 fnv1a(uint64_t h, const char *s)
 {
@@ -868,18 +856,6 @@ read_usage(struct json_object *u, struct usage *out)
 	out->known = 1;
 }
 
-/* Function arguments as the JSON string OpenAI carries; GigaChat sends an object. */
-static const char *
-args_string(struct json_object *a)
-{
-	if (a == NULL)
-		return "{}";
-	if (json_object_is_type(a, json_type_string))
-		return json_object_get_string(a);
-	return json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN |
-	    JSON_C_TO_STRING_NOSLASHESCAPE);
-}
-
 static struct json_object *
 tool_call(struct json_object *fc, int with_id)
 {
@@ -892,10 +868,10 @@ tool_call(struct json_object *fc, int with_id)
 		json_object_object_add(fn, "name",
 		    json_object_new_string(name ? name : ""));
 	json_object_object_add(fn, "arguments", json_object_new_string(
-	    args_string(json_object_object_get(fc, "arguments"))));
+	    provider_args_string(json_object_object_get(fc, "arguments"))));
 	tc = json_object_new_object();
 	if (with_id) {
-		make_id(id, sizeof(id), "call_");
+		provider_new_id(id, sizeof(id), "call_");
 		json_object_object_add(tc, "id", json_object_new_string(id));
 		json_object_object_add(tc, "type",
 		    json_object_new_string("function"));
@@ -964,7 +940,7 @@ chat_response(const struct candidate *c, const char *body, size_t len,
 	for (i = 0; i < json_object_array_length(choices); i++)
 		json_object_array_add(list, convert_choice(
 		    json_object_array_get_idx(choices, i), i));
-	make_id(id, sizeof(id), "chatcmpl-");
+	provider_new_id(id, sizeof(id), "chatcmpl-");
 	created = provider_json_int(o, "created");
 	res = json_object_new_object();
 	json_object_object_add(res, "id", json_object_new_string(id));
@@ -978,18 +954,6 @@ chat_response(const struct candidate *c, const char *body, size_t len,
 	json_object_put(o);
 	*out = res;
 	return 0;
-}
-
-static int
-emit(struct stream_state *st, struct json_object *delta, const char *finish)
-{
-	struct json_object	*chunk;
-	int			 rc;
-
-	chunk = provider_chunk(st, delta, finish);
-	rc = st->emit(st->ctx, chunk);
-	json_object_put(chunk);
-	return rc;
 }
 
 /*
@@ -1011,7 +975,7 @@ stream_tool_call(struct stream_state *st, struct json_object *fc)
 		tc = tool_call(fc, 0);
 	else
 		return NULL;
-	st->chars += (int64_t)strlen(args_string(args));
+	st->chars += (int64_t)strlen(provider_args_string(args));
 	json_object_object_add(tc, "index", json_object_new_int(st->tools - 1));
 	arr = json_object_new_array();
 	json_object_array_add(arr, tc);
@@ -1041,7 +1005,7 @@ chat_event(struct stream_state *st, const struct sse_event *ev)
 		return -1;
 	}
 	if (st->id[0] == '\0')
-		make_id(st->id, sizeof(st->id), "chatcmpl-");
+		provider_new_id(st->id, sizeof(st->id), "chatcmpl-");
 	v = member(o, "choices");
 	if (v == NULL && (msg = provider_json_str(o, "message")) != NULL) {
 		/* An error in the stream: {"status": 500, "message": "..."}. */
@@ -1069,7 +1033,7 @@ chat_event(struct stream_state *st, const struct sse_event *ev)
 	    (v = stream_tool_call(st, v)) != NULL)
 		json_object_object_add(d, "tool_calls", v);
 	if (json_object_object_length(d) > 0)
-		rc = emit(st, d, NULL);
+		rc = provider_emit_chunk(st, d, NULL);
 	else
 		json_object_put(d);
 	if (rc == 0 && (s = provider_json_str(ch, "finish_reason")) != NULL) {
@@ -1077,7 +1041,7 @@ chat_event(struct stream_state *st, const struct sse_event *ev)
 		if (st->tools > 0 && strcmp(finish, "stop") == 0)
 			finish = "tool_calls";
 		snprintf(st->finish, sizeof(st->finish), "%s", finish);
-		rc = emit(st, NULL, st->finish);
+		rc = provider_emit_chunk(st, NULL, st->finish);
 	}
 	json_object_put(o);
 	return rc;

@@ -15,7 +15,6 @@
 #include "provider.h"
 
 #define COMPLETION_PATH	"/foundationModels/v1/completion"
-#define ID_RANDOM	24	/* random characters of a synthesized id */
 
 /*
  * Alternative statuses; NULL marks the ones that are not final. The index
@@ -44,29 +43,6 @@ static const char *const grpc_codes[] = {
 static const char *const auth_schemes[] = { "Api-Key", "Bearer" };
 
 #define NELEM(a)	(sizeof(a) / sizeof((a)[0]))
-
-/*
- * A fresh id: prefix and ID_RANDOM letters and digits, in dst of len
- * bytes. Yandex gives no response or tool call ids; clients want both.
- */
-static void
-new_id(char *dst, size_t len, const char *prefix)
-{
-	static const char	 alphabet[] = "abcdefghijklmnopqrstuvwxyz"
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-	unsigned char		 raw[ID_RANDOM];
-	char			 s[ID_RANDOM + 1];
-	ssize_t			 got;
-	size_t			 i;
-
-	got = getrandom(raw, sizeof(raw), GRND_NONBLOCK);
-	for (i = got > 0 ? (size_t)got : 0; i < sizeof(raw); i++)
-		raw[i] = (unsigned char)random();
-	for (i = 0; i < ID_RANDOM; i++)
-		s[i] = alphabet[raw[i] % (sizeof(alphabet) - 1)];
-	s[ID_RANDOM] = '\0';
-	snprintf(dst, len, "%s%s", prefix, s);
-}
 
 /*
  * A token count: Yandex sends int64 as a JSON string ("28"); a number is
@@ -661,7 +637,7 @@ tool_call(struct json_object *fc)
 
 	/* An object per the docs; a string is taken as the JSON itself. */
 	json_object_object_get_ex(fc, "arguments", &args);
-	new_id(id, sizeof(id), "call_");
+	provider_new_id(id, sizeof(id), "call_");
 	return provider_tool_call(id, provider_json_str(fc, "name"), args);
 }
 
@@ -735,7 +711,7 @@ chat_response(const struct candidate *c, const char *body, size_t len,
 	json_object_array_add(choices, ch);
 
 	res = json_object_new_object();
-	new_id(id, sizeof(id), "chatcmpl-");
+	provider_new_id(id, sizeof(id), "chatcmpl-");
 	json_object_object_add(res, "id", json_object_new_string(id));
 	json_object_object_add(res, "object",
 	    json_object_new_string("chat.completion"));
@@ -900,7 +876,7 @@ chat_event(struct stream_state *st, const struct sse_event *ev)
 	if (json_object_object_get_ex(r, "usage", &v))
 		read_usage(v, &st->usage);
 	if (alt != NULL && st->id[0] == '\0') {
-		new_id(st->id, sizeof(st->id), "chatcmpl-");
+		provider_new_id(st->id, sizeof(st->id), "chatcmpl-");
 		rc = provider_emit_role(st);
 	}
 	if (alt != NULL && rc == 0)

@@ -1,4 +1,6 @@
 /* provider.c: the table of wire protocols and the pieces they share. */
+#include <sys/random.h>
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -361,38 +363,82 @@ provider_content_text(struct json_object *c, struct buf *out)
 	}
 }
 
+/* Emit one chunk with delta (taken over; NULL for an empty one). */
+int
+provider_emit_chunk(struct stream_state *st, struct json_object *delta,
+    const char *finish)
+{
+	struct json_object	*chunk;
+	int			 rc;
+
+	chunk = provider_chunk(st, delta, finish);
+	rc = st->emit(st->ctx, chunk);
+	json_object_put(chunk);
+	return rc;
+}
+
 /* Emit one chunk whose delta is {key: v} (an empty delta when key is NULL). */
 int
 provider_emit_delta(struct stream_state *st, const char *key,
     struct json_object *v, const char *finish)
 {
-	struct json_object	*d = NULL, *chunk;
-	int			 rc;
+	struct json_object	*d = NULL;
 
 	if (key != NULL) {
 		d = json_object_new_object();
 		json_object_object_add(d, key, v);
 	}
-	chunk = provider_chunk(st, d, finish);
-	rc = st->emit(st->ctx, chunk);
-	json_object_put(chunk);
-	return rc;
+	return provider_emit_chunk(st, d, finish);
 }
 
 /* The first chunk of a stream: the assistant's role, empty content. */
 int
 provider_emit_role(struct stream_state *st)
 {
-	struct json_object	*d, *chunk;
-	int			 rc;
+	struct json_object	*d;
 
 	d = json_object_new_object();
 	json_object_object_add(d, "role", json_object_new_string("assistant"));
 	json_object_object_add(d, "content", json_object_new_string(""));
-	chunk = provider_chunk(st, d, NULL);
-	rc = st->emit(st->ctx, chunk);
-	json_object_put(chunk);
-	return rc;
+	return provider_emit_chunk(st, d, NULL);
+}
+
+/*
+ * prefix + 24 random characters, for the response and tool call ids that
+ * some providers do not give and clients want.
+ */
+void
+provider_new_id(char *dst, size_t len, const char *prefix)
+{
+	static const char	 alphabet[] = "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+	unsigned char		 raw[24];
+	char			 s[sizeof(raw) + 1];
+	ssize_t			 got;
+	size_t			 i;
+
+	got = getrandom(raw, sizeof(raw), GRND_NONBLOCK);
+	for (i = got > 0 ? (size_t)got : 0; i < sizeof(raw); i++)
+		raw[i] = (unsigned char)random();
+	for (i = 0; i < sizeof(raw); i++)
+		s[i] = alphabet[raw[i] % (sizeof(alphabet) - 1)];
+	s[sizeof(raw)] = '\0';
+	snprintf(dst, len, "%s%s", prefix, s);
+}
+
+/*
+ * Function arguments as the JSON text OpenAI carries: an object's JSON, a
+ * string as it is, "{}" for none. Owned by args (or static).
+ */
+const char *
+provider_args_string(struct json_object *args)
+{
+	if (args == NULL)
+		return "{}";
+	if (json_object_is_type(args, json_type_string))
+		return json_object_get_string(args);
+	return json_object_to_json_string_ext(args, JSON_C_TO_STRING_PLAIN |
+	    JSON_C_TO_STRING_NOSLASHESCAPE);
 }
 
 /*
@@ -451,13 +497,8 @@ struct json_object *
 provider_tool_call(const char *id, const char *name, struct json_object *args)
 {
 	struct json_object	*tc, *fn;
-	const char		*a = "{}";
+	const char		*a = provider_args_string(args);
 
-	if (json_object_is_type(args, json_type_string))
-		a = json_object_get_string(args);
-	else if (args != NULL)
-		a = json_object_to_json_string_ext(args, JSON_C_TO_STRING_PLAIN |
-		    JSON_C_TO_STRING_NOSLASHESCAPE);
 	fn = json_object_new_object();
 	json_object_object_add(fn, "name", json_object_new_string(name ? name :
 	    ""));

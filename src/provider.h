@@ -153,6 +153,10 @@ void	provider_content_text(struct json_object *, struct buf *);
 int	provider_emit_delta(struct stream_state *, const char *,
 	    struct json_object *, const char *);
 int	provider_emit_role(struct stream_state *);
+int	provider_emit_chunk(struct stream_state *, struct json_object *,
+	    const char *);
+void	provider_new_id(char *, size_t, const char *);
+const char *provider_args_string(struct json_object *);
 void	provider_add_turn(struct json_object *, const char *, const char *,
 	    struct json_object *);
 int	provider_has_header(const struct provider_cfg *, const char *);

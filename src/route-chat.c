@@ -28,6 +28,7 @@ enum stop {
 /* What to do after a failed attempt. */
 enum next {
 	NEXT_RETRY,		/* same model again, after a backoff */
+	NEXT_REAUTH,		/* same model at once: credentials were renewed */
 	NEXT_FALLBACK,		/* the next model of the chain */
 	NEXT_FINAL,		/* answer the client with this error */
 };
@@ -198,7 +199,8 @@ judge(struct chat *ch, const struct upstream_resp *resp)
 	if (ch->stop == STOP_BAD_REQUEST)
 		return NEXT_FINAL;
 	if (ch->stop == STOP_NO_AUTH)
-		return NEXT_RETRY;
+		/* A retry would only meet the adapter's cached failure. */
+		return NEXT_FALLBACK;
 	if (ch->stop == STOP_BAD_STREAM || ch->st.failed) {
 		ch->err_status = 502;
 		ch->err = ch->st.err;
@@ -215,7 +217,7 @@ judge(struct chat *ch, const struct upstream_resp *resp)
 		    !ch->reauthed && ch->ops->auth_failed(ch->cand->provider)) {
 			/* Fresh credentials (an OAuth token): once more. */
 			ch->reauthed = 1;
-			return NEXT_RETRY;
+			return NEXT_REAUTH;
 		}
 		if (s == 401 || s == 403) {
 			/*
@@ -519,6 +521,12 @@ run(struct chat *ch)
 			    ch->r->id, ch->cand->name,
 			    ch->cand->provider->name, a, ch->err.message,
 			    ch->err_status);
+			if (next == NEXT_REAUTH) {
+				/* Not the upstream's failure: no try is used up. */
+				a--;
+				upstream_resp_free(&resp);
+				continue;
+			}
 			if (next == NEXT_FINAL) {
 				upstream_resp_free(&resp);
 				answer_error(ch);
