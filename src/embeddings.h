@@ -12,6 +12,7 @@
 #include "http.h"
 #include "plan.h"
 #include "provider.h"
+#include "retry.h"
 #include "validate.h"
 
 /* Most inputs one embeddings request may carry (OpenAI's own limit). */
@@ -71,9 +72,7 @@ struct jcall {
 	const struct candidate	*cand;	/* the one that answered or failed last */
 	int			 attempts;
 	/* The last failure, answered when nothing else remains. */
-	int			 err_status;
-	long			 err_retry_after;	/* s, or -1 */
-	struct provider_error	 err;
+	struct retry_failure	 fail;	/* the last failure */
 };
 
 int	jcall_run(struct jcall *, const char *);

@@ -1,5 +1,4 @@
 /* route-chat.c: POST /v1/chat/completions, streamed or not, with retries and fallbacks. */
-#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +9,7 @@
 #include "log.h"
 #include "plan.h"
 #include "provider.h"
+#include "retry.h"
 #include "route.h"
 #include "sse.h"
 #include "upstream.h"
@@ -194,8 +194,10 @@ set_error(struct chat *ch, int status, const char *code, const char *fmt,
 static enum next
 judge(struct chat *ch, const struct upstream_resp *resp)
 {
-	long	 s = resp->status;
+	struct retry_failure	 f;
+	enum retry_next		 n;
 
+	ch->err_retry_after = resp->retry_after;
 	if (ch->stop == STOP_BAD_REQUEST)
 		return NEXT_FINAL;
 	if (ch->stop == STOP_NO_AUTH)
@@ -206,98 +208,19 @@ judge(struct chat *ch, const struct upstream_resp *resp)
 		ch->err = ch->st.err;
 		return NEXT_RETRY;
 	}
-	switch (resp->result) {
-	case UP_HTTP:
-		ch->ops->error(s, resp->body.data, resp->body.len, &ch->err);
-		/* Some providers say "bad key" or "retry later" in the body. */
-		if (ch->err.status >= 400 && ch->err.status <= 599)
-			s = ch->err.status;
-		ch->err_status = (int)s;
-		if (s == 401 && ch->ops->auth_failed != NULL &&
-		    !ch->reauthed && ch->ops->auth_failed(ch->cand->provider)) {
-			/* Fresh credentials (an OAuth token): once more. */
-			ch->reauthed = 1;
-			return NEXT_REAUTH;
-		}
-		if (s == 401 || s == 403) {
-			/*
-			 * The gateway's own key was refused: not the client's
-			 * fault, and the upstream's text may quote the key.
-			 */
-			log_debug("%s: provider %s said: %s", ch->r->id,
-			    ch->cand->provider->name, ch->err.message);
-			set_error(ch, 502, "upstream_auth_error", "provider '%s' "
-			    "refused the gateway's credentials (HTTP %ld)",
-			    ch->cand->provider->name, s);
-			return NEXT_FALLBACK;
-		}
-		if (s < 400 || s > 599) {
-			set_error(ch, 502, "bad_upstream_response", "provider "
-			    "'%s' answered with unexpected HTTP %ld",
-			    ch->cand->provider->name, s);
-			return NEXT_FALLBACK;
-		}
-		if (config_retry_status(ch->cfg, (int)s) || s == 408 ||
-		    s == 429)
-			return NEXT_RETRY;
-		/* The model is unknown to this provider: try the next one. */
-		if (s == 404)
-			return NEXT_FALLBACK;
-		return NEXT_FINAL;
-	case UP_CONNECT:
-		set_error(ch, 502, "upstream_unreachable",
-		    "could not reach provider '%s': %s",
-		    ch->cand->provider->name, resp->error);
-		return NEXT_RETRY;
-	case UP_TIMEOUT:
-		set_error(ch, 504, "upstream_timeout",
-		    "provider '%s' timed out: %s", ch->cand->provider->name,
-		    resp->error);
-		return NEXT_RETRY;
-	case UP_TOOBIG:
-		set_error(ch, 502, "upstream_too_large",
-		    "provider '%s' sent a response larger than "
-		    "max_upstream_body", ch->cand->provider->name);
-		return NEXT_FALLBACK;
-	case UP_OK:
-		/* A 2xx stream that ended before any event or [DONE]. */
-		set_error(ch, 502, "upstream_broken",
-		    "provider '%s' ended the stream early",
-		    ch->cand->provider->name);
-		return NEXT_RETRY;
-	case UP_BROKEN:
-	default:
-		set_error(ch, 502, "upstream_broken",
-		    "connection to provider '%s' failed: %s",
-		    ch->cand->provider->name, resp->error);
-		return NEXT_RETRY;
+	memset(&f, 0, sizeof(f));
+	n = retry_judge(ch->cfg, ch->cand, resp, ch->r->id, &f);
+	ch->err = f.err;
+	ch->err_status = f.status;
+	ch->err_retry_after = f.retry_after;
+	if (f.upstream_status == 401 && ch->ops->auth_failed != NULL &&
+	    !ch->reauthed && ch->ops->auth_failed(ch->cand->provider)) {
+		/* Fresh credentials (an OAuth token): once more. */
+		ch->reauthed = 1;
+		return NEXT_REAUTH;
 	}
-}
-
-/* Sleep before the next attempt: Retry-After if given, else backoff+jitter. */
-static void
-backoff(struct chat *ch, int attempt, long retry_after)
-{
-	const struct retry_cfg	*rc = &ch->cfg->retry;
-	struct timespec		 ts;
-	long			 ms;
-
-	if (retry_after >= 0)
-		ms = retry_after * 1000;
-	else {
-		ms = rc->backoff_ms;
-		while (--attempt > 0 && ms < rc->backoff_max_ms)
-			ms *= 2;
-		if (ms > rc->backoff_max_ms)
-			ms = rc->backoff_max_ms;
-		/* Equal jitter: half fixed, half random. */
-		if (ms > 1)
-			ms = ms / 2 + random() % (ms / 2 + 1);
-	}
-	ts.tv_sec = ms / 1000;
-	ts.tv_nsec = (ms % 1000) * 1000000L;
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
+	return n == RETRY_SAME ? NEXT_RETRY : n == RETRY_FALLBACK ?
+	    NEXT_FALLBACK : NEXT_FINAL;
 }
 
 /* The stream failed after it began: tell the client in-band and end it. */
@@ -514,9 +437,6 @@ run(struct chat *ch)
 				return;
 			}
 			next = judge(ch, &resp);
-			if (resp.retry_after < 0 && ch->err.retry_after > 0)
-				resp.retry_after = ch->err.retry_after;
-			ch->err_retry_after = resp.retry_after;
 			log_warn("%s: model %s via %s attempt %d: %s (%d)",
 			    ch->r->id, ch->cand->name,
 			    ch->cand->provider->name, a, ch->err.message,
@@ -534,11 +454,11 @@ run(struct chat *ch)
 			}
 			if (next == NEXT_FALLBACK ||
 			    a == ch->cfg->retry.attempts ||
-			    resp.retry_after > ch->cfg->retry.retry_after_max) {
+			    ch->err_retry_after > ch->cfg->retry.retry_after_max) {
 				upstream_resp_free(&resp);
 				break;
 			}
-			backoff(ch, a, resp.retry_after);
+			retry_pause(&ch->cfg->retry, a, ch->err_retry_after);
 			upstream_resp_free(&resp);
 		}
 	}

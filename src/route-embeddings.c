@@ -618,102 +618,6 @@ enum next {
 };
 
 static void
-fail_with(struct jcall *jc, int status, const char *code, const char *fmt,
-    ...) __attribute__((format(printf, 4, 5)));
-
-static void
-fail_with(struct jcall *jc, int status, const char *code, const char *fmt,
-    ...)
-{
-	char	 msg[sizeof(jc->err.message)];
-	va_list	 ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	jc->err_status = status;
-	provider_error_set(&jc->err, "upstream_error", code, "%s", msg);
-}
-
-/* A failed transfer: retried on the same terms as chat, else moved on. */
-static enum next
-judge(struct jcall *jc, const struct upstream_resp *resp)
-{
-	const struct provider_ops	*ops;
-	const char			*name = jc->cand->provider->name;
-	long				 s = resp->status;
-
-	switch (resp->result) {
-	case UP_HTTP:
-		ops = provider_ops_for(jc->cand->provider->type);
-		jc->err_status = (int)s;
-		if (ops != NULL && ops->error != NULL)
-			ops->error(s, resp->body.data, resp->body.len,
-			    &jc->err);
-		else
-			provider_error_openai(s, resp->body.data,
-			    resp->body.len, &jc->err);
-		if (s == 401 || s == 403) {
-			/* Not the client's fault; the text may quote the key. */
-			log_debug("%s: provider %s said: %s", jc->r->id, name,
-			    jc->err.message);
-			fail_with(jc, 502, "upstream_auth_error", "provider '%s' "
-			    "refused the gateway's credentials (HTTP %ld)",
-			    name, s);
-			return NEXT_FALLBACK;
-		}
-		if (s < 400 || s > 599) {
-			fail_with(jc, 502, "bad_upstream_response", "provider "
-			    "'%s' answered with unexpected HTTP %ld", name, s);
-			return NEXT_FALLBACK;
-		}
-		if (config_retry_status(jc->r->cfg, (int)s) || s == 408 ||
-		    s == 429)
-			return NEXT_RETRY;
-		return s == 404 ? NEXT_FALLBACK : NEXT_FINAL;
-	case UP_TIMEOUT:
-		fail_with(jc, 504, "upstream_timeout", "provider '%s' timed "
-		    "out: %s", name, resp->error);
-		return NEXT_RETRY;
-	case UP_TOOBIG:
-		fail_with(jc, 502, "upstream_too_large", "provider '%s' sent a "
-		    "response larger than max_upstream_body", name);
-		return NEXT_FALLBACK;
-	case UP_CONNECT:
-		fail_with(jc, 502, "upstream_unreachable", "could not reach "
-		    "provider '%s': %s", name, resp->error);
-		return NEXT_RETRY;
-	default:
-		fail_with(jc, 502, "upstream_broken", "connection to provider "
-		    "'%s' failed: %s", name, resp->error);
-		return NEXT_RETRY;
-	}
-}
-
-/* Before a retry: Retry-After if given, else a doubling backoff, jittered. */
-static void
-pause_before(const struct retry_cfg *rc, int attempt, long retry_after)
-{
-	struct timespec	 ts;
-	long		 ms = rc->backoff_ms;
-
-	if (retry_after >= 0)
-		ms = retry_after * 1000;
-	else {
-		for (; attempt > 1 && ms < rc->backoff_max_ms; attempt--)
-			ms *= 2;
-		if (ms > rc->backoff_max_ms)
-			ms = rc->backoff_max_ms;
-		if (ms > 1)
-			ms = ms / 2 + random() % (ms / 2 + 1);
-	}
-	ts.tv_sec = ms / 1000;
-	ts.tv_nsec = (ms % 1000) * 1000000L;
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
-}
-
-static void
 served_headers(struct jcall *jc)
 {
 	if (jc->cand != NULL) {
@@ -738,15 +642,16 @@ try_once(struct jcall *jc, struct upstream_resp *resp)
 	provider_call_init(&call, (size_t)r->cfg->gw.max_body * 2 +
 	    CALL_SLACK);
 	memset(&perr, 0, sizeof(perr));
+	jc->fail.retry_after = -1;
 	if (jc->ops->build(jc->ctx, jc->cand, &call, &perr) == -1) {
 		if (perr.message[0] == '\0') {
-			fail_with(jc, 500, "internal_error", "cannot build the "
+			retry_fail(&jc->fail, 500, "internal_error", "cannot build the "
 			    "request for provider '%s'",
 			    jc->cand->provider->name);
 			next = NEXT_FINAL;
 		} else {
-			jc->err = perr;
-			jc->err_status = 400;
+			jc->fail.err = perr;
+			jc->fail.status = 400;
 			next = NEXT_FALLBACK;
 		}
 		goto out;
@@ -761,13 +666,23 @@ try_once(struct jcall *jc, struct upstream_resp *resp)
 	r->attempts = ++jc->attempts;
 	upstream_perform(r->worker->curl, &req, resp);
 	if (resp->result != UP_OK) {
-		next = judge(jc, resp);
+		switch (retry_judge(r->cfg, jc->cand, resp, r->id, &jc->fail)) {
+		case RETRY_SAME:
+			next = NEXT_RETRY;
+			break;
+		case RETRY_FALLBACK:
+			next = NEXT_FALLBACK;
+			break;
+		default:
+			next = NEXT_FINAL;
+			break;
+		}
 		goto out;
 	}
 	if (jc->ops->reply(jc->ctx, jc->cand, resp->body.data, resp->body.len,
 	    &out, &perr) == -1) {
-		jc->err = perr;
-		jc->err_status = 502;
+		jc->fail.err = perr;
+		jc->fail.status = 502;
 		next = NEXT_RETRY;
 		goto out;
 	}
@@ -787,13 +702,13 @@ out:
 static int
 answer_error(struct jcall *jc)
 {
-	struct provider_error	*e = &jc->err;
+	struct provider_error	*e = &jc->fail.err;
 
 	served_headers(jc);
-	if (jc->err_retry_after >= 0 &&
-	    (jc->err_status == 429 || jc->err_status == 503))
-		http_header(jc->r, "Retry-After", "%ld", jc->err_retry_after);
-	return http_error(jc->r, jc->err_status ? jc->err_status : 502,
+	if (jc->fail.retry_after >= 0 &&
+	    (jc->fail.status == 429 || jc->fail.status == 503))
+		http_header(jc->r, "Retry-After", "%ld", jc->fail.retry_after);
+	return http_error(jc->r, jc->fail.status ? jc->fail.status : 502,
 	    e->type[0] ? e->type : "upstream_error",
 	    e->code[0] ? e->code : NULL, e->param[0] ? e->param : NULL,
 	    "%s", e->message[0] ? e->message : "upstream failed");
@@ -828,7 +743,7 @@ jcall_run(struct jcall *jc, const char *model)
 	size_t			 i;
 	int			 a;
 
-	jc->err_retry_after = -1;
+	jc->fail.retry_after = -1;
 	if (!model_ok(model))
 		return http_error(r, 400, "invalid_request_error",
 		    "invalid_value", "model", "'model' may hold only letters, "
@@ -850,20 +765,19 @@ jcall_run(struct jcall *jc, const char *model)
 			upstream_resp_init(&resp,
 			    (size_t)r->cfg->gw.max_upstream_body);
 			next = try_once(jc, &resp);
-			retry_after = resp.retry_after;
 			upstream_resp_free(&resp);
 			if (next == NEXT_DONE)
 				return r->status;
-			jc->err_retry_after = retry_after;
+			retry_after = jc->fail.retry_after;
 			log_warn("%s: model %s via %s attempt %d: %s (%d)",
 			    r->id, jc->cand->name, jc->cand->provider->name, a,
-			    jc->err.message, jc->err_status);
+			    jc->fail.err.message, jc->fail.status);
 			if (next == NEXT_FINAL)
 				return answer_error(jc);
 			if (next == NEXT_FALLBACK || a == rc->attempts ||
 			    retry_after > rc->retry_after_max)
 				break;
-			pause_before(rc, a, retry_after);
+			retry_pause(rc, a, retry_after);
 		}
 	}
 	return answer_error(jc);
