@@ -101,25 +101,19 @@ image_mime(const char *url)
 static struct json_object *
 image_part(struct json_object *part)
 {
-	struct json_object	*iu, *d, *p;
-	const char		*url, *comma, *semi;
+	struct json_object	*d, *p;
+	struct image_data	 img;
+	const char		*url;
 
-	if (!json_object_object_get_ex(part, "image_url", &iu))
-		return NULL;
-	url = json_object_is_type(iu, json_type_string) ?
-	    json_object_get_string(iu) : provider_json_str(iu, "url");
-	if (url == NULL)
+	if ((url = provider_image_url(part, &img)) == NULL)
 		return NULL;
 	d = json_object_new_object();
 	p = json_object_new_object();
-	if (strncmp(url, "data:", 5) == 0 &&
-	    (comma = strchr(url, ',')) != NULL &&
-	    (semi = strchr(url, ';')) != NULL && semi < comma &&
-	    strncmp(semi, ";base64,", 8) == 0) {
+	if (img.mime != NULL) {
 		json_object_object_add(d, "mimeType",
-		    json_object_new_string_len(url + 5, (int)(semi - url - 5)));
+		    json_object_new_string_len(img.mime, (int)img.mime_len));
 		json_object_object_add(d, "data",
-		    json_object_new_string(comma + 1));
+		    json_object_new_string(img.data));
 		json_object_object_add(p, "inlineData", d);
 	} else {
 		json_object_object_add(d, "mimeType",

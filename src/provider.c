@@ -509,3 +509,33 @@ provider_tool_call(const char *id, const char *name, struct json_object *args)
 	json_object_object_add(tc, "function", fn);
 	return tc;
 }
+
+/*
+ * The image URL of an OpenAI image_url part ({"image_url":{"url":...}} or
+ * the older {"image_url":"..."}); when it is a base64 data: URL, also its
+ * media type (not NUL-terminated: mime_len bytes) and payload. NULL when
+ * the part has no URL.
+ */
+const char *
+provider_image_url(struct json_object *part, struct image_data *d)
+{
+	struct json_object	*iu;
+	const char		*url, *comma, *semi;
+
+	memset(d, 0, sizeof(*d));
+	if (!json_object_object_get_ex(part, "image_url", &iu))
+		return NULL;
+	url = json_object_is_type(iu, json_type_string) ?
+	    json_object_get_string(iu) : provider_json_str(iu, "url");
+	if (url == NULL)
+		return NULL;
+	if (strncmp(url, "data:", 5) == 0 &&
+	    (comma = strchr(url, ',')) != NULL &&
+	    (semi = strchr(url, ';')) != NULL && semi < comma &&
+	    strncmp(semi, ";base64,", 8) == 0) {
+		d->mime = url + 5;
+		d->mime_len = (size_t)(semi - url - 5);
+		d->data = comma + 1;
+	}
+	return url;
+}

@@ -69,6 +69,13 @@ struct stream_state {
 	int		 block_tool[STREAM_BLOCKS_MAX];	/* block -> tool + 1 */
 };
 
+/* The inline part of a base64 data: URL. */
+struct image_data {
+	const char	*mime;		/* NULL: not a data: URL */
+	size_t		 mime_len;
+	const char	*data;		/* the base64 text */
+};
+
 /* A raw finish reason and what OpenAI calls it. */
 struct finish_map {
 	const char	*raw;
@@ -157,6 +164,7 @@ int	provider_emit_chunk(struct stream_state *, struct json_object *,
 	    const char *);
 void	provider_new_id(char *, size_t, const char *);
 const char *provider_args_string(struct json_object *);
+const char *provider_image_url(struct json_object *, struct image_data *);
 void	provider_add_turn(struct json_object *, const char *, const char *,
 	    struct json_object *);
 int	provider_has_header(const struct provider_cfg *, const char *);
