@@ -436,7 +436,9 @@ class Handler(BaseHTTPRequestHandler):
             self.proxied_host, _, tail = rest.partition("/")
             path = "/" + tail
         try:
-            if path == "/_mock/reset":
+            if self.replay(path, raw):
+                pass
+            elif path == "/_mock/reset":
                 reset_state()
                 self.send_body(200, dumps({"ok": True}))
             elif path in ("/v1/chat/completions", "/chat/completions"):
@@ -449,6 +451,49 @@ class Handler(BaseHTTPRequestHandler):
                 self.not_found(path)
         except Disconnected:
             pass
+
+    # A recorded transcript, served as it is: "replay=DIR/FILE" anywhere in
+    # the request line or body (in the model id, whichever protocol puts it
+    # where) names a file under t/data/. A .sse, .txt or .jsonl file is
+    # streamed a line group at a time, anything else sent as one JSON body.
+    REPLAY = re.compile(rb"replay=([A-Za-z0-9_-]+/[A-Za-z0-9_.-]+)")
+
+    def replay(self, path, raw):
+        from urllib.parse import unquote
+        m = self.REPLAY.search(unquote(self.path).encode() + b" " + raw)
+        if m is None:
+            return False
+        name = m.group(1).decode()
+        file = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", name)
+        try:
+            body = json.loads(raw.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            body = None
+        entry, _ = self.log_request_entry(path, "replay=" + name, body)
+        try:
+            with open(file, "rb") as f:
+                data = f.read()
+        except OSError:
+            self.send_body(404, error_body(404, "no transcript %s" % name))
+            return True
+        if not name.endswith((".sse", ".txt", ".jsonl")):
+            self.send_body(200, data)
+            self.finish_entry(entry, "replay=" + name, "ok", False)
+            return True
+        ctype = "application/x-ndjson" if name.endswith(".jsonl") else "text/event-stream"
+        self.start_response(200, ctype)
+        # SSE events end in a blank line (LF or CRLF); NDJSON in a newline.
+        sep = b"\n" if name.endswith(".jsonl") else b"\n\n"
+        if b"\r\n\r\n" in data:
+            sep = b"\r\n\r\n"
+        pieces = data.split(sep)
+        for i, piece in enumerate(pieces):
+            if piece == b"" and i == len(pieces) - 1:
+                break
+            self.send_raw(b"%x\r\n%s\r\n" % (len(piece + sep), piece + sep))
+        self.send_raw(b"0\r\n\r\n")
+        self.finish_entry(entry, "replay=" + name, "ok", False)
+        return True
 
     def not_found(self, path):
         self.send_body(404, error_body(404, "Unknown request URL: %s %s" % (self.command, path)))
