@@ -163,3 +163,31 @@ const struct provider_ops provider_openai = {
 	.chat_event = chat_event,
 	.error = provider_error_openai,
 };
+
+/*
+ * The OpenAI-compatible call for a route that needs no translation
+ * (embeddings, images): req with model set to the upstream id, POSTed to
+ * base_url + path with the Bearer key and the provider's headers.
+ */
+int
+provider_openai_forward(const struct candidate *c, struct json_object *req,
+    const char *path, struct provider_call *call)
+{
+	struct json_object	*out;
+	int			 rc = 0;
+
+	out = json_object_new_object();
+	json_object_object_foreach(req, key, val) {
+		if (strcmp(key, "model") != 0)
+			json_object_object_add(out, key, json_object_get(val));
+	}
+	json_object_object_add(out, "model",
+	    json_object_new_string(c->upstream));
+	if (provider_body(call, out) == -1 ||
+	    provider_url(call, c->provider, path) == -1 ||
+	    provider_headers(call, c->provider, "Authorization",
+	    "Bearer ") == -1)
+		rc = -1;
+	json_object_put(out);
+	return rc;
+}

@@ -171,6 +171,9 @@ int	provider_has_header(const struct provider_cfg *, const char *);
 struct json_object *provider_tool_call(const char *, const char *,
 	    struct json_object *);
 
+int	provider_openai_forward(const struct candidate *, struct json_object *,
+	    const char *, struct provider_call *);
+
 extern const struct provider_ops provider_openai;
 extern const struct provider_ops provider_anthropic;
 extern const struct provider_ops provider_gemini;

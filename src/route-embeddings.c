@@ -18,6 +18,7 @@
 #include "route.h"
 #include "upstream.h"
 #include "usage.h"
+#include "validate.h"
 
 #define NRULES(a)	(sizeof(a) / sizeof((a)[0]))
 #define UNBOUNDED	1, 0, 0
@@ -325,23 +326,7 @@ static int
 openai_request(const struct candidate *c, struct json_object *req,
     struct provider_call *call, struct provider_error *e)
 {
-	struct json_object	*out;
-	int			 rc = 0;
-
-	out = json_object_new_object();
-	json_object_object_foreach(req, key, val) {
-		if (strcmp(key, "model") != 0)
-			json_object_object_add(out, key, json_object_get(val));
-	}
-	json_object_object_add(out, "model",
-	    json_object_new_string(c->upstream));
-	if (provider_body(call, out) == -1 ||
-	    provider_url(call, c->provider, "/embeddings") == -1 ||
-	    provider_headers(call, c->provider, "Authorization",
-	    "Bearer ") == -1)
-		rc = -1;
-	json_object_put(out);
-	return rc;
+	return provider_openai_forward(c, req, "/embeddings", call);
 }
 
 /*
@@ -715,19 +700,6 @@ answer_error(struct jcall *jc)
 }
 
 /*
- * Model ids as providers spell them; nothing that could split a log line
- * or a URL (the same rule as chat's).
- */
-static int
-model_ok(const char *s)
-{
-	for (; *s != '\0'; s++)
-		if (!isalnum((unsigned char)*s) && strchr("._-:/@+", *s) == NULL)
-			return 0;
-	return 1;
-}
-
-/*
  * Resolve model and try each candidate of its plan, each up to
  * retry.attempts times, until one answers; else answer the last error.
  * Returns the HTTP status sent.
@@ -744,7 +716,7 @@ jcall_run(struct jcall *jc, const char *model)
 	int			 a;
 
 	jc->fail.retry_after = -1;
-	if (!model_ok(model))
+	if (!validate_model_name(model))
 		return http_error(r, 400, "invalid_request_error",
 		    "invalid_value", "model", "'model' may hold only letters, "
 		    "digits and . _ - : / @ +");

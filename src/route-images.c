@@ -33,8 +33,6 @@ build(void *ctx, const struct candidate *c, struct provider_call *call,
     struct provider_error *e)
 {
 	struct images		*im = ctx;
-	struct json_object	*out;
-	int			 rc = 0;
 
 	if (c->provider->type != PROVIDER_OPENAI) {
 		provider_error_set(e, "invalid_request_error",
@@ -44,20 +42,7 @@ build(void *ctx, const struct candidate *c, struct provider_call *call,
 		snprintf(e->param, sizeof(e->param), "model");
 		return -1;
 	}
-	out = json_object_new_object();
-	json_object_object_foreach(im->req, key, val) {
-		if (strcmp(key, "model") != 0)
-			json_object_object_add(out, key, json_object_get(val));
-	}
-	json_object_object_add(out, "model",
-	    json_object_new_string(c->upstream));
-	if (provider_body(call, out) == -1 ||
-	    provider_url(call, c->provider, "/images/generations") == -1 ||
-	    provider_headers(call, c->provider, "Authorization",
-	    "Bearer ") == -1)
-		rc = -1;
-	json_object_put(out);
-	return rc;
+	return provider_openai_forward(c, im->req, "/images/generations", call);
 }
 
 /* The body goes back as it came; data[] says how many images to bill. */

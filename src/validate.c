@@ -493,8 +493,8 @@ validate_message(struct json_object *msg, size_t idx, struct verr *e)
  * Model ids as providers spell them ("gpt-4o", "vendor/model:free",
  * "qwen2.5:7b"); nothing that could split a log line or a URL.
  */
-static int
-model_name_ok(const char *s)
+int
+validate_model_name(const char *s)
 {
 	for (; *s != '\0'; s++)
 		if (!isalnum((unsigned char)*s) && strchr("._-:/@+", *s) == NULL)
@@ -515,7 +515,7 @@ validate_chat(struct json_object *req, struct verr *e)
 	if (validate_fields(req, chat_rules, NRULES(chat_rules), "", e) == -1)
 		return -1;
 	json_object_object_get_ex(req, "model", &v);
-	if (!model_name_ok(json_object_get_string(v)))
+	if (!validate_model_name(json_object_get_string(v)))
 		return verr_set(e, "model", "'model' may hold only letters, "
 		    "digits and . _ - : / @ +");
 	json_object_object_get_ex(req, "messages", &msgs);

@@ -40,6 +40,7 @@ struct json_object *json_parse_strict(const char *, size_t, int,
 int	validate_fields(struct json_object *, const struct field_rule *,
 	    size_t, const char *, struct verr *);
 int	validate_chat(struct json_object *, struct verr *);
+int	validate_model_name(const char *);
 const char *json_type_label(struct json_object *);
 
 #endif
