@@ -3,6 +3,7 @@
 #define LLMGATE_TAP_H
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int tap_n, tap_failed;
@@ -33,6 +34,40 @@ static int tap_n, tap_failed;
 		printf("#   got '%s', want '%s'\n", g_ ? g_ : "(null)",	\
 		    w_ ? w_ : "(null)");				\
 } while (0)
+
+/*
+ * Read t/data/DIR/NAME, found from $top_srcdir (set by make check) or the
+ * current directory; NUL-terminated, length in *len. The caller frees it.
+ */
+static inline char *
+tap_slurp(const char *dir, const char *name, size_t *len)
+{
+	const char	*top = getenv("top_srcdir");
+	char		 path[1024];
+	FILE		*fp;
+	char		*buf;
+	long		 n;
+
+	snprintf(path, sizeof(path), "%s/t/data/%s/%s", top ? top : ".", dir,
+	    name);
+	if ((fp = fopen(path, "rb")) == NULL)
+		return NULL;
+	fseek(fp, 0, SEEK_END);
+	n = ftell(fp);
+	rewind(fp);
+	buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
+	if (buf != NULL && fread(buf, 1, (size_t)n, fp) != (size_t)n) {
+		free(buf);
+		buf = NULL;
+	}
+	fclose(fp);
+	if (buf != NULL) {
+		buf[n] = '\0';
+		if (len != NULL)
+			*len = (size_t)n;
+	}
+	return buf;
+}
 
 static inline int
 tap_done(void)

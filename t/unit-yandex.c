@@ -7,40 +7,11 @@
 #include "../src/provider.h"
 #include "tap.h"
 
+#define slurp(name, len)	tap_slurp("yandex", name, len)
+
 static struct provider_cfg	 prov;
 static struct model_cfg		 model;
 static struct candidate		 cand;
-
-/* Read t/data/yandex/NAME, found from $top_srcdir or the current directory. */
-static char *
-slurp(const char *name, size_t *len)
-{
-	const char	*top = getenv("top_srcdir");
-	char		 path[1024];
-	FILE		*fp;
-	char		*buf;
-	long		 n;
-
-	snprintf(path, sizeof(path), "%s/t/data/yandex/%s", top ? top : ".",
-	    name);
-	if ((fp = fopen(path, "rb")) == NULL)
-		return NULL;
-	fseek(fp, 0, SEEK_END);
-	n = ftell(fp);
-	rewind(fp);
-	buf = malloc((size_t)n + 1);
-	if (buf != NULL && fread(buf, 1, (size_t)n, fp) != (size_t)n) {
-		free(buf);
-		buf = NULL;
-	}
-	fclose(fp);
-	if (buf != NULL) {
-		buf[n] = '\0';
-		if (len != NULL)
-			*len = (size_t)n;
-	}
-	return buf;
-}
 
 static void
 setup(void)
