@@ -21,6 +21,7 @@
 #             start_cgi INI, stop_server, for_each_server INI FUNC [ARGS...],
 #             at_exit CMD..., as_gw_user CMD...
 # HTTP:       gw_curl CURL-ARGS...
+# SDK:        setup_sdk (sets $SDK: the openai npm client and t/sdk scripts)
 # Config:     write_basic_config FILE
 #
 # The servers are built from the shipped files under contrib/ (never from
@@ -734,6 +735,22 @@ start_nginx() {
 # gw_curl CURL-ARGS...: curl -sS --max-time 30 with the master key as bearer
 # token when $LLMGATE_MASTER_KEY is set and the arguments carry no
 # Authorization header of their own. Later --max-time arguments win.
+# setup_sdk: the official openai npm client for the tests' scripts in
+# t/sdk/. $SDK is t/sdk when t/setup-deps.sh installed it there, else a
+# build-tree copy (make distcheck) with the scripts refreshed and the client
+# installed on first use.
+setup_sdk() {
+	SDK=$top_srcdir/t/sdk
+	[ -d "$SDK/node_modules/openai" ] && return 0
+	SDK=$top_builddir/t/sdk-build
+	mkdir -p "$SDK"
+	cp "$top_srcdir"/t/sdk/*.json "$top_srcdir"/t/sdk/*.mjs "$SDK/" ||
+	    bail "cannot copy t/sdk to $SDK"
+	[ -d "$SDK/node_modules/openai" ] ||
+	    (cd "$SDK" && npm install --no-package-lock --no-audit --no-fund \
+	    --loglevel=error >&2) || bail "npm install of the openai client failed"
+}
+
 gw_curl() {
 	local a own=0
 	for a; do

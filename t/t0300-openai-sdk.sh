@@ -25,17 +25,7 @@ provider = mock
 upstream = mock
 EOF2
 
-# The client is installed by t/setup-deps.sh into t/sdk/node_modules; a
-# build tree of its own (make distcheck) installs it beside itself.
-SDK=$top_srcdir/t/sdk
-if [ ! -d "$SDK/node_modules/openai" ]; then
-	SDK=$top_builddir/t/sdk-build
-	mkdir -p "$SDK"
-	cp "$top_srcdir/t/sdk/package.json" "$top_srcdir/t/sdk/openai-client.mjs" "$SDK/"
-	[ -d "$SDK/node_modules/openai" ] ||
-	    (cd "$SDK" && npm install --no-package-lock --no-audit --no-fund \
-	    --loglevel=error >&2) || bail "npm install of the openai client failed"
-fi
+setup_sdk
 
 start_apache "$CONF"
 out=$(node "$SDK/openai-client.mjs" "$GW_URL/v1" "$LLMGATE_MASTER_KEY" mock-ok 2>&1)

@@ -53,15 +53,7 @@ provider = openai
 upstream = mock@tag=backup
 EOF
 
-SDK=$top_srcdir/t/sdk
-[ -d "$SDK/node_modules/openai" ] || SDK=$top_builddir/t/sdk-build
-if [ ! -d "$SDK/node_modules/openai" ]; then
-	mkdir -p "$SDK"
-	cp "$top_srcdir"/t/sdk/*.json "$top_srcdir"/t/sdk/*.mjs "$SDK/"
-	(cd "$SDK" && npm install --no-package-lock --no-audit --no-fund \
-	    --loglevel=error >&2) || bail "npm install of the openai client failed"
-fi
-cp "$top_srcdir/t/sdk/tool-call.mjs" "$SDK/" 2>/dev/null || true
+setup_sdk
 
 post() {	# body -> BODY, STATUS, HDRS
 	HDRS=$TMPDIR_T/h

@@ -4,41 +4,18 @@
 #include <string.h>
 
 #include "../src/provider.h"
+#include "fixture.h"
 #include "tap.h"
 
 #define slurp(name, len)	tap_slurp("anthropic", name, len)
 
-static struct provider_cfg	 prov;
-static struct model_cfg		 model;
-static struct candidate		 cand;
 
 static void
 setup(void)
 {
-	static char	*hdr[] = { "X-Extra: 1" };
-
-	prov.name = "anth";
-	prov.type = PROVIDER_ANTHROPIC;
-	prov.base_url = "https://api.example/v1/";
-	prov.api_key = "sk-ant-secret";
-	prov.headers.v = hdr;
-	prov.headers.n = 1;
-	model.name = "claude-test";
-	model.max_tokens = 2048;
-	memset(&cand, 0, sizeof(cand));
-	strcpy(cand.name, "claude-test");
-	strcpy(cand.upstream, "claude-test-upstream");
-	cand.provider = &prov;
-	cand.model = &model;
-}
-
-static int
-has_header(struct curl_slist *h, const char *want)
-{
-	for (; h != NULL; h = h->next)
-		if (strcmp(h->data, want) == 0)
-			return 1;
-	return 0;
+	fixture_candidate(PROVIDER_ANTHROPIC, "anth", "https://api.example/v1/",
+	    "sk-ant-secret", "claude-test", "claude-test-upstream", 2048,
+	    "X-Extra: 1");
 }
 
 static void

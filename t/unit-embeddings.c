@@ -4,6 +4,8 @@
 #include <string.h>
 
 #include "../src/embeddings.h"
+#define FIXTURE_HEADERS_ONLY
+#include "fixture.h"
 #include "tap.h"
 
 #define slurp(name, len)	tap_slurp("embeddings", name, len)
@@ -27,15 +29,6 @@ cand(struct candidate *c, struct provider_cfg *p, const char *name,
 	snprintf(c->name, sizeof(c->name), "%s", served);
 	snprintf(c->upstream, sizeof(c->upstream), "%s", upstream);
 	c->provider = p;
-}
-
-static int
-has_header(struct curl_slist *h, const char *want)
-{
-	for (; h != NULL; h = h->next)
-		if (strcmp(h->data, want) == 0)
-			return 1;
-	return 0;
 }
 
 /* The param and message of a refused request body. */

@@ -4,41 +4,18 @@
 #include <string.h>
 
 #include "../src/provider.h"
+#include "fixture.h"
 #include "tap.h"
 
 #define slurp(name, len)	tap_slurp("gemini", name, len)
 
-static struct provider_cfg	 prov;
-static struct model_cfg		 model;
-static struct candidate		 cand;
 
 static void
 setup(void)
 {
-	static char	*hdr[] = { "X-Extra: 1" };
-
-	prov.name = "gem";
-	prov.type = PROVIDER_GEMINI;
-	prov.base_url = "https://api.example/v1beta/";
-	prov.api_key = "AIza-secret";
-	prov.headers.v = hdr;
-	prov.headers.n = 1;
-	model.name = "gemini-test";
-	model.max_tokens = 2048;
-	memset(&cand, 0, sizeof(cand));
-	strcpy(cand.name, "gemini-test");
-	strcpy(cand.upstream, "gemini-test-upstream");
-	cand.provider = &prov;
-	cand.model = &model;
-}
-
-static int
-has_header(struct curl_slist *h, const char *want)
-{
-	for (; h != NULL; h = h->next)
-		if (strcmp(h->data, want) == 0)
-			return 1;
-	return 0;
+	fixture_candidate(PROVIDER_GEMINI, "gem", "https://api.example/v1beta/",
+	    "AIza-secret", "gemini-test", "gemini-test-upstream", 2048,
+	    "X-Extra: 1");
 }
 
 /* Build a request from JSON text; the body parsed, or NULL on failure. */

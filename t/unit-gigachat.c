@@ -18,15 +18,13 @@
 
 #include "../src/log.h"
 #include "../src/provider.h"
+#include "fixture.h"
 #include "tap.h"
 
 #define slurp(name, len)	tap_slurp("gigachat", name, len)
 
 #define AUTH_KEY	"Y2xpZW50OnNlY3JldA=="	/* base64 of client:secret */
 
-static struct provider_cfg	 prov;
-static struct model_cfg		 model;
-static struct candidate		 cand;
 
 /* What the token server answers. */
 enum reply {
@@ -211,34 +209,14 @@ static char	 auth_url[128];
 static void
 setup(void)
 {
-	static char	*hdr[] = { "X-Client-ID: llmgate-test" };
-
-	prov.name = "giga";
-	prov.type = PROVIDER_GIGACHAT;
-	prov.base_url = "https://giga.example/api/v1/";
-	prov.api_key = AUTH_KEY;
-	prov.headers.v = hdr;
-	prov.headers.n = 1;
+	fixture_candidate(PROVIDER_GIGACHAT, "giga",
+	    "https://giga.example/api/v1/", AUTH_KEY, "giga", "GigaChat", 0,
+	    "X-Client-ID: llmgate-test");
 	prov.connect_timeout = 2000;
 	prov.timeout = 900;
 	snprintf(auth_url, sizeof(auth_url),
 	    "http://127.0.0.1:%d/api/v2/oauth", srv.port);
 	prov.auth_url = auth_url;
-	model.name = "giga";
-	memset(&cand, 0, sizeof(cand));
-	strcpy(cand.name, "giga");
-	strcpy(cand.upstream, "GigaChat");
-	cand.provider = &prov;
-	cand.model = &model;
-}
-
-static int
-has_header(struct curl_slist *h, const char *want)
-{
-	for (; h != NULL; h = h->next)
-		if (strcmp(h->data, want) == 0)
-			return 1;
-	return 0;
 }
 
 /* Build a request for body; returns chat_request's value, *out the upstream body. */

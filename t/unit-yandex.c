@@ -5,42 +5,19 @@
 #include <strings.h>
 
 #include "../src/provider.h"
+#include "fixture.h"
 #include "tap.h"
 
 #define slurp(name, len)	tap_slurp("yandex", name, len)
 
-static struct provider_cfg	 prov;
-static struct model_cfg		 model;
-static struct candidate		 cand;
 
 static void
 setup(void)
 {
-	static char	*hdr[] = { "X-Extra: 1" };
-
-	prov.name = "yandex";
-	prov.type = PROVIDER_YANDEX;
-	prov.base_url = "https://llm.example/";
-	prov.api_key = "AQVN-secret";
+	fixture_candidate(PROVIDER_YANDEX, "yandex", "https://llm.example/",
+	    "AQVN-secret", "yandexgpt-test", "yandexgpt-lite/latest", 0,
+	    "X-Extra: 1");
 	prov.folder = "b1gfolder";
-	prov.headers.v = hdr;
-	prov.headers.n = 1;
-	model.name = "yandexgpt-test";
-	model.max_tokens = 0;
-	memset(&cand, 0, sizeof(cand));
-	strcpy(cand.name, "yandexgpt-test");
-	strcpy(cand.upstream, "yandexgpt-lite/latest");
-	cand.provider = &prov;
-	cand.model = &model;
-}
-
-static int
-has_header(struct curl_slist *h, const char *want)
-{
-	for (; h != NULL; h = h->next)
-		if (strcmp(h->data, want) == 0)
-			return 1;
-	return 0;
 }
 
 static int
