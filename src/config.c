@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fnmatch.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +18,8 @@
 /* inih's compiled-in line limit (INI_MAX_LINE), including "\r\n\0". */
 #define INI_LINE_LIMIT	200
 #define SECRET_MAX	4096
+/* fallback_file, in data_dir, when none is configured. */
+#define FALLBACK_NAME	"usage-fallback.jsonl"
 
 const char *const provider_type_names[PROVIDER__MAX] = {
 	"openai", "anthropic", "gemini", "gigachat", "yandex",
@@ -27,11 +30,14 @@ enum section {
 	SECT_RETRY,
 	SECT_PROVIDER,
 	SECT_MODEL,
+	SECT_TIER,
+	SECT_AGENT,
+	SECT_TASK,
 	SECT__MAX
 };
 
 static const char *const section_names[SECT__MAX] = {
-	"gateway", "retry", "provider", "model",
+	"gateway", "retry", "provider", "model", "tier", "agent", "task",
 };
 
 enum key_type {
@@ -40,6 +46,8 @@ enum key_type {
 	K_URL,		/* http:// or https:// */
 	K_LONG,		/* integer within [min, max] */
 	K_PRICE,	/* USD per 1M tokens -> micro-USD */
+	K_USD,		/* an amount in USD, at most max -> micro-USD */
+	K_PAIRS,	/* "from -> to" items split on commas; repeats append */
 	K_WORDS,	/* list split on spaces and commas; repeats append */
 	K_LINES,	/* list of whole values; each line one item */
 	K_SECRET,	/* env:NAME, file:/path or none */
@@ -63,6 +71,12 @@ struct key_def {
 #define R(f)	offsetof(struct retry_cfg, f)
 #define P(f)	offsetof(struct provider_cfg, f)
 #define M(f)	offsetof(struct model_cfg, f)
+#define T(f)	offsetof(struct tier_cfg, f)
+#define A(f)	offsetof(struct agent_cfg, f)
+#define K(f)	offsetof(struct task_cfg, f)
+
+/* Largest budget in whole USD (money_parse_usd reads up to 5 digits). */
+#define BUDGET_MAX_USD	99999
 
 /* Every config key: section, name, type, field, bounds, default, help. */
 static const struct key_def keys[] = {
@@ -89,6 +103,23 @@ static const struct key_def keys[] = {
 	  "nosync", "store commits: fsync, or nosync (survives a process crash)" },
 	{ SECT_GATEWAY, "log_level", K_LOGLEVEL, G(log_level), 0, 0, "info",
 	  "error, warn, info or debug" },
+	{ SECT_GATEWAY, "default_tier", K_STR, G(default_tier), 0, 0, "T3",
+	  "[tier] of keys and agents that name none" },
+	{ SECT_GATEWAY, "reservation_ttl", K_LONG, G(reservation_ttl), 10,
+	  86400, "900", "seconds a budget reservation of a dead process counts" },
+	{ SECT_GATEWAY, "usage_retention_days", K_LONG,
+	  G(usage_retention_days), 1, 36500, "90",
+	  "days usage records are kept" },
+	{ SECT_GATEWAY, "budget_warn_percent", K_LONG, G(budget_warn_percent),
+	  1, 100, "90", "percent of a budget spent that logs a warning" },
+	{ SECT_GATEWAY, "default_max_tokens", K_LONG, G(default_max_tokens), 1,
+	  10000000, "4096", "completion tokens reserved when neither client nor "
+	  "model gives max_tokens" },
+	{ SECT_GATEWAY, "fallback_file", K_PATH, G(fallback_file), 0, 0, NULL,
+	  "usage written here while the store is unavailable (default: "
+	  "DATA_DIR/usage-fallback.jsonl)" },
+	{ SECT_GATEWAY, "checkpoint_interval", K_LONG, G(checkpoint_interval),
+	  1, 3600, "30", "seconds between store checkpoints" },
 
 	{ SECT_RETRY, "attempts", K_LONG, R(attempts), 1, 10, "2",
 	  "tries per model before the next model of the fallback chain" },
@@ -157,6 +188,27 @@ static const struct key_def keys[] = {
 	  "tokens per minute for this model (0: no limit)" },
 	{ SECT_MODEL, "max_tokens", K_LONG, M(max_tokens), 0, 10000000, "0",
 	  "max_tokens sent when the client gives none (0: send none)" },
+
+	{ SECT_TIER, "daily_budget", K_USD, T(daily_budget), 0, BUDGET_MAX_USD,
+	  "0", "USD per agent per UTC day (0: no limit)" },
+	{ SECT_TIER, "monthly_budget", K_USD, T(monthly_budget), 0,
+	  BUDGET_MAX_USD, "0", "USD per agent per UTC month (0: no limit)" },
+	{ SECT_TIER, "downgrade", K_PAIRS, T(downgrade), 0, 0, NULL,
+	  "\"FROM -> TO\" pairs: FROM (a shell glob) is served by [model] TO" },
+	{ SECT_TIER, "rpm", K_LONG, T(rpm), 0, 100000000, "0",
+	  "requests per minute per key of this tier (0: no limit)" },
+	{ SECT_TIER, "tpm", K_LONG, T(tpm), 0, LONG_MAX, "0",
+	  "tokens per minute per key of this tier (0: no limit)" },
+
+	{ SECT_AGENT, "tier", K_STR, A(tier_name), 0, 0, NULL,
+	  "the [tier] of this agent (default: default_tier)" },
+	{ SECT_AGENT, "daily_budget", K_USD, A(daily_budget), 0,
+	  BUDGET_MAX_USD, NULL, "USD per UTC day (default: the tier's)" },
+
+	{ SECT_TASK, "model", K_STR, K(model), 0, 0, NULL,
+	  "model that serves this task (required)" },
+	{ SECT_TASK, "fallback", K_WORDS, K(fallback), 0, 0, NULL,
+	  "[model]s tried in order when the task's model fails" },
 };
 
 #define NKEYS	(sizeof(keys) / sizeof(keys[0]))
@@ -317,6 +369,67 @@ parse_long(const char *v, long *out)
 	return (errno != 0 || end == v || *end != '\0') ? -1 : 0;
 }
 
+static int
+valid_name(const char *s)
+{
+	if (*s == '\0')
+		return 0;
+	for (; *s != '\0'; s++)
+		if (!isalnum((unsigned char)*s) && strchr("-_.:/", *s) == NULL)
+			return 0;
+	return 1;
+}
+
+/* [s, end) without the blanks around it; returns its length. */
+static size_t
+trim(const char **s, const char *end)
+{
+	while (*s < end && isspace((unsigned char)**s))
+		(*s)++;
+	while (end > *s && isspace((unsigned char)end[-1]))
+		end--;
+	return (size_t)(end - *s);
+}
+
+/*
+ * Split the item "FROM -> TO" in [s, end): FROM a glob without blanks, TO
+ * a model name. Either out may be NULL; what is set, the caller frees.
+ */
+static int
+pair_parse(const char *s, const char *end, char **from, char **to)
+{
+	const char	*arrow, *f, *t;
+	char		 buf[INI_LINE_LIMIT];
+	size_t		 fn, tn, i;
+
+	for (arrow = s; arrow + 1 < end; arrow++)
+		if (arrow[0] == '-' && arrow[1] == '>')
+			break;
+	if (arrow + 1 >= end)
+		return -1;
+	f = s;
+	fn = trim(&f, arrow);
+	t = arrow + 2;
+	tn = trim(&t, end);
+	if (fn == 0 || tn == 0 || tn >= sizeof(buf))
+		return -1;
+	for (i = 0; i < fn; i++)
+		if (isspace((unsigned char)f[i]))
+			return -1;
+	memcpy(buf, t, tn);
+	buf[tn] = '\0';
+	if (!valid_name(buf))
+		return -1;
+	if (from != NULL) {
+		*from = xgrow(NULL, fn + 1, 1);
+		memcpy(*from, f, fn);
+		(*from)[fn] = '\0';
+	}
+	if (to != NULL)
+		*to = xstrdup(buf);
+	return 0;
+}
+
 /* Store one value into the field the key describes. */
 static int
 set_value(struct loader *l, const struct key_def *k, const char *v)
@@ -356,6 +469,27 @@ set_value(struct loader *l, const struct key_def *k, const char *v)
 			    "1M tokens (e.g. 2.50, at most 6 decimals)",
 			    k->name, v);
 		*(money_t *)field = m;
+		return 1;
+	case K_USD:
+		if (money_parse_usd(v, &m) == -1 ||
+		    m > k->max * MONEY_PER_USD)
+			return fail(l, "%s: \"%s\" is not an amount in USD "
+			    "(e.g. 12.50, at most 6 decimals, up to %ld)",
+			    k->name, v, k->max);
+		*(money_t *)field = m;
+		return 1;
+	case K_PAIRS:
+		for (p = v; *p != '\0'; p = *q == ',' ? q + 1 : q) {
+			q = p + strcspn(p, ",");
+			len = trim(&p, q);
+			if (len == 0)
+				continue;
+			if (pair_parse(p, p + len, NULL, NULL) == -1)
+				return fail(l, "%s: \"%.*s\" is not \"FROM -> "
+				    "TO\" (a model glob and a model name)",
+				    k->name, (int)len, p);
+			strlist_add((struct strlist *)field, p, len);
+		}
 		return 1;
 	case K_WORDS:
 		for (p = v; *p != '\0'; p = q) {
@@ -434,17 +568,6 @@ set_value(struct loader *l, const struct key_def *k, const char *v)
 	return fail(l, "%s: internal error", k->name);
 }
 
-static int
-valid_name(const char *s)
-{
-	if (*s == '\0')
-		return 0;
-	for (; *s != '\0'; s++)
-		if (!isalnum((unsigned char)*s) && strchr("-_.:/", *s) == NULL)
-			return 0;
-	return 1;
-}
-
 /* Apply every default of a section kind to a fresh object. */
 static void
 apply_defaults(struct loader *l, enum section s, void *obj)
@@ -457,6 +580,55 @@ apply_defaults(struct loader *l, enum section s, void *obj)
 		if (keys[i].sect == s && keys[i].def != NULL)
 			(void)set_value(l, &keys[i], keys[i].def);
 	l->obj = save;
+}
+
+/* Where the objects of a named section kind live in struct config. */
+struct named_def {
+	size_t	 arr, count, size, name, line;
+};
+
+#define C(f)	offsetof(struct config, f)
+
+static const struct named_def named[SECT__MAX] = {
+	[SECT_PROVIDER] = { C(providers), C(nproviders),
+	    sizeof(struct provider_cfg), P(name), P(line) },
+	[SECT_MODEL] = { C(models), C(nmodels), sizeof(struct model_cfg),
+	    M(name), M(line) },
+	[SECT_TIER] = { C(tiers), C(ntiers), sizeof(struct tier_cfg), T(name),
+	    T(line) },
+	[SECT_AGENT] = { C(agents), C(nagents), sizeof(struct agent_cfg),
+	    A(name), A(line) },
+	[SECT_TASK] = { C(tasks), C(ntasks), sizeof(struct task_cfg), K(name),
+	    K(line) },
+};
+
+/* The object named name of a section kind, created on first sight. */
+static void *
+named_obj(struct loader *l, enum section s, const char *name)
+{
+	const struct named_def	*d = &named[s];
+	char			**arr = (char **)((char *)l->cfg + d->arr);
+	size_t			*n = (size_t *)((char *)l->cfg + d->count);
+	char			*o;
+	size_t			 i;
+
+	for (i = 0; i < *n; i++) {
+		o = *arr + i * d->size;
+		if (strcmp(*(char **)(o + d->name), name) == 0)
+			return o;
+	}
+	*arr = xgrow(*arr, *n + 1, d->size);
+	o = memset(*arr + *n * d->size, 0, d->size);
+	*(char **)(o + d->name) = xstrdup(name);
+	*(int *)(o + d->line) = l->section_line;
+	/* Fields whose unset state is not zero. */
+	if (s == SECT_MODEL)
+		((struct model_cfg *)o)->cached_input_price = -1;
+	if (s == SECT_AGENT)
+		((struct agent_cfg *)o)->daily_budget = -1;
+	apply_defaults(l, s, o);
+	(*n)++;
+	return o;
 }
 
 /* A new "[kind name]" header: find or create the object it fills. */
@@ -483,11 +655,10 @@ enter_section(struct loader *l, const char *section)
 			break;
 	if (i == SECT__MAX)
 		return fail(l, "unknown section [%s] (gateway, retry, "
-		    "provider NAME, model NAME)", section);
+		    "provider NAME, model NAME, tier NAME, agent NAME, "
+		    "task NAME)", section);
 	l->sect = (enum section)i;
-	switch (l->sect) {
-	case SECT_GATEWAY:
-	case SECT_RETRY:
+	if (l->sect == SECT_GATEWAY || l->sect == SECT_RETRY) {
 		if (name != NULL && *name != '\0')
 			return fail(l, "[%s] takes no name", kind);
 		if (l->sect == SECT_GATEWAY && l->gateway_line == 0)
@@ -495,47 +666,12 @@ enter_section(struct loader *l, const char *section)
 		l->obj = l->sect == SECT_GATEWAY ? (void *)&c->gw :
 		    (void *)&c->retry;
 		return 1;
-	case SECT_PROVIDER:
-		if (name == NULL || !valid_name(name))
-			return fail(l, "[provider NAME] needs a name of letters, "
-			    "digits and -_.:/");
-		for (i = 0; i < c->nproviders; i++)
-			if (strcmp(c->providers[i].name, name) == 0) {
-				l->obj = &c->providers[i];
-				return 1;
-			}
-		c->providers = xgrow(c->providers, c->nproviders + 1,
-		    sizeof(*c->providers));
-		l->obj = memset(&c->providers[c->nproviders], 0,
-		    sizeof(*c->providers));
-		c->providers[c->nproviders].name = xstrdup(name);
-		c->providers[c->nproviders].line = l->section_line;
-		apply_defaults(l, SECT_PROVIDER, l->obj);
-		c->nproviders++;
-		return 1;
-	case SECT_MODEL:
-		if (name == NULL || !valid_name(name))
-			return fail(l, "[model NAME] needs a name of letters, "
-			    "digits and -_.:/");
-		for (i = 0; i < c->nmodels; i++)
-			if (strcmp(c->models[i].name, name) == 0) {
-				l->obj = &c->models[i];
-				return 1;
-			}
-		c->models = xgrow(c->models, c->nmodels + 1,
-		    sizeof(*c->models));
-		l->obj = memset(&c->models[c->nmodels], 0,
-		    sizeof(*c->models));
-		c->models[c->nmodels].name = xstrdup(name);
-		c->models[c->nmodels].line = l->section_line;
-		c->models[c->nmodels].cached_input_price = -1;
-		apply_defaults(l, SECT_MODEL, l->obj);
-		c->nmodels++;
-		return 1;
-	case SECT__MAX:
-		break;
 	}
-	return fail(l, "internal error");
+	if (name == NULL || !valid_name(name))
+		return fail(l, "[%s NAME] needs a name of letters, digits and "
+		    "-_.:/", kind);
+	l->obj = named_obj(l, l->sect, name);
+	return 1;
 }
 
 static int
@@ -621,6 +757,80 @@ key_line(const struct loader *l, const char *name)
 	return l->gateway_line > 0 ? l->gateway_line : 1;
 }
 
+/* A name some [model], provider match pattern or default_provider serves. */
+static int
+routable(const struct config *c, const char *name)
+{
+	size_t	 i, j;
+
+	if (config_model(c, name) != NULL || c->gw.default_prov != NULL)
+		return 1;
+	for (i = 0; i < c->nproviders; i++)
+		for (j = 0; j < c->providers[i].match.n; j++)
+			if (fnmatch(c->providers[i].match.v[j], name, 0) == 0)
+				return 1;
+	return 0;
+}
+
+/* Tiers, agents and tasks: their references, once models are checked. */
+static int
+finish_routing(struct loader *l)
+{
+	struct config		*c = l->cfg;
+	struct tier_cfg		*t;
+	struct agent_cfg	*a;
+	struct task_cfg		*k;
+	size_t			 i, j, len;
+
+	for (i = 0; i < c->ntiers; i++) {
+		t = &c->tiers[i];
+		l->line = t->line;
+		t->down_from = xgrow(NULL, t->downgrade.n + 1,
+		    sizeof(*t->down_from));
+		t->down_to = xgrow(NULL, t->downgrade.n + 1,
+		    sizeof(*t->down_to));
+		for (j = 0; j < t->downgrade.n; j++) {
+			len = strlen(t->downgrade.v[j]);
+			if (pair_parse(t->downgrade.v[j], t->downgrade.v[j] +
+			    len, &t->down_from[j], &t->down_to[j]) == -1)
+				return fail(l, "[tier %s] downgrade: internal "
+				    "error", t->name);
+			t->ndown++;
+			if (config_model(c, t->down_to[j]) == NULL)
+				return fail(l, "[tier %s] downgrade: no [model "
+				    "%s]", t->name, t->down_to[j]);
+		}
+	}
+	l->line = key_line(l, "default_tier");
+	if (c->ntiers > 0 && (c->gw.default_tier_cfg = config_tier(c,
+	    c->gw.default_tier)) == NULL)
+		return fail(l, "default_tier: no [tier %s]", c->gw.default_tier);
+	for (i = 0; i < c->nagents; i++) {
+		a = &c->agents[i];
+		l->line = a->line;
+		if (a->tier_name == NULL) {
+			a->tier_name = xstrdup(c->gw.default_tier);
+			a->tier = c->gw.default_tier_cfg;
+		} else if ((a->tier = config_tier(c, a->tier_name)) == NULL)
+			return fail(l, "[agent %s] tier: no [tier %s]", a->name,
+			    a->tier_name);
+	}
+	for (i = 0; i < c->ntasks; i++) {
+		k = &c->tasks[i];
+		l->line = k->line;
+		if (k->model == NULL)
+			return fail(l, "[task %s] needs model", k->name);
+		if (!routable(c, k->model))
+			return fail(l, "[task %s] model: no [model %s] and no "
+			    "provider serves it", k->name, k->model);
+		for (j = 0; j < k->fallback.n; j++)
+			if (config_model(c, k->fallback.v[j]) == NULL)
+				return fail(l, "[task %s] fallback: no [model "
+				    "%s]", k->name, k->fallback.v[j]);
+	}
+	return 1;
+}
+
 /* Checks that need the whole file: references, required keys, secrets. */
 static int
 finish(struct loader *l)
@@ -629,7 +839,7 @@ finish(struct loader *l)
 	struct provider_cfg	*p;
 	struct model_cfg	*m;
 	char			 why[256];
-	size_t			 i, j;
+	size_t			 i, j, n;
 
 	for (i = 0; i < c->nproviders; i++) {
 		p = &c->providers[i];
@@ -680,6 +890,8 @@ finish(struct loader *l)
 	    config_provider(c, c->gw.default_provider)) == NULL)
 		return fail(l, "default_provider: no [provider %s]",
 		    c->gw.default_provider);
+	if (!finish_routing(l))
+		return 0;
 	l->line = key_line(l, "master_key");
 	if (c->gw.master_key_ref != NULL && (c->gw.master_key =
 	    secret_resolve(c->gw.master_key_ref, why, sizeof(why))) == NULL)
@@ -687,6 +899,16 @@ finish(struct loader *l)
 	l->line = l->gateway_line > 0 ? l->gateway_line : 1;
 	if (c->gw.data_dir == NULL)
 		return fail(l, "[gateway] needs data_dir");
+	if (c->gw.fallback_file == NULL || c->gw.fallback_file[0] == '\0') {
+		free(c->gw.fallback_file);
+		n = strlen(c->gw.data_dir);
+		while (n > 0 && c->gw.data_dir[n - 1] == '/')
+			n--;
+		c->gw.fallback_file = xgrow(NULL, n + sizeof(FALLBACK_NAME) + 1,
+		    1);
+		snprintf(c->gw.fallback_file, n + sizeof(FALLBACK_NAME) + 1,
+		    "%.*s/%s", (int)n, c->gw.data_dir, FALLBACK_NAME);
+	}
 	return 1;
 }
 
@@ -761,6 +983,7 @@ free_fields(enum section s, void *obj)
 			break;
 		case K_WORDS:
 		case K_LINES:
+		case K_PAIRS:
 			strlist_free((struct strlist *)field);
 			break;
 		default:
@@ -781,7 +1004,7 @@ wipe_free(char *secret)
 void
 config_free(struct config *c)
 {
-	size_t	 i;
+	size_t	 i, j;
 
 	if (c == NULL)
 		return;
@@ -797,8 +1020,29 @@ config_free(struct config *c)
 		free_fields(SECT_MODEL, &c->models[i]);
 		free(c->models[i].name);
 	}
+	for (i = 0; i < c->ntiers; i++) {
+		free_fields(SECT_TIER, &c->tiers[i]);
+		free(c->tiers[i].name);
+		for (j = 0; j < c->tiers[i].ndown; j++) {
+			free(c->tiers[i].down_from[j]);
+			free(c->tiers[i].down_to[j]);
+		}
+		free(c->tiers[i].down_from);
+		free(c->tiers[i].down_to);
+	}
+	for (i = 0; i < c->nagents; i++) {
+		free_fields(SECT_AGENT, &c->agents[i]);
+		free(c->agents[i].name);
+	}
+	for (i = 0; i < c->ntasks; i++) {
+		free_fields(SECT_TASK, &c->tasks[i]);
+		free(c->tasks[i].name);
+	}
 	free(c->providers);
 	free(c->models);
+	free(c->tiers);
+	free(c->agents);
+	free(c->tasks);
 	free(c->path);
 	free(c);
 }
@@ -822,6 +1066,57 @@ config_model(const struct config *c, const char *name)
 	for (i = 0; i < c->nmodels; i++)
 		if (strcmp(c->models[i].name, name) == 0)
 			return &c->models[i];
+	return NULL;
+}
+
+const struct tier_cfg *
+config_tier(const struct config *c, const char *name)
+{
+	size_t	 i;
+
+	for (i = 0; i < c->ntiers; i++)
+		if (strcmp(c->tiers[i].name, name) == 0)
+			return &c->tiers[i];
+	return NULL;
+}
+
+const struct agent_cfg *
+config_agent(const struct config *c, const char *name)
+{
+	size_t	 i;
+
+	for (i = 0; i < c->nagents; i++)
+		if (strcmp(c->agents[i].name, name) == 0)
+			return &c->agents[i];
+	return NULL;
+}
+
+const struct task_cfg *
+config_task(const struct config *c, const char *name)
+{
+	size_t	 i;
+
+	for (i = 0; i < c->ntasks; i++)
+		if (strcmp(c->tasks[i].name, name) == 0)
+			return &c->tasks[i];
+	return NULL;
+}
+
+/*
+ * The first downgrade pair whose FROM glob matches model, in file order,
+ * gives the model served instead; one step only, so pairs cannot loop.
+ */
+const char *
+config_downgrade(const struct tier_cfg *t, const char *model)
+{
+	size_t	 i;
+
+	if (t == NULL)
+		return NULL;
+	for (i = 0; i < t->ndown; i++)
+		if (fnmatch(t->down_from[i], model, 0) == 0)
+			return strcmp(t->down_to[i], model) == 0 ? NULL :
+			    t->down_to[i];
 	return NULL;
 }
 

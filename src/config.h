@@ -76,6 +76,8 @@ struct retry_cfg {
 	size_t	 non_status;
 };
 
+struct tier_cfg;
+
 struct gateway_cfg {
 	char			*data_dir;
 	char			*master_key_ref;
@@ -90,6 +92,42 @@ struct gateway_cfg {
 	long			 max_json_depth;
 	long			 max_sse_event;
 	long			 heartbeat;	/* s */
+	char			*default_tier;
+	const struct tier_cfg	*default_tier_cfg;	/* NULL: no tiers */
+	char			*fallback_file;	/* always set after load */
+	long			 reservation_ttl;	/* s */
+	long			 usage_retention_days;
+	long			 budget_warn_percent;
+	long			 default_max_tokens;
+	long			 checkpoint_interval;	/* s */
+};
+
+/* A budget class of agents: spend limits and cheaper models. */
+struct tier_cfg {
+	char		*name;
+	money_t		 daily_budget;	/* micro-USD per agent per UTC day; 0: none */
+	money_t		 monthly_budget;	/* 0: none */
+	long		 rpm, tpm;	/* per key; 0: none */
+	struct strlist	 downgrade;	/* raw "from -> to" items as read */
+	char		**down_from, **down_to;	/* parsed pairs */
+	size_t		 ndown;
+	int		 line;
+};
+
+struct agent_cfg {
+	char			*name;
+	char			*tier_name;	/* default_tier when not given */
+	const struct tier_cfg	*tier;	/* NULL when no tiers configured */
+	money_t			 daily_budget;	/* -1: the tier's */
+	int			 line;
+};
+
+/* A named job routed to a model of the operator's choice. */
+struct task_cfg {
+	char		*name;
+	char		*model;
+	struct strlist	 fallback;
+	int		 line;
 };
 
 struct config {
@@ -101,6 +139,12 @@ struct config {
 	size_t			 nproviders;
 	struct model_cfg	*models;
 	size_t			 nmodels;
+	struct tier_cfg		*tiers;
+	size_t			 ntiers;
+	struct agent_cfg	*agents;
+	size_t			 nagents;
+	struct task_cfg		*tasks;
+	size_t			 ntasks;
 };
 
 /* Load path; on error return NULL and write "file:line: reason" to err. */
@@ -109,6 +153,12 @@ void		 config_free(struct config *);
 struct provider_cfg *config_provider(const struct config *, const char *);
 struct model_cfg *config_model(const struct config *, const char *);
 int		 config_retry_status(const struct config *, int);
+/* Lookups by name; NULL if none. */
+const struct tier_cfg *config_tier(const struct config *, const char *name);
+const struct agent_cfg *config_agent(const struct config *, const char *name);
+const struct task_cfg *config_task(const struct config *, const char *name);
+/* The model a tier serves instead of model, or NULL when the tier keeps it. */
+const char	*config_downgrade(const struct tier_cfg *, const char *model);
 void		 config_print_help(void);
 
 #endif

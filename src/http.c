@@ -65,6 +65,7 @@ http_request_init(struct request *r, const struct config *cfg,
 	buf_init(&r->body, (size_t)cfg->gw.max_body);
 	buf_init(&r->headers, HEADERS_MAX);
 	clock_gettime(CLOCK_MONOTONIC, &r->start);
+	clock_gettime(CLOCK_REALTIME, &r->wall);
 	new_request_id(r->id);
 }
 

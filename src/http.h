@@ -11,6 +11,7 @@
 #include "buf.h"
 
 struct config;
+struct principal;
 struct worker;
 
 enum http_method {
@@ -42,6 +43,8 @@ struct request {
 	struct buf		 body;
 	char			 id[REQUEST_ID_LEN + 1];
 	struct timespec		 start;
+	struct timespec		 wall;		/* CLOCK_REALTIME at start */
+	const struct principal	*who;		/* set by the router's key check */
 
 	/* Response state. */
 	int			 status;

@@ -6,16 +6,20 @@
 
 #include "http.h"
 
+struct store;
+
 /* What one thread of a process keeps between requests. */
 struct worker {
-	int	 id;
-	CURL	*curl;		/* one reused handle: connections stay warm */
+	int		 id;
+	CURL		*curl;		/* one reused handle: connections stay warm */
+	struct store	*store;		/* the process's store, or NULL */
 };
 
 /* Flags the dispatcher checks before a handler runs. */
 #define ROUTE_NEEDS_KEY	0x01u	/* a valid client key is required */
 #define ROUTE_BODY	0x02u	/* read the request body first */
 #define ROUTE_PREFIX	0x04u	/* path is a prefix; the rest is an argument */
+#define ROUTE_ADMIN	0x08u	/* only the master key (implies NEEDS_KEY) */
 
 /* A handler answers the request itself and returns its HTTP status. */
 typedef int (*route_fn)(struct request *, const char *);
@@ -40,6 +44,18 @@ int	route_providers(struct request *, const char *);
 int	route_embeddings(struct request *, const char *);
 /* route-images.c */
 int	route_images(struct request *, const char *);
+/* route-billing.c: the caller's own money and usage */
+int	route_billing_balance(struct request *, const char *);
+int	route_billing_transactions(struct request *, const char *);
+int	route_billing_usage(struct request *, const char *);
+int	route_usage(struct request *, const char *);
+/* route-admin.c: master key only */
+int	route_admin_keys(struct request *, const char *);	/* GET list */
+int	route_admin_key_create(struct request *, const char *);	/* POST */
+int	route_admin_key(struct request *, const char *);	/* GET /admin/keys/ID */
+int	route_admin_key_update(struct request *, const char *); /* POST /admin/keys/ID/disable|enable */
+int	route_admin_topup(struct request *, const char *);	/* POST */
+int	route_admin_adjust(struct request *, const char *);	/* POST */
 /* route-health.c */
 int	route_health(struct request *, const char *);
 int	route_readiness(struct request *, const char *);

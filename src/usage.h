@@ -1,27 +1,75 @@
-/* usage.h: the record of one request: tokens, cost, outcome. */
+/* usage.h: the record of one request (tokens, cost, outcome), its price, the usage log and its JSONL fallback. */
 #ifndef LLMGATE_USAGE_H
 #define LLMGATE_USAGE_H
+
+#include <stdint.h>
+#include <time.h>
 
 #include "money.h"
 #include "provider.h"
 
-struct usage_rec {
-	const char	*request_id;
-	const char	*requested;	/* model the client asked for */
-	const char	*served;	/* model that answered, or "" */
-	const char	*provider;
-	struct usage	 tokens;
-	int		 estimated;	/* tokens estimated, not reported */
+struct config;
+struct store;
+struct store_txn;
+struct json_object;
+
+/* One request as stored (SDB_USAGE); fixed layout, version first. */
+struct usage_row {
+	uint8_t		 version;
+	uint8_t		 stream;
+	uint8_t		 client_aborted;
+	uint8_t		 estimated;	/* tokens estimated, not reported */
+	uint16_t	 status;
+	uint16_t	 attempts;
+	int64_t		 time_us;	/* when the request started */
+	uint64_t	 id;		/* unique with time_us */
+	uint64_t	 key_id;	/* 0: the master key */
+	int64_t		 prompt;
+	int64_t		 completion;
+	int64_t		 cached;
 	money_t		 cost;
-	int		 status;
-	int		 attempts;
-	int		 stream;
-	int		 client_aborted;
-	double		 latency_ms;
-	double		 ttft_ms;
+	int32_t		 latency_ms;
+	int32_t		 ttft_ms;	/* streams: time to first token */
+	char		 request_id[32];
+	char		 key_name[64];
+	char		 agent[64];
+	char		 tier[16];
+	char		 requested[128];	/* model the client asked for */
+	char		 served[128];	/* model that answered, or "" */
+	char		 provider[64];
+	char		 route[16];	/* chat, embeddings, images */
 };
 
 money_t	usage_cost(const struct candidate *, const struct usage *);
-void	usage_record(const struct usage_rec *);
+
+/* Insert a row in a transaction; STORE_EXISTS when (time_us, id) is taken. */
+int	usage_put(struct store_txn *, const struct usage_row *);
+
+/* The row as one JSON object (caller owns it) and back. */
+struct json_object *usage_to_json(const struct usage_row *);
+int	usage_from_json(struct json_object *, struct usage_row *);
+
+/* Append the row to the JSONL fallback file; -1 when even that fails. */
+int	usage_fallback_write(const struct config *, const struct usage_row *);
+
+/* Counts of one replay of the fallback file. */
+struct replay_result {
+	long	 imported;	/* rows settled into the store */
+	long	 duplicate;	/* already there: skipped */
+	long	 bad;		/* lines that are not a usage row */
+};
+/*
+ * Settle every row of the fallback file into the store exactly once
+ * (ledger debit, spend, usage row in one transaction per row), then
+ * rename the file aside. Returns a store_rc.
+ */
+int	usage_replay(struct store *, const struct config *, const char *,
+	    struct replay_result *);
+
+typedef int (*usage_fn)(void *, const struct usage_row *);
+/* Rows with from_us <= time_us < to_us, oldest first. */
+int	usage_scan(struct store *, int64_t, int64_t, usage_fn, void *);
+/* Delete rows older than before_us (and their spend/rate leftovers); count in *n. */
+int	usage_purge(struct store *, int64_t, long *);
 
 #endif

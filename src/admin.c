@@ -1,0 +1,2 @@
+/* admin.c: being written. */
+int main(void) { return 1; }

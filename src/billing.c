@@ -1,0 +1,1 @@
+/* billing.c: being written. */

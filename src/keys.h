@@ -1,0 +1,63 @@
+/* keys.h: client API keys: random secrets stored only as SHA-256 hashes, with owner, tier and limits. */
+#ifndef LLMGATE_KEYS_H
+#define LLMGATE_KEYS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "money.h"
+
+struct store;
+
+#define KEY_SECRET_LEN	51	/* "sk-" + 48 letters and digits */
+#define KEY_PREFIX_LEN	10	/* "sk-" + 7: shown in listings */
+#define KEY_NAME_MAX	64
+#define KEY_AGENT_MAX	64
+#define KEY_TIER_MAX	16
+#define KEY_MODELS_MAX	512
+#define KEY_HASH_LEN	32
+
+/* One client key as stored (SDB_KEYS); fixed layout, version first. */
+struct key_rec {
+	uint8_t		 version;
+	uint8_t		 disabled;
+	uint8_t		 prepaid;	/* balance enforced: 402 when short */
+	uint8_t		 agent_header;	/* the key may name its agent (X-Agent) */
+	uint64_t	 id;
+	int64_t		 created;	/* unix s */
+	int64_t		 expires;	/* unix s; 0: never */
+	int64_t		 rpm;		/* requests per minute; 0: the tier's */
+	int64_t		 tpm;		/* tokens per minute; 0: the tier's */
+	money_t		 daily_budget;	/* micro-USD per UTC day; 0: none */
+	money_t		 monthly_budget;	/* micro-USD per UTC month; 0: none */
+	unsigned char	 hash[KEY_HASH_LEN];
+	char		 prefix[KEY_PREFIX_LEN + 1];
+	char		 name[KEY_NAME_MAX];
+	char		 agent[KEY_AGENT_MAX];	/* "": the key's name */
+	char		 tier[KEY_TIER_MAX];	/* "": the agent's tier */
+	char		 models[KEY_MODELS_MAX];	/* globs; "": every model */
+};
+
+/* SHA-256 of a secret. */
+void	keys_hash(const char *, unsigned char[KEY_HASH_LEN]);
+
+/*
+ * Create a key from the fields set in rec (name, agent, tier, models,
+ * limits, expiry, flags); fills id, hash, prefix and created, and writes
+ * the secret, shown once, to secret (KEY_SECRET_LEN + 1 bytes).
+ */
+int	keys_create(struct store *, struct key_rec *, char *, size_t);
+/* The key whose secret this is: STORE_OK, STORE_NOTFOUND or an error. */
+int	keys_authenticate(struct store *, const char *, struct key_rec *);
+int	keys_get(struct store *, uint64_t, struct key_rec *);
+/* A key by id ("12"), by name or by its listed prefix ("sk-AbC1234"). */
+int	keys_find(struct store *, const char *, struct key_rec *);
+/* Replace a key's stored fields (id and hash unchanged). */
+int	keys_update(struct store *, const struct key_rec *);
+typedef int (*keys_fn)(void *, const struct key_rec *);
+/* Every key in id order; the callback returns 0 to go on. */
+int	keys_list(struct store *, keys_fn, void *);
+/* Nonzero when the key may use this model name. */
+int	keys_model_allowed(const struct key_rec *, const char *);
+
+#endif

@@ -1,0 +1,1 @@
+/* route-admin.c: being written. */

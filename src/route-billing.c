@@ -1,0 +1,1 @@
+/* route-billing.c: being written. */

@@ -1,0 +1,108 @@
+/* store.h: the Berkeley DB environment: databases, short transactions with deadlock retry, failchk watchdog. */
+#ifndef LLMGATE_STORE_H
+#define LLMGATE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* The databases of one environment; names in store.c. */
+enum store_db {
+	SDB_KEYS,	/* key id (BE64) -> struct key_rec */
+	SDB_KEYHASH,	/* sha256(secret) -> key id (BE64) */
+	SDB_BALANCE,	/* key id (BE64) -> struct balance_rec */
+	SDB_SPEND,	/* scope "k:ID"/"a:AGENT", 0, UTC day (BE32) -> struct spend_rec */
+	SDB_RESERVE,	/* scope, 0, reservation id (BE64) -> struct reserve_rec */
+	SDB_RATE,	/* scope "k:ID"/"m:MODEL" -> struct rate_rec (current minute) */
+	SDB_USAGE,	/* time us (BE64) + id (BE64) -> struct usage_row */
+	SDB_LEDGER,	/* key id (BE64) + time us (BE64) + id (BE64) -> struct ledger_rec */
+	SDB_META,	/* name -> value (schema version, replayed fallback lines) */
+	SDB__MAX
+};
+
+enum store_mode {
+	STORE_WORKER,	/* a gateway process: no recovery, watchdog thread */
+	STORE_ADMIN,	/* llmgate-admin: no recovery, failchk once at open */
+	STORE_RECOVER,	/* llmgate-admin recover: create and run recovery */
+};
+
+/* Results; every store_* function returns one of these. */
+enum store_rc {
+	STORE_OK = 0,
+	STORE_NOTFOUND = 1,	/* no such record */
+	STORE_STOP = 2,		/* a scan callback asked to stop */
+	STORE_EXISTS = 4,	/* store_put_new: the key is taken */
+	STORE_ERROR = -1,	/* the operation failed; see store_error() */
+	STORE_READONLY = -2,	/* the store cannot be written */
+	STORE_PANIC = -3,	/* the environment needs recovery */
+	STORE_DEADLOCK = -4,	/* internal: store_txn retries it */
+};
+
+/* Every value starts with this byte; a record of another version is refused. */
+#define STORE_VERSION	1
+#define STORE_VALUE_MAX	4096
+
+struct store;
+struct store_txn;
+
+/* Open the environment in dir; NULL with err filled (never a secret). */
+struct store	*store_open(const char *dir, enum store_mode, int nosync,
+		    long checkpoint_s, char *err, size_t errlen);
+void		 store_close(struct store *);
+/* The last error text of this thread's operations on the store. */
+const char	*store_error(void);
+/* Nonzero once the environment panicked (the process should exit). */
+int		 store_panicked(const struct store *);
+/* Nonzero when some database was opened read-only (writes will fail). */
+int		 store_readonly(const struct store *);
+/* Run failchk now (llmgate-admin check); returns a store_rc. */
+int		 store_failchk(struct store *);
+/* Force a checkpoint and remove logs no longer needed. */
+int		 store_checkpoint(struct store *);
+
+/*
+ * Run fn in one transaction: commit when it returns >= 0, abort when it
+ * returns < 0. A deadlock aborts and runs fn again (up to a bound), so fn
+ * must set its outputs from scratch each time. Returns fn's result or a
+ * store_rc for a failed begin/commit.
+ */
+typedef int	(*store_txn_fn)(struct store_txn *, void *);
+int		 store_txn(struct store *, store_txn_fn, void *);
+/* Same, read-only intent: committed the same way, no write expected. */
+int		 store_read(struct store *, store_txn_fn, void *);
+
+#define STORE_RMW	0x01	/* lock the record for a later write */
+
+/* Copy the value into val (at most *vlen bytes); *vlen becomes its size. */
+int		 store_get(struct store_txn *, enum store_db, const void *,
+		    size_t, void *, size_t *, int);
+int		 store_put(struct store_txn *, enum store_db, const void *,
+		    size_t, const void *, size_t);
+/* Put only if absent: STORE_OK, or STORE_EXISTS leaving the record alone. */
+int		 store_put_new(struct store_txn *, enum store_db, const void *,
+		    size_t, const void *, size_t);
+int		 store_del(struct store_txn *, enum store_db, const void *,
+		    size_t);
+
+/*
+ * Walk the records whose key starts with prefix (plen may be 0), from the
+ * first key >= from (or <= from when STORE_REVERSE; from may be NULL).
+ * The callback returns 0 to go on, STORE_SCAN_DELETE to delete the
+ * current record and go on, STORE_STOP to stop, or < 0 to fail.
+ */
+#define STORE_REVERSE	0x01
+#define STORE_SCAN_DELETE 3
+typedef int	(*store_scan_fn)(void *, const void *, size_t, const void *,
+		    size_t);
+int		 store_scan(struct store_txn *, enum store_db, const void *,
+		    size_t, const void *, size_t, int, store_scan_fn, void *);
+
+/* A unique 64-bit id (not monotonic across processes); 0 on failure. */
+uint64_t	 store_next_id(struct store *);
+
+/* Big-endian keys sort in numeric order. */
+void		 store_be64(unsigned char *, uint64_t);
+uint64_t	 store_get_be64(const unsigned char *);
+void		 store_be32(unsigned char *, uint32_t);
+uint32_t	 store_get_be32(const unsigned char *);
+
+#endif
