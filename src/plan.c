@@ -90,22 +90,55 @@ add(struct plan *pl, const struct config *cfg, const char *name)
 	pl->c[pl->n++] = c;
 }
 
+/* One candidate name through the tier's downgrade, then into the plan. */
+static void
+add_routed(struct plan *pl, const struct config *cfg,
+    const struct tier_cfg *tier, const char *name)
+{
+	const char	*to;
+
+	if ((to = config_downgrade(tier, name)) != NULL &&
+	    pl->downgraded_from[0] == '\0')
+		snprintf(pl->downgraded_from, sizeof(pl->downgraded_from),
+		    "%s", name);
+	if (to == NULL)
+		to = name;
+	if (pl->routed_model[0] == '\0')
+		snprintf(pl->routed_model, sizeof(pl->routed_model), "%s", to);
+	add(pl, cfg, to);
+}
+
 /*
- * The requested model, then its fallback chain; candidates whose provider
- * is unavailable are left out. Returns PLAN_OK with at least one candidate.
+ * The task's model and fallbacks (else the requested model), then the
+ * first model's own fallback chain, each through the tier's downgrade;
+ * candidates whose provider is unavailable are left out. Returns PLAN_OK
+ * with at least one candidate.
  */
 int
-plan_resolve(const struct config *cfg, const char *model, struct plan *pl)
+plan_resolve_routed(const struct config *cfg, const char *model,
+    const struct tier_cfg *tier, const struct task_cfg *task,
+    struct plan *pl)
 {
 	struct candidate	 first;
 	size_t			 i;
 
 	memset(pl, 0, sizeof(*pl));
+	if (task != NULL)
+		model = task->model;
 	if (plan_lookup(cfg, model, &first) == -1)
 		return PLAN_UNKNOWN_MODEL;
-	add(pl, cfg, model);
+	add_routed(pl, cfg, tier, model);
+	if (task != NULL)
+		for (i = 0; i < task->fallback.n; i++)
+			add_routed(pl, cfg, tier, task->fallback.v[i]);
 	if (first.model != NULL)
 		for (i = 0; i < first.model->fallback.n; i++)
-			add(pl, cfg, first.model->fallback.v[i]);
+			add_routed(pl, cfg, tier, first.model->fallback.v[i]);
 	return pl->n > 0 ? PLAN_OK : PLAN_UNAVAILABLE;
+}
+
+int
+plan_resolve(const struct config *cfg, const char *model, struct plan *pl)
+{
+	return plan_resolve_routed(cfg, model, NULL, NULL, pl);
 }

@@ -22,6 +22,10 @@ struct plan {
 	size_t			 n;
 	/* When n == 0: why (an unavailable provider), or "" if unknown. */
 	char			 why[256];
+	/* The first model name the tier replaced, or "". */
+	char			 downgraded_from[MODEL_NAME_MAX];
+	/* The first model after task and downgrade: what is tried first. */
+	char			 routed_model[MODEL_NAME_MAX];
 };
 
 enum plan_err {
@@ -31,6 +35,13 @@ enum plan_err {
 };
 
 int	plan_resolve(const struct config *, const char *, struct plan *);
+/*
+ * plan_resolve after routing: a task (may be NULL) replaces the requested
+ * model by its model and fallback list; a tier (may be NULL) downgrades
+ * every candidate name through config_downgrade (duplicates dropped).
+ */
+int	plan_resolve_routed(const struct config *, const char *model,
+	    const struct tier_cfg *, const struct task_cfg *, struct plan *);
 int	plan_lookup(const struct config *, const char *, struct candidate *);
 
 #endif

@@ -40,6 +40,24 @@ struct usage_row {
 	char		 route[16];	/* chat, embeddings, images */
 };
 
+/* Until the routes settle through account.c: the old log-line record. */
+struct usage_rec {
+	const char	*request_id;
+	const char	*requested;
+	const char	*served;
+	const char	*provider;
+	struct usage	 tokens;
+	int		 estimated;
+	money_t		 cost;
+	int		 status;
+	int		 attempts;
+	int		 stream;
+	int		 client_aborted;
+	double		 latency_ms;
+	double		 ttft_ms;
+};
+void	usage_record(const struct usage_rec *);
+
 money_t	usage_cost(const struct candidate *, const struct usage *);
 
 /* Insert a row in a transaction; STORE_EXISTS when (time_us, id) is taken. */
