@@ -151,10 +151,10 @@ int	billing_settle(struct store *, const struct config *,
 /*
  * The settle step inside a transaction, also used by the fallback replay:
  * insert the row (STORE_EXISTS when it is already there), debit the
- * ledger of key_id, add to the spend of the key and the agent, and drop
- * the reservation (0: none).
+ * ledger of row->key_id, add to the spend of the key and the agent, and
+ * drop row->reservation.
  */
-int	billing_apply(struct store_txn *, const struct usage_row *, uint64_t);
+int	billing_apply(struct store_txn *, const struct usage_row *);
 /* Credit (or with a negative amount, adjust) a key's balance. */
 int	billing_credit(struct store *, uint64_t, money_t, enum ledger_kind,
 	    const char *, struct ledger_rec *);

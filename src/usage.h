@@ -24,6 +24,7 @@ struct usage_row {
 	int64_t		 time_us;	/* when the request started */
 	uint64_t	 id;		/* unique with time_us */
 	uint64_t	 key_id;	/* 0: the master key */
+	uint64_t	 reservation;	/* released when settled; 0: none */
 	int64_t		 prompt;
 	int64_t		 completion;
 	int64_t		 cached;

@@ -748,6 +748,220 @@ test_long_line(void)
 	bad("250-character comment", text, 5, "line longer than");
 }
 
+static const char routing[] =
+	"[gateway]\n"					/* 1 */
+	"data_dir = /var/lib/llmgate/\n"
+	"default_tier = T2\n"
+	"reservation_ttl = 60\n"
+	"usage_retention_days = 30\n"			/* 5 */
+	"budget_warn_percent = 75\n"
+	"default_max_tokens = 1024\n"
+	"checkpoint_interval = 5\n"
+	"[provider a]\n"
+	"base_url = http://a\n"				/* 10 */
+	"match = pat-*\n"
+	"[model big]\nprovider = a\n"
+	"[model small]\nprovider = a\n"			/* 14 */
+	"[model tiny]\nprovider = a\n"			/* 16 */
+	"[tier T1]\n"					/* 18 */
+	"daily_budget = 50\n"
+	"monthly_budget = 1000.25\n"			/* 20 */
+	"rpm = 60\n"
+	"tpm = 100000\n"
+	"[tier T2]\n"
+	"daily_budget = 12.50\n"
+	"downgrade = big -> small, huge-* -> tiny\n"	/* 25 */
+	"  pat-x->tiny\n"
+	"downgrade = gpt-4? -> small\n"
+	"[agent director]\n"
+	"tier = T1\n"
+	"[agent intern]\n"				/* 30 */
+	"daily_budget = 0.5\n"
+	"[task code]\n"
+	"model = big\n"
+	"fallback = small, tiny\n"
+	"[task summarize]\n"				/* 35 */
+	"model = pat-summary\n";
+
+static void
+test_routing(void)
+{
+	struct config		*c;
+	const struct tier_cfg	*t;
+	const struct agent_cfg	*a;
+	const struct task_cfg	*k;
+	char			 path[64], err[512];
+
+	c = load(routing, path, sizeof(path), err, sizeof(err));
+	ok(c != NULL, "tiers, agents and tasks load (%s)", err);
+	if (c == NULL)
+		return;
+	is_str(c->gw.default_tier, "T2", "default_tier");
+	ok(c->gw.default_tier_cfg == config_tier(c, "T2"),
+	    "default_tier resolved to its [tier]");
+	is_int(c->gw.reservation_ttl, 60, "reservation_ttl");
+	is_int(c->gw.usage_retention_days, 30, "usage_retention_days");
+	is_int(c->gw.budget_warn_percent, 75, "budget_warn_percent");
+	is_int(c->gw.default_max_tokens, 1024, "default_max_tokens");
+	is_int(c->gw.checkpoint_interval, 5, "checkpoint_interval");
+	is_str(c->gw.fallback_file, "/var/lib/llmgate/usage-fallback.jsonl",
+	    "fallback_file defaults into data_dir, one slash");
+
+	is_int(c->ntiers, 2, "two tiers");
+	t = config_tier(c, "T1");
+	ok(t != NULL, "[tier T1]");
+	if (t != NULL) {
+		is_int(t->daily_budget, 50000000, "daily_budget 50 USD");
+		is_int(t->monthly_budget, 1000250000, "monthly_budget 1000.25");
+		is_int(t->rpm, 60, "tier rpm");
+		is_int(t->tpm, 100000, "tier tpm");
+		is_int(t->ndown, 0, "no downgrades");
+		is_int(t->line, 18, "tier remembers its header line");
+		ok(config_downgrade(t, "big") == NULL, "T1 keeps big");
+	}
+	t = config_tier(c, "T2");
+	ok(t != NULL, "[tier T2]");
+	if (t != NULL) {
+		is_int(t->daily_budget, 12500000, "daily_budget 12.50");
+		is_int(t->monthly_budget, 0, "monthly_budget default");
+		is_int(t->rpm + t->tpm, 0, "rpm and tpm default to none");
+		is_int(t->downgrade.n, 4, "pairs from commas, a continuation "
+		    "and a repeat");
+		is_int(t->ndown, 4, "four parsed pairs");
+		if (t->ndown == 4) {
+			is_str(t->downgrade.v[1], "huge-* -> tiny",
+			    "raw item kept, trimmed");
+			is_str(t->down_from[0], "big", "down_from[0]");
+			is_str(t->down_to[0], "small", "down_to[0]");
+			is_str(t->down_from[2], "pat-x", "pair without blanks");
+			is_str(t->down_to[2], "tiny", "its target");
+			is_str(t->down_from[3], "gpt-4?", "glob FROM");
+		}
+		is_str(config_downgrade(t, "big"), "small", "big -> small");
+		is_str(config_downgrade(t, "huge-1"), "tiny", "glob huge-*");
+		is_str(config_downgrade(t, "gpt-4o"), "small", "glob gpt-4?");
+		ok(config_downgrade(t, "gpt-4o-mini") == NULL,
+		    "a glob matches the whole name");
+		ok(config_downgrade(t, "small") == NULL, "T2 keeps small");
+	}
+	ok(config_downgrade(NULL, "big") == NULL, "no tier keeps every model");
+	ok(config_tier(c, "T9") == NULL, "unknown tier is NULL");
+
+	is_int(c->nagents, 2, "two agents");
+	a = config_agent(c, "director");
+	ok(a != NULL && a->tier == config_tier(c, "T1"),
+	    "director is in T1");
+	if (a != NULL) {
+		is_str(a->tier_name, "T1", "tier_name");
+		is_int(a->daily_budget, -1, "daily_budget unset is -1");
+		is_int(a->line, 28, "agent remembers its header line");
+	}
+	a = config_agent(c, "intern");
+	ok(a != NULL && a->tier == c->gw.default_tier_cfg,
+	    "an agent without tier is in default_tier");
+	if (a != NULL) {
+		is_str(a->tier_name, "T2", "its tier_name is default_tier");
+		is_int(a->daily_budget, 500000, "daily_budget override 0.5");
+	}
+	ok(config_agent(c, "nobody") == NULL, "unknown agent is NULL");
+
+	is_int(c->ntasks, 2, "two tasks");
+	k = config_task(c, "code");
+	ok(k != NULL, "[task code]");
+	if (k != NULL) {
+		is_str(k->model, "big", "task model");
+		is_int(k->fallback.n, 2, "task fallbacks");
+		if (k->fallback.n == 2)
+			is_str(k->fallback.v[1], "tiny", "fallback[1]");
+		is_int(k->line, 32, "task remembers its header line");
+	}
+	k = config_task(c, "summarize");
+	ok(k != NULL && strcmp(k->model, "pat-summary") == 0,
+	    "a task model served by a match pattern");
+	ok(config_task(c, "nothing") == NULL, "unknown task is NULL");
+	config_free(c);
+
+	/* No tiers at all: default_tier names nothing and that is fine. */
+	c = load("[gateway]\ndata_dir = /srv\nfallback_file = /var/f.jsonl\n"
+	    "[agent bot]\n", path, sizeof(path), err, sizeof(err));
+	ok(c != NULL, "agents without any tier load (%s)", err);
+	if (c != NULL) {
+		is_str(c->gw.default_tier, "T3", "default_tier default");
+		ok(c->gw.default_tier_cfg == NULL, "no tier configured");
+		ok(c->agents[0].tier == NULL, "the agent has no tier");
+		is_str(c->gw.fallback_file, "/var/f.jsonl",
+		    "fallback_file as given");
+		is_int(c->gw.reservation_ttl, 900, "reservation_ttl default");
+		is_int(c->gw.usage_retention_days, 90,
+		    "usage_retention_days default");
+		is_int(c->gw.budget_warn_percent, 90,
+		    "budget_warn_percent default");
+		is_int(c->gw.default_max_tokens, 4096,
+		    "default_max_tokens default");
+		is_int(c->gw.checkpoint_interval, 30,
+		    "checkpoint_interval default");
+		is_int(c->ntiers + c->ntasks, 0, "no tiers, no tasks");
+	}
+	config_free(c);
+}
+
+static void
+test_routing_errors(void)
+{
+	static const char head[] = "[gateway]\ndata_dir = /tmp\n"
+	    "[provider a]\nbase_url = http://a\n[model m]\nprovider = a\n";
+	char	 text[512];
+
+	snprintf(text, sizeof(text), "%s[tier T1]\n[agent x]\ntier = T9\n",
+	    head);
+	bad("agent of an unknown tier", text, 8, "[agent x] tier: no [tier T9]");
+	snprintf(text, sizeof(text), "%s\n[tier T1]\ndowngrade = m -> m, "
+	    "a* -> ghost\n", head);
+	bad("downgrade to an unknown model", text, 8,
+	    "[tier T1] downgrade: no [model ghost]");
+	snprintf(text, sizeof(text), "%s[tier T1]\ndowngrade = m -> m,\n"
+	    "  a b\n", head);
+	bad("pair without an arrow", text, 9,
+	    "downgrade: \"a b\" is not \"FROM -> TO\"");
+	snprintf(text, sizeof(text), "%s[tier T1]\ndowngrade = a -> b -> m\n",
+	    head);
+	bad("pair with two arrows", text, 8, "is not \"FROM -> TO\"");
+	snprintf(text, sizeof(text), "%s[tier T1]\ndowngrade = -> m\n", head);
+	bad("pair without FROM", text, 8, "downgrade");
+	snprintf(text, sizeof(text), "%s[tier T1]\ndowngrade = a ->\n", head);
+	bad("pair without TO", text, 8, "downgrade");
+	snprintf(text, sizeof(text), "%s\n[task t]\nfallback = m\n", head);
+	bad("task without model", text, 8, "[task t] needs model");
+	snprintf(text, sizeof(text), "%s[task t]\nmodel = ghost\n", head);
+	bad("task of an unknown model", text, 7, "model: no [model ghost]");
+	snprintf(text, sizeof(text), "%s[task t]\nmodel = m\n"
+	    "fallback = m ghost\n", head);
+	bad("task fallback unknown", text, 7,
+	    "[task t] fallback: no [model ghost]");
+	bad("default_tier names nothing", "[gateway]\ndata_dir = /tmp\n"
+	    "default_tier = T5\n[tier T1]\n", 3, "default_tier: no [tier T5]");
+	bad_file("default T3 with other tiers", "[gateway]\ndata_dir = /tmp\n"
+	    "[tier T1]\n", "default_tier: no [tier T3]");
+	snprintf(text, sizeof(text), "%s[tier T1]\ndaily_budget = 1.5 USD\n",
+	    head);
+	bad("budget with a unit", text, 8,
+	    "daily_budget: \"1.5 USD\" is not an amount in USD");
+	bad("negative budget", "[tier T1]\nmonthly_budget = -5\n", 2,
+	    "monthly_budget: \"-5\" is not an amount in USD");
+	bad("budget over the cap", "[agent x]\ndaily_budget = 100000\n", 2,
+	    "is not an amount in USD");
+	bad("budget of 7 decimals", "[tier T1]\ndaily_budget = 0.1234567\n",
+	    2, "daily_budget");
+	bad("tier without a name", "[tier]\nrpm = 1\n", 1,
+	    "[tier NAME] needs a name");
+	bad("reservation_ttl too short", "[gateway]\ndata_dir = /tmp\n"
+	    "reservation_ttl = 5\n", 3, "reservation_ttl: 5 is out of range");
+	bad("budget_warn_percent above 100", "[gateway]\ndata_dir = /tmp\n"
+	    "budget_warn_percent = 101\n", 3, "budget_warn_percent");
+	bad("unknown key in [agent]", "[agent x]\nmodel = m\n", 2,
+	    "unknown key \"model\" in [agent x]");
+}
+
 static void
 test_missing_file(void)
 {
@@ -775,6 +989,8 @@ main(void)
 	test_lists();
 	test_on_status();
 	test_long_line();
+	test_routing();
+	test_routing_errors();
 	test_missing_file();
 	return tap_done();
 }
