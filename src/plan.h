@@ -24,7 +24,7 @@ struct plan {
 	char			 why[256];
 	/* The first model name the tier replaced, or "". */
 	char			 downgraded_from[MODEL_NAME_MAX];
-	/* The first model after task and downgrade: what is tried first. */
+	/* The first model after task and downgrade, available or not. */
 	char			 routed_model[MODEL_NAME_MAX];
 };
 

@@ -912,7 +912,7 @@ test_routing_errors(void)
 	    "[provider a]\nbase_url = http://a\n[model m]\nprovider = a\n";
 	char	 text[512];
 
-	snprintf(text, sizeof(text), "%s[tier T1]\n[agent x]\ntier = T9\n",
+	snprintf(text, sizeof(text), "%s[tier T3]\n[agent x]\ntier = T9\n",
 	    head);
 	bad("agent of an unknown tier", text, 8, "[agent x] tier: no [tier T9]");
 	snprintf(text, sizeof(text), "%s\n[tier T1]\ndowngrade = m -> m, "

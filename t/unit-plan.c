@@ -268,6 +268,132 @@ test_lookup(const struct config *cfg)
 	is_str(c.upstream, "openrouter/", "but is not stripped to nothing");
 }
 
+/* Tiers and tasks added to the routes above. */
+static const char routing[] =
+	"[tier TD]\n"
+	"downgrade = gpt-4o -> gpt-4o-mini, claude-* -> m1\n"
+	"[tier TF]\n"
+	"downgrade = gpt-4o-mini -> m2\n"
+	"[tier T3]\n"
+	"[task code]\n"
+	"model = gpt-4o\n"
+	"fallback = m3\n"
+	"[task cheap]\n"
+	"model = gpt-5-nano\n"
+	"fallback = m1 m1 m2\n";
+
+/* Names of the plan's candidates joined by spaces. */
+static const char *
+names(const struct plan *pl)
+{
+	static char	 buf[PLAN_MAX * MODEL_NAME_MAX];
+	size_t		 i;
+
+	buf[0] = '\0';
+	for (i = 0; i < pl->n; i++) {
+		if (i > 0)
+			strcat(buf, " ");
+		strcat(buf, pl->c[i].name);
+	}
+	return buf;
+}
+
+static void
+test_routed(void)
+{
+	struct config		*c;
+	const struct tier_cfg	*td, *tf;
+	const struct task_cfg	*code, *cheap;
+	struct plan		 pl;
+	char			*text;
+
+	if ((text = malloc(sizeof(routes) + sizeof(routing))) == NULL)
+		return;
+	snprintf(text, sizeof(routes) + sizeof(routing), "%s%s", routes,
+	    routing);
+	c = load(text);
+	free(text);
+	ok(c != NULL, "routing config with tiers and tasks loads");
+	if (c == NULL)
+		return;
+	td = config_tier(c, "TD");
+	tf = config_tier(c, "TF");
+	code = config_task(c, "code");
+	cheap = config_task(c, "cheap");
+	ok(td != NULL && tf != NULL && code != NULL && cheap != NULL,
+	    "tiers and tasks found");
+	if (td == NULL || tf == NULL || code == NULL || cheap == NULL)
+		goto done;
+
+	is_int(plan_resolve_routed(c, "gpt-4o", NULL, NULL, &pl), PLAN_OK,
+	    "no tier, no task");
+	is_str(names(&pl), "gpt-4o claude-3 gpt-4o-mini", "as plan_resolve");
+	is_str(pl.downgraded_from, "", "nothing downgraded");
+	is_str(pl.routed_model, "gpt-4o", "routed_model is the request");
+	is_int(plan_resolve(c, "gpt-4o", &pl), PLAN_OK, "plan_resolve");
+	is_str(pl.routed_model, "gpt-4o", "plan_resolve sets routed_model");
+
+	is_int(plan_resolve_routed(c, "gpt-4o", td, NULL, &pl), PLAN_OK,
+	    "gpt-4o in tier TD");
+	is_str(names(&pl), "gpt-4o-mini m1",
+	    "first and fallbacks downgraded, duplicates dropped");
+	is_str(pl.downgraded_from, "gpt-4o", "downgraded_from");
+	is_str(pl.routed_model, "gpt-4o-mini", "routed_model");
+	ok(pl.c[0].model == config_model(c, "gpt-4o-mini"),
+	    "the downgraded candidate carries its own [model]");
+	is_int(pl.c[0].input_price, 150000, "and its own price");
+
+	is_int(plan_resolve_routed(c, "claude-opus-4", td, NULL, &pl), PLAN_OK,
+	    "a pattern-served name in TD");
+	is_str(names(&pl), "m1", "a glob FROM downgrades it");
+	is_str(pl.downgraded_from, "claude-opus-4", "downgraded_from");
+
+	is_int(plan_resolve_routed(c, "down-1", tf, NULL, &pl), PLAN_OK,
+	    "down-1 in tier TF");
+	is_str(names(&pl), "m2", "only the fallback is downgraded");
+	is_str(pl.downgraded_from, "gpt-4o-mini",
+	    "downgraded_from names the fallback");
+	is_str(pl.routed_model, "down-1",
+	    "routed_model is the first name, available or not");
+
+	is_int(plan_resolve_routed(c, "gpt-4o-mini", td, NULL, &pl), PLAN_OK,
+	    "a name no pair matches");
+	is_str(names(&pl), "gpt-4o-mini", "kept");
+	is_str(pl.downgraded_from, "", "nothing downgraded");
+
+	is_int(plan_resolve_routed(c, "anything", NULL, code, &pl), PLAN_OK,
+	    "task code");
+	is_str(names(&pl), "gpt-4o m3 claude-3 gpt-4o-mini",
+	    "task model, task fallbacks, then the model's own chain");
+	is_str(pl.routed_model, "gpt-4o", "routed_model is the task's model");
+	is_int(plan_resolve_routed(c, NULL, td, code, &pl), PLAN_OK,
+	    "task code in tier TD, no model asked");
+	is_str(names(&pl), "gpt-4o-mini m3 m1", "task routed, then downgraded");
+	is_str(pl.downgraded_from, "gpt-4o", "downgraded_from");
+	is_str(pl.routed_model, "gpt-4o-mini", "routed_model");
+
+	is_int(plan_resolve_routed(c, "gpt-4o", td, cheap, &pl), PLAN_OK,
+	    "task cheap");
+	is_str(names(&pl), "gpt-5-nano m1 m2",
+	    "a pattern model without a chain; duplicate fallbacks dropped");
+	is_str(pl.downgraded_from, "", "TD leaves gpt-5-nano and m1 alone");
+	ok(pl.c[0].model == NULL, "the task's model served by a pattern");
+done:
+	config_free(c);
+
+	c = load("[gateway]\ndata_dir = /tmp\n[provider a]\n"
+	    "base_url = http://a\n[model m]\nprovider = a\n"
+	    "[tier T3]\ndowngrade = x-* -> m\n");
+	ok(c != NULL, "config without default_provider loads");
+	if (c == NULL)
+		return;
+	is_int(plan_resolve_routed(c, "x-1", c->gw.default_tier_cfg, NULL,
+	    &pl), PLAN_UNKNOWN_MODEL,
+	    "an unknown request stays unknown though a tier would downgrade it");
+	is_int(pl.n, 0, "no candidates");
+	config_free(c);
+}
+
 int
 main(void)
 {
@@ -284,5 +410,6 @@ main(void)
 	test_unavailable(cfg);
 	test_lookup(cfg);
 	config_free(cfg);
+	test_routed();
 	return tap_done();
 }
