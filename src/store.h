@@ -75,6 +75,11 @@ int		 store_read(struct store *, store_txn_fn, void *);
 /* Copy the value into val (at most *vlen bytes); *vlen becomes its size. */
 int		 store_get(struct store_txn *, enum store_db, const void *,
 		    size_t, void *, size_t *, int);
+/* store_get of a fixed record, version byte first: another size or version fails. */
+int		 store_get_rec(struct store_txn *, enum store_db, const void *,
+		    size_t, void *, size_t, int);
+/* Copy a scanned value into a fixed record: 0, or -1 on size or version. */
+int		 store_rec(const void *, size_t, void *, size_t);
 int		 store_put(struct store_txn *, enum store_db, const void *,
 		    size_t, const void *, size_t);
 /* Put only if absent: STORE_OK, or STORE_EXISTS leaving the record alone. */
