@@ -1,1 +1,285 @@
-/* keys.c: being written. */
+/* keys.c: client API keys: random secrets stored only as SHA-256 hashes, with owner, tier and limits. */
+#include <sys/random.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <fnmatch.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+
+#include "keys.h"
+#include "log.h"
+#include "store.h"
+
+static const char alnum[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+void
+keys_hash(const char *secret, unsigned char out[KEY_HASH_LEN])
+{
+	unsigned int	 n = KEY_HASH_LEN;
+
+	EVP_Digest(secret, strlen(secret), out, &n, EVP_sha256(), NULL);
+}
+
+/* "sk-" and 48 characters drawn without bias from the kernel's CSPRNG. */
+static int
+new_secret(char *out)
+{
+	unsigned char	 rnd[64];
+	size_t		 n = 0, i;
+
+	memcpy(out, "sk-", 3);
+	while (n < KEY_SECRET_LEN - 3) {
+		if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+			return -1;
+		for (i = 0; i < sizeof(rnd) && n < KEY_SECRET_LEN - 3; i++)
+			if (rnd[i] < 248)	/* 248 = 4 * 62 */
+				out[3 + n++] = alnum[rnd[i] % 62];
+	}
+	out[KEY_SECRET_LEN] = '\0';
+	explicit_bzero(rnd, sizeof(rnd));
+	return 0;
+}
+
+struct by_name {
+	const char	*name;
+	const char	*prefix;
+	struct key_rec	*out;
+	int		 found;
+};
+
+static int
+match_name(void *arg, const void *k, size_t klen, const void *v, size_t vlen)
+{
+	struct by_name	*b = arg;
+	struct key_rec	 rec;
+
+	(void)k;
+	(void)klen;
+	if (store_rec(v, vlen, &rec, sizeof(rec)) == -1)
+		return STORE_ERROR;
+	if ((b->name != NULL && strcmp(rec.name, b->name) == 0) ||
+	    (b->prefix != NULL && strcmp(rec.prefix, b->prefix) == 0)) {
+		if (b->out != NULL)
+			*b->out = rec;
+		b->found = 1;
+		return STORE_STOP;
+	}
+	return 0;
+}
+
+struct create {
+	struct key_rec	*rec;
+};
+
+static int
+create_txn(struct store_txn *t, void *arg)
+{
+	struct create	*c = arg;
+	struct by_name	 b = { c->rec->name, NULL, NULL, 0 };
+	unsigned char	 id[8];
+	int		 rc;
+
+	if ((rc = store_scan(t, SDB_KEYS, NULL, 0, NULL, 0, 0, match_name,
+	    &b)) != STORE_OK)
+		return rc;
+	if (b.found)
+		return STORE_EXISTS;
+	store_be64(id, c->rec->id);
+	if ((rc = store_put_new(t, SDB_KEYHASH, c->rec->hash, KEY_HASH_LEN,
+	    id, sizeof(id))) != STORE_OK)
+		return rc == STORE_EXISTS ? STORE_ERROR : rc;
+	if ((rc = store_put_new(t, SDB_KEYS, id, sizeof(id), c->rec,
+	    sizeof(*c->rec))) != STORE_OK)
+		return rc == STORE_EXISTS ? STORE_ERROR : rc;
+	return STORE_OK;
+}
+
+int
+keys_create(struct store *s, struct key_rec *rec, char *secret,
+    size_t secretlen)
+{
+	struct create	 c = { rec };
+	int		 rc;
+
+	if (secretlen < KEY_SECRET_LEN + 1 || new_secret(secret) == -1)
+		return STORE_ERROR;
+	rec->version = STORE_VERSION;
+	if ((rec->id = store_next_id(s)) == 0)
+		return STORE_ERROR;
+	keys_hash(secret, rec->hash);
+	memcpy(rec->prefix, secret, KEY_PREFIX_LEN);
+	rec->prefix[KEY_PREFIX_LEN] = '\0';
+	rec->created = (int64_t)time(NULL);
+	if ((rc = store_txn(s, create_txn, &c)) != STORE_OK)
+		explicit_bzero(secret, secretlen);
+	return rc;
+}
+
+struct lookup {
+	const unsigned char	*hash;
+	uint64_t		 id;
+	struct key_rec		*out;
+};
+
+static int
+lookup_txn(struct store_txn *t, void *arg)
+{
+	struct lookup	*l = arg;
+	unsigned char	 id[8];
+	size_t		 n = sizeof(id);
+	int		 rc;
+
+	if (l->hash != NULL) {
+		if ((rc = store_get(t, SDB_KEYHASH, l->hash, KEY_HASH_LEN, id,
+		    &n, 0)) != STORE_OK)
+			return rc;
+		if (n != sizeof(id))
+			return STORE_ERROR;
+	} else
+		store_be64(id, l->id);
+	return store_get_rec(t, SDB_KEYS, id, sizeof(id), l->out,
+	    sizeof(*l->out), 0);
+}
+
+int
+keys_authenticate(struct store *s, const char *secret, struct key_rec *out)
+{
+	unsigned char	 hash[KEY_HASH_LEN];
+	struct lookup	 l = { hash, 0, out };
+
+	keys_hash(secret, hash);
+	return store_read(s, lookup_txn, &l);
+}
+
+int
+keys_get(struct store *s, uint64_t id, struct key_rec *out)
+{
+	struct lookup	 l = { NULL, id, out };
+
+	return store_read(s, lookup_txn, &l);
+}
+
+static int
+find_txn(struct store_txn *t, void *arg)
+{
+	struct by_name	*b = arg;
+	int		 rc;
+
+	b->found = 0;
+	if ((rc = store_scan(t, SDB_KEYS, NULL, 0, NULL, 0, 0, match_name,
+	    b)) != STORE_OK)
+		return rc;
+	return b->found ? STORE_OK : STORE_NOTFOUND;
+}
+
+int
+keys_find(struct store *s, const char *ref, struct key_rec *out)
+{
+	struct by_name	 b = { NULL, NULL, out, 0 };
+	const char	*p;
+	char		*end;
+	unsigned long long id;
+
+	for (p = ref; isdigit((unsigned char)*p); p++)
+		;
+	if (*ref != '\0' && *p == '\0') {
+		errno = 0;
+		id = strtoull(ref, &end, 10);
+		if (errno != 0)
+			return STORE_NOTFOUND;
+		return keys_get(s, (uint64_t)id, out);
+	}
+	if (strncmp(ref, "sk-", 3) == 0 && strlen(ref) == KEY_SECRET_LEN)
+		return keys_authenticate(s, ref, out);
+	if (strncmp(ref, "sk-", 3) == 0 && strlen(ref) == KEY_PREFIX_LEN)
+		b.prefix = ref;
+	else
+		b.name = ref;
+	return store_read(s, find_txn, &b);
+}
+
+static int
+update_txn(struct store_txn *t, void *arg)
+{
+	const struct key_rec	*rec = arg;
+	struct key_rec		 old;
+	unsigned char		 id[8];
+	int			 rc;
+
+	store_be64(id, rec->id);
+	if ((rc = store_get_rec(t, SDB_KEYS, id, sizeof(id), &old,
+	    sizeof(old), STORE_RMW)) != STORE_OK)
+		return rc;
+	if (memcmp(old.hash, rec->hash, KEY_HASH_LEN) != 0)
+		return STORE_ERROR;
+	return store_put(t, SDB_KEYS, id, sizeof(id), rec, sizeof(*rec));
+}
+
+int
+keys_update(struct store *s, const struct key_rec *rec)
+{
+	return store_txn(s, update_txn, (void *)rec);
+}
+
+struct list {
+	keys_fn	 fn;
+	void	*arg;
+};
+
+static int
+list_one(void *arg, const void *k, size_t klen, const void *v, size_t vlen)
+{
+	struct list	*l = arg;
+	struct key_rec	 rec;
+
+	(void)k;
+	(void)klen;
+	if (store_rec(v, vlen, &rec, sizeof(rec)) == -1)
+		return STORE_ERROR;
+	return l->fn(l->arg, &rec) != 0 ? STORE_STOP : 0;
+}
+
+static int
+list_txn(struct store_txn *t, void *arg)
+{
+	return store_scan(t, SDB_KEYS, NULL, 0, NULL, 0, 0, list_one, arg);
+}
+
+int
+keys_list(struct store *s, keys_fn fn, void *arg)
+{
+	struct list	 l = { fn, arg };
+
+	return store_read(s, list_txn, &l);
+}
+
+int
+keys_model_allowed(const struct key_rec *k, const char *model)
+{
+	char		 glob[KEY_MODELS_MAX];
+	const char	*p = k->models, *q;
+	size_t		 n;
+
+	while (*p == ' ' || *p == ',')
+		p++;
+	if (*p == '\0')
+		return 1;
+	for (; *p != '\0'; p = q) {
+		while (*p == ' ' || *p == ',')
+			p++;
+		for (q = p; *q != '\0' && *q != ' ' && *q != ','; q++)
+			;
+		if ((n = (size_t)(q - p)) == 0)
+			continue;
+		memcpy(glob, p, n);
+		glob[n] = '\0';
+		if (fnmatch(glob, model, 0) == 0)
+			return 1;
+	}
+	return 0;
+}
