@@ -1,1 +1,324 @@
-/* report.c: being written. */
+/* report.c: usage totals over a time range, grouped by day, model, key or agent (routes and llmgate-admin). */
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "report.h"
+#include "store.h"
+#include "usage.h"
+
+/* Most groups one report holds; beyond it the report is refused. */
+#define REPORT_GROUPS_MAX	100000
+#define US_PER_S		INT64_C(1000000)
+/* Latest unix second accepted: 9999-12-31T23:59:59Z (keeps *1e6 in int64). */
+#define REPORT_TIME_MAX		INT64_C(253402300799)
+
+const char *const report_group_names[REPORT__MAX] = {
+	"none", "day", "model", "key", "agent",
+};
+
+/* One report being built: rows plus an index of row numbers by group. */
+struct build {
+	struct report	*rep;
+	enum report_group group;
+	int		 only_key;
+	uint64_t	 key_id;
+	int64_t		 from_us, to_us;
+	size_t		*slots;		/* row index + 1; 0: empty */
+	size_t		 nslots;	/* a power of two, or 0 */
+	int64_t		 last_time;	/* the last row seen, to spot a rescan */
+	uint64_t	 last_id;
+	int		 seen;
+	int		 failed;
+};
+
+int
+report_group_parse(const char *s, enum report_group *g)
+{
+	int	 i;
+
+	if (s == NULL || *s == '\0') {
+		*g = REPORT_NONE;
+		return 0;
+	}
+	for (i = 0; i < REPORT__MAX; i++)
+		if (strcmp(s, report_group_names[i]) == 0) {
+			*g = (enum report_group)i;
+			return 0;
+		}
+	return -1;
+}
+
+static int
+digits(const char *s, size_t n)
+{
+	size_t	 i;
+
+	for (i = 0; i < n; i++)
+		if (!isdigit((unsigned char)s[i]))
+			return 0;
+	return 1;
+}
+
+/* A date "YYYY-MM-DD" (UTC midnight) or unix seconds into *out (seconds). */
+int
+report_parse_time(const char *s, int64_t *out)
+{
+	struct tm	 tm, back;
+	time_t		 t;
+	size_t		 n;
+	int64_t		 v;
+
+	if (s == NULL || (n = strlen(s)) == 0)
+		return -1;
+	if (digits(s, n)) {
+		if (n > 12)
+			return -1;
+		v = (int64_t)strtoll(s, NULL, 10);
+		if (v > REPORT_TIME_MAX)
+			return -1;
+		*out = v;
+		return 0;
+	}
+	if (n != 10 || !digits(s, 4) || s[4] != '-' || !digits(s + 5, 2) ||
+	    s[7] != '-' || !digits(s + 8, 2))
+		return -1;
+	memset(&tm, 0, sizeof(tm));
+	tm.tm_year = atoi(s) - 1900;
+	tm.tm_mon = atoi(s + 5) - 1;
+	tm.tm_mday = atoi(s + 8);
+	if (tm.tm_year < 70 || tm.tm_mon < 0 || tm.tm_mon > 11 ||
+	    tm.tm_mday < 1 || tm.tm_mday > 31)
+		return -1;
+	if ((t = timegm(&tm)) == (time_t)-1 || gmtime_r(&t, &back) == NULL)
+		return -1;
+	/* timegm normalises 2026-02-30 into March: refuse it. */
+	if (back.tm_year != tm.tm_year || back.tm_mon != tm.tm_mon ||
+	    back.tm_mday != tm.tm_mday)
+		return -1;
+	*out = (int64_t)t;
+	return 0;
+}
+
+/* The group a usage row counts in, written to dst. */
+static void
+group_of(enum report_group g, const struct usage_row *u, char *dst,
+    size_t len)
+{
+	struct tm	 tm;
+	time_t		 t;
+	int64_t		 s;
+
+	switch (g) {
+	case REPORT_DAY:
+		/* Floor division: a row before 1970 still gets its own day. */
+		s = u->time_us / US_PER_S;
+		if (u->time_us % US_PER_S < 0)
+			s--;
+		t = (time_t)s;
+		if (gmtime_r(&t, &tm) == NULL ||
+		    strftime(dst, len, "%Y-%m-%d", &tm) == 0)
+			snprintf(dst, len, "?");
+		break;
+	case REPORT_MODEL:
+		snprintf(dst, len, "%.*s", (int)sizeof(u->served),
+		    u->served[0] != '\0' ? u->served : u->requested);
+		break;
+	case REPORT_KEY:
+		if (u->key_id == 0)
+			snprintf(dst, len, "master");
+		else
+			snprintf(dst, len, "%.*s (%" PRIu64 ")",
+			    (int)sizeof(u->key_name), u->key_name, u->key_id);
+		break;
+	case REPORT_AGENT:
+		snprintf(dst, len, "%.*s", (int)sizeof(u->agent), u->agent);
+		break;
+	default:
+		dst[0] = '\0';
+		break;
+	}
+}
+
+static size_t
+hash(const char *s)
+{
+	size_t	 h = 2166136261u;
+
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h;
+}
+
+/* Rebuild the index with room for twice the rows; -1 when out of memory. */
+static int
+grow_index(struct build *b)
+{
+	size_t	 n = b->nslots ? b->nslots * 2 : 64, i, j;
+	size_t	*slots;
+
+	if ((slots = calloc(n, sizeof(*slots))) == NULL)
+		return -1;
+	for (i = 0; i < b->rep->n; i++) {
+		j = hash(b->rep->rows[i].group) & (n - 1);
+		while (slots[j] != 0)
+			j = (j + 1) & (n - 1);
+		slots[j] = i + 1;
+	}
+	free(b->slots);
+	b->slots = slots;
+	b->nslots = n;
+	return 0;
+}
+
+/* The row of group, added when new; NULL past the cap or out of memory. */
+static struct report_row *
+find_row(struct build *b, const char *group)
+{
+	struct report		*rep = b->rep;
+	struct report_row	*rows;
+	size_t			 j, cap;
+
+	if (b->nslots > 0) {
+		j = hash(group) & (b->nslots - 1);
+		for (; b->slots[j] != 0; j = (j + 1) & (b->nslots - 1))
+			if (strcmp(rep->rows[b->slots[j] - 1].group,
+			    group) == 0)
+				return &rep->rows[b->slots[j] - 1];
+	}
+	if (rep->n >= REPORT_GROUPS_MAX)
+		return NULL;
+	if (rep->n == rep->cap) {
+		cap = rep->cap ? rep->cap * 2 : 16;
+		if (cap > REPORT_GROUPS_MAX)
+			cap = REPORT_GROUPS_MAX;
+		if ((rows = realloc(rep->rows, cap * sizeof(*rows))) == NULL)
+			return NULL;
+		rep->rows = rows;
+		rep->cap = cap;
+	}
+	/* Keep the index at most half full. */
+	if ((rep->n + 1) * 2 > b->nslots && grow_index(b) == -1)
+		return NULL;
+	memset(&rep->rows[rep->n], 0, sizeof(rep->rows[0]));
+	snprintf(rep->rows[rep->n].group, sizeof(rep->rows[0].group), "%s",
+	    group);
+	j = hash(group) & (b->nslots - 1);
+	while (b->slots[j] != 0)
+		j = (j + 1) & (b->nslots - 1);
+	b->slots[j] = rep->n + 1;
+	return &rep->rows[rep->n++];
+}
+
+static void
+add(struct report_row *row, const struct usage_row *u)
+{
+	row->requests++;
+	if (u->status >= 400)
+		row->errors++;
+	row->prompt += u->prompt;
+	row->completion += u->completion;
+	row->cached += u->cached;
+	row->cost += u->cost;
+}
+
+/* Forget everything counted: the scan started over (a retried transaction). */
+static void
+reset(struct build *b)
+{
+	b->rep->n = 0;
+	memset(&b->rep->total, 0, sizeof(b->rep->total));
+	snprintf(b->rep->total.group, sizeof(b->rep->total.group), "total");
+	if (b->nslots > 0)
+		memset(b->slots, 0, b->nslots * sizeof(*b->slots));
+	b->seen = 0;
+}
+
+static int
+count(void *arg, const struct usage_row *u)
+{
+	struct build		*b = arg;
+	struct report_row	*row;
+	char			 group[sizeof(row->group)];
+
+	/*
+	 * Rows come oldest first; one that is not after the last means the
+	 * store retried the scan from the start, so count it all again.
+	 */
+	if (b->seen && (u->time_us < b->last_time ||
+	    (u->time_us == b->last_time && u->id <= b->last_id)))
+		reset(b);
+	b->seen = 1;
+	b->last_time = u->time_us;
+	b->last_id = u->id;
+
+	if (u->time_us < b->from_us || u->time_us >= b->to_us)
+		return 0;
+	if (b->only_key && u->key_id != b->key_id)
+		return 0;
+	add(&b->rep->total, u);
+	if (b->group == REPORT_NONE)
+		return 0;
+	group_of(b->group, u, group, sizeof(group));
+	if ((row = find_row(b, group)) == NULL) {
+		b->failed = 1;
+		return STORE_ERROR;
+	}
+	add(row, u);
+	return 0;
+}
+
+static int
+by_group(const void *a, const void *b)
+{
+	return strcmp(((const struct report_row *)a)->group,
+	    ((const struct report_row *)b)->group);
+}
+
+/*
+ * Totals of usage rows with from_us <= time < to_us (of key_id only when
+ * only_key), grouped; a store_rc. The caller frees rep with report_free,
+ * also on failure.
+ */
+int
+report_build(struct store *st, int64_t from_us, int64_t to_us, int only_key,
+    uint64_t key_id, enum report_group group, struct report *rep)
+{
+	struct build	 b;
+	int		 rc;
+
+	memset(rep, 0, sizeof(*rep));
+	snprintf(rep->total.group, sizeof(rep->total.group), "total");
+	if (group < REPORT_NONE || group >= REPORT__MAX)
+		return STORE_ERROR;
+	if (from_us >= to_us)
+		return STORE_OK;
+	memset(&b, 0, sizeof(b));
+	b.rep = rep;
+	b.group = group;
+	b.only_key = only_key;
+	b.key_id = key_id;
+	b.from_us = from_us;
+	b.to_us = to_us;
+	rc = usage_scan(st, from_us, to_us, count, &b);
+	free(b.slots);
+	if (b.failed)
+		rc = STORE_ERROR;
+	if (rc == STORE_STOP)
+		rc = STORE_OK;
+	if (rc != STORE_OK)
+		return rc;
+	if (rep->n > 1)
+		qsort(rep->rows, rep->n, sizeof(rep->rows[0]), by_group);
+	return STORE_OK;
+}
+
+void
+report_free(struct report *rep)
+{
+	free(rep->rows);
+	memset(rep, 0, sizeof(*rep));
+}

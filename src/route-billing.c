@@ -1,7 +1,602 @@
-/* route-billing.c: being written (stubs answer 501). */
+/* route-billing.c: GET /billing/balance, /billing/transactions, /billing/usage and /usage: a key's money and usage. */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "billing.h"
+#include "config.h"
+#include "keys.h"
+#include "log.h"
+#include "report.h"
 #include "route.h"
-#define STUB(f) int f(struct request *r, const char *a) { (void)a; return http_error(r, 501, "server_error", NULL, NULL, "not built yet"); }
-STUB(route_billing_balance)
-STUB(route_billing_transactions)
-STUB(route_billing_usage)
-STUB(route_usage)
+#include "store.h"
+
+#define PARAM_MAX	256		/* longest decoded query value */
+#define LEDGER_LIMIT	100
+#define US_PER_S	INT64_C(1000000)
+#define DAY_S		86400
+
+/* Whose data a request reads. */
+struct target {
+	int		 all;		/* the master key without key=: everyone */
+	int		 master;	/* the caller is the master key */
+	struct key_rec	 key;		/* the key read, when !all */
+};
+
+static int
+hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/*
+ * The first value of name in the query string, percent-decoded ('+' is a
+ * space) into dst. 1 when found, 0 when absent, -1 when the value is too
+ * long for dst or decodes to a NUL.
+ */
+static int
+query_get(const struct request *r, const char *name, char *dst, size_t len)
+{
+	const char	*p = r->query, *v;
+	size_t		 nlen = strlen(name), n;
+	int		 hi, lo;
+
+	while (p != NULL && *p != '\0') {
+		if (strncmp(p, name, nlen) == 0 &&
+		    (p[nlen] == '=' || p[nlen] == '&' || p[nlen] == '\0')) {
+			v = p[nlen] == '=' ? p + nlen + 1 : p + nlen;
+			for (n = 0; *v != '\0' && *v != '&'; v++) {
+				if (n + 1 >= len)
+					return -1;
+				if (*v == '%' && (hi = hexval(v[1])) >= 0 &&
+				    (lo = hexval(v[2])) >= 0) {
+					if ((dst[n++] = (char)(hi * 16 + lo)) ==
+					    '\0')
+						return -1;
+					v += 2;
+				} else
+					dst[n++] = *v == '+' ? ' ' : *v;
+			}
+			dst[n] = '\0';
+			return 1;
+		}
+		if ((p = strchr(p, '&')) != NULL)
+			p++;
+	}
+	return 0;
+}
+
+static int
+bad_param(struct request *r, const char *param, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* A 400 naming the query parameter. */
+static int
+bad_param(struct request *r, const char *param, const char *fmt, ...)
+{
+	char	 msg[512];
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return http_error(r, 400, "invalid_request_error", "invalid_value",
+	    param, "%s", msg);
+}
+
+/* A store failure: logged with its cause, answered 503 without it. */
+static int
+store_failed(struct request *r, const char *what, int rc)
+{
+	log_warn("%s: %s: store rc=%d: %s", r->id, what, rc, store_error());
+	return http_error(r, 503, "server_error", "store_unavailable", NULL,
+	    "The usage store is unavailable; try again later");
+}
+
+/* The store, or NULL after answering 503. */
+static struct store *
+need_store(struct request *r)
+{
+	if (r->worker == NULL || r->worker->store == NULL) {
+		http_error(r, 503, "server_error", "store_unavailable", NULL,
+		    "The usage store is unavailable; try again later");
+		return NULL;
+	}
+	return r->worker->store;
+}
+
+/*
+ * Decide whose data the request reads: a client key its own (key= may
+ * only name itself), the master key everyone or the key named by key=.
+ * need_key: the master key must name one. Returns 0 or the status sent.
+ */
+static int
+get_target(struct request *r, struct store *st, int need_key,
+    struct target *t)
+{
+	char	 ref[PARAM_MAX];
+	int	 found, rc;
+
+	memset(t, 0, sizeof(*t));
+	if (r->who == NULL)
+		return http_error(r, 401, "invalid_request_error",
+		    "missing_api_key", NULL, "This route needs an API key");
+	if ((found = query_get(r, "key", ref, sizeof(ref))) == -1 ||
+	    (found == 1 && ref[0] == '\0'))
+		return bad_param(r, "key", "'key' must be a key id, name or "
+		    "prefix");
+	t->master = r->who->master;
+	if (!t->master) {
+		t->key = r->who->key;
+		if (found == 0)
+			return 0;
+		rc = keys_find(st, ref, &t->key);
+		if (rc == STORE_OK && t->key.id == r->who->key.id)
+			return 0;
+		if (rc != STORE_OK && rc != STORE_NOTFOUND)
+			return store_failed(r, "keys_find", rc);
+		return http_error(r, 403, "permission_error", "admin_only",
+		    "key", "Only the master key may read another key's data");
+	}
+	if (found == 0) {
+		if (need_key)
+			return bad_param(r, "key", "The master key has no "
+			    "balance of its own: name a key with "
+			    "?key=ID|name|prefix");
+		t->all = 1;
+		return 0;
+	}
+	if ((rc = keys_find(st, ref, &t->key)) == STORE_NOTFOUND)
+		return http_error(r, 404, "invalid_request_error",
+		    "key_not_found", "key", "No key '%s'", ref);
+	if (rc != STORE_OK)
+		return store_failed(r, "keys_find", rc);
+	return 0;
+}
+
+static struct json_object *
+usd(money_t m)
+{
+	char	 s[32];
+
+	money_format_usd(m, s, sizeof(s));
+	return json_object_new_string(s);
+}
+
+static struct json_object *
+str_or_null(const char *s)
+{
+	return s[0] != '\0' ? json_object_new_string(s) : NULL;
+}
+
+/* GET /billing/balance: a key's prepaid balance and what is held now. */
+int
+route_billing_balance(struct request *r, const char *arg)
+{
+	struct store		*st;
+	struct target		 t;
+	struct balance_rec	 bal;
+	struct json_object	*o;
+	money_t			 reserved = 0;
+	int			 rc;
+
+	if ((st = need_store(r)) == NULL)
+		return 503;
+	if ((rc = get_target(r, st, 1, &t)) != 0)
+		return rc;
+	memset(&bal, 0, sizeof(bal));
+	rc = billing_balance(st, t.key.id, &bal, &reserved);
+	if (rc == STORE_NOTFOUND) {
+		memset(&bal, 0, sizeof(bal));
+		reserved = 0;
+	} else if (rc != STORE_OK)
+		return store_failed(r, "billing_balance", rc);
+
+	o = json_object_new_object();
+	json_object_object_add(o, "object", json_object_new_string("balance"));
+	json_object_object_add(o, "key_id", json_object_new_uint64(t.key.id));
+	json_object_object_add(o, "key_name",
+	    json_object_new_string(t.key.name));
+	json_object_object_add(o, "prepaid",
+	    json_object_new_boolean(t.key.prepaid));
+	json_object_object_add(o, "balance_micro_usd",
+	    json_object_new_int64(bal.balance));
+	json_object_object_add(o, "reserved_micro_usd",
+	    json_object_new_int64(reserved));
+	json_object_object_add(o, "available_micro_usd",
+	    json_object_new_int64(bal.balance - reserved));
+	json_object_object_add(o, "credited_micro_usd",
+	    json_object_new_int64(bal.credited));
+	json_object_object_add(o, "debited_micro_usd",
+	    json_object_new_int64(bal.debited));
+	json_object_object_add(o, "balance_usd", usd(bal.balance));
+	http_send_json(r, 200, o);
+	json_object_put(o);
+	return 200;
+}
+
+/* What the ledger callback fills. */
+struct ledger_page {
+	struct json_object	*data;
+	long			 limit;
+	long			 got;
+	int64_t			 last_time;	/* the entry before, newest first */
+	uint64_t		 last_id;
+};
+
+static int
+ledger_entry(void *arg, const struct ledger_rec *l)
+{
+	struct ledger_page	*pg = arg;
+	struct json_object	*o;
+
+	/* An entry not older than the last: a retried scan started over. */
+	if (pg->got > 0 && (l->time_us > pg->last_time ||
+	    (l->time_us == pg->last_time && l->id >= pg->last_id))) {
+		json_object_array_del_idx(pg->data, 0,
+		    json_object_array_length(pg->data));
+		pg->got = 0;
+	}
+	pg->last_time = l->time_us;
+	pg->last_id = l->id;
+	/* One more than the page was asked for: it only says has_more. */
+	if (++pg->got > pg->limit)
+		return 0;
+	o = json_object_new_object();
+	json_object_object_add(o, "object",
+	    json_object_new_string("ledger_entry"));
+	json_object_object_add(o, "id", json_object_new_uint64(l->id));
+	json_object_object_add(o, "type", json_object_new_string(
+	    l->kind < LEDGER__MAX ? ledger_kind_names[l->kind] : "unknown"));
+	json_object_object_add(o, "amount_micro_usd",
+	    json_object_new_int64(l->amount));
+	json_object_object_add(o, "amount_usd", usd(l->amount));
+	json_object_object_add(o, "balance_after_micro_usd",
+	    json_object_new_int64(l->balance_after));
+	json_object_object_add(o, "created",
+	    json_object_new_int64(l->time_us / US_PER_S));
+	json_object_object_add(o, "request_id", str_or_null(l->request_id));
+	json_object_object_add(o, "usage_id",
+	    l->usage_id ? json_object_new_uint64(l->usage_id) : NULL);
+	json_object_object_add(o, "reason", str_or_null(l->reason));
+	json_object_array_add(pg->data, o);
+	return 0;
+}
+
+/* A whole number from the query in [min, max], or def when absent. */
+static int
+query_long(struct request *r, const char *name, long def, long min,
+    long max, long *out)
+{
+	char	 v[32], *end;
+	int	 found;
+
+	if ((found = query_get(r, name, v, sizeof(v))) == 0) {
+		*out = def;
+		return 0;
+	}
+	if (found == 1 && v[0] >= '0' && v[0] <= '9') {
+		*out = strtol(v, &end, 10);
+		if (*end == '\0' && *out >= min && *out <= max)
+			return 0;
+	}
+	return bad_param(r, name, "'%s' must be a whole number from %ld to "
+	    "%ld", name, min, max);
+}
+
+/* GET /billing/transactions?limit=20&offset=0: the ledger, newest first. */
+int
+route_billing_transactions(struct request *r, const char *arg)
+{
+	struct store		*st;
+	struct target		 t;
+	struct ledger_page	 pg;
+	struct json_object	*o;
+	long			 limit, offset;
+	int			 rc;
+
+	if ((st = need_store(r)) == NULL)
+		return 503;
+	if ((rc = query_long(r, "limit", 20, 1, LEDGER_LIMIT, &limit)) != 0 ||
+	    (rc = query_long(r, "offset", 0, 0, 1000000000L, &offset)) != 0)
+		return rc;
+	if ((rc = get_target(r, st, 1, &t)) != 0)
+		return rc;
+
+	pg.data = json_object_new_array();
+	pg.limit = limit;
+	pg.got = 0;
+	pg.last_time = 0;
+	pg.last_id = 0;
+	rc = billing_ledger(st, t.key.id, offset, limit + 1, ledger_entry, &pg);
+	if (rc != STORE_OK && rc != STORE_NOTFOUND && rc != STORE_STOP) {
+		json_object_put(pg.data);
+		return store_failed(r, "billing_ledger", rc);
+	}
+	o = json_object_new_object();
+	json_object_object_add(o, "object", json_object_new_string("list"));
+	json_object_object_add(o, "data", pg.data);
+	json_object_object_add(o, "has_more",
+	    json_object_new_boolean(pg.got > limit));
+	http_send_json(r, 200, o);
+	json_object_put(o);
+	return 200;
+}
+
+/* The fields of one report row; with its group unless it is the total. */
+static struct json_object *
+row_object(const struct report_row *row, int with_group)
+{
+	struct json_object	*o = json_object_new_object();
+
+	if (with_group)
+		json_object_object_add(o, "group",
+		    json_object_new_string(row->group));
+	json_object_object_add(o, "requests",
+	    json_object_new_int64(row->requests));
+	json_object_object_add(o, "errors", json_object_new_int64(row->errors));
+	json_object_object_add(o, "prompt_tokens",
+	    json_object_new_int64(row->prompt));
+	json_object_object_add(o, "completion_tokens",
+	    json_object_new_int64(row->completion));
+	json_object_object_add(o, "cached_tokens",
+	    json_object_new_int64(row->cached));
+	json_object_object_add(o, "cost_micro_usd",
+	    json_object_new_int64(row->cost));
+	json_object_object_add(o, "cost_usd", usd(row->cost));
+	return o;
+}
+
+/* A time parameter in unix seconds, or def when absent. */
+static int
+query_time(struct request *r, const char *name, int64_t def, int64_t *out)
+{
+	char	 v[32];
+	int	 found;
+
+	if ((found = query_get(r, name, v, sizeof(v))) == 0) {
+		*out = def;
+		return 0;
+	}
+	if (found == 1 && report_parse_time(v, out) == 0)
+		return 0;
+	return bad_param(r, name, "'%s' must be a date YYYY-MM-DD (UTC) or "
+	    "unix seconds", name);
+}
+
+/*
+ * GET /billing/usage?from=&to=&group_by=&key=: totals of the usage rows
+ * in [from, to), grouped by day (the default), model, key or agent.
+ */
+int
+route_billing_usage(struct request *r, const char *arg)
+{
+	struct store		*st;
+	struct target		 t;
+	struct report		 rep;
+	struct json_object	*o, *data;
+	enum report_group	 g = REPORT_DAY;
+	char			 v[32];
+	int64_t			 now = (int64_t)r->wall.tv_sec, from, to;
+	size_t			 i;
+	int			 rc, found;
+
+	if ((st = need_store(r)) == NULL)
+		return 503;
+	if ((rc = query_time(r, "from", now - 30 * DAY_S, &from)) != 0 ||
+	    (rc = query_time(r, "to", now + 1, &to)) != 0)
+		return rc;
+	if (from >= to)
+		return bad_param(r, "from", "'from' must be before 'to' (to "
+		    "is exclusive)");
+	found = query_get(r, "group_by", v, sizeof(v));
+	if (found == -1 || (found == 1 && (report_group_parse(v, &g) == -1 ||
+	    g == REPORT_NONE)))
+		return bad_param(r, "group_by", "'group_by' must be day, "
+		    "model, key or agent");
+	if ((rc = get_target(r, st, 0, &t)) != 0)
+		return rc;
+
+	rc = report_build(st, from * US_PER_S, to * US_PER_S, !t.all, t.key.id,
+	    g, &rep);
+	if (rc != STORE_OK) {
+		report_free(&rep);
+		return store_failed(r, "report_build", rc);
+	}
+	data = json_object_new_array();
+	for (i = 0; i < rep.n; i++)
+		json_object_array_add(data, row_object(&rep.rows[i], 1));
+	o = json_object_new_object();
+	json_object_object_add(o, "object", json_object_new_string("usage"));
+	json_object_object_add(o, "from", json_object_new_int64(from));
+	json_object_object_add(o, "to", json_object_new_int64(to));
+	json_object_object_add(o, "group_by",
+	    json_object_new_string(report_group_names[g]));
+	if (!t.all) {
+		json_object_object_add(o, "key_id",
+		    json_object_new_uint64(t.key.id));
+		json_object_object_add(o, "key_name",
+		    json_object_new_string(t.key.name));
+	}
+	json_object_object_add(o, "data", data);
+	json_object_object_add(o, "total", row_object(&rep.total, 0));
+	report_free(&rep);
+	http_send_json(r, 200, o);
+	json_object_put(o);
+	return 200;
+}
+
+/* Who a key bills as when the master key asks about it (the router's rules). */
+static void
+key_principal(const struct config *cfg, const struct key_rec *k,
+    struct principal *p)
+{
+	const struct agent_cfg	*ag;
+	const struct tier_cfg	*tier = NULL;
+
+	memset(p, 0, sizeof(*p));
+	p->key = *k;
+	snprintf(p->agent, sizeof(p->agent), "%s",
+	    k->agent[0] != '\0' ? k->agent : k->name);
+	ag = config_agent(cfg, p->agent);
+	if (k->tier[0] != '\0')
+		tier = config_tier(cfg, k->tier);
+	if (tier == NULL && ag != NULL)
+		tier = ag->tier;
+	if (tier == NULL)
+		tier = cfg->gw.default_tier_cfg;
+	p->tier_cfg = tier;
+	if (tier != NULL)
+		snprintf(p->tier, sizeof(p->tier), "%s", tier->name);
+	if (ag != NULL && ag->daily_budget >= 0)
+		p->agent_budget = ag->daily_budget;
+	else if (tier != NULL)
+		p->agent_budget = tier->daily_budget;
+	p->monthly_budget = k->monthly_budget;
+	if (p->monthly_budget == 0 && tier != NULL)
+		p->monthly_budget = tier->monthly_budget;
+}
+
+/* Spend of scope on the UTC day starting at day; 0 when none. */
+static int
+spent_on(struct store *st, const char *scope, time_t day, money_t *out)
+{
+	struct spend_rec	 sp;
+	int			 rc;
+
+	memset(&sp, 0, sizeof(sp));
+	rc = billing_spend(st, scope, day, &sp);
+	if (rc == STORE_NOTFOUND)
+		sp.spent = 0;
+	else if (rc != STORE_OK)
+		return rc;
+	*out += sp.spent;
+	return STORE_OK;
+}
+
+/*
+ * GET /usage: the caller's today and this month, its budgets and what is
+ * spent of them, and its balance. The master key sees everyone's totals,
+ * or with key= one key's summary.
+ */
+int
+route_usage(struct request *r, const char *arg)
+{
+	struct store		*st;
+	struct target		 t;
+	struct principal	 kp;
+	const struct principal	*p = NULL;
+	struct report		 rep;
+	struct report_row	 zero;
+	struct balance_rec	 bal;
+	struct json_object	*o, *b, *today = NULL;
+	time_t			 now = r->wall.tv_sec, day, month, d;
+	money_t			 reserved, key_today = 0, agent_today = 0;
+	money_t			 month_spent = 0;
+	char			 scope[16 + KEY_AGENT_MAX], date[16];
+	struct tm		 tm;
+	size_t			 i;
+	int			 rc;
+
+	if ((st = need_store(r)) == NULL)
+		return 503;
+	if ((rc = get_target(r, st, 0, &t)) != 0)
+		return rc;
+	if (!t.all) {
+		if (!t.master)
+			p = r->who;
+		else {
+			key_principal(r->cfg, &t.key, &kp);
+			p = &kp;
+		}
+	}
+	day = billing_day(now);
+	month = billing_month(now);
+
+	/* One scan of the month by day gives both today and the month. */
+	rc = report_build(st, (int64_t)month * US_PER_S,
+	    ((int64_t)now + 1) * US_PER_S, !t.all, t.key.id, REPORT_DAY, &rep);
+	if (rc != STORE_OK) {
+		report_free(&rep);
+		return store_failed(r, "report_build", rc);
+	}
+	gmtime_r(&day, &tm);
+	strftime(date, sizeof(date), "%Y-%m-%d", &tm);
+	for (i = 0; i < rep.n; i++)
+		if (strcmp(rep.rows[i].group, date) == 0)
+			today = row_object(&rep.rows[i], 0);
+	if (today == NULL) {
+		memset(&zero, 0, sizeof(zero));
+		today = row_object(&zero, 0);
+	}
+
+	o = json_object_new_object();
+	json_object_object_add(o, "object",
+	    json_object_new_string("usage_summary"));
+	json_object_object_add(o, "key_id",
+	    json_object_new_uint64(t.all ? 0 : t.key.id));
+	json_object_object_add(o, "key_name",
+	    json_object_new_string(t.all ? "master" : t.key.name));
+	json_object_object_add(o, "agent",
+	    p != NULL ? str_or_null(p->agent) : NULL);
+	json_object_object_add(o, "tier", p != NULL ? str_or_null(p->tier) :
+	    NULL);
+	json_object_object_add(o, "today", today);
+	json_object_object_add(o, "month", row_object(&rep.total, 0));
+	report_free(&rep);
+
+	if (p == NULL) {
+		/* Everyone: no budgets, no balance of one key. */
+		json_object_object_add(o, "budgets", NULL);
+		json_object_object_add(o, "balance_micro_usd", NULL);
+		goto send;
+	}
+	snprintf(scope, sizeof(scope), "k:%" PRIu64, p->key.id);
+	if ((rc = spent_on(st, scope, day, &key_today)) != STORE_OK)
+		goto fail;
+	for (d = month; d <= day; d += DAY_S)
+		if ((rc = spent_on(st, scope, d, &month_spent)) != STORE_OK)
+			goto fail;
+	snprintf(scope, sizeof(scope), "a:%s", p->agent);
+	if ((rc = spent_on(st, scope, day, &agent_today)) != STORE_OK)
+		goto fail;
+	reserved = 0;
+	memset(&bal, 0, sizeof(bal));
+	rc = billing_balance(st, p->key.id, &bal, &reserved);
+	if (rc == STORE_NOTFOUND)
+		bal.balance = 0;
+	else if (rc != STORE_OK)
+		goto fail;
+
+	b = json_object_new_object();
+	json_object_object_add(b, "key_daily_micro_usd",
+	    json_object_new_int64(p->key.daily_budget));
+	json_object_object_add(b, "key_spent_today_micro_usd",
+	    json_object_new_int64(key_today));
+	json_object_object_add(b, "agent_daily_micro_usd",
+	    json_object_new_int64(p->agent_budget));
+	json_object_object_add(b, "agent_spent_today_micro_usd",
+	    json_object_new_int64(agent_today));
+	json_object_object_add(b, "monthly_micro_usd",
+	    json_object_new_int64(p->monthly_budget));
+	json_object_object_add(b, "spent_month_micro_usd",
+	    json_object_new_int64(month_spent));
+	json_object_object_add(o, "budgets", b);
+	json_object_object_add(o, "balance_micro_usd",
+	    json_object_new_int64(bal.balance));
+send:
+	http_send_json(r, 200, o);
+	json_object_put(o);
+	return 200;
+fail:
+	json_object_put(o);
+	return store_failed(r, "usage summary", rc);
+}
