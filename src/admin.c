@@ -1,2 +1,1782 @@
-/* admin.c: being written. */
-int main(void) { return 1; }
+/* admin.c: llmgate-admin, the operator's tool: keys, balances, usage reports, purge, replay, recovery and a check of the books. */
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "billing.h"
+#include "config.h"
+#include "keys.h"
+#include "money.h"
+#include "report.h"
+#include "store.h"
+#include "usage.h"
+
+#define DAY_S		86400
+#define LEDGER_LIMIT	20		/* default entries of `ledger` */
+#define USAGE_DAYS	30		/* default range of `usage` */
+
+/* Exit statuses. */
+enum {
+	ADM_OK = 0,
+	ADM_FAIL = 1,
+	ADM_USAGE = 2,
+};
+
+struct admin;
+
+/* One command: its name (one or two words), arguments, help and handler. */
+struct cmd_entry {
+	const char	*name;
+	const char	*args;
+	const char	*help;
+	const char	*options;	/* lines after the usage, or NULL */
+	int		(*exec)(struct admin *, int, char **);
+};
+
+/* What a command works with; opened by the command, closed by main. */
+struct admin {
+	const char		*path;		/* config file */
+	const struct cmd_entry	*cmd;
+	struct config		*cfg;
+	struct store		*st;
+};
+
+/* A fixed char array of a stored record for "%.*s" (may lack its NUL). */
+#define FIX(f)	(int)strnlen((f), sizeof(f)), (f)
+
+static void complain(const char *, ...) __attribute__((format(printf, 1, 2)));
+
+static void
+complain(const char *fmt, ...)
+{
+	va_list	 ap;
+
+	fputs("llmgate-admin: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/* Report a failed store operation; returns ADM_FAIL. */
+static int
+store_failed(const char *what, int rc)
+{
+	switch (rc) {
+	case STORE_READONLY:
+		complain("%s: the store is read-only (run as the web server "
+		    "user?)", what);
+		break;
+	case STORE_PANIC:
+		complain("%s: the store needs recovery: stop the gateway and "
+		    "run llmgate-admin recover", what);
+		break;
+	default:
+		complain("%s: %s", what, store_error());
+		break;
+	}
+	return ADM_FAIL;
+}
+
+static int
+cmd_usage(const struct admin *a, FILE *fp)
+{
+	const struct cmd_entry	*ce = a->cmd;
+
+	fprintf(fp, "usage: llmgate-admin [-c CONFIG] %s%s%s\n\n%s\n",
+	    ce->name, ce->args[0] != '\0' ? " " : "", ce->args, ce->help);
+	if (ce->options != NULL)
+		fprintf(fp, "\n%s", ce->options);
+	return fp == stdout ? ADM_OK : ADM_USAGE;
+}
+
+/*
+ * Start getopt afresh on a command's own argv. glibc reinitialises only
+ * when optind is 0 (else it keeps the "+" mode main used).
+ */
+static void
+opt_reset(void)
+{
+#ifdef __GLIBC__
+	optind = 0;
+#else
+	optind = 1;
+	optreset = 1;
+#endif
+}
+
+/* Load the config and open its store; ADM_OK or ADM_FAIL (reported). */
+static int
+admin_open(struct admin *a, enum store_mode mode)
+{
+	char	 err[1024];
+	int	 nosync;
+
+	if ((a->cfg = config_load(a->path, err, sizeof(err))) == NULL) {
+		complain("config error: %s", err);
+		return ADM_FAIL;
+	}
+	nosync = a->cfg->gw.durability != NULL &&
+	    strcmp(a->cfg->gw.durability, "nosync") == 0;
+	umask(007);
+	a->st = store_open(a->cfg->gw.data_dir, mode, nosync,
+	    a->cfg->gw.checkpoint_interval, err, sizeof(err));
+	if (a->st == NULL) {
+		complain("cannot open the store in %s: %s",
+		    a->cfg->gw.data_dir, err);
+		return ADM_FAIL;
+	}
+	return ADM_OK;
+}
+
+/* A key by id, name or prefix; ADM_OK or ADM_FAIL (reported). */
+static int
+find_key(struct admin *a, const char *ref, struct key_rec *k)
+{
+	int	 rc;
+
+	if ((rc = keys_find(a->st, ref, k)) == STORE_OK)
+		return ADM_OK;
+	if (rc == STORE_NOTFOUND) {
+		complain("no such key: %s", ref);
+		return ADM_FAIL;
+	}
+	return store_failed("cannot read the key", rc);
+}
+
+/* Dollars with two decimals at least ("2.50", "0.000123"), into buf. */
+static const char *
+fmt_usd(money_t m, char *buf, size_t len)
+{
+	char	*dot;
+	size_t	 n;
+
+	money_format_usd(m, buf, len);
+	if ((dot = strchr(buf, '.')) == NULL)
+		return buf;
+	n = strlen(buf);
+	while (n > (size_t)(dot - buf) + 3 && buf[n - 1] == '0')
+		buf[--n] = '\0';
+	return buf;
+}
+
+/* A UTC time ("2026-11-23 14:05:00Z"), into buf. */
+static const char *
+fmt_time(int64_t t, char *buf, size_t len)
+{
+	time_t		 tt = (time_t)t;
+	struct tm	 tm;
+
+	if (gmtime_r(&tt, &tm) == NULL ||
+	    strftime(buf, len, "%Y-%m-%d %H:%M:%SZ", &tm) == 0)
+		snprintf(buf, len, "%" PRId64, t);
+	return buf;
+}
+
+static int
+print_json(struct json_object *o)
+{
+	if (o == NULL) {
+		complain("out of memory");
+		return ADM_FAIL;
+	}
+	puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+	    JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(o);
+	return ADM_OK;
+}
+
+static void
+jint(struct json_object *o, const char *k, int64_t v)
+{
+	json_object_object_add(o, k, json_object_new_int64(v));
+}
+
+static void
+jstr(struct json_object *o, const char *k, const char *s, size_t size)
+{
+	json_object_object_add(o, k,
+	    json_object_new_string_len(s, (int)strnlen(s, size)));
+}
+
+static void
+jusd(struct json_object *o, const char *k, money_t m)
+{
+	char	 buf[32];
+
+	money_format_usd(m, buf, sizeof(buf));
+	json_object_object_add(o, k, json_object_new_string(buf));
+}
+
+/* A whole number 0..max; -1 (reported) when it is not one. */
+static int
+parse_count(const char *s, const char *what, int64_t max, int64_t *out)
+{
+	char		*end;
+	long long	 v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (!isdigit((unsigned char)s[0]) || *end != '\0' || errno != 0 ||
+	    v > max) {
+		complain("%s: expected a whole number 0..%" PRId64, what, max);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+/* Dollars, with a sign when signed; -1 (reported) when not an amount. */
+static int
+parse_usd(const char *s, const char *what, int signed_ok, money_t *out)
+{
+	int	 neg = 0;
+
+	if (signed_ok && (s[0] == '-' || s[0] == '+'))
+		neg = *s++ == '-';
+	if (money_parse_usd(s, out) != 0) {
+		complain("%s: expected an amount in USD such as 12.50", what);
+		return -1;
+	}
+	if (neg)
+		*out = -*out;
+	return 0;
+}
+
+/* Copy a value into a fixed field; -1 (reported) when it does not fit. */
+static int
+set_field(char *dst, size_t size, const char *val, const char *what)
+{
+	size_t	 n = strlen(val);
+
+	if (n >= size) {
+		complain("%s: longer than %zu characters", what, size - 1);
+		return -1;
+	}
+	memcpy(dst, val, n + 1);
+	return 0;
+}
+
+/* "-2.50": an argument that getopt would take for options. */
+static int
+is_negative(const char *s)
+{
+	return s[0] == '-' && (isdigit((unsigned char)s[1]) ||
+	    (s[1] == '.' && isdigit((unsigned char)s[2])));
+}
+
+/* Nonzero when arg is a long option that takes the next word. */
+static int
+takes_arg(const char *arg, const struct option *lo)
+{
+	size_t	 n;
+
+	if (strncmp(arg, "--", 2) != 0 || strchr(arg, '=') != NULL)
+		return 0;
+	if ((n = strlen(arg + 2)) == 0)
+		return 0;
+	for (; lo->name != NULL; lo++)
+		if (lo->has_arg == required_argument &&
+		    strncmp(arg + 2, lo->name, n) == 0)
+			return 1;
+	return 0;
+}
+
+static const char *
+key_state(const struct key_rec *k, time_t now)
+{
+	if (k->disabled)
+		return "disabled";
+	if (k->expires != 0 && k->expires <= now)
+		return "expired";
+	return "active";
+}
+
+/* The key as the HTTP routes show it, plus its state; never the secret. */
+static struct json_object *
+key_json(const struct key_rec *k, time_t now)
+{
+	struct json_object	*o, *models;
+	char			 buf[KEY_MODELS_MAX + 1], *p, *tok, *save;
+
+	if ((o = json_object_new_object()) == NULL)
+		return NULL;
+	json_object_object_add(o, "object",
+	    json_object_new_string("api_key"));
+	jint(o, "id", (int64_t)k->id);
+	jstr(o, "prefix", k->prefix, sizeof(k->prefix));
+	jstr(o, "name", k->name, sizeof(k->name));
+	jstr(o, "agent", k->agent, sizeof(k->agent));
+	jstr(o, "tier", k->tier, sizeof(k->tier));
+	models = json_object_new_array();
+	snprintf(buf, sizeof(buf), "%.*s", FIX(k->models));
+	for (p = buf; (tok = strtok_r(p, " \t,", &save)) != NULL; p = NULL)
+		json_object_array_add(models, json_object_new_string(tok));
+	json_object_object_add(o, "models", models);
+	jint(o, "rpm", k->rpm);
+	jint(o, "tpm", k->tpm);
+	jint(o, "daily_budget_micro_usd", k->daily_budget);
+	jint(o, "monthly_budget_micro_usd", k->monthly_budget);
+	json_object_object_add(o, "prepaid",
+	    json_object_new_boolean(k->prepaid));
+	json_object_object_add(o, "allow_agent_header",
+	    json_object_new_boolean(k->agent_header));
+	json_object_object_add(o, "disabled",
+	    json_object_new_boolean(k->disabled));
+	jint(o, "created", k->created);
+	jint(o, "expires", k->expires);
+	json_object_object_add(o, "state",
+	    json_object_new_string(key_state(k, now)));
+	return o;
+}
+
+static void
+print_key(const struct key_rec *k, time_t now)
+{
+	char	 buf[64];
+
+	printf("id: %" PRIu64 "\n", k->id);
+	printf("prefix: %.*s\n", FIX(k->prefix));
+	printf("name: %.*s\n", FIX(k->name));
+	if (k->agent[0] != '\0')
+		printf("agent: %.*s\n", FIX(k->agent));
+	else
+		printf("agent: (the key's name)\n");
+	if (k->tier[0] != '\0')
+		printf("tier: %.*s\n", FIX(k->tier));
+	else
+		printf("tier: (the agent's)\n");
+	printf("models: %.*s\n", k->models[0] != '\0' ?
+	    (int)strnlen(k->models, sizeof(k->models)) : 3,
+	    k->models[0] != '\0' ? k->models : "all");
+	if (k->rpm > 0)
+		printf("rpm: %" PRId64 "\n", k->rpm);
+	else
+		printf("rpm: (the tier's)\n");
+	if (k->tpm > 0)
+		printf("tpm: %" PRId64 "\n", k->tpm);
+	else
+		printf("tpm: (the tier's)\n");
+	printf("daily budget: %s\n", k->daily_budget > 0 ?
+	    fmt_usd(k->daily_budget, buf, sizeof(buf)) : "none");
+	printf("monthly budget: %s\n", k->monthly_budget > 0 ?
+	    fmt_usd(k->monthly_budget, buf, sizeof(buf)) : "none");
+	printf("prepaid: %s\n", k->prepaid ? "yes" : "no");
+	printf("agent header: %s\n", k->agent_header ? "allowed" : "no");
+	printf("state: %s\n", key_state(k, now));
+	printf("created: %s\n", fmt_time(k->created, buf, sizeof(buf)));
+	printf("expires: %s\n", k->expires != 0 ?
+	    fmt_time(k->expires, buf, sizeof(buf)) : "never");
+}
+
+/* "Nd" (days from now), YYYY-MM-DD or unix seconds, in the future. */
+static int
+parse_expires(const char *s, time_t now, int64_t *out)
+{
+	size_t	 n = strlen(s);
+	int64_t	 days, t;
+	char	 num[16];
+
+	if (n >= 2 && n < sizeof(num) && s[n - 1] == 'd') {
+		memcpy(num, s, n - 1);
+		num[n - 1] = '\0';
+		if (parse_count(num, "--expires", 36500, &days) != 0)
+			return -1;
+		t = (int64_t)now + days * DAY_S;
+	} else if (report_parse_time(s, &t) != 0) {
+		complain("--expires: expected YYYY-MM-DD or a number of days "
+		    "such as 30d");
+		return -1;
+	}
+	if (t <= now) {
+		complain("--expires: %s is not in the future", s);
+		return -1;
+	}
+	*out = t;
+	return 0;
+}
+
+static int
+cmd_key_create(struct admin *a, int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "name", required_argument, NULL, 'n' },
+		{ "agent", required_argument, NULL, 'a' },
+		{ "tier", required_argument, NULL, 't' },
+		{ "models", required_argument, NULL, 'm' },
+		{ "rpm", required_argument, NULL, 'R' },
+		{ "tpm", required_argument, NULL, 'T' },
+		{ "daily-budget", required_argument, NULL, 'd' },
+		{ "monthly-budget", required_argument, NULL, 'M' },
+		{ "expires", required_argument, NULL, 'e' },
+		{ "prepaid", no_argument, NULL, 'p' },
+		{ "allow-agent-header", no_argument, NULL, 'H' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct key_rec		 k;
+	struct json_object	*o;
+	char			 secret[KEY_SECRET_LEN + 1];
+	const char		*p;
+	time_t			 now = time(NULL);
+	int			 ch, rc, json = 0;
+
+	memset(&k, 0, sizeof(k));
+	memset(secret, 0, sizeof(secret));
+	k.version = STORE_VERSION;
+	opt_reset();
+	while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+		rc = 0;
+		switch (ch) {
+		case 'n':
+			rc = set_field(k.name, sizeof(k.name), optarg,
+			    "--name");
+			break;
+		case 'a':
+			rc = set_field(k.agent, sizeof(k.agent), optarg,
+			    "--agent");
+			break;
+		case 't':
+			rc = set_field(k.tier, sizeof(k.tier), optarg,
+			    "--tier");
+			break;
+		case 'm':
+			rc = set_field(k.models, sizeof(k.models), optarg,
+			    "--models");
+			break;
+		case 'R':
+			rc = parse_count(optarg, "--rpm", INT32_MAX, &k.rpm);
+			break;
+		case 'T':
+			rc = parse_count(optarg, "--tpm", INT64_MAX / 2,
+			    &k.tpm);
+			break;
+		case 'd':
+			rc = parse_usd(optarg, "--daily-budget", 0,
+			    &k.daily_budget);
+			break;
+		case 'M':
+			rc = parse_usd(optarg, "--monthly-budget", 0,
+			    &k.monthly_budget);
+			break;
+		case 'e':
+			rc = parse_expires(optarg, now, &k.expires);
+			break;
+		case 'p':
+			k.prepaid = 1;
+			break;
+		case 'H':
+			k.agent_header = 1;
+			break;
+		case 'j':
+			json = 1;
+			break;
+		case 'h':
+			return cmd_usage(a, stdout);
+		default:
+			return cmd_usage(a, stderr);
+		}
+		if (rc != 0)
+			return ADM_USAGE;
+	}
+	if (optind != argc || k.name[0] == '\0')
+		return cmd_usage(a, stderr);
+	/* A name must not read as an id or a prefix when used as KEY. */
+	for (p = k.name; isdigit((unsigned char)*p); p++)
+		continue;
+	if (*p == '\0' || strncmp(k.name, "sk-", 3) == 0) {
+		complain("--name: %s would read as a key id or prefix", k.name);
+		return ADM_USAGE;
+	}
+	if (admin_open(a, STORE_ADMIN) != ADM_OK)
+		return ADM_FAIL;
+	if (k.tier[0] != '\0' && config_tier(a->cfg, k.tier) == NULL) {
+		complain("--tier: no [tier %s] in %s", k.tier, a->cfg->path);
+		return ADM_FAIL;
+	}
+	if ((rc = keys_create(a->st, &k, secret, sizeof(secret))) != STORE_OK) {
+		if (rc == STORE_EXISTS) {
+			complain("a key named %s exists", k.name);
+			return ADM_FAIL;
+		}
+		return store_failed("cannot create the key", rc);
+	}
+	if (json) {
+		if ((o = key_json(&k, now)) != NULL)
+			json_object_object_add(o, "key",
+			    json_object_new_string(secret));
+		rc = print_json(o);
+	} else {
+		printf("%s\n", secret);
+		print_key(&k, now);
+		rc = ADM_OK;
+	}
+	fflush(stdout);
+	fputs("store it now: it is not shown again\n", stderr);
+	explicit_bzero(secret, sizeof(secret));
+	return rc;
+}
+
+/* What `key list` prints, one key at a time. */
+struct list_ctx {
+	struct json_object	*data;	/* --json: the array, else NULL */
+	time_t			 now;
+	long			 n;
+};
+
+static int
+list_one(void *arg, const struct key_rec *k)
+{
+	struct list_ctx	*c = arg;
+	char		 lim[256], buf[32];
+	size_t		 n = 0;
+
+	c->n++;
+	if (c->data != NULL)
+		return json_object_array_add(c->data,
+		    key_json(k, c->now)) == 0 ? 0 : -1;
+	lim[0] = '\0';
+	if (k->rpm > 0)
+		n += (size_t)snprintf(lim + n, sizeof(lim) - n,
+		    " rpm=%" PRId64, k->rpm);
+	if (k->tpm > 0 && n < sizeof(lim))
+		n += (size_t)snprintf(lim + n, sizeof(lim) - n,
+		    " tpm=%" PRId64, k->tpm);
+	if (k->daily_budget > 0 && n < sizeof(lim))
+		n += (size_t)snprintf(lim + n, sizeof(lim) - n, " day=%s",
+		    fmt_usd(k->daily_budget, buf, sizeof(buf)));
+	if (k->monthly_budget > 0 && n < sizeof(lim))
+		n += (size_t)snprintf(lim + n, sizeof(lim) - n, " month=%s",
+		    fmt_usd(k->monthly_budget, buf, sizeof(buf)));
+	if (k->prepaid && n < sizeof(lim))
+		n += (size_t)snprintf(lim + n, sizeof(lim) - n, " prepaid");
+	if (k->agent_header && n < sizeof(lim))
+		n += (size_t)snprintf(lim + n, sizeof(lim) - n,
+		    " agent-header");
+	if (k->models[0] != '\0' && n < sizeof(lim))
+		snprintf(lim + n, sizeof(lim) - n, " models=%.*s",
+		    FIX(k->models));
+	printf("%-6" PRIu64 " %-10.*s %-20.*s %-16.*s %-6.*s %-8s %s\n",
+	    k->id, FIX(k->prefix), FIX(k->name),
+	    k->agent[0] != '\0' ? (int)strnlen(k->agent, sizeof(k->agent)) : 1,
+	    k->agent[0] != '\0' ? k->agent : "-",
+	    k->tier[0] != '\0' ? (int)strnlen(k->tier, sizeof(k->tier)) : 1,
+	    k->tier[0] != '\0' ? k->tier : "-",
+	    key_state(k, c->now), lim[0] != '\0' ? lim + 1 : "-");
+	return 0;
+}
+
+static int
+cmd_key_list(struct admin *a, int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct list_ctx	 c;
+	int		 ch, rc, json = 0;
+
+	opt_reset();
+	while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1)
+		switch (ch) {
+		case 'j':
+			json = 1;
+			break;
+		case 'h':
+			return cmd_usage(a, stdout);
+		default:
+			return cmd_usage(a, stderr);
+		}
+	if (optind != argc)
+		return cmd_usage(a, stderr);
+	if (admin_open(a, STORE_ADMIN) != ADM_OK)
+		return ADM_FAIL;
+	memset(&c, 0, sizeof(c));
+	c.now = time(NULL);
+	if (json && (c.data = json_object_new_array()) == NULL) {
+		complain("out of memory");
+		return ADM_FAIL;
+	}
+	if (!json)
+		printf("%-6s %-10s %-20s %-16s %-6s %-8s %s\n", "ID", "PREFIX",
+		    "NAME", "AGENT", "TIER", "STATE", "LIMITS");
+	if ((rc = keys_list(a->st, list_one, &c)) != STORE_OK) {
+		json_object_put(c.data);
+		return store_failed("cannot list the keys", rc);
+	}
+	if (json) {
+		struct json_object	*o = json_object_new_object();
+
+		if (o == NULL) {
+			json_object_put(c.data);
+			complain("out of memory");
+			return ADM_FAIL;
+		}
+		json_object_object_add(o, "data", c.data);
+		return print_json(o);
+	}
+	return ADM_OK;
+}
+
+static int
+cmd_key_show(struct admin *a, int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct key_rec	 k;
+	int		 ch, json = 0;
+
+	opt_reset();
+	while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1)
+		switch (ch) {
+		case 'j':
+			json = 1;
+			break;
+		case 'h':
+			return cmd_usage(a, stdout);
+		default:
+			return cmd_usage(a, stderr);
+		}
+	if (optind + 1 != argc)
+		return cmd_usage(a, stderr);
+	if (admin_open(a, STORE_ADMIN) != ADM_OK ||
+	    find_key(a, argv[optind], &k) != ADM_OK)
+		return ADM_FAIL;
+	if (json)
+		return print_json(key_json(&k, time(NULL)));
+	print_key(&k, time(NULL));
+	return ADM_OK;
+}
+
+/* key disable and key enable: set the flag from the command's name. */
+static int
+cmd_key_state(struct admin *a, int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct key_rec	 k;
+	int		 ch, rc, disable;
+	const char	*verb;
+
+	disable = strcmp(a->cmd->name, "key disable") == 0;
+	verb = disable ? "disabled" : "enabled";
+	opt_reset();
+	while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1)
+		switch (ch) {
+		case 'h':
+			return cmd_usage(a, stdout);
+		default:
+			return cmd_usage(a, stderr);
+		}
+	if (optind + 1 != argc)
+		return cmd_usage(a, stderr);
+	if (admin_open(a, STORE_ADMIN) != ADM_OK ||
+	    find_key(a, argv[optind], &k) != ADM_OK)
+		return ADM_FAIL;
+	if (k.disabled == disable) {
+		printf("key %" PRIu64 " (%.*s) was already %s\n", k.id,
+		    FIX(k.name), verb);
+		return ADM_OK;
+	}
+	k.disabled = (uint8_t)disable;
+	if ((rc = keys_update(a->st, &k)) != STORE_OK)
+		return store_failed("cannot update the key", rc);
+	printf("key %" PRIu64 " (%.*s) %s\n", k.id, FIX(k.name), verb);
+	return ADM_OK;
+}
+
+static struct json_object *
+ledger_json(const struct ledger_rec *l)
+{
+	struct json_object	*o;
+
+	if ((o = json_object_new_object()) == NULL)
+		return NULL;
+	jint(o, "id", (int64_t)l->id);
+	json_object_object_add(o, "type", json_object_new_string(
+	    l->kind < LEDGER__MAX ? ledger_kind_names[l->kind] : "unknown"));
+	jint(o, "amount_micro_usd", l->amount);
+	jusd(o, "amount_usd", l->amount);
+	jint(o, "balance_after_micro_usd", l->balance_after);
+	jint(o, "created_us", l->time_us);
+	jstr(o, "request_id", l->request_id, sizeof(l->request_id));
+	jint(o, "usage_id", (int64_t)l->usage_id);
+	jstr(o, "reason", l->reason, sizeof(l->reason));
+	return o;
+}
+
+/* topup and adjust: a credit, or for adjust a signed correction. */
+static int
+cmd_credit(struct admin *a, int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "reason", required_argument, NULL, 'r' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct key_rec		 k;
+	struct ledger_rec	 l;
+	struct json_object	*o;
+	enum ledger_kind	 kind;
+	money_t			 amount;
+	const char		*reason = NULL, *amt;
+	char			*neg = NULL, b1[32], b2[32];
+	int			 ch, i, rc, json = 0;
+
+	kind = strcmp(a->cmd->name, "adjust") == 0 ? LEDGER_ADJUST :
+	    LEDGER_TOPUP;
+	/* getopt would read "-2.50" as options: hide its sign until after. */
+	for (i = 1; kind == LEDGER_ADJUST && i < argc; i++)
+		if (is_negative(argv[i]) && !takes_arg(argv[i - 1], lo)) {
+			neg = ++argv[i];
+			break;
+		}
+	opt_reset();
+	while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1)
+		switch (ch) {
+		case 'r':
+			reason = optarg;
+			break;
+		case 'j':
+			json = 1;
+			break;
+		case 'h':
+			return cmd_usage(a, stdout);
+		default:
+			return cmd_usage(a, stderr);
+		}
+	if (optind + 2 != argc)
+		return cmd_usage(a, stderr);
+	amt = argv[optind + 1];
+	if (neg != NULL && amt == neg)
+		amt--;
+	if (parse_usd(amt, "amount", kind == LEDGER_ADJUST, &amount) != 0)
+		return ADM_USAGE;
+	if (kind == LEDGER_TOPUP && amount <= 0) {
+		complain("amount: a topup must be more than 0");
+		return ADM_USAGE;
+	}
+	if (kind == LEDGER_ADJUST && amount == 0) {
+		complain("amount: an adjustment must not be 0");
+		return ADM_USAGE;
+	}
+	if (kind == LEDGER_ADJUST && (reason == NULL || reason[0] == '\0')) {
+		complain("adjust needs --reason");
+		return ADM_USAGE;
+	}
+	if (reason != NULL && strlen(reason) >= sizeof(l.reason)) {
+		complain("--reason: longer than %zu characters",
+		    sizeof(l.reason) - 1);
+		return ADM_USAGE;
+	}
+	if (admin_open(a, STORE_ADMIN) != ADM_OK ||
+	    find_key(a, argv[optind], &k) != ADM_OK)
+		return ADM_FAIL;
+	memset(&l, 0, sizeof(l));
+	rc = billing_credit(a->st, k.id, amount, kind,
+	    reason != NULL ? reason : "", &l);
+	if (rc != STORE_OK)
+		return store_failed(kind == LEDGER_TOPUP ?
+		    "cannot top up" : "cannot adjust", rc);
+	if (json) {
+		if ((o = ledger_json(&l)) != NULL) {
+			json_object_object_add(o, "object",
+			    json_object_new_string("ledger_entry"));
+			jint(o, "key_id", (int64_t)k.id);
+			jint(o, "balance_micro_usd", l.balance_after);
+			jusd(o, "balance_usd", l.balance_after);
+		}
+		return print_json(o);
+	}
+	printf("key %" PRIu64 " (%.*s): %s %s%s, balance %s\n", k.id,
+	    FIX(k.name), ledger_kind_names[kind], amount > 0 ? "+" : "",
+	    fmt_usd(amount, b1, sizeof(b1)),
+	    fmt_usd(l.balance_after, b2, sizeof(b2)));
+	return ADM_OK;
+}
+
+static int
+cmd_balance(struct admin *a, int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct key_rec		 k;
+	struct balance_rec	 b;
+	struct json_object	*o;
+	money_t			 reserved = 0;
+	char			 buf[32];
+	int			 ch, rc, json = 0;
+
+	opt_reset();
+	while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1)
+		switch (ch) {
+		case 'j':
+			json = 1;
+			break;
+		case 'h':
+			return cmd_usage(a, stdout);
+		default:
+			return cmd_usage(a, stderr);
+		}
+	if (optind + 1 != argc)
+		return cmd_usage(a, stderr);
+	if (admin_open(a, STORE_ADMIN) != ADM_OK ||
+	    find_key(a, argv[optind], &k) != ADM_OK)
+		return ADM_FAIL;
+	memset(&b, 0, sizeof(b));
+	rc = billing_balance(a->st, k.id, &b, &reserved);
+	if (rc == STORE_NOTFOUND) {
+		memset(&b, 0, sizeof(b));
+		reserved = 0;
+	} else if (rc != STORE_OK)
+		return store_failed("cannot read the balance", rc);
+	if (json) {
+		if ((o = json_object_new_object()) != NULL) {
+			jint(o, "key_id", (int64_t)k.id);
+			jstr(o, "name", k.name, sizeof(k.name));
+			json_object_object_add(o, "prepaid",
+			    json_object_new_boolean(k.prepaid));
+			jint(o, "balance_micro_usd", b.balance);
+			jint(o, "reserved_micro_usd", reserved);
+			jint(o, "available_micro_usd", b.balance - reserved);
+			jint(o, "credited_micro_usd", b.credited);
+			jint(o, "debited_micro_usd", b.debited);
+			jusd(o, "balance_usd", b.balance);
+		}
+		return print_json(o);
+	}
+	printf("key: %" PRIu64 " (%.*s)\n", k.id, FIX(k.name));
+	printf("prepaid: %s\n", k.prepaid ? "yes" : "no");
+	printf("balance: %s\n", fmt_usd(b.balance, buf, sizeof(buf)));
+	printf("reserved: %s\n", fmt_usd(reserved, buf, sizeof(buf)));
+	printf("available: %s\n", fmt_usd(b.balance - reserved, buf,
+	    sizeof(buf)));
+	printf("credited: %s\n", fmt_usd(b.credited, buf, sizeof(buf)));
+	printf("debited: %s\n", fmt_usd(b.debited, buf, sizeof(buf)));
+	return ADM_OK;
+}
+
+static struct json_object *
+report_row_json(const struct report_row *r, int with_group)
+{
+	struct json_object	*o;
+
+	if ((o = json_object_new_object()) == NULL)
+		return NULL;
+	if (with_group)
+		jstr(o, "group", r->group, sizeof(r->group));
+	jint(o, "requests", r->requests);
+	jint(o, "errors", r->errors);
+	jint(o, "prompt_tokens", r->prompt);
+	jint(o, "completion_tokens", r->completion);
+	jint(o, "cached_tokens", r->cached);
+	jint(o, "cost_micro_usd", r->cost);
+	jusd(o, "cost_usd", r->cost);
+	return o;
+}
+
+/* A CSV field, quoted when it holds a comma, quote or line break. */
+static void
+csv_field(const char *s, size_t size)
+{
+	size_t	 i, n = strnlen(s, size);
+
+	if (strcspn(s, ",\"\r\n") >= n) {
+		printf("%.*s", (int)n, s);
+		return;
+	}
+	putchar('"');
+	for (i = 0; i < n; i++) {
+		if (s[i] == '"')
+			putchar('"');
+		putchar(s[i]);
+	}
+	putchar('"');
+}
+
+static void
+csv_row(const struct report_row *r)
+{
+	char	 buf[32];
+
+	csv_field(r->group, sizeof(r->group));
+	money_format_usd(r->cost, buf, sizeof(buf));
+	printf(",%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64
+	    ",%" PRId64 ",%s\n", r->requests, r->errors, r->prompt,
+	    r->completion, r->cached, r->cost, buf);
+}
+
+static void
+text_row(const struct report_row *r, const char *group)
+{
+	char	 buf[32];
+
+	printf("%-24s %9" PRId64 " %7" PRId64 " %12" PRId64 " %12" PRId64
+	    " %12" PRId64 " %14s\n", group, r->requests, r->errors, r->prompt,
+	    r->completion, r->cached, fmt_usd(r->cost, buf, sizeof(buf)));
+}
+
+static int
+cmd_usage_report(struct admin *a, int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "from", required_argument, NULL, 'f' },
+		{ "to", required_argument, NULL, 't' },
+		{ "group-by", required_argument, NULL, 'g' },
+		{ "key", required_argument, NULL, 'k' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "csv", no_argument, NULL, 'C' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct report		 rep;
+	struct key_rec		 k;
+	struct json_object	*o = NULL, *data;
+	enum report_group	 group = REPORT_NONE;
+	const char		*keyref = NULL, *fromarg = NULL, *toarg = NULL;
+	char			 b1[32], b2[32], gname[200];
+	time_t			 now = time(NULL);
+	int64_t			 from, to;
+	uint64_t		 key_id = 0;
+	size_t			 i;
+	int			 ch, rc, json = 0, csv = 0;
+
+	memset(&rep, 0, sizeof(rep));
+	opt_reset();
+	while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1)
+		switch (ch) {
+		case 'f':
+			fromarg = optarg;
+			break;
+		case 't':
+			toarg = optarg;
+			break;
+		case 'g':
+			if (report_group_parse(optarg, &group) != 0) {
+				complain("--group-by: expected day, model, "
+				    "key or agent");
+				return ADM_USAGE;
+			}
+			break;
+		case 'k':
+			keyref = optarg;
+			break;
+		case 'j':
+			json = 1;
+			break;
+		case 'C':
+			csv = 1;
+			break;
+		case 'h':
+			return cmd_usage(a, stdout);
+		default:
+			return cmd_usage(a, stderr);
+		}
+	if (optind != argc || (json && csv))
+		return cmd_usage(a, stderr);
+	from = (int64_t)now - USAGE_DAYS * DAY_S;
+	to = (int64_t)now + 1;
+	if (fromarg != NULL && report_parse_time(fromarg, &from) != 0) {
+		complain("--from: expected YYYY-MM-DD or unix seconds");
+		return ADM_USAGE;
+	}
+	if (toarg != NULL && report_parse_time(toarg, &to) != 0) {
+		complain("--to: expected YYYY-MM-DD or unix seconds");
+		return ADM_USAGE;
+	}
+	if (from >= to) {
+		complain("--from must be before --to (which is exclusive)");
+		return ADM_USAGE;
+	}
+	if (admin_open(a, STORE_ADMIN) != ADM_OK)
+		return ADM_FAIL;
+	if (keyref != NULL) {
+		/* Key 0 is the master key, which has no key record. */
+		if (strcmp(keyref, "0") == 0)
+			key_id = 0;
+		else if (find_key(a, keyref, &k) != ADM_OK)
+			return ADM_FAIL;
+		else
+			key_id = k.id;
+	}
+	rc = report_build(a->st, from * 1000000, to * 1000000,
+	    keyref != NULL, key_id, group, &rep);
+	if (rc != STORE_OK)
+		return store_failed("cannot read the usage", rc);
+
+	if (json) {
+		if ((o = json_object_new_object()) == NULL ||
+		    (data = json_object_new_array()) == NULL) {
+			json_object_put(o);
+			o = NULL;
+			goto done;
+		}
+		jint(o, "from", from);
+		jint(o, "to", to);
+		json_object_object_add(o, "group_by", group == REPORT_NONE ?
+		    NULL : json_object_new_string(report_group_names[group]));
+		for (i = 0; i < rep.n; i++)
+			json_object_array_add(data,
+			    report_row_json(&rep.rows[i], 1));
+		json_object_object_add(o, "data", data);
+		json_object_object_add(o, "total",
+		    report_row_json(&rep.total, 0));
+	} else if (csv) {
+		printf("group,requests,errors,prompt_tokens,completion_tokens,"
+		    "cached_tokens,cost_micro_usd,cost_usd\n");
+		for (i = 0; i < rep.n; i++)
+			csv_row(&rep.rows[i]);
+		if (group == REPORT_NONE && rep.n == 0) {
+			snprintf(rep.total.group, sizeof(rep.total.group),
+			    "total");
+			csv_row(&rep.total);
+		}
+	} else {
+		printf("usage from %s to %s (exclusive)%s%s\n",
+		    fmt_time(from, b1, sizeof(b1)), fmt_time(to, b2,
+		    sizeof(b2)), group != REPORT_NONE ? ", by " : "",
+		    group != REPORT_NONE ? report_group_names[group] : "");
+		printf("%-24s %9s %7s %12s %12s %12s %14s\n", "GROUP",
+		    "REQUESTS", "ERRORS", "PROMPT", "COMPLETION", "CACHED",
+		    "COST_USD");
+		for (i = 0; i < rep.n; i++) {
+			snprintf(gname, sizeof(gname), "%.*s",
+			    FIX(rep.rows[i].group));
+			text_row(&rep.rows[i], gname);
+		}
+		text_row(&rep.total, "total");
+	}
+	rc = ADM_OK;
+ done:
+	report_free(&rep);
+	if (json)
+		return print_json(o);
+	return rc;
+}
+
+/* What `ledger` prints, one entry at a time. */
+struct ledger_ctx {
+	struct json_object	*data;	/* --json: the array, else NULL */
+};
+
+static int
+ledger_one(void *arg, const struct ledger_rec *l)
+{
+	struct ledger_ctx	*c = arg;
+	char			 t[32], b1[32], b2[32];
+
+	if (c->data != NULL)
+		return json_object_array_add(c->data, ledger_json(l)) == 0 ?
+		    0 : -1;
+	printf("%-21s %-6s %12s %12s %-24.*s %.*s\n",
+	    fmt_time(l->time_us / 1000000, t, sizeof(t)),
+	    l->kind < LEDGER__MAX ? ledger_kind_names[l->kind] : "?",
+	    fmt_usd(l->amount, b1, sizeof(b1)),
+	    fmt_usd(l->balance_after, b2, sizeof(b2)),
+	    l->request_id[0] != '\0' ?
+	    (int)strnlen(l->request_id, sizeof(l->request_id)) : 1,
+	    l->request_id[0] != '\0' ? l->request_id : "-", FIX(l->reason));
+	return 0;
+}
+
+static int
+cmd_ledger(struct admin *a, int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "limit", required_argument, NULL, 'l' },
+		{ "offset", required_argument, NULL, 'o' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct key_rec		 k;
+	struct ledger_ctx	 c;
+	struct json_object	*o;
+	int64_t			 limit = LEDGER_LIMIT, offset = 0;
+	int			 ch, rc, json = 0;
+
+	opt_reset();
+	while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1)
+		switch (ch) {
+		case 'l':
+			if (parse_count(optarg, "--limit", 1000000, &limit))
+				return ADM_USAGE;
+			if (limit == 0) {
+				complain("--limit: expected 1 or more");
+				return ADM_USAGE;
+			}
+			break;
+		case 'o':
+			if (parse_count(optarg, "--offset", INT32_MAX,
+			    &offset))
+				return ADM_USAGE;
+			break;
+		case 'j':
+			json = 1;
+			break;
+		case 'h':
+			return cmd_usage(a, stdout);
+		default:
+			return cmd_usage(a, stderr);
+		}
+	if (optind + 1 != argc)
+		return cmd_usage(a, stderr);
+	if (admin_open(a, STORE_ADMIN) != ADM_OK ||
+	    find_key(a, argv[optind], &k) != ADM_OK)
+		return ADM_FAIL;
+	memset(&c, 0, sizeof(c));
+	if (json && (c.data = json_object_new_array()) == NULL) {
+		complain("out of memory");
+		return ADM_FAIL;
+	}
+	if (!json)
+		printf("%-21s %-6s %12s %12s %-24s %s\n", "TIME", "TYPE",
+		    "AMOUNT", "BALANCE", "REQUEST", "REASON");
+	rc = billing_ledger(a->st, k.id, (long)limit, (long)offset,
+	    ledger_one, &c);
+	if (rc != STORE_OK) {
+		json_object_put(c.data);
+		return store_failed("cannot read the ledger", rc);
+	}
+	if (!json)
+		return ADM_OK;
+	if ((o = json_object_new_object()) == NULL) {
+		json_object_put(c.data);
+		complain("out of memory");
+		return ADM_FAIL;
+	}
+	json_object_object_add(o, "data", c.data);
+	return print_json(o);
+}
+
+static int
+cmd_purge(struct admin *a, int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "days", required_argument, NULL, 'd' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int64_t	 days = -1, before;
+	long	 n = 0;
+	char	 buf[32];
+	int	 ch, rc;
+
+	opt_reset();
+	while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1)
+		switch (ch) {
+		case 'd':
+			if (parse_count(optarg, "--days", 36500, &days))
+				return ADM_USAGE;
+			if (days == 0) {
+				complain("--days: expected 1..36500");
+				return ADM_USAGE;
+			}
+			break;
+		case 'h':
+			return cmd_usage(a, stdout);
+		default:
+			return cmd_usage(a, stderr);
+		}
+	if (optind != argc)
+		return cmd_usage(a, stderr);
+	if (admin_open(a, STORE_ADMIN) != ADM_OK)
+		return ADM_FAIL;
+	if (days < 0)
+		days = a->cfg->gw.usage_retention_days;
+	before = (int64_t)time(NULL) - days * DAY_S;
+	if ((rc = usage_purge(a->st, before * 1000000, &n)) != STORE_OK)
+		return store_failed("cannot purge the usage", rc);
+	printf("purged %ld usage rows older than %s\n", n,
+	    fmt_time(before, buf, sizeof(buf)));
+	return ADM_OK;
+}
+
+static int
+cmd_replay(struct admin *a, int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct replay_result	 res;
+	struct stat		 sb;
+	const char		*file;
+	int			 ch, rc;
+
+	opt_reset();
+	while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1)
+		switch (ch) {
+		case 'h':
+			return cmd_usage(a, stdout);
+		default:
+			return cmd_usage(a, stderr);
+		}
+	if (optind + 1 < argc)
+		return cmd_usage(a, stderr);
+	if (admin_open(a, STORE_ADMIN) != ADM_OK)
+		return ADM_FAIL;
+	file = optind < argc ? argv[optind] : a->cfg->gw.fallback_file;
+	memset(&res, 0, sizeof(res));
+	if (stat(file, &sb) != 0) {
+		if (errno != ENOENT) {
+			complain("%s: %s", file, strerror(errno));
+			return ADM_FAIL;
+		}
+		fprintf(stderr, "nothing to replay: %s does not exist\n", file);
+	} else if ((rc = usage_replay(a->st, a->cfg, file, &res)) !=
+	    STORE_OK) {
+		printf("imported %ld, duplicate %ld, bad %ld\n", res.imported,
+		    res.duplicate, res.bad);
+		return store_failed(file, rc);
+	}
+	printf("imported %ld, duplicate %ld, bad %ld\n", res.imported,
+	    res.duplicate, res.bad);
+	return ADM_OK;
+}
+
+static int
+cmd_recover(struct admin *a, int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int	 ch;
+
+	opt_reset();
+	while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1)
+		switch (ch) {
+		case 'h':
+			return cmd_usage(a, stdout);
+		default:
+			return cmd_usage(a, stderr);
+		}
+	if (optind != argc)
+		return cmd_usage(a, stderr);
+	if (admin_open(a, STORE_RECOVER) != ADM_OK)
+		return ADM_FAIL;
+	printf("recovered the store in %s\n", a->cfg->gw.data_dir);
+	return ADM_OK;
+}
+
+/* One key's books as `check` adds them up. */
+struct chk_key {
+	uint64_t		 id;
+	char			 name[KEY_NAME_MAX];
+	int			 has_balance;
+	struct balance_rec	 bal;
+	money_t			 ledger_sum;
+	money_t			 ledger_debits;	/* positive */
+	money_t			 usage_cost;
+};
+
+struct chk {
+	struct chk_key		*keys;		/* sorted by id */
+	size_t			 n, cap;
+	long			 usage_rows;
+	long			 ledger_entries;
+	money_t			 usage_cost;	/* rows of keys, not master */
+	money_t			 ledger_debits;
+	struct json_object	*problems;	/* array of strings */
+};
+
+static void problem(struct chk *, const char *, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+problem(struct chk *c, const char *fmt, ...)
+{
+	va_list	 ap;
+	char	 buf[512];
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	json_object_array_add(c->problems, json_object_new_string(buf));
+}
+
+static int
+chk_cmp(const void *a, const void *b)
+{
+	const struct chk_key	*x = a, *y = b;
+
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static struct chk_key *
+chk_find(struct chk *c, uint64_t id)
+{
+	struct chk_key	 k;
+
+	k.id = id;
+	return c->n == 0 ? NULL :
+	    bsearch(&k, c->keys, c->n, sizeof(k), chk_cmp);
+}
+
+/* The id in an 8-byte big-endian key, or 0. */
+static uint64_t
+key_id_of(const void *k, size_t klen)
+{
+	return klen >= 8 ? store_get_be64(k) : 0;
+}
+
+/* A stored value of the expected size and version, else a problem. */
+static int
+chk_value(struct chk *c, const char *what, uint64_t id, const void *v,
+    size_t vlen, size_t size)
+{
+	if (vlen != size || ((const uint8_t *)v)[0] != STORE_VERSION) {
+		problem(c, "%s of key %" PRIu64 ": %zu bytes, version %d "
+		    "(expected %zu bytes, version %d)", what, id, vlen,
+		    vlen > 0 ? ((const uint8_t *)v)[0] : -1, size,
+		    STORE_VERSION);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+chk_key_cb(void *arg, const void *k, size_t klen, const void *v,
+    size_t vlen)
+{
+	struct chk	*c = arg;
+	struct key_rec	 r;
+	struct chk_key	*ck, *keys;
+	size_t		 cap;
+
+	if (chk_value(c, "key record", key_id_of(k, klen), v, vlen,
+	    sizeof(r)) != 0)
+		return 0;
+	memcpy(&r, v, sizeof(r));
+	if (klen != 8 || r.id != store_get_be64(k))
+		problem(c, "key record %" PRIu64 " is stored under another "
+		    "id", r.id);
+	if (c->n == c->cap) {
+		cap = c->cap == 0 ? 64 : c->cap * 2;
+		if ((keys = reallocarray(c->keys, cap, sizeof(*keys))) ==
+		    NULL)
+			return STORE_ERROR;
+		c->keys = keys;
+		c->cap = cap;
+	}
+	ck = &c->keys[c->n++];
+	memset(ck, 0, sizeof(*ck));
+	ck->id = r.id;
+	snprintf(ck->name, sizeof(ck->name), "%.*s", FIX(r.name));
+	return 0;
+}
+
+static int
+chk_balance_cb(void *arg, const void *k, size_t klen, const void *v,
+    size_t vlen)
+{
+	struct chk		*c = arg;
+	struct chk_key		*ck;
+	uint64_t		 id = key_id_of(k, klen);
+
+	if (chk_value(c, "balance", id, v, vlen, sizeof(ck->bal)) != 0)
+		return 0;
+	if ((ck = chk_find(c, id)) == NULL) {
+		problem(c, "a balance of key %" PRIu64 ", which does not "
+		    "exist", id);
+		return 0;
+	}
+	memcpy(&ck->bal, v, sizeof(ck->bal));
+	ck->has_balance = 1;
+	return 0;
+}
+
+static int
+chk_ledger_cb(void *arg, const void *k, size_t klen, const void *v,
+    size_t vlen)
+{
+	struct chk		*c = arg;
+	struct chk_key		*ck;
+	struct ledger_rec	 l;
+
+	c->ledger_entries++;
+	if (chk_value(c, "ledger entry", key_id_of(k, klen), v, vlen,
+	    sizeof(l)) != 0)
+		return 0;
+	memcpy(&l, v, sizeof(l));
+	if (klen < 8 || l.key_id != store_get_be64(k))
+		problem(c, "ledger entry %" PRIu64 " of key %" PRIu64 " is "
+		    "stored under another key", l.id, l.key_id);
+	if ((ck = chk_find(c, l.key_id)) == NULL) {
+		problem(c, "ledger entry %" PRIu64 " of key %" PRIu64 ", "
+		    "which does not exist", l.id, l.key_id);
+		return 0;
+	}
+	ck->ledger_sum += l.amount;
+	if (l.kind == LEDGER_DEBIT) {
+		ck->ledger_debits -= l.amount;
+		c->ledger_debits -= l.amount;
+	}
+	return 0;
+}
+
+static int
+chk_usage_cb(void *arg, const void *k, size_t klen, const void *v,
+    size_t vlen)
+{
+	struct chk		*c = arg;
+	struct chk_key		*ck;
+	struct usage_row	 u;
+
+	c->usage_rows++;
+	if (vlen != sizeof(u) || ((const uint8_t *)v)[0] != STORE_VERSION) {
+		problem(c, "usage row of %zu bytes, version %d (expected "
+		    "%zu, version %d)", vlen, vlen > 0 ?
+		    ((const uint8_t *)v)[0] : -1, sizeof(u), STORE_VERSION);
+		return 0;
+	}
+	memcpy(&u, v, sizeof(u));
+	if (u.key_id == 0)
+		return 0;
+	if ((ck = chk_find(c, u.key_id)) == NULL) {
+		problem(c, "usage row %.*s of key %" PRIu64 ", which does not "
+		    "exist", FIX(u.request_id), u.key_id);
+		return 0;
+	}
+	ck->usage_cost += u.cost;
+	c->usage_cost += u.cost;
+	return 0;
+}
+
+/* Read every key, balance, ledger entry and usage row in one snapshot. */
+static int
+chk_read(struct store_txn *txn, void *arg)
+{
+	struct chk	*c = arg;
+	int		 rc;
+
+	/* A deadlock runs this again: start from scratch. */
+	c->n = 0;
+	c->usage_rows = c->ledger_entries = 0;
+	c->usage_cost = c->ledger_debits = 0;
+	json_object_put(c->problems);
+	if ((c->problems = json_object_new_array()) == NULL)
+		return STORE_ERROR;
+	if ((rc = store_scan(txn, SDB_KEYS, NULL, 0, NULL, 0, 0, chk_key_cb,
+	    c)) < 0)
+		return rc;
+	if (c->n > 1)
+		qsort(c->keys, c->n, sizeof(*c->keys), chk_cmp);
+	if ((rc = store_scan(txn, SDB_BALANCE, NULL, 0, NULL, 0, 0,
+	    chk_balance_cb, c)) < 0)
+		return rc;
+	if ((rc = store_scan(txn, SDB_LEDGER, NULL, 0, NULL, 0, 0,
+	    chk_ledger_cb, c)) < 0)
+		return rc;
+	if ((rc = store_scan(txn, SDB_USAGE, NULL, 0, NULL, 0, 0,
+	    chk_usage_cb, c)) < 0)
+		return rc;
+	return STORE_OK;
+}
+
+/* Compare each key's balance, ledger and usage. */
+static void
+chk_books(struct chk *c)
+{
+	struct chk_key	*k;
+	char		 b1[32], b2[32], b3[32];
+	size_t		 i;
+
+	for (i = 0; i < c->n; i++) {
+		k = &c->keys[i];
+		if (k->has_balance &&
+		    k->bal.balance != k->bal.credited - k->bal.debited)
+			problem(c, "key %" PRIu64 " (%s): balance %s != "
+			    "credited %s - debited %s", k->id, k->name,
+			    fmt_usd(k->bal.balance, b1, sizeof(b1)),
+			    fmt_usd(k->bal.credited, b2, sizeof(b2)),
+			    fmt_usd(k->bal.debited, b3, sizeof(b3)));
+		if (k->bal.balance != k->ledger_sum)
+			problem(c, "key %" PRIu64 " (%s): balance %s != sum "
+			    "of its ledger %s", k->id, k->name,
+			    fmt_usd(k->bal.balance, b1, sizeof(b1)),
+			    fmt_usd(k->ledger_sum, b2, sizeof(b2)));
+		if (k->ledger_debits != k->usage_cost)
+			problem(c, "key %" PRIu64 " (%s): ledger debits %s != "
+			    "usage cost %s", k->id, k->name,
+			    fmt_usd(k->ledger_debits, b1, sizeof(b1)),
+			    fmt_usd(k->usage_cost, b2, sizeof(b2)));
+	}
+}
+
+static int
+cmd_check(struct admin *a, int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct chk		 c;
+	struct json_object	*o = NULL;
+	size_t			 i, np;
+	int			 ch, rc, ret = ADM_FAIL, json = 0;
+
+	opt_reset();
+	while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1)
+		switch (ch) {
+		case 'j':
+			json = 1;
+			break;
+		case 'h':
+			return cmd_usage(a, stdout);
+		default:
+			return cmd_usage(a, stderr);
+		}
+	if (optind != argc)
+		return cmd_usage(a, stderr);
+	if (admin_open(a, STORE_ADMIN) != ADM_OK)
+		return ADM_FAIL;
+	memset(&c, 0, sizeof(c));
+	if ((rc = store_failchk(a->st)) != STORE_OK) {
+		store_failed("failchk", rc);
+		goto fail;
+	}
+	if ((rc = store_read(a->st, chk_read, &c)) != STORE_OK) {
+		store_failed("cannot read the store", rc);
+		goto fail;
+	}
+	chk_books(&c);
+	np = json_object_array_length(c.problems);
+	if (json) {
+		if ((o = json_object_new_object()) == NULL) {
+			complain("out of memory");
+			goto fail;
+		}
+		jint(o, "keys", (int64_t)c.n);
+		jint(o, "usage_rows", c.usage_rows);
+		jint(o, "ledger_entries", c.ledger_entries);
+		json_object_object_add(o, "problems",
+		    json_object_get(c.problems));
+		jint(o, "usage_cost_micro_usd", c.usage_cost);
+		jint(o, "ledger_debits_micro_usd", c.ledger_debits);
+		if (print_json(o) != ADM_OK)
+			goto fail;
+	} else {
+		for (i = 0; i < np; i++)
+			printf("check: %s\n", json_object_get_string(
+			    json_object_array_get_idx(c.problems, i)));
+		printf("check: %zu keys, %ld usage rows, %ld ledger entries, "
+		    "%zu problems\n", c.n, c.usage_rows, c.ledger_entries, np);
+	}
+	ret = np == 0 ? ADM_OK : ADM_FAIL;
+ fail:
+	json_object_put(c.problems);
+	free(c.keys);
+	return ret;
+}
+
+#define KEY_REF	"KEY is a key id, its name or its listed prefix (sk-XXXXXXX).\n"
+
+static const struct cmd_entry commands[] = {
+	{ "key create",
+	  "--name NAME [options]",
+	  "Create a client key and print its secret, which is shown only "
+	  "this once.",
+	  "  --name NAME             who the key is for (required, unique)\n"
+	  "  --agent A               agent it bills to (default: the name)\n"
+	  "  --tier T                [tier T] of the config (default: the "
+	  "agent's)\n"
+	  "  --models \"GLOB ...\"     models it may use (default: all)\n"
+	  "  --rpm N, --tpm N        requests/tokens per minute (default: the "
+	  "tier's)\n"
+	  "  --daily-budget USD      spend per UTC day (default: none)\n"
+	  "  --monthly-budget USD    spend per UTC month (default: none)\n"
+	  "  --expires DATE|Nd       YYYY-MM-DD (UTC) or days from now\n"
+	  "  --prepaid               refuse requests the balance cannot pay\n"
+	  "  --allow-agent-header    the client may name its agent (X-Agent)\n"
+	  "  --json                  print JSON\n",
+	  cmd_key_create },
+	{ "key list", "[--json]",
+	  "List every key: id, prefix, name, agent, tier, state, limits.",
+	  NULL, cmd_key_list },
+	{ "key show", "KEY [--json]",
+	  "Show one key.", KEY_REF, cmd_key_show },
+	{ "key disable", "KEY",
+	  "Disable a key: its requests get 401 at once.", KEY_REF,
+	  cmd_key_state },
+	{ "key enable", "KEY",
+	  "Enable a disabled key again.", KEY_REF, cmd_key_state },
+	{ "topup", "KEY USD [--reason TEXT] [--json]",
+	  "Credit a key's balance with money paid in; prints the new balance.",
+	  KEY_REF, cmd_credit },
+	{ "adjust", "KEY [-]USD --reason TEXT [--json]",
+	  "Correct a key's balance up or down; prints the new balance.",
+	  KEY_REF, cmd_credit },
+	{ "balance", "KEY [--json]",
+	  "Show a key's balance, what requests in flight hold, and its "
+	  "totals.", KEY_REF, cmd_balance },
+	{ "usage", "[--from DATE] [--to DATE] [--group-by G] [--key KEY] "
+	  "[--json|--csv]",
+	  "Usage totals over a time range.",
+	  "  --from DATE         YYYY-MM-DD (UTC) or unix seconds "
+	  "(default: 30 days ago)\n"
+	  "  --to DATE           exclusive end (default: now)\n"
+	  "  --group-by G        day, model, key or agent (default: one "
+	  "total)\n"
+	  "  --key KEY           only this key's requests (0: the master "
+	  "key's)\n"
+	  "  --json, --csv       print JSON or CSV\n",
+	  cmd_usage_report },
+	{ "ledger", "KEY [--limit N] [--offset N] [--json]",
+	  "A key's ledger (debits, topups, adjustments), newest first.",
+	  "  --limit N     entries to print (default 20)\n"
+	  "  --offset N    newest entries to skip\n" KEY_REF, cmd_ledger },
+	{ "purge", "[--days N]",
+	  "Delete usage rows older than N days (default: "
+	  "gateway.usage_retention_days).", NULL, cmd_purge },
+	{ "replay", "[FILE]",
+	  "Import the usage fallback file (default: gateway.fallback_file) "
+	  "exactly once.", NULL, cmd_replay },
+	{ "recover", "",
+	  "Run Berkeley DB recovery; creates the store if missing.",
+	  "Stop every gateway process first (web server, spawn-fcgi) and\n"
+	  "run it as the web server user.\n", cmd_recover },
+	{ "check", "[--json]",
+	  "Verify every key's balance against its ledger and usage; exit 1 "
+	  "on any problem.", NULL, cmd_check },
+};
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void
+usage(FILE *fp)
+{
+	size_t	 i;
+
+	fprintf(fp,
+	    "usage: llmgate-admin [--config FILE] COMMAND [ARGS]\n"
+	    "\n"
+	    "Keys, balances, usage reports and upkeep of the llmgate store.\n"
+	    "Run it as the web server user: sudo -u www-data llmgate-admin ...\n"
+	    "\n"
+	    "  -c, --config FILE   configuration (default: $LLMGATE_CONFIG,\n"
+	    "                      then %s/llmgate.ini)\n"
+	    "  -V, --version       print the version and exit\n"
+	    "  -h, --help          this text\n"
+	    "\n"
+	    "Commands (llmgate-admin COMMAND --help for each):\n",
+	    SYSCONFDIR);
+	for (i = 0; i < NCOMMANDS; i++)
+		fprintf(fp, "  %-12s %s\n", commands[i].name,
+		    commands[i].help);
+	fprintf(fp, "\n" KEY_REF);
+}
+
+/* The command argv names, and how many words its name takes. */
+static const struct cmd_entry *
+cmd_find(int argc, char **argv, int *words)
+{
+	const char	*sp;
+	size_t		 i, n;
+
+	for (i = 0; i < NCOMMANDS; i++) {
+		if ((sp = strchr(commands[i].name, ' ')) == NULL) {
+			if (strcmp(argv[0], commands[i].name) == 0) {
+				*words = 1;
+				return &commands[i];
+			}
+			continue;
+		}
+		n = (size_t)(sp - commands[i].name);
+		if (argc > 1 && strlen(argv[0]) == n &&
+		    strncmp(argv[0], commands[i].name, n) == 0 &&
+		    strcmp(argv[1], sp + 1) == 0) {
+			*words = 2;
+			return &commands[i];
+		}
+	}
+	return NULL;
+}
+
+int
+main(int argc, char *argv[])
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct admin	 a;
+	char		 prog[64];
+	int		 ch, rc, words = 0;
+
+	memset(&a, 0, sizeof(a));
+	while ((ch = getopt_long(argc, argv, "+c:Vh", longopts, NULL)) != -1)
+		switch (ch) {
+		case 'c':
+			a.path = optarg;
+			break;
+		case 'V':
+			printf("llmgate-admin %s\n", PACKAGE_VERSION);
+			return ADM_OK;
+		case 'h':
+			usage(stdout);
+			return ADM_OK;
+		default:
+			usage(stderr);
+			return ADM_USAGE;
+		}
+	argc -= optind;
+	argv += optind;
+	if (argc == 0) {
+		usage(stderr);
+		return ADM_USAGE;
+	}
+	if (strcmp(argv[0], "help") == 0) {
+		usage(stdout);
+		return ADM_OK;
+	}
+	if ((a.cmd = cmd_find(argc, argv, &words)) == NULL) {
+		if (strcmp(argv[0], "key") == 0)
+			complain("key: expected create, list, show, disable "
+			    "or enable");
+		else
+			complain("unknown command: %s", argv[0]);
+		fprintf(stderr, "see llmgate-admin --help\n");
+		return ADM_USAGE;
+	}
+	if (a.path == NULL && (a.path = getenv("LLMGATE_CONFIG")) == NULL)
+		a.path = SYSCONFDIR "/llmgate.ini";
+
+	/* The command sees its own argv; getopt names it in messages. */
+	argc -= words - 1;
+	argv += words - 1;
+	snprintf(prog, sizeof(prog), "llmgate-admin %s", a.cmd->name);
+	argv[0] = prog;
+	rc = a.cmd->exec(&a, argc, argv);
+
+	if (a.st != NULL)
+		store_close(a.st);
+	config_free(a.cfg);
+	return rc;
+}
