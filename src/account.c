@@ -1,1 +1,352 @@
-/* account.c: being written. */
+/*
+ * account.c: the accounting steps of a request, in the order a handler
+ * takes them: authenticate the key, plan the model for its tier and task,
+ * admit (rate limits, budgets, balance: the worst case is reserved), and
+ * settle (usage row, ledger, spend; the reservation is released).
+ */
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "account.h"
+#include "config.h"
+#include "http.h"
+#include "keys.h"
+#include "log.h"
+#include "plan.h"
+#include "route.h"
+#include "store.h"
+
+/* Constant-time comparison of two secrets of possibly different length. */
+static int
+secret_equal(const char *a, const char *b)
+{
+	size_t		 la = strlen(a), lb = strlen(b), i;
+	unsigned char	 d = la != lb;
+
+	for (i = 0; i < la; i++)
+		d |= (unsigned char)(a[i] ^ b[lb ? i % lb : 0]);
+	return d == 0;
+}
+
+/* The key the client sent: "Authorization: Bearer KEY" or X-Api-Key. */
+static const char *
+client_key(const struct request *r)
+{
+	const char	*h;
+
+	h = http_header_in(r, "Authorization");
+	if (h != NULL && strncasecmp(h, "Bearer ", 7) == 0)
+		h += 7;
+	else if ((h = http_header_in(r, "X-Api-Key")) == NULL)
+		return NULL;
+	while (*h == ' ')
+		h++;
+	return *h != '\0' ? h : NULL;
+}
+
+/* An agent name a key may set in X-Agent: like a config section name. */
+static int
+valid_agent(const char *s)
+{
+	size_t	 n = 0;
+
+	for (; *s != '\0'; s++, n++)
+		if (!isalnum((unsigned char)*s) && strchr("-_.:@", *s) == NULL)
+			return 0;
+	return n > 0 && n < KEY_AGENT_MAX;
+}
+
+/* Tier, budgets and limits of the key and its agent, from config. */
+static void
+resolve(const struct config *cfg, struct principal *p)
+{
+	const struct agent_cfg	*ag = config_agent(cfg, p->agent);
+	const struct tier_cfg	*t = NULL;
+
+	if (p->key.tier[0] != '\0' &&
+	    (t = config_tier(cfg, p->key.tier)) == NULL)
+		log_warn("key %s: tier %s is not configured; using the "
+		    "agent's", p->key.name, p->key.tier);
+	if (t == NULL && ag != NULL)
+		t = ag->tier;
+	if (t == NULL)
+		t = cfg->gw.default_tier_cfg;
+	p->tier_cfg = t;
+	snprintf(p->tier, sizeof(p->tier), "%s", t != NULL ? t->name : "");
+	if (ag != NULL && ag->daily_budget >= 0)
+		p->agent_budget = ag->daily_budget;
+	else
+		p->agent_budget = t != NULL ? t->daily_budget : 0;
+	p->monthly_budget = p->key.monthly_budget > 0 ? p->key.monthly_budget :
+	    t != NULL ? t->monthly_budget : 0;
+	p->rpm = p->key.rpm > 0 ? p->key.rpm : t != NULL ? t->rpm : 0;
+	p->tpm = p->key.tpm > 0 ? p->key.tpm : t != NULL ? t->tpm : 0;
+}
+
+int
+account_authenticate(struct request *r, struct principal *p)
+{
+	const char	*key, *agent;
+	struct store	*s = r->worker->store;
+	char		 when[32];
+	struct tm	 tm;
+	time_t		 exp;
+	int		 rc;
+
+	memset(p, 0, sizeof(*p));
+	if ((key = client_key(r)) == NULL)
+		return http_error(r, 401, "invalid_request_error",
+		    "missing_api_key", NULL, "You didn't provide an API key. "
+		    "Send it as 'Authorization: Bearer KEY'.");
+	if (r->cfg->gw.master_key != NULL &&
+	    secret_equal(key, r->cfg->gw.master_key)) {
+		p->master = 1;
+		snprintf(p->key.name, sizeof(p->key.name), "master");
+		agent = http_header_in(r, "X-Agent");
+		snprintf(p->agent, sizeof(p->agent), "%s",
+		    agent != NULL && valid_agent(agent) ? agent : "master");
+		r->who = p;
+		return 0;
+	}
+	if (strncmp(key, "sk-", 3) != 0 || strlen(key) != KEY_SECRET_LEN)
+		return http_error(r, 401, "invalid_request_error",
+		    "invalid_api_key", NULL, "Incorrect API key provided.");
+	if (s == NULL)
+		return http_error(r, 503, "service_unavailable_error",
+		    "store_unavailable", NULL, "The key store is unavailable; "
+		    "see the gateway's error log.");
+	rc = keys_authenticate(s, key, &p->key);
+	if (rc == STORE_NOTFOUND)
+		return http_error(r, 401, "invalid_request_error",
+		    "invalid_api_key", NULL, "Incorrect API key provided.");
+	if (rc != STORE_OK) {
+		log_error("%s: key lookup: %s", r->id, store_error());
+		return http_error(r, 503, "service_unavailable_error",
+		    "store_unavailable", NULL, "The key store is unavailable; "
+		    "see the gateway's error log.");
+	}
+	if (p->key.disabled)
+		return http_error(r, 401, "invalid_request_error",
+		    "invalid_api_key", NULL, "This API key has been disabled.");
+	if (p->key.expires != 0 && p->key.expires <= r->wall.tv_sec) {
+		exp = (time_t)p->key.expires;
+		gmtime_r(&exp, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M UTC", &tm);
+		return http_error(r, 401, "invalid_request_error",
+		    "invalid_api_key", NULL, "This API key expired on %s.",
+		    when);
+	}
+	agent = http_header_in(r, "X-Agent");
+	if (agent != NULL && p->key.agent_header && valid_agent(agent))
+		snprintf(p->agent, sizeof(p->agent), "%s", agent);
+	else
+		snprintf(p->agent, sizeof(p->agent), "%s",
+		    p->key.agent[0] ? p->key.agent : p->key.name);
+	resolve(r->cfg, p);
+	r->who = p;
+	return 0;
+}
+
+int
+account_plan(struct request *r, const char *model, struct plan *pl)
+{
+	const struct task_cfg	*task = NULL;
+	const struct tier_cfg	*tier = r->who ? r->who->tier_cfg : NULL;
+	const char		*h, *asked;
+
+	if ((h = http_header_in(r, "X-Task")) != NULL &&
+	    (task = config_task(r->cfg, h)) == NULL)
+		return http_error(r, 400, "invalid_request_error",
+		    "unknown_task", NULL, "X-Task: no task '%.64s' is "
+		    "configured", h);
+	asked = task != NULL ? task->model : model;
+	if (r->who != NULL && !r->who->master &&
+	    !keys_model_allowed(&r->who->key, asked))
+		return http_error(r, 403, "permission_error",
+		    "model_not_allowed", "model", "This API key may not use "
+		    "the model '%s'.", asked);
+	switch (plan_resolve_routed(r->cfg, model, tier, task, pl)) {
+	case PLAN_UNKNOWN_MODEL:
+		return http_error(r, 404, "invalid_request_error",
+		    "model_not_found", "model", "The model '%s' does not "
+		    "exist or is not configured on this gateway", asked);
+	case PLAN_UNAVAILABLE:
+		return http_error(r, 503, "service_unavailable_error",
+		    "provider_unavailable", "model", "%s", pl->why);
+	default:
+		break;
+	}
+	if (pl->downgraded_from[0] != '\0')
+		http_header(r, "X-Llmgate-Downgraded-From", "%s",
+		    pl->downgraded_from);
+	return 0;
+}
+
+/* The dearest candidate's cost for this many tokens and images. */
+static money_t
+worst_case(const struct config *cfg, const struct plan *pl, int64_t prompt,
+    int64_t client_max, int64_t images)
+{
+	struct usage	 u;
+	money_t		 worst = 0, c;
+	size_t		 i;
+
+	for (i = 0; i < pl->n; i++) {
+		memset(&u, 0, sizeof(u));
+		u.prompt = prompt;
+		u.completion = client_max;
+		if (u.completion <= 0)
+			u.completion = pl->c[i].model != NULL &&
+			    pl->c[i].model->max_tokens > 0 ?
+			    pl->c[i].model->max_tokens :
+			    cfg->gw.default_max_tokens;
+		c = usage_cost(&pl->c[i], &u);
+		if (images > 0 && pl->c[i].model != NULL)
+			c += images * pl->c[i].model->image_price;
+		if (c > worst)
+			worst = c;
+	}
+	return worst;
+}
+
+static void
+ratelimit_headers(struct request *r, const struct admission *a)
+{
+	if (a->limit_requests >= 0) {
+		http_header(r, "x-ratelimit-limit-requests", "%ld",
+		    a->limit_requests);
+		http_header(r, "x-ratelimit-remaining-requests", "%ld",
+		    a->remaining_requests < 0 ? 0 : a->remaining_requests);
+		http_header(r, "x-ratelimit-reset-requests", "%lds", a->reset_s);
+	}
+	if (a->limit_tokens >= 0) {
+		http_header(r, "x-ratelimit-limit-tokens", "%ld",
+		    a->limit_tokens);
+		http_header(r, "x-ratelimit-remaining-tokens", "%ld",
+		    a->remaining_tokens < 0 ? 0 : a->remaining_tokens);
+		http_header(r, "x-ratelimit-reset-tokens", "%lds", a->reset_s);
+	}
+}
+
+int
+account_admit(struct request *r, const struct plan *pl, int64_t prompt,
+    int64_t client_max, int64_t images, struct account *acct)
+{
+	const struct principal	*p = r->who;
+	struct admit_in		 in;
+	struct admission	*a = &acct->adm;
+	char			 spent[32], budget[32];
+	int			 rc;
+
+	memset(acct, 0, sizeof(*acct));
+	if (p == NULL || p->master) {
+		acct->admitted = 1;	/* the operator: no limits */
+		return 0;
+	}
+	memset(&in, 0, sizeof(in));
+	in.request_id = r->id;
+	in.model = pl->c[0].name;
+	if (pl->c[0].model != NULL) {
+		in.model_rpm = pl->c[0].model->rpm;
+		in.model_tpm = pl->c[0].model->tpm;
+	}
+	in.worst = worst_case(r->cfg, pl, prompt, client_max, images);
+	in.tokens = prompt + (client_max > 0 ? client_max :
+	    pl->c[0].model != NULL && pl->c[0].model->max_tokens > 0 ?
+	    pl->c[0].model->max_tokens : r->cfg->gw.default_max_tokens);
+	in.now = r->wall.tv_sec;
+	rc = billing_admit(r->worker->store, r->cfg, p, &in, a);
+	if (rc == STORE_READONLY) {
+		/* Serve; the settlement goes to the fallback file. */
+		log_error("%s: cannot reserve (%s): admitted without a "
+		    "reservation", r->id, store_error());
+		memset(a, 0, sizeof(*a));
+		acct->admitted = 1;
+		return 0;
+	}
+	if (rc != STORE_OK) {
+		log_error("%s: admission: %s", r->id, store_error());
+		return http_error(r, 503, "service_unavailable_error",
+		    "store_unavailable", NULL, "The accounting store is "
+		    "unavailable; see the gateway's error log.");
+	}
+	ratelimit_headers(r, a);
+	if (a->warn) {
+		money_format_usd(a->spent, spent, sizeof(spent));
+		money_format_usd(a->budget, budget, sizeof(budget));
+		http_header(r, "X-Llmgate-Budget-Warning", "%" PRId64 "%% of "
+		    "the budget used ($%s of $%s)", a->budget > 0 ?
+		    a->spent * 100 / a->budget : 100, spent, budget);
+		log_warn("%s: budget warning: key %s agent %s: $%s of $%s",
+		    r->id, p->key.name, p->agent, spent, budget);
+	}
+	switch (a->verdict) {
+	case ADMIT_OK:
+		acct->admitted = 1;
+		return 0;
+	case ADMIT_KEY_RPM:
+	case ADMIT_KEY_TPM:
+	case ADMIT_MODEL_RPM:
+	case ADMIT_MODEL_TPM:
+		http_header(r, "Retry-After", "%ld", a->retry_after);
+		return http_error(r, 429, "rate_limit_error",
+		    "rate_limit_exceeded", NULL, "%s", a->message);
+	case ADMIT_KEY_BUDGET:
+	case ADMIT_AGENT_BUDGET:
+	case ADMIT_MONTHLY_BUDGET:
+		http_header(r, "Retry-After", "%ld", a->retry_after);
+		log_warn("%s: budget exhausted: key %s agent %s: %s", r->id,
+		    p->key.name, p->agent, a->message);
+		return http_error(r, 429, "insufficient_quota",
+		    "budget_exceeded", NULL, "%s", a->message);
+	case ADMIT_BALANCE:
+		return http_error(r, 402, "insufficient_quota",
+		    "insufficient_balance", NULL, "%s", a->message);
+	default:
+		break;
+	}
+	return http_error(r, 503, "service_unavailable_error",
+	    "store_unavailable", NULL, "The accounting store is unavailable.");
+}
+
+void
+account_row(struct request *r, struct usage_row *row)
+{
+	const struct principal	*p = r->who;
+
+	memset(row, 0, sizeof(*row));
+	row->version = STORE_VERSION;
+	row->time_us = (int64_t)r->wall.tv_sec * 1000000 +
+	    r->wall.tv_nsec / 1000;
+	snprintf(row->request_id, sizeof(row->request_id), "%s", r->id);
+	snprintf(row->route, sizeof(row->route), "%s",
+	    r->route ? r->route : "");
+	if (p != NULL) {
+		row->key_id = p->key.id;
+		snprintf(row->key_name, sizeof(row->key_name), "%s",
+		    p->key.name);
+		snprintf(row->agent, sizeof(row->agent), "%s", p->agent);
+		snprintf(row->tier, sizeof(row->tier), "%s", p->tier);
+	}
+}
+
+void
+account_settle(struct request *r, struct account *acct,
+    struct usage_row *row)
+{
+	if (acct->settled)
+		return;
+	acct->settled = 1;
+	row->latency_ms = (int32_t)http_elapsed_ms(r);
+	if (row->status == 0)
+		row->status = (uint16_t)r->status;
+	row->client_aborted = r->client_gone != 0;
+	usage_log(row);
+	r->logged = 1;
+	billing_settle(r->worker->store, r->cfg, r->who, acct->admitted ?
+	    &acct->adm : NULL, row);
+}

@@ -6,7 +6,7 @@
 #include "usage.h"
 
 struct request;
-struct candidate;
+struct plan;
 
 /* One request's accounting, on the handler's stack. */
 struct account {
@@ -16,11 +16,24 @@ struct account {
 };
 
 /*
- * Admit the request for its first candidate: prompt_tokens is the prompt
- * estimate, max_out the completion tokens it may produce. Returns 0, or
- * the status of the error already sent (401/402/403/429/503).
+ * Authenticate the request's key into who (r->who points at it): 0, or
+ * the status of the 401/503 already sent.
  */
-int	account_admit(struct request *, const struct candidate *, int64_t,
+int	account_authenticate(struct request *, struct principal *);
+/*
+ * Plan the model for the caller: an X-Task header picks a [task], the
+ * key's tier downgrades, the key's model list is enforced. 0, or the
+ * status of the error already sent (400/403/404/503).
+ */
+int	account_plan(struct request *, const char *, struct plan *);
+/*
+ * Admit the request for its plan: prompt is the prompt token estimate,
+ * client_max the client's max_tokens (0: none, the model's or the
+ * gateway's default counts), images the images it may generate; the
+ * worst case is priced at the dearest candidate. Returns 0, or the
+ * status of the error already sent (402/429/503).
+ */
+int	account_admit(struct request *, const struct plan *, int64_t, int64_t,
 	    int64_t, struct account *);
 /* Fill the common fields of a usage row from the request. */
 void	account_row(struct request *, struct usage_row *);

@@ -205,10 +205,26 @@ jint(struct json_object *o, const char *k, int64_t v)
 }
 
 static void
+juint(struct json_object *o, const char *k, uint64_t v)
+{
+	json_object_object_add(o, k, json_object_new_uint64(v));
+}
+
+static void
 jstr(struct json_object *o, const char *k, const char *s, size_t size)
 {
 	json_object_object_add(o, k,
 	    json_object_new_string_len(s, (int)strnlen(s, size)));
+}
+
+/* A string, or null when it is empty. */
+static void
+jstr_null(struct json_object *o, const char *k, const char *s, size_t size)
+{
+	if (s[0] == '\0')
+		json_object_object_add(o, k, NULL);
+	else
+		jstr(o, k, s, size);
 }
 
 static void
@@ -315,11 +331,11 @@ key_json(const struct key_rec *k, time_t now)
 		return NULL;
 	json_object_object_add(o, "object",
 	    json_object_new_string("api_key"));
-	jint(o, "id", (int64_t)k->id);
+	juint(o, "id", k->id);
 	jstr(o, "prefix", k->prefix, sizeof(k->prefix));
 	jstr(o, "name", k->name, sizeof(k->name));
-	jstr(o, "agent", k->agent, sizeof(k->agent));
-	jstr(o, "tier", k->tier, sizeof(k->tier));
+	jstr_null(o, "agent", k->agent, sizeof(k->agent));
+	jstr_null(o, "tier", k->tier, sizeof(k->tier));
 	models = json_object_new_array();
 	snprintf(buf, sizeof(buf), "%.*s", FIX(k->models));
 	for (p = buf; (tok = strtok_r(p, " \t,", &save)) != NULL; p = NULL)
@@ -336,7 +352,8 @@ key_json(const struct key_rec *k, time_t now)
 	json_object_object_add(o, "disabled",
 	    json_object_new_boolean(k->disabled));
 	jint(o, "created", k->created);
-	jint(o, "expires", k->expires);
+	json_object_object_add(o, "expires", k->expires != 0 ?
+	    json_object_new_int64(k->expires) : NULL);
 	json_object_object_add(o, "state",
 	    json_object_new_string(key_state(k, now)));
 	return o;
@@ -711,7 +728,7 @@ ledger_json(const struct ledger_rec *l)
 
 	if ((o = json_object_new_object()) == NULL)
 		return NULL;
-	jint(o, "id", (int64_t)l->id);
+	juint(o, "id", l->id);
 	json_object_object_add(o, "type", json_object_new_string(
 	    l->kind < LEDGER__MAX ? ledger_kind_names[l->kind] : "unknown"));
 	jint(o, "amount_micro_usd", l->amount);
@@ -719,7 +736,7 @@ ledger_json(const struct ledger_rec *l)
 	jint(o, "balance_after_micro_usd", l->balance_after);
 	jint(o, "created_us", l->time_us);
 	jstr(o, "request_id", l->request_id, sizeof(l->request_id));
-	jint(o, "usage_id", (int64_t)l->usage_id);
+	juint(o, "usage_id", l->usage_id);
 	jstr(o, "reason", l->reason, sizeof(l->reason));
 	return o;
 }
@@ -746,7 +763,7 @@ cmd_credit(struct admin *a, int argc, char **argv)
 	kind = strcmp(a->cmd->name, "adjust") == 0 ? LEDGER_ADJUST :
 	    LEDGER_TOPUP;
 	/* getopt would read "-2.50" as options: hide its sign until after. */
-	for (i = 1; kind == LEDGER_ADJUST && i < argc; i++)
+	for (i = 1; i < argc; i++)
 		if (is_negative(argv[i]) && !takes_arg(argv[i - 1], lo)) {
 			neg = ++argv[i];
 			break;
@@ -770,7 +787,7 @@ cmd_credit(struct admin *a, int argc, char **argv)
 	amt = argv[optind + 1];
 	if (neg != NULL && amt == neg)
 		amt--;
-	if (parse_usd(amt, "amount", kind == LEDGER_ADJUST, &amount) != 0)
+	if (parse_usd(amt, "amount", 1, &amount) != 0)
 		return ADM_USAGE;
 	if (kind == LEDGER_TOPUP && amount <= 0) {
 		complain("amount: a topup must be more than 0");
@@ -802,7 +819,7 @@ cmd_credit(struct admin *a, int argc, char **argv)
 		if ((o = ledger_json(&l)) != NULL) {
 			json_object_object_add(o, "object",
 			    json_object_new_string("ledger_entry"));
-			jint(o, "key_id", (int64_t)k.id);
+			juint(o, "key_id", k.id);
 			jint(o, "balance_micro_usd", l.balance_after);
 			jusd(o, "balance_usd", l.balance_after);
 		}
@@ -855,7 +872,7 @@ cmd_balance(struct admin *a, int argc, char **argv)
 		return store_failed("cannot read the balance", rc);
 	if (json) {
 		if ((o = json_object_new_object()) != NULL) {
-			jint(o, "key_id", (int64_t)k.id);
+			juint(o, "key_id", k.id);
 			jstr(o, "name", k.name, sizeof(k.name));
 			json_object_object_add(o, "prepaid",
 			    json_object_new_boolean(k.prepaid));
@@ -1024,8 +1041,10 @@ cmd_usage_report(struct admin *a, int argc, char **argv)
 	}
 	rc = report_build(a->st, from * 1000000, to * 1000000,
 	    keyref != NULL, key_id, group, &rep);
-	if (rc != STORE_OK)
+	if (rc != STORE_OK) {
+		report_free(&rep);
 		return store_failed("cannot read the usage", rc);
+	}
 
 	if (json) {
 		if ((o = json_object_new_object()) == NULL ||
@@ -1036,8 +1055,8 @@ cmd_usage_report(struct admin *a, int argc, char **argv)
 		}
 		jint(o, "from", from);
 		jint(o, "to", to);
-		json_object_object_add(o, "group_by", group == REPORT_NONE ?
-		    NULL : json_object_new_string(report_group_names[group]));
+		json_object_object_add(o, "group_by",
+		    json_object_new_string(report_group_names[group]));
 		for (i = 0; i < rep.n; i++)
 			json_object_array_add(data,
 			    report_row_json(&rep.rows[i], 1));
@@ -1155,7 +1174,7 @@ cmd_ledger(struct admin *a, int argc, char **argv)
 	if (!json)
 		printf("%-21s %-6s %12s %12s %-24s %s\n", "TIME", "TYPE",
 		    "AMOUNT", "BALANCE", "REQUEST", "REASON");
-	rc = billing_ledger(a->st, k.id, (long)limit, (long)offset,
+	rc = billing_ledger(a->st, k.id, (long)offset, (long)limit,
 	    ledger_one, &c);
 	if (rc != STORE_OK) {
 		json_object_put(c.data);

@@ -10,6 +10,7 @@
 
 #include "buf.h"
 #include "http.h"
+#include "account.h"
 #include "plan.h"
 #include "provider.h"
 #include "retry.h"
@@ -69,6 +70,10 @@ struct jcall {
 	const struct jcall_ops	*ops;
 	void			*ctx;
 	struct plan		 plan;
+	struct account		 acct;
+	int64_t			 prompt_est;	/* prompt tokens reserved */
+	int64_t			 images;	/* images reserved */
+	int			 refused;	/* admission refused: recorded at no cost */
 	const struct candidate	*cand;	/* the one that answered or failed last */
 	int			 attempts;
 	/* The last failure, answered when nothing else remains. */

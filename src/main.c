@@ -15,6 +15,7 @@
 #include <fcgiapp.h>
 
 #include "config.h"
+#include "store.h"
 #include "log.h"
 #include "provider.h"
 #include "route.h"
@@ -23,6 +24,7 @@
 #define THREADS_MAX	256
 
 static const struct config	*cfg;
+static struct store		*store;	/* shared by the threads, or NULL */
 static pthread_mutex_t		 accept_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void
@@ -55,6 +57,31 @@ serve(struct worker *w, FCGX_Request *fcgx)
 	router_dispatch(&r);
 	http_flush(&r);
 	http_request_free(&r);
+	if (store_panicked(w->store)) {
+		/* PLATFORM.md 4: a panicked environment is never used again. */
+		log_error("store panicked: exiting; stop the gateway and run "
+		    "llmgate-admin recover");
+		_exit(3);
+	}
+}
+
+/*
+ * The store is opened once per process. Without it the gateway still
+ * answers the master key (usage goes to the fallback file) and says why.
+ */
+static struct store *
+open_store(enum store_mode mode)
+{
+	struct store	*s;
+	char		 err[512];
+
+	s = store_open(cfg->gw.data_dir, mode,
+	    strcmp(cfg->gw.durability, "nosync") == 0,
+	    cfg->gw.checkpoint_interval, err, sizeof(err));
+	if (s == NULL)
+		log_error("store unavailable: %s; only the master key is "
+		    "served, usage goes to %s", err, cfg->gw.fallback_file);
+	return s;
 }
 
 static void *
@@ -98,6 +125,8 @@ run_fastcgi(long nthreads)
 	sigaddset(&set, SIGUSR1);
 	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	/* After the mask: the store's watchdog thread inherits it. */
+	store = open_store(STORE_WORKER);
 
 	workers = calloc((size_t)nthreads, sizeof(*workers));
 	tids = calloc((size_t)nthreads, sizeof(*tids));
@@ -107,6 +136,7 @@ run_fastcgi(long nthreads)
 	}
 	for (i = 0; i < nthreads; i++) {
 		workers[i].id = (int)i;
+		workers[i].store = store;
 		if ((workers[i].curl = upstream_handle_new()) == NULL) {
 			log_error("cannot create a libcurl handle");
 			break;
@@ -134,6 +164,7 @@ run_fastcgi(long nthreads)
 	}
 	free(workers);
 	free(tids);
+	store_close(store);
 	return started > 0 ? 0 : 1;
 }
 
@@ -153,8 +184,10 @@ run_cgi(void)
 		log_error("cannot create a libcurl handle");
 		return 1;
 	}
+	w.store = store = open_store(STORE_ADMIN);
 	serve(&w, NULL);
 	upstream_handle_free(w.curl);
+	store_close(store);
 	return 0;
 }
 
@@ -261,7 +294,8 @@ main(int argc, char *argv[])
 		return 0;
 	}
 	if (c->gw.master_key == NULL && !cgi)
-		log_warn("no master_key configured: every client is admitted");
+		log_warn("no master_key configured: only client keys from "
+		    "llmgate-admin are admitted and the admin routes are closed");
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
 		log_error("curl_global_init failed");
 		config_free(c);

@@ -93,7 +93,8 @@ report_parse_time(const char *s, int64_t *out)
 	if (tm.tm_year < 70 || tm.tm_mon < 0 || tm.tm_mon > 11 ||
 	    tm.tm_mday < 1 || tm.tm_mday > 31)
 		return -1;
-	if ((t = timegm(&tm)) == (time_t)-1 || gmtime_r(&t, &back) == NULL)
+	back = tm;
+	if ((t = timegm(&back)) == (time_t)-1)
 		return -1;
 	/* timegm normalises 2026-02-30 into March: refuse it. */
 	if (back.tm_year != tm.tm_year || back.tm_mon != tm.tm_mon ||

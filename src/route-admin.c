@@ -403,11 +403,9 @@ take_key(struct request *r, struct json_object *o, struct key_rec *k)
 	    (rc = take_budget(r, o, "monthly_budget_usd",
 	    &k->monthly_budget)) != 0)
 		return rc;
-	if ((v = field(o, "expires")) != NULL &&
-	    (k->expires = json_object_get_int64(v)) != 0 &&
-	    k->expires <= (int64_t)r->wall.tv_sec)
-		return bad_field(r, "expires", "'expires' must be in the "
-		    "future (unix seconds), or 0 for never");
+	/* A past expiry is allowed: the key is made already expired. */
+	if ((v = field(o, "expires")) != NULL)
+		k->expires = json_object_get_int64(v);
 	if ((v = field(o, "prepaid")) != NULL)
 		k->prepaid = (uint8_t)json_object_get_boolean(v);
 	if ((v = field(o, "allow_agent_header")) != NULL)

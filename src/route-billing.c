@@ -146,12 +146,16 @@ get_target(struct request *r, struct store *st, int need_key,
 		return http_error(r, 403, "permission_error", "admin_only",
 		    "key", "Only the master key may read another key's data");
 	}
-	if (found == 0) {
+	if (found == 0 || strcmp(ref, "0") == 0) {
 		if (need_key)
 			return bad_param(r, "key", "The master key has no "
 			    "balance of its own: name a key with "
 			    "?key=ID|name|prefix");
-		t->all = 1;
+		/* key=0: the master key's own requests. */
+		if (found == 0)
+			t->all = 1;
+		else
+			snprintf(t->key.name, sizeof(t->key.name), "master");
 		return 0;
 	}
 	if ((rc = keys_find(st, ref, &t->key)) == STORE_NOTFOUND)
@@ -510,7 +514,7 @@ route_usage(struct request *r, const char *arg)
 		return 503;
 	if ((rc = get_target(r, st, 0, &t)) != 0)
 		return rc;
-	if (!t.all) {
+	if (!t.all && t.key.id != 0) {
 		if (!t.master)
 			p = r->who;
 		else {

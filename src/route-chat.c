@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "account.h"
 #include "config.h"
 #include "log.h"
 #include "plan.h"
@@ -42,6 +43,7 @@ struct chat {
 	struct chat_in		 in;
 	struct plan		 plan;
 	struct stream_state	 st;
+	struct account		 acct;
 	struct sse_parser	 sse;
 	enum stop		 stop;
 	struct timespec		 last_out;	/* last byte to the client */
@@ -350,6 +352,19 @@ out:
 	return done;
 }
 
+/* The completion tokens the client allows, or 0 when it sets none. */
+static int64_t
+max_tokens(struct json_object *req)
+{
+	struct json_object	*v;
+
+	if ((json_object_object_get_ex(req, "max_completion_tokens", &v) ||
+	    json_object_object_get_ex(req, "max_tokens", &v)) &&
+	    json_object_is_type(v, json_type_int))
+		return json_object_get_int64(v);
+	return 0;
+}
+
 static int64_t
 count_prompt_chars(struct json_object *req)
 {
@@ -368,34 +383,35 @@ count_prompt_chars(struct json_object *req)
 	return n;
 }
 
-/* Record the request: real usage when the upstream gave it, else estimated. */
+/* Settle the request: real usage when the upstream gave it, else estimated. */
 static void
 record(struct chat *ch, const char *model)
 {
-	struct usage_rec	 u;
+	struct usage_row	 u;
+	struct usage		 t = ch->st.usage;
+	int			 served = ch->r->served[0] != '\0';
 
-	memset(&u, 0, sizeof(u));
-	u.request_id = ch->r->id;
-	u.requested = model;
-	u.served = ch->r->served;
-	u.provider = ch->r->served[0] && ch->cand ? ch->cand->provider->name :
-	    "";
-	u.tokens = ch->st.usage;
-	if (!u.tokens.known && ch->r->served[0]) {
+	account_row(ch->r, &u);
+	snprintf(u.requested, sizeof(u.requested), "%s", model);
+	snprintf(u.served, sizeof(u.served), "%s", ch->r->served);
+	if (served && ch->cand != NULL)
+		snprintf(u.provider, sizeof(u.provider), "%s",
+		    ch->cand->provider->name);
+	if (!t.known && served) {
 		/* About four characters a token. */
-		u.tokens.prompt = (ch->prompt_chars + 3) / 4;
-		u.tokens.completion = (ch->st.chars + 3) / 4;
+		t.prompt = (ch->prompt_chars + 3) / 4;
+		t.completion = (ch->st.chars + 3) / 4;
 		u.estimated = 1;
 	}
-	u.cost = ch->r->served[0] ? usage_cost(ch->cand, &u.tokens) : 0;
-	u.status = ch->r->status;
-	u.attempts = ch->attempts;
-	u.stream = ch->in.stream;
-	u.client_aborted = ch->r->client_gone;
-	u.latency_ms = http_elapsed_ms(ch->r);
-	u.ttft_ms = ch->ttft_ms;
-	usage_record(&u);
-	ch->r->logged = 1;
+	u.prompt = t.prompt;
+	u.completion = t.completion;
+	u.cached = t.cached;
+	u.cost = served ? usage_cost(ch->cand, &t) : 0;
+	u.status = (uint16_t)ch->r->status;
+	u.attempts = (uint16_t)ch->attempts;
+	u.stream = ch->in.stream != 0;
+	u.ttft_ms = (int32_t)ch->ttft_ms;
+	account_settle(ch->r, &ch->acct, &u);
 }
 
 static int
@@ -502,18 +518,12 @@ route_chat(struct request *r, const char *arg)
 	json_object_object_get_ex(req, "model", &v);
 	model = json_object_get_string(v);
 
-	switch (plan_resolve(r->cfg, model, &ch.plan)) {
-	case PLAN_UNKNOWN_MODEL:
-		rc = http_error(r, 404, "invalid_request_error",
-		    "model_not_found", "model", "The model '%s' does not "
-		    "exist or is not configured on this gateway", model);
+	if ((rc = account_plan(r, model, &ch.plan)) != 0)
 		goto out;
-	case PLAN_UNAVAILABLE:
-		rc = http_error(r, 503, "service_unavailable_error",
-		    "provider_unavailable", "model", "%s", ch.plan.why);
+	if ((rc = account_admit(r, &ch.plan, (int64_t)r->body.len / 2 + 1,
+	    max_tokens(req), 0, &ch.acct)) != 0) {
+		record(&ch, model);	/* refused: recorded at no cost */
 		goto out;
-	default:
-		break;
 	}
 	sse_init(&ch.sse, (size_t)r->cfg->gw.max_sse_event);
 	clock_gettime(CLOCK_MONOTONIC, &ch.last_out);

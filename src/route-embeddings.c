@@ -720,16 +720,12 @@ jcall_run(struct jcall *jc, const char *model)
 		return http_error(r, 400, "invalid_request_error",
 		    "invalid_value", "model", "'model' may hold only letters, "
 		    "digits and . _ - : / @ +");
-	switch (plan_resolve(r->cfg, model, &jc->plan)) {
-	case PLAN_UNKNOWN_MODEL:
-		return http_error(r, 404, "invalid_request_error",
-		    "model_not_found", "model", "The model '%s' does not "
-		    "exist or is not configured on this gateway", model);
-	case PLAN_UNAVAILABLE:
-		return http_error(r, 503, "service_unavailable_error",
-		    "provider_unavailable", "model", "%s", jc->plan.why);
-	default:
-		break;
+	if ((a = account_plan(r, model, &jc->plan)) != 0)
+		return a;
+	if ((a = account_admit(r, &jc->plan, jc->prompt_est, 0, jc->images,
+	    &jc->acct)) != 0) {
+		jc->refused = 1;
+		return a;
 	}
 	for (i = 0; i < jc->plan.n; i++) {
 		jc->cand = &jc->plan.c[i];
@@ -763,28 +759,28 @@ void
 jcall_record(struct jcall *jc, const char *model, const struct usage *tokens,
     money_t cost)
 {
-	struct usage_rec	 u;
+	struct usage_row	 u;
 	struct request		*r = jc->r;
 	int			 served = r->served[0] != '\0';
 
-	if (jc->plan.n == 0)
+	if (jc->plan.n == 0 || (!jc->acct.admitted && !jc->refused))
 		return;
-	memset(&u, 0, sizeof(u));
-	u.request_id = r->id;
-	u.requested = model;
-	u.served = r->served;
-	u.provider = served && jc->cand ? jc->cand->provider->name : "";
+	account_row(r, &u);
+	snprintf(u.requested, sizeof(u.requested), "%s", model);
+	snprintf(u.served, sizeof(u.served), "%s", r->served);
+	if (served && jc->cand != NULL)
+		snprintf(u.provider, sizeof(u.provider), "%s",
+		    jc->cand->provider->name);
 	if (served && tokens != NULL) {
-		u.tokens = *tokens;
+		u.prompt = tokens->prompt;
+		u.completion = tokens->completion;
+		u.cached = tokens->cached;
 		u.estimated = !tokens->known;
 	}
 	u.cost = served ? cost : 0;
-	u.status = r->status;
-	u.attempts = jc->attempts;
-	u.client_aborted = r->client_gone;
-	u.latency_ms = http_elapsed_ms(r);
-	usage_record(&u);
-	r->logged = 1;
+	u.status = (uint16_t)r->status;
+	u.attempts = (uint16_t)jc->attempts;
+	account_settle(r, &jc->acct, &u);
 }
 
 /* The embeddings request the JSON call carries. */
@@ -845,6 +841,7 @@ route_embeddings(struct request *r, const char *arg)
 	jc.r = r;
 	jc.ops = &emb_ops;
 	jc.ctx = &em;
+	jc.prompt_est = (int64_t)r->body.len / 2 + 1;
 	rc = jcall_run(&jc, model);
 	jcall_record(&jc, model, &em.usage, r->served[0] ?
 	    usage_cost(jc.cand, &em.usage) : 0);

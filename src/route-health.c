@@ -3,6 +3,7 @@
 
 #include "config.h"
 #include "route.h"
+#include "store.h"
 
 /* Alive: the process answers. Nothing else is checked. */
 int
@@ -20,8 +21,9 @@ route_health(struct request *r, const char *arg)
 }
 
 /*
- * Ready: at least one provider can be used and the data directory is
- * writable. 503 with the reasons otherwise.
+ * Ready: at least one provider can be used, the data directory is
+ * writable and the store is open, writable and healthy. 503 with the
+ * reasons otherwise.
  */
 int
 route_readiness(struct request *r, const char *arg)
@@ -29,13 +31,15 @@ route_readiness(struct request *r, const char *arg)
 	const struct config	*cfg = r->cfg;
 	struct json_object	*o, *checks;
 	size_t			 i, avail = 0;
-	int			 data_ok, ready;
+	struct store		*st = r->worker->store;
+	int			 data_ok, store_ok, ready;
 
 	for (i = 0; i < cfg->nproviders; i++)
 		if (cfg->providers[i].available)
 			avail++;
 	data_ok = access(cfg->gw.data_dir, W_OK | X_OK) == 0;
-	ready = avail > 0 && data_ok;
+	store_ok = st != NULL && !store_panicked(st) && !store_readonly(st);
+	ready = avail > 0 && data_ok && store_ok;
 	checks = json_object_new_object();
 	json_object_object_add(checks, "providers_available",
 	    json_object_new_int64((int64_t)avail));
@@ -43,6 +47,10 @@ route_readiness(struct request *r, const char *arg)
 	    json_object_new_int64((int64_t)cfg->nproviders));
 	json_object_object_add(checks, "data_dir_writable",
 	    json_object_new_boolean(data_ok));
+	json_object_object_add(checks, "store",
+	    json_object_new_string(st == NULL ? "unavailable" :
+	    store_panicked(st) ? "needs_recovery" : store_readonly(st) ?
+	    "read_only" : "ok"));
 	o = json_object_new_object();
 	json_object_object_add(o, "status",
 	    json_object_new_string(ready ? "ready" : "not_ready"));

@@ -109,6 +109,11 @@ route_images(struct request *r, const char *arg)
 	jc.r = r;
 	jc.ops = &images_ops;
 	jc.ctx = &im;
+	jc.prompt_est = (int64_t)r->body.len / 2 + 1;
+	/* The images asked for (n, default 1) are reserved. */
+	jc.images = json_object_object_get_ex(im.req, "n", &v) &&
+	    json_object_is_type(v, json_type_int) ?
+	    json_object_get_int64(v) : 1;
 	rc = jcall_run(&jc, model);
 	/* A model matched by pattern has no [model] section: no price. */
 	if (r->served[0] != '\0' && jc.cand->model != NULL)

@@ -1,7 +1,8 @@
-/* router.c: the route table; flags (key, body) are enforced before a handler runs. */
+/* router.c: the route table; flags (key, admin, body) are enforced before a handler runs. */
 #include <string.h>
 #include <strings.h>
 
+#include "account.h"
 #include "config.h"
 #include "log.h"
 #include "route.h"
@@ -64,48 +65,8 @@ match(const struct route *rt, const char *path)
 	return NULL;
 }
 
-/* Constant-time comparison of two secrets of possibly different length. */
 static int
-secret_equal(const char *a, const char *b)
-{
-	size_t		 la = strlen(a), lb = strlen(b), i;
-	unsigned char	 d = la != lb;
-
-	for (i = 0; i < la; i++)
-		d |= (unsigned char)(a[i] ^ b[lb ? i % lb : 0]);
-	return d == 0;
-}
-
-/*
- * A client key is required when a master key is configured (the key
- * store arrives with issue #4). 0 when admitted, else the status sent.
- */
-static int
-authenticate(struct request *r)
-{
-	const char	*h, *key;
-
-	if (r->cfg->gw.master_key == NULL)
-		return 0;
-	h = http_header_in(r, "Authorization");
-	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0) {
-		key = http_header_in(r, "X-Api-Key");
-		if (key == NULL)
-			return http_error(r, 401, "invalid_request_error",
-			    "missing_api_key", NULL, "You didn't provide an "
-			    "API key. Send it as 'Authorization: Bearer KEY'.");
-	} else
-		key = h + 7;
-	while (*key == ' ')
-		key++;
-	if (!secret_equal(key, r->cfg->gw.master_key))
-		return http_error(r, 401, "invalid_request_error",
-		    "invalid_api_key", NULL, "Incorrect API key provided.");
-	return 0;
-}
-
-static int
-dispatch(struct request *r)
+dispatch(struct request *r, struct principal *who)
 {
 	const struct route	*rt, *path_hit = NULL;
 	const char		*arg;
@@ -125,8 +86,13 @@ dispatch(struct request *r)
 			continue;
 		}
 		r->route = rt->name;
-		if ((rt->flags & ROUTE_NEEDS_KEY) && (rc = authenticate(r)) != 0)
+		if ((rt->flags & (ROUTE_NEEDS_KEY | ROUTE_ADMIN)) &&
+		    (rc = account_authenticate(r, who)) != 0)
 			return rc;
+		if ((rt->flags & ROUTE_ADMIN) && !who->master)
+			return http_error(r, 403, "permission_error",
+			    "admin_only", NULL, "%s %s needs the master key",
+			    r->method_name, r->path);
 		if (rt->flags & ROUTE_BODY) {
 			rc = http_read_body(r);
 			if (rc == 413)
@@ -159,9 +125,10 @@ dispatch(struct request *r)
 int
 router_dispatch(struct request *r)
 {
-	int	 rc;
+	struct principal	 who;
+	int			 rc;
 
-	rc = dispatch(r);
+	rc = dispatch(r, &who);
 	if (!r->headers_sent)
 		rc = http_error(r, 500, "server_error", NULL, NULL,
 		    "the handler sent no response");

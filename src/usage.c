@@ -1,11 +1,30 @@
 /*
- * usage.c: price a request and record it. Until the Berkeley DB store
- * lands (issue #4) the record is one "usage" log line per request.
+ * usage.c: price a request, store its usage row, and when the store
+ * cannot be written keep the row in a JSONL fallback file that
+ * llmgate-admin replay imports exactly once.
  */
-#include <inttypes.h>
+#include <sys/stat.h>
 
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "billing.h"
+#include "config.h"
 #include "log.h"
+#include "store.h"
 #include "usage.h"
+
+#define SCAN_BATCH	500	/* rows per read transaction */
+#define PURGE_BATCH	1000	/* rows deleted per transaction */
+#define LINE_MAX_LEN	8192
 
 /*
  * Cached prompt tokens are billed at the cached price, the rest at the
@@ -27,16 +46,407 @@ usage_cost(const struct candidate *c, const struct usage *u)
 	return money_sum_total(&sum);
 }
 
-void
-usage_record(const struct usage_rec *u)
+static void
+row_key(unsigned char k[16], int64_t time_us, uint64_t id)
 {
-	log_info("usage id=%s model=%s served=%s provider=%s status=%d "
-	    "attempts=%d stream=%d prompt=%" PRId64 " completion=%" PRId64
-	    " cached=%" PRId64 " estimated=%d cost_micro_usd=%" PRId64
-	    " latency_ms=%.0f ttft_ms=%.0f client_aborted=%d",
-	    u->request_id, u->requested, u->served[0] ? u->served : "-",
-	    u->provider[0] ? u->provider : "-", u->status, u->attempts,
-	    u->stream, u->tokens.prompt, u->tokens.completion,
-	    u->tokens.cached, u->estimated, u->cost, u->latency_ms,
-	    u->ttft_ms, u->client_aborted);
+	store_be64(k, (uint64_t)time_us);
+	store_be64(k + 8, id);
+}
+
+int
+usage_put(struct store_txn *t, const struct usage_row *row)
+{
+	unsigned char	 k[16];
+
+	row_key(k, row->time_us, row->id);
+	return store_put_new(t, SDB_USAGE, k, sizeof(k), row, sizeof(*row));
+}
+
+#define JS(o, k, v)	json_object_object_add(o, k, json_object_new_string(v))
+#define JI(o, k, v)	json_object_object_add(o, k, \
+			    json_object_new_int64((int64_t)(v)))
+#define JB(o, k, v)	json_object_object_add(o, k, \
+			    json_object_new_boolean(v))
+
+struct json_object *
+usage_to_json(const struct usage_row *r)
+{
+	struct json_object	*o = json_object_new_object();
+	char			 usd[32];
+
+	JI(o, "v", r->version);
+	JI(o, "time_us", r->time_us);
+	/* 64-bit ids as strings: JSON readers lose precision past 2^53. */
+	snprintf(usd, sizeof(usd), "%" PRIu64, r->id);
+	JS(o, "id", usd);
+	JS(o, "request_id", r->request_id);
+	JI(o, "key_id", r->key_id);
+	JS(o, "key_name", r->key_name);
+	JS(o, "agent", r->agent);
+	JS(o, "tier", r->tier);
+	JS(o, "route", r->route);
+	JS(o, "requested", r->requested);
+	JS(o, "served", r->served);
+	JS(o, "provider", r->provider);
+	JI(o, "prompt_tokens", r->prompt);
+	JI(o, "completion_tokens", r->completion);
+	JI(o, "cached_tokens", r->cached);
+	JB(o, "estimated", r->estimated);
+	JI(o, "cost_micro_usd", r->cost);
+	money_format_usd(r->cost, usd, sizeof(usd));
+	JS(o, "cost_usd", usd);
+	JI(o, "latency_ms", r->latency_ms);
+	JI(o, "ttft_ms", r->ttft_ms);
+	JI(o, "status", r->status);
+	JI(o, "attempts", r->attempts);
+	JB(o, "stream", r->stream);
+	JB(o, "client_aborted", r->client_aborted);
+	snprintf(usd, sizeof(usd), "%" PRIu64, r->reservation);
+	JS(o, "reservation", usd);
+	return o;
+}
+
+static int
+get_str(struct json_object *o, const char *k, char *dst, size_t len)
+{
+	struct json_object	*v;
+
+	if (!json_object_object_get_ex(o, k, &v) ||
+	    !json_object_is_type(v, json_type_string))
+		return -1;
+	snprintf(dst, len, "%s", json_object_get_string(v));
+	return 0;
+}
+
+static int
+get_int(struct json_object *o, const char *k, int64_t *dst)
+{
+	struct json_object	*v;
+	char			*end;
+
+	if (!json_object_object_get_ex(o, k, &v))
+		return -1;
+	if (json_object_is_type(v, json_type_int)) {
+		*dst = json_object_get_int64(v);
+		return 0;
+	}
+	if (json_object_is_type(v, json_type_boolean)) {
+		*dst = json_object_get_boolean(v);
+		return 0;
+	}
+	if (json_object_is_type(v, json_type_string)) {
+		errno = 0;
+		*dst = (int64_t)strtoull(json_object_get_string(v), &end, 10);
+		return errno != 0 || *end != '\0' ? -1 : 0;
+	}
+	return -1;
+}
+
+int
+usage_from_json(struct json_object *o, struct usage_row *r)
+{
+	int64_t	 v[16];
+
+	memset(r, 0, sizeof(*r));
+	if (get_int(o, "v", &v[0]) == -1 || v[0] != STORE_VERSION ||
+	    get_int(o, "time_us", &r->time_us) == -1 ||
+	    get_int(o, "id", &v[1]) == -1 ||
+	    get_int(o, "key_id", &v[2]) == -1 ||
+	    get_int(o, "prompt_tokens", &r->prompt) == -1 ||
+	    get_int(o, "completion_tokens", &r->completion) == -1 ||
+	    get_int(o, "cached_tokens", &r->cached) == -1 ||
+	    get_int(o, "estimated", &v[3]) == -1 ||
+	    get_int(o, "cost_micro_usd", &r->cost) == -1 ||
+	    get_int(o, "latency_ms", &v[4]) == -1 ||
+	    get_int(o, "ttft_ms", &v[5]) == -1 ||
+	    get_int(o, "status", &v[6]) == -1 ||
+	    get_int(o, "attempts", &v[7]) == -1 ||
+	    get_int(o, "stream", &v[8]) == -1 ||
+	    get_int(o, "client_aborted", &v[9]) == -1 ||
+	    get_int(o, "reservation", &v[10]) == -1 ||
+	    get_str(o, "request_id", r->request_id,
+	    sizeof(r->request_id)) == -1 ||
+	    get_str(o, "key_name", r->key_name, sizeof(r->key_name)) == -1 ||
+	    get_str(o, "agent", r->agent, sizeof(r->agent)) == -1 ||
+	    get_str(o, "tier", r->tier, sizeof(r->tier)) == -1 ||
+	    get_str(o, "route", r->route, sizeof(r->route)) == -1 ||
+	    get_str(o, "requested", r->requested, sizeof(r->requested)) == -1 ||
+	    get_str(o, "served", r->served, sizeof(r->served)) == -1 ||
+	    get_str(o, "provider", r->provider, sizeof(r->provider)) == -1)
+		return -1;
+	if (v[1] == 0 || r->time_us <= 0 || r->cost < 0 || v[6] < 0 ||
+	    v[6] > 999 || v[7] < 0 || v[7] > 1000)
+		return -1;
+	r->version = STORE_VERSION;
+	r->id = (uint64_t)v[1];
+	r->key_id = (uint64_t)v[2];
+	r->estimated = v[3] != 0;
+	r->latency_ms = (int32_t)v[4];
+	r->ttft_ms = (int32_t)v[5];
+	r->status = (uint16_t)v[6];
+	r->attempts = (uint16_t)v[7];
+	r->stream = v[8] != 0;
+	r->client_aborted = v[9] != 0;
+	r->reservation = (uint64_t)v[10];
+	return 0;
+}
+
+int
+usage_fallback_write(const struct config *cfg, const struct usage_row *row)
+{
+	struct json_object	*o = usage_to_json(row);
+	const char		*s;
+	char			 line[LINE_MAX_LEN];
+	int			 fd, n, rc = -1;
+
+	s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+	n = snprintf(line, sizeof(line), "%s\n", s);
+	if (n < 0 || (size_t)n >= sizeof(line))
+		goto out;
+	fd = open(cfg->gw.fallback_file, O_WRONLY | O_APPEND | O_CREAT |
+	    O_CLOEXEC, 0660);
+	if (fd == -1) {
+		log_error("usage fallback %s: %s", cfg->gw.fallback_file,
+		    strerror(errno));
+		goto out;
+	}
+	/* One write per line: appends of whole lines never interleave. */
+	if (write(fd, line, (size_t)n) == n && fdatasync(fd) == 0)
+		rc = 0;
+	else
+		log_error("usage fallback %s: %s", cfg->gw.fallback_file,
+		    strerror(errno));
+	close(fd);
+out:
+	if (rc == -1)
+		/* The last place left: the error log holds the whole row. */
+		log_error("usage LOST-STORE row=%s", s);
+	json_object_put(o);
+	return rc;
+}
+
+static int
+replay_txn(struct store_txn *t, void *arg)
+{
+	return billing_apply(t, arg);
+}
+
+/* Import one fallback file line by line; each row in its own transaction. */
+static int
+replay_file(struct store *s, const char *path, struct replay_result *res)
+{
+	struct json_object	*o;
+	struct usage_row	 row;
+	char			*line = NULL;
+	size_t			 cap = 0;
+	ssize_t			 n;
+	long			 lineno = 0;
+	FILE			*fp;
+	int			 rc = STORE_OK;
+
+	if ((fp = fopen(path, "r")) == NULL) {
+		log_error("replay %s: %s", path, strerror(errno));
+		return STORE_ERROR;
+	}
+	while ((n = getline(&line, &cap, fp)) != -1) {
+		lineno++;
+		if (n <= 1)
+			continue;
+		o = json_tokener_parse(line);
+		if (o == NULL || usage_from_json(o, &row) == -1) {
+			log_warn("replay %s:%ld: not a usage row", path, lineno);
+			res->bad++;
+			json_object_put(o);
+			continue;
+		}
+		json_object_put(o);
+		rc = store_txn(s, replay_txn, &row);
+		if (rc == STORE_EXISTS)
+			res->duplicate++;
+		else if (rc == STORE_OK)
+			res->imported++;
+		else {
+			log_error("replay %s:%ld: %s", path, lineno,
+			    store_error());
+			break;
+		}
+		rc = STORE_OK;
+	}
+	free(line);
+	fclose(fp);
+	return rc;
+}
+
+int
+usage_replay(struct store *s, const struct config *cfg, const char *path,
+    struct replay_result *res)
+{
+	char		 work[1024], done[1100], stamp[32];
+	struct stat	 st;
+	time_t		 now = time(NULL);
+	struct tm	 tm;
+	int		 rc;
+
+	memset(res, 0, sizeof(*res));
+	if (path == NULL)
+		path = cfg->gw.fallback_file;
+	if ((size_t)snprintf(work, sizeof(work), "%s.replaying", path) >=
+	    sizeof(work))
+		return STORE_ERROR;
+	/*
+	 * Move the file aside first: workers that write meanwhile start a new
+	 * one. A .replaying file left by an interrupted replay is finished
+	 * first; rows already imported are skipped as duplicates.
+	 */
+	if (stat(work, &st) == -1) {
+		if (rename(path, work) == -1) {
+			if (errno == ENOENT)
+				return STORE_OK;	/* nothing to replay */
+			log_error("replay: rename %s: %s", path,
+			    strerror(errno));
+			return STORE_ERROR;
+		}
+	}
+	if ((rc = replay_file(s, work, res)) != STORE_OK)
+		return rc;
+	gmtime_r(&now, &tm);
+	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+	snprintf(done, sizeof(done), "%s.replayed-%s", path, stamp);
+	if (rename(work, done) == -1) {
+		log_error("replay: rename %s: %s", work, strerror(errno));
+		return STORE_ERROR;
+	}
+	return STORE_OK;
+}
+
+struct scan_ctx {
+	int64_t		 to_us;
+	unsigned char	 next[16];	/* where the next batch starts */
+	int		 more;
+	long		 count;
+	usage_fn	 fn;
+	void		*arg;
+	int		 stopped;
+};
+
+static int
+scan_one(void *arg, const void *k, size_t klen, const void *v, size_t vlen)
+{
+	struct scan_ctx		*c = arg;
+	struct usage_row	 row;
+
+	if (klen != 16 || store_rec(v, vlen, &row, sizeof(row)) == -1)
+		return STORE_ERROR;
+	if (row.time_us >= c->to_us)
+		return STORE_STOP;
+	if (c->count++ == SCAN_BATCH) {
+		/* Resume right here in the next transaction. */
+		memcpy(c->next, k, 16);
+		c->more = 1;
+		return STORE_STOP;
+	}
+	if (c->fn(c->arg, &row) != 0) {
+		c->stopped = 1;
+		return STORE_STOP;
+	}
+	return 0;
+}
+
+static int
+scan_txn(struct store_txn *t, void *arg)
+{
+	struct scan_ctx	*c = arg;
+
+	c->count = 0;
+	c->more = 0;
+	return store_scan(t, SDB_USAGE, NULL, 0, c->next, 16, 0, scan_one, c);
+}
+
+/*
+ * In batches, each its own short read transaction, so that a long report
+ * never holds the locks that settling requests wait for.
+ */
+int
+usage_scan(struct store *s, int64_t from_us, int64_t to_us, usage_fn fn,
+    void *arg)
+{
+	struct scan_ctx	 c;
+	int		 rc;
+
+	memset(&c, 0, sizeof(c));
+	c.to_us = to_us;
+	c.fn = fn;
+	c.arg = arg;
+	row_key(c.next, from_us < 0 ? 0 : from_us, 0);
+	do {
+		if ((rc = store_read(s, scan_txn, &c)) != STORE_OK)
+			return rc;
+	} while (c.more && !c.stopped);
+	return STORE_OK;
+}
+
+struct purge_ctx {
+	int64_t	 before_us;
+	long	 deleted, batch;
+	int	 more;
+};
+
+static int
+purge_one(void *arg, const void *k, size_t klen, const void *v, size_t vlen)
+{
+	struct purge_ctx	*c = arg;
+
+	(void)v;
+	(void)vlen;
+	if (klen != 16 || (int64_t)store_get_be64(k) >= c->before_us)
+		return STORE_STOP;
+	if (c->batch == PURGE_BATCH) {
+		c->more = 1;
+		return STORE_STOP;
+	}
+	c->batch++;
+	return STORE_SCAN_DELETE;
+}
+
+static int
+purge_txn(struct store_txn *t, void *arg)
+{
+	struct purge_ctx	*c = arg;
+
+	c->batch = 0;
+	c->more = 0;
+	return store_scan(t, SDB_USAGE, NULL, 0, NULL, 0, 0, purge_one, c);
+}
+
+int
+usage_purge(struct store *s, int64_t before_us, long *n)
+{
+	struct purge_ctx	 c;
+	int			 rc;
+
+	memset(&c, 0, sizeof(c));
+	c.before_us = before_us;
+	*n = 0;
+	do {
+		if ((rc = store_txn(s, purge_txn, &c)) != STORE_OK)
+			return rc;
+		*n += c.batch;
+	} while (c.more);
+	return STORE_OK;
+}
+
+/* The one log line per request: operators grep it; the store has the rest. */
+void
+usage_log(const struct usage_row *u)
+{
+	log_info("usage id=%s key=%s agent=%s model=%s served=%s provider=%s "
+	    "status=%d attempts=%d stream=%d prompt=%" PRId64 " completion=%"
+	    PRId64 " cached=%" PRId64 " estimated=%d cost_micro_usd=%" PRId64
+	    " latency_ms=%d ttft_ms=%d client_aborted=%d",
+	    u->request_id, u->key_name[0] ? u->key_name : "-",
+	    u->agent[0] ? u->agent : "-", u->requested,
+	    u->served[0] ? u->served : "-", u->provider[0] ? u->provider : "-",
+	    u->status, u->attempts, u->stream, u->prompt, u->completion,
+	    u->cached, u->estimated, u->cost, u->latency_ms, u->ttft_ms,
+	    u->client_aborted);
 }

@@ -35,31 +35,16 @@ struct usage_row {
 	char		 key_name[64];
 	char		 agent[64];
 	char		 tier[16];
-	char		 requested[128];	/* model the client asked for */
-	char		 served[128];	/* model that answered, or "" */
+	char		 requested[256];	/* model the client asked for */
+	char		 served[256];	/* model that answered, or "" */
 	char		 provider[64];
 	char		 route[16];	/* chat, embeddings, images */
 };
 
-/* Until the routes settle through account.c: the old log-line record. */
-struct usage_rec {
-	const char	*request_id;
-	const char	*requested;
-	const char	*served;
-	const char	*provider;
-	struct usage	 tokens;
-	int		 estimated;
-	money_t		 cost;
-	int		 status;
-	int		 attempts;
-	int		 stream;
-	int		 client_aborted;
-	double		 latency_ms;
-	double		 ttft_ms;
-};
-void	usage_record(const struct usage_rec *);
-
 money_t	usage_cost(const struct candidate *, const struct usage *);
+
+/* The one "usage" log line of a request. */
+void	usage_log(const struct usage_row *);
 
 /* Insert a row in a transaction; STORE_EXISTS when (time_us, id) is taken. */
 int	usage_put(struct store_txn *, const struct usage_row *);
