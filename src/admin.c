@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -134,8 +135,11 @@ admin_open(struct admin *a, enum store_mode mode)
 	a->st = store_open(a->cfg->gw.data_dir, mode, nosync,
 	    a->cfg->gw.checkpoint_interval, err, sizeof(err));
 	if (a->st == NULL) {
-		complain("cannot open the store in %s: %s",
-		    a->cfg->gw.data_dir, err);
+		if (strstr(err, a->cfg->gw.data_dir) != NULL)
+			complain("%s", err);
+		else
+			complain("the store in %s: %s", a->cfg->gw.data_dir,
+			    err);
 		return ADM_FAIL;
 	}
 	return ADM_OK;
@@ -1012,7 +1016,11 @@ cmd_usage_report(struct admin *a, int argc, char **argv)
 		default:
 			return cmd_usage(a, stderr);
 		}
-	if (optind != argc || (json && csv))
+	if (json && csv) {
+		complain("--json and --csv: choose one");
+		return ADM_USAGE;
+	}
+	if (optind != argc)
 		return cmd_usage(a, stderr);
 	from = (int64_t)now - USAGE_DAYS * DAY_S;
 	to = (int64_t)now + 1;
@@ -1244,6 +1252,7 @@ cmd_replay(struct admin *a, int argc, char **argv)
 	struct replay_result	 res;
 	struct stat		 sb;
 	const char		*file;
+	char			 work[PATH_MAX];
 	int			 ch, rc;
 
 	opt_reset();
@@ -1260,14 +1269,12 @@ cmd_replay(struct admin *a, int argc, char **argv)
 		return ADM_FAIL;
 	file = optind < argc ? argv[optind] : a->cfg->gw.fallback_file;
 	memset(&res, 0, sizeof(res));
-	if (stat(file, &sb) != 0) {
-		if (errno != ENOENT) {
-			complain("%s: %s", file, strerror(errno));
-			return ADM_FAIL;
-		}
+	/* An interrupted replay left FILE.replaying: usage_replay ends it. */
+	snprintf(work, sizeof(work), "%s.replaying", file);
+	if (stat(file, &sb) != 0 && errno == ENOENT &&
+	    stat(work, &sb) != 0 && errno == ENOENT)
 		fprintf(stderr, "nothing to replay: %s does not exist\n", file);
-	} else if ((rc = usage_replay(a->st, a->cfg, file, &res)) !=
-	    STORE_OK) {
+	else if ((rc = usage_replay(a->st, a->cfg, file, &res)) != STORE_OK) {
 		printf("imported %ld, duplicate %ld, bad %ld\n", res.imported,
 		    res.duplicate, res.bad);
 		return store_failed(file, rc);
@@ -1318,8 +1325,10 @@ struct chk {
 	size_t			 n, cap;
 	long			 usage_rows;
 	long			 ledger_entries;
+	int64_t			 oldest_us;	/* the oldest usage row */
 	money_t			 usage_cost;	/* rows of keys, not master */
-	money_t			 ledger_debits;
+	money_t			 ledger_debits;	/* of rows still there */
+	money_t			 purged_debits;	/* of rows purged */
 	struct json_object	*problems;	/* array of strings */
 };
 
@@ -1451,10 +1460,15 @@ chk_ledger_cb(void *arg, const void *k, size_t klen, const void *v,
 		return 0;
 	}
 	ck->ledger_sum += l.amount;
-	if (l.kind == LEDGER_DEBIT) {
-		ck->ledger_debits -= l.amount;
-		c->ledger_debits -= l.amount;
+	if (l.kind != LEDGER_DEBIT)
+		return 0;
+	/* Purge deleted the oldest usage rows, never their debits. */
+	if (l.usage_time_us < c->oldest_us) {
+		c->purged_debits -= l.amount;
+		return 0;
 	}
+	ck->ledger_debits -= l.amount;
+	c->ledger_debits -= l.amount;
 	return 0;
 }
 
@@ -1474,6 +1488,8 @@ chk_usage_cb(void *arg, const void *k, size_t klen, const void *v,
 		return 0;
 	}
 	memcpy(&u, v, sizeof(u));
+	if (u.time_us < c->oldest_us)
+		c->oldest_us = u.time_us;
 	if (u.key_id == 0)
 		return 0;
 	if ((ck = chk_find(c, u.key_id)) == NULL) {
@@ -1496,7 +1512,8 @@ chk_read(struct store_txn *txn, void *arg)
 	/* A deadlock runs this again: start from scratch. */
 	c->n = 0;
 	c->usage_rows = c->ledger_entries = 0;
-	c->usage_cost = c->ledger_debits = 0;
+	c->oldest_us = INT64_MAX;
+	c->usage_cost = c->ledger_debits = c->purged_debits = 0;
 	json_object_put(c->problems);
 	if ((c->problems = json_object_new_array()) == NULL)
 		return STORE_ERROR;
@@ -1508,16 +1525,17 @@ chk_read(struct store_txn *txn, void *arg)
 	if ((rc = store_scan(txn, SDB_BALANCE, NULL, 0, NULL, 0, 0,
 	    chk_balance_cb, c)) < 0)
 		return rc;
-	if ((rc = store_scan(txn, SDB_LEDGER, NULL, 0, NULL, 0, 0,
-	    chk_ledger_cb, c)) < 0)
-		return rc;
+	/* Usage first: debits older than its oldest row were purged. */
 	if ((rc = store_scan(txn, SDB_USAGE, NULL, 0, NULL, 0, 0,
 	    chk_usage_cb, c)) < 0)
+		return rc;
+	if ((rc = store_scan(txn, SDB_LEDGER, NULL, 0, NULL, 0, 0,
+	    chk_ledger_cb, c)) < 0)
 		return rc;
 	return STORE_OK;
 }
 
-/* Compare each key's balance, ledger and usage. */
+/* Compare each key's balance, ledger and usage (debits of purged rows aside). */
 static void
 chk_books(struct chk *c)
 {
@@ -1558,6 +1576,7 @@ cmd_check(struct admin *a, int argc, char **argv)
 	struct chk		 c;
 	struct json_object	*o = NULL;
 	size_t			 i, np;
+	char			 buf[32];
 	int			 ch, rc, ret = ADM_FAIL, json = 0;
 
 	opt_reset();
@@ -1598,12 +1617,17 @@ cmd_check(struct admin *a, int argc, char **argv)
 		    json_object_get(c.problems));
 		jint(o, "usage_cost_micro_usd", c.usage_cost);
 		jint(o, "ledger_debits_micro_usd", c.ledger_debits);
+		jint(o, "purged_debits_micro_usd", c.purged_debits);
 		if (print_json(o) != ADM_OK)
 			goto fail;
 	} else {
 		for (i = 0; i < np; i++)
 			printf("check: %s\n", json_object_get_string(
 			    json_object_array_get_idx(c.problems, i)));
+		if (c.purged_debits != 0)
+			printf("check: %s of debits for purged usage rows not "
+			    "compared\n", fmt_usd(c.purged_debits, buf,
+			    sizeof(buf)));
 		printf("check: %zu keys, %ld usage rows, %ld ledger entries, "
 		    "%zu problems\n", c.n, c.usage_rows, c.ledger_entries, np);
 	}
@@ -1617,10 +1641,8 @@ cmd_check(struct admin *a, int argc, char **argv)
 #define KEY_REF	"KEY is a key id, its name or its listed prefix (sk-XXXXXXX).\n"
 
 static const struct cmd_entry commands[] = {
-	{ "key create",
-	  "--name NAME [options]",
-	  "Create a client key and print its secret, which is shown only "
-	  "this once.",
+	{ "key create", "--name NAME [options]",
+	  "Create a client key; prints its secret, shown only this once.",
 	  "  --name NAME             who the key is for (required, unique)\n"
 	  "  --agent A               agent it bills to (default: the name)\n"
 	  "  --tier T                [tier T] of the config (default: the "
@@ -1636,7 +1658,7 @@ static const struct cmd_entry commands[] = {
 	  "  --json                  print JSON\n",
 	  cmd_key_create },
 	{ "key list", "[--json]",
-	  "List every key: id, prefix, name, agent, tier, state, limits.",
+	  "List keys: id, prefix, name, agent, tier, state, limits.",
 	  NULL, cmd_key_list },
 	{ "key show", "KEY [--json]",
 	  "Show one key.", KEY_REF, cmd_key_show },
@@ -1646,17 +1668,16 @@ static const struct cmd_entry commands[] = {
 	{ "key enable", "KEY",
 	  "Enable a disabled key again.", KEY_REF, cmd_key_state },
 	{ "topup", "KEY USD [--reason TEXT] [--json]",
-	  "Credit a key's balance with money paid in; prints the new balance.",
-	  KEY_REF, cmd_credit },
+	  "Add money paid in to a key's balance.", KEY_REF, cmd_credit },
 	{ "adjust", "KEY [-]USD --reason TEXT [--json]",
-	  "Correct a key's balance up or down; prints the new balance.",
-	  KEY_REF, cmd_credit },
+	  "Correct a key's balance up or down, with a reason.", KEY_REF,
+	  cmd_credit },
 	{ "balance", "KEY [--json]",
-	  "Show a key's balance, what requests in flight hold, and its "
-	  "totals.", KEY_REF, cmd_balance },
-	{ "usage", "[--from DATE] [--to DATE] [--group-by G] [--key KEY] "
-	  "[--json|--csv]",
-	  "Usage totals over a time range.",
+	  "A key's balance, what requests in flight hold, its totals.",
+	  KEY_REF, cmd_balance },
+	{ "usage", "[--from DATE] [--to DATE] [--group-by G] [--key KEY]\n"
+	  "    [--json|--csv]",
+	  "Usage totals over a time range, grouped.",
 	  "  --from DATE         YYYY-MM-DD (UTC) or unix seconds "
 	  "(default: 30 days ago)\n"
 	  "  --to DATE           exclusive end (default: now)\n"
@@ -1667,22 +1688,31 @@ static const struct cmd_entry commands[] = {
 	  "  --json, --csv       print JSON or CSV\n",
 	  cmd_usage_report },
 	{ "ledger", "KEY [--limit N] [--offset N] [--json]",
-	  "A key's ledger (debits, topups, adjustments), newest first.",
+	  "A key's debits, topups and adjustments, newest first.",
 	  "  --limit N     entries to print (default 20)\n"
 	  "  --offset N    newest entries to skip\n" KEY_REF, cmd_ledger },
 	{ "purge", "[--days N]",
-	  "Delete usage rows older than N days (default: "
-	  "gateway.usage_retention_days).", NULL, cmd_purge },
+	  "Delete usage rows older than N days.",
+	  "  --days N      1..36500 (default: gateway.usage_retention_days)\n",
+	  cmd_purge },
 	{ "replay", "[FILE]",
-	  "Import the usage fallback file (default: gateway.fallback_file) "
-	  "exactly once.", NULL, cmd_replay },
+	  "Import the usage fallback file exactly once.",
+	  "FILE defaults to gateway.fallback_file. Each row is settled once\n"
+	  "(usage row, ledger debit, spend); a row already there counts as a\n"
+	  "duplicate. The file is renamed FILE.replayed-TIME afterwards.\n",
+	  cmd_replay },
 	{ "recover", "",
-	  "Run Berkeley DB recovery; creates the store if missing.",
-	  "Stop every gateway process first (web server, spawn-fcgi) and\n"
-	  "run it as the web server user.\n", cmd_recover },
+	  "Run Berkeley DB recovery; creates the store when missing.",
+	  "Stop every gateway process first (web server, spawn-fcgi) and run\n"
+	  "it as the web server user, before the gateway starts again.\n",
+	  cmd_recover },
 	{ "check", "[--json]",
-	  "Verify every key's balance against its ledger and usage; exit 1 "
-	  "on any problem.", NULL, cmd_check },
+	  "Verify balances against ledger and usage; exit 1 on problems.",
+	  "For every key: balance == credited - debited == the sum of its\n"
+	  "ledger, and its ledger debits == the cost of its usage rows (debits\n"
+	  "of rows older than the oldest usage row, i.e. purged, are not\n"
+	  "compared).\n",
+	  cmd_check },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
