@@ -7,6 +7,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -122,11 +123,23 @@ opt_reset(void)
 static int
 admin_open(struct admin *a, enum store_mode mode)
 {
-	char	 err[1024];
-	int	 nosync;
+	struct passwd	*pw;
+	struct stat	 sb;
+	char		 err[1024];
+	int		 nosync;
 
 	if ((a->cfg = config_load(a->path, err, sizeof(err))) == NULL) {
 		complain("config error: %s", err);
+		return ADM_FAIL;
+	}
+	/* Files root creates in another user's data_dir lock that user out. */
+	if (geteuid() == 0 && stat(a->cfg->gw.data_dir, &sb) == 0 &&
+	    sb.st_uid != 0 && (sb.st_mode & S_ISGID) == 0) {
+		pw = getpwuid(sb.st_uid);
+		complain("%s belongs to %s: run as that user (sudo -u %s "
+		    "llmgate-admin ...) or make it setgid (chmod 2770)",
+		    a->cfg->gw.data_dir, pw != NULL ? pw->pw_name : "another "
+		    "user", pw != NULL ? pw->pw_name : "USER");
 		return ADM_FAIL;
 	}
 	nosync = a->cfg->gw.durability != NULL &&
@@ -551,24 +564,54 @@ cmd_key_create(struct admin *a, int argc, char **argv)
 	return rc;
 }
 
-/* What `key list` prints, one key at a time. */
-struct list_ctx {
-	struct json_object	*data;	/* --json: the array, else NULL */
-	time_t			 now;
-	long			 n;
+/*
+ * Records handed over by a scan callback, kept until the scan is done:
+ * a deadlock retry scans again from the start, which restarts the list.
+ */
+struct recs {
+	void	*v;
+	size_t	 n, cap, size;
+	int	 failed;	/* out of memory */
 };
 
+/* Append a copy of rec; -1 (and failed set) when out of memory. */
 static int
-list_one(void *arg, const struct key_rec *k)
+recs_push(struct recs *r, const void *rec)
 {
-	struct list_ctx	*c = arg;
-	char		 lim[256], buf[32];
-	size_t		 n = 0;
+	void	*v;
+	size_t	 cap;
 
-	c->n++;
-	if (c->data != NULL)
-		return json_object_array_add(c->data,
-		    key_json(k, c->now)) == 0 ? 0 : -1;
+	if (r->n == r->cap) {
+		cap = r->cap == 0 ? 32 : r->cap * 2;
+		if ((v = reallocarray(r->v, cap, r->size)) == NULL) {
+			r->failed = 1;
+			return -1;
+		}
+		r->v = v;
+		r->cap = cap;
+	}
+	memcpy((char *)r->v + r->n++ * r->size, rec, r->size);
+	return 0;
+}
+
+static int
+key_collect(void *arg, const struct key_rec *k)
+{
+	struct recs		*r = arg;
+	const struct key_rec	*v = r->v;
+
+	/* Keys come in id order: one not after the last is a rescan. */
+	if (r->n > 0 && k->id <= v[r->n - 1].id)
+		r->n = 0;
+	return recs_push(r, k);
+}
+
+static void
+print_key_row(const struct key_rec *k, time_t now)
+{
+	char	 lim[256], buf[32];
+	size_t	 n = 0;
+
 	lim[0] = '\0';
 	if (k->rpm > 0)
 		n += (size_t)snprintf(lim + n, sizeof(lim) - n,
@@ -596,8 +639,7 @@ list_one(void *arg, const struct key_rec *k)
 	    k->agent[0] != '\0' ? k->agent : "-",
 	    k->tier[0] != '\0' ? (int)strnlen(k->tier, sizeof(k->tier)) : 1,
 	    k->tier[0] != '\0' ? k->tier : "-",
-	    key_state(k, c->now), lim[0] != '\0' ? lim + 1 : "-");
-	return 0;
+	    key_state(k, now), lim[0] != '\0' ? lim + 1 : "-");
 }
 
 static int
@@ -608,8 +650,12 @@ cmd_key_list(struct admin *a, int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct list_ctx	 c;
-	int		 ch, rc, json = 0;
+	struct recs		 r = { NULL, 0, 0, sizeof(struct key_rec), 0 };
+	const struct key_rec	*keys;
+	struct json_object	*o = NULL, *data;
+	time_t			 now = time(NULL);
+	size_t			 i;
+	int			 ch, rc, ret = ADM_FAIL, json = 0;
 
 	opt_reset();
 	while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1)
@@ -626,31 +672,36 @@ cmd_key_list(struct admin *a, int argc, char **argv)
 		return cmd_usage(a, stderr);
 	if (admin_open(a, STORE_ADMIN) != ADM_OK)
 		return ADM_FAIL;
-	memset(&c, 0, sizeof(c));
-	c.now = time(NULL);
-	if (json && (c.data = json_object_new_array()) == NULL) {
+	if ((rc = keys_list(a->st, key_collect, &r)) != STORE_OK) {
+		store_failed("cannot list the keys", rc);
+		goto fail;
+	}
+	if (r.failed) {
 		complain("out of memory");
-		return ADM_FAIL;
+		goto fail;
 	}
-	if (!json)
-		printf("%-6s %-10s %-20s %-16s %-6s %-8s %s\n", "ID", "PREFIX",
-		    "NAME", "AGENT", "TIER", "STATE", "LIMITS");
-	if ((rc = keys_list(a->st, list_one, &c)) != STORE_OK) {
-		json_object_put(c.data);
-		return store_failed("cannot list the keys", rc);
-	}
+	keys = r.v;
 	if (json) {
-		struct json_object	*o = json_object_new_object();
-
-		if (o == NULL) {
-			json_object_put(c.data);
+		if ((o = json_object_new_object()) == NULL ||
+		    (data = json_object_new_array()) == NULL) {
+			json_object_put(o);
 			complain("out of memory");
-			return ADM_FAIL;
+			goto fail;
 		}
-		json_object_object_add(o, "data", c.data);
-		return print_json(o);
+		json_object_object_add(o, "data", data);
+		for (i = 0; i < r.n; i++)
+			json_object_array_add(data, key_json(&keys[i], now));
+		ret = print_json(o);
+		goto fail;
 	}
-	return ADM_OK;
+	printf("%-6s %-10s %-20s %-16s %-6s %-8s %s\n", "ID", "PREFIX",
+	    "NAME", "AGENT", "TIER", "STATE", "LIMITS");
+	for (i = 0; i < r.n; i++)
+		print_key_row(&keys[i], now);
+	ret = ADM_OK;
+ fail:
+	free(r.v);
+	return ret;
 }
 
 static int
@@ -1104,20 +1155,27 @@ cmd_usage_report(struct admin *a, int argc, char **argv)
 	return rc;
 }
 
-/* What `ledger` prints, one entry at a time. */
-struct ledger_ctx {
-	struct json_object	*data;	/* --json: the array, else NULL */
-};
-
 static int
-ledger_one(void *arg, const struct ledger_rec *l)
+ledger_collect(void *arg, const struct ledger_rec *l)
 {
-	struct ledger_ctx	*c = arg;
-	char			 t[32], b1[32], b2[32];
+	struct recs		*r = arg;
+	const struct ledger_rec	*last;
 
-	if (c->data != NULL)
-		return json_object_array_add(c->data, ledger_json(l)) == 0 ?
-		    0 : -1;
+	/* Newest first: an entry not older than the last is a rescan. */
+	if (r->n > 0) {
+		last = (const struct ledger_rec *)r->v + r->n - 1;
+		if (l->time_us > last->time_us ||
+		    (l->time_us == last->time_us && l->id >= last->id))
+			r->n = 0;
+	}
+	return recs_push(r, l);
+}
+
+static void
+print_ledger_row(const struct ledger_rec *l)
+{
+	char	 t[32], b1[32], b2[32];
+
 	printf("%-21s %-6s %12s %12s %-24.*s %.*s\n",
 	    fmt_time(l->time_us / 1000000, t, sizeof(t)),
 	    l->kind < LEDGER__MAX ? ledger_kind_names[l->kind] : "?",
@@ -1126,7 +1184,6 @@ ledger_one(void *arg, const struct ledger_rec *l)
 	    l->request_id[0] != '\0' ?
 	    (int)strnlen(l->request_id, sizeof(l->request_id)) : 1,
 	    l->request_id[0] != '\0' ? l->request_id : "-", FIX(l->reason));
-	return 0;
 }
 
 static int
@@ -1139,11 +1196,13 @@ cmd_ledger(struct admin *a, int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	struct recs		 r = { NULL, 0, 0, sizeof(struct ledger_rec), 0 };
+	const struct ledger_rec	*l;
 	struct key_rec		 k;
-	struct ledger_ctx	 c;
-	struct json_object	*o;
+	struct json_object	*o = NULL, *data;
 	int64_t			 limit = LEDGER_LIMIT, offset = 0;
-	int			 ch, rc, json = 0;
+	size_t			 i;
+	int			 ch, rc, ret = ADM_FAIL, json = 0;
 
 	opt_reset();
 	while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1)
@@ -1174,29 +1233,38 @@ cmd_ledger(struct admin *a, int argc, char **argv)
 	if (admin_open(a, STORE_ADMIN) != ADM_OK ||
 	    find_key(a, argv[optind], &k) != ADM_OK)
 		return ADM_FAIL;
-	memset(&c, 0, sizeof(c));
-	if (json && (c.data = json_object_new_array()) == NULL) {
-		complain("out of memory");
-		return ADM_FAIL;
-	}
-	if (!json)
-		printf("%-21s %-6s %12s %12s %-24s %s\n", "TIME", "TYPE",
-		    "AMOUNT", "BALANCE", "REQUEST", "REASON");
 	rc = billing_ledger(a->st, k.id, (long)offset, (long)limit,
-	    ledger_one, &c);
+	    ledger_collect, &r);
 	if (rc != STORE_OK) {
-		json_object_put(c.data);
-		return store_failed("cannot read the ledger", rc);
+		store_failed("cannot read the ledger", rc);
+		goto fail;
 	}
-	if (!json)
-		return ADM_OK;
-	if ((o = json_object_new_object()) == NULL) {
-		json_object_put(c.data);
+	if (r.failed) {
 		complain("out of memory");
-		return ADM_FAIL;
+		goto fail;
 	}
-	json_object_object_add(o, "data", c.data);
-	return print_json(o);
+	l = r.v;
+	if (json) {
+		if ((o = json_object_new_object()) == NULL ||
+		    (data = json_object_new_array()) == NULL) {
+			json_object_put(o);
+			complain("out of memory");
+			goto fail;
+		}
+		json_object_object_add(o, "data", data);
+		for (i = 0; i < r.n; i++)
+			json_object_array_add(data, ledger_json(&l[i]));
+		ret = print_json(o);
+		goto fail;
+	}
+	printf("%-21s %-6s %12s %12s %-24s %s\n", "TIME", "TYPE", "AMOUNT",
+	    "BALANCE", "REQUEST", "REASON");
+	for (i = 0; i < r.n; i++)
+		print_ledger_row(&l[i]);
+	ret = ADM_OK;
+ fail:
+	free(r.v);
+	return ret;
 }
 
 static int
