@@ -119,14 +119,18 @@ like "$out" 'not started by a web server' "run from a shell without CGI variable
 
 # Model ids with '/' work plain and percent-encoded.
 check "$GW
+master_key = env:T0100_MASTER
 [provider p]
 base_url = http://127.0.0.1:9
 api_key = none
 [model vendor/model-x]
 provider = p"
+export T0100_MASTER=t0100-master-secret
 out=$(REQUEST_METHOD=GET REQUEST_URI=/v1/models/vendor/model-x LLMGATE_CONFIG=$C "$LLMGATE" </dev/null 2>/dev/null)
+like "$out" '^Status: 401' "every route but health needs a key"
+out=$(HTTP_AUTHORIZATION="Bearer $T0100_MASTER" REQUEST_METHOD=GET REQUEST_URI=/v1/models/vendor/model-x LLMGATE_CONFIG=$C "$LLMGATE" </dev/null 2>/dev/null)
 like "$out" '"id":"vendor/model-x"' "model id with a slash"
-out=$(REQUEST_METHOD=GET REQUEST_URI=/v1/models/vendor%2Fmodel-x LLMGATE_CONFIG=$C "$LLMGATE" </dev/null 2>/dev/null)
+out=$(HTTP_AUTHORIZATION="Bearer $T0100_MASTER" REQUEST_METHOD=GET REQUEST_URI=/v1/models/vendor%2Fmodel-x LLMGATE_CONFIG=$C "$LLMGATE" </dev/null 2>/dev/null)
 like "$out" '"id":"vendor/model-x"' "percent-encoded model id"
 
 # base_path is stripped before routing.

@@ -1,0 +1,332 @@
+/*
+ * unit-billing.c: pricing, admission and settlement against a real store
+ * in a scratch directory: budgets across UTC midnight, reservation
+ * expiry, prepaid balances and the ledger, and exact books when several
+ * processes admit and settle at once.
+ */
+#include <sys/wait.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../src/billing.h"
+#include "../src/config.h"
+#include "../src/keys.h"
+#include "../src/plan.h"
+#include "../src/store.h"
+#include "../src/usage.h"
+#include "tap.h"
+
+#define DAY	86400
+/* 2026-11-23 23:59:59 UTC and one second later. */
+#define EVENING	((time_t)1795391999)
+#define MIDNIGHT (EVENING + 1)
+
+static char	 dir[] = "/tmp/llmgate-unit-billing.XXXXXX";
+
+static struct config *
+load(void)
+{
+	char		 path[256], err[512];
+	struct config	*c;
+	FILE		*fp;
+
+	snprintf(path, sizeof(path), "%s/test.ini", dir);
+	fp = fopen(path, "w");
+	fprintf(fp, "[gateway]\ndata_dir = %s\nreservation_ttl = 60\n"
+	    "budget_warn_percent = 90\ndefault_tier = T3\n"
+	    "[tier T3]\ndaily_budget = 1.00\n"
+	    "[provider p]\nbase_url = http://127.0.0.1:9\napi_key = none\n"
+	    "[model m]\nprovider = p\ninput_price = 1\noutput_price = 3\n"
+	    "cached_input_price = 0.25\n", dir);
+	fclose(fp);
+	if ((c = config_load(path, err, sizeof(err))) == NULL)
+		printf("# config: %s\n", err);
+	return c;
+}
+
+static void
+test_pricing(void)
+{
+	struct candidate	 c;
+	struct usage		 u = { 0, 0, 0, 1 };
+
+	memset(&c, 0, sizeof(c));
+	c.input_price = 2500000;	/* $2.50 per 1M */
+	c.output_price = 10000000;	/* $10 */
+	c.cached_input_price = 1250000;
+	u.prompt = 1;
+	is_int(usage_cost(&c, &u), 3, "1 prompt token at $2.50/1M rounds "
+	    "2.5 micro-USD up to 3");
+	u.prompt = 1000;
+	u.completion = 500;
+	is_int(usage_cost(&c, &u), 7500, "1000 in + 500 out = 2500 + 5000");
+	u.prompt = 3;
+	u.completion = 0;
+	u.cached = 1;
+	/* 2 * 2.5 + 1 * 1.25 = 6.25: rounded once to 7, not 5 + 2 = 8. */
+	is_int(usage_cost(&c, &u), 7, "parts are summed before rounding once");
+	u.cached = 10;
+	is_int(usage_cost(&c, &u), 4, "cached tokens beyond the prompt are "
+	    "capped at the prompt (3 * 1.25 = 3.75 -> 4)");
+	ok(billing_day(EVENING) + DAY == billing_day(MIDNIGHT),
+	    "23:59:59 and 00:00:00 UTC fall in consecutive days");
+	is_int(billing_month(MIDNIGHT), 1793491200, "month of 2026-11-24 "
+	    "starts 2026-11-01");
+}
+
+static void
+principal(struct principal *p, const struct config *cfg,
+    const struct key_rec *k)
+{
+	memset(p, 0, sizeof(*p));
+	p->key = *k;
+	snprintf(p->agent, sizeof(p->agent), "%s", k->name);
+	snprintf(p->tier, sizeof(p->tier), "T3");
+	p->tier_cfg = config_tier(cfg, "T3");
+	p->agent_budget = p->tier_cfg->daily_budget;
+}
+
+static int
+admit(struct store *s, const struct config *cfg, const struct principal *p,
+    money_t worst, time_t now, struct admission *a)
+{
+	struct admit_in	 in;
+
+	memset(&in, 0, sizeof(in));
+	in.request_id = "req_unit";
+	in.model = "m";
+	in.worst = worst;
+	in.tokens = 100;
+	in.now = now;
+	return billing_admit(s, cfg, p, &in, a);
+}
+
+static int
+settle(struct store *s, const struct config *cfg, const struct principal *p,
+    const struct admission *a, money_t cost, time_t when)
+{
+	struct usage_row	 row;
+
+	memset(&row, 0, sizeof(row));
+	row.version = STORE_VERSION;
+	row.time_us = (int64_t)when * 1000000;
+	row.key_id = p->key.id;
+	row.cost = cost;
+	row.status = 200;
+	snprintf(row.agent, sizeof(row.agent), "%s", p->agent);
+	snprintf(row.request_id, sizeof(row.request_id), "req_unit");
+	return billing_settle(s, cfg, p, a, &row);
+}
+
+static void
+test_budget_midnight(struct store *s, const struct config *cfg)
+{
+	struct key_rec		 k;
+	struct principal	 p;
+	struct admission	 a;
+	struct spend_rec	 sp;
+	char			 secret[KEY_SECRET_LEN + 1], scope[80];
+
+	memset(&k, 0, sizeof(k));
+	snprintf(k.name, sizeof(k.name), "night");
+	is_int(keys_create(s, &k, secret, sizeof(secret)), STORE_OK,
+	    "key created");
+	principal(&p, cfg, &k);
+	is_int(admit(s, cfg, &p, 950000, EVENING, &a), STORE_OK, "admit");
+	is_int(a.verdict, ADMIT_OK, "$0.95 of a $1.00 agent budget admitted");
+	is_int(settle(s, cfg, &p, &a, 950000, EVENING), STORE_OK, "settled");
+	is_int(admit(s, cfg, &p, 100000, EVENING, &a), STORE_OK, "admit");
+	is_int(a.verdict, ADMIT_AGENT_BUDGET, "$0.10 more refused at "
+	    "23:59:59");
+	ok(a.warn, "and the budget is past the warning line");
+	is_int(a.retry_after, 1, "Retry-After: one second to midnight");
+	is_int(admit(s, cfg, &p, 100000, MIDNIGHT, &a), STORE_OK, "admit");
+	is_int(a.verdict, ADMIT_OK, "at 00:00:00 UTC the new day admits it");
+	ok(!a.warn, "no warning on a fresh day");
+	is_int(settle(s, cfg, &p, &a, 40000, MIDNIGHT), STORE_OK, "settled");
+	snprintf(scope, sizeof(scope), "a:%s", p.agent);
+	billing_spend(s, scope, EVENING, &sp);
+	is_int(sp.spent, 950000, "the evening's spend stays on its day");
+	billing_spend(s, scope, MIDNIGHT, &sp);
+	is_int(sp.spent, 40000, "the new day holds only the actual cost");
+	is_int(sp.requests, 1, "one request on the new day");
+}
+
+static void
+test_expiry(struct store *s, const struct config *cfg)
+{
+	struct key_rec		 k;
+	struct principal	 p;
+	struct admission	 a, b;
+	struct balance_rec	 bal;
+	money_t			 held;
+	char			 secret[KEY_SECRET_LEN + 1];
+	time_t			 t0 = MIDNIGHT + 3600;
+
+	memset(&k, 0, sizeof(k));
+	snprintf(k.name, sizeof(k.name), "expiry");
+	k.prepaid = 1;
+	keys_create(s, &k, secret, sizeof(secret));
+	principal(&p, cfg, &k);
+	is_int(admit(s, cfg, &p, 1, t0, &a), STORE_OK, "admit");
+	is_int(a.verdict, ADMIT_BALANCE, "a prepaid key without money: 402");
+	ok(strstr(a.message, "$0.000000 available") != NULL,
+	    "the message gives the balance: %s", a.message);
+	is_int(billing_credit(s, k.id, 500000, LEDGER_TOPUP, "unit", NULL),
+	    STORE_OK, "top up $0.50");
+	is_int(admit(s, cfg, &p, 400000, t0, &a), STORE_OK, "admit");
+	is_int(a.verdict, ADMIT_OK, "$0.40 reserved");
+	billing_balance(s, k.id, &bal, &held);
+	/* billing_balance counts at the wall clock; t0 is in the future. */
+	is_int(admit(s, cfg, &p, 200000, t0 + 10, &b), STORE_OK, "admit");
+	is_int(b.verdict, ADMIT_BALANCE, "$0.20 more does not fit beside the "
+	    "held $0.40");
+	/* The first request's process died: its reservation expires. */
+	is_int(admit(s, cfg, &p, 200000, t0 + 61, &b), STORE_OK, "admit");
+	is_int(b.verdict, ADMIT_OK, "after reservation_ttl the dead "
+	    "reservation no longer counts");
+	is_int(settle(s, cfg, &p, &b, 150000, t0 + 61), STORE_OK, "settle");
+	/* A late settlement of the expired one still debits what it cost. */
+	is_int(settle(s, cfg, &p, &a, 100000, t0 + 62), STORE_OK,
+	    "late settle");
+	billing_balance(s, k.id, &bal, &held);
+	is_int(bal.balance, 250000, "balance 0.50 - 0.15 - 0.10");
+	is_int(bal.credited - bal.debited, bal.balance, "credited - debited "
+	    "== balance");
+}
+
+struct sum {
+	money_t	 debits, credits;
+	long	 n;
+};
+
+static int
+add_ledger(void *arg, const struct ledger_rec *l)
+{
+	struct sum	*s = arg;
+
+	if (l->kind == LEDGER_DEBIT)
+		s->debits -= l->amount;
+	else
+		s->credits += l->amount;
+	s->n++;
+	return 0;
+}
+
+struct usum {
+	uint64_t	 key;
+	money_t		 cost;
+	long		 n;
+};
+
+static int
+add_usage(void *arg, const struct usage_row *r)
+{
+	struct usum	*u = arg;
+
+	if (r->key_id == u->key) {
+		u->cost += r->cost;
+		u->n++;
+	}
+	return 0;
+}
+
+/* Eight processes spend one balance at once: nothing over, nothing lost. */
+static void
+test_concurrency(const struct config *cfg)
+{
+	struct store		*s;
+	struct key_rec		 k;
+	struct principal	 p;
+	struct admission	 a;
+	struct balance_rec	 bal;
+	struct sum		 sum = { 0, 0, 0 };
+	struct usum		 us;
+	char			 secret[KEY_SECRET_LEN + 1], err[256];
+	int			 i, j, status, admitted = 0, st;
+	pid_t			 pid;
+	time_t			 now = time(NULL);
+
+	s = store_open(dir, STORE_ADMIN, 1, 30, err, sizeof(err));
+	memset(&k, 0, sizeof(k));
+	snprintf(k.name, sizeof(k.name), "busy");
+	k.prepaid = 1;
+	keys_create(s, &k, secret, sizeof(secret));
+	billing_credit(s, k.id, 1000000, LEDGER_TOPUP, "unit", NULL);
+	store_close(s);
+	for (i = 0; i < 8; i++) {
+		if ((pid = fork()) != 0)
+			continue;
+		s = store_open(dir, STORE_WORKER, 1, 30, err, sizeof(err));
+		principal(&p, cfg, &k);
+		p.agent_budget = 0;
+		for (j = 0, st = 0; j < 50; j++) {
+			if (admit(s, cfg, &p, 7000, now, &a) != STORE_OK) {
+				st = 2;
+				break;
+			}
+			if (a.verdict != ADMIT_OK)
+				continue;
+			settle(s, cfg, &p, &a, 3000 + j % 5 * 1000, now);
+			admitted++;
+		}
+		store_close(s);
+		_exit(st == 2 ? 2 : admitted > 255 ? 255 : admitted);
+	}
+	admitted = 0;
+	st = 0;
+	while (wait(&status) > 0) {
+		if (!WIFEXITED(status) || WEXITSTATUS(status) == 2)
+			st = 1;
+		else
+			admitted += WEXITSTATUS(status);
+	}
+	ok(st == 0, "every process admitted and settled without a store error");
+	s = store_open(dir, STORE_ADMIN, 1, 30, err, sizeof(err));
+	billing_balance(s, k.id, &bal, NULL);
+	billing_ledger(s, k.id, 0, -1, add_ledger, &sum);
+	memset(&us, 0, sizeof(us));
+	us.key = k.id;
+	usage_scan(s, 0, INT64_MAX, add_usage, &us);
+	ok(admitted > 100, "%d of 400 requests admitted", admitted);
+	is_int(us.n, admitted, "one usage row per admitted request");
+	is_int(sum.debits, us.cost, "ledger debits == usage costs");
+	is_int(bal.balance, 1000000 - us.cost, "balance == top-up - costs");
+	ok(bal.balance >= 0, "balance never below zero (%lld)",
+	    (long long)bal.balance);
+	is_int(sum.n, admitted + 1, "ledger: one top-up and one debit each");
+	store_close(s);
+}
+
+int
+main(void)
+{
+	struct config	*cfg;
+	struct store	*s;
+	char		 err[256], cmd[300];
+
+	test_pricing();
+	if (mkdtemp(dir) == NULL || (cfg = load()) == NULL) {
+		ok(0, "scratch directory and config");
+		return 1;
+	}
+	s = store_open(dir, STORE_RECOVER, 1, 30, err, sizeof(err));
+	ok(s != NULL, "store created: %s", s ? "ok" : err);
+	if (s == NULL)
+		return 1;
+	store_close(s);
+	s = store_open(dir, STORE_ADMIN, 1, 30, err, sizeof(err));
+	test_budget_midnight(s, cfg);
+	test_expiry(s, cfg);
+	store_close(s);
+	test_concurrency(cfg);
+	config_free(cfg);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	if (system(cmd) != 0)
+		printf("# cannot remove %s\n", dir);
+	printf("1..%d\n", tap_n);
+	return tap_failed != 0;
+}
