@@ -761,3 +761,96 @@ gw_curl() {
 	fi
 	curl -sS --max-time 30 "$@"
 }
+
+# --- Accounting: llmgate-admin, client keys, requests, JSON ---------------------
+#
+# admin ARGS...            llmgate-admin -c $ADMIN_CONF (default
+#                          $TMPDIR_T/llmgate.ini) as the gateway user
+# create_key VAR ARGS...   `admin key create --json ARGS`; sets VAR to the
+#                          secret and VAR_ID to the key id (fails a test if not)
+# api KEY METHOD PATH [JSON]  one request with KEY as bearer token ("" sends no
+#                          key); sets STATUS, BODY, HDRS (the header file)
+# chat_as KEY MODEL [TEXT [EXTRA-JSON-MEMBERS]]  POST /v1/chat/completions
+# hdr NAME                 a header of the last api/chat_as response ("" if none)
+# jx EXPR                  a Python expression over d, the JSON on stdin:
+#                          strings print as they are, anything else as JSON
+# mock_log                 the mock's /_mock/stats; mock_clear resets it
+# gw_worker_pids           the llmgate processes under the running server
+
+ADMIN_BIN=${LLMGATE_ADMIN:-$top_builddir/src/llmgate-admin}
+
+admin() {
+	_need_tmp
+	if [ -n "${_lib_copied:-}" ] && [ "$ADMIN_BIN" != "$TMPDIR_T/bin/llmgate-admin" ]; then
+		cp -p "$ADMIN_BIN" "$TMPDIR_T/bin/llmgate-admin" ||
+		    bail "cannot copy $ADMIN_BIN"
+		chmod a+rx "$TMPDIR_T/bin/llmgate-admin"
+		ADMIN_BIN=$TMPDIR_T/bin/llmgate-admin
+	fi
+	[ -x "$ADMIN_BIN" ] || bail "$ADMIN_BIN is missing: build it first (make)"
+	as_gw_user "$ADMIN_BIN" -c "${ADMIN_CONF:-$TMPDIR_T/llmgate.ini}" "$@"
+}
+
+jx() {
+	python3 -c '
+import json, sys
+try:
+    d = json.load(sys.stdin)
+except ValueError as e:
+    print("(not JSON: %s)" % e)
+    sys.exit(1)
+v = eval(sys.argv[1])
+print(v if isinstance(v, str) else json.dumps(v))' "$1" 2>&1
+}
+
+create_key() {
+	local var=$1 out
+	shift
+	out=$(admin key create --json "$@" 2>"$TMPDIR_T/create_key.err")
+	if [ $? -ne 0 ] || ! [[ $(jx 'd["key"]' <<<"$out") =~ ^sk-[A-Za-z0-9]{48}$ ]]; then
+		fail "llmgate-admin key create $*" "$out" "$(cat "$TMPDIR_T/create_key.err")"
+		printf -v "$var" '%s' sk-no-such-key-created
+		printf -v "${var}_ID" '%s' 0
+		return 1
+	fi
+	printf -v "$var" '%s' "$(jx 'd["key"]' <<<"$out")"
+	printf -v "${var}_ID" '%s' "$(jx 'd["id"]' <<<"$out")"
+}
+
+api() {
+	local key=$1 method=$2 path=$3 args=(-sS --max-time 60 -o - -w '\n%{http_code}')
+	_need_tmp
+	HDRS=$TMPDIR_T/api.headers
+	[ -z "$key" ] || args+=(-H "Authorization: Bearer $key")
+	[ "$method" = GET ] || args+=(-X "$method")
+	[ $# -lt 4 ] || args+=(-H 'Content-Type: application/json' --data-binary "$4")
+	BODY=$(curl "${args[@]}" -D "$HDRS" "$GW_URL$path")
+	STATUS=${BODY##*$'\n'}
+	BODY=${BODY%$'\n'*}
+}
+
+chat_as() {
+	local text=${3:-hello}
+	text=${text//\\/\\\\}
+	api "$1" POST /v1/chat/completions \
+	    "{\"model\":\"$2\",${4:+$4,}\"messages\":[{\"role\":\"user\",\"content\":\"${text//\"/\\\"}\"}]}"
+}
+
+hdr() {
+	tr -d '\r' <"$HDRS" 2>/dev/null | awk -v n="${1,,}" '
+	    { i = index($0, ":"); if (i && tolower(substr($0, 1, i - 1)) == n) { v = substr($0, i + 1); sub(/^ +/, "", v) } }
+	    END { print v }'
+}
+
+mock_log() { curl -sS "$MOCK_URL/_mock/stats"; }
+mock_clear() { curl -sS -X POST "$MOCK_URL/_mock/reset" >/dev/null; }
+
+gw_worker_pids() {
+	local p root exe
+	exe=$(readlink -f "$LLMGATE")
+	for root in "${_server_pids[@]}"; do
+		for p in $(_descendants "$root"); do
+			[ "$(readlink "/proc/$p/exe" 2>/dev/null)" = "$exe" ] && echo "$p"
+		done
+	done
+}

@@ -37,6 +37,11 @@ Directives (merged; message directives override model directives)
   comments=1           stream: ": OPENROUTER PROCESSING" comment before every event
   tool=1               answer with a get_weather tool call (finish_reason tool_calls)
   echo=1               non-stream: content = JSON dump of the received request body
+  usage=0              report no usage: non-stream answers carry no "usage" member, streams
+                       send no usage chunk even when stream_options.include_usage asks
+  prompt_tokens=N      report N prompt tokens instead of the computed count
+  completion_tokens=N  report N completion tokens instead of the number of pieces
+Every chat log entry also has "usage": the usage object the mock reported (null: none).
 Outcome in the log: "ok", "fault:<directive>" (e.g. fault:status=503, fault:reset) or "aborted"
 (client disconnect). "completed" counts responses fully written (error replies included);
 reset/reset_after requests count in neither "completed" nor "aborted".
@@ -379,6 +384,7 @@ class Handler(BaseHTTPRequestHandler):
     # ---------------------------------------------------------------- bookkeeping
     def log_request_entry(self, path, model, body):
         # "peer" (client ip:port) tells whether the gateway reused a connection.
+        self.reported_usage = None
         entry = {"t": time.time(), "path": path, "model": model,
                  "peer": "%s:%d" % self.client_address[:2],
                  "proxied_host": getattr(self, "proxied_host", None),
@@ -398,6 +404,7 @@ class Handler(BaseHTTPRequestHandler):
         with LOCK:
             entry["outcome"] = "aborted" if aborted else outcome
             entry["aborted"] = aborted
+            entry["usage"] = getattr(self, "reported_usage", None)
             if model is not None:
                 key = "aborted" if aborted else "completed"
                 STATE[key][model] = STATE[key].get(model, 0) + 1
@@ -563,13 +570,23 @@ class Handler(BaseHTTPRequestHandler):
             msg["tool_calls"] = [{"id": "call_mock1", "type": "function", "function": {
                 "name": "get_weather", "arguments": "".join(TOOL_ARGS)}}]
         msg["refusal"] = None
-        p = prompt_tokens(body)
         resp = {"id": cid, "object": "chat.completion", "created": int(time.time()),
                 "model": model.split("@", 1)[0],
                 "choices": [{"index": 0, "message": msg, "logprobs": None, "finish_reason": finish}],
-                "usage": {"prompt_tokens": p, "completion_tokens": n, "total_tokens": p + n},
+                "usage": self.usage_report(body, d, n),
                 "system_fingerprint": "fp_mock"}
+        if resp["usage"] is None:
+            del resp["usage"]
         self.send_body(200, dumps(resp))
+
+    def usage_report(self, body, d, n):
+        """The usage object of a chat answer (None with usage=0); noted for the log."""
+        if "usage" in d and not num(d, "usage", 1):
+            return None
+        p = int(num(d, "prompt_tokens", prompt_tokens(body)))
+        c = int(num(d, "completion_tokens", n))
+        self.reported_usage = {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
+        return dict(self.reported_usage)
 
     def chat_stream(self, body, model, d, outcome):
         with LOCK:
@@ -634,10 +651,10 @@ class Handler(BaseHTTPRequestHandler):
             else:
                 event(chunk({"content": "tok%d " % i}))
         event(chunk({}, "tool_calls" if tool else "stop"))
-        if usage:
-            p = prompt_tokens(body)
+        report = self.usage_report(body, d, n) if usage else None
+        if report is not None:
             u = chunk({}, choices=False)
-            u["usage"] = {"prompt_tokens": p, "completion_tokens": n, "total_tokens": p + n}
+            u["usage"] = report
             event(u)
         event("[DONE]")
         self.send_raw(b"0\r\n\r\n")
@@ -856,6 +873,7 @@ def main():
     class Server(ThreadingHTTPServer):
         daemon_threads = True
         allow_reuse_address = True
+        request_queue_size = 256    # many gateway processes connect at once
     srv = Server((args.host, args.port), Handler)
     port = srv.server_address[1]
     if args.port_file:
