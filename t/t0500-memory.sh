@@ -96,7 +96,8 @@ fi
 # access and nothing definitely or indirectly lost.
 vg() {	# label body -> checks valgrind's (or ASan's) verdict on one CGI request
 	local log=$TMPDIR_T/vg.$1 out checker
-	checker=(valgrind --leak-check=full --errors-for-leak-kinds=definite,indirect
+	checker=(valgrind --suppressions="$top_srcdir/t/valgrind.supp"
+	    --leak-check=full --errors-for-leak-kinds=definite,indirect
 	    --error-exitcode=99 --log-file="$log")
 	[ -z "$asan" ] || checker=()
 	out=$(printf '%s' "$2" | env REQUEST_METHOD=POST REQUEST_URI=/v1/chat/completions \

@@ -236,7 +236,7 @@ add_usage(void *arg, const struct usage_row *r)
 
 /* Eight processes spend one balance at once: nothing over, nothing lost. */
 static void
-test_concurrency(const struct config *cfg)
+test_concurrency(struct config *cfg)
 {
 	struct store		*s;
 	struct key_rec		 k;
@@ -274,6 +274,7 @@ test_concurrency(const struct config *cfg)
 			admitted++;
 		}
 		store_close(s);
+		config_free(cfg);
 		_exit(st == 2 ? 2 : admitted > 255 ? 255 : admitted);
 	}
 	admitted = 0;
