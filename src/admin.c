@@ -1377,11 +1377,23 @@ cmd_recover(struct admin *a, int argc, char **argv)
 	return ADM_OK;
 }
 
+/*
+ * check reads the store in short batches, each its own read transaction,
+ * like usage_scan: one transaction over every record would hold a lock
+ * per page read and exhaust the lock table of a large store. The gateway
+ * may write meanwhile, so each key's balance is read before and after:
+ * a key whose credits or debits moved is not compared (every ledger
+ * entry moves one of them).
+ */
+#define CHK_BATCH	256
+#define CHK_KEY_MAX	64		/* longest key of the databases read */
+
 /* One key's books as `check` adds them up. */
 struct chk_key {
 	uint64_t		 id;
 	char			 name[KEY_NAME_MAX];
 	int			 has_balance;
+	int			 busy;		/* written during the check */
 	struct balance_rec	 bal;
 	money_t			 ledger_sum;
 	money_t			 ledger_debits;	/* positive */
@@ -1389,15 +1401,35 @@ struct chk_key {
 };
 
 struct chk {
+	struct store		*st;
 	struct chk_key		*keys;		/* sorted by id */
 	size_t			 n, cap;
 	long			 usage_rows;
 	long			 ledger_entries;
+	long			 busy;
 	int64_t			 oldest_us;	/* the oldest usage row */
 	money_t			 usage_cost;	/* rows of keys, not master */
 	money_t			 ledger_debits;	/* of rows still there */
 	money_t			 purged_debits;	/* of rows purged */
+	int			 again;		/* second balance pass */
 	struct json_object	*problems;	/* array of strings */
+};
+
+/* One record copied out of a batch. */
+struct chk_rec {
+	unsigned char	 k[CHK_KEY_MAX];
+	size_t		 klen, vlen;
+	unsigned char	 v[STORE_VALUE_MAX];
+};
+
+/* A walk over one database, CHK_BATCH records per transaction. */
+struct batch {
+	enum store_db	 db;
+	struct chk_rec	*recs;
+	size_t		 n;
+	int		 more;
+	unsigned char	 from[CHK_KEY_MAX];	/* the last key handled */
+	size_t		 flen;
 };
 
 static void problem(struct chk *, const char *, ...)
@@ -1416,6 +1448,68 @@ problem(struct chk *c, const char *fmt, ...)
 }
 
 static int
+batch_one(void *arg, const void *k, size_t klen, const void *v, size_t vlen)
+{
+	struct batch	*b = arg;
+	struct chk_rec	*r;
+
+	/* The scan resumes on the key the last batch ended with. */
+	if (b->flen > 0 && klen == b->flen && memcmp(k, b->from, klen) == 0)
+		return 0;
+	if (b->n == CHK_BATCH) {
+		b->more = 1;
+		return STORE_STOP;
+	}
+	if (klen > CHK_KEY_MAX || vlen > STORE_VALUE_MAX)
+		return STORE_ERROR;
+	r = &b->recs[b->n++];
+	memcpy(r->k, k, klen);
+	r->klen = klen;
+	memcpy(r->v, v, vlen);
+	r->vlen = vlen;
+	return 0;
+}
+
+static int
+batch_txn(struct store_txn *txn, void *arg)
+{
+	struct batch	*b = arg;
+
+	/* A deadlock runs this again: the batch starts over. */
+	b->n = 0;
+	b->more = 0;
+	return store_scan(txn, b->db, NULL, 0, b->flen > 0 ? b->from : NULL,
+	    b->flen, 0, batch_one, b);
+}
+
+/* Hand every record of db to fn, outside any transaction. */
+static int
+chk_walk(struct chk *c, struct batch *b, enum store_db db, store_scan_fn fn)
+{
+	struct chk_rec	*r;
+	size_t		 i;
+	int		 rc;
+
+	b->db = db;
+	b->flen = 0;
+	do {
+		if ((rc = store_read(c->st, batch_txn, b)) != STORE_OK)
+			return rc;
+		for (i = 0; i < b->n; i++) {
+			r = &b->recs[i];
+			if ((rc = fn(c, r->k, r->klen, r->v, r->vlen)) < 0)
+				return rc;
+		}
+		if (b->n > 0) {
+			r = &b->recs[b->n - 1];
+			memcpy(b->from, r->k, r->klen);
+			b->flen = r->klen;
+		}
+	} while (b->more);
+	return STORE_OK;
+}
+
+static int
 chk_cmp(const void *a, const void *b)
 {
 	const struct chk_key	*x = a, *y = b;
@@ -1431,6 +1525,15 @@ chk_find(struct chk *c, uint64_t id)
 	k.id = id;
 	return c->n == 0 ? NULL :
 	    bsearch(&k, c->keys, c->n, sizeof(k), chk_cmp);
+}
+
+/* A record of a key not read at the start: a problem unless it is new. */
+static int
+chk_unknown(struct chk *c, uint64_t id)
+{
+	struct key_rec	 k;
+
+	return keys_get(c->st, id, &k) != STORE_OK;
 }
 
 /* The id in an 8-byte big-endian key, or 0. */
@@ -1474,8 +1577,10 @@ chk_key_cb(void *arg, const void *k, size_t klen, const void *v,
 	if (c->n == c->cap) {
 		cap = c->cap == 0 ? 64 : c->cap * 2;
 		if ((keys = reallocarray(c->keys, cap, sizeof(*keys))) ==
-		    NULL)
+		    NULL) {
+			complain("out of memory");
 			return STORE_ERROR;
+		}
 		c->keys = keys;
 		c->cap = cap;
 	}
@@ -1486,57 +1591,39 @@ chk_key_cb(void *arg, const void *k, size_t klen, const void *v,
 	return 0;
 }
 
+/* First pass: the balance compared; second pass: has it moved since? */
 static int
 chk_balance_cb(void *arg, const void *k, size_t klen, const void *v,
     size_t vlen)
 {
 	struct chk		*c = arg;
 	struct chk_key		*ck;
+	struct balance_rec	 b;
 	uint64_t		 id = key_id_of(k, klen);
 
-	if (chk_value(c, "balance", id, v, vlen, sizeof(ck->bal)) != 0)
+	if (c->again) {
+		if (vlen != sizeof(b) || (ck = chk_find(c, id)) == NULL)
+			return 0;
+		memcpy(&b, v, sizeof(b));
+		if (!ck->busy && (!ck->has_balance ||
+		    b.credited != ck->bal.credited ||
+		    b.debited != ck->bal.debited ||
+		    b.balance != ck->bal.balance)) {
+			ck->busy = 1;
+			c->busy++;
+		}
+		return 0;
+	}
+	if (chk_value(c, "balance", id, v, vlen, sizeof(b)) != 0)
 		return 0;
 	if ((ck = chk_find(c, id)) == NULL) {
-		problem(c, "a balance of key %" PRIu64 ", which does not "
-		    "exist", id);
+		if (chk_unknown(c, id))
+			problem(c, "a balance of key %" PRIu64 ", which does "
+			    "not exist", id);
 		return 0;
 	}
 	memcpy(&ck->bal, v, sizeof(ck->bal));
 	ck->has_balance = 1;
-	return 0;
-}
-
-static int
-chk_ledger_cb(void *arg, const void *k, size_t klen, const void *v,
-    size_t vlen)
-{
-	struct chk		*c = arg;
-	struct chk_key		*ck;
-	struct ledger_rec	 l;
-
-	c->ledger_entries++;
-	if (chk_value(c, "ledger entry", key_id_of(k, klen), v, vlen,
-	    sizeof(l)) != 0)
-		return 0;
-	memcpy(&l, v, sizeof(l));
-	if (klen < 8 || l.key_id != store_get_be64(k))
-		problem(c, "ledger entry %" PRIu64 " of key %" PRIu64 " is "
-		    "stored under another key", l.id, l.key_id);
-	if ((ck = chk_find(c, l.key_id)) == NULL) {
-		problem(c, "ledger entry %" PRIu64 " of key %" PRIu64 ", "
-		    "which does not exist", l.id, l.key_id);
-		return 0;
-	}
-	ck->ledger_sum += l.amount;
-	if (l.kind != LEDGER_DEBIT)
-		return 0;
-	/* Purge deleted the oldest usage rows, never their debits. */
-	if (l.usage_time_us < c->oldest_us) {
-		c->purged_debits -= l.amount;
-		return 0;
-	}
-	ck->ledger_debits -= l.amount;
-	c->ledger_debits -= l.amount;
 	return 0;
 }
 
@@ -1561,8 +1648,9 @@ chk_usage_cb(void *arg, const void *k, size_t klen, const void *v,
 	if (u.key_id == 0)
 		return 0;
 	if ((ck = chk_find(c, u.key_id)) == NULL) {
-		problem(c, "usage row %.*s of key %" PRIu64 ", which does not "
-		    "exist", FIX(u.request_id), u.key_id);
+		if (chk_unknown(c, u.key_id))
+			problem(c, "usage row %.*s of key %" PRIu64 ", which "
+			    "does not exist", FIX(u.request_id), u.key_id);
 		return 0;
 	}
 	ck->usage_cost += u.cost;
@@ -1570,40 +1658,72 @@ chk_usage_cb(void *arg, const void *k, size_t klen, const void *v,
 	return 0;
 }
 
-/* Read every key, balance, ledger entry and usage row in one snapshot. */
 static int
-chk_read(struct store_txn *txn, void *arg)
+chk_ledger_cb(void *arg, const void *k, size_t klen, const void *v,
+    size_t vlen)
 {
-	struct chk	*c = arg;
-	int		 rc;
+	struct chk		*c = arg;
+	struct chk_key		*ck;
+	struct ledger_rec	 l;
 
-	/* A deadlock runs this again: start from scratch. */
-	c->n = 0;
-	c->usage_rows = c->ledger_entries = 0;
-	c->oldest_us = INT64_MAX;
-	c->usage_cost = c->ledger_debits = c->purged_debits = 0;
-	json_object_put(c->problems);
-	if ((c->problems = json_object_new_array()) == NULL)
-		return STORE_ERROR;
-	if ((rc = store_scan(txn, SDB_KEYS, NULL, 0, NULL, 0, 0, chk_key_cb,
-	    c)) < 0)
-		return rc;
-	if (c->n > 1)
-		qsort(c->keys, c->n, sizeof(*c->keys), chk_cmp);
-	if ((rc = store_scan(txn, SDB_BALANCE, NULL, 0, NULL, 0, 0,
-	    chk_balance_cb, c)) < 0)
-		return rc;
-	/* Usage first: debits older than its oldest row were purged. */
-	if ((rc = store_scan(txn, SDB_USAGE, NULL, 0, NULL, 0, 0,
-	    chk_usage_cb, c)) < 0)
-		return rc;
-	if ((rc = store_scan(txn, SDB_LEDGER, NULL, 0, NULL, 0, 0,
-	    chk_ledger_cb, c)) < 0)
-		return rc;
-	return STORE_OK;
+	c->ledger_entries++;
+	if (chk_value(c, "ledger entry", key_id_of(k, klen), v, vlen,
+	    sizeof(l)) != 0)
+		return 0;
+	memcpy(&l, v, sizeof(l));
+	if (klen < 8 || l.key_id != store_get_be64(k))
+		problem(c, "ledger entry %" PRIu64 " of key %" PRIu64 " is "
+		    "stored under another key", l.id, l.key_id);
+	if ((ck = chk_find(c, l.key_id)) == NULL) {
+		if (chk_unknown(c, l.key_id))
+			problem(c, "ledger entry %" PRIu64 " of key %" PRIu64
+			    ", which does not exist", l.id, l.key_id);
+		return 0;
+	}
+	ck->ledger_sum += l.amount;
+	if (l.kind != LEDGER_DEBIT)
+		return 0;
+	/* Purge deleted the oldest usage rows, never their debits. */
+	if (l.usage_time_us < c->oldest_us) {
+		c->purged_debits -= l.amount;
+		return 0;
+	}
+	ck->ledger_debits -= l.amount;
+	c->ledger_debits -= l.amount;
+	return 0;
 }
 
-/* Compare each key's balance, ledger and usage (debits of purged rows aside). */
+/* Keys and balances, usage, ledger, then balances again. */
+static int
+chk_read(struct chk *c)
+{
+	struct batch	 b;
+	int		 rc;
+
+	memset(&b, 0, sizeof(b));
+	if ((b.recs = calloc(CHK_BATCH, sizeof(*b.recs))) == NULL) {
+		complain("out of memory");
+		return STORE_ERROR;
+	}
+	c->oldest_us = INT64_MAX;
+	if ((rc = chk_walk(c, &b, SDB_KEYS, chk_key_cb)) != STORE_OK)
+		goto done;
+	if (c->n > 1)
+		qsort(c->keys, c->n, sizeof(*c->keys), chk_cmp);
+	if ((rc = chk_walk(c, &b, SDB_BALANCE, chk_balance_cb)) != STORE_OK)
+		goto done;
+	/* Usage first: debits older than its oldest row were purged. */
+	if ((rc = chk_walk(c, &b, SDB_USAGE, chk_usage_cb)) != STORE_OK ||
+	    (rc = chk_walk(c, &b, SDB_LEDGER, chk_ledger_cb)) != STORE_OK)
+		goto done;
+	c->again = 1;
+	rc = chk_walk(c, &b, SDB_BALANCE, chk_balance_cb);
+ done:
+	free(b.recs);
+	return rc;
+}
+
+/* Compare each quiet key's balance, ledger and usage (purged rows aside). */
 static void
 chk_books(struct chk *c)
 {
@@ -1613,6 +1733,8 @@ chk_books(struct chk *c)
 
 	for (i = 0; i < c->n; i++) {
 		k = &c->keys[i];
+		if (k->busy)
+			continue;
 		if (k->has_balance &&
 		    k->bal.balance != k->bal.credited - k->bal.debited)
 			problem(c, "key %" PRIu64 " (%s): balance %s != "
@@ -1663,11 +1785,16 @@ cmd_check(struct admin *a, int argc, char **argv)
 	if (admin_open(a, STORE_ADMIN) != ADM_OK)
 		return ADM_FAIL;
 	memset(&c, 0, sizeof(c));
+	c.st = a->st;
+	if ((c.problems = json_object_new_array()) == NULL) {
+		complain("out of memory");
+		goto fail;
+	}
 	if ((rc = store_failchk(a->st)) != STORE_OK) {
 		store_failed("failchk", rc);
 		goto fail;
 	}
-	if ((rc = store_read(a->st, chk_read, &c)) != STORE_OK) {
+	if ((rc = chk_read(&c)) != STORE_OK) {
 		store_failed("cannot read the store", rc);
 		goto fail;
 	}
@@ -1686,6 +1813,7 @@ cmd_check(struct admin *a, int argc, char **argv)
 		jint(o, "usage_cost_micro_usd", c.usage_cost);
 		jint(o, "ledger_debits_micro_usd", c.ledger_debits);
 		jint(o, "purged_debits_micro_usd", c.purged_debits);
+		jint(o, "busy_keys", c.busy);
 		if (print_json(o) != ADM_OK)
 			goto fail;
 	} else {
@@ -1696,6 +1824,9 @@ cmd_check(struct admin *a, int argc, char **argv)
 			printf("check: %s of debits for purged usage rows not "
 			    "compared\n", fmt_usd(c.purged_debits, buf,
 			    sizeof(buf)));
+		if (c.busy > 0)
+			printf("check: %ld keys written during the check, not "
+			    "compared\n", c.busy);
 		printf("check: %zu keys, %ld usage rows, %ld ledger entries, "
 		    "%zu problems\n", c.n, c.usage_rows, c.ledger_entries, np);
 	}
@@ -1779,7 +1910,8 @@ static const struct cmd_entry commands[] = {
 	  "For every key: balance == credited - debited == the sum of its\n"
 	  "ledger, and its ledger debits == the cost of its usage rows (debits\n"
 	  "of rows older than the oldest usage row, i.e. purged, are not\n"
-	  "compared).\n",
+	  "compared). It may run beside the gateway: a key written during\n"
+	  "the check is left out and counted.\n",
 	  cmd_check },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
