@@ -10,6 +10,7 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -542,7 +543,8 @@ billing_apply(struct store_txn *t, const struct usage_row *row)
 		l.usage_id = row->id;
 		snprintf(l.request_id, sizeof(l.request_id), "%s",
 		    row->request_id);
-		snprintf(l.reason, sizeof(l.reason), "%.15s %.100s", row->route,
+		snprintf(l.reason, sizeof(l.reason), "%.15s %.100s",
+		    row->route[0] ? row->route : "request",
 		    row->served[0] ? row->served : row->requested);
 		if ((rc = put_ledger(t, &l)) != STORE_OK)
 			return rc;
@@ -683,49 +685,85 @@ billing_balance(struct store *s, uint64_t key_id, struct balance_rec *bal,
 	return store_read(s, balance_txn, &c);
 }
 
+#define LEDGER_BATCH	256
+
+/*
+ * Ledger pages are read in batches, each in its own read transaction, and
+ * handed out after the commit: a deadlock retry re-reads the batch and the
+ * callback never sees an entry twice.
+ */
 struct ledger_ctx {
-	uint64_t	 key_id;
-	long		 offset, limit, seen;
-	ledger_fn	 fn;
-	void		*arg;
+	uint64_t		 key_id;
+	long			 offset, limit;
+	long			 seen, seen0;	/* entries passed, at batch start */
+	unsigned char		 next[24];	/* resume after this key */
+	int			 resume, more;
+	size_t			 n;
+	struct ledger_rec	 batch[LEDGER_BATCH];
 };
 
 static int
 ledger_one(void *arg, const void *k, size_t klen, const void *v, size_t vlen)
 {
 	struct ledger_ctx	*c = arg;
-	struct ledger_rec	 l;
 
-	(void)k;
-	(void)klen;
-	if (store_rec(v, vlen, &l, sizeof(l)) == -1)
+	if (klen != 24)
 		return STORE_ERROR;
+	if (c->resume && memcmp(k, c->next, 24) == 0)
+		return 0;	/* the last entry of the previous batch */
+	if (c->limit >= 0 && c->seen >= c->offset + c->limit)
+		return STORE_STOP;
+	if (c->n == LEDGER_BATCH) {
+		c->more = 1;
+		return STORE_STOP;
+	}
 	if (c->seen++ < c->offset)
 		return 0;
-	if (c->limit >= 0 && c->seen > c->offset + c->limit)
-		return STORE_STOP;
-	return c->fn(c->arg, &l) != 0 ? STORE_STOP : 0;
+	if (store_rec(v, vlen, &c->batch[c->n], sizeof(c->batch[0])) == -1)
+		return STORE_ERROR;
+	memcpy(c->next, k, 24);
+	c->n++;
+	return 0;
 }
 
 static int
 ledger_txn(struct store_txn *t, void *arg)
 {
 	struct ledger_ctx	*c = arg;
-	unsigned char		 prefix[8];
+	unsigned char		 prefix[8], from[24];
 
-	c->seen = 0;
+	c->seen = c->seen0;
+	c->n = 0;
+	c->more = 0;
 	store_be64(prefix, c->key_id);
-	return store_scan(t, SDB_LEDGER, prefix, 8, NULL, 0, STORE_REVERSE,
-	    ledger_one, c);
+	memcpy(from, c->next, 24);
+	return store_scan(t, SDB_LEDGER, prefix, 8, c->resume ? from : NULL,
+	    c->resume ? 24 : 0, STORE_REVERSE, ledger_one, c);
 }
 
 int
 billing_ledger(struct store *s, uint64_t key_id, long offset, long limit,
     ledger_fn fn, void *arg)
 {
-	struct ledger_ctx	 c = { key_id, offset, limit, 0, fn, arg };
+	struct ledger_ctx	*c;
+	size_t			 i;
+	int			 rc = STORE_OK, stop = 0;
 
-	return store_read(s, ledger_txn, &c);
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return STORE_ERROR;
+	c->key_id = key_id;
+	c->offset = offset;
+	c->limit = limit;
+	do {
+		if ((rc = store_read(s, ledger_txn, c)) != STORE_OK)
+			break;
+		for (i = 0; i < c->n && !stop; i++)
+			stop = fn(arg, &c->batch[i]) != 0;
+		c->seen0 = c->seen;
+		c->resume = 1;
+	} while (c->more && !stop);
+	free(c);
+	return rc;
 }
 
 struct spend_ctx {

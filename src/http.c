@@ -25,7 +25,7 @@ static const struct {
 	int		 code;
 	const char	*reason;
 } reasons[] = {
-	{ 200, "OK" }, { 400, "Bad Request" }, { 401, "Unauthorized" },
+	{ 200, "OK" }, { 201, "Created" }, { 400, "Bad Request" }, { 401, "Unauthorized" },
 	{ 402, "Payment Required" }, { 403, "Forbidden" },
 	{ 404, "Not Found" }, { 405, "Method Not Allowed" },
 	{ 408, "Request Timeout" }, { 409, "Conflict" },
@@ -127,6 +127,8 @@ http_parse(struct request *r)
 	q = strchr(uri, '?');
 	n = q ? (size_t)(q - uri) : strlen(uri);
 	r->query = q ? q + 1 : "";
+	if (q == NULL && (q = http_param(r, "QUERY_STRING")) != NULL)
+		r->query = q;	/* PATH_INFO carries no query */
 	if (n >= sizeof(r->path))
 		return -1;
 	memcpy(r->path, uri, n);

@@ -226,36 +226,54 @@ keys_update(struct store *s, const struct key_rec *rec)
 	return store_txn(s, update_txn, (void *)rec);
 }
 
+/* Keys are collected in the read transaction and handed out after it. */
 struct list {
-	keys_fn	 fn;
-	void	*arg;
+	struct key_rec	*v;
+	size_t		 n, cap;
 };
 
 static int
 list_one(void *arg, const void *k, size_t klen, const void *v, size_t vlen)
 {
 	struct list	*l = arg;
-	struct key_rec	 rec;
+	struct key_rec	*nv;
 
 	(void)k;
 	(void)klen;
-	if (store_rec(v, vlen, &rec, sizeof(rec)) == -1)
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 64;
+		if ((nv = reallocarray(l->v, l->cap, sizeof(*l->v))) == NULL)
+			return STORE_ERROR;
+		l->v = nv;
+	}
+	if (store_rec(v, vlen, &l->v[l->n], sizeof(l->v[0])) == -1)
 		return STORE_ERROR;
-	return l->fn(l->arg, &rec) != 0 ? STORE_STOP : 0;
+	l->n++;
+	return 0;
 }
 
 static int
 list_txn(struct store_txn *t, void *arg)
 {
+	struct list	*l = arg;
+
+	l->n = 0;	/* a deadlock retry reads them again */
 	return store_scan(t, SDB_KEYS, NULL, 0, NULL, 0, 0, list_one, arg);
 }
 
 int
 keys_list(struct store *s, keys_fn fn, void *arg)
 {
-	struct list	 l = { fn, arg };
+	struct list	 l = { NULL, 0, 0 };
+	size_t		 i;
+	int		 rc;
 
-	return store_read(s, list_txn, &l);
+	if ((rc = store_read(s, list_txn, &l)) == STORE_OK)
+		for (i = 0; i < l.n; i++)
+			if (fn(arg, &l.v[i]) != 0)
+				break;
+	free(l.v);
+	return rc;
 }
 
 int

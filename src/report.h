@@ -21,7 +21,7 @@ enum report_group {
 extern const char *const report_group_names[REPORT__MAX];
 
 struct report_row {
-	char		 group[160];
+	char		 group[272];
 	int64_t		 requests;
 	int64_t		 errors;	/* status >= 400 */
 	int64_t		 prompt;

@@ -62,8 +62,9 @@ int		 store_checkpoint(struct store *);
 /*
  * Run fn in one transaction: commit when it returns >= 0, abort when it
  * returns < 0. A deadlock aborts and runs fn again (up to a bound), so fn
- * must set its outputs from scratch each time. Returns fn's result or a
- * store_rc for a failed begin/commit.
+ * must set its outputs from scratch each time and act on what it read
+ * only after the commit (keys_list, billing_ledger and usage_scan collect
+ * first, then call back). Returns fn's result or a store_rc.
  */
 typedef int	(*store_txn_fn)(struct store_txn *, void *);
 int		 store_txn(struct store *, store_txn_fn, void *);

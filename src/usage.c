@@ -319,36 +319,36 @@ usage_replay(struct store *s, const struct config *cfg, const char *path,
 	return STORE_OK;
 }
 
+/*
+ * A scan reads one batch of rows per short read transaction and hands
+ * them to the callback only after the commit: a deadlock retry re-reads
+ * the batch, and the callback never sees a row twice.
+ */
 struct scan_ctx {
-	int64_t		 to_us;
-	unsigned char	 next[16];	/* where the next batch starts */
-	int		 more;
-	long		 count;
-	usage_fn	 fn;
-	void		*arg;
-	int		 stopped;
+	int64_t			 to_us;
+	unsigned char		 next[16];	/* where this batch starts */
+	unsigned char		 last[16];	/* the key after the batch */
+	int			 more;
+	size_t			 n;
+	struct usage_row	*rows;		/* SCAN_BATCH of them */
 };
 
 static int
 scan_one(void *arg, const void *k, size_t klen, const void *v, size_t vlen)
 {
-	struct scan_ctx		*c = arg;
-	struct usage_row	 row;
+	struct scan_ctx	*c = arg;
 
-	if (klen != 16 || store_rec(v, vlen, &row, sizeof(row)) == -1)
+	if (klen != 16 || store_rec(v, vlen, &c->rows[c->n],
+	    sizeof(c->rows[0])) == -1)
 		return STORE_ERROR;
-	if (row.time_us >= c->to_us)
+	if (c->rows[c->n].time_us >= c->to_us)
 		return STORE_STOP;
-	if (c->count++ == SCAN_BATCH) {
-		/* Resume right here in the next transaction. */
-		memcpy(c->next, k, 16);
+	if (c->n == SCAN_BATCH) {
+		memcpy(c->last, k, 16);
 		c->more = 1;
 		return STORE_STOP;
 	}
-	if (c->fn(c->arg, &row) != 0) {
-		c->stopped = 1;
-		return STORE_STOP;
-	}
+	c->n++;
 	return 0;
 }
 
@@ -357,32 +357,37 @@ scan_txn(struct store_txn *t, void *arg)
 {
 	struct scan_ctx	*c = arg;
 
-	c->count = 0;
+	c->n = 0;
 	c->more = 0;
 	return store_scan(t, SDB_USAGE, NULL, 0, c->next, 16, 0, scan_one, c);
 }
 
-/*
- * In batches, each its own short read transaction, so that a long report
- * never holds the locks that settling requests wait for.
- */
 int
 usage_scan(struct store *s, int64_t from_us, int64_t to_us, usage_fn fn,
     void *arg)
 {
 	struct scan_ctx	 c;
-	int		 rc;
+	size_t		 i;
+	int		 rc = STORE_OK;
 
 	memset(&c, 0, sizeof(c));
 	c.to_us = to_us;
-	c.fn = fn;
-	c.arg = arg;
+	/* One spare slot: the row that starts the next batch is read too. */
+	if ((c.rows = calloc(SCAN_BATCH + 1, sizeof(*c.rows))) == NULL)
+		return STORE_ERROR;
 	row_key(c.next, from_us < 0 ? 0 : from_us, 0);
 	do {
 		if ((rc = store_read(s, scan_txn, &c)) != STORE_OK)
-			return rc;
-	} while (c.more && !c.stopped);
-	return STORE_OK;
+			break;
+		for (i = 0; i < c.n; i++)
+			if (fn(arg, &c.rows[i]) != 0) {
+				c.more = 0;
+				break;
+			}
+		memcpy(c.next, c.last, 16);
+	} while (c.more);
+	free(c.rows);
+	return rc;
 }
 
 struct purge_ctx {
