@@ -771,6 +771,7 @@ gw_curl() {
 # api KEY METHOD PATH [JSON]  one request with KEY as bearer token ("" sends no
 #                          key); sets STATUS, BODY, HDRS (the header file)
 # chat_as KEY MODEL [TEXT [EXTRA-JSON-MEMBERS]]  POST /v1/chat/completions
+#                          with chat_json MODEL TEXT EXTRA as the body
 # hdr NAME                 a header of the last api/chat_as response ("" if none)
 # jx EXPR                  a Python expression over d, the JSON on stdin:
 #                          strings print as they are, anything else as JSON
@@ -829,11 +830,14 @@ api() {
 	BODY=${BODY%$'\n'*}
 }
 
-chat_as() {
-	local text=${3:-hello}
+chat_json() {	# MODEL [TEXT [EXTRA-JSON-MEMBERS]]: the body chat_as sends
+	local text=${2:-hello}
 	text=${text//\\/\\\\}
-	api "$1" POST /v1/chat/completions \
-	    "{\"model\":\"$2\",${4:+$4,}\"messages\":[{\"role\":\"user\",\"content\":\"${text//\"/\\\"}\"}]}"
+	printf '%s' "{\"model\":\"$1\",${3:+$3,}\"messages\":[{\"role\":\"user\",\"content\":\"${text//\"/\\\"}\"}]}"
+}
+
+chat_as() {
+	api "$1" POST /v1/chat/completions "$(chat_json "$2" "${3:-hello}" "${4:-}")"
 }
 
 hdr() {
