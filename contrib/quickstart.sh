@@ -10,6 +10,11 @@
 # ANTHROPIC_API_KEY, ...; sudo needs -E to pass them). Without any, the
 # "demo" model answers from a local mock upstream so that the gateway can
 # be tried at once.
+#
+# Every API route needs a key. The first run creates a client key named
+# "demo" in the store and saves its secret in run/demo-key (mode 0600, owned
+# by whoever ran the script); later runs reuse it while the store still
+# knows it, and make a new one when the store was wiped.
 set -eu
 cd "$(dirname "$0")/.."
 top=$PWD
@@ -73,6 +78,41 @@ output_price = 2.00
 EOF
 src/llmgate --check-config --config "$run/llmgate.ini"
 
+# llmgate-admin as the gateway's user, so that the store's files stay its.
+admin() {
+	if [ "$user" = www-data ]; then
+		setpriv --reuid=www-data --regid=www-data --init-groups -- \
+		    src/llmgate-admin -c "$run/llmgate.ini" "$@"
+	else
+		src/llmgate-admin -c "$run/llmgate.ini" "$@"
+	fi
+}
+# Berkeley DB recovery before any gateway process opens the store (none
+# runs now: stop above ended them); it creates the store on the first run.
+admin recover
+
+# The demo client key: reused while the store knows it (looked up by its
+# prefix), else created. The secret is shown once; run/demo-key keeps it.
+owner=${SUDO_UID:-$(id -u)}:${SUDO_GID:-$(id -g)}
+demo_key=
+if [ -s "$run/demo-key" ]; then
+	demo_key=$(cat "$run/demo-key")
+	if ! admin key show "${demo_key:0:10}" 2>/dev/null |
+	    grep -qx 'state: active'; then
+		echo "note: run/demo-key is not an active key of this store; creating a new one"
+		demo_key=
+	fi
+fi
+if [ -z "$demo_key" ]; then
+	name=demo
+	admin key show "$name" >/dev/null 2>&1 && name=demo-$(date +%s)
+	demo_key=$(admin key create --name "$name" --json 2>/dev/null |
+	    sed -n 's/^ *"key": *"\(sk-[A-Za-z0-9]*\)".*/\1/p')
+	[ -n "$demo_key" ] || { echo "cannot create the demo key" >&2; exit 1; }
+	(umask 077; printf '%s\n' "$demo_key" >"$run/demo-key")
+	chown "$owner" "$run/demo-key"
+fi
+
 nohup python3 t/mock-upstream.py --port "$DEMO_PORT" >"$run/log/demo-upstream.log" 2>&1 &
 echo $! >"$run/demo-upstream.pid"
 
@@ -111,11 +151,20 @@ curl -sf "http://127.0.0.1:$PORT/health" >/dev/null || {
 }
 cat <<EOF
 
-llmgate is running on http://127.0.0.1:$PORT/ (dashboard at /, logs in run/log/)
+llmgate is running on http://127.0.0.1:$PORT/ (logs in run/log/)
 
-  curl http://127.0.0.1:$PORT/v1/models
-  curl http://127.0.0.1:$PORT/v1/chat/completions -H 'Content-Type: application/json' \\
+Demo client key (saved in run/demo-key; every API route needs a key):
+
+  $demo_key
+
+  curl http://127.0.0.1:$PORT/v1/models -H "Authorization: Bearer $demo_key"
+  curl http://127.0.0.1:$PORT/v1/chat/completions -H "Authorization: Bearer $demo_key" \\
+       -H 'Content-Type: application/json' \\
        -d '{"model":"demo","messages":[{"role":"user","content":"Hello"}]}'
+  curl http://127.0.0.1:$PORT/usage -H "Authorization: Bearer $demo_key"
 
+Dashboard: http://127.0.0.1:$PORT/ needs the key too: paste it into the key
+field. More keys: src/llmgate-admin -c run/llmgate.ini key create --name NAME
+(as $user).
 Stop it with: contrib/quickstart.sh stop
 EOF
