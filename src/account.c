@@ -117,8 +117,10 @@ account_authenticate(struct request *r, struct principal *p)
 		    "invalid_api_key", NULL, "Incorrect API key provided.");
 	if (s == NULL)
 		return http_error(r, 503, "service_unavailable_error",
-		    "store_unavailable", NULL, "The key store is unavailable; "
-		    "see the gateway's error log.");
+		    "store_unavailable", NULL, "%s", r->cfg->gw.accounting ?
+		    "The key store is unavailable; see the gateway's error log." :
+		    "Accounting is off on this gateway: only the master key is "
+		    "accepted.");
 	rc = keys_authenticate(s, key, &p->key);
 	if (rc == STORE_NOTFOUND)
 		return http_error(r, 401, "invalid_request_error",
@@ -347,6 +349,8 @@ account_settle(struct request *r, struct account *acct,
 	row->client_aborted = r->client_gone != 0;
 	usage_log(row);
 	r->logged = 1;
+	if (!r->cfg->gw.accounting)
+		return;		/* the log line is the record */
 	billing_settle(r->worker->store, r->cfg, r->who, acct->admitted ?
 	    &acct->adm : NULL, row);
 }

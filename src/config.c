@@ -55,6 +55,7 @@ enum key_type {
 	K_STATUS,	/* list of HTTP statuses */
 	K_LOGLEVEL,	/* error | warn | info | debug */
 	K_DURABILITY,	/* fsync | nosync */
+	K_ONOFF,	/* on | off -> int 1 | 0 */
 };
 
 struct key_def {
@@ -99,6 +100,8 @@ static const struct key_def keys[] = {
 	  1L << 28, "4194304", "largest single upstream stream event in bytes" },
 	{ SECT_GATEWAY, "heartbeat", K_LONG, G(heartbeat), 1, 3600, "15",
 	  "seconds of upstream silence before a ': ping' comment is streamed" },
+	{ SECT_GATEWAY, "accounting", K_ONOFF, G(accounting), 0, 0, "on",
+	  "off: no store, only the master key, usage in the log only" },
 	{ SECT_GATEWAY, "durability", K_DURABILITY, G(durability), 0, 0,
 	  "nosync", "store commits: fsync, or nosync (survives a process crash)" },
 	{ SECT_GATEWAY, "log_level", K_LOGLEVEL, G(log_level), 0, 0, "info",
@@ -557,6 +560,11 @@ set_value(struct loader *l, const struct key_def *k, const char *v)
 			    "or debug");
 		free(*sp);
 		*sp = xstrdup(v);
+		return 1;
+	case K_ONOFF:
+		if (strcmp(v, "on") && strcmp(v, "off"))
+			return fail(l, "%s: expected on or off", k->name);
+		*(int *)field = strcmp(v, "on") == 0;
 		return 1;
 	case K_DURABILITY:
 		if (strcmp(v, "fsync") && strcmp(v, "nosync"))

@@ -86,6 +86,7 @@ struct gateway_cfg {
 	struct provider_cfg	*default_prov;
 	char			*base_path;
 	char			*durability;
+	int			 accounting;	/* 0: no store, master key only */
 	char			*log_level;
 	long			 max_body;
 	long			 max_upstream_body;

@@ -75,6 +75,8 @@ open_store(enum store_mode mode)
 	struct store	*s;
 	char		 err[512];
 
+	if (!cfg->gw.accounting)
+		return NULL;
 	s = store_open(cfg->gw.data_dir, mode,
 	    strcmp(cfg->gw.durability, "nosync") == 0,
 	    cfg->gw.checkpoint_interval, err, sizeof(err));

@@ -310,6 +310,15 @@ store_open(const char *dir, enum store_mode mode, int nosync,
 	s->env->set_thread_count(s->env, 128);
 	s->env->set_isalive(s->env, is_alive);
 	s->env->set_cachesize(s->env, 0, 4 * 1024 * 1024, 1);
+	/*
+	 * The defaults (1000 locks) run out under a report that reads a few
+	 * thousand pages, and an environment out of lock memory refuses every
+	 * later open until recovery. These take effect when the environment
+	 * is created (llmgate-admin recover recreates it).
+	 */
+	s->env->set_lk_max_locks(s->env, 100000);
+	s->env->set_lk_max_objects(s->env, 100000);
+	s->env->set_lk_max_lockers(s->env, 10000);
 	s->env->log_set_config(s->env, DB_LOG_AUTO_REMOVE, 1);
 	if (nosync)
 		s->env->set_flags(s->env, DB_TXN_WRITE_NOSYNC, 1);
@@ -420,7 +429,7 @@ backoff(int try)
 }
 
 static int
-run_txn(struct store *s, store_txn_fn fn, void *arg)
+run_txn(struct store *s, store_txn_fn fn, void *arg, u_int32_t flags)
 {
 	struct store_txn	 t;
 	int			 try, rc, crc;
@@ -432,7 +441,7 @@ run_txn(struct store *s, store_txn_fn fn, void *arg)
 	for (try = 0; try < TXN_TRIES; try++) {
 		memset(&t, 0, sizeof(t));
 		t.s = s;
-		if ((crc = s->env->txn_begin(s->env, NULL, &t.txn, 0)) != 0)
+		if ((crc = s->env->txn_begin(s->env, NULL, &t.txn, flags)) != 0)
 			return map(s, NULL, crc, "txn_begin");
 		rc = fn(&t, arg);
 		if (rc < 0 || t.deadlock) {
@@ -454,13 +463,14 @@ run_txn(struct store *s, store_txn_fn fn, void *arg)
 int
 store_txn(struct store *s, store_txn_fn fn, void *arg)
 {
-	return run_txn(s, fn, arg);
+	return run_txn(s, fn, arg, 0);
 }
 
+/* Reads release each page's lock as the cursor moves on (degree 2). */
 int
 store_read(struct store *s, store_txn_fn fn, void *arg)
 {
-	return run_txn(s, fn, arg);
+	return run_txn(s, fn, arg, DB_READ_COMMITTED);
 }
 
 static void

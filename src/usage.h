@@ -73,7 +73,7 @@ int	usage_replay(struct store *, const struct config *, const char *,
 typedef int (*usage_fn)(void *, const struct usage_row *);
 /* Rows with from_us <= time_us < to_us, oldest first. */
 int	usage_scan(struct store *, int64_t, int64_t, usage_fn, void *);
-/* Delete rows older than before_us (and their spend/rate leftovers); count in *n. */
+/* Delete usage rows older than before_us (ledger and spend stay); count in *n. */
 int	usage_purge(struct store *, int64_t, long *);
 
 #endif

@@ -3,6 +3,9 @@
 # --threads 4) in front of a fast local upstream (nginx answering a fixed
 # chat completion), beside the same wrk against a bare libfcgi responder
 # behind the same lighttpd. Reports req/s, p50/p99 latency and worker RSS.
+# The gateway runs three ways: accounting off (no store, master key), the
+# master key with accounting on (one settle transaction per request), and
+# a client key (key lookup, admission and settlement: two transactions).
 #
 #   make bench            (or: contrib/bench/bench.sh [SECONDS] [CONNECTIONS])
 #
@@ -52,11 +55,14 @@ _spawn "$B/nginx/out.log" nginx -g 'daemon off;' -c "$B/nginx/nginx.conf"
 wait_until 10 curl -sf -o /dev/null -X POST "http://127.0.0.1:$UP_PORT/v1/chat/completions" ||
     bail "upstream nginx did not start"
 
+export LLMGATE_MASTER_KEY=sk-bench-master
 CONF=$TMPDIR_T/bench.ini
 cat >"$CONF" <<EOF2
 [gateway]
 data_dir = $TMPDIR_T/data
+master_key = env:LLMGATE_MASTER_KEY
 log_level = ${BENCH_LOG_LEVEL:-info}
+accounting = ACCOUNTING
 
 [provider fast]
 type = openai
@@ -67,13 +73,22 @@ api_key = none
 provider = fast
 input_price = 1.00
 output_price = 2.00
+; no per-model rate limit: the bench measures the accounting, not 429s
+rpm = 0
 EOF2
+OFF_CONF=$TMPDIR_T/bench-off.ini
+sed 's/^accounting = ACCOUNTING/accounting = off/' "$CONF" >"$OFF_CONF"
+sed -i 's/^accounting = ACCOUNTING/accounting = on/' "$CONF"
+ADMIN_CONF=$CONF
 
-cat >"$B/post.lua" <<'EOF2'
+post_lua() {	# KEY: the wrk script sending one chat request with that key
+	cat >"$B/post.lua" <<EOF2
 wrk.method = "POST"
-wrk.body = '{"model":"bench","messages":[{"role":"user","content":"Say ok"}]}'
+wrk.body = '{"model":"bench","max_tokens":16,"messages":[{"role":"user","content":"Say ok"}]}'
 wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer $1"
 EOF2
+}
 
 responder_mem() {	# "RSS PSS PRIVATE_DIRTY" in kB of the FastCGI program
 	local p exe
@@ -90,7 +105,7 @@ responder_mem() {	# "RSS PSS PRIVATE_DIRTY" in kB of the FastCGI program
 run() {		# label -> one result line
 	local label=$1 out rps p50 p99 rss
 	curl -sf -o /dev/null -H 'Content-Type: application/json' \
-	    --data-binary '{"model":"bench","messages":[{"role":"user","content":"x"}]}' \
+	    -H "Authorization: Bearer $KEY" --data-binary '{"model":"bench","messages":[{"role":"user","content":"x"}]}' \
 	    "$GW_URL/v1/chat/completions" || bail "$label: warm-up request failed"
 	wrk -t2 -c"$CONNS" -d2s -s "$B/post.lua" "$GW_URL/v1/chat/completions" >/dev/null
 	out=$(wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -s "$B/post.lua" \
@@ -107,11 +122,24 @@ run() {		# label -> one result line
 }
 
 echo "wrk -t2 -c$CONNS -d${DURATION}s, lighttpd + contrib/lighttpd/llmgate.conf (--threads 4), $(nproc) cores"
-start_lighttpd "$CONF"
-run llmgate
+KEY=$LLMGATE_MASTER_KEY
+post_lua "$KEY"
+start_lighttpd "$OFF_CONF"
+run off
 stop_server
-LLMGATE=$B/bare-responder start_lighttpd "$CONF"
+start_lighttpd "$CONF"
+run master
+create_key KEY --name bench --daily-budget 100000 >/dev/null ||
+    bail "cannot create the bench key"
+post_lua "$KEY"
+run key
+stop_server
+KEY=$LLMGATE_MASTER_KEY
+post_lua "$KEY"
+LLMGATE=$B/bare-responder start_lighttpd "$OFF_CONF"
 run bare
 stop_server
-python3 -c "print('llmgate reaches %.0f%% of the bare FastCGI throughput' % (100.0 * $RPS_llmgate / $RPS_bare))"
+python3 -c "print('accounting off reaches %.0f%% of the bare FastCGI throughput' % (100.0 * $RPS_off / $RPS_bare))"
+python3 -c "print('a client key with accounting (2 transactions per request) keeps %.0f%% of the throughput with accounting off' % (100.0 * $RPS_key / $RPS_off))"
+python3 -c "print('the master key with accounting (1 transaction) keeps %.0f%%' % (100.0 * $RPS_master / $RPS_off))"
 done_testing >/dev/null	# lib.sh: a clean end, no TAP plan on the report
