@@ -394,3 +394,56 @@ http_elapsed_ms(const struct request *r)
 	return (double)(now.tv_sec - r->start.tv_sec) * 1000.0 +
 	    (double)(now.tv_nsec - r->start.tv_nsec) / 1e6;
 }
+
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int
+http_decode(const char *src, size_t n, char *dst, size_t len, int plus)
+{
+	size_t	 i, o = 0;
+	int	 hi, lo;
+
+	for (i = 0; i < n; i++) {
+		if (o + 1 >= len)
+			return -1;
+		if (src[i] == '%' && i + 2 < n &&
+		    (hi = hexval(src[i + 1])) >= 0 &&
+		    (lo = hexval(src[i + 2])) >= 0) {
+			if ((dst[o++] = (char)(hi * 16 + lo)) == '\0')
+				return -1;
+			i += 2;
+		} else
+			dst[o++] = plus && src[i] == '+' ? ' ' : src[i];
+	}
+	dst[o] = '\0';
+	return 0;
+}
+
+int
+http_query(const struct request *r, const char *name, char *dst, size_t len)
+{
+	const char	*p = r->query, *v;
+	size_t		 nlen = strlen(name);
+
+	while (p != NULL && *p != '\0') {
+		if (strncmp(p, name, nlen) == 0 &&
+		    (p[nlen] == '=' || p[nlen] == '&' || p[nlen] == '\0')) {
+			v = p[nlen] == '=' ? p + nlen + 1 : p + nlen;
+			return http_decode(v, strcspn(v, "&"), dst, len, 1) == 0 ?
+			    1 : -1;
+		}
+		if ((p = strchr(p, '&')) != NULL)
+			p++;
+	}
+	return 0;
+}

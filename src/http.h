@@ -80,5 +80,10 @@ struct json_object *http_error_object(const char *, const char *,
 		    const char *, const char *);
 const char	*http_json_string(struct json_object *);
 double		 http_elapsed_ms(const struct request *);
+/* Percent-decode n bytes into dst ('+' as a space when plus); -1 when too long or a NUL. */
+int		 http_decode(const char *, size_t, char *, size_t, int);
+/* The first value of a query parameter, decoded: 1 found, 0 absent, -1 bad. */
+int		 http_query(const struct request *, const char *, char *,
+		    size_t);
 
 #endif

@@ -447,41 +447,6 @@ route_admin_key_create(struct request *r, const char *arg)
 	return 201;
 }
 
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Percent-decode n bytes of a path argument into dst; -1 if too long or NUL. */
-static int
-path_decode(const char *src, size_t n, char *dst, size_t len)
-{
-	size_t	 i, o = 0;
-	int	 hi, lo;
-
-	for (i = 0; i < n; i++) {
-		if (o + 1 >= len)
-			return -1;
-		if (src[i] == '%' && i + 2 < n &&
-		    (hi = hexval(src[i + 1])) >= 0 &&
-		    (lo = hexval(src[i + 2])) >= 0) {
-			if ((dst[o++] = (char)(hi * 16 + lo)) == '\0')
-				return -1;
-			i += 2;
-		} else
-			dst[o++] = src[i];
-	}
-	dst[o] = '\0';
-	return 0;
-}
-
 /* GET /admin/keys/{id|name|prefix}. */
 int
 route_admin_key(struct request *r, const char *arg)
@@ -493,7 +458,7 @@ route_admin_key(struct request *r, const char *arg)
 
 	if ((st = admin_store(r)) == NULL)
 		return r->status;
-	if (path_decode(arg, strlen(arg), ref, sizeof(ref)) == -1 ||
+	if (http_decode(arg, strlen(arg), ref, sizeof(ref), 0) == -1 ||
 	    ref[0] == '\0')
 		return key_not_found(r, arg);
 	if ((rc = keys_find(st, ref, &k)) == STORE_NOTFOUND)
@@ -523,7 +488,7 @@ route_admin_key_update(struct request *r, const char *arg)
 		disable = 0;
 	else
 		goto nothing;
-	if (path_decode(arg, (size_t)(slash - arg), ref, sizeof(ref)) == -1)
+	if (http_decode(arg, (size_t)(slash - arg), ref, sizeof(ref), 0) == -1)
 		return key_not_found(r, arg);
 	if ((rc = keys_find(st, ref, &k)) == STORE_NOTFOUND)
 		return key_not_found(r, ref);

@@ -26,55 +26,6 @@ struct target {
 };
 
 static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/*
- * The first value of name in the query string, percent-decoded ('+' is a
- * space) into dst. 1 when found, 0 when absent, -1 when the value is too
- * long for dst or decodes to a NUL.
- */
-static int
-query_get(const struct request *r, const char *name, char *dst, size_t len)
-{
-	const char	*p = r->query, *v;
-	size_t		 nlen = strlen(name), n;
-	int		 hi, lo;
-
-	while (p != NULL && *p != '\0') {
-		if (strncmp(p, name, nlen) == 0 &&
-		    (p[nlen] == '=' || p[nlen] == '&' || p[nlen] == '\0')) {
-			v = p[nlen] == '=' ? p + nlen + 1 : p + nlen;
-			for (n = 0; *v != '\0' && *v != '&'; v++) {
-				if (n + 1 >= len)
-					return -1;
-				if (*v == '%' && (hi = hexval(v[1])) >= 0 &&
-				    (lo = hexval(v[2])) >= 0) {
-					if ((dst[n++] = (char)(hi * 16 + lo)) ==
-					    '\0')
-						return -1;
-					v += 2;
-				} else
-					dst[n++] = *v == '+' ? ' ' : *v;
-			}
-			dst[n] = '\0';
-			return 1;
-		}
-		if ((p = strchr(p, '&')) != NULL)
-			p++;
-	}
-	return 0;
-}
-
-static int
 bad_param(struct request *r, const char *param, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -129,7 +80,7 @@ get_target(struct request *r, struct store *st, int need_key,
 	if (r->who == NULL)
 		return http_error(r, 401, "invalid_request_error",
 		    "missing_api_key", NULL, "This route needs an API key");
-	if ((found = query_get(r, "key", ref, sizeof(ref))) == -1 ||
+	if ((found = http_query(r, "key", ref, sizeof(ref))) == -1 ||
 	    (found == 1 && ref[0] == '\0'))
 		return bad_param(r, "key", "'key' must be a key id, name or "
 		    "prefix");
@@ -283,7 +234,7 @@ query_long(struct request *r, const char *name, long def, long min,
 	char	 v[32], *end;
 	int	 found;
 
-	if ((found = query_get(r, name, v, sizeof(v))) == 0) {
+	if ((found = http_query(r, name, v, sizeof(v))) == 0) {
 		*out = def;
 		return 0;
 	}
@@ -366,7 +317,7 @@ query_time(struct request *r, const char *name, int64_t def, int64_t *out)
 	char	 v[32];
 	int	 found;
 
-	if ((found = query_get(r, name, v, sizeof(v))) == 0) {
+	if ((found = http_query(r, name, v, sizeof(v))) == 0) {
 		*out = def;
 		return 0;
 	}
@@ -401,7 +352,7 @@ route_billing_usage(struct request *r, const char *arg)
 	if (from >= to)
 		return bad_param(r, "from", "'from' must be before 'to' (to "
 		    "is exclusive)");
-	found = query_get(r, "group_by", v, sizeof(v));
+	found = http_query(r, "group_by", v, sizeof(v));
 	if (found == -1 || (found == 1 && (report_group_parse(v, &g) == -1 ||
 	    g == REPORT_NONE)))
 		return bad_param(r, "group_by", "'group_by' must be day, "

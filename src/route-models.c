@@ -40,40 +40,6 @@ route_models(struct request *r, const char *arg)
 	return rc;
 }
 
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Percent-decode src into dst (SDKs encode '/' in ids as %2F). */
-static int
-url_decode(const char *src, char *dst, size_t len)
-{
-	size_t	 n = 0;
-	int	 hi, lo;
-
-	for (; *src != '\0'; src++) {
-		if (n + 1 >= len)
-			return -1;
-		if (*src == '%' && (hi = hexval(src[1])) >= 0 &&
-		    (lo = hexval(src[2])) >= 0) {
-			if ((dst[n++] = (char)(hi * 16 + lo)) == '\0')
-				return -1;
-			src += 2;
-		} else
-			dst[n++] = *src;
-	}
-	dst[n] = '\0';
-	return 0;
-}
-
 /* One model by id; ids may contain '/' (openrouter/vendor/model). */
 int
 route_model(struct request *r, const char *arg)
@@ -82,7 +48,7 @@ route_model(struct request *r, const char *arg)
 	struct json_object	*o;
 	char			 id[MODEL_NAME_MAX];
 
-	if (url_decode(arg, id, sizeof(id)) == -1)
+	if (http_decode(arg, strlen(arg), id, sizeof(id), 0) == -1)
 		return http_error(r, 404, "invalid_request_error",
 		    "model_not_found", "model", "The model does not exist");
 
