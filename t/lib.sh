@@ -854,7 +854,9 @@ gw_worker_pids() {
 	exe=$(readlink -f "$LLMGATE")
 	for root in "${_server_pids[@]}"; do
 		for p in $(_descendants "$root"); do
-			[ "$(readlink "/proc/$p/exe" 2>/dev/null)" = "$exe" ] && echo "$p"
+			# " (deleted)": the binary was rebuilt while it ran
+			[ "$(readlink "/proc/$p/exe" 2>/dev/null | sed 's/ (deleted)$//')" = "$exe" ] &&
+			    echo "$p"
 		done
 	done
 }

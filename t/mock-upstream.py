@@ -41,7 +41,8 @@ Directives (merged; message directives override model directives)
                        send no usage chunk even when stream_options.include_usage asks
   prompt_tokens=N      report N prompt tokens instead of the computed count
   completion_tokens=N  report N completion tokens instead of the number of pieces
-Every chat log entry also has "usage": the usage object the mock reported (null: none).
+Every chat log entry also has "usage": the usage object the mock reported (null: none),
+and "done": false while the mock is still answering it.
 Outcome in the log: "ok", "fault:<directive>" (e.g. fault:status=503, fault:reset) or "aborted"
 (client disconnect). "completed" counts responses fully written (error replies included);
 reset/reset_after requests count in neither "completed" nor "aborted".
@@ -388,7 +389,8 @@ class Handler(BaseHTTPRequestHandler):
         entry = {"t": time.time(), "path": path, "model": model,
                  "peer": "%s:%d" % self.client_address[:2],
                  "proxied_host": getattr(self, "proxied_host", None),
-                 "headers": {}, "body": body, "aborted": False, "outcome": "ok"}
+                 "headers": {}, "body": body, "aborted": False, "outcome": "ok",
+                 "done": False}
         for k, v in self.headers.items():
             k = k.lower()
             entry["headers"][k] = entry["headers"][k] + ", " + v if k in entry["headers"] else v
@@ -405,6 +407,7 @@ class Handler(BaseHTTPRequestHandler):
             entry["outcome"] = "aborted" if aborted else outcome
             entry["aborted"] = aborted
             entry["usage"] = getattr(self, "reported_usage", None)
+            entry["done"] = True
             if model is not None:
                 key = "aborted" if aborted else "completed"
                 STATE[key][model] = STATE[key].get(model, 0) + 1
