@@ -305,7 +305,9 @@ admit_txn(struct store_txn *t, void *arg)
 	ml = scope_key(ms, sizeof(ms), 'm', 0, in->model);
 
 	/* Rate limits: per key, then per model; fixed one-minute windows. */
-	if ((rc = get_rate(t, ks, kl, minute, &krate)) != STORE_OK)
+	memset(&krate, 0, sizeof(krate));
+	if ((p->rpm > 0 || p->tpm > 0) &&
+	    (rc = get_rate(t, ks, kl, minute, &krate)) != STORE_OK)
 		return rc;
 	if (p->rpm > 0) {
 		a->limit_requests = (long)p->rpm;
@@ -355,8 +357,13 @@ admit_txn(struct store_txn *t, void *arg)
 	if ((rc = held(t, ks, kl, in->now, 1, &kheld)) != STORE_OK ||
 	    (rc = held(t, as, al, in->now, 1, &aheld)) != STORE_OK)
 		return rc;
+	/*
+	 * The spend records are read for update: two admissions against one
+	 * budget then run one after the other, never both on a stale sum.
+	 */
 	if (p->key.daily_budget > 0) {
-		if ((rc = get_spend(t, ks, kl, a->day, &sp, 0)) != STORE_OK)
+		if ((rc = get_spend(t, ks, kl, a->day, &sp, STORE_RMW)) !=
+		    STORE_OK)
 			return rc;
 		if (over_budget(a, c->cfg, p->key.daily_budget,
 		    sp.spent + kheld, in->worst)) {
@@ -371,7 +378,8 @@ admit_txn(struct store_txn *t, void *arg)
 		}
 	}
 	if (p->agent_budget > 0) {
-		if ((rc = get_spend(t, as, al, a->day, &sp, 0)) != STORE_OK)
+		if ((rc = get_spend(t, as, al, a->day, &sp, STORE_RMW)) !=
+		    STORE_OK)
 			return rc;
 		if (over_budget(a, c->cfg, p->agent_budget, sp.spent + aheld,
 		    in->worst)) {

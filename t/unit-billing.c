@@ -302,6 +302,54 @@ test_concurrency(struct config *cfg)
 	store_close(s);
 }
 
+/* Eight processes against one agent's daily budget: never over it. */
+static void
+test_budget_race(struct config *cfg)
+{
+	struct store		*s;
+	struct key_rec		 k;
+	struct principal	 p;
+	struct admission	 a;
+	struct spend_rec	 sp;
+	char			 secret[KEY_SECRET_LEN + 1], err[256], scope[80];
+	int			 i, j, status, bad = 0;
+	time_t			 now = time(NULL);
+
+	s = store_open(dir, STORE_ADMIN, 1, 30, err, sizeof(err));
+	memset(&k, 0, sizeof(k));
+	snprintf(k.name, sizeof(k.name), "racer");
+	keys_create(s, &k, secret, sizeof(secret));
+	store_close(s);
+	for (i = 0; i < 8; i++) {
+		if (fork() != 0)
+			continue;
+		s = store_open(dir, STORE_WORKER, 1, 30, err, sizeof(err));
+		principal(&p, cfg, &k);
+		p.agent_budget = 300000;	/* $0.30 */
+		for (j = 0; j < 40; j++) {
+			if (admit(s, cfg, &p, 9000, now, &a) != STORE_OK)
+				_exit(2);
+			if (a.verdict == ADMIT_OK)
+				settle(s, cfg, &p, &a, 9000 - j % 3 * 2000,
+				    now);
+		}
+		store_close(s);
+		config_free(cfg);
+		_exit(0);
+	}
+	while (wait(&status) > 0)
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			bad++;
+	is_int(bad, 0, "every racer admitted and settled without errors");
+	s = store_open(dir, STORE_ADMIN, 1, 30, err, sizeof(err));
+	snprintf(scope, sizeof(scope), "a:racer");
+	billing_spend(s, scope, now, &sp);
+	ok(sp.spent <= 300000 && sp.spent > 300000 - 9000 * 2, "the agent "
+	    "spent $%lld micro of its $0.30 budget: not over, and close",
+	    (long long)sp.spent);
+	store_close(s);
+}
+
 int
 main(void)
 {
@@ -324,6 +372,7 @@ main(void)
 	test_expiry(s, cfg);
 	store_close(s);
 	test_concurrency(cfg);
+	test_budget_race(cfg);
 	config_free(cfg);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	if (system(cmd) != 0)
