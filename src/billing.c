@@ -371,9 +371,9 @@ admit_txn(struct store_txn *t, void *arg)
 			usd(a->budget, b2, sizeof(b2));
 			usd(in->worst, b3, sizeof(b3));
 			refuse(a, ADMIT_KEY_BUDGET, (long)(a->day + DAY_S -
-			    in->now), "Daily budget of this key is exhausted: "
-			    "$%s of $%s used today (UTC); this request may cost "
-			    "up to $%s.", b1, b2, b3);
+			    in->now), "Daily budget of this key would be "
+			    "exceeded: $%s of $%s used or held today (UTC), and "
+			    "this request may cost up to $%s.", b1, b2, b3);
 			return STORE_OK;
 		}
 	}
@@ -385,10 +385,12 @@ admit_txn(struct store_txn *t, void *arg)
 		    in->worst)) {
 			usd(a->spent, b1, sizeof(b1));
 			usd(a->budget, b2, sizeof(b2));
+			usd(in->worst, b3, sizeof(b3));
 			refuse(a, ADMIT_AGENT_BUDGET, (long)(a->day + DAY_S -
-			    in->now), "Daily budget of agent '%s' (tier %s) is "
-			    "exhausted: $%s of $%s used today (UTC).", p->agent,
-			    p->tier[0] ? p->tier : "-", b1, b2);
+			    in->now), "Daily budget of agent '%s' (tier %s) "
+			    "would be exceeded: $%s of $%s used or held today "
+			    "(UTC), and this request may cost up to $%s.",
+			    p->agent, p->tier[0] ? p->tier : "-", b1, b2, b3);
 			return STORE_OK;
 		}
 	}
@@ -399,10 +401,11 @@ admit_txn(struct store_txn *t, void *arg)
 		    in->worst)) {
 			usd(a->spent, b1, sizeof(b1));
 			usd(a->budget, b2, sizeof(b2));
+			usd(in->worst, b3, sizeof(b3));
 			refuse(a, ADMIT_MONTHLY_BUDGET, (long)(next_month(in->now)
-			    - in->now), "Monthly budget of this key is "
-			    "exhausted: $%s of $%s used this month (UTC).", b1,
-			    b2);
+			    - in->now), "Monthly budget of this key would be "
+			    "exceeded: $%s of $%s used or held this month (UTC), "
+			    "and this request may cost up to $%s.", b1, b2, b3);
 			return STORE_OK;
 		}
 	}

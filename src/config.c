@@ -196,7 +196,8 @@ static const struct key_def keys[] = {
 	{ SECT_TIER, "daily_budget", K_USD, T(daily_budget), 0, BUDGET_MAX_USD,
 	  "0", "USD per agent per UTC day (0: no limit)" },
 	{ SECT_TIER, "monthly_budget", K_USD, T(monthly_budget), 0,
-	  BUDGET_MAX_USD, "0", "USD per agent per UTC month (0: no limit)" },
+	  BUDGET_MAX_USD, "0", "USD per key per UTC month, for keys that set "
+	  "none (0: no limit)" },
 	{ SECT_TIER, "downgrade", K_PAIRS, T(downgrade), 0, 0, NULL,
 	  "\"FROM -> TO\" pairs: FROM (a shell glob) is served by [model] TO" },
 	{ SECT_TIER, "rpm", K_LONG, T(rpm), 0, 100000000, "0",

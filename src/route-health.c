@@ -38,7 +38,8 @@ route_readiness(struct request *r, const char *arg)
 		if (cfg->providers[i].available)
 			avail++;
 	data_ok = access(cfg->gw.data_dir, W_OK | X_OK) == 0;
-	store_ok = st != NULL && !store_panicked(st) && !store_readonly(st);
+	store_ok = !cfg->gw.accounting ||
+	    (st != NULL && !store_panicked(st) && !store_readonly(st));
 	ready = avail > 0 && data_ok && store_ok;
 	checks = json_object_new_object();
 	json_object_object_add(checks, "providers_available",
@@ -48,7 +49,8 @@ route_readiness(struct request *r, const char *arg)
 	json_object_object_add(checks, "data_dir_writable",
 	    json_object_new_boolean(data_ok));
 	json_object_object_add(checks, "store",
-	    json_object_new_string(st == NULL ? "unavailable" :
+	    json_object_new_string(!cfg->gw.accounting ? "off" :
+	    st == NULL ? "unavailable" :
 	    store_panicked(st) ? "needs_recovery" : store_readonly(st) ?
 	    "read_only" : "ok"));
 	o = json_object_new_object();

@@ -199,7 +199,7 @@ open_db(struct store *s, enum store_db i, char *err, size_t errlen)
 		if ((rc = db_create(&db, s->env, 0)) != 0)
 			goto fail;
 		rc = db->open(db, NULL, db_files[i], NULL, DB_BTREE,
-		    DB_RDONLY | DB_THREAD, 0);
+		    DB_RDONLY | DB_AUTO_COMMIT | DB_THREAD, 0);
 		if (rc == 0) {
 			s->readonly = 1;
 			log_warn("store: %s is read-only", db_files[i]);
@@ -316,9 +316,9 @@ store_open(const char *dir, enum store_mode mode, int nosync,
 	 * later open until recovery. These take effect when the environment
 	 * is created (llmgate-admin recover recreates it).
 	 */
-	s->env->set_lk_max_locks(s->env, 100000);
-	s->env->set_lk_max_objects(s->env, 100000);
-	s->env->set_lk_max_lockers(s->env, 10000);
+	s->env->set_lk_max_locks(s->env, 20000);
+	s->env->set_lk_max_objects(s->env, 20000);
+	s->env->set_lk_max_lockers(s->env, 4000);
 	s->env->log_set_config(s->env, DB_LOG_AUTO_REMOVE, 1);
 	if (nosync)
 		s->env->set_flags(s->env, DB_TXN_WRITE_NOSYNC, 1);

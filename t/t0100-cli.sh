@@ -12,8 +12,8 @@ check() {	# config text -> output of --check-config, exit status in RC
 	RC=$?
 }
 
-GW='[gateway]
-data_dir = /tmp'
+GW="[gateway]
+data_dir = $TMPDIR_T/data"
 
 out=$("$LLMGATE" --version)
 like "$out" '^llmgate [0-9]+\.[0-9]+' "--version"
