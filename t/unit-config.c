@@ -891,7 +891,7 @@ test_routing(void)
 		ok(c->agents[0].tier == NULL, "the agent has no tier");
 		is_str(c->gw.fallback_file, "/var/f.jsonl",
 		    "fallback_file as given");
-		is_int(c->gw.reservation_ttl, 900, "reservation_ttl default");
+		is_int(c->gw.reservation_ttl, 3600, "reservation_ttl default");
 		is_int(c->gw.usage_retention_days, 90,
 		    "usage_retention_days default");
 		is_int(c->gw.budget_warn_percent, 90,
