@@ -236,6 +236,7 @@ struct loader {
 	void		*obj;		/* struct the current section fills */
 	unsigned char	*seen;		/* per current object: keys set */
 	int		 has_gateway, has_retry;
+	unsigned	 opts;		/* CONFIG_* */
 };
 
 static int
@@ -903,8 +904,9 @@ finish(struct loader *l)
 	if (!finish_routing(l))
 		return 0;
 	l->line = key_line(l, "master_key");
-	if (c->gw.master_key_ref != NULL && (c->gw.master_key =
-	    secret_resolve(c->gw.master_key_ref, why, sizeof(why))) == NULL)
+	if (c->gw.master_key_ref != NULL && !(l->opts & CONFIG_NO_MASTER_KEY) &&
+	    (c->gw.master_key = secret_resolve(c->gw.master_key_ref, why,
+	    sizeof(why))) == NULL)
 		return fail(l, "master_key: %s", why);
 	l->line = l->gateway_line > 0 ? l->gateway_line : 1;
 	if (c->gw.data_dir == NULL)
@@ -925,11 +927,18 @@ finish(struct loader *l)
 struct config *
 config_load(const char *path, char *err, size_t errlen)
 {
+	return config_load_opts(path, 0, err, errlen);
+}
+
+struct config *
+config_load_opts(const char *path, unsigned opts, char *err, size_t errlen)
+{
 	struct loader	 l;
 	struct stat	 st;
 	int		 rc;
 
 	memset(&l, 0, sizeof(l));
+	l.opts = opts;
 	l.path = path;
 	if ((l.fp = fopen(path, "r")) == NULL) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));

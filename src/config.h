@@ -150,6 +150,9 @@ struct config {
 
 /* Load path; on error return NULL and write "file:line: reason" to err. */
 struct config	*config_load(const char *path, char *err, size_t errlen);
+/* Tools that never check the master key need not read it (llmgate-admin). */
+#define CONFIG_NO_MASTER_KEY	0x01u
+struct config	*config_load_opts(const char *, unsigned, char *, size_t);
 void		 config_free(struct config *);
 struct provider_cfg *config_provider(const struct config *, const char *);
 struct model_cfg *config_model(const struct config *, const char *);
