@@ -777,6 +777,7 @@ gw_curl() {
 #                          strings print as they are, anything else as JSON
 # mock_log                 the mock's /_mock/stats; mock_clear resets it
 # gw_worker_pids           the llmgate processes under the running server
+# use_binary_copies        (below) run copies of both binaries from $TMPDIR_T/bin
 
 ADMIN_BIN=${LLMGATE_ADMIN:-$top_builddir/src/llmgate-admin}
 
@@ -859,4 +860,19 @@ gw_worker_pids() {
 			    echo "$p"
 		done
 	done
+}
+
+# use_binary_copies: run copies of llmgate and llmgate-admin from
+# $TMPDIR_T/bin, so that a rebuild while the test runs (make in another
+# shell) cannot swap the binary under the servers mid-test.
+use_binary_copies() {
+	_need_tmp
+	mkdir -p "$TMPDIR_T/bin" || bail "cannot create $TMPDIR_T/bin"
+	[ "$LLMGATE" = "$TMPDIR_T/bin/llmgate" ] ||
+	    cp "$LLMGATE" "$TMPDIR_T/bin/llmgate" || bail "cannot copy $LLMGATE"
+	[ "$ADMIN_BIN" = "$TMPDIR_T/bin/llmgate-admin" ] ||
+	    cp "$ADMIN_BIN" "$TMPDIR_T/bin/llmgate-admin" || bail "cannot copy $ADMIN_BIN"
+	chmod 0755 "$TMPDIR_T/bin" "$TMPDIR_T/bin/llmgate" "$TMPDIR_T/bin/llmgate-admin"
+	LLMGATE=$TMPDIR_T/bin/llmgate ADMIN_BIN=$TMPDIR_T/bin/llmgate-admin
+	export LLMGATE
 }

@@ -42,7 +42,7 @@ Directives (merged; message directives override model directives)
   prompt_tokens=N      report N prompt tokens instead of the computed count
   completion_tokens=N  report N completion tokens instead of the number of pieces
 Every chat log entry also has "usage": the usage object the mock reported (null: none),
-and "done": false while the mock is still answering it.
+"done": false while the mock is still answering it, and "t_end" once it is done.
 Outcome in the log: "ok", "fault:<directive>" (e.g. fault:status=503, fault:reset) or "aborted"
 (client disconnect). "completed" counts responses fully written (error replies included);
 reset/reset_after requests count in neither "completed" nor "aborted".
@@ -408,6 +408,7 @@ class Handler(BaseHTTPRequestHandler):
             entry["aborted"] = aborted
             entry["usage"] = getattr(self, "reported_usage", None)
             entry["done"] = True
+            entry["t_end"] = time.time()
             if model is not None:
                 key = "aborted" if aborted else "completed"
                 STATE[key][model] = STATE[key].get(model, 0) + 1

@@ -8,6 +8,7 @@
 . "$(dirname "$0")/lib.sh"
 
 setup_tmp
+use_binary_copies
 start_mock
 export MOCK_API_KEY=sk-mock-upstream-t0800
 export LLMGATE_MASTER_KEY=sk-master-t0800-key

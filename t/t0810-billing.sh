@@ -6,11 +6,13 @@
 # micro-dollar; streams are billed with the upstream's final usage chunk, or
 # estimated (and flagged) without one; a tier downgrade serves the cheaper
 # model; an agent's and a key's daily budget warn, then block; per-key and
-# per-model requests-per-minute limits answer 429 with Retry-After and
-# x-ratelimit-* headers. At the end llmgate-admin check finds the books clean.
+# per-model requests-per-minute limits and a key's tokens per minute answer
+# 429 with Retry-After and x-ratelimit-* headers. At the end llmgate-admin
+# check finds the books clean.
 . "$(dirname "$0")/lib.sh"
 
 setup_tmp
+use_binary_copies
 start_mock
 export MOCK_API_KEY=sk-mock-upstream-t0810
 export LLMGATE_MASTER_KEY=sk-master-t0810-key
@@ -104,7 +106,7 @@ wait_minute_start() {	# let at least 6 s of the current minute remain
 }
 
 scenarios() {
-	local k=$SERVER_KIND pp t3 t1 bk kb rk rm i oks warned blocked w expect spent \
+	local k=$SERVER_KIND pp t3 t1 bk kb rk rm tk tok i oks warned blocked w expect spent \
 	    rid p c costs=() rids=() est_rid out ra sec total_cost
 
 	# --- Prepaid: 402 with the balance in the message, then a topup -----------
@@ -350,6 +352,22 @@ scenarios() {
 	ok "$k: model rpm: Retry-After $ra within the minute" test "${ra:-0}" -ge 1 -a "${ra:-0}" -le 60
 	chat_as "$rm" mock-a hello '"max_tokens":5'
 	is "$STATUS" 200 "$k: model rpm: the same key still uses another model"
+
+	# Tokens per minute per key: the estimate (body bytes / 2 + 1, plus
+	# max_tokens) of 2.5 requests: two pass, the third is refused.
+	tok=$(( $(chat_json mock-a hello '"max_tokens":5' | wc -c) / 2 + 1 + 5 ))
+	create_key tk --name "tk-$k" --tpm $(( tok * 5 / 2 ))
+	wait_minute_start
+	for i in 1 2; do
+		chat_as "$tk" mock-a hello '"max_tokens":5'
+		is "$STATUS $(hdr x-ratelimit-limit-tokens) $(hdr x-ratelimit-remaining-tokens)" \
+		    "200 $(( tok * 5 / 2 )) $(( tok * 5 / 2 - i * tok ))" "$k: tpm: request $i passes ($tok tokens each)"
+	done
+	chat_as "$tk" mock-a hello '"max_tokens":5'
+	is "$STATUS $(jx 'd["error"]["code"]' <<<"$BODY")" "429 rate_limit_exceeded" "$k: tpm: the third -> 429"
+	like "$(jx 'd["error"]["message"]' <<<"$BODY")" 'tokens per minute' "$k: tpm: the message says tokens"
+	is "$(hdr x-ratelimit-remaining-tokens)" 0 "$k: tpm: x-ratelimit-remaining-tokens 0"
+	like "$(hdr x-ratelimit-reset-tokens)" '^[0-9]+s$' "$k: tpm: x-ratelimit-reset-tokens"
 }
 
 for_each_server "$CONF" scenarios

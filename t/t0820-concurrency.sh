@@ -16,6 +16,7 @@
 . "$(dirname "$0")/lib.sh"
 
 setup_tmp
+use_binary_copies
 start_mock
 export MOCK_API_KEY=sk-mock-upstream-t0820
 export LLMGATE_MASTER_KEY=sk-master-t0820-key
@@ -186,7 +187,8 @@ done
 streams_running() {	# N: at least N upstream requests in progress
 	[ "$(mock_log | jx 'len([e for e in d["log"] if not e["done"]])')" -ge "$1" ]
 }
-ok "20 streams under way at once" wait_until 20 streams_running 20
+ok "20 streams under way at once" wait_until 20 streams_running 20 ||
+    diag "$(mock_log | jx '[(round(e["t"] % 100, 2), round(e.get("t_end", 0) % 100, 2)) for e in d["log"]]')"
 pids=$(gw_worker_pids)
 ok "several gateway processes under Apache ($(echo $pids | wc -w))" test "$(echo $pids | wc -w)" -ge 2
 # The victim: a process whose upstream request the mock is still answering

@@ -9,6 +9,7 @@
 . "$(dirname "$0")/lib.sh"
 
 setup_tmp
+use_binary_copies
 start_mock
 export MOCK_API_KEY=sk-mock-upstream-t0830
 export LLMGATE_MASTER_KEY=sk-master-t0830-key
