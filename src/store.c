@@ -381,8 +381,10 @@ store_close(struct store *s)
 	for (i = 0; i < SDB__MAX; i++)
 		if (s->db[i] != NULL)
 			s->db[i]->close(s->db[i], 0);
+	/* Short-lived openers (CGI, llmgate-admin) checkpoint now and then. */
 	if (!s->panicked && s->mode != STORE_WORKER)
-		s->env->txn_checkpoint(s->env, 0, 0, 0);
+		s->env->txn_checkpoint(s->env, 256, (u_int32_t)
+		    (s->checkpoint_s + 59) / 60, 0);
 	s->env->close(s->env, 0);
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->cond);
