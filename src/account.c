@@ -354,3 +354,14 @@ account_settle(struct request *r, struct account *acct,
 	billing_settle(r->worker->store, r->cfg, r->who, acct->admitted ?
 	    &acct->adm : NULL, row);
 }
+
+int
+account_store_failed(struct request *r, const char *which, const char *what,
+    int rc)
+{
+	if (what != NULL)
+		log_warn("%s: %s: store rc=%d: %s", r->id, what, rc,
+		    store_error());
+	return http_error(r, 503, "server_error", "store_unavailable", NULL,
+	    "The %s store is unavailable; try again later", which);
+}

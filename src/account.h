@@ -39,5 +39,11 @@ int	account_admit(struct request *, const struct plan *, int64_t, int64_t,
 void	account_row(struct request *, struct usage_row *);
 /* Settle once: usage row, ledger, spend, release. Never fails the request. */
 void	account_settle(struct request *, struct account *, struct usage_row *);
+/*
+ * A billing or admin route's store failed (what failed, with rc; NULL
+ * when there is no store): logged with its cause, answered 503 naming
+ * the store ("key", "usage") without it. Returns 503.
+ */
+int	account_store_failed(struct request *, const char *, const char *, int);
 
 #endif

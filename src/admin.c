@@ -119,6 +119,39 @@ opt_reset(void)
 #endif
 }
 
+/*
+ * The options of a command that takes only --help and, when json is not
+ * NULL, --json, then min to max operands. Returns -1 to go on, else the
+ * exit status (the usage was printed).
+ */
+static int
+plain_opts(struct admin *a, int argc, char **argv, int *json, int min,
+    int max)
+{
+	static const struct option lo[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int	 ch;
+
+	opt_reset();
+	while ((ch = getopt_long(argc, argv, "h", json != NULL ? lo : lo + 1,
+	    NULL)) != -1)
+		switch (ch) {
+		case 'j':
+			*json = 1;
+			break;
+		case 'h':
+			return cmd_usage(a, stdout);
+		default:
+			return cmd_usage(a, stderr);
+		}
+	if (argc - optind < min || argc - optind > max)
+		return cmd_usage(a, stderr);
+	return -1;
+}
+
 /* Load the config and open its store; ADM_OK or ADM_FAIL (reported). */
 static int
 admin_open(struct admin *a, enum store_mode mode)
@@ -171,6 +204,15 @@ find_key(struct admin *a, const char *ref, struct key_rec *k)
 		return ADM_FAIL;
 	}
 	return store_failed("cannot read the key", rc);
+}
+
+/* Open the store and read the key ref names; ADM_OK or ADM_FAIL. */
+static int
+open_key(struct admin *a, const char *ref, struct key_rec *k)
+{
+	if (admin_open(a, STORE_ADMIN) != ADM_OK)
+		return ADM_FAIL;
+	return find_key(a, ref, k);
 }
 
 /* Dollars with two decimals at least ("2.50", "0.000123"), into buf. */
@@ -232,16 +274,6 @@ jstr(struct json_object *o, const char *k, const char *s, size_t size)
 {
 	json_object_object_add(o, k,
 	    json_object_new_string_len(s, (int)strnlen(s, size)));
-}
-
-/* A string, or null when it is empty. */
-static void
-jstr_null(struct json_object *o, const char *k, const char *s, size_t size)
-{
-	if (s[0] == '\0')
-		json_object_object_add(o, k, NULL);
-	else
-		jstr(o, k, s, size);
 }
 
 static void
@@ -327,55 +359,6 @@ takes_arg(const char *arg, const struct option *lo)
 	return 0;
 }
 
-static const char *
-key_state(const struct key_rec *k, time_t now)
-{
-	if (k->disabled)
-		return "disabled";
-	if (k->expires != 0 && k->expires <= now)
-		return "expired";
-	return "active";
-}
-
-/* The key as the HTTP routes show it, plus its state; never the secret. */
-static struct json_object *
-key_json(const struct key_rec *k, time_t now)
-{
-	struct json_object	*o, *models;
-	char			 buf[KEY_MODELS_MAX + 1], *p, *tok, *save;
-
-	if ((o = json_object_new_object()) == NULL)
-		return NULL;
-	json_object_object_add(o, "object",
-	    json_object_new_string("api_key"));
-	juint(o, "id", k->id);
-	jstr(o, "prefix", k->prefix, sizeof(k->prefix));
-	jstr(o, "name", k->name, sizeof(k->name));
-	jstr_null(o, "agent", k->agent, sizeof(k->agent));
-	jstr_null(o, "tier", k->tier, sizeof(k->tier));
-	models = json_object_new_array();
-	snprintf(buf, sizeof(buf), "%.*s", FIX(k->models));
-	for (p = buf; (tok = strtok_r(p, " \t,", &save)) != NULL; p = NULL)
-		json_object_array_add(models, json_object_new_string(tok));
-	json_object_object_add(o, "models", models);
-	jint(o, "rpm", k->rpm);
-	jint(o, "tpm", k->tpm);
-	jint(o, "daily_budget_micro_usd", k->daily_budget);
-	jint(o, "monthly_budget_micro_usd", k->monthly_budget);
-	json_object_object_add(o, "prepaid",
-	    json_object_new_boolean(k->prepaid));
-	json_object_object_add(o, "allow_agent_header",
-	    json_object_new_boolean(k->agent_header));
-	json_object_object_add(o, "disabled",
-	    json_object_new_boolean(k->disabled));
-	jint(o, "created", k->created);
-	json_object_object_add(o, "expires", k->expires != 0 ?
-	    json_object_new_int64(k->expires) : NULL);
-	json_object_object_add(o, "state",
-	    json_object_new_string(key_state(k, now)));
-	return o;
-}
-
 static void
 print_key(const struct key_rec *k, time_t now)
 {
@@ -409,7 +392,7 @@ print_key(const struct key_rec *k, time_t now)
 	    fmt_usd(k->monthly_budget, buf, sizeof(buf)) : "none");
 	printf("prepaid: %s\n", k->prepaid ? "yes" : "no");
 	printf("agent header: %s\n", k->agent_header ? "allowed" : "no");
-	printf("state: %s\n", key_state(k, now));
+	printf("state: %s\n", keys_state(k, now));
 	printf("created: %s\n", fmt_time(k->created, buf, sizeof(buf)));
 	printf("expires: %s\n", k->expires != 0 ?
 	    fmt_time(k->expires, buf, sizeof(buf)) : "never");
@@ -549,7 +532,7 @@ cmd_key_create(struct admin *a, int argc, char **argv)
 		return store_failed("cannot create the key", rc);
 	}
 	if (json) {
-		if ((o = key_json(&k, now)) != NULL)
+		if ((o = keys_to_json(&k, now)) != NULL)
 			json_object_object_add(o, "key",
 			    json_object_new_string(secret));
 		rc = print_json(o);
@@ -592,6 +575,40 @@ recs_push(struct recs *r, const void *rec)
 	}
 	memcpy((char *)r->v + r->n++ * r->size, rec, r->size);
 	return 0;
+}
+
+/* How the scan that filled r ended: ADM_OK or ADM_FAIL (reported). */
+static int
+recs_check(const struct recs *r, int rc, const char *what)
+{
+	if (rc != STORE_OK)
+		return store_failed(what, rc);
+	if (r->failed) {
+		complain("out of memory");
+		return ADM_FAIL;
+	}
+	return ADM_OK;
+}
+
+/* Print the records as {"data": [...]}, each made by fn. */
+static int
+recs_print_json(const struct recs *r,
+    struct json_object *(*fn)(const void *, time_t), time_t now)
+{
+	struct json_object	*o, *data;
+	size_t			 i;
+
+	if ((o = json_object_new_object()) == NULL ||
+	    (data = json_object_new_array()) == NULL) {
+		json_object_put(o);
+		complain("out of memory");
+		return ADM_FAIL;
+	}
+	json_object_object_add(o, "data", data);
+	for (i = 0; i < r->n; i++)
+		json_object_array_add(data,
+		    fn((const char *)r->v + i * r->size, now));
+	return print_json(o);
 }
 
 static int
@@ -639,100 +656,56 @@ print_key_row(const struct key_rec *k, time_t now)
 	    k->agent[0] != '\0' ? k->agent : "-",
 	    k->tier[0] != '\0' ? (int)strnlen(k->tier, sizeof(k->tier)) : 1,
 	    k->tier[0] != '\0' ? k->tier : "-",
-	    key_state(k, now), lim[0] != '\0' ? lim + 1 : "-");
+	    keys_state(k, now), lim[0] != '\0' ? lim + 1 : "-");
+}
+
+static struct json_object *
+key_elem(const void *k, time_t now)
+{
+	return keys_to_json(k, now);
 }
 
 static int
 cmd_key_list(struct admin *a, int argc, char **argv)
 {
-	static const struct option lo[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct recs		 r = { NULL, 0, 0, sizeof(struct key_rec), 0 };
 	const struct key_rec	*keys;
-	struct json_object	*o = NULL, *data;
 	time_t			 now = time(NULL);
 	size_t			 i;
-	int			 ch, rc, ret = ADM_FAIL, json = 0;
+	int			 rc, json = 0;
 
-	opt_reset();
-	while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1)
-		switch (ch) {
-		case 'j':
-			json = 1;
-			break;
-		case 'h':
-			return cmd_usage(a, stdout);
-		default:
-			return cmd_usage(a, stderr);
-		}
-	if (optind != argc)
-		return cmd_usage(a, stderr);
+	if ((rc = plain_opts(a, argc, argv, &json, 0, 0)) >= 0)
+		return rc;
 	if (admin_open(a, STORE_ADMIN) != ADM_OK)
 		return ADM_FAIL;
-	if ((rc = keys_list(a->st, key_collect, &r)) != STORE_OK) {
-		store_failed("cannot list the keys", rc);
-		goto fail;
-	}
-	if (r.failed) {
-		complain("out of memory");
-		goto fail;
-	}
-	keys = r.v;
+	rc = keys_list(a->st, key_collect, &r);
+	if ((rc = recs_check(&r, rc, "cannot list the keys")) != ADM_OK)
+		goto done;
 	if (json) {
-		if ((o = json_object_new_object()) == NULL ||
-		    (data = json_object_new_array()) == NULL) {
-			json_object_put(o);
-			complain("out of memory");
-			goto fail;
-		}
-		json_object_object_add(o, "data", data);
-		for (i = 0; i < r.n; i++)
-			json_object_array_add(data, key_json(&keys[i], now));
-		ret = print_json(o);
-		goto fail;
+		rc = recs_print_json(&r, key_elem, now);
+		goto done;
 	}
 	printf("%-6s %-10s %-20s %-16s %-6s %-8s %s\n", "ID", "PREFIX",
 	    "NAME", "AGENT", "TIER", "STATE", "LIMITS");
-	for (i = 0; i < r.n; i++)
+	for (keys = r.v, i = 0; i < r.n; i++)
 		print_key_row(&keys[i], now);
-	ret = ADM_OK;
- fail:
+ done:
 	free(r.v);
-	return ret;
+	return rc;
 }
 
 static int
 cmd_key_show(struct admin *a, int argc, char **argv)
 {
-	static const struct option lo[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct key_rec	 k;
-	int		 ch, json = 0;
+	int		 rc, json = 0;
 
-	opt_reset();
-	while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1)
-		switch (ch) {
-		case 'j':
-			json = 1;
-			break;
-		case 'h':
-			return cmd_usage(a, stdout);
-		default:
-			return cmd_usage(a, stderr);
-		}
-	if (optind + 1 != argc)
-		return cmd_usage(a, stderr);
-	if (admin_open(a, STORE_ADMIN) != ADM_OK ||
-	    find_key(a, argv[optind], &k) != ADM_OK)
+	if ((rc = plain_opts(a, argc, argv, &json, 1, 1)) >= 0)
+		return rc;
+	if (open_key(a, argv[optind], &k) != ADM_OK)
 		return ADM_FAIL;
 	if (json)
-		return print_json(key_json(&k, time(NULL)));
+		return print_json(keys_to_json(&k, time(NULL)));
 	print_key(&k, time(NULL));
 	return ADM_OK;
 }
@@ -741,28 +714,15 @@ cmd_key_show(struct admin *a, int argc, char **argv)
 static int
 cmd_key_state(struct admin *a, int argc, char **argv)
 {
-	static const struct option lo[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct key_rec	 k;
-	int		 ch, rc, disable;
+	int		 rc, disable;
 	const char	*verb;
 
 	disable = strcmp(a->cmd->name, "key disable") == 0;
 	verb = disable ? "disabled" : "enabled";
-	opt_reset();
-	while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1)
-		switch (ch) {
-		case 'h':
-			return cmd_usage(a, stdout);
-		default:
-			return cmd_usage(a, stderr);
-		}
-	if (optind + 1 != argc)
-		return cmd_usage(a, stderr);
-	if (admin_open(a, STORE_ADMIN) != ADM_OK ||
-	    find_key(a, argv[optind], &k) != ADM_OK)
+	if ((rc = plain_opts(a, argc, argv, NULL, 1, 1)) >= 0)
+		return rc;
+	if (open_key(a, argv[optind], &k) != ADM_OK)
 		return ADM_FAIL;
 	if (k.disabled == disable) {
 		printf("key %" PRIu64 " (%.*s) was already %s\n", k.id,
@@ -861,8 +821,7 @@ cmd_credit(struct admin *a, int argc, char **argv)
 		    sizeof(l.reason) - 1);
 		return ADM_USAGE;
 	}
-	if (admin_open(a, STORE_ADMIN) != ADM_OK ||
-	    find_key(a, argv[optind], &k) != ADM_OK)
+	if (open_key(a, argv[optind], &k) != ADM_OK)
 		return ADM_FAIL;
 	memset(&l, 0, sizeof(l));
 	rc = billing_credit(a->st, k.id, amount, kind,
@@ -890,33 +849,16 @@ cmd_credit(struct admin *a, int argc, char **argv)
 static int
 cmd_balance(struct admin *a, int argc, char **argv)
 {
-	static const struct option lo[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct key_rec		 k;
 	struct balance_rec	 b;
 	struct json_object	*o;
 	money_t			 reserved = 0;
 	char			 buf[32];
-	int			 ch, rc, json = 0;
+	int			 rc, json = 0;
 
-	opt_reset();
-	while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1)
-		switch (ch) {
-		case 'j':
-			json = 1;
-			break;
-		case 'h':
-			return cmd_usage(a, stdout);
-		default:
-			return cmd_usage(a, stderr);
-		}
-	if (optind + 1 != argc)
-		return cmd_usage(a, stderr);
-	if (admin_open(a, STORE_ADMIN) != ADM_OK ||
-	    find_key(a, argv[optind], &k) != ADM_OK)
+	if ((rc = plain_opts(a, argc, argv, &json, 1, 1)) >= 0)
+		return rc;
+	if (open_key(a, argv[optind], &k) != ADM_OK)
 		return ADM_FAIL;
 	memset(&b, 0, sizeof(b));
 	rc = billing_balance(a->st, k.id, &b, &reserved);
@@ -949,25 +891,6 @@ cmd_balance(struct admin *a, int argc, char **argv)
 	printf("credited: %s\n", fmt_usd(b.credited, buf, sizeof(buf)));
 	printf("debited: %s\n", fmt_usd(b.debited, buf, sizeof(buf)));
 	return ADM_OK;
-}
-
-static struct json_object *
-report_row_json(const struct report_row *r, int with_group)
-{
-	struct json_object	*o;
-
-	if ((o = json_object_new_object()) == NULL)
-		return NULL;
-	if (with_group)
-		jstr(o, "group", r->group, sizeof(r->group));
-	jint(o, "requests", r->requests);
-	jint(o, "errors", r->errors);
-	jint(o, "prompt_tokens", r->prompt);
-	jint(o, "completion_tokens", r->completion);
-	jint(o, "cached_tokens", r->cached);
-	jint(o, "cost_micro_usd", r->cost);
-	jusd(o, "cost_usd", r->cost);
-	return o;
 }
 
 /* A CSV field, quoted when it holds a comma, quote or line break. */
@@ -1118,10 +1041,10 @@ cmd_usage_report(struct admin *a, int argc, char **argv)
 		    json_object_new_string(report_group_names[group]));
 		for (i = 0; i < rep.n; i++)
 			json_object_array_add(data,
-			    report_row_json(&rep.rows[i], 1));
+			    report_row_to_json(&rep.rows[i], 1));
 		json_object_object_add(o, "data", data);
 		json_object_object_add(o, "total",
-		    report_row_json(&rep.total, 0));
+		    report_row_to_json(&rep.total, 0));
 	} else if (csv) {
 		printf("group,requests,errors,prompt_tokens,completion_tokens,"
 		    "cached_tokens,cost_micro_usd,cost_usd\n");
@@ -1186,6 +1109,12 @@ print_ledger_row(const struct ledger_rec *l)
 	    l->request_id[0] != '\0' ? l->request_id : "-", FIX(l->reason));
 }
 
+static struct json_object *
+ledger_elem(const void *l, time_t now)
+{
+	return ledger_json(l);
+}
+
 static int
 cmd_ledger(struct admin *a, int argc, char **argv)
 {
@@ -1199,10 +1128,9 @@ cmd_ledger(struct admin *a, int argc, char **argv)
 	struct recs		 r = { NULL, 0, 0, sizeof(struct ledger_rec), 0 };
 	const struct ledger_rec	*l;
 	struct key_rec		 k;
-	struct json_object	*o = NULL, *data;
 	int64_t			 limit = LEDGER_LIMIT, offset = 0;
 	size_t			 i;
-	int			 ch, rc, ret = ADM_FAIL, json = 0;
+	int			 ch, rc, json = 0;
 
 	opt_reset();
 	while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1)
@@ -1230,41 +1158,23 @@ cmd_ledger(struct admin *a, int argc, char **argv)
 		}
 	if (optind + 1 != argc)
 		return cmd_usage(a, stderr);
-	if (admin_open(a, STORE_ADMIN) != ADM_OK ||
-	    find_key(a, argv[optind], &k) != ADM_OK)
+	if (open_key(a, argv[optind], &k) != ADM_OK)
 		return ADM_FAIL;
 	rc = billing_ledger(a->st, k.id, (long)offset, (long)limit,
 	    ledger_collect, &r);
-	if (rc != STORE_OK) {
-		store_failed("cannot read the ledger", rc);
-		goto fail;
-	}
-	if (r.failed) {
-		complain("out of memory");
-		goto fail;
-	}
-	l = r.v;
+	if ((rc = recs_check(&r, rc, "cannot read the ledger")) != ADM_OK)
+		goto done;
 	if (json) {
-		if ((o = json_object_new_object()) == NULL ||
-		    (data = json_object_new_array()) == NULL) {
-			json_object_put(o);
-			complain("out of memory");
-			goto fail;
-		}
-		json_object_object_add(o, "data", data);
-		for (i = 0; i < r.n; i++)
-			json_object_array_add(data, ledger_json(&l[i]));
-		ret = print_json(o);
-		goto fail;
+		rc = recs_print_json(&r, ledger_elem, 0);
+		goto done;
 	}
 	printf("%-21s %-6s %12s %12s %-24s %s\n", "TIME", "TYPE", "AMOUNT",
 	    "BALANCE", "REQUEST", "REASON");
-	for (i = 0; i < r.n; i++)
+	for (l = r.v, i = 0; i < r.n; i++)
 		print_ledger_row(&l[i]);
-	ret = ADM_OK;
- fail:
+ done:
 	free(r.v);
-	return ret;
+	return rc;
 }
 
 static int
@@ -1313,64 +1223,40 @@ cmd_purge(struct admin *a, int argc, char **argv)
 static int
 cmd_replay(struct admin *a, int argc, char **argv)
 {
-	static const struct option lo[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct replay_result	 res;
 	struct stat		 sb;
 	const char		*file;
 	char			 work[PATH_MAX];
-	int			 ch, rc;
+	int			 rc;
 
-	opt_reset();
-	while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1)
-		switch (ch) {
-		case 'h':
-			return cmd_usage(a, stdout);
-		default:
-			return cmd_usage(a, stderr);
-		}
-	if (optind + 1 < argc)
-		return cmd_usage(a, stderr);
+	if ((rc = plain_opts(a, argc, argv, NULL, 0, 1)) >= 0)
+		return rc;
 	if (admin_open(a, STORE_ADMIN) != ADM_OK)
 		return ADM_FAIL;
 	file = optind < argc ? argv[optind] : a->cfg->gw.fallback_file;
 	memset(&res, 0, sizeof(res));
+	rc = STORE_OK;
 	/* An interrupted replay left FILE.replaying: usage_replay ends it. */
 	snprintf(work, sizeof(work), "%s.replaying", file);
 	if (stat(file, &sb) != 0 && errno == ENOENT &&
 	    stat(work, &sb) != 0 && errno == ENOENT)
 		fprintf(stderr, "nothing to replay: %s does not exist\n", file);
-	else if ((rc = usage_replay(a->st, a->cfg, file, &res)) != STORE_OK) {
-		printf("imported %ld, duplicate %ld, bad %ld\n", res.imported,
-		    res.duplicate, res.bad);
-		return store_failed(file, rc);
-	}
+	else
+		rc = usage_replay(a->st, a->cfg, file, &res);
 	printf("imported %ld, duplicate %ld, bad %ld\n", res.imported,
 	    res.duplicate, res.bad);
+	if (rc != STORE_OK)
+		return store_failed(file, rc);
 	return ADM_OK;
 }
 
 static int
 cmd_recover(struct admin *a, int argc, char **argv)
 {
-	static const struct option lo[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	int	 ch;
+	int	 rc;
 
-	opt_reset();
-	while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1)
-		switch (ch) {
-		case 'h':
-			return cmd_usage(a, stdout);
-		default:
-			return cmd_usage(a, stderr);
-		}
-	if (optind != argc)
-		return cmd_usage(a, stderr);
+	if ((rc = plain_opts(a, argc, argv, NULL, 0, 0)) >= 0)
+		return rc;
 	if (admin_open(a, STORE_RECOVER) != ADM_OK)
 		return ADM_FAIL;
 	printf("recovered the store in %s\n", a->cfg->gw.data_dir);
@@ -1758,30 +1644,14 @@ chk_books(struct chk *c)
 static int
 cmd_check(struct admin *a, int argc, char **argv)
 {
-	static const struct option lo[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct chk		 c;
 	struct json_object	*o = NULL;
 	size_t			 i, np;
 	char			 buf[32];
-	int			 ch, rc, ret = ADM_FAIL, json = 0;
+	int			 rc, ret = ADM_FAIL, json = 0;
 
-	opt_reset();
-	while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1)
-		switch (ch) {
-		case 'j':
-			json = 1;
-			break;
-		case 'h':
-			return cmd_usage(a, stdout);
-		default:
-			return cmd_usage(a, stderr);
-		}
-	if (optind != argc)
-		return cmd_usage(a, stderr);
+	if ((rc = plain_opts(a, argc, argv, &json, 0, 0)) >= 0)
+		return rc;
 	if (admin_open(a, STORE_ADMIN) != ADM_OK)
 		return ADM_FAIL;
 	memset(&c, 0, sizeof(c));

@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
+
 #include "billing.h"
 #include "config.h"
 #include "log.h"
@@ -798,4 +800,43 @@ billing_spend(struct store *s, const char *scope, time_t day,
 	struct spend_ctx	 c = { scope, billing_day(day), out };
 
 	return store_read(s, spend_txn, &c);
+}
+
+/* A fixed field of the record as a JSON string, or null when empty. */
+static struct json_object *
+field_or_null(const char *s, size_t size)
+{
+	if (s[0] == '\0')
+		return NULL;
+	return json_object_new_string_len(s, (int)strnlen(s, size));
+}
+
+struct json_object *
+ledger_to_json(const struct ledger_rec *l)
+{
+	struct json_object	*o;
+	char			 usd[32];
+
+	if ((o = json_object_new_object()) == NULL)
+		return NULL;
+	json_object_object_add(o, "object",
+	    json_object_new_string("ledger_entry"));
+	json_object_object_add(o, "id", json_object_new_uint64(l->id));
+	json_object_object_add(o, "type", json_object_new_string(
+	    l->kind < LEDGER__MAX ? ledger_kind_names[l->kind] : "unknown"));
+	json_object_object_add(o, "amount_micro_usd",
+	    json_object_new_int64(l->amount));
+	money_format_usd(l->amount, usd, sizeof(usd));
+	json_object_object_add(o, "amount_usd", json_object_new_string(usd));
+	json_object_object_add(o, "balance_after_micro_usd",
+	    json_object_new_int64(l->balance_after));
+	json_object_object_add(o, "created",
+	    json_object_new_int64(l->time_us / 1000000));
+	json_object_object_add(o, "request_id",
+	    field_or_null(l->request_id, sizeof(l->request_id)));
+	json_object_object_add(o, "usage_id", l->usage_id != 0 ?
+	    json_object_new_uint64(l->usage_id) : NULL);
+	json_object_object_add(o, "reason",
+	    field_or_null(l->reason, sizeof(l->reason)));
+	return o;
 }

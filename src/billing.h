@@ -9,6 +9,7 @@
 #include "money.h"
 
 struct config;
+struct json_object;
 struct store;
 struct store_txn;
 struct tier_cfg;
@@ -168,5 +169,10 @@ int	billing_ledger(struct store *, uint64_t, long, long, ledger_fn,
 /* Spend of "k:ID" or "a:AGENT" on the UTC day starting at day. */
 int	billing_spend(struct store *, const char *, time_t,
 	    struct spend_rec *);
+/*
+ * A ledger entry as the billing and admin routes show it. The caller
+ * owns the result (NULL when out of memory).
+ */
+struct json_object *ledger_to_json(const struct ledger_rec *);
 
 #endif

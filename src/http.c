@@ -385,6 +385,20 @@ http_error(struct request *r, int status, const char *type, const char *code,
 	return status;
 }
 
+/* The message is cut at 511 bytes (the billing and admin routes' cap). */
+int
+http_bad_param(struct request *r, const char *param, const char *fmt, ...)
+{
+	char	 msg[512];
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return http_error(r, 400, "invalid_request_error", "invalid_value",
+	    param, "%s", msg);
+}
+
 double
 http_elapsed_ms(const struct request *r)
 {

@@ -78,6 +78,9 @@ int		 http_error(struct request *, int, const char *, const char *,
 		    __attribute__((format(printf, 6, 7)));
 struct json_object *http_error_object(const char *, const char *,
 		    const char *, const char *);
+/* A 400 invalid_value naming the query parameter or body field; returns 400. */
+int		 http_bad_param(struct request *, const char *, const char *,
+		    ...) __attribute__((format(printf, 3, 4)));
 const char	*http_json_string(struct json_object *);
 double		 http_elapsed_ms(const struct request *);
 /* Percent-decode n bytes into dst ('+' as a space when plus); -1 when too long or a NUL. */

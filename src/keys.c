@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <json-c/json.h>
 #include <openssl/evp.h>
 
 #include "keys.h"
@@ -300,4 +301,86 @@ keys_model_allowed(const struct key_rec *k, const char *model)
 			return 1;
 	}
 	return 0;
+}
+
+const char *
+keys_state(const struct key_rec *k, time_t now)
+{
+	if (k->disabled)
+		return "disabled";
+	if (k->expires != 0 && k->expires <= now)
+		return "expired";
+	return "active";
+}
+
+/* A fixed field of the record (it may lack its NUL) as a JSON string. */
+static struct json_object *
+field_json(const char *s, size_t size)
+{
+	return json_object_new_string_len(s, (int)strnlen(s, size));
+}
+
+/* The same, or null when it is empty. */
+static struct json_object *
+field_or_null(const char *s, size_t size)
+{
+	return s[0] != '\0' ? field_json(s, size) : NULL;
+}
+
+/* The stored glob list ("gpt-* claude-*") as a JSON array. */
+static struct json_object *
+models_json(const char *models, size_t size)
+{
+	struct json_object	*a;
+	size_t			 i, j, len = strnlen(models, size);
+
+	if ((a = json_object_new_array()) == NULL)
+		return NULL;
+	for (i = 0; i < len; i = j + 1) {
+		for (j = i; j < len && strchr(" \t,", models[j]) == NULL; j++)
+			continue;
+		if (j > i)
+			json_object_array_add(a, json_object_new_string_len(
+			    models + i, (int)(j - i)));
+	}
+	return a;
+}
+
+struct json_object *
+keys_to_json(const struct key_rec *k, time_t now)
+{
+	struct json_object	*o;
+
+	if ((o = json_object_new_object()) == NULL)
+		return NULL;
+	json_object_object_add(o, "object", json_object_new_string("api_key"));
+	json_object_object_add(o, "id", json_object_new_uint64(k->id));
+	json_object_object_add(o, "prefix",
+	    field_json(k->prefix, sizeof(k->prefix)));
+	json_object_object_add(o, "name", field_json(k->name, sizeof(k->name)));
+	json_object_object_add(o, "agent",
+	    field_or_null(k->agent, sizeof(k->agent)));
+	json_object_object_add(o, "tier",
+	    field_or_null(k->tier, sizeof(k->tier)));
+	json_object_object_add(o, "models",
+	    models_json(k->models, sizeof(k->models)));
+	json_object_object_add(o, "rpm", json_object_new_int64(k->rpm));
+	json_object_object_add(o, "tpm", json_object_new_int64(k->tpm));
+	json_object_object_add(o, "daily_budget_micro_usd",
+	    json_object_new_int64(k->daily_budget));
+	json_object_object_add(o, "monthly_budget_micro_usd",
+	    json_object_new_int64(k->monthly_budget));
+	json_object_object_add(o, "prepaid",
+	    json_object_new_boolean(k->prepaid));
+	json_object_object_add(o, "allow_agent_header",
+	    json_object_new_boolean(k->agent_header));
+	json_object_object_add(o, "disabled",
+	    json_object_new_boolean(k->disabled));
+	json_object_object_add(o, "created", json_object_new_int64(k->created));
+	json_object_object_add(o, "expires", k->expires != 0 ?
+	    json_object_new_int64(k->expires) : NULL);
+	if (now != 0)
+		json_object_object_add(o, "state",
+		    json_object_new_string(keys_state(k, now)));
+	return o;
 }

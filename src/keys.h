@@ -4,9 +4,11 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "money.h"
 
+struct json_object;
 struct store;
 
 #define KEY_SECRET_LEN	51	/* "sk-" + 48 letters and digits */
@@ -59,5 +61,13 @@ typedef int (*keys_fn)(void *, const struct key_rec *);
 int	keys_list(struct store *, keys_fn, void *);
 /* Nonzero when the key may use this model name. */
 int	keys_model_allowed(const struct key_rec *, const char *);
+/* "active", "disabled" or "expired" at time now. */
+const char *keys_state(const struct key_rec *, time_t);
+/*
+ * The key as the admin routes and llmgate-admin show it, never its hash
+ * or secret; with its "state" at now unless now is 0. The caller owns
+ * the result (NULL when out of memory).
+ */
+struct json_object *keys_to_json(const struct key_rec *, time_t);
 
 #endif

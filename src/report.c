@@ -6,6 +6,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <json-c/json.h>
+
 #include "report.h"
 #include "store.h"
 #include "usage.h"
@@ -322,4 +324,31 @@ report_free(struct report *rep)
 {
 	free(rep->rows);
 	memset(rep, 0, sizeof(*rep));
+}
+
+struct json_object *
+report_row_to_json(const struct report_row *row, int with_group)
+{
+	struct json_object	*o;
+	char			 usd[32];
+
+	if ((o = json_object_new_object()) == NULL)
+		return NULL;
+	if (with_group)
+		json_object_object_add(o, "group", json_object_new_string_len(
+		    row->group, (int)strnlen(row->group, sizeof(row->group))));
+	json_object_object_add(o, "requests",
+	    json_object_new_int64(row->requests));
+	json_object_object_add(o, "errors", json_object_new_int64(row->errors));
+	json_object_object_add(o, "prompt_tokens",
+	    json_object_new_int64(row->prompt));
+	json_object_object_add(o, "completion_tokens",
+	    json_object_new_int64(row->completion));
+	json_object_object_add(o, "cached_tokens",
+	    json_object_new_int64(row->cached));
+	json_object_object_add(o, "cost_micro_usd",
+	    json_object_new_int64(row->cost));
+	money_format_usd(row->cost, usd, sizeof(usd));
+	json_object_object_add(o, "cost_usd", json_object_new_string(usd));
+	return o;
 }

@@ -7,6 +7,7 @@
 
 #include "money.h"
 
+struct json_object;
 struct store;
 
 enum report_group {
@@ -47,5 +48,11 @@ int	report_build(struct store *, int64_t, int64_t, int, uint64_t,
 void	report_free(struct report *);
 /* Parse a date "YYYY-MM-DD" (UTC midnight) or unix seconds; -1 if bad. */
 int	report_parse_time(const char *, int64_t *);
+/*
+ * One row's totals as the usage routes and llmgate-admin show them, with
+ * its group unless it is the total. The caller owns the result (NULL when
+ * out of memory).
+ */
+struct json_object *report_row_to_json(const struct report_row *, int);
 
 #endif

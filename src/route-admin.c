@@ -1,11 +1,11 @@
 /* route-admin.c: the master key's routes: list, create, show, disable and enable keys; top up and adjust balances. */
 #include <ctype.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "account.h"
 #include "billing.h"
 #include "config.h"
 #include "keys.h"
@@ -17,7 +17,6 @@
 #define NRULES(a)	(sizeof(a) / sizeof((a)[0]))
 #define NOBOUND		1, 0, 0
 #define REF_MAX		256		/* longest key reference */
-#define US_PER_S	INT64_C(1000000)
 /* Latest expiry accepted: 9999-12-31T23:59:59Z. */
 #define EXPIRES_MAX	253402300799.0
 
@@ -42,31 +41,11 @@ static const struct field_rule money_rules[] = {
 	{ "reason", J_STRING | J_NULL, 0, 0, 127, 0 },
 };
 
-static int
-bad_field(struct request *r, const char *param, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* A 400 naming the body field. */
-static int
-bad_field(struct request *r, const char *param, const char *fmt, ...)
-{
-	char	 msg[512];
-	va_list	 ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	return http_error(r, 400, "invalid_request_error", "invalid_value",
-	    param, "%s", msg);
-}
-
 /* A store failure: logged with its cause, answered 503 without it. */
 static int
 store_failed(struct request *r, const char *what, int rc)
 {
-	log_warn("%s: %s: store rc=%d: %s", r->id, what, rc, store_error());
-	return http_error(r, 503, "server_error", "store_unavailable", NULL,
-	    "The key store is unavailable; try again later");
+	return account_store_failed(r, "key", what, rc);
 }
 
 static int
@@ -86,8 +65,7 @@ admin_store(struct request *r)
 		return NULL;
 	}
 	if (r->worker == NULL || r->worker->store == NULL) {
-		http_error(r, 503, "server_error", "store_unavailable", NULL,
-		    "The key store is unavailable; try again later");
+		account_store_failed(r, "key", NULL, 0);
 		return NULL;
 	}
 	return r->worker->store;
@@ -124,12 +102,12 @@ parse_body(struct request *r, const struct field_rule *rules, size_t n)
 			if (strcmp(name, rules[i].name) == 0)
 				break;
 		if (i == n) {
-			bad_field(r, name, "unknown field '%s'", name);
+			http_bad_param(r, name, "unknown field '%s'", name);
 			goto fail;
 		}
 	}
 	if (validate_fields(o, rules, n, "", &e) == -1) {
-		bad_field(r, e.param[0] ? e.param : NULL, "%s", e.message);
+		http_bad_param(r, e.param[0] ? e.param : NULL, "%s", e.message);
 		goto fail;
 	}
 	return o;
@@ -190,69 +168,10 @@ printable(const char *s)
 	return 1;
 }
 
-/* Split the stored glob list ("gpt-* claude-*") into a JSON array. */
-static struct json_object *
-models_array(const char *models)
-{
-	struct json_object	*a = json_object_new_array();
-	const char		*p = models, *e;
-
-	for (;;) {
-		while (*p == ' ' || *p == ',' || *p == '\t')
-			p++;
-		if (*p == '\0')
-			break;
-		for (e = p; *e != '\0' && *e != ' ' && *e != ',' && *e != '\t';
-		    e++)
-			;
-		json_object_array_add(a,
-		    json_object_new_string_len(p, (int)(e - p)));
-		p = e;
-	}
-	return a;
-}
-
-static struct json_object *
-str_or_null(const char *s)
-{
-	return s[0] != '\0' ? json_object_new_string(s) : NULL;
-}
-
-/* A key as the admin routes show it: never its hash or secret. */
-static struct json_object *
-key_object(const struct key_rec *k)
-{
-	struct json_object	*o = json_object_new_object();
-
-	json_object_object_add(o, "object", json_object_new_string("api_key"));
-	json_object_object_add(o, "id", json_object_new_uint64(k->id));
-	json_object_object_add(o, "prefix", json_object_new_string(k->prefix));
-	json_object_object_add(o, "name", json_object_new_string(k->name));
-	json_object_object_add(o, "agent", str_or_null(k->agent));
-	json_object_object_add(o, "tier", str_or_null(k->tier));
-	json_object_object_add(o, "models", models_array(k->models));
-	json_object_object_add(o, "rpm", json_object_new_int64(k->rpm));
-	json_object_object_add(o, "tpm", json_object_new_int64(k->tpm));
-	json_object_object_add(o, "daily_budget_micro_usd",
-	    json_object_new_int64(k->daily_budget));
-	json_object_object_add(o, "monthly_budget_micro_usd",
-	    json_object_new_int64(k->monthly_budget));
-	json_object_object_add(o, "prepaid",
-	    json_object_new_boolean(k->prepaid));
-	json_object_object_add(o, "allow_agent_header",
-	    json_object_new_boolean(k->agent_header));
-	json_object_object_add(o, "disabled",
-	    json_object_new_boolean(k->disabled));
-	json_object_object_add(o, "created", json_object_new_int64(k->created));
-	json_object_object_add(o, "expires",
-	    k->expires ? json_object_new_int64(k->expires) : NULL);
-	return o;
-}
-
 static int
 send_key(struct request *r, int status, const struct key_rec *k)
 {
-	struct json_object	*o = key_object(k);
+	struct json_object	*o = keys_to_json(k, 0);
 
 	http_send_json(r, status, o);
 	json_object_put(o);
@@ -275,7 +194,7 @@ list_one(void *arg, const struct key_rec *k)
 		json_object_array_del_idx(l->data, 0,
 		    json_object_array_length(l->data));
 	l->last = k->id;
-	json_object_array_add(l->data, key_object(k));
+	json_object_array_add(l->data, keys_to_json(k, 0));
 	return 0;
 }
 
@@ -319,21 +238,21 @@ take_models(struct request *r, struct json_object *a, char *dst, size_t len)
 		v = json_object_array_get_idx(a, i);
 		snprintf(param, sizeof(param), "models[%zu]", i);
 		if (!json_object_is_type(v, json_type_string))
-			return bad_field(r, param, "'%s' must be a string, "
-			    "not %s", param, json_type_label(v));
+			return http_bad_param(r, param, "'%s' must be a "
+			    "string, not %s", param, json_type_label(v));
 		s = json_object_get_string(v);
 		if (*s == '\0')
-			return bad_field(r, param, "'%s' is empty", param);
+			return http_bad_param(r, param, "'%s' is empty", param);
 		for (c = s; *c != '\0'; c++)
 			if (!isalnum((unsigned char)*c) &&
 			    strchr("._-:/@+*?[]!", *c) == NULL)
-				return bad_field(r, param, "'%s' may hold only "
-				    "letters, digits, . _ - : / @ + and the "
-				    "glob characters * ? [ ] !", param);
+				return http_bad_param(r, param, "'%s' may "
+				    "hold only letters, digits, . _ - : / @ + "
+				    "and the glob characters * ? [ ] !", param);
 		l = strlen(s);
 		if (n + (n ? 1 : 0) + l + 1 > len)
-			return bad_field(r, "models", "'models' is longer than "
-			    "%zu characters in all", len - 1);
+			return http_bad_param(r, "models", "'models' is "
+			    "longer than %zu characters in all", len - 1);
 		if (n)
 			dst[n++] = ' ';
 		memcpy(dst + n, s, l + 1);
@@ -353,8 +272,9 @@ take_budget(struct request *r, struct json_object *o, const char *name,
 	if ((v = field(o, name)) == NULL)
 		return 0;
 	if (parse_amount(v, 0, out) == -1)
-		return bad_field(r, name, "'%s' must be an amount of USD such "
-		    "as \"25.00\" (at most six decimals, not negative)", name);
+		return http_bad_param(r, name, "'%s' must be an amount of USD "
+		    "such as \"25.00\" (at most six decimals, not negative)",
+		    name);
 	return 0;
 }
 
@@ -370,23 +290,24 @@ take_key(struct request *r, struct json_object *o, struct key_rec *k)
 	k->version = STORE_VERSION;
 	s = json_object_get_string(field(o, "name"));
 	if (!printable(s))
-		return bad_field(r, "name", "'name' must not hold control "
+		return http_bad_param(r, "name", "'name' must not hold control "
 		    "characters");
 	if (s[strspn(s, "0123456789")] == '\0' || strncmp(s, "sk-", 3) == 0)
-		return bad_field(r, "name", "'name' must not be all digits or "
-		    "start with 'sk-' (keys are also found by id and prefix)");
+		return http_bad_param(r, "name", "'name' must not be all "
+		    "digits or start with 'sk-' (keys are also found by id and "
+		    "prefix)");
 	snprintf(k->name, sizeof(k->name), "%s", s);
 	if ((v = field(o, "agent")) != NULL) {
 		s = json_object_get_string(v);
 		if (!printable(s))
-			return bad_field(r, "agent", "'agent' must not hold "
-			    "control characters");
+			return http_bad_param(r, "agent", "'agent' must not "
+			    "hold control characters");
 		snprintf(k->agent, sizeof(k->agent), "%s", s);
 	}
 	if ((v = field(o, "tier")) != NULL &&
 	    *(s = json_object_get_string(v)) != '\0') {
 		if (config_tier(r->cfg, s) == NULL)
-			return bad_field(r, "tier", r->cfg->ntiers == 0 ?
+			return http_bad_param(r, "tier", r->cfg->ntiers == 0 ?
 			    "'tier': no tiers are configured" :
 			    "'tier': no tier '%s' in the configuration", s);
 		snprintf(k->tier, sizeof(k->tier), "%s", s);
@@ -439,7 +360,7 @@ route_admin_key_create(struct request *r, const char *arg)
 		return store_failed(r, "keys_create", rc);
 	log_info("%s: admin created key id=%" PRIu64 " name=%s prefix=%s",
 	    r->id, k.id, k.name, k.prefix);
-	o = key_object(&k);
+	o = keys_to_json(&k, 0);
 	json_object_object_add(o, "key", json_object_new_string(secret));
 	explicit_bzero(secret, sizeof(secret));
 	http_send_json(r, 201, o);
@@ -510,32 +431,27 @@ nothing:
 	    r->method_name, r->path);
 }
 
-/* The ledger entry a credit wrote, with the balance it left. */
+/*
+ * The ledger entry a credit wrote, with its key after the entry's id and
+ * the balance it left at the end.
+ */
 static struct json_object *
 entry_object(const struct key_rec *k, const struct ledger_rec *l)
 {
-	struct json_object	*o = json_object_new_object();
+	struct json_object	*e = ledger_to_json(l), *o;
 	char			 s[32];
 
-	json_object_object_add(o, "object",
-	    json_object_new_string("ledger_entry"));
-	json_object_object_add(o, "id", json_object_new_uint64(l->id));
-	json_object_object_add(o, "key_id", json_object_new_uint64(k->id));
-	json_object_object_add(o, "key_name", json_object_new_string(k->name));
-	json_object_object_add(o, "type", json_object_new_string(
-	    l->kind < LEDGER__MAX ? ledger_kind_names[l->kind] : "unknown"));
-	json_object_object_add(o, "amount_micro_usd",
-	    json_object_new_int64(l->amount));
-	money_format_usd(l->amount, s, sizeof(s));
-	json_object_object_add(o, "amount_usd", json_object_new_string(s));
-	json_object_object_add(o, "balance_after_micro_usd",
-	    json_object_new_int64(l->balance_after));
-	json_object_object_add(o, "created",
-	    json_object_new_int64(l->time_us / US_PER_S));
-	json_object_object_add(o, "request_id", str_or_null(l->request_id));
-	json_object_object_add(o, "usage_id",
-	    l->usage_id ? json_object_new_uint64(l->usage_id) : NULL);
-	json_object_object_add(o, "reason", str_or_null(l->reason));
+	o = json_object_new_object();
+	json_object_object_foreach(e, name, v) {
+		json_object_object_add(o, name, json_object_get(v));
+		if (strcmp(name, "id") != 0)
+			continue;
+		json_object_object_add(o, "key_id",
+		    json_object_new_uint64(k->id));
+		json_object_object_add(o, "key_name",
+		    json_object_new_string(k->name));
+	}
+	json_object_put(e);
 	json_object_object_add(o, "balance_micro_usd",
 	    json_object_new_int64(l->balance_after));
 	money_format_usd(l->balance_after, s, sizeof(s));
@@ -572,20 +488,21 @@ credit(struct request *r, enum ledger_kind kind)
 	json_object_put(body);
 
 	if (rc == -1)
-		return bad_field(r, "amount_usd", kind == LEDGER_ADJUST ?
+		return http_bad_param(r, "amount_usd", kind == LEDGER_ADJUST ?
 		    "'amount_usd' must be a signed amount of USD such as "
 		    "\"-2.50\" (at most six decimals)" :
 		    "'amount_usd' must be an amount of USD such as \"10.00\" "
 		    "(at most six decimals)");
 	if (amount == 0 || (kind == LEDGER_TOPUP && amount < 0))
-		return bad_field(r, "amount_usd", kind == LEDGER_ADJUST ?
+		return http_bad_param(r, "amount_usd", kind == LEDGER_ADJUST ?
 		    "'amount_usd' must not be zero" :
 		    "'amount_usd' must be greater than zero");
 	if (!printable(reason))
-		return bad_field(r, "reason", "'reason' must not hold control "
-		    "characters");
+		return http_bad_param(r, "reason", "'reason' must not hold "
+		    "control characters");
 	if (kind == LEDGER_ADJUST && reason[0] == '\0')
-		return bad_field(r, "reason", "an adjustment needs a 'reason'");
+		return http_bad_param(r, "reason", "an adjustment needs a "
+		    "'reason'");
 	if ((rc = keys_find(st, ref, &k)) == STORE_NOTFOUND)
 		return key_not_found(r, ref);
 	if (rc != STORE_OK)

@@ -1,14 +1,13 @@
 /* route-billing.c: GET /billing/balance, /billing/transactions, /billing/usage and /usage: a key's money and usage. */
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "account.h"
 #include "billing.h"
 #include "config.h"
 #include "keys.h"
-#include "log.h"
 #include "report.h"
 #include "route.h"
 #include "store.h"
@@ -25,31 +24,11 @@ struct target {
 	struct key_rec	 key;		/* the key read, when !all */
 };
 
-static int
-bad_param(struct request *r, const char *param, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* A 400 naming the query parameter. */
-static int
-bad_param(struct request *r, const char *param, const char *fmt, ...)
-{
-	char	 msg[512];
-	va_list	 ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	return http_error(r, 400, "invalid_request_error", "invalid_value",
-	    param, "%s", msg);
-}
-
 /* A store failure: logged with its cause, answered 503 without it. */
 static int
 store_failed(struct request *r, const char *what, int rc)
 {
-	log_warn("%s: %s: store rc=%d: %s", r->id, what, rc, store_error());
-	return http_error(r, 503, "server_error", "store_unavailable", NULL,
-	    "The usage store is unavailable; try again later");
+	return account_store_failed(r, "usage", what, rc);
 }
 
 /* The store, or NULL after answering 503. */
@@ -57,8 +36,7 @@ static struct store *
 need_store(struct request *r)
 {
 	if (r->worker == NULL || r->worker->store == NULL) {
-		http_error(r, 503, "server_error", "store_unavailable", NULL,
-		    "The usage store is unavailable; try again later");
+		account_store_failed(r, "usage", NULL, 0);
 		return NULL;
 	}
 	return r->worker->store;
@@ -82,8 +60,8 @@ get_target(struct request *r, struct store *st, int need_key,
 		    "missing_api_key", NULL, "This route needs an API key");
 	if ((found = http_query(r, "key", ref, sizeof(ref))) == -1 ||
 	    (found == 1 && ref[0] == '\0'))
-		return bad_param(r, "key", "'key' must be a key id, name or "
-		    "prefix");
+		return http_bad_param(r, "key", "'key' must be a key id, "
+		    "name or prefix");
 	t->master = r->who->master;
 	if (!t->master) {
 		t->key = r->who->key;
@@ -99,7 +77,7 @@ get_target(struct request *r, struct store *st, int need_key,
 	}
 	if (found == 0 || strcmp(ref, "0") == 0) {
 		if (need_key)
-			return bad_param(r, "key", "The master key has no "
+			return http_bad_param(r, "key", "The master key has no "
 			    "balance of its own: name a key with "
 			    "?key=ID|name|prefix");
 		/* key=0: the master key's own requests. */
@@ -191,7 +169,6 @@ static int
 ledger_entry(void *arg, const struct ledger_rec *l)
 {
 	struct ledger_page	*pg = arg;
-	struct json_object	*o;
 
 	/* An entry not older than the last: a retried scan started over. */
 	if (pg->got > 0 && (l->time_us > pg->last_time ||
@@ -205,24 +182,7 @@ ledger_entry(void *arg, const struct ledger_rec *l)
 	/* One more than the page was asked for: it only says has_more. */
 	if (++pg->got > pg->limit)
 		return 0;
-	o = json_object_new_object();
-	json_object_object_add(o, "object",
-	    json_object_new_string("ledger_entry"));
-	json_object_object_add(o, "id", json_object_new_uint64(l->id));
-	json_object_object_add(o, "type", json_object_new_string(
-	    l->kind < LEDGER__MAX ? ledger_kind_names[l->kind] : "unknown"));
-	json_object_object_add(o, "amount_micro_usd",
-	    json_object_new_int64(l->amount));
-	json_object_object_add(o, "amount_usd", usd(l->amount));
-	json_object_object_add(o, "balance_after_micro_usd",
-	    json_object_new_int64(l->balance_after));
-	json_object_object_add(o, "created",
-	    json_object_new_int64(l->time_us / US_PER_S));
-	json_object_object_add(o, "request_id", str_or_null(l->request_id));
-	json_object_object_add(o, "usage_id",
-	    l->usage_id ? json_object_new_uint64(l->usage_id) : NULL);
-	json_object_object_add(o, "reason", str_or_null(l->reason));
-	json_object_array_add(pg->data, o);
+	json_object_array_add(pg->data, ledger_to_json(l));
 	return 0;
 }
 
@@ -243,8 +203,8 @@ query_long(struct request *r, const char *name, long def, long min,
 		if (*end == '\0' && *out >= min && *out <= max)
 			return 0;
 	}
-	return bad_param(r, name, "'%s' must be a whole number from %ld to "
-	    "%ld", name, min, max);
+	return http_bad_param(r, name, "'%s' must be a whole number from %ld "
+	    "to %ld", name, min, max);
 }
 
 /* GET /billing/transactions?limit=20&offset=0: the ledger, newest first. */
@@ -286,30 +246,6 @@ route_billing_transactions(struct request *r, const char *arg)
 	return 200;
 }
 
-/* The fields of one report row; with its group unless it is the total. */
-static struct json_object *
-row_object(const struct report_row *row, int with_group)
-{
-	struct json_object	*o = json_object_new_object();
-
-	if (with_group)
-		json_object_object_add(o, "group",
-		    json_object_new_string(row->group));
-	json_object_object_add(o, "requests",
-	    json_object_new_int64(row->requests));
-	json_object_object_add(o, "errors", json_object_new_int64(row->errors));
-	json_object_object_add(o, "prompt_tokens",
-	    json_object_new_int64(row->prompt));
-	json_object_object_add(o, "completion_tokens",
-	    json_object_new_int64(row->completion));
-	json_object_object_add(o, "cached_tokens",
-	    json_object_new_int64(row->cached));
-	json_object_object_add(o, "cost_micro_usd",
-	    json_object_new_int64(row->cost));
-	json_object_object_add(o, "cost_usd", usd(row->cost));
-	return o;
-}
-
 /* A time parameter in unix seconds, or def when absent. */
 static int
 query_time(struct request *r, const char *name, int64_t def, int64_t *out)
@@ -323,8 +259,8 @@ query_time(struct request *r, const char *name, int64_t def, int64_t *out)
 	}
 	if (found == 1 && report_parse_time(v, out) == 0)
 		return 0;
-	return bad_param(r, name, "'%s' must be a date YYYY-MM-DD (UTC) or "
-	    "unix seconds", name);
+	return http_bad_param(r, name, "'%s' must be a date YYYY-MM-DD (UTC) "
+	    "or unix seconds", name);
 }
 
 /*
@@ -350,12 +286,12 @@ route_billing_usage(struct request *r, const char *arg)
 	    (rc = query_time(r, "to", now + 1, &to)) != 0)
 		return rc;
 	if (from >= to)
-		return bad_param(r, "from", "'from' must be before 'to' (to "
-		    "is exclusive)");
+		return http_bad_param(r, "from", "'from' must be before 'to' "
+		    "(to is exclusive)");
 	found = http_query(r, "group_by", v, sizeof(v));
 	if (found == -1 || (found == 1 && (report_group_parse(v, &g) == -1 ||
 	    g == REPORT_NONE)))
-		return bad_param(r, "group_by", "'group_by' must be day, "
+		return http_bad_param(r, "group_by", "'group_by' must be day, "
 		    "model, key or agent");
 	if ((rc = get_target(r, st, 0, &t)) != 0)
 		return rc;
@@ -368,7 +304,8 @@ route_billing_usage(struct request *r, const char *arg)
 	}
 	data = json_object_new_array();
 	for (i = 0; i < rep.n; i++)
-		json_object_array_add(data, row_object(&rep.rows[i], 1));
+		json_object_array_add(data,
+		    report_row_to_json(&rep.rows[i], 1));
 	o = json_object_new_object();
 	json_object_object_add(o, "object", json_object_new_string("usage"));
 	json_object_object_add(o, "from", json_object_new_int64(from));
@@ -382,7 +319,7 @@ route_billing_usage(struct request *r, const char *arg)
 		    json_object_new_string(t.key.name));
 	}
 	json_object_object_add(o, "data", data);
-	json_object_object_add(o, "total", row_object(&rep.total, 0));
+	json_object_object_add(o, "total", report_row_to_json(&rep.total, 0));
 	report_free(&rep);
 	http_send_json(r, 200, o);
 	json_object_put(o);
@@ -487,10 +424,10 @@ route_usage(struct request *r, const char *arg)
 	strftime(date, sizeof(date), "%Y-%m-%d", &tm);
 	for (i = 0; i < rep.n; i++)
 		if (strcmp(rep.rows[i].group, date) == 0)
-			today = row_object(&rep.rows[i], 0);
+			today = report_row_to_json(&rep.rows[i], 0);
 	if (today == NULL) {
 		memset(&zero, 0, sizeof(zero));
-		today = row_object(&zero, 0);
+		today = report_row_to_json(&zero, 0);
 	}
 
 	o = json_object_new_object();
@@ -505,7 +442,7 @@ route_usage(struct request *r, const char *arg)
 	json_object_object_add(o, "tier", p != NULL ? str_or_null(p->tier) :
 	    NULL);
 	json_object_object_add(o, "today", today);
-	json_object_object_add(o, "month", row_object(&rep.total, 0));
+	json_object_object_add(o, "month", report_row_to_json(&rep.total, 0));
 	report_free(&rep);
 
 	if (p == NULL) {
