@@ -161,7 +161,8 @@ admin_open(struct admin *a, enum store_mode mode)
 	char		 err[1024];
 	int		 nosync;
 
-	if ((a->cfg = config_load(a->path, err, sizeof(err))) == NULL) {
+	if ((a->cfg = config_load_opts(a->path, CONFIG_NO_MASTER_KEY, err,
+	    sizeof(err))) == NULL) {
 		complain("config error: %s", err);
 		return ADM_FAIL;
 	}
