@@ -85,6 +85,14 @@ on_dberr(const DB_ENV *env, const char *pfx, const char *msg)
 	log_debug("berkeley db: %s", msg);
 }
 
+/* Informational messages (failchk freeing a dead process's locks). */
+static void
+on_dbmsg(const DB_ENV *env, const char *msg)
+{
+	(void)env;
+	log_info("berkeley db: %s", msg);
+}
+
 static void
 on_event(DB_ENV *env, u_int32_t event, void *info)
 {
@@ -305,6 +313,7 @@ store_open(const char *dir, enum store_mode mode, int nosync,
 	}
 	s->env->app_private = s;
 	s->env->set_errcall(s->env, on_dberr);
+	s->env->set_msgcall(s->env, on_dbmsg);
 	s->env->set_event_notify(s->env, on_event);
 	s->env->set_lk_detect(s->env, DB_LOCK_DEFAULT);
 	s->env->set_thread_count(s->env, 128);
@@ -621,7 +630,8 @@ store_scan(struct store_txn *t, enum store_db i, const void *prefix,
 	if (reverse) {
 		if (from == NULL) {
 			/* The highest key under the prefix. */
-			memcpy(hi, prefix, plen);
+			if (plen > 0)
+				memcpy(hi, prefix, plen);
 			memset(hi + plen, 0xff, KEY_MAX / 2);
 			from = hi;
 			flen = plen + KEY_MAX / 2;
@@ -638,7 +648,8 @@ store_scan(struct store_txn *t, enum store_db i, const void *prefix,
 	} else
 		rc = c->get(c, &key, &val, DB_FIRST);
 	for (; rc == 0; rc = c->get(c, &key, &val, next)) {
-		if (key.size < plen || memcmp(kbuf, prefix, plen) != 0) {
+		if (plen > 0 && (key.size < plen ||
+		    memcmp(kbuf, prefix, plen) != 0)) {
 			rc = DB_NOTFOUND;
 			break;
 		}
