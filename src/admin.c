@@ -935,6 +935,30 @@ text_row(const struct report_row *r, const char *group)
 	    r->completion, r->cached, fmt_usd(r->cost, buf, sizeof(buf)));
 }
 
+/* --rows: every usage row in the range, one JSON object per line. */
+struct rows_out {
+	int		 only_key;
+	uint64_t	 key_id;
+	long		 n;
+};
+
+static int
+print_row(void *arg, const struct usage_row *u)
+{
+	struct rows_out		*ro = arg;
+	struct json_object	*o;
+
+	if (ro->only_key && u->key_id != ro->key_id)
+		return 0;
+	if ((o = usage_to_json(u)) == NULL)
+		return -1;
+	printf("%s\n", json_object_to_json_string_ext(o,
+	    JSON_C_TO_STRING_PLAIN));
+	json_object_put(o);
+	ro->n++;
+	return 0;
+}
+
 static int
 cmd_usage_report(struct admin *a, int argc, char **argv)
 {
@@ -945,9 +969,11 @@ cmd_usage_report(struct admin *a, int argc, char **argv)
 		{ "key", required_argument, NULL, 'k' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "csv", no_argument, NULL, 'C' },
+		{ "rows", no_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	struct rows_out		 ro;
 	struct report		 rep;
 	struct key_rec		 k;
 	struct json_object	*o = NULL, *data;
@@ -958,7 +984,7 @@ cmd_usage_report(struct admin *a, int argc, char **argv)
 	int64_t			 from, to;
 	uint64_t		 key_id = 0;
 	size_t			 i;
-	int			 ch, rc, json = 0, csv = 0;
+	int			 ch, rc, json = 0, csv = 0, rows = 0;
 
 	memset(&rep, 0, sizeof(rep));
 	opt_reset();
@@ -986,13 +1012,16 @@ cmd_usage_report(struct admin *a, int argc, char **argv)
 		case 'C':
 			csv = 1;
 			break;
+		case 'r':
+			rows = 1;
+			break;
 		case 'h':
 			return cmd_usage(a, stdout);
 		default:
 			return cmd_usage(a, stderr);
 		}
-	if (json && csv) {
-		complain("--json and --csv: choose one");
+	if (json + csv + rows > 1) {
+		complain("--json, --csv and --rows: choose one");
 		return ADM_USAGE;
 	}
 	if (optind != argc)
@@ -1021,6 +1050,16 @@ cmd_usage_report(struct admin *a, int argc, char **argv)
 			return ADM_FAIL;
 		else
 			key_id = k.id;
+	}
+	if (rows) {
+		memset(&ro, 0, sizeof(ro));
+		ro.only_key = keyref != NULL;
+		ro.key_id = key_id;
+		rc = usage_scan(a->st, from * 1000000, to * 1000000, print_row,
+		    &ro);
+		if (rc != STORE_OK)
+			return store_failed("cannot read the usage", rc);
+		return ADM_OK;
 	}
 	rc = report_build(a->st, from * 1000000, to * 1000000,
 	    keyref != NULL, key_id, group, &rep);
@@ -1746,7 +1785,7 @@ static const struct cmd_entry commands[] = {
 	  "A key's balance, what requests in flight hold, its totals.",
 	  KEY_REF, cmd_balance },
 	{ "usage", "[--from DATE] [--to DATE] [--group-by G] [--key KEY]\n"
-	  "    [--json|--csv]",
+	  "    [--json|--csv|--rows]",
 	  "Usage totals over a time range, grouped.",
 	  "  --from DATE         YYYY-MM-DD (UTC) or unix seconds "
 	  "(default: 30 days ago)\n"
@@ -1755,7 +1794,8 @@ static const struct cmd_entry commands[] = {
 	  "total)\n"
 	  "  --key KEY           only this key's requests (0: the master "
 	  "key's)\n"
-	  "  --json, --csv       print JSON or CSV\n",
+	  "  --json, --csv       print JSON or CSV\n"
+	  "  --rows              every request's row, one JSON object a line\n",
 	  cmd_usage_report },
 	{ "ledger", "KEY [--limit N] [--offset N] [--json]",
 	  "A key's debits, topups and adjustments, newest first.",
