@@ -6,6 +6,9 @@
  */
 #include <sys/wait.h>
 
+#include <signal.h>
+#include <time.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -350,6 +353,84 @@ test_budget_race(struct config *cfg)
 	store_close(s);
 }
 
+static int
+hold_and_die(struct store_txn *t, void *arg)
+{
+	struct balance_rec	 b;
+	unsigned char		 k[8];
+
+	(void)arg;
+	memset(&b, 0, sizeof(b));
+	b.version = STORE_VERSION;
+	store_be64(k, 424242);
+	store_put(t, SDB_BALANCE, k, 8, &b, sizeof(b));
+	/* Killed holding the write lock, outside Berkeley DB's code. */
+	kill(getpid(), SIGKILL);
+	return 0;
+}
+
+static int
+touch_same(struct store_txn *t, void *arg)
+{
+	struct balance_rec	 b;
+	unsigned char		 k[8];
+
+	(void)arg;
+	memset(&b, 0, sizeof(b));
+	b.version = STORE_VERSION;
+	b.balance = 1;
+	store_be64(k, 424242);
+	return store_put(t, SDB_BALANCE, k, 8, &b, sizeof(b));
+}
+
+static void
+on_alarm(int sig)
+{
+	(void)sig;
+	printf("not ok - a lock of a SIGKILLed process blocked for 20 s\n");
+	_exit(1);
+}
+
+/*
+ * PLATFORM.md 4: a process killed while it holds a write lock blocks its
+ * peers until someone runs failchk; the worker's watchdog does, every
+ * second.
+ */
+static void
+test_dead_holder(void)
+{
+	struct store	*s;
+	struct timespec	 t0, t1;
+	char		 err[256];
+	pid_t		 pid;
+	int		 status, rc;
+
+	/* The worker is open before the death: only its watchdog can help. */
+	s = store_open(dir, STORE_WORKER, 1, 30, err, sizeof(err));
+	if ((pid = fork()) == 0) {
+		struct store	*mine;
+
+		mine = store_open(dir, STORE_ADMIN, 1, 30, err, sizeof(err));
+		if (mine != NULL)
+			store_txn(mine, hold_and_die, NULL);
+		_exit(3);
+	}
+	waitpid(pid, &status, 0);
+	ok(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+	    "a process died by SIGKILL inside a transaction");
+	signal(SIGALRM, on_alarm);
+	alarm(20);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	rc = store_txn(s, touch_same, NULL);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	alarm(0);
+	is_int(rc, STORE_OK, "a worker writes the record the dead one locked");
+	ok(t1.tv_sec - t0.tv_sec < 5, "within %.1f s (the watchdog's failchk "
+	    "runs every second)", (double)(t1.tv_sec - t0.tv_sec) +
+	    (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	store_close(s);
+}
+
 int
 main(void)
 {
@@ -373,6 +454,7 @@ main(void)
 	store_close(s);
 	test_concurrency(cfg);
 	test_budget_race(cfg);
+	test_dead_holder();
 	config_free(cfg);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	if (system(cmd) != 0)
