@@ -520,6 +520,36 @@ drop_reservation(struct store_txn *t, const char *scope, size_t slen,
 	return rc == STORE_NOTFOUND ? STORE_OK : rc;
 }
 
+/*
+ * The key's tokens-per-minute window counted the reservation's estimate
+ * (prompt estimate plus max_tokens); while that minute lasts, count the
+ * tokens really used instead.
+ */
+static int
+true_up_tokens(struct store_txn *t, const char *scope, size_t slen,
+    const struct usage_row *row)
+{
+	unsigned char		 k[SCOPE_MAX + 8], id[8];
+	struct reserve_rec	 res;
+	struct rate_rec		 rate;
+	int64_t			 used = row->prompt + row->completion;
+	int			 rc;
+
+	store_be64(id, row->reservation);
+	rc = store_get_rec(t, SDB_RESERVE, k, scoped(k, scope, slen, id, 8),
+	    &res, sizeof(res), 0);
+	if (rc != STORE_OK || res.tokens <= used)
+		return rc == STORE_NOTFOUND ? STORE_OK : rc;
+	rc = store_get_rec(t, SDB_RATE, scope, slen, &rate, sizeof(rate),
+	    STORE_RMW);
+	if (rc != STORE_OK || rate.minute != (int64_t)time(NULL) / 60)
+		return rc == STORE_NOTFOUND || rc == STORE_OK ? STORE_OK : rc;
+	rate.tokens -= res.tokens - used;
+	if (rate.tokens < 0)
+		rate.tokens = 0;
+	return store_put(t, SDB_RATE, scope, slen, &rate, sizeof(rate));
+}
+
 int
 billing_apply(struct store_txn *t, const struct usage_row *row)
 {
@@ -568,7 +598,8 @@ billing_apply(struct store_txn *t, const struct usage_row *row)
 	    (rc = add_spend(t, as, al, day, row)) != STORE_OK)
 		return rc;
 	if (row->reservation != 0 &&
-	    ((rc = drop_reservation(t, ks, kl, row->reservation)) != STORE_OK ||
+	    ((rc = true_up_tokens(t, ks, kl, row)) != STORE_OK ||
+	    (rc = drop_reservation(t, ks, kl, row->reservation)) != STORE_OK ||
 	    (rc = drop_reservation(t, as, al, row->reservation)) != STORE_OK))
 		return rc;
 	return STORE_OK;

@@ -353,18 +353,22 @@ scenarios() {
 	chat_as "$rm" mock-a hello '"max_tokens":5'
 	is "$STATUS" 200 "$k: model rpm: the same key still uses another model"
 
-	# Tokens per minute per key: the estimate (body bytes / 2 + 1, plus
-	# max_tokens) of 2.5 requests: two pass, the third is refused.
-	tok=$(( $(chat_json mock-a hello '"max_tokens":5' | wc -c) / 2 + 1 + 5 ))
-	create_key tk --name "tk-$k" --tpm $(( tok * 5 / 2 ))
+	# Tokens per minute per key: admission counts the estimate (body
+	# bytes / 2 + 1, plus max_tokens); settling trues it up to the tokens
+	# used (a = 15 here). With a limit of tok + 2.5 a, three requests pass
+	# and the fourth (3 a + tok) is refused.
+	tt='MOCK{prompt_tokens=10,completion_tokens=5}'
+	tok=$(( $(chat_json mock-a "$tt" '"max_tokens":5' | wc -c) / 2 + 1 + 5 ))
+	lim=$(( tok + 37 ))
+	create_key tk --name "tk-$k" --tpm $lim
 	wait_minute_start
-	for i in 1 2; do
-		chat_as "$tk" mock-a hello '"max_tokens":5'
+	for i in 1 2 3; do
+		chat_as "$tk" mock-a "$tt" '"max_tokens":5'
 		is "$STATUS $(hdr x-ratelimit-limit-tokens) $(hdr x-ratelimit-remaining-tokens)" \
-		    "200 $(( tok * 5 / 2 )) $(( tok * 5 / 2 - i * tok ))" "$k: tpm: request $i passes ($tok tokens each)"
+		    "200 $lim $(( lim - (i - 1) * 15 - tok ))" "$k: tpm: request $i passes (estimate $tok, then 15 used)"
 	done
-	chat_as "$tk" mock-a hello '"max_tokens":5'
-	is "$STATUS $(jx 'd["error"]["code"]' <<<"$BODY")" "429 rate_limit_exceeded" "$k: tpm: the third -> 429"
+	chat_as "$tk" mock-a "$tt" '"max_tokens":5'
+	is "$STATUS $(jx 'd["error"]["code"]' <<<"$BODY")" "429 rate_limit_exceeded" "$k: tpm: the fourth -> 429"
 	like "$(jx 'd["error"]["message"]' <<<"$BODY")" 'tokens per minute' "$k: tpm: the message says tokens"
 	is "$(hdr x-ratelimit-remaining-tokens)" 0 "$k: tpm: x-ratelimit-remaining-tokens 0"
 	like "$(hdr x-ratelimit-reset-tokens)" '^[0-9]+s$' "$k: tpm: x-ratelimit-reset-tokens"
