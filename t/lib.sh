@@ -876,3 +876,21 @@ use_binary_copies() {
 	LLMGATE=$TMPDIR_T/bin/llmgate ADMIN_BIN=$TMPDIR_T/bin/llmgate-admin
 	export LLMGATE
 }
+
+# write_mock_gateway FILE [LINE...]: the head of the accounting tests'
+# configs: [gateway] with the data dir, the master key and each LINE,
+# [retry] with one attempt, and [provider mock] for the mock upstream
+# (models named mock*). Tests append their own [model], [tier] sections.
+write_mock_gateway() {
+	local file=$1 line
+	shift
+	[ -n "${MOCK_URL:-}" ] || bail "write_mock_gateway needs start_mock first"
+	{
+		printf '[gateway]\ndata_dir = %s\nmaster_key = env:LLMGATE_MASTER_KEY\n' \
+		    "$TMPDIR_T/data"
+		for line; do printf '%s\n' "$line"; done
+		printf '\n[retry]\nattempts = 1\n\n[provider mock]\ntype = openai\n'
+		printf 'base_url = %s/v1\napi_key = env:MOCK_API_KEY\nmatch = mock*\n\n' \
+		    "$MOCK_URL"
+	} >"$file"
+}

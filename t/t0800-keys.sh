@@ -15,20 +15,8 @@ export LLMGATE_MASTER_KEY=sk-master-t0800-key
 CONF=$TMPDIR_T/llmgate.ini
 mkdir -p "$TMPDIR_T/out"
 
-cat >"$CONF" <<EOF
-[gateway]
-data_dir = $TMPDIR_T/data
-master_key = env:LLMGATE_MASTER_KEY
-
-[retry]
-attempts = 1
-
-[provider mock]
-type = openai
-base_url = $MOCK_URL/v1
-api_key = env:MOCK_API_KEY
-match = mock*
-
+write_mock_gateway "$CONF"
+cat >>"$CONF" <<EOF
 [model mock-ok]
 provider = mock
 upstream = mock

@@ -25,22 +25,8 @@ SMALL_IN=500000 SMALL_OUT=1250000	# mock-small: 0.5 and 1.25
 AGENT_BUDGET=10000			# tier TB: 0.01 USD per agent per day
 KEY_BUDGET=2000				# --daily-budget 0.002
 
-cat >"$CONF" <<EOF
-[gateway]
-data_dir = $TMPDIR_T/data
-master_key = env:LLMGATE_MASTER_KEY
-default_tier = T1
-budget_warn_percent = 90
-
-[retry]
-attempts = 1
-
-[provider mock]
-type = openai
-base_url = $MOCK_URL/v1
-api_key = env:MOCK_API_KEY
-match = mock*
-
+write_mock_gateway "$CONF" "default_tier = T1" "budget_warn_percent = 90"
+cat >>"$CONF" <<EOF
 [model mock-a]
 provider = mock
 upstream = mock-a-up

@@ -25,22 +25,8 @@ IN=12345000 OUT=37500000		# mock-a: 12.345 and 37.5 USD per 1M tokens
 BUDGET=12000				# tier TC: 0.012 USD per agent per day
 N=130
 
-cat >"$CONF" <<EOF
-[gateway]
-data_dir = $TMPDIR_T/data
-master_key = env:LLMGATE_MASTER_KEY
-default_tier = T1
-reservation_ttl = 60
-
-[retry]
-attempts = 1
-
-[provider mock]
-type = openai
-base_url = $MOCK_URL/v1
-api_key = env:MOCK_API_KEY
-match = mock*
-
+write_mock_gateway "$CONF" "default_tier = T1" "reservation_ttl = 60"
+cat >>"$CONF" <<EOF
 [model mock-a]
 provider = mock
 upstream = mock-a-up

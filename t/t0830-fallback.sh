@@ -18,20 +18,8 @@ DATA=$TMPDIR_T/data
 FALLBACK=$DATA/usage-fallback.jsonl
 IN=12345000 OUT=37500000
 
-cat >"$CONF" <<EOF
-[gateway]
-data_dir = $DATA
-master_key = env:LLMGATE_MASTER_KEY
-
-[retry]
-attempts = 1
-
-[provider mock]
-type = openai
-base_url = $MOCK_URL/v1
-api_key = env:MOCK_API_KEY
-match = mock*
-
+write_mock_gateway "$CONF"
+cat >>"$CONF" <<EOF
 [model mock-a]
 provider = mock
 upstream = mock-a-up

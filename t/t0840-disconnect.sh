@@ -12,19 +12,8 @@ start_mock
 export MOCK_API_KEY=sk-mock-upstream-t0840
 export LLMGATE_MASTER_KEY=sk-master-t0840-key
 CONF=$TMPDIR_T/llmgate.ini
-cat >"$CONF" <<EOF
-[gateway]
-data_dir = $TMPDIR_T/data
-master_key = env:LLMGATE_MASTER_KEY
-
-[retry]
-attempts = 1
-
-[provider mock]
-type = openai
-base_url = $MOCK_URL/v1
-api_key = env:MOCK_API_KEY
-
+write_mock_gateway "$CONF"
+cat >>"$CONF" <<EOF
 [model mock-ok]
 provider = mock
 input_price = 100
