@@ -169,6 +169,23 @@ drain(struct request *r, long long n)
 		n -= got;
 }
 
+/* CGI: a body nobody read (refused before it was wanted) is drained. */
+static void
+unread_body(struct request *r)
+{
+	const char	*cl = http_param(r, "CONTENT_LENGTH");
+	long long	 n;
+	char		*end;
+
+	r->body_read = 1;
+	if (cl == NULL || *cl == '\0')
+		return;
+	errno = 0;
+	n = strtoll(cl, &end, 10);
+	if (errno == 0 && *end == '\0' && n > 0 && n <= DRAIN_MAX)
+		drain(r, n);
+}
+
 /*
  * Read the body up to max_body. Returns 0, 413 when it is larger, or 400
  * when it is shorter than CONTENT_LENGTH said.
@@ -182,6 +199,7 @@ http_read_body(struct request *r)
 	ssize_t		 got;
 	char		*end;
 
+	r->body_read = 1;
 	if ((cl = http_param(r, "CONTENT_LENGTH")) != NULL && *cl != '\0') {
 		errno = 0;
 		want = strtoll(cl, &end, 10);
@@ -267,6 +285,8 @@ http_begin(struct request *r, int status, const char *content_type)
 
 	if (r->headers_sent)
 		return 0;
+	if (r->fcgx == NULL && !r->body_read)
+		unread_body(r);
 	r->status = status;
 	r->headers_sent = 1;
 	buf_init(&h, HEADERS_MAX * 2);

@@ -41,6 +41,7 @@ struct request {
 	char			 path[PATH_MAX_LEN];
 	const char		*query;
 	struct buf		 body;
+	int			 body_read;	/* read, or drained (CGI) */
 	char			 id[REQUEST_ID_LEN + 1];
 	struct timespec		 start;
 	struct timespec		 wall;		/* CLOCK_REALTIME at start */

@@ -1,7 +1,9 @@
 /* route-models.c: GET /v1/models, GET /v1/models/{id} and GET /v1/providers. */
 #include <string.h>
 
+#include "billing.h"
 #include "config.h"
+#include "keys.h"
 #include "plan.h"
 #include "route.h"
 
@@ -18,7 +20,18 @@ model_object(const struct config *cfg, const char *id, const char *owner)
 	return o;
 }
 
-/* Every [model] whose provider is available, in config order. */
+/* Whether the caller's key may use the model (a key's models list). */
+static int
+allowed(const struct request *r, const char *model)
+{
+	return r->who == NULL || r->who->master ||
+	    keys_model_allowed(&r->who->key, model);
+}
+
+/*
+ * Every [model] whose provider is available and that the caller's key may
+ * use, in config order.
+ */
 int
 route_models(struct request *r, const char *arg)
 {
@@ -29,7 +42,8 @@ route_models(struct request *r, const char *arg)
 
 	data = json_object_new_array();
 	for (i = 0; i < cfg->nmodels; i++)
-		if (cfg->models[i].provider->available)
+		if (cfg->models[i].provider->available &&
+		    allowed(r, cfg->models[i].name))
 			json_object_array_add(data, model_object(cfg,
 			    cfg->models[i].name, cfg->models[i].provider->name));
 	list = json_object_new_object();
@@ -53,7 +67,7 @@ route_model(struct request *r, const char *arg)
 		    "model_not_found", "model", "The model does not exist");
 
 	if ((m = config_model(r->cfg, id)) == NULL ||
-	    !m->provider->available)
+	    !m->provider->available || !allowed(r, m->name))
 		return http_error(r, 404, "invalid_request_error",
 		    "model_not_found", "model", "The model '%s' does not exist "
 		    "or is not available on this gateway", id);

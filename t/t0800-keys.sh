@@ -111,6 +111,14 @@ scenarios() {
 	is "$STATUS" 403 "$k: bob on mock-other (not allowed) -> 403"
 	is "$(jx 'd["error"]["code"]' <<<"$BODY")" model_not_allowed "$k: code model_not_allowed"
 	like "$BODY" mock-other "$k: the 403 names the model"
+	api "$BOB" GET /v1/models
+	is "$(jx '" ".join(m["id"] for m in d["data"])' <<<"$BODY")" mock-ok \
+	    "$k: /v1/models lists only the models bob may use"
+	api "$BOB" GET /v1/models/mock-other
+	is "$STATUS" 404 "$k: a model bob may not use is not found for him"
+	api "$ALICE" GET /v1/models
+	ok "$k: alice (no list) sees every model" \
+	    test "$(jx 'len(d["data"])' <<<"$BODY")" -ge 2
 
 	# Disabled, enabled again.
 	ok "$k: key disable alice" admin key disable alice
