@@ -142,12 +142,21 @@ account_authenticate(struct request *r, struct principal *p)
 		    "invalid_api_key", NULL, "This API key expired on %s.",
 		    when);
 	}
+	snprintf(p->agent, sizeof(p->agent), "%s",
+	    p->key.agent[0] ? p->key.agent : p->key.name);
+	/*
+	 * A key allowed to name its agent names a configured [agent] (or its
+	 * own): a made-up name would start a fresh budget each time.
+	 */
 	agent = http_header_in(r, "X-Agent");
-	if (agent != NULL && p->key.agent_header && valid_agent(agent))
+	if (agent != NULL && p->key.agent_header && strcmp(agent,
+	    p->agent) != 0) {
+		if (!valid_agent(agent) || config_agent(r->cfg, agent) == NULL)
+			return http_error(r, 400, "invalid_request_error",
+			    "unknown_agent", NULL, "X-Agent: no [agent %.64s] "
+			    "is configured on this gateway", agent);
 		snprintf(p->agent, sizeof(p->agent), "%s", agent);
-	else
-		snprintf(p->agent, sizeof(p->agent), "%s",
-		    p->key.agent[0] ? p->key.agent : p->key.name);
+	}
 	resolve(r->cfg, p);
 	r->who = p;
 	return 0;
@@ -262,8 +271,14 @@ account_admit(struct request *r, const struct plan *pl, int64_t prompt,
 	    pl->c[0].model->max_tokens : r->cfg->gw.default_max_tokens);
 	in.now = r->wall.tv_sec;
 	rc = billing_admit(r->worker->store, r->cfg, p, &in, a);
-	if (rc == STORE_READONLY) {
-		/* Serve; the settlement goes to the fallback file. */
+	if (rc == STORE_READONLY && !p->key.prepaid && p->rpm == 0 &&
+	    p->tpm == 0 && p->key.daily_budget == 0 && p->agent_budget == 0 &&
+	    p->monthly_budget == 0 && in.model_rpm == 0 && in.model_tpm == 0) {
+		/*
+		 * Nothing to enforce for this key: serve, and the settlement
+		 * goes to the fallback file. A key with money limits is
+		 * refused below: they cannot be kept without the store.
+		 */
 		log_error("%s: cannot reserve (%s): admitted without a "
 		    "reservation", r->id, store_error());
 		memset(a, 0, sizeof(*a));

@@ -542,7 +542,8 @@ true_up_tokens(struct store_txn *t, const char *scope, size_t slen,
 		return rc == STORE_NOTFOUND ? STORE_OK : rc;
 	rc = store_get_rec(t, SDB_RATE, scope, slen, &rate, sizeof(rate),
 	    STORE_RMW);
-	if (rc != STORE_OK || rate.minute != (int64_t)time(NULL) / 60)
+	/* Only the window the estimate was counted in (admission's minute). */
+	if (rc != STORE_OK || rate.minute != row->time_us / 60000000)
 		return rc == STORE_NOTFOUND || rc == STORE_OK ? STORE_OK : rc;
 	rate.tokens -= res.tokens - used;
 	if (rate.tokens < 0)
@@ -741,6 +742,7 @@ struct ledger_ctx {
 	long			 offset, limit;
 	long			 seen, seen0;	/* entries passed, at batch start */
 	unsigned char		 next[24];	/* resume after this key */
+	unsigned char		 start[24];	/* next, when the batch began */
 	int			 resume, more;
 	size_t			 n;
 	struct ledger_rec	 batch[LEDGER_BATCH];
@@ -776,9 +778,11 @@ ledger_txn(struct store_txn *t, void *arg)
 	struct ledger_ctx	*c = arg;
 	unsigned char		 prefix[8], from[24];
 
+	/* A deadlock retry starts the batch where it first began. */
 	c->seen = c->seen0;
 	c->n = 0;
 	c->more = 0;
+	memcpy(c->next, c->start, 24);
 	store_be64(prefix, c->key_id);
 	memcpy(from, c->next, 24);
 	return store_scan(t, SDB_LEDGER, prefix, 8, c->resume ? from : NULL,
@@ -804,6 +808,7 @@ billing_ledger(struct store *s, uint64_t key_id, long offset, long limit,
 		for (i = 0; i < c->n && !stop; i++)
 			stop = fn(arg, &c->batch[i]) != 0;
 		c->seen0 = c->seen;
+		memcpy(c->start, c->next, 24);
 		c->resume = 1;
 	} while (c->more && !stop);
 	free(c);

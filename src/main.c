@@ -25,6 +25,10 @@
 
 static const struct config	*cfg;
 static struct store		*store;	/* shared by the threads, or NULL */
+static pthread_mutex_t		 store_lock = PTHREAD_MUTEX_INITIALIZER;
+static time_t			 store_tried;	/* last open attempt */
+
+#define STORE_RETRY_S	10	/* a failed store open is retried this often */
 static pthread_mutex_t		 accept_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void
@@ -47,12 +51,36 @@ usage(FILE *fp)
 	    "  -h, --help          this text\n", SYSCONFDIR);
 }
 
+static struct store *open_store(enum store_mode);
+
+/*
+ * A store that could not be opened at start (recovery was running, the
+ * data directory was not there yet) is tried again now and then.
+ */
+static void
+reopen_store(struct worker *w)
+{
+	time_t	 now = time(NULL);
+
+	if (!cfg->gw.accounting || w->store != NULL || w->id < 0)
+		return;
+	pthread_mutex_lock(&store_lock);
+	if (store == NULL && now - store_tried >= STORE_RETRY_S) {
+		store_tried = now;
+		if ((store = open_store(STORE_WORKER)) != NULL)
+			log_info("store opened on a later try");
+	}
+	w->store = store;
+	pthread_mutex_unlock(&store_lock);
+}
+
 /* Serve one request; everything it allocated is gone when this returns. */
 static void
 serve(struct worker *w, FCGX_Request *fcgx)
 {
 	struct request	 r;
 
+	reopen_store(w);
 	http_request_init(&r, cfg, w, fcgx);
 	router_dispatch(&r);
 	http_flush(&r);
@@ -128,6 +156,7 @@ run_fastcgi(long nthreads)
 	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	/* After the mask: the store's watchdog thread inherits it. */
+	store_tried = time(NULL);
 	store = open_store(STORE_WORKER);
 
 	workers = calloc((size_t)nthreads, sizeof(*workers));
@@ -182,6 +211,7 @@ run_cgi(void)
 		return 2;
 	}
 	memset(&w, 0, sizeof(w));
+	w.id = -1;	/* CGI: one open, no retry */
 	if ((w.curl = upstream_handle_new()) == NULL) {
 		log_error("cannot create a libcurl handle");
 		return 1;
@@ -204,6 +234,36 @@ cgi_config_error(void)
 	    "\"param\":null,\"code\":\"config_error\"}}\n", stdout);
 }
 
+/*
+ * A reservation that expires while its request still runs stops counting
+ * against budgets and balances: say so when reservation_ttl is shorter
+ * than the longest one request can take on one model.
+ */
+static void
+warn_reservation_ttl(const struct config *c, int to_stdout)
+{
+	size_t	 i;
+	long	 longest = 0;
+	const char *who = NULL;
+
+	for (i = 0; i < c->nproviders; i++)
+		if (c->providers[i].timeout * c->retry.attempts > longest) {
+			longest = c->providers[i].timeout * c->retry.attempts;
+			who = c->providers[i].name;
+		}
+	if (!c->gw.accounting || who == NULL || c->gw.reservation_ttl >= longest)
+		return;
+	if (to_stdout)
+		printf("warning: reservation_ttl %lds is shorter than a request "
+		    "to provider %s can run (timeout x retry attempts = %lds)\n",
+		    c->gw.reservation_ttl, who, longest);
+	else
+		log_warn("reservation_ttl %lds is shorter than a request to "
+		    "provider %s can run (timeout x retry attempts = %lds): a "
+		    "reservation may expire while its request runs",
+		    c->gw.reservation_ttl, who, longest);
+}
+
 static void
 print_summary(const struct config *c)
 {
@@ -216,6 +276,7 @@ print_summary(const struct config *c)
 			printf("warning: provider %s unavailable: %s\n",
 			    c->providers[i].name, c->providers[i].unavailable);
 	}
+	warn_reservation_ttl(c, 1);
 	printf("%s: OK: %zu providers (%zu available), %zu models\n", c->path,
 	    c->nproviders, avail, c->nmodels);
 }
@@ -295,6 +356,8 @@ main(int argc, char *argv[])
 		config_free(c);
 		return 0;
 	}
+	if (!cgi)
+		warn_reservation_ttl(c, 0);
 	if (c->gw.master_key == NULL && !cgi)
 		log_warn("no master_key configured: only client keys from "
 		    "llmgate-admin are admitted and the admin routes are closed");

@@ -241,6 +241,24 @@ end_stream_with_error(struct chat *ch, const struct provider_error *e)
 	json_object_put(o);
 }
 
+/* A reply without usage: count its content for the estimate. */
+static int64_t
+reply_chars(struct json_object *out)
+{
+	struct json_object	*choices, *msg, *c;
+	int64_t			 n = 0;
+	size_t			 i;
+
+	if (!json_object_object_get_ex(out, "choices", &choices))
+		return 0;
+	for (i = 0; i < json_object_array_length(choices); i++)
+		if (json_object_object_get_ex(json_object_array_get_idx(
+		    choices, i), "message", &msg) &&
+		    json_object_object_get_ex(msg, "content", &c) && c != NULL)
+			n += (int64_t)strlen(json_object_get_string(c));
+	return n;
+}
+
 /*
  * One attempt against the current candidate. Returns 1 when the client
  * has its answer (success, or a stream that began), 0 when it failed
@@ -342,6 +360,8 @@ attempt(struct chat *ch, struct upstream_resp *resp)
 		ch->stop = STOP_BAD_STREAM;	/* judged like a broken stream */
 		goto out;
 	}
+	if (!ch->st.usage.known)
+		ch->st.chars = reply_chars(out);
 	served_headers(ch);
 	snprintf(ch->r->served, sizeof(ch->r->served), "%s", ch->cand->name);
 	http_send_json(ch->r, 200, out);
@@ -352,17 +372,53 @@ out:
 	return done;
 }
 
-/* The completion tokens the client allows, or 0 when it sets none. */
+/*
+ * The completion tokens the client allows, times the choices it asks for
+ * (n), or 0 when it sets no limit; null counts as unset, as the adapters
+ * read it.
+ */
 static int64_t
 max_tokens(struct json_object *req)
 {
-	struct json_object	*v;
+	int64_t	 m, n;
 
-	if ((json_object_object_get_ex(req, "max_completion_tokens", &v) ||
-	    json_object_object_get_ex(req, "max_tokens", &v)) &&
-	    json_object_is_type(v, json_type_int))
-		return json_object_get_int64(v);
-	return 0;
+	if ((m = provider_json_int(req, "max_completion_tokens")) <= 0 &&
+	    (m = provider_json_int(req, "max_tokens")) <= 0)
+		return 0;
+	if ((n = provider_json_int(req, "n")) > 1)
+		m *= n;
+	return m;
+}
+
+/* Images cost prompt tokens their bytes in the body do not show. */
+#define IMAGE_TOKENS	1600
+
+/*
+ * The prompt tokens reserved: one per two bytes of the body, plus an
+ * allowance for each image or audio part.
+ */
+static int64_t
+prompt_estimate(const struct request *r, struct json_object *req)
+{
+	struct json_object	*msgs, *c, *part, *type;
+	int64_t			 est = (int64_t)r->body.len / 2 + 1;
+	size_t			 i, j;
+
+	if (!json_object_object_get_ex(req, "messages", &msgs))
+		return est;
+	for (i = 0; i < json_object_array_length(msgs); i++) {
+		if (!json_object_object_get_ex(json_object_array_get_idx(msgs,
+		    i), "content", &c) || !json_object_is_type(c,
+		    json_type_array))
+			continue;
+		for (j = 0; j < json_object_array_length(c); j++) {
+			part = json_object_array_get_idx(c, j);
+			if (json_object_object_get_ex(part, "type", &type) &&
+			    strcmp(json_object_get_string(type), "text") != 0)
+				est += IMAGE_TOKENS;
+		}
+	}
+	return est;
 }
 
 static int64_t
@@ -520,7 +576,7 @@ route_chat(struct request *r, const char *arg)
 
 	if ((rc = account_plan(r, model, &ch.plan)) != 0)
 		goto out;
-	if ((rc = account_admit(r, &ch.plan, (int64_t)r->body.len / 2 + 1,
+	if ((rc = account_admit(r, &ch.plan, prompt_estimate(r, req),
 	    max_tokens(req), 0, &ch.acct)) != 0) {
 		record(&ch, model);	/* refused: recorded at no cost */
 		goto out;

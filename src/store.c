@@ -171,6 +171,11 @@ watchdog_main(void *arg)
 		if (s->stopping)
 			break;
 		pthread_mutex_unlock(&s->lock);
+		if (s->panicked) {
+			/* The process exits after its request; nothing to do. */
+			pthread_mutex_lock(&s->lock);
+			continue;
+		}
 		rc = s->env->failchk(s->env, 0);
 		/* 5.3.28 answers EBUSY once after a death; the next call works. */
 		if (rc == DB_RUNRECOVERY) {

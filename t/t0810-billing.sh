@@ -64,6 +64,9 @@ downgrade = mock-big -> mock-small
 
 [tier TB]
 daily_budget = 0.01
+
+[agent helper]
+tier = T3
 EOF
 
 cost() {	# PROMPT COMPLETION IN OUT: micro-USD, rounded up once
@@ -358,6 +361,28 @@ scenarios() {
 	like "$(jx 'd["error"]["message"]' <<<"$BODY")" 'tokens per minute' "$k: tpm: the message says tokens"
 	is "$(hdr x-ratelimit-remaining-tokens)" 0 "$k: tpm: x-ratelimit-remaining-tokens 0"
 	like "$(hdr x-ratelimit-reset-tokens)" '^[0-9]+s$' "$k: tpm: x-ratelimit-reset-tokens"
+
+	# n choices may each produce max_tokens: the reservation counts them all.
+	chat_as "$pp" mock-a hello '"max_tokens":5,"n":128'
+	is "$STATUS $(jx 'd["error"]["code"]' <<<"$BODY")" "402 insufficient_balance" \
+	    "$k: n=128 choices of 5 tokens are reserved as 640 -> 402"
+
+	# X-Agent: a key allowed to name its agent names a configured one.
+	create_key xa --name "xa-$k" --allow-agent-header
+	api "$xa" POST /v1/chat/completions "$(chat_json mock-big hello '"max_tokens":5')"
+	is "$STATUS $(hdr X-Llmgate-Model)" "200 mock-big" "$k: x-agent: own agent, tier T1: mock-big"
+	curl -sS -o "$TMPDIR_T/xa" -D "$HDRS" -H "Authorization: Bearer $xa" -H 'X-Agent: helper' \
+	    -H 'Content-Type: application/json' --data-binary "$(chat_json mock-big hello '"max_tokens":5')" \
+	    "$GW_URL/v1/chat/completions"
+	is "$(hdr X-Llmgate-Model)" mock-small "$k: x-agent: helper (tier T3) is downgraded to mock-small"
+	curl -sS -o "$TMPDIR_T/xa" -D "$HDRS" -H "Authorization: Bearer $xa" -H 'X-Agent: made-up' \
+	    -H 'Content-Type: application/json' --data-binary "$(chat_json mock-big hello)" \
+	    "$GW_URL/v1/chat/completions"
+	is "$(jx 'd["error"]["code"]' <"$TMPDIR_T/xa")" unknown_agent "$k: x-agent: an unconfigured agent -> 400 unknown_agent"
+	curl -sS -o "$TMPDIR_T/xa" -D "$HDRS" -H "Authorization: Bearer $pp" -H 'X-Agent: helper' \
+	    -H 'Content-Type: application/json' --data-binary "$(chat_json mock-big hello '"max_tokens":5')" \
+	    "$GW_URL/v1/chat/completions"
+	is "$(hdr X-Llmgate-Model)" mock-big "$k: x-agent: ignored for a key not allowed to set it"
 }
 
 for_each_server "$CONF" scenarios
