@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -293,8 +294,8 @@ check_schema(struct store *s, char *err, size_t errlen)
 	return 0;
 }
 
-struct store *
-store_open(const char *dir, enum store_mode mode, int nosync,
+static struct store *
+open_locked(const char *dir, enum store_mode mode, int nosync,
     long checkpoint_s, char *err, size_t errlen)
 {
 	struct store	*s;
@@ -372,6 +373,41 @@ store_open(const char *dir, enum store_mode mode, int nosync,
 fail:
 	store_close(s);
 	return NULL;
+}
+
+/*
+ * Processes that start together (mod_fcgid spawning several on the first
+ * request) would race to create the environment: opens take turns on an
+ * fcntl lock on data_dir/open.lock, held only while opening.
+ */
+struct store *
+store_open(const char *dir, enum store_mode mode, int nosync,
+    long checkpoint_s, char *err, size_t errlen)
+{
+	struct store	*s;
+	struct flock	 fl;
+	char		 path[4096];
+	int		 fd;
+
+	umask(007);
+	if ((size_t)snprintf(path, sizeof(path), "%s/open.lock", dir) >=
+	    sizeof(path)) {
+		snprintf(err, errlen, "data_dir is too long");
+		return NULL;
+	}
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0660)) == -1) {
+		snprintf(err, errlen, "cannot open %s: %s", path,
+		    strerror(errno));
+		return NULL;
+	}
+	memset(&fl, 0, sizeof(fl));
+	fl.l_type = F_WRLCK;
+	fl.l_whence = SEEK_SET;
+	while (fcntl(fd, F_SETLKW, &fl) == -1 && errno == EINTR)
+		;
+	s = open_locked(dir, mode, nosync, checkpoint_s, err, errlen);
+	close(fd);	/* releases the lock */
+	return s;
 }
 
 void
