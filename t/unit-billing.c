@@ -4,6 +4,7 @@
  * expiry, prepaid balances and the ledger, and exact books when several
  * processes admit and settle at once.
  */
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <signal.h>
@@ -431,6 +432,39 @@ test_dead_holder(void)
 	store_close(s);
 }
 
+/* Eight processes open a store that does not exist yet, all at once. */
+static void
+test_first_open(struct config *cfg)
+{
+	char		 fresh[300], err[256];
+	struct store	*s;
+	struct key_rec	 k;
+	char		 secret[KEY_SECRET_LEN + 1];
+	int		 i, status, bad = 0;
+
+	snprintf(fresh, sizeof(fresh), "%s/fresh", dir);
+	mkdir(fresh, 0770);
+	for (i = 0; i < 8; i++) {
+		if (fork() != 0)
+			continue;
+		s = store_open(fresh, STORE_WORKER, 1, 30, err, sizeof(err));
+		if (s == NULL) {
+			config_free(cfg);
+			_exit(1);
+		}
+		memset(&k, 0, sizeof(k));
+		snprintf(k.name, sizeof(k.name), "first-%d", i);
+		status = keys_create(s, &k, secret, sizeof(secret));
+		store_close(s);
+		config_free(cfg);
+		_exit(status == STORE_OK ? 0 : 2);
+	}
+	while (wait(&status) > 0)
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			bad++;
+	is_int(bad, 0, "eight processes created and used a new store at once");
+}
+
 int
 main(void)
 {
@@ -455,6 +489,7 @@ main(void)
 	test_concurrency(cfg);
 	test_budget_race(cfg);
 	test_dead_holder();
+	test_first_open(cfg);
 	config_free(cfg);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	if (system(cmd) != 0)
