@@ -27,6 +27,7 @@ static const struct config	*cfg;
 static struct store		*store;	/* shared by the threads, or NULL */
 static pthread_mutex_t		 store_lock = PTHREAD_MUTEX_INITIALIZER;
 static time_t			 store_tried;	/* last open attempt */
+static int			 panic_exit;	/* shutdown asked for */
 
 #define STORE_RETRY_S	10	/* a failed store open is retried this often */
 static pthread_mutex_t		 accept_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -85,11 +86,21 @@ serve(struct worker *w, FCGX_Request *fcgx)
 	router_dispatch(&r);
 	http_flush(&r);
 	http_request_free(&r);
-	if (store_panicked(w->store)) {
-		/* PLATFORM.md 4: a panicked environment is never used again. */
-		log_error("store panicked: exiting; stop the gateway and run "
-		    "llmgate-admin recover");
-		_exit(3);
+	if (store_panicked(w->store) && w->id >= 0) {
+		/*
+		 * PLATFORM.md 4: a panicked environment is never used again.
+		 * SIGTERM takes the shutdown path: requests of other threads
+		 * finish (their rows go to the fallback file), then the
+		 * process exits and the web server starts a new one.
+		 */
+		pthread_mutex_lock(&store_lock);
+		if (!panic_exit) {
+			panic_exit = 1;
+			log_error("store panicked: exiting; stop the gateway and "
+			    "run llmgate-admin recover");
+			kill(getpid(), SIGTERM);
+		}
+		pthread_mutex_unlock(&store_lock);
 	}
 }
 
