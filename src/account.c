@@ -60,9 +60,8 @@ valid_agent(const char *s)
 	return n > 0 && n < KEY_AGENT_MAX;
 }
 
-/* Tier, budgets and limits of the key and its agent, from config. */
-static void
-resolve(const struct config *cfg, struct principal *p)
+void
+account_resolve(const struct config *cfg, struct principal *p)
 {
 	const struct agent_cfg	*ag = config_agent(cfg, p->agent);
 	const struct tier_cfg	*t = NULL;
@@ -157,7 +156,7 @@ account_authenticate(struct request *r, struct principal *p)
 			    "is configured on this gateway", agent);
 		snprintf(p->agent, sizeof(p->agent), "%s", agent);
 	}
-	resolve(r->cfg, p);
+	account_resolve(r->cfg, p);
 	r->who = p;
 	return 0;
 }

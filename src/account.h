@@ -5,6 +5,7 @@
 #include "billing.h"
 #include "usage.h"
 
+struct config;
 struct request;
 struct plan;
 
@@ -20,6 +21,11 @@ struct account {
  * the status of the 401/503 already sent.
  */
 int	account_authenticate(struct request *, struct principal *);
+/*
+ * Tier, budgets and limits of p->key and p->agent from config (the
+ * key's tier, else its agent's, else default_tier).
+ */
+void	account_resolve(const struct config *, struct principal *);
 /*
  * Plan the model for the caller: an X-Task header picks a [task], the
  * key's tier downgrades, the key's model list is enforced. 0, or the

@@ -127,23 +127,32 @@ held(struct store_txn *t, const char *scope, size_t slen, time_t now,
 	return rc;
 }
 
+/* A fixed record, or a zeroed one of this version when there is none yet. */
+static int
+get_or_zero(struct store_txn *t, enum store_db db, const void *k, size_t klen,
+    void *rec, size_t size, int flags)
+{
+	int	 rc;
+
+	rc = store_get_rec(t, db, k, klen, rec, size, flags);
+	if (rc == STORE_NOTFOUND) {
+		memset(rec, 0, size);
+		*(uint8_t *)rec = STORE_VERSION;
+		return STORE_OK;
+	}
+	return rc;
+}
+
 /* Spend of a scope on one UTC day; zero when nothing was spent. */
 static int
 get_spend(struct store_txn *t, const char *scope, size_t slen, time_t day,
     struct spend_rec *out, int flags)
 {
 	unsigned char	 k[SCOPE_MAX + 4], d[4];
-	int		 rc;
 
 	store_be32(d, (uint32_t)(day / DAY_S));
-	rc = store_get_rec(t, SDB_SPEND, k, scoped(k, scope, slen, d, 4), out,
+	return get_or_zero(t, SDB_SPEND, k, scoped(k, scope, slen, d, 4), out,
 	    sizeof(*out), flags);
-	if (rc == STORE_NOTFOUND) {
-		memset(out, 0, sizeof(*out));
-		out->version = STORE_VERSION;
-		return STORE_OK;
-	}
-	return rc;
 }
 
 struct month {
@@ -184,16 +193,9 @@ get_balance(struct store_txn *t, uint64_t key_id, struct balance_rec *out,
     int flags)
 {
 	unsigned char	 k[8];
-	int		 rc;
 
 	store_be64(k, key_id);
-	rc = store_get_rec(t, SDB_BALANCE, k, 8, out, sizeof(*out), flags);
-	if (rc == STORE_NOTFOUND) {
-		memset(out, 0, sizeof(*out));
-		out->version = STORE_VERSION;
-		return STORE_OK;
-	}
-	return rc;
+	return get_or_zero(t, SDB_BALANCE, k, 8, out, sizeof(*out), flags);
 }
 
 static int
@@ -212,13 +214,12 @@ get_rate(struct store_txn *t, const char *scope, size_t slen, int64_t minute,
 {
 	int	 rc;
 
-	rc = store_get_rec(t, SDB_RATE, scope, slen, out, sizeof(*out),
+	rc = get_or_zero(t, SDB_RATE, scope, slen, out, sizeof(*out),
 	    STORE_RMW);
-	if (rc == STORE_NOTFOUND || (rc == STORE_OK && out->minute != minute)) {
+	if (rc == STORE_OK && out->minute != minute) {
 		memset(out, 0, sizeof(*out));
 		out->version = STORE_VERSION;
 		out->minute = minute;
-		return STORE_OK;
 	}
 	return rc;
 }

@@ -253,9 +253,10 @@ cgi_config_error(void)
 static void
 warn_reservation_ttl(const struct config *c, int to_stdout)
 {
-	size_t	 i;
-	long	 longest = 0;
-	const char *who = NULL;
+	const char	*who = NULL;
+	char		 msg[512];
+	size_t		 i;
+	long		 longest = 0;
 
 	for (i = 0; i < c->nproviders; i++)
 		if (c->providers[i].timeout * c->retry.attempts > longest) {
@@ -264,15 +265,14 @@ warn_reservation_ttl(const struct config *c, int to_stdout)
 		}
 	if (!c->gw.accounting || who == NULL || c->gw.reservation_ttl >= longest)
 		return;
+	snprintf(msg, sizeof(msg), "reservation_ttl %lds is shorter than a "
+	    "request to provider %s can run (timeout x retry attempts = %lds): "
+	    "a reservation may expire while its request runs",
+	    c->gw.reservation_ttl, who, longest);
 	if (to_stdout)
-		printf("warning: reservation_ttl %lds is shorter than a request "
-		    "to provider %s can run (timeout x retry attempts = %lds)\n",
-		    c->gw.reservation_ttl, who, longest);
+		printf("warning: %s\n", msg);
 	else
-		log_warn("reservation_ttl %lds is shorter than a request to "
-		    "provider %s can run (timeout x retry attempts = %lds): a "
-		    "reservation may expire while its request runs",
-		    c->gw.reservation_ttl, who, longest);
+		log_warn("%s", msg);
 }
 
 static void

@@ -331,44 +331,22 @@ static void
 key_principal(const struct config *cfg, const struct key_rec *k,
     struct principal *p)
 {
-	const struct agent_cfg	*ag;
-	const struct tier_cfg	*tier = NULL;
-
 	memset(p, 0, sizeof(*p));
 	p->key = *k;
 	snprintf(p->agent, sizeof(p->agent), "%s",
 	    k->agent[0] != '\0' ? k->agent : k->name);
-	ag = config_agent(cfg, p->agent);
-	if (k->tier[0] != '\0')
-		tier = config_tier(cfg, k->tier);
-	if (tier == NULL && ag != NULL)
-		tier = ag->tier;
-	if (tier == NULL)
-		tier = cfg->gw.default_tier_cfg;
-	p->tier_cfg = tier;
-	if (tier != NULL)
-		snprintf(p->tier, sizeof(p->tier), "%s", tier->name);
-	if (ag != NULL && ag->daily_budget >= 0)
-		p->agent_budget = ag->daily_budget;
-	else if (tier != NULL)
-		p->agent_budget = tier->daily_budget;
-	p->monthly_budget = k->monthly_budget;
-	if (p->monthly_budget == 0 && tier != NULL)
-		p->monthly_budget = tier->monthly_budget;
+	account_resolve(cfg, p);
 }
 
-/* Spend of scope on the UTC day starting at day; 0 when none. */
+/* Add the spend of scope on the UTC day starting at day to *out. */
 static int
 spent_on(struct store *st, const char *scope, time_t day, money_t *out)
 {
 	struct spend_rec	 sp;
 	int			 rc;
 
-	memset(&sp, 0, sizeof(sp));
-	rc = billing_spend(st, scope, day, &sp);
-	if (rc == STORE_NOTFOUND)
-		sp.spent = 0;
-	else if (rc != STORE_OK)
+	/* billing_spend gives zeros for a day with no spend. */
+	if ((rc = billing_spend(st, scope, day, &sp)) != STORE_OK)
 		return rc;
 	*out += sp.spent;
 	return STORE_OK;

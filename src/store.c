@@ -302,8 +302,6 @@ open_locked(const char *dir, enum store_mode mode, int nosync,
 	u_int32_t	 flags;
 	int		 rc, i;
 
-	/* Group-writable files: the web server user and admins share them. */
-	umask(007);
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
@@ -389,6 +387,7 @@ store_open(const char *dir, enum store_mode mode, int nosync,
 	char		 path[4096];
 	int		 fd;
 
+	/* Group-writable files: the web server user and admins share them. */
 	umask(007);
 	if ((size_t)snprintf(path, sizeof(path), "%s/open.lock", dir) >=
 	    sizeof(path)) {
