@@ -161,12 +161,65 @@ account_authenticate(struct request *r, struct principal *p)
 	return 0;
 }
 
+/*
+ * The caller's rules, asked of every candidate of its plan: the key's
+ * model list (by name or by the identity a template gives), and a price
+ * unless the gateway serves unpriced models free. The master key is the
+ * operator's: no rules.
+ */
+enum plan_skip
+account_policy(const struct request *r, const struct candidate *c)
+{
+	const struct principal	*p = r->who;
+
+	if (p == NULL || p->master)
+		return PLAN_SKIP_NONE;
+	if (!keys_model_allowed(&p->key, c->name) &&
+	    !keys_model_allowed(&p->key, c->identity))
+		return PLAN_SKIP_NOT_ALLOWED;
+	if (c->model == NULL && !r->cfg->gw.unpriced_free)
+		return PLAN_SKIP_NOT_PRICED;
+	return PLAN_SKIP_NONE;
+}
+
+static enum plan_skip
+key_policy(void *ctx, const struct candidate *c)
+{
+	return account_policy(ctx, c);
+}
+
+/* The answer when a plan has no candidate left, by why the first went. */
+static int
+plan_refused(struct request *r, const struct plan *pl, enum plan_skip why,
+    const char *model)
+{
+	switch (why) {
+	case PLAN_SKIP_NOT_ALLOWED:
+		return http_error(r, 403, "permission_error",
+		    "model_not_allowed", "model", "This API key may not use "
+		    "the model '%s'%s", model, pl != NULL ? " nor any model "
+		    "it would be served by." : ".");
+	case PLAN_SKIP_NOT_PRICED:
+		return http_error(r, 400, "invalid_request_error",
+		    "model_not_priced", "model", "The model '%s' has no price "
+		    "on this gateway%s", model, pl != NULL ? ", nor has any "
+		    "model it would be served by." : "; ask the operator to "
+		    "add it to the price list.");
+	default:
+		return http_error(r, 503, "service_unavailable_error",
+		    "provider_unavailable", "model", "%s", pl != NULL ?
+		    pl->why : "no provider serves this model");
+	}
+}
+
 int
 account_plan(struct request *r, const char *model, struct plan *pl)
 {
 	const struct task_cfg	*task = NULL;
 	const struct tier_cfg	*tier = r->who ? r->who->tier_cfg : NULL;
 	const char		*h, *asked;
+	struct candidate	 c;
+	enum plan_skip		 why;
 
 	if ((h = http_header_in(r, "X-Task")) != NULL &&
 	    (task = config_task(r->cfg, h)) == NULL)
@@ -174,32 +227,44 @@ account_plan(struct request *r, const char *model, struct plan *pl)
 		    "unknown_task", NULL, "X-Task: no task '%.64s' is "
 		    "configured", h);
 	asked = task != NULL ? task->model : model;
-	if (r->who != NULL && !r->who->master &&
-	    !keys_model_allowed(&r->who->key, asked))
-		return http_error(r, 403, "permission_error",
-		    "model_not_allowed", "model", "This API key may not use "
-		    "the model '%s'.", asked);
-	switch (plan_resolve_routed(r->cfg, model, tier, task, pl)) {
+	/* The model asked for answers for itself, before any routing. */
+	if (plan_lookup(r->cfg, asked, &c) == 0 &&
+	    (why = key_policy(r, &c)) != PLAN_SKIP_NONE)
+		return plan_refused(r, NULL, why, asked);
+	switch (plan_resolve_routed(r->cfg, model, tier, task, key_policy, r,
+	    pl)) {
 	case PLAN_UNKNOWN_MODEL:
 		return http_error(r, 404, "invalid_request_error",
 		    "model_not_found", "model", "The model '%s' does not "
 		    "exist or is not configured on this gateway", asked);
 	case PLAN_UNAVAILABLE:
-		return http_error(r, 503, "service_unavailable_error",
-		    "provider_unavailable", "model", "%s", pl->why);
+		return plan_refused(r, pl, pl->skip, asked);
 	default:
 		break;
 	}
-	if (pl->downgraded_from[0] != '\0')
-		http_header(r, "X-Llmgate-Downgraded-From", "%s",
-		    pl->downgraded_from);
 	return 0;
 }
 
-/* The dearest candidate's cost for this many tokens and images. */
+void
+account_served(struct request *r, const struct candidate *c, int attempts)
+{
+	if (c != NULL) {
+		http_header(r, "X-Llmgate-Model", "%s", c->name);
+		http_header(r, "X-Llmgate-Provider", "%s", c->provider->name);
+		if (c->downgraded_from[0] != '\0')
+			http_header(r, "X-Llmgate-Downgraded-From", "%s",
+			    c->downgraded_from);
+	}
+	http_header(r, "X-Llmgate-Attempts", "%d", attempts);
+}
+
+/*
+ * The dearest candidate's cost for the ask: its prompt, the completion
+ * limit the gateway will send that candidate times every choice, and
+ * every image.
+ */
 static money_t
-worst_case(const struct config *cfg, const struct plan *pl, int64_t prompt,
-    int64_t client_max, int64_t images)
+worst_case(const struct plan *pl, const struct admit_ask *ask)
 {
 	struct usage	 u;
 	money_t		 worst = 0, c;
@@ -207,16 +272,12 @@ worst_case(const struct config *cfg, const struct plan *pl, int64_t prompt,
 
 	for (i = 0; i < pl->n; i++) {
 		memset(&u, 0, sizeof(u));
-		u.prompt = prompt;
-		u.completion = client_max;
-		if (u.completion <= 0)
-			u.completion = pl->c[i].model != NULL &&
-			    pl->c[i].model->max_tokens > 0 ?
-			    pl->c[i].model->max_tokens :
-			    cfg->gw.default_max_tokens;
+		u.prompt = ask->prompt;
+		u.completion = ask->choices * plan_max_tokens(&pl->c[i],
+		    ask->client_max);
 		c = usage_cost(&pl->c[i], &u);
-		if (images > 0 && pl->c[i].model != NULL)
-			c += images * pl->c[i].model->image_price;
+		if (ask->images > 0 && pl->c[i].model != NULL)
+			c += ask->images * pl->c[i].model->image_price;
 		if (c > worst)
 			worst = c;
 	}
@@ -243,8 +304,8 @@ ratelimit_headers(struct request *r, const struct admission *a)
 }
 
 int
-account_admit(struct request *r, const struct plan *pl, int64_t prompt,
-    int64_t client_max, int64_t images, struct account *acct)
+account_admit(struct request *r, const struct plan *pl,
+    const struct admit_ask *ask, struct account *acct)
 {
 	const struct principal	*p = r->who;
 	struct admit_in		 in;
@@ -253,21 +314,22 @@ account_admit(struct request *r, const struct plan *pl, int64_t prompt,
 	int			 rc;
 
 	memset(acct, 0, sizeof(*acct));
+	acct->worst = worst_case(pl, ask);
 	if (p == NULL || p->master) {
 		acct->admitted = 1;	/* the operator: no limits */
 		return 0;
 	}
 	memset(&in, 0, sizeof(in));
 	in.request_id = r->id;
-	in.model = pl->c[0].name;
+	/* A template's names share the limits of the model they are. */
+	in.model = pl->c[0].identity;
 	if (pl->c[0].model != NULL) {
 		in.model_rpm = pl->c[0].model->rpm;
 		in.model_tpm = pl->c[0].model->tpm;
 	}
-	in.worst = worst_case(r->cfg, pl, prompt, client_max, images);
-	in.tokens = prompt + (client_max > 0 ? client_max :
-	    pl->c[0].model != NULL && pl->c[0].model->max_tokens > 0 ?
-	    pl->c[0].model->max_tokens : r->cfg->gw.default_max_tokens);
+	in.worst = acct->worst;
+	in.tokens = ask->prompt + ask->choices * plan_max_tokens(&pl->c[0],
+	    ask->client_max);
 	in.now = r->wall.tv_sec;
 	rc = billing_admit(r->worker->store, r->cfg, p, &in, a);
 	if (rc == STORE_READONLY && !p->key.prepaid && p->rpm == 0 &&
@@ -350,6 +412,19 @@ account_row(struct request *r, struct usage_row *row)
 	}
 }
 
+money_t
+account_cost(const struct candidate *c, const struct usage *u,
+    uint32_t *flags)
+{
+	if (c->model == NULL)
+		*flags |= USAGE_UNPRICED;
+	if (u->cost_known) {
+		*flags |= USAGE_COST_REPORTED;
+		return u->cost;
+	}
+	return usage_cost(c, u);
+}
+
 void
 account_settle(struct request *r, struct account *acct,
     struct usage_row *row)
@@ -357,6 +432,14 @@ account_settle(struct request *r, struct account *acct,
 	if (acct->settled)
 		return;
 	acct->settled = 1;
+	/*
+	 * An upstream that ignored the limit it was sent (or a provider's
+	 * own price) can cost more than was reserved: billed as it is,
+	 * and flagged for llmgate-admin check.
+	 */
+	row->reserved = acct->worst;
+	if (acct->worst > 0 && row->cost > acct->worst)
+		row->flags |= USAGE_OVER_RESERVATION;
 	row->latency_ms = (int32_t)http_elapsed_ms(r);
 	if (row->status == 0)
 		row->status = (uint16_t)r->status;

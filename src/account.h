@@ -3,17 +3,32 @@
 #define LLMGATE_ACCOUNT_H
 
 #include "billing.h"
+#include "plan.h"
 #include "usage.h"
 
 struct config;
 struct request;
 struct plan;
+struct candidate;
 
 /* One request's accounting, on the handler's stack. */
 struct account {
 	struct admission	 adm;
+	money_t			 worst;		/* the most it may cost, reserved */
 	int			 admitted;
 	int			 settled;
+};
+
+/*
+ * What a request may consume, for its reservation. The limits it sends
+ * upstream come from the same numbers (plan_max_tokens), so what is
+ * forwarded can never cost more than what is reserved.
+ */
+struct admit_ask {
+	int64_t	 prompt;	/* prompt tokens: an upper bound */
+	int64_t	 client_max;	/* client's completion limit per choice; 0: none */
+	int64_t	 choices;	/* completions asked (n); 0: the route has none */
+	int64_t	 images;	/* images it may generate */
 };
 
 /*
@@ -28,22 +43,42 @@ int	account_authenticate(struct request *, struct principal *);
 void	account_resolve(const struct config *, struct principal *);
 /*
  * Plan the model for the caller: an X-Task header picks a [task], the
- * key's tier downgrades, the key's model list is enforced. 0, or the
- * status of the error already sent (400/403/404/503).
+ * key's tier downgrades, the key's model list and the price rule apply
+ * to every candidate. 0, or the status of the error already sent
+ * (400/403/404/503).
  */
 int	account_plan(struct request *, const char *, struct plan *);
 /*
- * Admit the request for its plan: prompt is the prompt token estimate,
- * client_max the client's max_tokens (0: none, the model's or the
- * gateway's default counts), images the images it may generate; the
- * worst case is priced at the dearest candidate. Returns 0, or the
- * status of the error already sent (402/429/503).
+ * The caller's rules for one candidate, as every plan applies them: the
+ * key's model list (by name or identity) and a price (unless unpriced =
+ * free); none for the master key. PLAN_SKIP_NONE when it may be served.
  */
-int	account_admit(struct request *, const struct plan *, int64_t, int64_t,
-	    int64_t, struct account *);
+enum plan_skip account_policy(const struct request *, const struct candidate *);
+/*
+ * The headers that say who answered: the served model and provider (when
+ * c is not NULL; with the name its tier downgraded) and the attempts.
+ */
+void	account_served(struct request *, const struct candidate *, int);
+/*
+ * Admit the request for its plan: the worst case of ask is priced at the
+ * dearest candidate and reserved. Returns 0, or the status of the error
+ * already sent (402/429/503).
+ */
+int	account_admit(struct request *, const struct plan *,
+	    const struct admit_ask *, struct account *);
 /* Fill the common fields of a usage row from the request. */
 void	account_row(struct request *, struct usage_row *);
-/* Settle once: usage row, ledger, spend, release. Never fails the request. */
+/*
+ * What a served request costs: the provider's own price when it reported
+ * one, else its tokens at candidate c's prices; sets USAGE_COST_REPORTED
+ * or USAGE_UNPRICED in flags.
+ */
+money_t	account_cost(const struct candidate *, const struct usage *,
+	    uint32_t *);
+/*
+ * Settle once: usage row (with what was reserved, flagged when it cost
+ * more), ledger, spend, release. Never fails the request.
+ */
 void	account_settle(struct request *, struct account *, struct usage_row *);
 /*
  * A billing or admin route's store failed (what failed, with rc; NULL

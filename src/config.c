@@ -56,6 +56,7 @@ enum key_type {
 	K_LOGLEVEL,	/* error | warn | info | debug */
 	K_DURABILITY,	/* fsync | nosync */
 	K_ONOFF,	/* on | off -> int 1 | 0 */
+	K_UNPRICED,	/* refuse | free -> int 0 | 1 */
 };
 
 struct key_def {
@@ -119,6 +120,9 @@ static const struct key_def keys[] = {
 	{ SECT_GATEWAY, "default_max_tokens", K_LONG, G(default_max_tokens), 1,
 	  10000000, "4096", "completion tokens reserved when neither client nor "
 	  "model gives max_tokens" },
+	{ SECT_GATEWAY, "unpriced", K_UNPRICED, G(unpriced_free), 0, 0,
+	  "refuse", "client keys asking for a model no [model] prices: refuse "
+	  "(400 model_not_priced) or free (served at cost 0)" },
 	{ SECT_GATEWAY, "fallback_file", K_PATH, G(fallback_file), 0, 0, NULL,
 	  "usage written here while the store is unavailable (default: "
 	  "DATA_DIR/usage-fallback.jsonl)" },
@@ -163,6 +167,9 @@ static const struct key_def keys[] = {
 	{ SECT_PROVIDER, "auth_scheme", K_STR, P(auth_scheme), 0, 0, NULL,
 	  "how api_key is sent where a protocol has several (yandex: Api-Key "
 	  "or Bearer)" },
+	{ SECT_PROVIDER, "max_tokens_field", K_STR, P(max_tokens_field), 0, 0,
+	  "max_tokens", "openai type: the field the completion limit is sent "
+	  "in, max_tokens or max_completion_tokens" },
 	{ SECT_PROVIDER, "connect_timeout", K_LONG, P(connect_timeout), 100,
 	  600000, "10000", "TCP+TLS connect timeout in ms" },
 	{ SECT_PROVIDER, "first_byte_timeout", K_LONG, P(first_byte_timeout),
@@ -175,7 +182,11 @@ static const struct key_def keys[] = {
 	{ SECT_MODEL, "provider", K_STR, M(provider_name), 0, 0, NULL,
 	  "name of the [provider] serving this model" },
 	{ SECT_MODEL, "upstream", K_STR, M(upstream), 0, 0, NULL,
-	  "the provider's own model id (default: the model name)" },
+	  "the provider's own model id (default: the model name; a template "
+	  "sends each name as asked)" },
+	{ SECT_MODEL, "like", K_STR, M(like), 0, 0, NULL,
+	  "[model] this one is (a dated snapshot of): its allow-list, downgrade "
+	  "and limit identity, and every key not set here" },
 	{ SECT_MODEL, "input_price", K_PRICE, M(input_price), 0, 0, "0",
 	  "USD per 1M prompt tokens" },
 	{ SECT_MODEL, "output_price", K_PRICE, M(output_price), 0, 0, "0",
@@ -191,7 +202,8 @@ static const struct key_def keys[] = {
 	{ SECT_MODEL, "tpm", K_LONG, M(tpm), 0, LONG_MAX, "0",
 	  "tokens per minute for this model (0: no limit)" },
 	{ SECT_MODEL, "max_tokens", K_LONG, M(max_tokens), 0, 10000000, "0",
-	  "max_tokens sent when the client gives none (0: send none)" },
+	  "most completion tokens per choice: sent and reserved when the "
+	  "client asks for more or none (0: default_max_tokens)" },
 
 	{ SECT_TIER, "daily_budget", K_USD, T(daily_budget), 0, BUDGET_MAX_USD,
 	  "0", "USD per agent per UTC day (0: no limit)" },
@@ -217,6 +229,18 @@ static const struct key_def keys[] = {
 };
 
 #define NKEYS	(sizeof(keys) / sizeof(keys[0]))
+
+/* The bit of keys[i], a [model] key, in model_cfg.set. */
+static unsigned long
+model_bit(size_t i)
+{
+	size_t	 j, n = 0;
+
+	for (j = 0; j < i; j++)
+		if (keys[j].sect == SECT_MODEL)
+			n++;
+	return 1UL << n;
+}
 
 /* Parser state while inih calls back. */
 struct loader {
@@ -384,6 +408,25 @@ valid_name(const char *s)
 		if (!isalnum((unsigned char)*s) && strchr("-_.:/", *s) == NULL)
 			return 0;
 	return 1;
+}
+
+/* A [model] name may be a template: a shell glob over model names. */
+static int
+valid_model_name(const char *s)
+{
+	if (*s == '\0')
+		return 0;
+	for (; *s != '\0'; s++)
+		if (!isalnum((unsigned char)*s) &&
+		    strchr("-_.:/*?[]!", *s) == NULL)
+			return 0;
+	return 1;
+}
+
+static int
+is_glob(const char *s)
+{
+	return strpbrk(s, "*?[") != NULL;
 }
 
 /* [s, end) without the blanks around it; returns its length. */
@@ -569,6 +612,11 @@ set_value(struct loader *l, const struct key_def *k, const char *v)
 			return fail(l, "%s: expected on or off", k->name);
 		*(int *)field = strcmp(v, "on") == 0;
 		return 1;
+	case K_UNPRICED:
+		if (strcmp(v, "refuse") && strcmp(v, "free"))
+			return fail(l, "%s: expected refuse or free", k->name);
+		*(int *)field = strcmp(v, "free") == 0;
+		return 1;
 	case K_DURABILITY:
 		if (strcmp(v, "fsync") && strcmp(v, "nosync"))
 			return fail(l, "durability: expected fsync or nosync");
@@ -678,9 +726,11 @@ enter_section(struct loader *l, const char *section)
 		    (void *)&c->retry;
 		return 1;
 	}
-	if (name == NULL || !valid_name(name))
+	if (name == NULL || !(l->sect == SECT_MODEL ? valid_model_name(name) :
+	    valid_name(name)))
 		return fail(l, "[%s NAME] needs a name of letters, digits and "
-		    "-_.:/", kind);
+		    "-_.:/%s", kind, l->sect == SECT_MODEL ? " (a template: "
+		    "also * ? [ ] !)" : "");
 	l->obj = named_obj(l, l->sect, name);
 	return 1;
 }
@@ -702,6 +752,9 @@ on_value(void *user, const char *section, const char *name,
 	for (i = 0; i < NKEYS; i++)
 		if (keys[i].sect == l->sect && strcmp(keys[i].name, name) == 0) {
 			l->key_line[i] = l->line;
+			if (l->sect == SECT_MODEL)
+				((struct model_cfg *)l->obj)->set |=
+				    model_bit(i);
 			return set_value(l, &keys[i], value);
 		}
 	return fail(l, "unknown key \"%s\" in [%s]", name, section);
@@ -774,7 +827,7 @@ routable(const struct config *c, const char *name)
 {
 	size_t	 i, j;
 
-	if (config_model(c, name) != NULL || c->gw.default_prov != NULL)
+	if (config_model_match(c, name) != NULL || c->gw.default_prov != NULL)
 		return 1;
 	for (i = 0; i < c->nproviders; i++)
 		for (j = 0; j < c->providers[i].match.n; j++)
@@ -842,6 +895,80 @@ finish_routing(struct loader *l)
 	return 1;
 }
 
+static unsigned long
+model_key_bit(const char *name)
+{
+	size_t	 i;
+
+	for (i = 0; i < NKEYS; i++)
+		if (keys[i].sect == SECT_MODEL && strcmp(keys[i].name, name) == 0)
+			return model_bit(i);
+	return 0;
+}
+
+/*
+ * A model with like = NAME takes NAME's identity and every [model] key
+ * it does not set itself (upstream excepted: each name is its own).
+ */
+static int
+finish_like(struct loader *l, struct model_cfg *m)
+{
+	const struct model_cfg	*src;
+	const struct strlist	*from;
+	size_t			 i, j;
+	char			*dst;
+
+	if (m->like == NULL)
+		return 1;
+	l->line = m->line;
+	src = config_model(l->cfg, m->like);
+	if (src == NULL)
+		return fail(l, "[model %s] like: no [model %s]", m->name,
+		    m->like);
+	if (src == m || src->like != NULL)
+		return fail(l, "[model %s] like: [model %s] must be a model "
+		    "of its own (not a template, not itself like another)",
+		    m->name, m->like);
+	m->like_model = src;
+	for (i = 0; i < NKEYS; i++) {
+		if (keys[i].sect != SECT_MODEL || (m->set & model_bit(i)) ||
+		    strcmp(keys[i].name, "upstream") == 0 ||
+		    strcmp(keys[i].name, "like") == 0)
+			continue;
+		/* A price of its own makes its own cached price too. */
+		if (strcmp(keys[i].name, "cached_input_price") == 0 &&
+		    (m->set & model_key_bit("input_price")))
+			continue;
+		dst = (char *)m + keys[i].off;
+		switch (keys[i].type) {
+		case K_STR:
+			free(*(char **)dst);
+			*(char **)dst = xstrdup(*(char *const *)((const char *)
+			    src + keys[i].off));
+			break;
+		case K_WORDS:
+			from = (const struct strlist *)((const char *)src +
+			    keys[i].off);
+			for (j = 0; j < from->n; j++)
+				strlist_add((struct strlist *)dst, from->v[j],
+				    strlen(from->v[j]));
+			break;
+		case K_PRICE:
+			*(money_t *)dst = *(const money_t *)((const char *)src +
+			    keys[i].off);
+			break;
+		case K_LONG:
+			*(long *)dst = *(const long *)((const char *)src +
+			    keys[i].off);
+			break;
+		default:
+			return fail(l, "[model %s] like: key %s cannot be "
+			    "inherited (internal error)", m->name, keys[i].name);
+		}
+	}
+	return 1;
+}
+
 /* Checks that need the whole file: references, required keys, secrets. */
 static int
 finish(struct loader *l)
@@ -863,6 +990,10 @@ finish(struct loader *l)
 		if (p->type == PROVIDER_YANDEX && p->folder == NULL)
 			return fail(l, "[provider %s] type yandex needs folder "
 			    "(the Yandex Cloud folder id)", p->name);
+		if (strcmp(p->max_tokens_field, "max_tokens") != 0 &&
+		    strcmp(p->max_tokens_field, "max_completion_tokens") != 0)
+			return fail(l, "[provider %s] max_tokens_field: expected "
+			    "max_tokens or max_completion_tokens", p->name);
 		if (p->auth_scheme != NULL && strcmp(p->auth_scheme,
 		    "Api-Key") != 0 && strcmp(p->auth_scheme, "Bearer") != 0)
 			return fail(l, "[provider %s] auth_scheme: expected "
@@ -875,15 +1006,24 @@ finish(struct loader *l)
 			p->unavailable = xstrdup(why);
 		}
 	}
+	for (i = 0; i < c->nmodels; i++)
+		c->models[i].is_template = is_glob(c->models[i].name);
+	for (i = 0; i < c->nmodels; i++)
+		if (!finish_like(l, &c->models[i]))
+			return 0;
 	for (i = 0; i < c->nmodels; i++) {
 		m = &c->models[i];
 		l->line = m->line;
-		if (m->provider_name == NULL)
+		if (m->provider_name == NULL && !m->is_template)
 			return fail(l, "[model %s] needs provider", m->name);
-		if ((m->provider = config_provider(c, m->provider_name)) == NULL)
+		if (m->provider_name != NULL && (m->provider =
+		    config_provider(c, m->provider_name)) == NULL)
 			return fail(l, "[model %s]: no [provider %s]", m->name,
 			    m->provider_name);
-		if (m->upstream == NULL)
+		if (m->is_template && m->upstream != NULL)
+			return fail(l, "[model %s]: a template sends each name "
+			    "as asked; upstream is not allowed", m->name);
+		if (m->upstream == NULL && !m->is_template)
 			m->upstream = xstrdup(m->name);
 		if (m->cached_input_price < 0)
 			m->cached_input_price = m->input_price;
@@ -1083,9 +1223,59 @@ config_model(const struct config *c, const char *name)
 	size_t	 i;
 
 	for (i = 0; i < c->nmodels; i++)
-		if (strcmp(c->models[i].name, name) == 0)
+		if (!c->models[i].is_template &&
+		    strcmp(c->models[i].name, name) == 0)
 			return &c->models[i];
 	return NULL;
+}
+
+/* Characters of a pattern that match only themselves. */
+static size_t
+literal_chars(const char *pat)
+{
+	size_t	 n = 0;
+
+	for (; *pat != '\0'; pat++) {
+		if (*pat == '*' || *pat == '?')
+			continue;
+		if (*pat == '[') {
+			/* A bracket expression matches one of many. */
+			while (pat[1] != '\0' && pat[1] != ']')
+				pat++;
+			if (pat[1] == ']')
+				pat++;
+			continue;
+		}
+		n++;
+	}
+	return n;
+}
+
+const struct model_cfg *
+config_model_match(const struct config *c, const char *name)
+{
+	const struct model_cfg	*m, *best = NULL;
+	size_t			 i, n, best_n = 0;
+
+	if ((m = config_model(c, name)) != NULL)
+		return m;
+	for (i = 0; i < c->nmodels; i++) {
+		m = &c->models[i];
+		if (!m->is_template || fnmatch(m->name, name, 0) != 0)
+			continue;
+		n = literal_chars(m->name);
+		if (best == NULL || n > best_n) {
+			best = m;
+			best_n = n;
+		}
+	}
+	return best;
+}
+
+const char *
+config_model_identity(const struct model_cfg *m)
+{
+	return m->like != NULL ? m->like : m->name;
 }
 
 const struct tier_cfg *

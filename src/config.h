@@ -40,6 +40,7 @@ struct provider_cfg {
 	char			*scope;		/* OAuth scope */
 	char			*folder;	/* Yandex Cloud folder id */
 	char			*auth_scheme;	/* e.g. "Api-Key" or "Bearer" */
+	char			*max_tokens_field;	/* the limit's name (openai) */
 	struct strlist		 match;
 	struct strlist		 headers;	/* "Name: value" */
 	long			 connect_timeout;	/* ms */
@@ -61,7 +62,11 @@ struct model_cfg {
 	struct strlist		 fallback;
 	long			 rpm;
 	long			 tpm;
-	long			 max_tokens;	/* default when the client sends none */
+	long			 max_tokens;	/* cap per choice; 0: default_max_tokens */
+	char			*like;	/* a template's model: identity and defaults */
+	const struct model_cfg	*like_model;
+	int			 is_template;	/* the name is a shell glob */
+	unsigned long		 set;	/* bit per model key the file set */
 	int			 line;
 };
 
@@ -100,6 +105,7 @@ struct gateway_cfg {
 	long			 usage_retention_days;
 	long			 budget_warn_percent;
 	long			 default_max_tokens;
+	int			 unpriced_free;	/* unpriced = free */
 	long			 checkpoint_interval;	/* s */
 };
 
@@ -155,7 +161,17 @@ struct config	*config_load(const char *path, char *err, size_t errlen);
 struct config	*config_load_opts(const char *, unsigned, char *, size_t);
 void		 config_free(struct config *);
 struct provider_cfg *config_provider(const struct config *, const char *);
+/* The [model NAME] section itself, never a template; NULL if none. */
 struct model_cfg *config_model(const struct config *, const char *);
+/*
+ * The [model] that prices name: its own section, else the most specific
+ * template [model PATTERN] matching it (most literal characters, then
+ * file order); NULL when nothing prices it.
+ */
+const struct model_cfg *config_model_match(const struct config *,
+		    const char *);
+/* The identity of a [model] for allow-lists, downgrades and limits. */
+const char	*config_model_identity(const struct model_cfg *);
 int		 config_retry_status(const struct config *, int);
 /* Lookups by name; NULL if none. */
 const struct tier_cfg *config_tier(const struct config *, const char *name);

@@ -73,6 +73,7 @@ struct jcall {
 	struct account		 acct;
 	int64_t			 prompt_est;	/* prompt tokens reserved */
 	int64_t			 images;	/* images reserved */
+	uint32_t		 flags;		/* USAGE_* of the cost */
 	int			 refused;	/* admission refused: recorded at no cost */
 	const struct candidate	*cand;	/* the one that answered or failed last */
 	int			 attempts;

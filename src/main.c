@@ -30,13 +30,15 @@ static time_t			 store_tried;	/* last open attempt */
 static int			 panic_exit;	/* shutdown asked for */
 
 #define STORE_RETRY_S	10	/* a failed store open is retried this often */
+#define MODELS_MAX	32	/* --model names of one --check-config */
 static pthread_mutex_t		 accept_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void
 usage(FILE *fp)
 {
 	fprintf(fp,
-	    "usage: llmgate [--config FILE] [--threads N] [--check-config]\n"
+	    "usage: llmgate [--config FILE] [--threads N]\n"
+	    "       llmgate [--config FILE] --check-config [--model NAME]...\n"
 	    "\n"
 	    "An OpenAI-compatible LLM gateway. A web server starts it as a\n"
 	    "FastCGI responder (lighttpd, Apache mod_fcgid, spawn-fcgi) or\n"
@@ -47,6 +49,8 @@ usage(FILE *fp)
 	    "  -t, --threads N     FastCGI worker threads (default 1; keep 1\n"
 	    "                      under mod_fcgid, use 4+ under lighttpd)\n"
 	    "      --check-config  validate the configuration and exit\n"
+	    "      --model NAME    with --check-config: the provider, upstream\n"
+	    "                      id and price (template) that serve NAME\n"
 	    "      --help-config   list every configuration key and exit\n"
 	    "  -V, --version       print the version and exit\n"
 	    "  -h, --help          this text\n", SYSCONFDIR);
@@ -275,10 +279,41 @@ warn_reservation_ttl(const struct config *c, int to_stdout)
 		log_warn("%s", msg);
 }
 
+/* --check-config --model NAME: what serves the name and what prices it. */
+static void
+print_model(const struct config *c, const char *name)
+{
+	struct candidate	 k;
+	char			 in[32], out[32];
+
+	if (plan_lookup(c, name, &k) == -1) {
+		printf("model %s: nothing serves it (404 model_not_found)\n",
+		    name);
+		return;
+	}
+	printf("model %s: provider %s%s, upstream %s, ", name,
+	    k.provider->name, k.provider->available ? "" : " (unavailable)",
+	    k.upstream);
+	if (k.model == NULL) {
+		printf("no price: %s\n", c->gw.unpriced_free ? "served free "
+		    "(unpriced = free)" : "refused to client keys (unpriced = "
+		    "refuse)");
+		return;
+	}
+	money_format_usd(k.input_price, in, sizeof(in));
+	money_format_usd(k.output_price, out, sizeof(out));
+	printf("priced by [model %s]", k.model->name);
+	if (strcmp(k.identity, k.model->name) != 0)
+		printf(" (like %s)", k.identity);
+	printf(": input $%s, output $%s per 1M tokens, at most %lld "
+	    "completion tokens per choice\n", in, out,
+	    (long long)k.max_tokens);
+}
+
 static void
 print_summary(const struct config *c)
 {
-	size_t	 i, avail = 0;
+	size_t	 i, avail = 0, templates = 0;
 
 	for (i = 0; i < c->nproviders; i++) {
 		if (c->providers[i].available)
@@ -287,9 +322,12 @@ print_summary(const struct config *c)
 			printf("warning: provider %s unavailable: %s\n",
 			    c->providers[i].name, c->providers[i].unavailable);
 	}
+	for (i = 0; i < c->nmodels; i++)
+		templates += c->models[i].is_template != 0;
 	warn_reservation_ttl(c, 1);
-	printf("%s: OK: %zu providers (%zu available), %zu models\n", c->path,
-	    c->nproviders, avail, c->nmodels);
+	printf("%s: OK: %zu providers (%zu available), %zu models, %zu "
+	    "templates\n", c->path, c->nproviders, avail,
+	    c->nmodels - templates, templates);
 }
 
 int
@@ -299,16 +337,18 @@ main(int argc, char *argv[])
 		{ "config", required_argument, NULL, 'c' },
 		{ "threads", required_argument, NULL, 't' },
 		{ "check-config", no_argument, NULL, 'C' },
+		{ "model", required_argument, NULL, 'M' },
 		{ "help-config", no_argument, NULL, 'H' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct config	*c;
-	const char	*path = NULL;
+	const char	*path = NULL, *models[MODELS_MAX];
 	char		 err[1024], *end;
 	long		 nthreads = 1;
 	int		 ch, check = 0, cgi, rc;
+	size_t		 nmodels = 0, i;
 	enum log_level	 level;
 
 	while ((ch = getopt_long(argc, argv, "c:t:Vh", longopts, NULL)) != -1)
@@ -328,6 +368,14 @@ main(int argc, char *argv[])
 		case 'C':
 			check = 1;
 			break;
+		case 'M':
+			if (nmodels == MODELS_MAX) {
+				fprintf(stderr, "llmgate: at most %d --model\n",
+				    MODELS_MAX);
+				return 2;
+			}
+			models[nmodels++] = optarg;
+			break;
 		case 'H':
 			config_print_help();
 			return 0;
@@ -341,7 +389,7 @@ main(int argc, char *argv[])
 			usage(stderr);
 			return 2;
 		}
-	if (optind != argc) {
+	if (optind != argc || (nmodels > 0 && !check)) {
 		usage(stderr);
 		return 2;
 	}
@@ -364,6 +412,8 @@ main(int argc, char *argv[])
 	cfg = c;
 	if (check) {
 		print_summary(c);
+		for (i = 0; i < nmodels; i++)
+			print_model(c, models[i]);
 		config_free(c);
 		return 0;
 	}

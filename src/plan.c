@@ -6,58 +6,84 @@
 #include "plan.h"
 
 static void
-fill(struct candidate *c, const char *name, const char *upstream,
-    const struct provider_cfg *p, const struct model_cfg *m)
+fill(struct candidate *c, const struct config *cfg, const char *name,
+    const char *upstream, const struct provider_cfg *p,
+    const struct model_cfg *m)
 {
+	memset(c, 0, sizeof(*c));
 	snprintf(c->name, sizeof(c->name), "%s", name);
 	snprintf(c->upstream, sizeof(c->upstream), "%s", upstream);
 	c->provider = p;
 	c->model = m;
+	snprintf(c->identity, sizeof(c->identity), "%s", m != NULL ?
+	    config_model_identity(m) : name);
 	c->input_price = m ? m->input_price : 0;
 	c->output_price = m ? m->output_price : 0;
 	c->cached_input_price = m ? m->cached_input_price : 0;
+	c->max_tokens = m != NULL && m->max_tokens > 0 ? m->max_tokens :
+	    cfg->gw.default_max_tokens;
+}
+
+/* The name as provider p knows it: without its strip_prefix. */
+static const char *
+stripped(const struct provider_cfg *p, const char *name)
+{
+	size_t	 n;
+
+	if (p->strip_prefix == NULL)
+		return name;
+	n = strlen(p->strip_prefix);
+	if (strncmp(name, p->strip_prefix, n) == 0 && name[n] != '\0')
+		return name + n;
+	return name;
+}
+
+/* The provider a name is routed to by the match patterns or the default. */
+static const struct provider_cfg *
+route_by_pattern(const struct config *cfg, const char *name)
+{
+	const struct provider_cfg	*p;
+	size_t				 i, j;
+
+	for (i = 0; i < cfg->nproviders; i++) {
+		p = &cfg->providers[i];
+		for (j = 0; j < p->match.n; j++)
+			if (fnmatch(p->match.v[j], name, 0) == 0)
+				return p;
+	}
+	return cfg->gw.default_prov;
 }
 
 /*
- * One model name -> one candidate: an exact [model] entry first, then the
- * providers' match patterns in file order, then the default provider.
- * Returns 0, or -1 when nothing claims the name.
+ * One model name -> one candidate: the [model] that prices it (its own
+ * section, else the most specific template) routes it when it names a
+ * provider; else the providers' match patterns in file order, then the
+ * default provider. Returns 0, or -1 when nothing serves the name.
  */
 int
 plan_lookup(const struct config *cfg, const char *name, struct candidate *c)
 {
 	const struct model_cfg		*m;
 	const struct provider_cfg	*p;
-	const char			*up;
-	size_t				 i, j, n;
 
 	if (strlen(name) >= MODEL_NAME_MAX)
 		return -1;
-	if ((m = config_model(cfg, name)) != NULL) {
-		fill(c, name, m->upstream, m->provider, m);
+	m = config_model_match(cfg, name);
+	if (m != NULL && !m->is_template) {
+		fill(c, cfg, name, m->upstream, m->provider, m);
 		return 0;
 	}
-	for (i = 0; i < cfg->nproviders; i++) {
-		p = &cfg->providers[i];
-		for (j = 0; j < p->match.n; j++) {
-			if (fnmatch(p->match.v[j], name, 0) != 0)
-				continue;
-			up = name;
-			if (p->strip_prefix != NULL) {
-				n = strlen(p->strip_prefix);
-				if (strncmp(name, p->strip_prefix, n) == 0 &&
-				    name[n] != '\0')
-					up = name + n;
-			}
-			fill(c, name, up, p, NULL);
-			return 0;
-		}
-	}
-	if (cfg->gw.default_prov != NULL) {
-		fill(c, name, name, cfg->gw.default_prov, NULL);
-		return 0;
-	}
-	return -1;
+	if ((p = m != NULL && m->provider != NULL ? m->provider :
+	    route_by_pattern(cfg, name)) == NULL)
+		return -1;
+	fill(c, cfg, name, stripped(p, name), p, m);
+	return 0;
+}
+
+int64_t
+plan_max_tokens(const struct candidate *c, int64_t client)
+{
+	return client > 0 && client < c->max_tokens ? client : c->max_tokens;
 }
 
 static int
@@ -71,54 +97,92 @@ seen(const struct plan *pl, const char *name)
 	return 0;
 }
 
+/* Remember the first candidate left out, for the answer when none is left. */
 static void
-add(struct plan *pl, const struct config *cfg, const char *name)
+skipped(struct plan *pl, enum plan_skip why, const char *name,
+    const struct provider_cfg *p)
 {
-	struct candidate	 c;
-
-	if (pl->n == PLAN_MAX || seen(pl, name))
+	if (pl->skip != PLAN_SKIP_NONE)
 		return;
-	if (plan_lookup(cfg, name, &c) == -1)
+	pl->skip = why;
+	switch (why) {
+	case PLAN_SKIP_UNAVAILABLE:
+		snprintf(pl->why, sizeof(pl->why), "provider '%s' for model "
+		    "'%s' is unavailable: %s", p->name, name, p->unavailable);
+		break;
+	case PLAN_SKIP_NOT_ALLOWED:
+		snprintf(pl->why, sizeof(pl->why), "This API key may not use "
+		    "the model '%s'.", name);
+		break;
+	case PLAN_SKIP_NOT_PRICED:
+		snprintf(pl->why, sizeof(pl->why), "The model '%s' has no "
+		    "price on this gateway.", name);
+		break;
+	default:
+		break;
+	}
+}
+
+/* Planning state: the config, the caller's tier and rules, the plan. */
+struct planner {
+	const struct config	*cfg;
+	const struct tier_cfg	*tier;
+	plan_policy_fn		 policy;
+	void			*ctx;
+	struct plan		*pl;
+};
+
+/*
+ * One candidate name through the tier's downgrade (of the name, else of
+ * its identity), then past the caller's rules into the plan.
+ */
+static void
+add_routed(struct planner *pp, const char *name)
+{
+	struct plan	*pl = pp->pl;
+	struct candidate c;
+	const char	*to;
+	enum plan_skip	 why;
+
+	if (plan_lookup(pp->cfg, name, &c) == -1)
+		return;
+	if ((to = config_downgrade(pp->tier, name)) == NULL &&
+	    strcmp(c.identity, name) != 0)
+		to = config_downgrade(pp->tier, c.identity);
+	if (to != NULL && plan_lookup(pp->cfg, to, &c) == -1)
+		return;
+	if (to != NULL)
+		snprintf(c.downgraded_from, sizeof(c.downgraded_from), "%s",
+		    name);
+	if (pl->routed_model[0] == '\0')
+		snprintf(pl->routed_model, sizeof(pl->routed_model), "%s",
+		    c.name);
+	if (pl->n == PLAN_MAX || seen(pl, c.name))
 		return;
 	if (!c.provider->available) {
-		if (pl->why[0] == '\0')
-			snprintf(pl->why, sizeof(pl->why),
-			    "provider '%s' for model '%s' is unavailable: %s",
-			    c.provider->name, name, c.provider->unavailable);
+		skipped(pl, PLAN_SKIP_UNAVAILABLE, c.name, c.provider);
+		return;
+	}
+	if (pp->policy != NULL &&
+	    (why = pp->policy(pp->ctx, &c)) != PLAN_SKIP_NONE) {
+		skipped(pl, why, c.name, c.provider);
 		return;
 	}
 	pl->c[pl->n++] = c;
 }
 
-/* One candidate name through the tier's downgrade, then into the plan. */
-static void
-add_routed(struct plan *pl, const struct config *cfg,
-    const struct tier_cfg *tier, const char *name)
-{
-	const char	*to;
-
-	if ((to = config_downgrade(tier, name)) != NULL &&
-	    pl->downgraded_from[0] == '\0')
-		snprintf(pl->downgraded_from, sizeof(pl->downgraded_from),
-		    "%s", name);
-	if (to == NULL)
-		to = name;
-	if (pl->routed_model[0] == '\0')
-		snprintf(pl->routed_model, sizeof(pl->routed_model), "%s", to);
-	add(pl, cfg, to);
-}
-
 /*
  * The task's model and fallbacks (else the requested model), then the
  * first model's own fallback chain, each through the tier's downgrade;
- * candidates whose provider is unavailable are left out. Returns PLAN_OK
- * with at least one candidate.
+ * candidates whose provider is unavailable, or that the policy refuses,
+ * are left out. Returns PLAN_OK with at least one candidate.
  */
 int
 plan_resolve_routed(const struct config *cfg, const char *model,
     const struct tier_cfg *tier, const struct task_cfg *task,
-    struct plan *pl)
+    plan_policy_fn policy, void *ctx, struct plan *pl)
 {
+	struct planner		 pp = { cfg, tier, policy, ctx, pl };
 	struct candidate	 first;
 	size_t			 i;
 
@@ -127,18 +191,18 @@ plan_resolve_routed(const struct config *cfg, const char *model,
 		model = task->model;
 	if (plan_lookup(cfg, model, &first) == -1)
 		return PLAN_UNKNOWN_MODEL;
-	add_routed(pl, cfg, tier, model);
+	add_routed(&pp, model);
 	if (task != NULL)
 		for (i = 0; i < task->fallback.n; i++)
-			add_routed(pl, cfg, tier, task->fallback.v[i]);
+			add_routed(&pp, task->fallback.v[i]);
 	if (first.model != NULL)
 		for (i = 0; i < first.model->fallback.n; i++)
-			add_routed(pl, cfg, tier, first.model->fallback.v[i]);
+			add_routed(&pp, first.model->fallback.v[i]);
 	return pl->n > 0 ? PLAN_OK : PLAN_UNAVAILABLE;
 }
 
 int
 plan_resolve(const struct config *cfg, const char *model, struct plan *pl)
 {
-	return plan_resolve_routed(cfg, model, NULL, NULL, pl);
+	return plan_resolve_routed(cfg, model, NULL, NULL, NULL, NULL, pl);
 }

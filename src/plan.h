@@ -11,19 +11,39 @@ struct candidate {
 	char				 name[MODEL_NAME_MAX];	/* served */
 	char				 upstream[MODEL_NAME_MAX];
 	const struct provider_cfg	*provider;
-	const struct model_cfg		*model;	/* NULL: matched by pattern */
+	/* The [model] (own section or template) that prices it; NULL: none. */
+	const struct model_cfg		*model;
+	/* Allow-lists, downgrades and rate limits see it as this name. */
+	char				 identity[MODEL_NAME_MAX];
 	money_t				 input_price;
 	money_t				 output_price;
 	money_t				 cached_input_price;
+	int64_t				 max_tokens;	/* cap per choice */
+	/* The name the tier's downgrade replaced by this one, or "". */
+	char				 downgraded_from[MODEL_NAME_MAX];
 };
+
+/* Why a candidate was left out of a plan. */
+enum plan_skip {
+	PLAN_SKIP_NONE = 0,
+	PLAN_SKIP_UNAVAILABLE,		/* its provider has no key */
+	PLAN_SKIP_NOT_ALLOWED,		/* the caller's key may not use it */
+	PLAN_SKIP_NOT_PRICED,		/* nothing prices it */
+	PLAN_SKIP__MAX
+};
+
+/*
+ * The caller's rules, asked of every candidate of a plan (task model,
+ * downgrade, fallback, template match): PLAN_SKIP_NONE to keep it.
+ */
+typedef enum plan_skip (*plan_policy_fn)(void *, const struct candidate *);
 
 struct plan {
 	struct candidate	 c[PLAN_MAX];
 	size_t			 n;
-	/* When n == 0: why (an unavailable provider), or "" if unknown. */
-	char			 why[256];
-	/* The first model name the tier replaced, or "". */
-	char			 downgraded_from[MODEL_NAME_MAX];
+	/* When n == 0: why the first candidate left out was (or ""). */
+	char			 why[768];
+	enum plan_skip		 skip;		/* and its kind */
 	/* The first model after task and downgrade, available or not. */
 	char			 routed_model[MODEL_NAME_MAX];
 };
@@ -38,10 +58,21 @@ int	plan_resolve(const struct config *, const char *, struct plan *);
 /*
  * plan_resolve after routing: a task (may be NULL) replaces the requested
  * model by its model and fallback list; a tier (may be NULL) downgrades
- * every candidate name through config_downgrade (duplicates dropped).
+ * every candidate name (or its identity) through config_downgrade
+ * (duplicates dropped); policy (may be NULL) is asked of every candidate.
  */
 int	plan_resolve_routed(const struct config *, const char *model,
-	    const struct tier_cfg *, const struct task_cfg *, struct plan *);
+	    const struct tier_cfg *, const struct task_cfg *, plan_policy_fn,
+	    void *, struct plan *);
+/* One name -> one candidate, before any policy: 0, or -1 if none serves it. */
 int	plan_lookup(const struct config *, const char *, struct candidate *);
+
+/*
+ * The completion limit the gateway sends to candidate c, per choice: the
+ * smaller of the client's limit (0: it gave none) and the candidate's
+ * cap. This is the one number both the request and the reservation use,
+ * so that what is forwarded can never cost more than what was reserved.
+ */
+int64_t	plan_max_tokens(const struct candidate *, int64_t);
 
 #endif

@@ -8,8 +8,6 @@
 #include "provider.h"
 
 #define ANTHROPIC_VERSION	"2023-06-01"
-/* max_tokens is required by Anthropic; used when neither client nor model sets it. */
-#define DEFAULT_MAX_TOKENS	4096
 
 static const struct finish_map finish_reasons[] = {
 	{ "end_turn", "stop" },
@@ -241,19 +239,6 @@ convert_tool_choice(struct json_object *tc, int parallel_off)
 	return out;
 }
 
-static int64_t
-max_tokens(const struct candidate *c, struct json_object *req)
-{
-	int64_t	 n;
-
-	if ((n = provider_json_int(req, "max_completion_tokens")) > 0 ||
-	    (n = provider_json_int(req, "max_tokens")) > 0)
-		return n;
-	if (c->model != NULL && c->model->max_tokens > 0)
-		return c->model->max_tokens;
-	return DEFAULT_MAX_TOKENS;
-}
-
 static int
 chat_request(const struct candidate *c, const struct chat_in *in,
     struct provider_call *call, struct provider_error *e)
@@ -273,7 +258,7 @@ chat_request(const struct candidate *c, const struct chat_in *in,
 	}
 	json_object_object_add(out, "model", json_object_new_string(c->upstream));
 	json_object_object_add(out, "max_tokens",
-	    json_object_new_int64(max_tokens(c, in->req)));
+	    json_object_new_int64(plan_max_tokens(c, in->client_max)));
 	if (system.len > 0)
 		json_object_object_add(out, "system",
 		    json_object_new_string(system.data));

@@ -470,11 +470,11 @@ copy_set(struct json_object *out, const char *to, struct json_object *req,
 
 /* generationConfig from the sampling fields; NULL when it would be empty. */
 static struct json_object *
-generation_config(const struct candidate *c, struct json_object *req)
+generation_config(const struct candidate *c, const struct chat_in *in)
 {
+	struct json_object	*req = in->req;
 	struct json_object	*g, *v, *stop, *rf, *js, *schema;
 	const char		*type;
-	int64_t			 n;
 	size_t			 i;
 
 	g = json_object_new_object();
@@ -482,11 +482,8 @@ generation_config(const struct candidate *c, struct json_object *req)
 	copy_set(g, "topP", req, "top_p");
 	copy_set(g, "topK", req, "top_k");
 	copy_set(g, "seed", req, "seed");
-	if ((n = provider_json_int(req, "max_completion_tokens")) > 0 ||
-	    (n = provider_json_int(req, "max_tokens")) > 0 ||
-	    (c->model != NULL && (n = c->model->max_tokens) > 0))
-		json_object_object_add(g, "maxOutputTokens",
-		    json_object_new_int64(n));
+	json_object_object_add(g, "maxOutputTokens",
+	    json_object_new_int64(plan_max_tokens(c, in->client_max)));
 	if (json_object_object_get_ex(req, "stop", &v) && v != NULL) {
 		stop = json_object_new_array();
 		if (json_object_is_type(v, json_type_string))
@@ -566,7 +563,7 @@ chat_request(const struct candidate *c, const struct chat_in *in,
 		if ((o = convert_tool_choice(v)) != NULL)
 			json_object_object_add(out, "toolConfig", o);
 	}
-	if ((o = generation_config(c, in->req)) != NULL)
+	if ((o = generation_config(c, in)) != NULL)
 		json_object_object_add(out, "generationConfig", o);
 	if (provider_body(call, out) == -1 ||
 	    model_url(call, c, in->stream) == -1 ||

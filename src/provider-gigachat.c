@@ -778,7 +778,6 @@ chat_request(const struct candidate *c, const struct chat_in *in,
     struct provider_call *call, struct provider_error *e)
 {
 	struct json_object	*out, *msgs, *v, *fns;
-	int64_t			 n;
 	int			 rc = -1;
 
 	out = json_object_new_object();
@@ -799,11 +798,8 @@ chat_request(const struct candidate *c, const struct chat_in *in,
 	if ((v = member(in->req, "top_p")) != NULL &&
 	    !json_object_object_get_ex(out, "top_p", NULL))
 		json_object_object_add(out, "top_p", json_object_get(v));
-	if ((n = provider_json_int(in->req, "max_completion_tokens")) > 0 ||
-	    (n = provider_json_int(in->req, "max_tokens")) > 0 ||
-	    (c->model != NULL && (n = c->model->max_tokens) > 0))
-		json_object_object_add(out, "max_tokens",
-		    json_object_new_int64(n));
+	json_object_object_add(out, "max_tokens",
+	    json_object_new_int64(plan_max_tokens(c, in->client_max)));
 	if (in->stream)
 		json_object_object_add(out, "stream", json_object_new_boolean(1));
 	if ((v = member(in->req, "tools")) != NULL &&

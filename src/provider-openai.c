@@ -7,9 +7,11 @@
 #include "provider.h"
 
 /*
- * The client's request with the upstream model id, the model's default
- * max_tokens when the client gave none, and, for streams, usage asked for
- * in the stream so that the request can be billed exactly.
+ * The client's request with the upstream model id, the gateway's
+ * completion limit in the one field the provider honours (the client's
+ * max_tokens and max_completion_tokens are replaced, never passed on),
+ * and, for streams, usage asked for in the stream so that the request can
+ * be billed exactly.
  */
 static int
 chat_request(const struct candidate *c, const struct chat_in *in,
@@ -21,17 +23,16 @@ chat_request(const struct candidate *c, const struct chat_in *in,
 	out = json_object_new_object();
 	json_object_object_foreach(in->req, key, val) {
 		if (strcmp(key, "model") == 0 ||
-		    strcmp(key, "stream_options") == 0)
+		    strcmp(key, "stream_options") == 0 ||
+		    strcmp(key, "max_tokens") == 0 ||
+		    strcmp(key, "max_completion_tokens") == 0)
 			continue;
 		json_object_object_add(out, key, json_object_get(val));
 	}
 	json_object_object_add(out, "model",
 	    json_object_new_string(c->upstream));
-	if (c->model != NULL && c->model->max_tokens > 0 &&
-	    !json_object_object_get_ex(in->req, "max_tokens", NULL) &&
-	    !json_object_object_get_ex(in->req, "max_completion_tokens", NULL))
-		json_object_object_add(out, "max_tokens",
-		    json_object_new_int64(c->model->max_tokens));
+	json_object_object_add(out, c->provider->max_tokens_field,
+	    json_object_new_int64(plan_max_tokens(c, in->client_max)));
 	if (in->stream) {
 		so = json_object_new_object();
 		if (json_object_object_get_ex(in->req, "stream_options", &v) &&

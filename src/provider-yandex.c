@@ -486,14 +486,9 @@ completion_options(const struct candidate *c, const struct chat_in *in)
 		json_object_object_add(o, "temperature",
 		    json_object_get_double(v) > 1.0 ?
 		    json_object_new_double(1.0) : json_object_get(v));
-	if ((max = provider_json_int(in->req, "max_completion_tokens")) <= 0 &&
-	    (max = provider_json_int(in->req, "max_tokens")) <= 0 &&
-	    c->model != NULL)
-		max = c->model->max_tokens;
-	if (max > 0) {
-		snprintf(n, sizeof(n), "%lld", (long long)max);
-		json_object_object_add(o, "maxTokens", json_object_new_string(n));
-	}
+	max = plan_max_tokens(c, in->client_max);
+	snprintf(n, sizeof(n), "%lld", (long long)max);
+	json_object_object_add(o, "maxTokens", json_object_new_string(n));
 	if ((s = provider_json_str(in->req, "reasoning_effort")) != NULL) {
 		r = json_object_new_object();
 		json_object_object_add(r, "mode", json_object_new_string(

@@ -1,6 +1,7 @@
 /* provider.c: the table of wire protocols and the pieces they share. */
 #include <sys/random.h>
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -211,6 +212,26 @@ provider_usage_openai(struct json_object *u, struct usage *out)
 	    (k = provider_json_int(d, "cached_tokens")) > 0)
 		out->cached = k;
 	out->known = 1;
+	/* OpenRouter prices each request itself, in USD. */
+	if (json_object_object_get_ex(u, "cost", &d) && (json_object_is_type(d,
+	    json_type_double) || json_object_is_type(d, json_type_int)) &&
+	    json_object_get_double(d) >= 0 &&
+	    json_object_get_double(d) < 1e6) {
+		out->cost = (money_t)llround(json_object_get_double(d) *
+		    (double)MONEY_PER_USD);
+		out->cost_known = 1;
+	}
+}
+
+int64_t
+provider_client_max(struct json_object *req)
+{
+	int64_t	 a = provider_json_int(req, "max_tokens");
+	int64_t	 b = provider_json_int(req, "max_completion_tokens");
+
+	if (a <= 0)
+		return b > 0 ? b : 0;
+	return b > 0 && b < a ? b : a;
 }
 
 /* A string member, or NULL when absent or not a string. */

@@ -21,6 +21,8 @@ struct usage {
 	int64_t	 completion;
 	int64_t	 cached;
 	int	 known;		/* the upstream gave usage */
+	int	 cost_known;	/* the upstream priced it (OpenRouter's cost) */
+	money_t	 cost;		/* micro-USD, when cost_known */
 };
 
 /* The validated client request as every adapter sees it. */
@@ -28,6 +30,12 @@ struct chat_in {
 	struct json_object	*req;	/* parsed body; the handler owns it */
 	int			 stream;
 	int			 include_usage;	/* client asked for usage */
+	/*
+	 * The client's completion limit per choice (0: none). Adapters
+	 * never read the request's limit fields: they send
+	 * plan_max_tokens(candidate, client_max), what was reserved.
+	 */
+	int64_t			 client_max;
 };
 
 /* An upstream request an adapter builds; freed with provider_call_free(). */
@@ -147,6 +155,12 @@ void	provider_error_set(struct provider_error *, const char *,
 	    const char *, const char *, ...)
 	    __attribute__((format(printf, 4, 5)));
 int64_t	provider_json_int(struct json_object *, const char *);
+/*
+ * The client's completion limit per choice in a chat request: the smaller
+ * of max_tokens and max_completion_tokens where both are given (null is
+ * absent), or 0 when it gives none.
+ */
+int64_t	provider_client_max(struct json_object *);
 const char *provider_json_str(struct json_object *, const char *);
 void	provider_usage_openai(struct json_object *, struct usage *);
 struct json_object *provider_parse(const char *, size_t);

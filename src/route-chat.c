@@ -50,7 +50,8 @@ struct chat {
 	double			 ttft_ms;
 	int			 attempts;
 	int			 reauthed;	/* credentials refreshed once */
-	int64_t			 prompt_chars;
+	int64_t			 prompt_est;	/* billed when usage is missing */
+	int64_t			 out_bytes;	/* generated text sent on */
 	/* The last failure, answered when nothing else remains. */
 	int			 err_status;
 	long			 err_retry_after;	/* s, or -1 */
@@ -68,16 +69,6 @@ since_ms(const struct timespec *t)
 }
 
 /* The served model and attempt count travel in headers, success or not. */
-static void
-served_headers(struct chat *ch)
-{
-	if (ch->cand != NULL) {
-		http_header(ch->r, "X-Llmgate-Model", "%s", ch->cand->name);
-		http_header(ch->r, "X-Llmgate-Provider", "%s",
-		    ch->cand->provider->name);
-	}
-	http_header(ch->r, "X-Llmgate-Attempts", "%d", ch->attempts);
-}
 
 /* First byte of a stream: from here on there is no fallback. */
 static int
@@ -85,7 +76,7 @@ begin_stream(struct chat *ch)
 {
 	if (ch->r->headers_sent)
 		return ch->r->client_gone ? -1 : 0;
-	served_headers(ch);
+	account_served(ch->r, ch->cand, ch->attempts);
 	snprintf(ch->r->served, sizeof(ch->r->served), "%s", ch->cand->name);
 	return http_begin(ch->r, 200, "text/event-stream");
 }
@@ -106,13 +97,60 @@ send_sse(struct chat *ch, const char *a, size_t alen, const char *b,
 	return 0;
 }
 
+static int64_t
+string_bytes(struct json_object *o, const char *member)
+{
+	struct json_object	*v;
+
+	return json_object_object_get_ex(o, member, &v) &&
+	    json_object_is_type(v, json_type_string) ?
+	    json_object_get_string_len(v) : 0;
+}
+
+/*
+ * Bytes of generated text in each choice's member ("delta" of a chunk,
+ * "message" of a reply): content, reasoning, refusal, and the names and
+ * arguments of tool calls; by length, never strlen (a NUL cuts nothing).
+ */
+static int64_t
+generated_bytes(struct json_object *choices, const char *member)
+{
+	struct json_object	*m, *calls, *fn;
+	int64_t			 n = 0;
+	size_t			 i, j;
+
+	if (!json_object_is_type(choices, json_type_array))
+		return 0;
+	for (i = 0; i < json_object_array_length(choices); i++) {
+		if (!json_object_object_get_ex(json_object_array_get_idx(
+		    choices, i), member, &m) ||
+		    !json_object_is_type(m, json_type_object))
+			continue;
+		n += string_bytes(m, "content") +
+		    string_bytes(m, "reasoning_content") +
+		    string_bytes(m, "refusal");
+		if (!json_object_object_get_ex(m, "tool_calls", &calls) ||
+		    !json_object_is_type(calls, json_type_array))
+			continue;
+		for (j = 0; j < json_object_array_length(calls); j++)
+			if (json_object_object_get_ex(json_object_array_get_idx(
+			    calls, j), "function", &fn))
+				n += string_bytes(fn, "name") +
+				    string_bytes(fn, "arguments");
+	}
+	return n;
+}
+
 /* stream_state.emit: one OpenAI chunk to the client, flushed. */
 static int
 emit_chunk(void *ctx, struct json_object *chunk)
 {
-	struct chat	*ch = ctx;
-	const char	*s = http_json_string(chunk);
+	struct chat		*ch = ctx;
+	struct json_object	*choices;
+	const char		*s = http_json_string(chunk);
 
+	if (json_object_object_get_ex(chunk, "choices", &choices))
+		ch->out_bytes += generated_bytes(choices, "delta");
 	if (ch->ttft_ms == 0)
 		ch->ttft_ms = http_elapsed_ms(ch->r);
 	return send_sse(ch, "data: ", 6, s, strlen(s), "\n\n", 2) == -1 ?
@@ -241,24 +279,6 @@ end_stream_with_error(struct chat *ch, const struct provider_error *e)
 	json_object_put(o);
 }
 
-/* A reply without usage: count its content for the estimate. */
-static int64_t
-reply_chars(struct json_object *out)
-{
-	struct json_object	*choices, *msg, *c;
-	int64_t			 n = 0;
-	size_t			 i;
-
-	if (!json_object_object_get_ex(out, "choices", &choices))
-		return 0;
-	for (i = 0; i < json_object_array_length(choices); i++)
-		if (json_object_object_get_ex(json_object_array_get_idx(
-		    choices, i), "message", &msg) &&
-		    json_object_object_get_ex(msg, "content", &c) && c != NULL)
-			n += (int64_t)strlen(json_object_get_string(c));
-	return n;
-}
-
 /*
  * One attempt against the current candidate. Returns 1 when the client
  * has its answer (success, or a stream that began), 0 when it failed
@@ -269,7 +289,7 @@ attempt(struct chat *ch, struct upstream_resp *resp)
 {
 	struct provider_call	 call;
 	struct upstream_req	 req;
-	struct json_object	*out = NULL;
+	struct json_object	*out = NULL, *choices;
 	struct provider_error	 perr;
 	int			 done = 0, rc;
 
@@ -360,9 +380,9 @@ attempt(struct chat *ch, struct upstream_resp *resp)
 		ch->stop = STOP_BAD_STREAM;	/* judged like a broken stream */
 		goto out;
 	}
-	if (!ch->st.usage.known)
-		ch->st.chars = reply_chars(out);
-	served_headers(ch);
+	if (json_object_object_get_ex(out, "choices", &choices))
+		ch->out_bytes = generated_bytes(choices, "message");
+	account_served(ch->r, ch->cand, ch->attempts);
 	snprintf(ch->r->served, sizeof(ch->r->served), "%s", ch->cand->name);
 	http_send_json(ch->r, 200, out);
 	json_object_put(out);
@@ -372,40 +392,30 @@ out:
 	return done;
 }
 
-/*
- * The completion tokens the client allows, times the choices it asks for
- * (n), or 0 when it sets no limit; null counts as unset, as the adapters
- * read it.
- */
+/* The completions asked for: n, 1 when absent or null. */
 static int64_t
-max_tokens(struct json_object *req)
+choices_asked(struct json_object *req)
 {
-	int64_t	 m, n;
+	int64_t	 n = provider_json_int(req, "n");
 
-	if ((m = provider_json_int(req, "max_completion_tokens")) <= 0 &&
-	    (m = provider_json_int(req, "max_tokens")) <= 0)
-		return 0;
-	if ((n = provider_json_int(req, "n")) > 1)
-		m *= n;
-	return m;
+	return n > 1 ? n : 1;
 }
 
 /* Images cost prompt tokens their bytes in the body do not show. */
 #define IMAGE_TOKENS	1600
+/* Tools cost prompt tokens of the provider's own (Anthropic's tool prompt). */
+#define TOOLS_TOKENS	512
 
-/*
- * The prompt tokens reserved: one per two bytes of the body, plus an
- * allowance for each image or audio part.
- */
+/* Content parts that are not text: images, audio, files. */
 static int64_t
-prompt_estimate(const struct request *r, struct json_object *req)
+media_parts(struct json_object *req)
 {
 	struct json_object	*msgs, *c, *part, *type;
-	int64_t			 est = (int64_t)r->body.len / 2 + 1;
+	int64_t			 n = 0;
 	size_t			 i, j;
 
 	if (!json_object_object_get_ex(req, "messages", &msgs))
-		return est;
+		return 0;
 	for (i = 0; i < json_object_array_length(msgs); i++) {
 		if (!json_object_object_get_ex(json_object_array_get_idx(msgs,
 		    i), "content", &c) || !json_object_is_type(c,
@@ -415,28 +425,28 @@ prompt_estimate(const struct request *r, struct json_object *req)
 			part = json_object_array_get_idx(c, j);
 			if (json_object_object_get_ex(part, "type", &type) &&
 			    strcmp(json_object_get_string(type), "text") != 0)
-				est += IMAGE_TOKENS;
+				n++;
 		}
 	}
-	return est;
+	return n;
 }
 
+/*
+ * The prompt tokens reserved: a token is at least one byte of the text
+ * the upstream reads, and the body carries all of it (messages, names,
+ * tool calls, tool definitions), so its length in bytes bounds them;
+ * images and tools add what their bytes do not show.
+ */
 static int64_t
-count_prompt_chars(struct json_object *req)
+prompt_bound(const struct request *r, struct json_object *req,
+    int64_t media)
 {
-	struct json_object	*msgs, *m, *c;
-	int64_t			 n = 0;
-	size_t			 i;
+	struct json_object	*tools;
 
-	if (!json_object_object_get_ex(req, "messages", &msgs))
-		return 0;
-	for (i = 0; i < json_object_array_length(msgs); i++) {
-		m = json_object_array_get_idx(msgs, i);
-		/* "content": null (assistant tool calls) counts nothing. */
-		if (json_object_object_get_ex(m, "content", &c) && c != NULL)
-			n += (int64_t)strlen(json_object_get_string(c));
-	}
-	return n;
+	return (int64_t)r->body.len + media * IMAGE_TOKENS +
+	    (json_object_object_get_ex(req, "tools", &tools) &&
+	    json_object_is_type(tools, json_type_array) &&
+	    json_object_array_length(tools) > 0 ? TOOLS_TOKENS : 0);
 }
 
 /* Settle the request: real usage when the upstream gave it, else estimated. */
@@ -454,15 +464,18 @@ record(struct chat *ch, const char *model)
 		snprintf(u.provider, sizeof(u.provider), "%s",
 		    ch->cand->provider->name);
 	if (!t.known && served) {
-		/* About four characters a token. */
-		t.prompt = (ch->prompt_chars + 3) / 4;
-		t.completion = (ch->st.chars + 3) / 4;
+		/*
+		 * About four bytes a token, of the whole request and of all
+		 * the text generated (tool calls too); bytes, never strlen.
+		 */
+		t.prompt = ch->prompt_est;
+		t.completion = (ch->out_bytes + 3) / 4;
 		u.estimated = 1;
 	}
 	u.prompt = t.prompt;
 	u.completion = t.completion;
 	u.cached = t.cached;
-	u.cost = served ? usage_cost(ch->cand, &t) : 0;
+	u.cost = served ? account_cost(ch->cand, &t, &u.flags) : 0;
 	u.status = (uint16_t)ch->r->status;
 	u.attempts = (uint16_t)ch->attempts;
 	u.stream = ch->in.stream != 0;
@@ -475,7 +488,7 @@ answer_error(struct chat *ch)
 {
 	struct provider_error	*e = &ch->err;
 
-	served_headers(ch);
+	account_served(ch->r, ch->cand, ch->attempts);
 	if (ch->err_retry_after >= 0 &&
 	    (ch->err_status == 429 || ch->err_status == 503))
 		http_header(ch->r, "Retry-After", "%ld", ch->err_retry_after);
@@ -541,9 +554,11 @@ int
 route_chat(struct request *r, const char *arg)
 {
 	struct chat		 ch;
+	struct admit_ask	 ask;
 	struct json_object	*req, *v, *so;
 	struct verr		 e;
 	const char		*model;
+	int64_t			 media;
 	int			 rc;
 
 	memset(&e, 0, sizeof(e));
@@ -560,6 +575,7 @@ route_chat(struct request *r, const char *arg)
 	}
 
 	memset(&ch, 0, sizeof(ch));
+	memset(&ask, 0, sizeof(ask));
 	ch.r = r;
 	ch.cfg = r->cfg;
 	ch.err_retry_after = -1;
@@ -570,14 +586,18 @@ route_chat(struct request *r, const char *arg)
 	    json_object_object_get_ex(req, "stream_options", &so) &&
 	    json_object_object_get_ex(so, "include_usage", &v) &&
 	    json_object_get_boolean(v);
-	ch.prompt_chars = count_prompt_chars(req);
+	ch.in.client_max = provider_client_max(req);
+	media = media_parts(req);
+	ch.prompt_est = ((int64_t)r->body.len + 3) / 4 + media * IMAGE_TOKENS;
+	ask.prompt = prompt_bound(r, req, media);
+	ask.client_max = ch.in.client_max;
+	ask.choices = choices_asked(req);
 	json_object_object_get_ex(req, "model", &v);
 	model = json_object_get_string(v);
 
 	if ((rc = account_plan(r, model, &ch.plan)) != 0)
 		goto out;
-	if ((rc = account_admit(r, &ch.plan, prompt_estimate(r, req),
-	    max_tokens(req), 0, &ch.acct)) != 0) {
+	if ((rc = account_admit(r, &ch.plan, &ask, &ch.acct)) != 0) {
 		record(&ch, model);	/* refused: recorded at no cost */
 		goto out;
 	}

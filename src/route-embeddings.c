@@ -602,16 +602,6 @@ enum next {
 	NEXT_FINAL,		/* answer the client with this error */
 };
 
-static void
-served_headers(struct jcall *jc)
-{
-	if (jc->cand != NULL) {
-		http_header(jc->r, "X-Llmgate-Model", "%s", jc->cand->name);
-		http_header(jc->r, "X-Llmgate-Provider", "%s",
-		    jc->cand->provider->name);
-	}
-	http_header(jc->r, "X-Llmgate-Attempts", "%d", jc->attempts);
-}
 
 /* One attempt against jc->cand; resp says how the transfer went. */
 static enum next
@@ -671,7 +661,7 @@ try_once(struct jcall *jc, struct upstream_resp *resp)
 		next = NEXT_RETRY;
 		goto out;
 	}
-	served_headers(jc);
+	account_served(jc->r, jc->cand, jc->attempts);
 	snprintf(r->served, sizeof(r->served), "%s", jc->cand->name);
 	if (out != NULL)
 		http_send_json(r, 200, out);
@@ -689,7 +679,7 @@ answer_error(struct jcall *jc)
 {
 	struct provider_error	*e = &jc->fail.err;
 
-	served_headers(jc);
+	account_served(jc->r, jc->cand, jc->attempts);
 	if (jc->fail.retry_after >= 0 &&
 	    (jc->fail.status == 429 || jc->fail.status == 503))
 		http_header(jc->r, "Retry-After", "%ld", jc->fail.retry_after);
@@ -710,6 +700,7 @@ jcall_run(struct jcall *jc, const char *model)
 	struct request		*r = jc->r;
 	const struct retry_cfg	*rc = &r->cfg->retry;
 	struct upstream_resp	 resp;
+	struct admit_ask	 ask = { 0, 0, 0, 0 };
 	enum next		 next;
 	long			 retry_after;
 	size_t			 i;
@@ -722,8 +713,9 @@ jcall_run(struct jcall *jc, const char *model)
 		    "digits and . _ - : / @ +");
 	if ((a = account_plan(r, model, &jc->plan)) != 0)
 		return a;
-	if ((a = account_admit(r, &jc->plan, jc->prompt_est, 0, jc->images,
-	    &jc->acct)) != 0) {
+	ask.prompt = jc->prompt_est;
+	ask.images = jc->images;
+	if ((a = account_admit(r, &jc->plan, &ask, &jc->acct)) != 0) {
 		jc->refused = 1;
 		return a;
 	}
@@ -778,6 +770,8 @@ jcall_record(struct jcall *jc, const char *model, const struct usage *tokens,
 		u.estimated = !tokens->known;
 	}
 	u.cost = served ? cost : 0;
+	if (served)
+		u.flags = jc->flags;
 	u.status = (uint16_t)r->status;
 	u.attempts = (uint16_t)jc->attempts;
 	account_settle(r, &jc->acct, &u);
@@ -841,10 +835,11 @@ route_embeddings(struct request *r, const char *arg)
 	jc.r = r;
 	jc.ops = &emb_ops;
 	jc.ctx = &em;
-	jc.prompt_est = (int64_t)r->body.len / 2 + 1;
+	/* A token is at least a byte of the body: the bound is reserved. */
+	jc.prompt_est = (int64_t)r->body.len;
 	rc = jcall_run(&jc, model);
 	jcall_record(&jc, model, &em.usage, r->served[0] ?
-	    usage_cost(jc.cand, &em.usage) : 0);
+	    account_cost(jc.cand, &em.usage, &jc.flags) : 0);
 out:
 	json_object_put(em.req);
 	return rc;

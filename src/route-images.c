@@ -109,15 +109,17 @@ route_images(struct request *r, const char *arg)
 	jc.r = r;
 	jc.ops = &images_ops;
 	jc.ctx = &im;
-	jc.prompt_est = (int64_t)r->body.len / 2 + 1;
+	jc.prompt_est = (int64_t)r->body.len;	/* a bound: a token is a byte */
 	/* The images asked for (n, default 1) are reserved. */
 	jc.images = json_object_object_get_ex(im.req, "n", &v) &&
 	    json_object_is_type(v, json_type_int) ?
 	    json_object_get_int64(v) : 1;
 	rc = jcall_run(&jc, model);
-	/* A model matched by pattern has no [model] section: no price. */
+	/* A model nothing prices costs 0 (unpriced = free, master key). */
 	if (r->served[0] != '\0' && jc.cand->model != NULL)
 		cost = (money_t)im.n * jc.cand->model->image_price;
+	else if (r->served[0] != '\0')
+		jc.flags |= USAGE_UNPRICED;
 	jcall_record(&jc, model, NULL, cost);
 out:
 	json_object_put(im.req);

@@ -1,6 +1,7 @@
 /* route-models.c: GET /v1/models, GET /v1/models/{id} and GET /v1/providers. */
 #include <string.h>
 
+#include "account.h"
 #include "billing.h"
 #include "config.h"
 #include "keys.h"
@@ -20,12 +21,38 @@ model_object(const struct config *cfg, const char *id, const char *owner)
 	return o;
 }
 
-/* Whether the caller's key may use the model (a key's models list). */
+/* Whether the caller's key may use the model (list and price rules). */
 static int
-allowed(const struct request *r, const char *model)
+allowed(const struct request *r, const struct candidate *c)
 {
-	return r->who == NULL || r->who->master ||
-	    keys_model_allowed(&r->who->key, model);
+	return c->provider->available &&
+	    account_policy(r, c) == PLAN_SKIP_NONE;
+}
+
+/*
+ * What llmgate knows of a model beyond OpenAI's fields: the [model] (own
+ * section or template) that prices it, the model it is like, its prices.
+ */
+static struct json_object *
+gateway_object(const struct candidate *c)
+{
+	struct json_object	*o = json_object_new_object();
+	char			 usd[32];
+
+	json_object_object_add(o, "provider",
+	    json_object_new_string(c->provider->name));
+	json_object_object_add(o, "priced_by", c->model != NULL ?
+	    json_object_new_string(c->model->name) : NULL);
+	json_object_object_add(o, "identity",
+	    json_object_new_string(c->identity));
+	money_format_usd(c->input_price, usd, sizeof(usd));
+	json_object_object_add(o, "input_price_usd", json_object_new_string(usd));
+	money_format_usd(c->output_price, usd, sizeof(usd));
+	json_object_object_add(o, "output_price_usd",
+	    json_object_new_string(usd));
+	json_object_object_add(o, "max_tokens",
+	    json_object_new_int64(c->max_tokens));
+	return o;
 }
 
 /*
@@ -36,16 +63,22 @@ int
 route_models(struct request *r, const char *arg)
 {
 	const struct config	*cfg = r->cfg;
-	struct json_object	*list, *data;
+	struct json_object	*list, *data, *o;
+	struct candidate	 c;
 	size_t			 i;
 	int			 rc;
 
 	data = json_object_new_array();
-	for (i = 0; i < cfg->nmodels; i++)
-		if (cfg->models[i].provider->available &&
-		    allowed(r, cfg->models[i].name))
-			json_object_array_add(data, model_object(cfg,
-			    cfg->models[i].name, cfg->models[i].provider->name));
+	for (i = 0; i < cfg->nmodels; i++) {
+		/* Templates are not names a client can send as they are. */
+		if (cfg->models[i].is_template ||
+		    plan_lookup(cfg, cfg->models[i].name, &c) == -1 ||
+		    !allowed(r, &c))
+			continue;
+		o = model_object(cfg, c.name, c.provider->name);
+		json_object_object_add(o, "llmgate", gateway_object(&c));
+		json_object_array_add(data, o);
+	}
 	list = json_object_new_object();
 	json_object_object_add(list, "object", json_object_new_string("list"));
 	json_object_object_add(list, "data", data);
@@ -54,11 +87,14 @@ route_models(struct request *r, const char *arg)
 	return rc;
 }
 
-/* One model by id; ids may contain '/' (openrouter/vendor/model). */
+/*
+ * One model by id, any name the caller may use (a dated snapshot priced
+ * by a template too); ids may contain '/' (openrouter/vendor/model).
+ */
 int
 route_model(struct request *r, const char *arg)
 {
-	const struct model_cfg	*m;
+	struct candidate	 c;
 	struct json_object	*o;
 	char			 id[MODEL_NAME_MAX];
 
@@ -66,12 +102,12 @@ route_model(struct request *r, const char *arg)
 		return http_error(r, 404, "invalid_request_error",
 		    "model_not_found", "model", "The model does not exist");
 
-	if ((m = config_model(r->cfg, id)) == NULL ||
-	    !m->provider->available || !allowed(r, m->name))
+	if (plan_lookup(r->cfg, id, &c) == -1 || !allowed(r, &c))
 		return http_error(r, 404, "invalid_request_error",
 		    "model_not_found", "model", "The model '%s' does not exist "
 		    "or is not available on this gateway", id);
-	o = model_object(r->cfg, m->name, m->provider->name);
+	o = model_object(r->cfg, c.name, c.provider->name);
+	json_object_object_add(o, "llmgate", gateway_object(&c));
 	http_send_json(r, 200, o);
 	json_object_put(o);
 	return 200;

@@ -25,7 +25,7 @@
 
 #define TXN_TRIES	200	/* deadlock retries before giving up */
 #define KEY_MAX		512
-#define SCHEMA		"1"
+#define SCHEMA		"2"
 
 static const char *const db_files[SDB__MAX] = {
 	"keys.db", "keyhash.db", "balance.db", "spend.db", "reserve.db",

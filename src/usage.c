@@ -101,6 +101,10 @@ usage_to_json(const struct usage_row *r)
 	JI(o, "attempts", r->attempts);
 	JB(o, "stream", r->stream);
 	JB(o, "client_aborted", r->client_aborted);
+	JI(o, "reserved_micro_usd", r->reserved);
+	JB(o, "over_reservation", (r->flags & USAGE_OVER_RESERVATION) != 0);
+	JB(o, "cost_reported", (r->flags & USAGE_COST_REPORTED) != 0);
+	JB(o, "unpriced", (r->flags & USAGE_UNPRICED) != 0);
 	snprintf(usd, sizeof(usd), "%" PRIu64, r->reservation);
 	JS(o, "reservation", usd);
 	return o;
@@ -146,6 +150,15 @@ int
 usage_from_json(struct json_object *o, struct usage_row *r)
 {
 	int64_t	 v[16];
+	static const struct {
+		const char	*name;
+		uint32_t	 bit;
+	} flags[] = {
+		{ "over_reservation", USAGE_OVER_RESERVATION },
+		{ "cost_reported", USAGE_COST_REPORTED },
+		{ "unpriced", USAGE_UNPRICED },
+	};
+	size_t	 i;
 
 	memset(r, 0, sizeof(*r));
 	if (get_int(o, "v", &v[0]) == -1 || v[0] != STORE_VERSION ||
@@ -188,6 +201,12 @@ usage_from_json(struct json_object *o, struct usage_row *r)
 	r->stream = v[8] != 0;
 	r->client_aborted = v[9] != 0;
 	r->reservation = (uint64_t)v[10];
+	/* Fields a row written before they existed does not carry. */
+	if (get_int(o, "reserved_micro_usd", &r->reserved) == -1)
+		r->reserved = 0;
+	for (i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
+		if (get_int(o, flags[i].name, &v[11]) == 0 && v[11] != 0)
+			r->flags |= flags[i].bit;
 	return 0;
 }
 

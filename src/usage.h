@@ -13,6 +13,11 @@ struct store;
 struct store_txn;
 struct json_object;
 
+/* usage_row.flags */
+#define USAGE_OVER_RESERVATION	0x01u	/* cost more than was reserved */
+#define USAGE_COST_REPORTED	0x02u	/* the provider priced it */
+#define USAGE_UNPRICED		0x04u	/* no [model] priced it (cost 0) */
+
 /* One request as stored (SDB_USAGE); fixed layout, version first. */
 struct usage_row {
 	uint8_t		 version;
@@ -29,8 +34,10 @@ struct usage_row {
 	int64_t		 completion;
 	int64_t		 cached;
 	money_t		 cost;
+	money_t		 reserved;	/* the worst case admitted; 0: none */
 	int32_t		 latency_ms;
 	int32_t		 ttft_ms;	/* streams: time to first token */
+	uint32_t	 flags;		/* USAGE_* */
 	char		 request_id[32];
 	char		 key_name[64];
 	char		 agent[64];

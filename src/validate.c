@@ -433,6 +433,10 @@ validate_fields(struct json_object *obj, const struct field_rule *rules,
 				return verr_set(e, param, "'%s' must be %g to %g "
 				    "characters long", param, rules[i].min,
 				    rules[i].max);
+			/* A name cut short at a NUL would be another name. */
+			if (strlen(json_object_get_string(v)) != (size_t)num)
+				return verr_set(e, param, "'%s' must not contain "
+				    "a NUL character (\\u0000)", param);
 			break;
 		case J_ARRAY:
 			num = (double)json_object_array_length(v);

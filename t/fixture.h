@@ -44,6 +44,7 @@ fixture_candidate(enum provider_type type, const char *provider,
 	prov.api_key = (char *)key;
 	prov.headers.v = hdr;
 	prov.headers.n = 1;
+	prov.max_tokens_field = (char *)"max_tokens";
 	memset(&model, 0, sizeof(model));
 	model.name = (char *)name;
 	model.max_tokens = max_tokens;
@@ -52,6 +53,8 @@ fixture_candidate(enum provider_type type, const char *provider,
 	snprintf(cand.upstream, sizeof(cand.upstream), "%s", upstream);
 	cand.provider = &prov;
 	cand.model = &model;
+	/* As plan_lookup sets it, with the default default_max_tokens. */
+	cand.max_tokens = max_tokens > 0 ? max_tokens : 4096;
 }
 #endif /* FIXTURE_HEADERS_ONLY */
 

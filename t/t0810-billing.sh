@@ -22,6 +22,7 @@ CONF=$TMPDIR_T/llmgate.ini
 A_IN=12345000 A_OUT=37500000		# mock-a, mock-est: 12.345 and 37.5
 BIG_IN=100000000 BIG_OUT=300000000	# mock-big: 100 and 300
 SMALL_IN=500000 SMALL_OUT=1250000	# mock-small: 0.5 and 1.25
+B_IN=10000 B_OUT=37500000		# mock-b: 0.01 and 37.5
 AGENT_BUDGET=10000			# tier TB: 0.01 USD per agent per day
 KEY_BUDGET=2000				# --daily-budget 0.002
 
@@ -50,6 +51,12 @@ provider = mock
 upstream = mock-small-up
 input_price = 0.5
 output_price = 1.25
+
+[model mock-b]
+provider = mock
+upstream = mock-b-up
+input_price = 0.01
+output_price = 37.5
 EOF
 for k in lighttpd apache nginx cgi; do
 	printf '\n[model rpm-%s]\nprovider = mock\nupstream = mock\ninput_price = 1\noutput_price = 1\nrpm = 3\n' "$k" >>"$CONF"
@@ -74,9 +81,10 @@ cost() {	# PROMPT COMPLETION IN OUT: micro-USD, rounded up once
 }
 
 # worst BODY MAX_TOKENS IN OUT: what the gateway reserves for a request: the
-# prompt estimated at one token per 2 bytes of body (+1), max_tokens out.
+# prompt bounded by one token per byte of body (a token is at least a
+# byte), max_tokens out.
 worst() {
-	cost $(( ${#1} / 2 + 1 )) "$2" "$3" "$4"
+	cost "$(printf %s "$1" | wc -c)" "$2" "$3" "$4"
 }
 
 upstream_usage() {	# "PROMPT COMPLETION" the mock reported last ("" if none)
@@ -95,7 +103,7 @@ wait_minute_start() {	# let at least 6 s of the current minute remain
 }
 
 scenarios() {
-	local k=$SERVER_KIND pp t3 t1 bk kb rk rm tk tok i oks warned blocked w expect spent \
+	local k=$SERVER_KIND pp t3 t1 bk kb rk rm tk tok i oks warned blocked w expect spent first small \
 	    rid p c costs=() rids=() est_rid out ra sec total_cost
 
 	# --- Prepaid: 402 with the balance in the message, then a topup -----------
@@ -243,25 +251,31 @@ scenarios() {
 	    "$k: billed at mock-big's prices"
 
 	# --- Agent daily budget (tier TB, 0.01 USD): warn past 90 %, then 429 ------
-	# A first request reports 240 completion tokens (9099 micro-USD): the
-	# agent is past 90 %. Small ones (138 each) then carry the warning until
-	# the worst case of the next one no longer fits the budget.
+	# On mock-b (prompts nearly free: the reservation's bound on the
+	# prompt costs nothing), a first request reports 240 completion tokens
+	# (9000 micro-USD and a little): the agent is past 90 %. Small ones then
+	# carry the warning until the worst case of the next one no longer
+	# fits the budget.
 	create_key bk --name "bk-$k" --tier TB --agent "agent-$k"
-	chat_as "$bk" mock-a 'big MOCK{completion_tokens=240}' '"max_tokens":240'
-	is "$STATUS" 200 "$k: budget: first request (9099 micro-USD) passes"
+	chat_as "$bk" mock-b 'big MOCK{completion_tokens=240}' '"max_tokens":240'
+	read -r p c <<<"$(upstream_usage)"
+	first=$(cost "${p:-0}" "${c:-0}" $B_IN $B_OUT)
+	is "$STATUS $c" "200 240" "$k: budget: first request ($first micro-USD) passes"
 	is "$(hdr X-Llmgate-Budget-Warning)" "" "$k: budget: no warning below 90 %"
 	api "$bk" GET /usage
 	is "$(jx '[d["object"], d["agent"], d["tier"]]' <<<"$BODY")" "[\"usage_summary\", \"agent-$k\", \"TB\"]" \
 	    "$k: /usage names the key's agent and tier"
 	is "$(jx 'd["budgets"]["agent_daily_micro_usd"]' <<<"$BODY")" $AGENT_BUDGET "$k: /usage: agent budget 10000"
-	is "$(jx 'd["budgets"]["agent_spent_today_micro_usd"]' <<<"$BODY")" 9099 "$k: /usage: agent spent 9099"
-	is "$(jx 'd["today"]["cost_micro_usd"]' <<<"$BODY")" 9099 "$k: /usage: today's cost 9099"
-	w=$(worst "$(chat_json mock-a hello '"max_tokens":5')" 5 $A_IN $A_OUT)
+	is "$(jx 'd["budgets"]["agent_spent_today_micro_usd"]' <<<"$BODY")" "$first" "$k: /usage: agent spent $first"
+	is "$(jx 'd["today"]["cost_micro_usd"]' <<<"$BODY")" "$first" "$k: /usage: today's cost $first"
+	ok "$k: budget: $first is past 90 % of $AGENT_BUDGET" test "$first" -ge $((AGENT_BUDGET * 9 / 10))
+	small=$(cost 2 3 $B_IN $B_OUT)
+	w=$(worst "$(chat_json mock-b hello '"max_tokens":5')" 5 $B_IN $B_OUT)
 	expect=0
-	for ((spent = 9099; spent + w <= AGENT_BUDGET; spent += 138)); do expect=$((expect + 1)); done
+	for ((spent = first; spent + w <= AGENT_BUDGET; spent += small)); do expect=$((expect + 1)); done
 	oks=0 warned=0 blocked=0
 	for ((i = 1; i <= 12; i++)); do
-		chat_as "$bk" mock-a hello '"max_tokens":5'
+		chat_as "$bk" mock-b hello '"max_tokens":5'
 		if [ "$STATUS" = 200 ]; then
 			oks=$((oks + 1))
 			[ -z "$(hdr X-Llmgate-Budget-Warning)" ] || warned=$((warned + 1))
@@ -270,23 +284,24 @@ scenarios() {
 		blocked=1
 		break
 	done
-	is "$oks" "$expect" "$k: budget: $expect small requests (worst case $w) fit"
+	is "$oks" "$expect" "$k: budget: $expect small requests of $small (worst case $w) fit"
 	is "$warned" "$oks" "$k: budget: every one of them carried X-Llmgate-Budget-Warning"
 	is "$blocked $STATUS" "1 429" "$k: budget: then 429"
 	is "$(jx 'd["error"]["type"]' <<<"$BODY")" insufficient_quota "$k: budget 429 type insufficient_quota"
 	is "$(jx 'd["error"]["code"]' <<<"$BODY")" budget_exceeded "$k: budget 429 code budget_exceeded"
 	like "$(jx 'd["error"]["message"]' <<<"$BODY")" "agent-$k" "$k: the message names the agent"
-	chat_as "$bk" mock-a hello '"max_tokens":5'
+	chat_as "$bk" mock-b hello '"max_tokens":5'
 	is "$STATUS" 429 "$k: budget: the next request is refused too"
 	api "$bk" GET /usage
 	spent=$(jx 'd["budgets"]["agent_spent_today_micro_usd"]' <<<"$BODY")
-	is "$spent" $((9099 + 138 * oks)) "$k: budget: spent = the billed requests"
+	is "$spent" $((first + small * oks)) "$k: budget: spent = the billed requests"
 	ok "$k: budget: spent $spent <= budget $AGENT_BUDGET" test "$spent" -le $AGENT_BUDGET
 	ok "$k: the budget warning or refusal is logged with the agent" \
 	    grep -sqiE "budget.*agent-$k|agent-$k.*budget" "$SERVER_LOG" "$SERVER_DIR"/log/error.log
 
 	# --- Key daily budget (0.002 USD) ------------------------------------------
 	create_key kb --name "kb-$k" --daily-budget 0.002
+	w=$(worst "$(chat_json mock-a hello '"max_tokens":5')" 5 $A_IN $A_OUT)
 	expect=0
 	for ((spent = 0; spent + w <= KEY_BUDGET; spent += 138)); do expect=$((expect + 1)); done
 	oks=0
@@ -342,12 +357,12 @@ scenarios() {
 	chat_as "$rm" mock-a hello '"max_tokens":5'
 	is "$STATUS" 200 "$k: model rpm: the same key still uses another model"
 
-	# Tokens per minute per key: admission counts the estimate (body
-	# bytes / 2 + 1, plus max_tokens); settling trues it up to the tokens
-	# used (a = 15 here). With a limit of tok + 2.5 a, three requests pass
-	# and the fourth (3 a + tok) is refused.
+	# Tokens per minute per key: admission counts the bound (body bytes,
+	# plus max_tokens); settling trues it up to the tokens used (a = 15
+	# here). With a limit of tok + 2.5 a, three requests pass and the
+	# fourth (3 a + tok) is refused.
 	tt='MOCK{prompt_tokens=10,completion_tokens=5}'
-	tok=$(( $(chat_json mock-a "$tt" '"max_tokens":5' | wc -c) / 2 + 1 + 5 ))
+	tok=$(( $(chat_json mock-a "$tt" '"max_tokens":5' | wc -c) + 5 ))
 	lim=$(( tok + 37 ))
 	create_key tk --name "tk-$k" --tpm $lim
 	wait_minute_start
@@ -379,7 +394,8 @@ scenarios() {
 	    -H 'Content-Type: application/json' --data-binary "$(chat_json mock-big hello)" \
 	    "$GW_URL/v1/chat/completions"
 	is "$(jx 'd["error"]["code"]' <"$TMPDIR_T/xa")" unknown_agent "$k: x-agent: an unconfigured agent -> 400 unknown_agent"
-	curl -sS -o "$TMPDIR_T/xa" -D "$HDRS" -H "Authorization: Bearer $pp" -H 'X-Agent: helper' \
+	# rm has no tier of its own: its agent's (T1) would follow X-Agent.
+	curl -sS -o "$TMPDIR_T/xa" -D "$HDRS" -H "Authorization: Bearer $rm" -H 'X-Agent: helper' \
 	    -H 'Content-Type: application/json' --data-binary "$(chat_json mock-big hello '"max_tokens":5')" \
 	    "$GW_URL/v1/chat/completions"
 	is "$(hdr X-Llmgate-Model)" mock-big "$k: x-agent: ignored for a key not allowed to set it"

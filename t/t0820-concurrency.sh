@@ -22,7 +22,7 @@ export MOCK_API_KEY=sk-mock-upstream-t0820
 export LLMGATE_MASTER_KEY=sk-master-t0820-key
 CONF=$TMPDIR_T/llmgate.ini
 IN=12345000 OUT=37500000		# mock-a: 12.345 and 37.5 USD per 1M tokens
-BUDGET=12000				# tier TC: 0.012 USD per agent per day
+BUDGET=24000				# tier TC: 0.024 USD per agent per day
 N=130
 
 write_mock_gateway "$CONF" "default_tier = T1" "reservation_ttl = 60"
@@ -38,7 +38,7 @@ rpm = 100000
 rpm = 0
 
 [tier TC]
-daily_budget = 0.012
+daily_budget = 0.024
 EOF
 
 cost() { echo $(( ($1 * IN + $2 * OUT + 999999) / 1000000 )); }

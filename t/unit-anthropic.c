@@ -35,6 +35,7 @@ test_request(void)
 	memset(&in, 0, sizeof(in));
 	memset(&e, 0, sizeof(e));
 	in.req = json_tokener_parse(src);
+	in.client_max = provider_client_max(in.req);
 	provider_call_init(&call, 1 << 20);
 	is_int(provider_anthropic.chat_request(&cand, &in, &call, &e), 0,
 	    "chat_request succeeds");
@@ -60,6 +61,7 @@ test_request(void)
 	in.req = json_tokener_parse("{\"model\":\"m\",\"max_tokens\":77,"
 	    "\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":"
 	    "\"hi\"}]}");
+	in.client_max = provider_client_max(in.req);
 	in.stream = 1;
 	provider_call_init(&call, 1 << 20);
 	is_int(provider_anthropic.chat_request(&cand, &in, &call, &e), 0,
@@ -78,6 +80,7 @@ test_request(void)
 	    "\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"c\","
 	    "\"type\":\"function\",\"function\":{\"name\":\"f\","
 	    "\"arguments\":\"{oops\"}}]}]}");
+	in.client_max = provider_client_max(in.req);
 	in.stream = 0;
 	provider_call_init(&call, 1 << 20);
 	is_int(provider_anthropic.chat_request(&cand, &in, &call, &e), -1,

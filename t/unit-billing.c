@@ -55,7 +55,7 @@ static void
 test_pricing(void)
 {
 	struct candidate	 c;
-	struct usage		 u = { 0, 0, 0, 1 };
+	struct usage		 u = { .known = 1 };
 
 	memset(&c, 0, sizeof(c));
 	c.input_price = 2500000;	/* $2.50 per 1M */

@@ -29,6 +29,7 @@ build(const char *req, int stream, struct provider_call *call,
 	memset(&in, 0, sizeof(in));
 	memset(e, 0, sizeof(*e));
 	in.req = json_tokener_parse(req);
+	in.client_max = provider_client_max(in.req);
 	in.stream = stream;
 	provider_call_init(call, 1 << 20);
 	*rc = provider_gemini.chat_request(&cand, &in, call, e);
@@ -123,15 +124,15 @@ test_request_small(void)
 	json_object_put(got);
 	provider_call_free(&call);
 
-	/* max_completion_tokens wins; tool_choice and response formats. */
+	/* The smaller limit is sent; tool_choice and response formats. */
 	got = build("{\"model\":\"m\",\"max_tokens\":5,\"max_completion_tokens\""
 	    ":9,\"top_k\":3,\"temperature\":null,\"response_format\":{\"type\":"
 	    "\"json_object\"},\"tool_choice\":\"required\",\"tools\":[{\"type\":"
 	    "\"function\",\"function\":{\"name\":\"f\"}}],\"messages\":[{\"role\":"
 	    "\"user\",\"content\":\"hi\"}]}", 0, &call, &e, &rc);
-	is_str(at(got, "generationConfig"), "{\"topK\":3,\"maxOutputTokens\":9,"
+	is_str(at(got, "generationConfig"), "{\"topK\":3,\"maxOutputTokens\":5,"
 	    "\"responseMimeType\":\"application\\/json\"}",
-	    "max_completion_tokens, topK, json_object; null temperature unset");
+	    "the smaller limit, topK, json_object; null temperature unset");
 	is_str(at(got, "toolConfig"), "{\"functionCallingConfig\":{\"mode\":"
 	    "\"ANY\"}}", "required -> ANY");
 	is_str(at(got, "tools"), "[{\"functionDeclarations\":[{\"name\":\"f\"}]}]",

@@ -231,6 +231,7 @@ build(const struct candidate *c, const char *body, int stream,
 	memset(&in, 0, sizeof(in));
 	memset(e, 0, sizeof(*e));
 	in.req = json_tokener_parse(body);
+	in.client_max = provider_client_max(in.req);
 	in.stream = stream;
 	provider_call_init(call, 1 << 20);
 	rc = provider_gigachat.chat_request(c, &in, call, e);
@@ -506,6 +507,7 @@ test_mapping(void)
 
 	/* temperature 0 becomes top_p 0; model and client max_tokens. */
 	model.max_tokens = 500;
+	cand.max_tokens = 500;
 	build(&cand, "{\"model\":\"giga\",\"temperature\":0,\"top_p\":0.5,"
 	    "\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", 0, &call,
 	    &got, &e);
@@ -519,8 +521,8 @@ test_mapping(void)
 	build(&cand, "{\"model\":\"giga\",\"max_completion_tokens\":9,"
 	    "\"max_tokens\":8,\"messages\":[{\"role\":\"system\",\"content\":"
 	    "\"s\"},{\"role\":\"user\",\"content\":null}]}", 0, &call, &got, &e);
-	is_int(provider_json_int(got, "max_tokens"), 9,
-	    "max_completion_tokens wins");
+	is_int(provider_json_int(got, "max_tokens"), 8,
+	    "the smaller of max_completion_tokens and max_tokens is sent");
 	m = json_object_object_get(got, "messages");
 	is_int(json_object_array_length(m), 2, "system + user");
 	is_str(provider_json_str(json_object_array_get_idx(m, 1), "content"),
@@ -528,6 +530,7 @@ test_mapping(void)
 	json_object_put(got);
 	provider_call_free(&call);
 	model.max_tokens = 0;
+	cand.max_tokens = 4096;
 
 	/* What cannot be said to GigaChat. */
 	provider_gigachat.auth_failed(&prov);

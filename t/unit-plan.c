@@ -298,6 +298,26 @@ names(const struct plan *pl)
 	return buf;
 }
 
+/* "served<-asked" for each candidate a tier downgraded, space separated. */
+static const char *
+downs(const struct plan *pl)
+{
+	static char	 buf[PLAN_MAX * 2 * MODEL_NAME_MAX];
+	size_t		 i;
+
+	buf[0] = '\0';
+	for (i = 0; i < pl->n; i++) {
+		if (pl->c[i].downgraded_from[0] == '\0')
+			continue;
+		if (buf[0] != '\0')
+			strcat(buf, " ");
+		strcat(buf, pl->c[i].name);
+		strcat(buf, "<-");
+		strcat(buf, pl->c[i].downgraded_from);
+	}
+	return buf;
+}
+
 static void
 test_routed(void)
 {
@@ -325,58 +345,60 @@ test_routed(void)
 	if (td == NULL || tf == NULL || code == NULL || cheap == NULL)
 		goto done;
 
-	is_int(plan_resolve_routed(c, "gpt-4o", NULL, NULL, &pl), PLAN_OK,
+	is_int(plan_resolve_routed(c, "gpt-4o", NULL, NULL, NULL, NULL, &pl), PLAN_OK,
 	    "no tier, no task");
 	is_str(names(&pl), "gpt-4o claude-3 gpt-4o-mini", "as plan_resolve");
-	is_str(pl.downgraded_from, "", "nothing downgraded");
+	is_str(downs(&pl), "", "nothing downgraded");
 	is_str(pl.routed_model, "gpt-4o", "routed_model is the request");
 	is_int(plan_resolve(c, "gpt-4o", &pl), PLAN_OK, "plan_resolve");
 	is_str(pl.routed_model, "gpt-4o", "plan_resolve sets routed_model");
 
-	is_int(plan_resolve_routed(c, "gpt-4o", td, NULL, &pl), PLAN_OK,
+	is_int(plan_resolve_routed(c, "gpt-4o", td, NULL, NULL, NULL, &pl), PLAN_OK,
 	    "gpt-4o in tier TD");
 	is_str(names(&pl), "gpt-4o-mini m1",
 	    "first and fallbacks downgraded, duplicates dropped");
-	is_str(pl.downgraded_from, "gpt-4o", "downgraded_from");
+	is_str(downs(&pl), "gpt-4o-mini<-gpt-4o m1<-claude-3",
+	    "each candidate says what it was downgraded from");
 	is_str(pl.routed_model, "gpt-4o-mini", "routed_model");
 	ok(pl.c[0].model == config_model(c, "gpt-4o-mini"),
 	    "the downgraded candidate carries its own [model]");
 	is_int(pl.c[0].input_price, 150000, "and its own price");
 
-	is_int(plan_resolve_routed(c, "claude-opus-4", td, NULL, &pl), PLAN_OK,
+	is_int(plan_resolve_routed(c, "claude-opus-4", td, NULL, NULL, NULL, &pl), PLAN_OK,
 	    "a pattern-served name in TD");
 	is_str(names(&pl), "m1", "a glob FROM downgrades it");
-	is_str(pl.downgraded_from, "claude-opus-4", "downgraded_from");
+	is_str(downs(&pl), "m1<-claude-opus-4", "downgraded_from");
 
-	is_int(plan_resolve_routed(c, "down-1", tf, NULL, &pl), PLAN_OK,
+	is_int(plan_resolve_routed(c, "down-1", tf, NULL, NULL, NULL, &pl), PLAN_OK,
 	    "down-1 in tier TF");
 	is_str(names(&pl), "m2", "only the fallback is downgraded");
-	is_str(pl.downgraded_from, "gpt-4o-mini",
-	    "downgraded_from names the fallback");
+	is_str(downs(&pl), "m2<-gpt-4o-mini",
+	    "downgraded_from names the fallback, on the fallback");
 	is_str(pl.routed_model, "down-1",
 	    "routed_model is the first name, available or not");
 
-	is_int(plan_resolve_routed(c, "gpt-4o-mini", td, NULL, &pl), PLAN_OK,
+	is_int(plan_resolve_routed(c, "gpt-4o-mini", td, NULL, NULL, NULL, &pl), PLAN_OK,
 	    "a name no pair matches");
 	is_str(names(&pl), "gpt-4o-mini", "kept");
-	is_str(pl.downgraded_from, "", "nothing downgraded");
+	is_str(downs(&pl), "", "nothing downgraded");
 
-	is_int(plan_resolve_routed(c, "anything", NULL, code, &pl), PLAN_OK,
+	is_int(plan_resolve_routed(c, "anything", NULL, code, NULL, NULL, &pl), PLAN_OK,
 	    "task code");
 	is_str(names(&pl), "gpt-4o m3 claude-3 gpt-4o-mini",
 	    "task model, task fallbacks, then the model's own chain");
 	is_str(pl.routed_model, "gpt-4o", "routed_model is the task's model");
-	is_int(plan_resolve_routed(c, NULL, td, code, &pl), PLAN_OK,
+	is_int(plan_resolve_routed(c, NULL, td, code, NULL, NULL, &pl), PLAN_OK,
 	    "task code in tier TD, no model asked");
 	is_str(names(&pl), "gpt-4o-mini m3 m1", "task routed, then downgraded");
-	is_str(pl.downgraded_from, "gpt-4o", "downgraded_from");
+	is_str(downs(&pl), "gpt-4o-mini<-gpt-4o m1<-claude-3",
+	    "downgraded_from");
 	is_str(pl.routed_model, "gpt-4o-mini", "routed_model");
 
-	is_int(plan_resolve_routed(c, "gpt-4o", td, cheap, &pl), PLAN_OK,
+	is_int(plan_resolve_routed(c, "gpt-4o", td, cheap, NULL, NULL, &pl), PLAN_OK,
 	    "task cheap");
 	is_str(names(&pl), "gpt-5-nano m1 m2",
 	    "a pattern model without a chain; duplicate fallbacks dropped");
-	is_str(pl.downgraded_from, "", "TD leaves gpt-5-nano and m1 alone");
+	is_str(downs(&pl), "", "TD leaves gpt-5-nano and m1 alone");
 	ok(pl.c[0].model == NULL, "the task's model served by a pattern");
 done:
 	config_free(c);
@@ -388,9 +410,147 @@ done:
 	if (c == NULL)
 		return;
 	is_int(plan_resolve_routed(c, "x-1", c->gw.default_tier_cfg, NULL,
-	    &pl), PLAN_UNKNOWN_MODEL,
+	    NULL, NULL, &pl), PLAN_UNKNOWN_MODEL,
 	    "an unknown request stays unknown though a tier would downgrade it");
 	is_int(pl.n, 0, "no candidates");
+	config_free(c);
+}
+
+/* Price templates: [model PATTERN] sections, like, most specific wins. */
+static const char templates[] =
+	"[gateway]\n"
+	"data_dir = /tmp\n"
+	"default_tier = T3\n"
+	"default_max_tokens = 1000\n"
+	"[provider openai]\n"
+	"base_url = https://api.openai.com/v1\n"
+	"api_key = none\n"
+	"match = gpt-* o1*\n"
+	"max_tokens_field = max_completion_tokens\n"
+	"[provider anthropic]\n"
+	"type = anthropic\n"
+	"base_url = https://api.anthropic.com/v1\n"
+	"api_key = none\n"
+	"match = claude-*\n"
+	"[model gpt-4o]\n"
+	"provider = openai\n"
+	"input_price = 2.50\n"
+	"output_price = 10\n"
+	"max_tokens = 16384\n"
+	"rpm = 7\n"
+	"fallback = gpt-4o-mini\n"
+	"[model gpt-4o-mini]\n"
+	"provider = openai\n"
+	"input_price = 0.15\n"
+	"output_price = 0.60\n"
+	"[model gpt-4o-20*]\n"
+	"like = gpt-4o\n"
+	"[model gpt-4o-mini-20*]\n"
+	"like = gpt-4o-mini\n"
+	"output_price = 0.70\n"
+	"[model gpt-*]\n"
+	"input_price = 50\n"
+	"output_price = 100\n"
+	"[model claude-opus-4-6]\n"
+	"provider = anthropic\n"
+	"input_price = 15\n"
+	"output_price = 75\n"
+	"[model claude-opus-4-6-*]\n"
+	"like = claude-opus-4-6\n"
+	"[model claude-haiku-4-5]\n"
+	"provider = anthropic\n"
+	"input_price = 0.80\n"
+	"output_price = 4\n"
+	"[tier T3]\n"
+	"downgrade = claude-opus-4-6 -> claude-haiku-4-5\n";
+
+/* A policy that refuses one name (ctx) and every unpriced candidate. */
+static enum plan_skip
+refuse_one(void *ctx, const struct candidate *c)
+{
+	if (strcmp(c->name, (const char *)ctx) == 0)
+		return PLAN_SKIP_NOT_ALLOWED;
+	return c->model == NULL ? PLAN_SKIP_NOT_PRICED : PLAN_SKIP_NONE;
+}
+
+static void
+test_templates(void)
+{
+	struct config		*c = load(templates);
+	const struct model_cfg	*m;
+	struct candidate	 k;
+	struct plan		 pl;
+
+	ok(c != NULL, "a config with templates loads");
+	if (c == NULL)
+		return;
+	ok(config_model(c, "gpt-4o-20*") == NULL,
+	    "config_model never returns a template");
+	m = config_model_match(c, "gpt-4o-2024-08-06");
+	is_str(m != NULL ? m->name : "", "gpt-4o-20*",
+	    "a dated snapshot is priced by its template");
+	is_str(m != NULL ? config_model_identity(m) : "", "gpt-4o",
+	    "and is gpt-4o for allow-lists and limits");
+	m = config_model_match(c, "gpt-4o-mini-2024-07-18");
+	is_str(m != NULL ? m->name : "", "gpt-4o-mini-20*",
+	    "the most specific template wins over gpt-4o-20* and gpt-*");
+	m = config_model_match(c, "gpt-5-nano");
+	is_str(m != NULL ? m->name : "", "gpt-*", "a catch-all template");
+	ok(config_model_match(c, "o1-preview") == NULL,
+	    "a name no template matches has no price");
+	ok(config_model_match(c, "gpt-4o") == config_model(c, "gpt-4o"),
+	    "a model's own section beats every template");
+
+	is_int(plan_lookup(c, "gpt-4o-2024-08-06", &k), 0, "snapshot resolves");
+	is_str(k.upstream, "gpt-4o-2024-08-06", "a template sends the name "
+	    "as asked");
+	is_str(k.provider->name, "openai", "the provider of its like");
+	is_int(k.input_price, 2500000, "inherits the input price");
+	is_int(k.output_price, 10000000, "inherits the output price");
+	is_int(k.max_tokens, 16384, "inherits the cap");
+	ok(k.model != NULL && k.model->rpm == 7, "inherits the rpm");
+	is_str(k.identity, "gpt-4o", "identity");
+	is_int(plan_lookup(c, "gpt-4o-mini-2024-07-18", &k), 0,
+	    "mini snapshot resolves");
+	is_int(k.input_price, 150000, "inherits what it does not set");
+	is_int(k.output_price, 700000, "keeps what it sets");
+	is_int(k.cached_input_price, 150000, "cached defaults to its input");
+	is_int(k.max_tokens, 1000, "no cap anywhere: default_max_tokens");
+	is_int(plan_lookup(c, "gpt-5-nano", &k), 0, "catch-all resolves");
+	is_str(k.provider->name, "openai", "routed by the match patterns");
+	is_int(k.output_price, 100000000, "priced by gpt-*");
+	is_str(k.identity, "gpt-*", "its identity is the template");
+	is_int(plan_lookup(c, "o1-preview", &k), 0, "unpriced resolves");
+	ok(k.model == NULL && k.input_price == 0, "with no price");
+	is_str(k.identity, "o1-preview", "its identity is its name");
+
+	is_int(plan_max_tokens(&k, 0), 1000, "no client limit: the cap");
+	is_int(plan_max_tokens(&k, 10), 10, "a smaller client limit");
+	is_int(plan_max_tokens(&k, 100000000), 1000, "a huge one: the cap");
+
+	is_int(plan_resolve_routed(c, "claude-opus-4-6-20260101",
+	    c->gw.default_tier_cfg, NULL, NULL, NULL, &pl), PLAN_OK,
+	    "an Opus snapshot in T3");
+	is_str(names(&pl), "claude-haiku-4-5",
+	    "is downgraded like Opus itself");
+	is_str(downs(&pl), "claude-haiku-4-5<-claude-opus-4-6-20260101",
+	    "and says so");
+
+	is_int(plan_resolve_routed(c, "gpt-4o", NULL, NULL, refuse_one,
+	    (void *)"gpt-4o", &pl), PLAN_OK, "the policy refuses gpt-4o");
+	is_str(names(&pl), "gpt-4o-mini", "its fallback is left");
+	is_int(plan_resolve_routed(c, "gpt-4o", NULL, NULL, refuse_one,
+	    (void *)"gpt-4o-mini", &pl), PLAN_OK,
+	    "the policy refuses the fallback");
+	is_str(names(&pl), "gpt-4o", "the fallback is left out");
+	is_int(plan_resolve_routed(c, "o1-preview", NULL, NULL, refuse_one,
+	    (void *)"", &pl), PLAN_UNAVAILABLE, "an unpriced name, refused");
+	is_int(pl.skip, PLAN_SKIP_NOT_PRICED, "says why");
+	is_int(plan_resolve_routed(c, "claude-opus-4-6",
+	    c->gw.default_tier_cfg, NULL, refuse_one,
+	    (void *)"claude-haiku-4-5", &pl), PLAN_UNAVAILABLE,
+	    "a downgrade the key may not use is refused, not served");
+	is_int(pl.skip, PLAN_SKIP_NOT_ALLOWED, "as not allowed");
 	config_free(c);
 }
 
@@ -411,5 +571,6 @@ main(void)
 	test_lookup(cfg);
 	config_free(cfg);
 	test_routed();
+	test_templates();
 	return tap_done();
 }

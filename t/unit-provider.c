@@ -46,8 +46,10 @@ route_init(struct route *r, const char *base_url, const char *key,
 	r->p.available = 1;
 	r->p.headers.v = r->hdr;
 	r->p.headers.n = 2;
+	r->p.max_tokens_field = (char *)"max_tokens";
 	r->m.provider = &r->p;
 	r->m.max_tokens = max_tokens;
+	r->c.max_tokens = max_tokens > 0 ? max_tokens : 4096;
 	snprintf(r->c.name, sizeof(r->c.name), "gpt-4o");
 	snprintf(r->c.upstream, sizeof(r->c.upstream), "gpt-4o-2024-08-06");
 	r->c.provider = &r->p;
@@ -173,6 +175,7 @@ build(const struct route *r, const char *req, int stream,
 	memset(&in, 0, sizeof(in));
 	in.req = json_tokener_parse(req);
 	in.stream = stream;
+	in.client_max = provider_client_max(in.req);
 	provider_call_init(call, 1 << 20);
 	if (in.req == NULL) {
 		ok(0, "test request parses: %s", req);
@@ -218,7 +221,8 @@ test_request(void)
 	    "non-stream: unknown fields carried");
 	ok(!has(b, "stream_options"),
 	    "non-stream: no stream_options upstream");
-	ok(!has(b, "max_tokens"), "non-stream: no max_tokens invented");
+	is_int(json_object_get_int64(get(b, "max_tokens")), 4096,
+	    "non-stream: the gateway's limit is always sent");
 	ok(strstr(call.body.data, "a/b") != NULL,
 	    "slashes are not escaped in the body");
 	ok(strstr(call.body.data, "sk-test") == NULL,
@@ -263,55 +267,59 @@ test_request(void)
 	provider_call_free(&call);
 }
 
+/*
+ * The one limit the gateway sends: the smaller of the client's and the
+ * model's cap, in the provider's one field, whatever the client sent.
+ */
 static void
 test_max_tokens(void)
 {
+	static const struct {
+		const char	*fields;	/* the client's limit fields */
+		long		 cap;		/* the model's max_tokens */
+		const char	*field;		/* the provider's field */
+		int64_t		 want;
+	} cases[] = {
+		{ "", 4096, "max_tokens", 4096 },
+		{ ",\"max_tokens\":100", 4096, "max_tokens", 100 },
+		{ ",\"max_tokens\":100000", 4096, "max_tokens", 4096 },
+		{ ",\"max_tokens\":null", 4096, "max_tokens", 4096 },
+		{ ",\"max_completion_tokens\":null,\"max_tokens\":null", 300,
+		  "max_tokens", 300 },
+		{ ",\"max_completion_tokens\":50", 4096, "max_tokens", 50 },
+		{ ",\"max_completion_tokens\":1,\"max_tokens\":100000", 4096,
+		  "max_tokens", 1 },
+		{ ",\"max_completion_tokens\":100000,\"max_tokens\":7", 4096,
+		  "max_tokens", 7 },
+		{ ",\"max_tokens\":9", 0, "max_completion_tokens", 9 },
+		{ "", 0, "max_completion_tokens", 4096 },
+	};
+	static const char msgs[] = "\"messages\":[{\"role\":\"user\","
+	    "\"content\":\"hi\"}]";
+	const char		*other;
 	struct route		 r;
 	struct provider_call	 call;
 	struct json_object	*b;
-	static const char msgs[] = "\"messages\":[{\"role\":\"user\","
-	    "\"content\":\"hi\"}]";
 	char			 req[256];
+	size_t			 i;
 
-	route_init(&r, "https://api.openai.com/v1", "sk-test", 4096);
-	snprintf(req, sizeof(req), "{\"model\":\"gpt-4o\",%s}", msgs);
-	b = build(&r, req, 0, &call);
-	is_int(json_object_get_int64(get(b, "max_tokens")), 4096,
-	    "the model's max_tokens when the client gives none");
-	json_object_put(b);
-	provider_call_free(&call);
-
-	snprintf(req, sizeof(req), "{\"model\":\"gpt-4o\",%s,"
-	    "\"max_tokens\":100}", msgs);
-	b = build(&r, req, 0, &call);
-	is_int(json_object_get_int64(get(b, "max_tokens")), 100,
-	    "the client's max_tokens wins");
-	json_object_put(b);
-	provider_call_free(&call);
-
-	snprintf(req, sizeof(req), "{\"model\":\"gpt-4o\",%s,"
-	    "\"max_completion_tokens\":50}", msgs);
-	b = build(&r, req, 0, &call);
-	ok(!has(b, "max_tokens"), "no max_tokens beside max_completion_tokens");
-	is_int(json_object_get_int64(get(b, "max_completion_tokens")), 50,
-	    "max_completion_tokens carried");
-	json_object_put(b);
-	provider_call_free(&call);
-
-	snprintf(req, sizeof(req), "{\"model\":\"gpt-4o\",%s,"
-	    "\"max_tokens\":null}", msgs);
-	b = build(&r, req, 0, &call);
-	ok(has(b, "max_tokens") && get(b, "max_tokens") == NULL,
-	    "an explicit null max_tokens is the client's choice");
-	json_object_put(b);
-	provider_call_free(&call);
-
-	r.c.model = NULL;
-	snprintf(req, sizeof(req), "{\"model\":\"gpt-4o\",%s}", msgs);
-	b = build(&r, req, 0, &call);
-	ok(!has(b, "max_tokens"), "no [model] (a pattern): no max_tokens");
-	json_object_put(b);
-	provider_call_free(&call);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		route_init(&r, "https://api.openai.com/v1", "sk-test",
+		    cases[i].cap);
+		r.p.max_tokens_field = (char *)cases[i].field;
+		other = strcmp(cases[i].field, "max_tokens") == 0 ?
+		    "max_completion_tokens" : "max_tokens";
+		snprintf(req, sizeof(req), "{\"model\":\"gpt-4o\",%s%s}",
+		    msgs, cases[i].fields);
+		b = build(&r, req, 0, &call);
+		is_int(json_object_get_int64(get(b, cases[i].field)),
+		    cases[i].want, "%s cap %ld: %s %lld", cases[i].fields,
+		    cases[i].cap, cases[i].field, (long long)cases[i].want);
+		ok(!has(b, other), "%s cap %ld: no %s forwarded",
+		    cases[i].fields, cases[i].cap, other);
+		json_object_put(b);
+		provider_call_free(&call);
+	}
 }
 
 static void

@@ -42,6 +42,7 @@ build(const char *req, int stream, struct provider_call *call,
 	memset(&in, 0, sizeof(in));
 	memset(e, 0, sizeof(*e));
 	in.req = json_tokener_parse(req);
+	in.client_max = provider_client_max(in.req);
 	in.stream = stream;
 	provider_call_init(call, 1 << 20);
 	rc = provider_yandex.chat_request(&cand, &in, call, e);
@@ -87,19 +88,21 @@ test_request(void)
 
 	/* Streams say so; the model's max_tokens is sent as a string. */
 	model.max_tokens = 800;
+	cand.max_tokens = 800;
 	is_int(build(hi, 1, &call, &e), 0, "streamed request builds");
 	got = json_tokener_parse(call.body.data);
 	co = json_object_object_get(got, "completionOptions");
 	ok(json_object_get_boolean(json_object_object_get(co, "stream")),
 	    "completionOptions.stream true");
 	is_str(provider_json_str(co, "maxTokens"), "800",
-	    "maxTokens is the model's default, as a string");
+	    "maxTokens is the model's cap, as a string");
 	ok(json_object_object_get(co, "temperature") == NULL,
 	    "no temperature unless asked");
 	ok(json_object_object_get(got, "tools") == NULL, "no empty tools");
 	json_object_put(got);
 	provider_call_free(&call);
 	model.max_tokens = 0;
+	cand.max_tokens = 4096;
 
 	/* IAM tokens go as Bearer. */
 	prov.auth_scheme = "bearer";
@@ -170,7 +173,8 @@ test_request(void)
 	    "\"content\":\"r\"}]}", 0, &call, &e), 0, "function result builds");
 	got = json_tokener_parse(call.body.data);
 	want = json_tokener_parse("{\"modelUri\":\"gpt://b1gfolder/yandexgpt-"
-	    "lite/latest\",\"completionOptions\":{\"stream\":false},\"messages\":"
+	    "lite/latest\",\"completionOptions\":{\"stream\":false,\"maxTokens\":"
+	    "\"4096\"},\"messages\":"
 	    "[{\"role\":\"user\",\"toolResultList\":{\"toolResults\":[{"
 	    "\"functionResult\":{\"name\":\"f\",\"content\":\"r\"}}]}}],\"tools\":"
 	    "[{\"function\":{\"name\":\"f\"}}],\"toolChoice\":{\"functionName\":"
