@@ -1319,6 +1319,7 @@ struct chk_key {
 	uint64_t		 id;
 	char			 name[KEY_NAME_MAX];
 	int			 has_balance;
+	int			 prepaid;
 	int			 busy;		/* written during the check */
 	struct balance_rec	 bal;
 	money_t			 ledger_sum;
@@ -1339,6 +1340,9 @@ struct chk {
 	money_t			 purged_debits;	/* of rows purged */
 	int			 again;		/* second balance pass */
 	struct json_object	*problems;	/* array of strings */
+	/* Books that hold but say money went past a limit: strings too. */
+	struct json_object	*warnings;
+	long			 over_reservation;	/* rows so flagged */
 };
 
 /* One record copied out of a batch. */
@@ -1360,6 +1364,11 @@ struct batch {
 
 static void problem(struct chk *, const char *, ...)
     __attribute__((format(printf, 2, 3)));
+static void warning(struct chk *, const char *, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Up to this many warnings of one kind are listed one by one. */
+#define CHK_WARN_MAX	20
 
 static void
 problem(struct chk *c, const char *fmt, ...)
@@ -1371,6 +1380,18 @@ problem(struct chk *c, const char *fmt, ...)
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
 	json_object_array_add(c->problems, json_object_new_string(buf));
+}
+
+static void
+warning(struct chk *c, const char *fmt, ...)
+{
+	va_list	 ap;
+	char	 buf[512];
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	json_object_array_add(c->warnings, json_object_new_string(buf));
 }
 
 static int
@@ -1513,6 +1534,7 @@ chk_key_cb(void *arg, const void *k, size_t klen, const void *v,
 	ck = &c->keys[c->n++];
 	memset(ck, 0, sizeof(*ck));
 	ck->id = r.id;
+	ck->prepaid = r.prepaid;
 	snprintf(ck->name, sizeof(ck->name), "%.*s", FIX(r.name));
 	return 0;
 }
@@ -1560,6 +1582,7 @@ chk_usage_cb(void *arg, const void *k, size_t klen, const void *v,
 	struct chk		*c = arg;
 	struct chk_key		*ck;
 	struct usage_row	 u;
+	char			 b1[32], b2[32];
 
 	c->usage_rows++;
 	if (vlen != sizeof(u) || ((const uint8_t *)v)[0] != STORE_VERSION) {
@@ -1571,6 +1594,13 @@ chk_usage_cb(void *arg, const void *k, size_t klen, const void *v,
 	memcpy(&u, v, sizeof(u));
 	if (u.time_us < c->oldest_us)
 		c->oldest_us = u.time_us;
+	if ((u.flags & USAGE_OVER_RESERVATION) &&
+	    c->over_reservation++ < CHK_WARN_MAX)
+		warning(c, "usage row %.*s (key %.*s, model %.*s) cost %s, more "
+		    "than the %s reserved: the upstream went past the limit it "
+		    "was sent", FIX(u.request_id), FIX(u.key_name),
+		    FIX(u.served), fmt_usd(u.cost, b1, sizeof(b1)),
+		    fmt_usd(u.reserved, b2, sizeof(b2)));
 	if (u.key_id == 0)
 		return 0;
 	if ((ck = chk_find(c, u.key_id)) == NULL) {
@@ -1678,7 +1708,14 @@ chk_books(struct chk *c)
 			    "usage cost %s", k->id, k->name,
 			    fmt_usd(k->ledger_debits, b1, sizeof(b1)),
 			    fmt_usd(k->usage_cost, b2, sizeof(b2)));
+		if (k->prepaid && k->has_balance && k->bal.balance < 0)
+			warning(c, "prepaid key %" PRIu64 " (%s) is overdrawn: "
+			    "balance %s", k->id, k->name,
+			    fmt_usd(k->bal.balance, b1, sizeof(b1)));
 	}
+	if (c->over_reservation > CHK_WARN_MAX)
+		warning(c, "%ld more usage rows cost more than was reserved",
+		    c->over_reservation - CHK_WARN_MAX);
 }
 
 static int
@@ -1696,7 +1733,8 @@ cmd_check(struct admin *a, int argc, char **argv)
 		return ADM_FAIL;
 	memset(&c, 0, sizeof(c));
 	c.st = a->st;
-	if ((c.problems = json_object_new_array()) == NULL) {
+	if ((c.problems = json_object_new_array()) == NULL ||
+	    (c.warnings = json_object_new_array()) == NULL) {
 		complain("out of memory");
 		goto fail;
 	}
@@ -1720,6 +1758,9 @@ cmd_check(struct admin *a, int argc, char **argv)
 		jint(o, "ledger_entries", c.ledger_entries);
 		json_object_object_add(o, "problems",
 		    json_object_get(c.problems));
+		json_object_object_add(o, "warnings",
+		    json_object_get(c.warnings));
+		jint(o, "over_reservation_rows", c.over_reservation);
 		jint(o, "usage_cost_micro_usd", c.usage_cost);
 		jint(o, "ledger_debits_micro_usd", c.ledger_debits);
 		jint(o, "purged_debits_micro_usd", c.purged_debits);
@@ -1730,6 +1771,9 @@ cmd_check(struct admin *a, int argc, char **argv)
 		for (i = 0; i < np; i++)
 			printf("check: %s\n", json_object_get_string(
 			    json_object_array_get_idx(c.problems, i)));
+		for (i = 0; i < json_object_array_length(c.warnings); i++)
+			printf("check: warning: %s\n", json_object_get_string(
+			    json_object_array_get_idx(c.warnings, i)));
 		if (c.purged_debits != 0)
 			printf("check: %s of debits for purged usage rows not "
 			    "compared\n", fmt_usd(c.purged_debits, buf,
@@ -1743,6 +1787,7 @@ cmd_check(struct admin *a, int argc, char **argv)
 	ret = np == 0 ? ADM_OK : ADM_FAIL;
  fail:
 	json_object_put(c.problems);
+	json_object_put(c.warnings);
 	free(c.keys);
 	return ret;
 }
@@ -1822,7 +1867,9 @@ static const struct cmd_entry commands[] = {
 	  "ledger, and its ledger debits == the cost of its usage rows (debits\n"
 	  "of rows older than the oldest usage row, i.e. purged, are not\n"
 	  "compared). It may run beside the gateway: a key written during\n"
-	  "the check is left out and counted.\n",
+	  "the check is left out and counted. Warnings (exit 0): prepaid\n"
+	  "keys below zero, and usage rows that cost more than was reserved\n"
+	  "(over_reservation: an upstream went past the limit it was sent).\n",
 	  cmd_check },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -41,6 +41,10 @@ Directives (merged; message directives override model directives)
                        send no usage chunk even when stream_options.include_usage asks
   prompt_tokens=N      report N prompt tokens instead of the computed count
   completion_tokens=N  report N completion tokens instead of the number of pieces
+  greedy=1             the model uses every token it is allowed: completion_tokens reported
+                       = the LARGEST of the limit fields it was sent (max_tokens,
+                       max_completion_tokens; 100000 when none) times n (chat only)
+  cost=USD             report OpenRouter's "cost" (a number, USD) in usage
 Every chat log entry also has "usage": the usage object the mock reported (null: none),
 "done": false while the mock is still answering it, and "t_end" once it is done.
 Outcome in the log: "ok", "fault:<directive>" (e.g. fault:status=503, fault:reset) or "aborted"
@@ -171,6 +175,16 @@ def prompt_tokens(body):
     msgs = body.get("messages") if isinstance(body.get("messages"), list) else []
     n = sum(len(t) for m in msgs if isinstance(m, dict) for t in text_parts(m.get("content")))
     return max(1, math.ceil(n / 4))
+
+
+def greedy_tokens(body):
+    """What a model that ignores nothing it may use generates: the largest limit
+    it was sent (an upstream that honours the laxest field), times the choices."""
+    limits = [v for v in (body.get("max_tokens"), body.get("max_completion_tokens"))
+              if isinstance(v, int) and not isinstance(v, bool)]
+    n = body.get("n")
+    n = n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1
+    return (max(limits) if limits else 100000) * n
 
 
 def dumps(obj):
@@ -589,7 +603,11 @@ class Handler(BaseHTTPRequestHandler):
             return None
         p = int(num(d, "prompt_tokens", prompt_tokens(body)))
         c = int(num(d, "completion_tokens", n))
+        if num(d, "greedy"):
+            c = greedy_tokens(body)
         self.reported_usage = {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
+        if "cost" in d:
+            self.reported_usage["cost"] = num(d, "cost")
         return dict(self.reported_usage)
 
     def chat_stream(self, body, model, d, outcome):
