@@ -776,6 +776,7 @@ gw_curl() {
 # jx EXPR                  a Python expression over d, the JSON on stdin:
 #                          strings print as they are, anything else as JSON
 # mock_log                 the mock's /_mock/stats; mock_clear resets it
+# wait_minute_start        at least 6 s of the current minute remain
 # gw_worker_pids           the llmgate processes under the running server
 # use_binary_copies        (below) run copies of both binaries from $TMPDIR_T/bin
 
@@ -845,6 +846,15 @@ hdr() {
 	tr -d '\r' <"$HDRS" 2>/dev/null | awk -v n="${1,,}" '
 	    { i = index($0, ":"); if (i && tolower(substr($0, 1, i - 1)) == n) { v = substr($0, i + 1); sub(/^ +/, "", v) } }
 	    END { print v }'
+}
+
+# wait_minute_start: let at least 6 s of the current UTC minute remain, so
+# that requests counted per minute (rpm, tpm) all fall in one minute.
+wait_minute_start() {
+	local s
+	s=$(date +%S)
+	s=${s#0}
+	[ "$s" -lt 54 ] || sleep $((61 - s))
 }
 
 mock_log() { curl -sS "$MOCK_URL/_mock/stats"; }

@@ -95,10 +95,6 @@ usage_group() {	# KEY GROUP FIELD: a field of one row of `usage --json --group-b
 	admin usage --json --group-by model --key "$1" | jx "([r for r in d['data'] if r['group'] == '$2'] or [{}])[0].get('$3')"
 }
 
-wait_minute_start() {	# let at least 6 s of the current minute remain
-	local s
-	s=$(date +%S)
-	s=${s#0}
 	[ "$s" -lt 54 ] || sleep $((61 - s))
 }
 
