@@ -11,6 +11,17 @@ what was reserved", checked over generated chat request bodies (t0880-limits.sh)
     its case, the HTTP status, X-Request-Id and the body the mock upstream was
     actually sent (from the mock's log, by a marker in the prompt).
 
+  limits-property.py inputs URL KEY OUT.json
+    Embeddings bodies (a string, ASCII or many-byte UTF-8, escaped or raw; a list
+    of strings; token ids; lists of token ids) to model mock-emb, whose upstream
+    reports the most tokens an honest tokenizer could (one per UTF-8 byte, one
+    per id), and image bodies (n absent, null, 1, 4) to mock-img; writes the
+    statuses and request ids.
+
+  limits-property.py check-inputs OUT.json ROWS.jsonl
+    Every embeddings and image request served, its cost > 0 and within its
+    reservation; prints "name: count" lines.
+
   limits-property.py check OUT.json ROWS.jsonl CAP
     Checks each case against the gateway's usage rows (llmgate-admin usage --rows)
     and prints "name: count" lines for the test to assert, then every violation.
@@ -124,6 +135,66 @@ def send(argv):
     print(len(results))
 
 
+def input_bodies():
+    texts = ["hello world", "\u4e2d\u6587\U0001F600" * 50, "x" * 3000]
+    for i, t in enumerate(texts):
+        yield "emb", {"model": "mock-emb", "input": t + " %d" % i}
+        yield "emb", {"model": "mock-emb", "input": [t, t[::-1], "z"]}
+    yield "emb", {"model": "mock-emb", "input": list(range(1, 2000))}
+    yield "emb", {"model": "mock-emb", "input": [[1, 2, 3], list(range(900))]}
+    for n in ("absent", None, 1, 4):
+        b = {"model": "mock-img", "prompt": "a cat %r" % (n,)}
+        if n != "absent":
+            b["n"] = n
+        yield "img", b
+
+
+def inputs(argv):
+    url, key, out = argv[:3]
+    results = []
+    for i, (kind, b) in enumerate(input_bodies()):
+        path = "/v1/embeddings" if kind == "emb" else "/v1/images/generations"
+        # Half of the bodies escape every non-ASCII character, half send UTF-8.
+        data = json.dumps(b, ensure_ascii=bool(i % 2)).encode()
+        req = urllib.request.Request(url + path, data=data, headers={
+            "Authorization": "Bearer " + key, "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=60) as r:
+                r.read()
+                status, rid = r.status, r.headers.get("X-Request-Id", "")
+        except urllib.error.HTTPError as e:
+            e.read()
+            status, rid = e.code, e.headers.get("X-Request-Id", "")
+        results.append({"i": i, "kind": kind, "status": status, "request_id": rid})
+    with open(out, "w") as f:
+        json.dump(results, f)
+    print(len(results))
+
+
+def check_inputs(argv):
+    results = json.load(open(argv[0]))
+    rows = {}
+    for line in open(argv[1]):
+        if line.strip():
+            r = json.loads(line)
+            rows[r["request_id"]] = r
+    count = {"bodies": len(results), "served": 0, "within": 0, "flagged": 0}
+    for res in results:
+        r = rows.get(res["request_id"])
+        if res["status"] != 200 or r is None:
+            print("BAD %s" % json.dumps(res))
+            continue
+        count["served"] += 1
+        if 0 < r["cost_micro_usd"] <= r["reserved_micro_usd"]:
+            count["within"] += 1
+        else:
+            print("BAD cost %d reserved %d: %s" % (r["cost_micro_usd"],
+                  r["reserved_micro_usd"], json.dumps(res)))
+        count["flagged"] += bool(r["over_reservation"])
+    for k, v in count.items():
+        print("%s: %d" % (k, v))
+
+
 def expected_limit(case, cap):
     given = [case[f] for f in ("max_tokens", "max_completion_tokens")
              if isinstance(case[f], int) and case[f] > 0]
@@ -211,6 +282,10 @@ def check(argv):
 if __name__ == "__main__":
     if len(sys.argv) >= 7 and sys.argv[1] == "send":
         send(sys.argv[2:])
+    elif len(sys.argv) == 5 and sys.argv[1] == "inputs":
+        inputs(sys.argv[2:])
+    elif len(sys.argv) == 4 and sys.argv[1] == "check-inputs":
+        check_inputs(sys.argv[2:])
     elif len(sys.argv) == 5 and sys.argv[1] == "check":
         check(sys.argv[2:])
     else:

@@ -20,6 +20,9 @@ the first input text (both protocols):
   float_only=1      OpenAI: answer floats even when base64 was asked
   no_usage=1        OpenAI: leave "usage" out
   malformed=1       200 with a body that is not JSON
+  greedy=1          OpenAI embeddings: report the most tokens an honest tokenizer
+                    could: one per UTF-8 byte of the texts, one per token id
+  extra_images=K    images: K more images than asked for
 OpenAI embeddings answer base64 (little-endian float32) when encoding_format
 is "base64", and usage prompt_tokens = ceil(characters / 4) (token ids count
 one each). Images answer {"created":T,"data":[...]} with n items (default 1):
@@ -147,6 +150,11 @@ def embeddings(body, model, d):
             v = base64.b64encode(struct.pack("<%df" % len(v), *v)).decode()
         data.append({"object": "embedding", "index": i, "embedding": v})
     reply = {"object": "list", "data": data, "model": model.split("@", 1)[0]}
+    if mock.num(d, "greedy"):
+        inp = body.get("input")
+        items = inp if isinstance(inp, list) else [inp]
+        tokens = sum(len(x.encode()) if isinstance(x, str) else
+                     len(x) if isinstance(x, list) else 1 for x in items)
     if not mock.num(d, "no_usage"):
         reply["usage"] = {"prompt_tokens": tokens, "total_tokens": tokens}
     return 200, reply
@@ -154,6 +162,7 @@ def embeddings(body, model, d):
 
 def images(body, model, d):
     n = body.get("n") if isinstance(body.get("n"), int) else 1
+    n += int(mock.num(d, "extra_images"))
     items = []
     for i in range(n):
         if body.get("response_format") == "b64_json":

@@ -40,6 +40,21 @@ output_price = 40
 max_tokens = $CAP
 rpm = 0
 
+; Embeddings whose upstream reports the most tokens an honest tokenizer
+; could (one per UTF-8 byte of text, one per token id); images.
+[model mock-emb]
+provider = mock
+upstream = mock-emb-up@greedy=1
+input_price = 7
+rpm = 0
+
+[model mock-img]
+provider = mock
+upstream = mock-img-up
+input_price = 1
+image_price = 0.01
+rpm = 0
+
 [tier T1]
 rpm = 0
 
@@ -66,7 +81,7 @@ property() {
 }
 
 scenarios() {
-	local k=$SERVER_KIND n
+	local k=$SERVER_KIND n out line
 
 	create_key PK --name "prop-$k" --prepaid
 	ok "$k: topup" admin topup "prop-$k" 100
@@ -91,6 +106,19 @@ scenarios() {
 	    "$k: forwarded worst case <= reservation, for every body"
 	is "${CNT[over_reservation_flags]:-x}" 0 "$k: no row flagged over_reservation"
 	is "$(admin balance "prop-$k" --json | jx 'd["reserved_micro_usd"]')" 0 "$k: nothing left reserved"
+
+	# Embeddings inputs and images: the reservation bounds what is billed.
+	create_key IK --name "inputs-$k" --prepaid
+	ok "$k: topup inputs" admin topup "inputs-$k" 10
+	python3 "$PROP" inputs "$GW_URL" "$IK" "$TMPDIR_T/inputs-$k.json" >/dev/null
+	admin usage --rows --key "inputs-$k" >"$TMPDIR_T/irows-$k.jsonl"
+	out=$(python3 "$PROP" check-inputs "$TMPDIR_T/inputs-$k.json" "$TMPDIR_T/irows-$k.jsonl")
+	grep '^BAD' <<<"$out" | head -n 5 | while read -r line; do diag "$line"; done
+	n=$(sed -n 's/^bodies: //p' <<<"$out")
+	ok "$k: inputs: embeddings and image bodies sent (${n:-0})" test "${n:-0}" -ge 10
+	is "$(sed -n 's/^served: //p' <<<"$out")" "$n" "$k: inputs: every one served and recorded"
+	is "$(sed -n 's/^within: //p' <<<"$out")" "$n" "$k: inputs: every cost > 0 and within its reservation"
+	is "$(sed -n 's/^flagged: //p' <<<"$out")" 0 "$k: inputs: none flagged over_reservation"
 }
 
 for_each_server "$CONF" scenarios
@@ -167,6 +195,12 @@ like "$(jx 'd["warnings"][0]' <<<"$out")" "over.*more than the .* reserved" "ove
 out=$(admin check)
 is "$?" 0 "over: check exits 0 (a warning, not a broken book)"
 like "$out" 'check: warning: usage row' "over: check prints the warning"
+
+# Images beyond the n asked for are billed, and flagged.
+api "$OV" POST /v1/images/generations '{"model":"mock-img","prompt":"cats MOCK{extra_images=3}","n":1}'
+is "$STATUS" 200 "over: 4 images for n=1 served"
+is "$(jx '[d["cost_micro_usd"], d["over_reservation"]]' <<<"$(admin usage --rows --key over | tail -n 1)")" \
+    '[40000, true]' "over: all 4 images billed, flagged over_reservation"
 
 # A prepaid balance driven below zero that way is reported too.
 create_key OD --name overdrawn --prepaid
