@@ -167,15 +167,20 @@ account_authenticate(struct request *r, struct principal *p)
  * unless the gateway serves unpriced models free. The master key is the
  * operator's: no rules.
  */
+/* The key's model list lets it use c, by name or by identity. */
+static int
+key_allows(const struct principal *p, const struct candidate *c)
+{
+	return p == NULL || p->master || keys_model_allowed(&p->key, c->name) ||
+	    keys_model_allowed(&p->key, c->identity);
+}
+
 enum plan_skip
 account_policy(const struct request *r, const struct candidate *c)
 {
-	const struct principal	*p = r->who;
-
-	if (p == NULL || p->master)
+	if (r->who == NULL || r->who->master)
 		return PLAN_SKIP_NONE;
-	if (!keys_model_allowed(&p->key, c->name) &&
-	    !keys_model_allowed(&p->key, c->identity))
+	if (!key_allows(r->who, c))
 		return PLAN_SKIP_NOT_ALLOWED;
 	if (c->model == NULL && !r->cfg->gw.unpriced_free)
 		return PLAN_SKIP_NOT_PRICED;
@@ -188,27 +193,25 @@ key_policy(void *ctx, const struct candidate *c)
 	return account_policy(ctx, c);
 }
 
-/* The answer when a plan has no candidate left, by why the first went. */
+/*
+ * The answer when a plan has no candidate left, by why the first one went
+ * (its message names that candidate: the model asked for, or the one it
+ * would have been served by).
+ */
 static int
-plan_refused(struct request *r, const struct plan *pl, enum plan_skip why,
-    const char *model)
+plan_refused(struct request *r, const struct plan *pl)
 {
-	switch (why) {
+	switch (pl->skip) {
 	case PLAN_SKIP_NOT_ALLOWED:
 		return http_error(r, 403, "permission_error",
-		    "model_not_allowed", "model", "This API key may not use "
-		    "the model '%s'%s", model, pl != NULL ? " nor any model "
-		    "it would be served by." : ".");
+		    "model_not_allowed", "model", "%s", pl->why);
 	case PLAN_SKIP_NOT_PRICED:
 		return http_error(r, 400, "invalid_request_error",
-		    "model_not_priced", "model", "The model '%s' has no price "
-		    "on this gateway%s", model, pl != NULL ? ", nor has any "
-		    "model it would be served by." : "; ask the operator to "
-		    "add it to the price list.");
+		    "model_not_priced", "model", "%s Ask the operator to add "
+		    "it to the price list.", pl->why);
 	default:
 		return http_error(r, 503, "service_unavailable_error",
-		    "provider_unavailable", "model", "%s", pl != NULL ?
-		    pl->why : "no provider serves this model");
+		    "provider_unavailable", "model", "%s", pl->why);
 	}
 }
 
@@ -219,7 +222,6 @@ account_plan(struct request *r, const char *model, struct plan *pl)
 	const struct tier_cfg	*tier = r->who ? r->who->tier_cfg : NULL;
 	const char		*h, *asked;
 	struct candidate	 c;
-	enum plan_skip		 why;
 
 	if ((h = http_header_in(r, "X-Task")) != NULL &&
 	    (task = config_task(r->cfg, h)) == NULL)
@@ -227,10 +229,15 @@ account_plan(struct request *r, const char *model, struct plan *pl)
 		    "unknown_task", NULL, "X-Task: no task '%.64s' is "
 		    "configured", h);
 	asked = task != NULL ? task->model : model;
-	/* The model asked for answers for itself, before any routing. */
-	if (plan_lookup(r->cfg, asked, &c) == 0 &&
-	    (why = key_policy(r, &c)) != PLAN_SKIP_NONE)
-		return plan_refused(r, NULL, why, asked);
+	/*
+	 * A model the key may not use is refused as asked, before any
+	 * downgrade could serve something else; a price is asked of what
+	 * would serve it (an unpriced name a tier downgrades is served).
+	 */
+	if (plan_lookup(r->cfg, asked, &c) == 0 && !key_allows(r->who, &c))
+		return http_error(r, 403, "permission_error",
+		    "model_not_allowed", "model", "This API key may not use "
+		    "the model '%s'.", asked);
 	switch (plan_resolve_routed(r->cfg, model, tier, task, key_policy, r,
 	    pl)) {
 	case PLAN_UNKNOWN_MODEL:
@@ -238,7 +245,7 @@ account_plan(struct request *r, const char *model, struct plan *pl)
 		    "model_not_found", "model", "The model '%s' does not "
 		    "exist or is not configured on this gateway", asked);
 	case PLAN_UNAVAILABLE:
-		return plan_refused(r, pl, pl->skip, asked);
+		return plan_refused(r, pl);
 	default:
 		break;
 	}

@@ -83,7 +83,7 @@ output_price = 1.25
 rpm = 0
 
 [tier T3]
-downgrade = mock-big -> mock-small
+downgrade = mock-big -> mock-small, mock-huge* -> mock-small
 
 [task escape]
 model = mock-c
@@ -174,7 +174,11 @@ scenarios() {
 	    "$k: a T3 key allowed only mock-big: its downgrade to mock-small is refused, not served"
 	is "$(upstreams)" '[]' "$k: nothing was forwarded"
 	chat_as "$T3ALL" mock-big-2025 hello
-	is "$STATUS" 400 "$k: mock-big-2025 has no price (no template): refused"
+	is "$STATUS $(jx 'd["error"]["code"]' <<<"$BODY")" "400 model_not_priced" \
+	    "$k: mock-big-2025 has no price (no template): refused"
+	chat_as "$T3ALL" mock-huge-1 hello
+	is "$STATUS $(hdr X-Llmgate-Model)" "200 mock-small" \
+	    "$k: an unpriced name the tier downgrades to a priced model is served as that model"
 
 	# --- X-Llmgate-Downgraded-From: the candidate that served ----------------
 	chat_as "$T3ALL" mock-e hello
