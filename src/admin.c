@@ -1366,32 +1366,40 @@ static void problem(struct chk *, const char *, ...)
     __attribute__((format(printf, 2, 3)));
 static void warning(struct chk *, const char *, ...)
     __attribute__((format(printf, 2, 3)));
+static void finding(struct json_object *, const char *, va_list)
+    __attribute__((format(printf, 2, 0)));
 
 /* Up to this many warnings of one kind are listed one by one. */
 #define CHK_WARN_MAX	20
+
+/* One formatted finding added to a list of them. */
+static void
+finding(struct json_object *list, const char *fmt, va_list ap)
+{
+	char	 buf[512];
+
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	json_object_array_add(list, json_object_new_string(buf));
+}
 
 static void
 problem(struct chk *c, const char *fmt, ...)
 {
 	va_list	 ap;
-	char	 buf[512];
 
 	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
+	finding(c->problems, fmt, ap);
 	va_end(ap);
-	json_object_array_add(c->problems, json_object_new_string(buf));
 }
 
 static void
 warning(struct chk *c, const char *fmt, ...)
 {
 	va_list	 ap;
-	char	 buf[512];
 
 	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
+	finding(c->warnings, fmt, ap);
 	va_end(ap);
-	json_object_array_add(c->warnings, json_object_new_string(buf));
 }
 
 static int
