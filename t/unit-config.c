@@ -379,6 +379,30 @@ test_errors(void)
 	    "unknown section");
 	bad("first error wins", "[gateway]\ndata_dir = /tmp\nbogus = 1\n"
 	    "max_body = x\n", 3, "bogus");
+	bad("bad unpriced", "[gateway]\ndata_dir = /tmp\nunpriced = maybe\n",
+	    3, "unpriced: expected refuse or free");
+	bad("bad max_tokens_field", "[gateway]\ndata_dir = /tmp\n"
+	    "[provider a]\nbase_url = http://a\nmax_tokens_field = limit\n", 3,
+	    "max_tokens_field: expected max_tokens or max_completion_tokens");
+	bad("like a missing model", "[gateway]\ndata_dir = /tmp\n"
+	    "[provider a]\nbase_url = http://a\n[model m-*]\nlike = ghost\n", 5,
+	    "[model m-*] like: no [model ghost]");
+	bad("like a template", "[gateway]\ndata_dir = /tmp\n"
+	    "[provider a]\nbase_url = http://a\n[model t*]\nprovider = a\n"
+	    "[model u*]\nlike = t*\n", 7, "like: no [model t*]");
+	bad("like a like", "[gateway]\ndata_dir = /tmp\n"
+	    "[provider a]\nbase_url = http://a\n[model m]\nprovider = a\n"
+	    "[model n]\nlike = m\n[model o-*]\nlike = n\n", 9,
+	    "must be a model of its own");
+	bad("template with upstream", "[gateway]\ndata_dir = /tmp\n"
+	    "[provider a]\nbase_url = http://a\n[model m-*]\nprovider = a\n"
+	    "upstream = x\n", 5, "a template sends each name as asked");
+	bad("fallback to a template", "[gateway]\ndata_dir = /tmp\n"
+	    "[provider a]\nbase_url = http://a\n[model t*]\nprovider = a\n"
+	    "[model m]\nprovider = a\nfallback = t*\n", 7,
+	    "fallback: no [model t*]");
+	bad("a model name with a space", "[gateway]\ndata_dir = /tmp\n"
+	    "[model a b]\nprovider = a\n", 3, "needs a name");
 }
 
 /* Errors point at the line that caused them, never at line 0. */
