@@ -147,7 +147,8 @@ route_providers(struct request *r, const char *arg)
 	for (i = 0; i < cfg->nproviders; i++) {
 		p = &cfg->providers[i];
 		for (n = 0, j = 0; j < cfg->nmodels; j++)
-			if (cfg->models[j].provider == p)
+			if (cfg->models[j].provider == p &&
+			    !cfg->models[j].is_template)
 				n++;
 		o = json_object_new_object();
 		json_object_object_add(o, "name", json_object_new_string(p->name));
