@@ -335,6 +335,30 @@ set_field(char *dst, size_t size, const char *val, const char *what)
 	return 0;
 }
 
+/* --models "GLOB ...": globs split at spaces and commas, one space apart. */
+static int
+set_models(char *dst, size_t size, const char *val)
+{
+	char	 glob[KEY_MODELS_MAX];
+	size_t	 n;
+
+	dst[0] = '\0';
+	for (;;) {
+		val += strspn(val, " ,\t");
+		if ((n = strcspn(val, " ,\t")) == 0)
+			return 0;
+		if (n >= sizeof(glob))
+			break;
+		memcpy(glob, val, n);
+		glob[n] = '\0';
+		if (keys_models_add(dst, size, glob) == -1)
+			break;
+		val += n;
+	}
+	complain("--models: longer than %zu characters", size - 1);
+	return -1;
+}
+
 /* "-2.50": an argument that getopt would take for options. */
 static int
 is_negative(const char *s)
@@ -446,9 +470,9 @@ cmd_key_create(struct admin *a, int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct key_rec		 k;
+	struct keys_fault	 f;
 	struct json_object	*o;
 	char			 secret[KEY_SECRET_LEN + 1];
-	const char		*p;
 	time_t			 now = time(NULL);
 	int			 ch, rc, json = 0;
 
@@ -472,8 +496,7 @@ cmd_key_create(struct admin *a, int argc, char **argv)
 			    "--tier");
 			break;
 		case 'm':
-			rc = set_field(k.models, sizeof(k.models), optarg,
-			    "--models");
+			rc = set_models(k.models, sizeof(k.models), optarg);
 			break;
 		case 'R':
 			rc = parse_count(optarg, "--rpm", INT32_MAX, &k.rpm);
@@ -512,11 +535,9 @@ cmd_key_create(struct admin *a, int argc, char **argv)
 	}
 	if (optind != argc || k.name[0] == '\0')
 		return cmd_usage(a, stderr);
-	/* A name must not read as an id or a prefix when used as KEY. */
-	for (p = k.name; isdigit((unsigned char)*p); p++)
-		continue;
-	if (*p == '\0' || strncmp(k.name, "sk-", 3) == 0) {
-		complain("--name: %s would read as a key id or prefix", k.name);
+	/* The same rules as POST /admin/keys. */
+	if (keys_check(&k, &f) == -1) {
+		complain("--%s: %s", f.field, f.why);
 		return ADM_USAGE;
 	}
 	if (admin_open(a, STORE_ADMIN) != ADM_OK)
@@ -772,7 +793,7 @@ cmd_credit(struct admin *a, int argc, char **argv)
 	struct json_object	*o;
 	enum ledger_kind	 kind;
 	money_t			 amount;
-	const char		*reason = NULL, *amt;
+	const char		*reason = NULL, *amt, *why;
 	char			*neg = NULL, b1[32], b2[32];
 	int			 ch, i, rc, json = 0;
 
@@ -817,9 +838,9 @@ cmd_credit(struct admin *a, int argc, char **argv)
 		complain("adjust needs --reason");
 		return ADM_USAGE;
 	}
-	if (reason != NULL && strlen(reason) >= sizeof(l.reason)) {
-		complain("--reason: longer than %zu characters",
-		    sizeof(l.reason) - 1);
+	/* The same rule as POST /admin/topup and /admin/adjust. */
+	if (reason != NULL && (why = keys_check_reason(reason)) != NULL) {
+		complain("--reason: %s", why);
 		return ADM_USAGE;
 	}
 	if (open_key(a, argv[optind], &k) != ADM_OK)

@@ -440,17 +440,31 @@ usage_purge(struct store *s, int64_t before_us, long *n)
 	return STORE_OK;
 }
 
-/* The one log line per request: operators grep it; the store has the rest. */
+/*
+ * The one log line per request: operators grep it; the store has the rest.
+ * Names come from clients and admins: log_value() quotes any that could
+ * forge a field.
+ */
 void
 usage_log(const struct usage_row *u)
 {
+	char	 key[LOG_VALUE_SIZE(sizeof(u->key_name))];
+	char	 agent[LOG_VALUE_SIZE(sizeof(u->agent))];
+	char	 model[LOG_VALUE_SIZE(sizeof(u->requested))];
+	char	 served[LOG_VALUE_SIZE(sizeof(u->served))];
+	char	 provider[LOG_VALUE_SIZE(sizeof(u->provider))];
+
 	log_info("usage id=%s key=%s agent=%s model=%s served=%s provider=%s "
 	    "status=%d attempts=%d stream=%d prompt=%" PRId64 " completion=%"
 	    PRId64 " cached=%" PRId64 " estimated=%d cost_micro_usd=%" PRId64
 	    " latency_ms=%d ttft_ms=%d client_aborted=%d",
-	    u->request_id, u->key_name[0] ? u->key_name : "-",
-	    u->agent[0] ? u->agent : "-", u->requested,
-	    u->served[0] ? u->served : "-", u->provider[0] ? u->provider : "-",
+	    u->request_id,
+	    log_value(key, sizeof(key), u->key_name[0] ? u->key_name : "-"),
+	    log_value(agent, sizeof(agent), u->agent[0] ? u->agent : "-"),
+	    log_value(model, sizeof(model), u->requested),
+	    log_value(served, sizeof(served), u->served[0] ? u->served : "-"),
+	    log_value(provider, sizeof(provider),
+	    u->provider[0] ? u->provider : "-"),
 	    u->status, u->attempts, u->stream, u->prompt, u->completion,
 	    u->cached, u->estimated, u->cost, u->latency_ms, u->ttft_ms,
 	    u->client_aborted);
