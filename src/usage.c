@@ -245,7 +245,8 @@ replay_file(struct store *s, const char *path, struct replay_result *res)
 	int			 rc = STORE_OK;
 
 	if ((fp = fopen(path, "r")) == NULL) {
-		log_error("replay %s: %s", path, strerror(errno));
+		snprintf(res->error, sizeof(res->error), "cannot read %.400s: %s",
+		    path, strerror(errno));
 		return STORE_ERROR;
 	}
 	while ((n = getline(&line, &cap, fp)) != -1) {
@@ -266,8 +267,8 @@ replay_file(struct store *s, const char *path, struct replay_result *res)
 		else if (rc == STORE_OK)
 			res->imported++;
 		else {
-			log_error("replay %s:%ld: %s", path, lineno,
-			    store_error());
+			snprintf(res->error, sizeof(res->error), "%.400s:%ld: %.80s",
+			    path, lineno, store_error());
 			break;
 		}
 		rc = STORE_OK;
@@ -291,8 +292,11 @@ usage_replay(struct store *s, const struct config *cfg, const char *path,
 	if (path == NULL)
 		path = cfg->gw.fallback_file;
 	if ((size_t)snprintf(work, sizeof(work), "%s.replaying", path) >=
-	    sizeof(work))
+	    sizeof(work)) {
+		snprintf(res->error, sizeof(res->error), "%.400s: path too long",
+		    path);
 		return STORE_ERROR;
+	}
 	/*
 	 * Move the file aside first: workers that write meanwhile start a new
 	 * one. A .replaying file left by an interrupted replay is finished
@@ -302,8 +306,8 @@ usage_replay(struct store *s, const struct config *cfg, const char *path,
 		if (rename(path, work) == -1) {
 			if (errno == ENOENT)
 				return STORE_OK;	/* nothing to replay */
-			log_error("replay: rename %s: %s", path,
-			    strerror(errno));
+			snprintf(res->error, sizeof(res->error), "cannot move "
+			    "%.400s aside: %s", path, strerror(errno));
 			return STORE_ERROR;
 		}
 	}
@@ -313,7 +317,8 @@ usage_replay(struct store *s, const struct config *cfg, const char *path,
 	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
 	snprintf(done, sizeof(done), "%s.replayed-%s", path, stamp);
 	if (rename(work, done) == -1) {
-		log_error("replay: rename %s: %s", work, strerror(errno));
+		snprintf(res->error, sizeof(res->error), "cannot rename %.400s: %s",
+		    work, strerror(errno));
 		return STORE_ERROR;
 	}
 	return STORE_OK;
