@@ -58,7 +58,7 @@ retry_judge(const struct config *cfg, const struct candidate *c,
 		f->upstream_status = s;
 		f->status = (int)s;
 		if (s == 401 || s == 403) {
-			/* Not the client's fault: the gateway's own wording. */
+			/* Not the client's fault: it gets the gateway's words. */
 			log_debug("%s: provider %s said: %s", request_id, name,
 			    f->err.message);
 			retry_fail(f, 502, "upstream_auth_error", "provider '%s' "
