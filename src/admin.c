@@ -3,6 +3,7 @@
 #include <sys/types.h>
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -152,6 +153,22 @@ plain_opts(struct admin *a, int argc, char **argv, int *json, int min,
 	return -1;
 }
 
+/* Load the config once; ADM_OK or ADM_FAIL (reported). */
+static int
+admin_config(struct admin *a)
+{
+	char	 err[1024];
+
+	if (a->cfg != NULL)
+		return ADM_OK;
+	if ((a->cfg = config_load_opts(a->path, CONFIG_NO_MASTER_KEY, err,
+	    sizeof(err))) == NULL) {
+		complain("config error: %s", err);
+		return ADM_FAIL;
+	}
+	return ADM_OK;
+}
+
 /* Load the config and open its store; ADM_OK or ADM_FAIL (reported). */
 static int
 admin_open(struct admin *a, enum store_mode mode)
@@ -161,11 +178,8 @@ admin_open(struct admin *a, enum store_mode mode)
 	char		 err[1024];
 	int		 nosync;
 
-	if ((a->cfg = config_load_opts(a->path, CONFIG_NO_MASTER_KEY, err,
-	    sizeof(err))) == NULL) {
-		complain("config error: %s", err);
+	if (admin_config(a) != ADM_OK)
 		return ADM_FAIL;
-	}
 	/* Files root creates in another user's data_dir lock that user out. */
 	if (geteuid() == 0 && stat(a->cfg->gw.data_dir, &sb) == 0 &&
 	    sb.st_uid != 0 && (sb.st_mode & S_ISGID) == 0) {
@@ -335,6 +349,30 @@ set_field(char *dst, size_t size, const char *val, const char *what)
 	return 0;
 }
 
+/* --models "GLOB ...": globs split at spaces and commas, one space apart. */
+static int
+set_models(char *dst, size_t size, const char *val)
+{
+	char	 glob[KEY_MODELS_MAX];
+	size_t	 n;
+
+	dst[0] = '\0';
+	for (;;) {
+		val += strspn(val, " ,\t");
+		if ((n = strcspn(val, " ,\t")) == 0)
+			return 0;
+		if (n >= sizeof(glob))
+			break;
+		memcpy(glob, val, n);
+		glob[n] = '\0';
+		if (keys_models_add(dst, size, glob) == -1)
+			break;
+		val += n;
+	}
+	complain("--models: longer than %zu characters", size - 1);
+	return -1;
+}
+
 /* "-2.50": an argument that getopt would take for options. */
 static int
 is_negative(const char *s)
@@ -446,9 +484,9 @@ cmd_key_create(struct admin *a, int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct key_rec		 k;
+	struct keys_fault	 f;
 	struct json_object	*o;
 	char			 secret[KEY_SECRET_LEN + 1];
-	const char		*p;
 	time_t			 now = time(NULL);
 	int			 ch, rc, json = 0;
 
@@ -472,8 +510,7 @@ cmd_key_create(struct admin *a, int argc, char **argv)
 			    "--tier");
 			break;
 		case 'm':
-			rc = set_field(k.models, sizeof(k.models), optarg,
-			    "--models");
+			rc = set_models(k.models, sizeof(k.models), optarg);
 			break;
 		case 'R':
 			rc = parse_count(optarg, "--rpm", INT32_MAX, &k.rpm);
@@ -512,11 +549,9 @@ cmd_key_create(struct admin *a, int argc, char **argv)
 	}
 	if (optind != argc || k.name[0] == '\0')
 		return cmd_usage(a, stderr);
-	/* A name must not read as an id or a prefix when used as KEY. */
-	for (p = k.name; isdigit((unsigned char)*p); p++)
-		continue;
-	if (*p == '\0' || strncmp(k.name, "sk-", 3) == 0) {
-		complain("--name: %s would read as a key id or prefix", k.name);
+	/* The same rules as POST /admin/keys. */
+	if (keys_check(&k, &f) == -1) {
+		complain("--%s: %s", f.field, f.why);
 		return ADM_USAGE;
 	}
 	if (admin_open(a, STORE_ADMIN) != ADM_OK)
@@ -772,7 +807,7 @@ cmd_credit(struct admin *a, int argc, char **argv)
 	struct json_object	*o;
 	enum ledger_kind	 kind;
 	money_t			 amount;
-	const char		*reason = NULL, *amt;
+	const char		*reason = NULL, *amt, *why;
 	char			*neg = NULL, b1[32], b2[32];
 	int			 ch, i, rc, json = 0;
 
@@ -817,9 +852,9 @@ cmd_credit(struct admin *a, int argc, char **argv)
 		complain("adjust needs --reason");
 		return ADM_USAGE;
 	}
-	if (reason != NULL && strlen(reason) >= sizeof(l.reason)) {
-		complain("--reason: longer than %zu characters",
-		    sizeof(l.reason) - 1);
+	/* The same rule as POST /admin/topup and /admin/adjust. */
+	if (reason != NULL && (why = keys_check_reason(reason)) != NULL) {
+		complain("--reason: %s", why);
 		return ADM_USAGE;
 	}
 	if (open_key(a, argv[optind], &k) != ADM_OK)
@@ -1260,6 +1295,63 @@ cmd_purge(struct admin *a, int argc, char **argv)
 	return ADM_OK;
 }
 
+/* Nonzero when name is a Berkeley DB file: environment, database or log. */
+static int
+store_file(const char *name)
+{
+	size_t	 n = strlen(name);
+
+	return strncmp(name, "__db.", 5) == 0 || strncmp(name, "log.", 4) == 0 ||
+	    (n > 3 && strcmp(name + n - 3, ".db") == 0);
+}
+
+/*
+ * Replay writes the store in dir and renames the file beside it: when
+ * this user cannot, say which directory or file and why (before Berkeley
+ * DB could fail less clearly, or wait). ADM_OK or ADM_FAIL (reported).
+ */
+static int
+replay_writable(const char *dir, const char *file)
+{
+	char		 path[PATH_MAX], fdir[PATH_MAX], *slash;
+	struct dirent	*de;
+	DIR		*d;
+	int		 rc = ADM_OK;
+
+	if (access(dir, W_OK | X_OK) == -1) {
+		complain("cannot write to the store directory %s: %s", dir,
+		    strerror(errno));
+		return ADM_FAIL;
+	}
+	snprintf(fdir, sizeof(fdir), "%s", file);
+	if ((slash = strrchr(fdir, '/')) == NULL)
+		snprintf(fdir, sizeof(fdir), ".");
+	else
+		slash[slash == fdir] = '\0';
+	if (access(fdir, W_OK | X_OK) == -1) {
+		complain("cannot write to %s, where %s is moved aside: %s",
+		    fdir, file, strerror(errno));
+		return ADM_FAIL;
+	}
+	if ((d = opendir(dir)) == NULL) {
+		complain("cannot read the store directory %s: %s", dir,
+		    strerror(errno));
+		return ADM_FAIL;
+	}
+	while (rc == ADM_OK && (de = readdir(d)) != NULL) {
+		if (!store_file(de->d_name))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (access(path, R_OK | W_OK) == -1 && errno != ENOENT) {
+			complain("cannot write the store file %s: %s", path,
+			    strerror(errno));
+			rc = ADM_FAIL;
+		}
+	}
+	closedir(d);
+	return rc;
+}
+
 static int
 cmd_replay(struct admin *a, int argc, char **argv)
 {
@@ -1271,9 +1363,12 @@ cmd_replay(struct admin *a, int argc, char **argv)
 
 	if ((rc = plain_opts(a, argc, argv, NULL, 0, 1)) >= 0)
 		return rc;
-	if (admin_open(a, STORE_ADMIN) != ADM_OK)
+	if (admin_config(a) != ADM_OK)
 		return ADM_FAIL;
 	file = optind < argc ? argv[optind] : a->cfg->gw.fallback_file;
+	if (replay_writable(a->cfg->gw.data_dir, file) != ADM_OK ||
+	    admin_open(a, STORE_ADMIN) != ADM_OK)
+		return ADM_FAIL;
 	memset(&res, 0, sizeof(res));
 	rc = STORE_OK;
 	/* An interrupted replay left FILE.replaying: usage_replay ends it. */
@@ -1285,6 +1380,10 @@ cmd_replay(struct admin *a, int argc, char **argv)
 		rc = usage_replay(a->st, a->cfg, file, &res);
 	printf("imported %ld, duplicate %ld, bad %ld\n", res.imported,
 	    res.duplicate, res.bad);
+	if (rc != STORE_OK && res.error[0] != '\0') {
+		complain("replay stopped: %s", res.error);
+		return ADM_FAIL;
+	}
 	if (rc != STORE_OK)
 		return store_failed(file, rc);
 	return ADM_OK;

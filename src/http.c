@@ -169,47 +169,57 @@ drain(struct request *r, long long n)
 		n -= got;
 }
 
+/*
+ * CONTENT_LENGTH: -1 when absent or empty (no length given), -2 when it
+ * is not a length (anything but 1 to 18 decimal digits: no sign, no
+ * blanks, no overflow), else the length.
+ */
+static long long
+content_length(const struct request *r)
+{
+	const char	*cl = http_param(r, "CONTENT_LENGTH");
+	long long	 n = 0;
+	size_t		 i;
+
+	if (cl == NULL || *cl == '\0')
+		return -1;
+	for (i = 0; cl[i] != '\0'; i++) {
+		if (i == 18 || cl[i] < '0' || cl[i] > '9')
+			return -2;
+		n = n * 10 + (cl[i] - '0');
+	}
+	return n;
+}
+
 /* CGI: a body nobody read (refused before it was wanted) is drained. */
 static void
 unread_body(struct request *r)
 {
-	const char	*cl = http_param(r, "CONTENT_LENGTH");
-	long long	 n;
-	char		*end;
+	long long	 n = content_length(r);
 
 	r->body_read = 1;
-	if (cl == NULL || *cl == '\0')
-		return;
-	errno = 0;
-	n = strtoll(cl, &end, 10);
-	if (errno == 0 && *end == '\0' && n > 0 && n <= DRAIN_MAX)
+	if (n > 0 && n <= DRAIN_MAX)
 		drain(r, n);
 }
 
 /*
- * Read the body up to max_body. Returns 0, 413 when it is larger, or 400
- * when it is shorter than CONTENT_LENGTH said.
+ * Read the body up to max_body. A CONTENT_LENGTH that is no length is
+ * refused before anything is read: a CGI cannot know where its body ends.
  */
-int
+enum http_body
 http_read_body(struct request *r)
 {
 	char		 chunk[16384];
-	const char	*cl;
-	long long	 want = -1;
+	long long	 want;
 	ssize_t		 got;
-	char		*end;
 
 	r->body_read = 1;
-	if ((cl = http_param(r, "CONTENT_LENGTH")) != NULL && *cl != '\0') {
-		errno = 0;
-		want = strtoll(cl, &end, 10);
-		if (errno != 0 || *end != '\0' || want < 0)
-			return 400;
-		if (want > (long long)r->body.max) {
-			if (r->fcgx == NULL && want <= DRAIN_MAX)
-				drain(r, want);
-			return 413;
-		}
+	if ((want = content_length(r)) == -2)
+		return HTTP_BODY_BADLENGTH;
+	if (want > (long long)r->body.max) {
+		if (r->fcgx == NULL && want <= DRAIN_MAX)
+			drain(r, want);
+		return HTTP_BODY_TOOBIG;
 	}
 	for (;;) {
 		got = raw_read(r, chunk, sizeof(chunk));
@@ -219,14 +229,14 @@ http_read_body(struct request *r)
 			if (r->fcgx == NULL)
 				drain(r, want >= 0 ? want - (long long)r->body.len :
 				    DRAIN_MAX);
-			return 413;
+			return HTTP_BODY_TOOBIG;
 		}
 		if (want >= 0 && (long long)r->body.len >= want)
 			break;
 	}
 	if (want >= 0 && (long long)r->body.len < want)
-		return 400;
-	return 0;
+		return HTTP_BODY_SHORT;
+	return HTTP_BODY_OK;
 }
 
 /* Queue a response header; it goes out with http_begin(). */

@@ -65,7 +65,15 @@ void		 http_request_free(struct request *);
 const char	*http_param(const struct request *, const char *);
 const char	*http_header_in(const struct request *, const char *);
 int		 http_parse(struct request *);
-int		 http_read_body(struct request *);
+
+/* What http_read_body() found. */
+enum http_body {
+	HTTP_BODY_OK,
+	HTTP_BODY_TOOBIG,	/* larger than max_body: 413 */
+	HTTP_BODY_SHORT,	/* shorter than CONTENT_LENGTH said: 400 */
+	HTTP_BODY_BADLENGTH,	/* CONTENT_LENGTH is not a length: 400 */
+};
+enum http_body	 http_read_body(struct request *);
 
 void		 http_header(struct request *, const char *, const char *, ...)
 		    __attribute__((format(printf, 3, 4)));

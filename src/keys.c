@@ -4,6 +4,8 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fnmatch.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -73,6 +75,136 @@ match_name(void *arg, const void *k, size_t klen, const void *v, size_t vlen)
 	return 0;
 }
 
+/*
+ * The rules for what a key's fields may hold, for llmgate-admin and the
+ * admin routes alike. Names and agents are printed in log lines
+ * ("key=NAME agent=AGENT") and typed on command lines: one word of
+ * letters, digits and . _ - @ + :, starting with a letter or digit, so
+ * that no value can forge a "field=" or a line, nor read as an option.
+ */
+#define WORD_CHARS	"._-@+:"
+#define GLOB_CHARS	"._-:/@+*?[]!"
+
+static int
+word_ok(const char *s)
+{
+	if (!isalnum((unsigned char)*s))
+		return 0;
+	for (; *s != '\0'; s++)
+		if (!isascii((unsigned char)*s) ||
+		    (!isalnum((unsigned char)*s) && strchr(WORD_CHARS, *s) == NULL))
+			return 0;
+	return 1;
+}
+
+static int
+fault(struct keys_fault *f, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int
+fault(struct keys_fault *f, const char *field, const char *fmt, ...)
+{
+	va_list	 ap;
+
+	f->field = field;
+	va_start(ap, fmt);
+	vsnprintf(f->why, sizeof(f->why), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* One model glob: letters, digits and the characters of model ids and globs. */
+static int
+glob_ok(const char *s, size_t n)
+{
+	size_t	 i;
+
+	for (i = 0; i < n; i++)
+		if (!isascii((unsigned char)s[i]) ||
+		    (!isalnum((unsigned char)s[i]) &&
+		    strchr(GLOB_CHARS, s[i]) == NULL))
+			return 0;
+	return n > 0;
+}
+
+int
+keys_check(const struct key_rec *k, struct keys_fault *f)
+{
+	const char	*p, *q;
+	size_t		 n;
+
+	n = strnlen(k->name, sizeof(k->name));
+	if (n == 0 || n == sizeof(k->name))
+		return fault(f, "name", "must be 1 to %zu characters",
+		    sizeof(k->name) - 1);
+	if (!word_ok(k->name))
+		return fault(f, "name", "must start with a letter or digit "
+		    "and hold only letters, digits and %s (no spaces, '=', "
+		    "'/', quotes or control characters)", WORD_CHARS);
+	if (k->name[strspn(k->name, "0123456789")] == '\0' ||
+	    strncmp(k->name, "sk-", 3) == 0)
+		return fault(f, "name", "must not be all digits or start with "
+		    "'sk-' (keys are also found by id and prefix)");
+	n = strnlen(k->agent, sizeof(k->agent));
+	if (n == sizeof(k->agent))
+		return fault(f, "agent", "must be at most %zu characters",
+		    sizeof(k->agent) - 1);
+	if (n > 0 && !word_ok(k->agent))
+		return fault(f, "agent", "must start with a letter or digit "
+		    "and hold only letters, digits and %s (no spaces, '=', "
+		    "'/', quotes or control characters)", WORD_CHARS);
+	if (strnlen(k->tier, sizeof(k->tier)) == sizeof(k->tier) ||
+	    (k->tier[0] != '\0' && !word_ok(k->tier)))
+		return fault(f, "tier", "is not a tier name");
+	if (strnlen(k->models, sizeof(k->models)) == sizeof(k->models))
+		return fault(f, "models", "is longer than %zu characters in "
+		    "all", sizeof(k->models) - 1);
+	for (p = k->models; *p != '\0'; p = q) {
+		if ((q = strchr(p, ' ')) == NULL)
+			q = p + strlen(p);
+		if (!glob_ok(p, (size_t)(q - p)) || (*q == ' ' && q[1] == '\0'))
+			return fault(f, "models", "'%.*s' is not a model glob: "
+			    "it may hold only letters, digits, %s", (int)(q - p),
+			    p, GLOB_CHARS);
+		if (*q == ' ')
+			q++;
+	}
+	return 0;
+}
+
+int
+keys_models_add(char *list, size_t len, const char *glob)
+{
+	size_t	 n = strlen(list), l = strlen(glob);
+
+	if (l == 0)
+		return 0;
+	if (n + (n > 0) + l + 1 > len)
+		return -1;
+	if (n > 0)
+		list[n++] = ' ';
+	memcpy(list + n, glob, l + 1);
+	return 0;
+}
+
+/*
+ * A ledger reason is free text (spaces allowed) but one line: no control
+ * characters, C1 ones (UTF-8 U+0080..U+009F) included, and no DEL.
+ */
+const char *
+keys_check_reason(const char *s)
+{
+	const unsigned char	*p = (const unsigned char *)s;
+
+	if (strlen(s) > KEY_REASON_MAX)
+		return "must be at most 127 characters";
+	for (; *p != '\0'; p++)
+		if (*p < 0x20 || *p == 0x7f ||
+		    (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f))
+			return "must not hold control characters";
+	return NULL;
+}
+
 struct create {
 	struct key_rec	*rec;
 };
@@ -107,6 +239,12 @@ keys_create(struct store *s, struct key_rec *rec, char *secret,
 	struct create	 c = { rec };
 	int		 rc;
 
+	struct keys_fault f;
+
+	if (keys_check(rec, &f) == -1) {
+		log_error("keys_create: %s %s", f.field, f.why);
+		return STORE_ERROR;
+	}
 	if (secretlen < KEY_SECRET_LEN + 1 || new_secret(secret) == -1)
 		return STORE_ERROR;
 	rec->version = STORE_VERSION;

@@ -18,6 +18,7 @@ struct store;
 #define KEY_TIER_MAX	16
 #define KEY_MODELS_MAX	512
 #define KEY_HASH_LEN	32
+#define KEY_REASON_MAX	127	/* a ledger entry's reason */
 
 /* One client key as stored (SDB_KEYS); fixed layout, version first. */
 struct key_rec {
@@ -39,6 +40,23 @@ struct key_rec {
 	char		 tier[KEY_TIER_MAX];	/* "": the agent's tier */
 	char		 models[KEY_MODELS_MAX];	/* globs; "": every model */
 };
+
+/* Which field of a key breaks the rules, and why. */
+struct keys_fault {
+	const char	*field;		/* "name", "agent", "tier", "models" */
+	char		 why[200];	/* follows the field's name */
+};
+
+/*
+ * The rules for a key's name, agent, tier and model globs, the same for
+ * llmgate-admin and the admin routes: 0, or -1 with f filled. keys_create
+ * refuses a key that breaks them.
+ */
+int	keys_check(const struct key_rec *, struct keys_fault *);
+/* Add a glob to a space-separated list of len bytes; -1 when it won't fit. */
+int	keys_models_add(char *, size_t, const char *);
+/* NULL when the text may be a ledger reason, else why not. */
+const char *keys_check_reason(const char *);
 
 /* SHA-256 of a secret. */
 void	keys_hash(const char *, unsigned char[KEY_HASH_LEN]);

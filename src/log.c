@@ -26,6 +26,52 @@ log_level_parse(const char *s, enum log_level *out)
 	return -1;
 }
 
+/*
+ * s as the value of a "field=value" in a log line: as it is when it is
+ * printable ASCII without spaces, quotes or backslashes, else in double
+ * quotes with " and \ escaped and other bytes as \xNN, so that no value
+ * can forge another field or line. Written to dst (cut to fit len, at
+ * least 3); returns dst.
+ */
+const char *
+log_value(char *dst, size_t len, const char *s)
+{
+	static const char	 hex[] = "0123456789abcdef";
+	const unsigned char	*p = (const unsigned char *)s;
+	size_t			 n = 0;
+
+	for (; *p != '\0'; p++)
+		if (*p <= ' ' || *p >= 0x7f || *p == '"' || *p == '\\')
+			break;
+	if (*p == '\0' && p != (const unsigned char *)s) {
+		snprintf(dst, len, "%s", s);
+		return dst;
+	}
+	dst[n++] = '"';
+	for (p = (const unsigned char *)s; *p != '\0'; p++) {
+		if (*p >= ' ' && *p < 0x7f && *p != '"' && *p != '\\') {
+			if (n + 1 + 2 > len)	/* the byte, '"', NUL */
+				break;
+			dst[n++] = (char)*p;
+		} else if (*p == '"' || *p == '\\') {
+			if (n + 2 + 2 > len)
+				break;
+			dst[n++] = '\\';
+			dst[n++] = (char)*p;
+		} else {
+			if (n + 4 + 2 > len)
+				break;
+			dst[n++] = '\\';
+			dst[n++] = 'x';
+			dst[n++] = hex[*p >> 4];
+			dst[n++] = hex[*p & 15];
+		}
+	}
+	dst[n++] = '"';
+	dst[n] = '\0';
+	return dst;
+}
+
 /* Write the whole line with one call so threads do not interleave. */
 void
 log_msg(enum log_level level, const char *fmt, ...)

@@ -228,9 +228,7 @@ token_error(const struct provider_cfg *p, struct provider_error *e,
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
-	if (p->api_key != NULL && *p->api_key != '\0' &&
-	    strstr(why, p->api_key) != NULL)
-		snprintf(why, sizeof(why), "%s", "its answer was withheld");
+	provider_redact(why, sizeof(why), p);
 	provider_error_set(e, "upstream_error", "upstream_auth_error",
 	    "cannot get an access token for provider '%s' from %s: %s",
 	    p->name, auth_url(p), why);

@@ -1,6 +1,7 @@
 /* provider.c: the table of wire protocols and the pieces they share. */
 #include <sys/random.h>
 
+#include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -178,6 +179,214 @@ provider_error_openai(long status, const char *body, size_t len,
 			    json_object_get_string(err));
 	}
 	json_object_put(o);
+}
+
+/*
+ * Credential redaction. Upstream error messages quote what they were sent
+ * ("Incorrect API key provided: sk-ab...yz", "Authorization: Bearer ...");
+ * such text must reach neither the client nor the log.
+ */
+#define REDACTED	"[redacted]"
+#define SECRET_MIN	8	/* shortest value after a label that is hidden */
+
+/* Words after which the next token is a credential; colon: needs ':' or '='. */
+static const struct {
+	const char	*word;
+	int		 colon;
+} labels[] = {
+	{ "authorization", 1 },
+	{ "proxy-authorization", 1 },
+	{ "x-api-key", 1 },
+	{ "api_key", 1 },
+	{ "apikey", 1 },
+	{ "access_token", 1 },
+	{ "key", 1 },
+	{ "bearer", 0 },
+	{ "basic", 0 },
+	{ "api-key", 0 },
+	{ "oauth", 0 },
+};
+
+/* Prefixes of tokens shaped like provider secrets. */
+static const char *const secret_prefixes[] = {
+	"sk-", "sk_", "key-", "AIza", "ya29.", "t1.", "AQVN",
+};
+
+static int
+tok_char(char c)
+{
+	return isalnum((unsigned char)c) ||
+	    (c != '\0' && strchr("-_.*+/=~", c) != NULL);
+}
+
+static int
+word_char(char c)
+{
+	return isalnum((unsigned char)c) || c == '-' || c == '_';
+}
+
+/* Length of the token at s (a run of tok_char, trailing dots left out). */
+static size_t
+tok_len(const char *s)
+{
+	size_t	 n = 0;
+
+	while (tok_char(s[n]))
+		n++;
+	while (n > 0 && s[n - 1] == '.')
+		n--;
+	return n;
+}
+
+/*
+ * A label at s (case-insensitive, a whole word): returns how many bytes
+ * of s are the label and its separator, 0 when none; *val is the value.
+ */
+static size_t
+label_at(const char *s, const char **val)
+{
+	const char	*p;
+	size_t		 i, n;
+	int		 colon;
+
+	for (i = 0; i < sizeof(labels) / sizeof(labels[0]); i++) {
+		n = strlen(labels[i].word);
+		if (strncasecmp(s, labels[i].word, n) != 0 || word_char(s[n]))
+			continue;
+		colon = 0;
+		for (p = s + n; *p == ' ' || *p == '\t' || *p == '"' ||
+		    *p == '\'' || *p == ':' || *p == '='; p++)
+			colon |= *p == ':' || *p == '=';
+		if (p == s + n || (labels[i].colon && !colon))
+			continue;
+		*val = p;
+		return (size_t)(p - s);
+	}
+	return 0;
+}
+
+static int
+secret_shaped(const char *s, size_t n)
+{
+	size_t	 i, l;
+
+	for (i = 0; i < sizeof(secret_prefixes) / sizeof(secret_prefixes[0]);
+	    i++) {
+		l = strlen(secret_prefixes[i]);
+		if (n >= l + SECRET_MIN && strncmp(s, secret_prefixes[i], l) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * Hide credentials in the text s (size bytes, NUL-terminated), in place:
+ * the provider's own api_key anywhere, the value after a label such as
+ * "Bearer", "Authorization:" or "x-api-key:", and tokens shaped like
+ * keys (sk-..., key-..., AIza...). Each becomes "[redacted]"; the text
+ * is cut to fit.
+ */
+void
+provider_redact(char *s, size_t size, const struct provider_cfg *p)
+{
+	char		 out[1024];
+	const char	*in = s, *val;
+	size_t		 o = 0, klen = 0, n, l;
+	int		 boundary = 1;
+
+	if (size == 0)
+		return;
+	if (p != NULL && p->api_key != NULL && strlen(p->api_key) >= 4)
+		klen = strlen(p->api_key);
+	if (size > sizeof(out))
+		size = sizeof(out);
+#define PUT(src, len) do {						\
+	l = (len) < size - 1 - o ? (len) : size - 1 - o;		\
+	memcpy(out + o, (src), l);					\
+	o += l;								\
+} while (0)
+	while (*in != '\0' && o < size - 1) {
+		if (klen > 0 && strncmp(in, p->api_key, klen) == 0) {
+			PUT(REDACTED, sizeof(REDACTED) - 1);
+			in += klen;
+			boundary = 0;
+			continue;
+		}
+		if (boundary && (n = label_at(in, &val)) > 0) {
+			PUT(in, n);
+			in = val;
+			if ((l = tok_len(in)) >= SECRET_MIN &&
+			    label_at(in, &val) == 0) {
+				in += l;
+				PUT(REDACTED, sizeof(REDACTED) - 1);
+			}
+			boundary = 1;
+			continue;
+		}
+		if (boundary && secret_shaped(in, n = tok_len(in))) {
+			PUT(REDACTED, sizeof(REDACTED) - 1);
+			in += n;
+			boundary = 0;
+			continue;
+		}
+		boundary = !word_char(*in);
+		out[o++] = *in++;
+	}
+#undef PUT
+	out[o] = '\0';
+	memcpy(s, out, o + 1);
+}
+
+/* Every text field of an upstream error, redacted for provider p. */
+void
+provider_error_redact(struct provider_error *e, const struct provider_cfg *p)
+{
+	provider_redact(e->message, sizeof(e->message), p);
+	provider_redact(e->type, sizeof(e->type), p);
+	provider_redact(e->code, sizeof(e->code), p);
+	provider_redact(e->param, sizeof(e->param), p);
+}
+
+/*
+ * The adapter's reading of a non-2xx upstream body, redacted: the one way
+ * upstream error bodies enter the gateway.
+ */
+void
+provider_error_body(const struct candidate *c, long status, const char *body,
+    size_t len, struct provider_error *e)
+{
+	const struct provider_ops	*ops = provider_ops_for(c->provider->type);
+
+	if (ops != NULL)
+		ops->error(status, body, len, e);
+	else
+		provider_error_openai(status, body, len, e);
+	provider_error_redact(e, c->provider);
+}
+
+/* ops->chat_event, with an error the event carried redacted. */
+int
+provider_chat_event(const struct provider_ops *ops, struct stream_state *st,
+    const struct sse_event *ev)
+{
+	int	 rc = ops->chat_event(st, ev);
+
+	if (rc == -1 || st->failed)
+		provider_error_redact(&st->err, st->cand->provider);
+	return rc;
+}
+
+/* ops->chat_response, with an error the body carried redacted. */
+int
+provider_chat_response(const struct provider_ops *ops,
+    const struct candidate *c, const char *body, size_t len,
+    struct json_object **out, struct usage *u, struct provider_error *e)
+{
+	int	 rc = ops->chat_response(c, body, len, out, u, e);
+
+	if (rc == -1)
+		provider_error_redact(e, c->provider);
+	return rc;
 }
 
 /* An integer member, or -1 when absent or not an integer. */

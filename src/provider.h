@@ -154,6 +154,16 @@ void	provider_error_openai(long, const char *, size_t,
 void	provider_error_set(struct provider_error *, const char *,
 	    const char *, const char *, ...)
 	    __attribute__((format(printf, 4, 5)));
+void	provider_redact(char *, size_t, const struct provider_cfg *);
+void	provider_error_redact(struct provider_error *,
+	    const struct provider_cfg *);
+void	provider_error_body(const struct candidate *, long, const char *,
+	    size_t, struct provider_error *);
+int	provider_chat_event(const struct provider_ops *, struct stream_state *,
+	    const struct sse_event *);
+int	provider_chat_response(const struct provider_ops *,
+	    const struct candidate *, const char *, size_t,
+	    struct json_object **, struct usage *, struct provider_error *);
 int64_t	provider_json_int(struct json_object *, const char *);
 /*
  * The client's completion limit per choice in a chat request: the smaller

@@ -40,19 +40,16 @@ retry_judge(const struct config *cfg, const struct candidate *c,
     const struct upstream_resp *resp, const char *request_id,
     struct retry_failure *f)
 {
-	const struct provider_ops	*ops = provider_ops_for(c->provider->type);
-	const char			*name = c->provider->name;
-	long				 s = resp->status;
+	const char	*name = c->provider->name;
+	long		 s = resp->status;
 
 	f->retry_after = resp->retry_after;
 	f->upstream_status = 0;
 	switch (resp->result) {
 	case UP_HTTP:
-		if (ops != NULL)
-			ops->error(s, resp->body.data, resp->body.len, &f->err);
-		else
-			provider_error_openai(s, resp->body.data,
-			    resp->body.len, &f->err);
+		/* Redacted: the text may quote the gateway's key. */
+		provider_error_body(c, s, resp->body.data, resp->body.len,
+		    &f->err);
 		/* Some providers say "bad key" or "retry later" in the body. */
 		if (f->err.status >= 400 && f->err.status <= 599)
 			s = f->err.status;
@@ -61,7 +58,7 @@ retry_judge(const struct config *cfg, const struct candidate *c,
 		f->upstream_status = s;
 		f->status = (int)s;
 		if (s == 401 || s == 403) {
-			/* Not the client's fault; the text may quote the key. */
+			/* Not the client's fault: it gets the gateway's words. */
 			log_debug("%s: provider %s said: %s", request_id, name,
 			    f->err.message);
 			retry_fail(f, 502, "upstream_auth_error", "provider '%s' "

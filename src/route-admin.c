@@ -1,5 +1,4 @@
 /* route-admin.c: the master key's routes: list, create, show, disable and enable keys; top up and adjust balances. */
-#include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -158,16 +157,6 @@ parse_amount(struct json_object *v, int signed_ok, money_t *out)
 	return 0;
 }
 
-/* Printable text without control characters. */
-static int
-printable(const char *s)
-{
-	for (; *s != '\0'; s++)
-		if (iscntrl((unsigned char)*s))
-			return 0;
-	return 1;
-}
-
 static int
 send_key(struct request *r, int status, const struct key_rec *k)
 {
@@ -224,13 +213,16 @@ route_admin_keys(struct request *r, const char *arg)
 	return 200;
 }
 
-/* Copy the "models" array into the stored space-separated glob list. */
+/*
+ * Copy the "models" array into the stored space-separated glob list;
+ * keys_check() judges the globs.
+ */
 static int
 take_models(struct request *r, struct json_object *a, char *dst, size_t len)
 {
 	struct json_object	*v;
-	const char		*s, *c;
-	size_t			 i, n = 0, l;
+	const char		*s;
+	size_t			 i;
 	char			 param[32];
 
 	dst[0] = '\0';
@@ -241,24 +233,24 @@ take_models(struct request *r, struct json_object *a, char *dst, size_t len)
 			return http_bad_param(r, param, "'%s' must be a "
 			    "string, not %s", param, json_type_label(v));
 		s = json_object_get_string(v);
-		if (*s == '\0')
-			return http_bad_param(r, param, "'%s' is empty", param);
-		for (c = s; *c != '\0'; c++)
-			if (!isalnum((unsigned char)*c) &&
-			    strchr("._-:/@+*?[]!", *c) == NULL)
-				return http_bad_param(r, param, "'%s' may "
-				    "hold only letters, digits, . _ - : / @ + "
-				    "and the glob characters * ? [ ] !", param);
-		l = strlen(s);
-		if (n + (n ? 1 : 0) + l + 1 > len)
+		if (*s == '\0' || strchr(s, ' ') != NULL ||
+		    strlen(s) != (size_t)json_object_get_string_len(v))
+			return http_bad_param(r, param, "'%s' must be one "
+			    "model glob", param);
+		if (keys_models_add(dst, len, s) == -1)
 			return http_bad_param(r, "models", "'models' is "
 			    "longer than %zu characters in all", len - 1);
-		if (n)
-			dst[n++] = ' ';
-		memcpy(dst + n, s, l + 1);
-		n += l;
 	}
 	return 0;
+}
+
+/* A string field that must not be cut by a NUL. */
+static const char *
+whole_string(struct json_object *v)
+{
+	const char	*s = json_object_get_string(v);
+
+	return strlen(s) == (size_t)json_object_get_string_len(v) ? s : NULL;
 }
 
 /* A money field of the create body into *out (0 when absent). */
@@ -286,20 +278,16 @@ take_key(struct request *r, struct json_object *o, struct key_rec *k)
 	const char		*s;
 	int			 rc;
 
+	struct keys_fault	 f;
+
 	memset(k, 0, sizeof(*k));
 	k->version = STORE_VERSION;
-	s = json_object_get_string(field(o, "name"));
-	if (!printable(s))
+	if ((s = whole_string(field(o, "name"))) == NULL)
 		return http_bad_param(r, "name", "'name' must not hold control "
 		    "characters");
-	if (s[strspn(s, "0123456789")] == '\0' || strncmp(s, "sk-", 3) == 0)
-		return http_bad_param(r, "name", "'name' must not be all "
-		    "digits or start with 'sk-' (keys are also found by id and "
-		    "prefix)");
 	snprintf(k->name, sizeof(k->name), "%s", s);
 	if ((v = field(o, "agent")) != NULL) {
-		s = json_object_get_string(v);
-		if (!printable(s))
+		if ((s = whole_string(v)) == NULL)
 			return http_bad_param(r, "agent", "'agent' must not "
 			    "hold control characters");
 		snprintf(k->agent, sizeof(k->agent), "%s", s);
@@ -315,6 +303,9 @@ take_key(struct request *r, struct json_object *o, struct key_rec *k)
 	if ((rc = take_models(r, field(o, "models"), k->models,
 	    sizeof(k->models))) != 0)
 		return rc;
+	/* The same rules as llmgate-admin key create. */
+	if (keys_check(k, &f) == -1)
+		return http_bad_param(r, f.field, "'%s' %s", f.field, f.why);
 	if ((v = field(o, "rpm")) != NULL)
 		k->rpm = json_object_get_int64(v);
 	if ((v = field(o, "tpm")) != NULL)
@@ -396,7 +387,7 @@ route_admin_key_update(struct request *r, const char *arg)
 	struct store	*st;
 	struct key_rec	 k;
 	const char	*slash;
-	char		 ref[REF_MAX];
+	char		 ref[REF_MAX], name[LOG_VALUE_SIZE(KEY_NAME_MAX)];
 	int		 disable, rc;
 
 	if ((st = admin_store(r)) == NULL)
@@ -421,8 +412,10 @@ route_admin_key_update(struct request *r, const char *arg)
 			return key_not_found(r, ref);
 		if (rc != STORE_OK)
 			return store_failed(r, "keys_update", rc);
+		/* A key made before names had rules may need quotes. */
 		log_info("%s: admin %s key id=%" PRIu64 " name=%s", r->id,
-		    disable ? "disabled" : "enabled", k.id, k.name);
+		    disable ? "disabled" : "enabled", k.id,
+		    log_value(name, sizeof(name), k.name));
 	}
 	return send_key(r, 200, &k);
 nothing:
@@ -468,7 +461,8 @@ credit(struct request *r, enum ledger_kind kind)
 	struct key_rec		 k;
 	struct ledger_rec	 l;
 	money_t			 amount;
-	char			 ref[REF_MAX], reason[128];
+	char			 ref[REF_MAX], reason[KEY_REASON_MAX + 1];
+	const char		*why = NULL;
 	int			 rc;
 
 	if ((st = admin_store(r)) == NULL)
@@ -481,8 +475,11 @@ credit(struct request *r, enum ledger_kind kind)
 	else
 		snprintf(ref, sizeof(ref), "%s", json_object_get_string(v));
 	reason[0] = '\0';
-	if ((v = field(body, "reason")) != NULL)
+	if ((v = field(body, "reason")) != NULL) {
 		snprintf(reason, sizeof(reason), "%s", json_object_get_string(v));
+		if (whole_string(v) == NULL)
+			why = "must not hold control characters";
+	}
 	rc = parse_amount(field(body, "amount_usd"), kind == LEDGER_ADJUST,
 	    &amount);
 	json_object_put(body);
@@ -497,9 +494,9 @@ credit(struct request *r, enum ledger_kind kind)
 		return http_bad_param(r, "amount_usd", kind == LEDGER_ADJUST ?
 		    "'amount_usd' must not be zero" :
 		    "'amount_usd' must be greater than zero");
-	if (!printable(reason))
-		return http_bad_param(r, "reason", "'reason' must not hold "
-		    "control characters");
+	/* The same rule as llmgate-admin topup and adjust. */
+	if (why != NULL || (why = keys_check_reason(reason)) != NULL)
+		return http_bad_param(r, "reason", "'reason' %s", why);
 	if (kind == LEDGER_ADJUST && reason[0] == '\0')
 		return http_bad_param(r, "reason", "an adjustment needs a "
 		    "'reason'");

@@ -170,7 +170,7 @@ on_event(void *ctx, const struct sse_event *ev)
 		return send_sse(ch, ":", 1, ev->data, ev->data_len, "\n\n", 2)
 		    == -1 ? 1 : 0;
 	}
-	rc = ch->ops->chat_event(&ch->st, ev);
+	rc = provider_chat_event(ch->ops, &ch->st, ev);
 	if (rc == -1 && ch->stop == STOP_NONE)
 		ch->stop = STOP_BAD_STREAM;
 	return rc;
@@ -375,8 +375,8 @@ attempt(struct chat *ch, struct upstream_resp *resp)
 	}
 	if (resp->result != UP_OK)
 		goto out;
-	if (ch->ops->chat_response(ch->cand, resp->body.data, resp->body.len,
-	    &out, &ch->st.usage, &ch->st.err) == -1) {
+	if (provider_chat_response(ch->ops, ch->cand, resp->body.data,
+	    resp->body.len, &out, &ch->st.usage, &ch->st.err) == -1) {
 		ch->stop = STOP_BAD_STREAM;	/* judged like a broken stream */
 		goto out;
 	}

@@ -656,6 +656,7 @@ try_once(struct jcall *jc, struct upstream_resp *resp)
 	}
 	if (jc->ops->reply(jc->ctx, jc->cand, resp->body.data, resp->body.len,
 	    &out, &perr) == -1) {
+		provider_error_redact(&perr, jc->cand->provider);
 		jc->fail.err = perr;
 		jc->fail.status = 502;
 		next = NEXT_RETRY;

@@ -94,16 +94,23 @@ dispatch(struct request *r, struct principal *who)
 			    "admin_only", NULL, "%s %s needs the master key",
 			    r->method_name, r->path);
 		if (rt->flags & ROUTE_BODY) {
-			rc = http_read_body(r);
-			if (rc == 413)
+			switch (http_read_body(r)) {
+			case HTTP_BODY_OK:
+				break;
+			case HTTP_BODY_TOOBIG:
 				return http_error(r, 413, "invalid_request_error",
 				    "request_too_large", NULL, "request body is "
 				    "larger than max_body (%ld bytes)",
 				    r->cfg->gw.max_body);
-			if (rc != 0)
-				return http_error(r, rc, "invalid_request_error",
+			case HTTP_BODY_BADLENGTH:
+				return http_error(r, 400, "invalid_request_error",
+				    "invalid_content_length", NULL,
+				    "invalid Content-Length");
+			default:
+				return http_error(r, 400, "invalid_request_error",
 				    NULL, NULL, "request body is shorter than "
 				    "Content-Length");
+			}
 		}
 		return rt->handler(r, arg);
 	}

@@ -264,7 +264,8 @@ replay_file(struct store *s, const char *path, struct replay_result *res)
 	int			 rc = STORE_OK;
 
 	if ((fp = fopen(path, "r")) == NULL) {
-		log_error("replay %s: %s", path, strerror(errno));
+		snprintf(res->error, sizeof(res->error), "cannot read %.400s: %s",
+		    path, strerror(errno));
 		return STORE_ERROR;
 	}
 	while ((n = getline(&line, &cap, fp)) != -1) {
@@ -285,8 +286,8 @@ replay_file(struct store *s, const char *path, struct replay_result *res)
 		else if (rc == STORE_OK)
 			res->imported++;
 		else {
-			log_error("replay %s:%ld: %s", path, lineno,
-			    store_error());
+			snprintf(res->error, sizeof(res->error), "%.400s:%ld: %.80s",
+			    path, lineno, store_error());
 			break;
 		}
 		rc = STORE_OK;
@@ -310,8 +311,11 @@ usage_replay(struct store *s, const struct config *cfg, const char *path,
 	if (path == NULL)
 		path = cfg->gw.fallback_file;
 	if ((size_t)snprintf(work, sizeof(work), "%s.replaying", path) >=
-	    sizeof(work))
+	    sizeof(work)) {
+		snprintf(res->error, sizeof(res->error), "%.400s: path too long",
+		    path);
 		return STORE_ERROR;
+	}
 	/*
 	 * Move the file aside first: workers that write meanwhile start a new
 	 * one. A .replaying file left by an interrupted replay is finished
@@ -321,8 +325,8 @@ usage_replay(struct store *s, const struct config *cfg, const char *path,
 		if (rename(path, work) == -1) {
 			if (errno == ENOENT)
 				return STORE_OK;	/* nothing to replay */
-			log_error("replay: rename %s: %s", path,
-			    strerror(errno));
+			snprintf(res->error, sizeof(res->error), "cannot move "
+			    "%.400s aside: %s", path, strerror(errno));
 			return STORE_ERROR;
 		}
 	}
@@ -332,7 +336,8 @@ usage_replay(struct store *s, const struct config *cfg, const char *path,
 	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
 	snprintf(done, sizeof(done), "%s.replayed-%s", path, stamp);
 	if (rename(work, done) == -1) {
-		log_error("replay: rename %s: %s", work, strerror(errno));
+		snprintf(res->error, sizeof(res->error), "cannot rename %.400s: %s",
+		    work, strerror(errno));
 		return STORE_ERROR;
 	}
 	return STORE_OK;
@@ -459,17 +464,31 @@ usage_purge(struct store *s, int64_t before_us, long *n)
 	return STORE_OK;
 }
 
-/* The one log line per request: operators grep it; the store has the rest. */
+/*
+ * The one log line per request: operators grep it; the store has the rest.
+ * Names come from clients and admins: log_value() quotes any that could
+ * forge a field.
+ */
 void
 usage_log(const struct usage_row *u)
 {
+	char	 key[LOG_VALUE_SIZE(sizeof(u->key_name))];
+	char	 agent[LOG_VALUE_SIZE(sizeof(u->agent))];
+	char	 model[LOG_VALUE_SIZE(sizeof(u->requested))];
+	char	 served[LOG_VALUE_SIZE(sizeof(u->served))];
+	char	 provider[LOG_VALUE_SIZE(sizeof(u->provider))];
+
 	log_info("usage id=%s key=%s agent=%s model=%s served=%s provider=%s "
 	    "status=%d attempts=%d stream=%d prompt=%" PRId64 " completion=%"
 	    PRId64 " cached=%" PRId64 " estimated=%d cost_micro_usd=%" PRId64
 	    " latency_ms=%d ttft_ms=%d client_aborted=%d",
-	    u->request_id, u->key_name[0] ? u->key_name : "-",
-	    u->agent[0] ? u->agent : "-", u->requested,
-	    u->served[0] ? u->served : "-", u->provider[0] ? u->provider : "-",
+	    u->request_id,
+	    log_value(key, sizeof(key), u->key_name[0] ? u->key_name : "-"),
+	    log_value(agent, sizeof(agent), u->agent[0] ? u->agent : "-"),
+	    log_value(model, sizeof(model), u->requested),
+	    log_value(served, sizeof(served), u->served[0] ? u->served : "-"),
+	    log_value(provider, sizeof(provider),
+	    u->provider[0] ? u->provider : "-"),
 	    u->status, u->attempts, u->stream, u->prompt, u->completion,
 	    u->cached, u->estimated, u->cost, u->latency_ms, u->ttft_ms,
 	    u->client_aborted);

@@ -68,6 +68,7 @@ struct replay_result {
 	long	 imported;	/* rows settled into the store */
 	long	 duplicate;	/* already there: skipped */
 	long	 bad;		/* lines that are not a usage row */
+	char	 error[512];	/* why it stopped, when it did */
 };
 /*
  * Settle every row of the fallback file into the store exactly once

@@ -22,8 +22,13 @@ Directives (merged; message directives override model directives)
   status=CODE          reply CODE with {"error":{"message":"mock fault CODE","type":...}}
   times=N              fault directives apply only to the first N requests per MODELKEY
                        (fault directives: status reset malformed first_byte_delay
-                        stall_after reset_after truncate_after)
+                        stall_after reset_after truncate_after stream_error)
   retry_after=S        add "Retry-After: S" to the error response
+  leak=1               the error message (status=CODE, stream_error=K) quotes the credentials
+                       the mock received, as careless providers do: "Incorrect API key
+                       provided: <key>. You sent Authorization: <value>; x-api-key: <value>"
+  stream_error=K       stream: after K content chunks an error event
+                       data: {"error":{"message":...,"type":"server_error"}} and the body ends
   first_byte_delay=S   sleep S seconds before the status line
   chunks=N             number of content pieces "tok{i} " (default 3)
   delay=S              stream: sleep S between events
@@ -120,7 +125,7 @@ STATE = {}
 ID_COUNTER = [0]
 VERBOSE = False
 FAULT_KEYS = ("status", "reset", "malformed", "first_byte_delay", "stall_after",
-              "reset_after", "truncate_after")
+              "reset_after", "truncate_after", "stream_error")
 TOOL_ARGS = ['{"city"', ':"Paris', '"}']          # 3 argument fragments
 MOCK_RE = re.compile(r"MOCK\{([^}]*)\}")
 
@@ -191,13 +196,22 @@ def dumps(obj):
     return json.dumps(obj, separators=(",", ":"))
 
 
+def leaked(headers, message):
+    """message, then the credentials of the request quoted back (leak=1)."""
+    auth = headers.get("Authorization") or ""
+    key = headers.get("x-api-key") or ""
+    secret = auth.split(" ", 1)[1] if " " in auth else (key or auth)
+    return "%s: Incorrect API key provided: %s. You sent Authorization: %s; x-api-key: %s" % (
+        message, secret, auth, key)
+
+
 def error_body(code, message, etype=None):
     etype = etype or ("invalid_request_error" if 400 <= code < 500 else "server_error")
     return dumps({"error": {"message": message, "type": etype, "param": None, "code": None}})
 
 
 # ---------------------------------------------------------------- Anthropic helpers
-ANTH_FAULT_KEYS = FAULT_KEYS + ("stream_error",)
+ANTH_FAULT_KEYS = FAULT_KEYS
 ANTH_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error",
                     403: "permission_error", 404: "not_found_error", 413: "request_too_large",
                     429: "rate_limit_error", 500: "api_error", 529: "overloaded_error"}
@@ -543,7 +557,7 @@ class Handler(BaseHTTPRequestHandler):
         stream = body.get("stream") is True
         outcome = "ok"
         for k in ("status", "reset", "malformed", "truncate_after", "reset_after", "stall_after",
-                  "first_byte_delay"):
+                  "first_byte_delay", "stream_error"):
             if k in d and (stream or k in ("status", "reset", "malformed", "first_byte_delay")):
                 outcome = "fault:%s=%s" % (k, d[k]) if k != "reset" else "fault:reset"
                 break
@@ -556,7 +570,10 @@ class Handler(BaseHTTPRequestHandler):
             elif "status" in d:
                 code = int(num(d, "status", 500))
                 extra = [("Retry-After", d["retry_after"])] if "retry_after" in d else []
-                self.send_body(code, error_body(code, "mock fault %d" % code), extra=extra)
+                message = "mock fault %d" % code
+                if num(d, "leak"):
+                    message = leaked(self.headers, message)
+                self.send_body(code, error_body(code, message), extra=extra)
             elif stream:
                 outcome = self.chat_stream(body, model, d, outcome)
             elif not self.was_reset:
@@ -661,6 +678,15 @@ class Handler(BaseHTTPRequestHandler):
             if "truncate_after" in d and i == int(num(d, "truncate_after")):
                 self.send_raw(b"0\r\n\r\n")
                 return outcome
+            if "stream_error" in d and i == int(num(d, "stream_error")):
+                message = "mock stream error"
+                if num(d, "leak"):
+                    message = leaked(self.headers, message)
+                event({"error": {"message": message, "type": "server_error",
+                                 "param": None, "code": None}})
+                self.send_raw(b"0\r\n\r\n")
+                self.close_connection = True
+                return outcome
             if i == n:
                 break
             if tool and i == 0:
@@ -730,6 +756,8 @@ class Handler(BaseHTTPRequestHandler):
                 code = int(num(d, "status", 500))
                 etype = ANTH_ERROR_TYPES.get(code, "api_error")
                 message = "Overloaded" if code == 529 else "mock fault %d" % code
+                if num(d, "leak"):
+                    message = leaked(self.headers, message)
                 extra = list(rid_hdr)
                 if "retry_after" in d:
                     extra.append(("Retry-After", d["retry_after"]))

@@ -145,4 +145,43 @@ out=$(REQUEST_METHOD=GET REQUEST_URI=/health LLMGATE_CONFIG=$C "$LLMGATE" </dev/
 like "$out" '^Status: 500' "CGI with broken config answers 500"
 like "$out" '"code":"config_error"' "config_error code"
 
+# llmgate-admin replay where it cannot write: a clear message naming the
+# directory or file and the reason, exit 1, promptly, the file untouched.
+R=$TMPDIR_T/replay
+mkdir -p "$R/data" "$R/elsewhere"
+[ "$(id -u)" -ne 0 ] || chown "$GW_USER:$GW_GROUP" "$R/data" "$R/elsewhere"
+printf '[gateway]\ndata_dir = %s\n' "$R/data" >"$R/llmgate.ini"
+chmod 0644 "$R/llmgate.ini"
+export ADMIN_CONF=$R/llmgate.ini
+admin check >/dev/null 2>&1
+ok "replay: the store exists" test -e "$R/data/keys.db"
+printf '{"not":"a row"}\n' >"$R/data/usage-fallback.jsonl"
+cp "$R/data/usage-fallback.jsonl" "$R/elsewhere/rows.jsonl"
+chmod a+r "$R/data/usage-fallback.jsonl" "$R/elsewhere/rows.jsonl"
+replay_fails() {	# NAME ERE [FILE]: replay exits 1 at once, saying ERE
+	local t0 out rc
+	t0=$(_now_usec)
+	out=$(as_gw_user timeout 60 "$ADMIN_BIN" -c "$ADMIN_CONF" replay ${3:+"$3"} 2>&1)
+	rc=$?
+	is "$rc" 1 "replay $1: exit 1"
+	like "$out" "$2" "replay $1: says so"
+	unlike "$out" 'no error|DB_|BDB[0-9]' "replay $1: no Berkeley DB riddle"
+	ok "replay $1: within 10 s" test $(( $(_now_usec) - t0 )) -lt 10000000
+}
+chmod 0555 "$R/data"
+replay_fails "into a read-only data dir" "cannot write to the store directory $R/data: Permission denied"
+is "$(cat "$R/data/usage-fallback.jsonl")" '{"not":"a row"}' "replay: the fallback file is untouched"
+chmod 0755 "$R/data"
+chmod 0444 "$R/data/usage.db"
+replay_fails "into a read-only store file" "cannot write the store file $R/data/usage.db: Permission denied"
+chmod 0660 "$R/data/usage.db"
+chmod 0555 "$R/elsewhere"
+replay_fails "of a file in a read-only dir" "cannot write to $R/elsewhere, where $R/elsewhere/rows.jsonl is moved aside: Permission denied" \
+    "$R/elsewhere/rows.jsonl"
+chmod 0755 "$R/elsewhere"
+out=$(admin replay 2>&1)
+is "$?" 0 "replay once it can write: exit 0"
+like "$out" 'imported 0, duplicate 0, bad 1' "replay: then it reads the file"
+unset ADMIN_CONF
+
 done_testing

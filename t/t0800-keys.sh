@@ -73,6 +73,84 @@ is "$?" 2 "key create without --name is a usage error (exit 2)"
 admin key create --name alice >/dev/null 2>&1
 isnt "$?" 0 "a second key named alice is refused"
 
+# --- Names, agents, globs and reasons that could forge a log line --------------
+# llmgate-admin and POST /admin/keys, /admin/topup apply the same rules
+# (keys_check, keys_check_reason): one word for names and agents, model
+# globs without spaces or '=', one line for reasons.
+
+HOSTILE=("a b" "a=b" "x/y" $'a\nb' $'a\tb' 'a"b' "-lead" $'a\x7fb' "key=forged" "")
+GOOD_NAME=ok.name@x+y:z
+for v in "${HOSTILE[@]}"; do
+	q=$(printf '%q' "$v")
+	admin key create --name "$v" >/dev/null 2>"$TMPDIR_T/out/bad.err"
+	is "$?" 2 "key create --name $q is refused (exit 2)"
+	like "$(cat "$TMPDIR_T/out/bad.err")" '^(llmgate-admin: --name: |usage: )' "--name $q: says why"
+	[ -n "$v" ] || continue
+	admin key create --name "agent-test" --agent "$v" >/dev/null 2>&1
+	is "$?" 2 "key create --agent $q is refused"
+done
+for g in "mock-ok x=y" 'mock"' $'mock\x01' "mock;rm"; do
+	admin key create --name glob-test --models "$g" >/dev/null 2>&1
+	is "$?" 2 "key create --models $(printf '%q' "$g") is refused"
+done
+for r in $'line1\nforged=1' $'a\rb' $'a\x1bb' "$(printf 'x%.0s' $(seq 1 128))"; do
+	admin topup alice 1 --reason "$r" >/dev/null 2>&1
+	is "$?" 2 "topup --reason $(printf '%q' "${r:0:12}") is refused"
+	admin adjust alice 1 --reason "$r" >/dev/null 2>&1
+	is "$?" 2 "adjust --reason $(printf '%q' "${r:0:12}") is refused"
+done
+is "$(admin balance alice --json | jx 'd["balance_micro_usd"]')" 0 "no refused reason moved a balance"
+create_key GOOD --name "$GOOD_NAME" --agent "$GOOD_NAME" --models "mock-ok, vendor/m-[0-9]*"
+SECRETS+=("$GOOD")
+is "$(admin key show "$GOOD_NAME" --json | jx 'd["models"]')" '["mock-ok", "vendor/m-[0-9]*"]' \
+    "key create: --models split at commas and spaces"
+out=$(admin topup "$GOOD_NAME" 0.01 --reason 'refund: 2026-01-02 outage, ticket #7 (50%)')
+is "$?" 0 "a reason with spaces and punctuation is fine"
+
+json_str() { python3 -c 'import json, sys; print(json.dumps(sys.argv[1]))' "$1"; }
+
+# HTTP: the same values, the same verdicts.
+hostile_http() {
+	local k=$1 v q j
+	for v in "${HOSTILE[@]}"; do
+		q=$(printf '%q' "$v")
+		j=$(json_str "$v")
+		api "$LLMGATE_MASTER_KEY" POST /admin/keys "{\"name\":$j}"
+		is "$STATUS" 400 "$k: POST /admin/keys name $q -> 400"
+		is "$(jx 'd["error"]["param"]' <<<"$BODY")" name "$k: name $q: param name"
+		[ -n "$v" ] || continue
+		api "$LLMGATE_MASTER_KEY" POST /admin/keys "{\"name\":\"agent-test-$k\",\"agent\":$j}"
+		is "$STATUS" 400 "$k: POST /admin/keys agent $q -> 400"
+		case $v in
+		*[[:space:][:cntrl:]=\"]*)
+			api "$LLMGATE_MASTER_KEY" POST /admin/keys \
+			    "{\"name\":\"glob-test-$k\",\"models\":[\"mock-ok\",$j]}"
+			is "$STATUS" 400 "$k: POST /admin/keys models [.., $q] -> 400"
+		esac
+	done
+	api "$LLMGATE_MASTER_KEY" POST /admin/keys '{"name":"nul-test","agent":"a\u0000 key=forged"}'
+	is "$STATUS" 400 "$k: an agent cut by \\u0000 -> 400"
+	for v in $'line1\nforged=1' $'a\rb' $'a\x1bb' $'a\xc2\x85b' "$(printf 'x%.0s' $(seq 1 128))"; do
+		q=$(printf '%q' "${v:0:12}")
+		api "$LLMGATE_MASTER_KEY" POST /admin/adjust "{\"key\":\"$GOOD_NAME\",\"amount_usd\":\"1\",\"reason\":$(json_str "$v")}"
+		is "$STATUS" 400 "$k: POST /admin/adjust reason $q -> 400"
+		is "$(jx 'd["error"]["param"]' <<<"$BODY")" reason "$k: reason $q: param reason"
+	done
+	api "$LLMGATE_MASTER_KEY" POST /admin/keys "{\"name\":\"$GOOD_NAME-$k\",\"agent\":\"$GOOD_NAME\",\"models\":[\"mock-ok\",\"vendor/m-[0-9]*\"]}"
+	is "$STATUS" 201 "$k: what llmgate-admin accepts, HTTP accepts"
+	SECRETS+=("$(jx 'd["key"]' <<<"$BODY")")
+	is "$(admin balance "$GOOD_NAME" --json | jx 'd["balance_micro_usd"]')" 10000 \
+	    "$k: no refused reason moved a balance"
+
+	# Nor can a model name forge fields of the usage line (log_value()
+	# would quote it; unit-log.t tests that).
+	api "$LLMGATE_MASTER_KEY" POST /v1/chat/completions \
+	    '{"model":"mock-ok key=forged agent=root","messages":[{"role":"user","content":"hi"}]}'
+	is "$STATUS" 400 "$k: a model name with spaces -> 400"
+	unlike "$(cat "$SERVER_LOG" "$SERVER_DIR"/log/error.log 2>/dev/null)" '[^"]key=forged' \
+	    "$k: no log line carries a forged key= field"
+}
+
 # --- The same under every server ------------------------------------------------
 
 scenarios() {
@@ -218,6 +296,7 @@ scenarios() {
 	like "$(jx 'd["error"]["message"]' <<<"$BODY")" 'expired' "$k: the message says expired"
 	create_key key --name "fresh-$k" --expires 1d
 	SECRETS+=("$key")
+	hostile_http "$k"
 	api "$key" GET /v1/models
 	is "$STATUS" 200 "$k: key expiring tomorrow -> 200"
 	is "$(admin key show "fresh-$k" --json | jx '0 < d["expires"] - int(__import__("time").time()) <= 86400 + 60')" \
@@ -236,7 +315,7 @@ for s in "${SECRETS[@]}"; do
 	f=$(grep -rla -- "${s:3}" "$TMPDIR_T"/{lighttpd,apache,nginx,cgi} 2>/dev/null)
 	[ -z "$f" ] || leaks+=" log:${s:0:10}:$f"
 done
-is "${#SECRETS[@]}" 14 "14 client secrets collected"
+is "${#SECRETS[@]}" 19 "19 client secrets collected"
 is "$leaks" "" "no client secret in the data directory or the server logs"
 ok "the data directory holds the store" test -n "$(ls "$TMPDIR_T/data")"
 f=$(grep -rla -- "$LLMGATE_MASTER_KEY" "$TMPDIR_T/data" 2>/dev/null)

@@ -809,6 +809,75 @@ test_check(void)
 	config_free(c);
 }
 
+/* provider_redact: what upstream error text may quote never passes. */
+static void
+test_redact(void)
+{
+	static const struct {
+		const char	*in, *want, *what;
+	} cases[] = {
+		{ "Incorrect API key provided: sk-abc...xyz. You can find "
+		  "your API key at https://platform.openai.com/account/api-keys.",
+		  "Incorrect API key provided: [redacted]. You can find "
+		  "your API key at https://platform.openai.com/account/api-keys.",
+		  "OpenAI's masked key" },
+		{ "bad header Authorization: Bearer abcdefgh12345678 given",
+		  "bad header Authorization: Bearer [redacted] given",
+		  "Authorization: Bearer value" },
+		{ "{\"authorization\":\"Api-Key AQVNxyzxyzxyz123\"}",
+		  "{\"authorization\":\"Api-Key [redacted]\"}",
+		  "a quoted Yandex Api-Key" },
+		{ "x-api-key: QWERTYUIOP1234 is invalid",
+		  "x-api-key: [redacted] is invalid", "x-api-key header" },
+		{ "url ...?key=AIzaSyA1234567890abcdef failed",
+		  "url ...?key=[redacted] failed", "key= query parameter" },
+		{ "token key-0123456789abcdef expired",
+		  "token [redacted] expired", "key-... token" },
+		{ "the configured MYSECRETKEY99 is wrong (MYSECRETKEY99)",
+		  "the configured [redacted] is wrong ([redacted])",
+		  "the provider's own key, anywhere" },
+		{ "authorization failed: quota exceeded for key-value store",
+		  "authorization failed: quota exceeded for key-value store",
+		  "ordinary words pass" },
+		{ "Rate limit reached for gpt-4o in organization org-123 on "
+		  "tokens per min (TPM): Limit 30000, Used 29000.",
+		  "Rate limit reached for gpt-4o in organization org-123 on "
+		  "tokens per min (TPM): Limit 30000, Used 29000.",
+		  "a rate-limit message passes whole" },
+		{ "risk-management sk-short",
+		  "risk-management sk-short", "short sk- words pass" },
+	};
+	struct provider_cfg	 p;
+	struct provider_error	 e;
+	char			 buf[512], small[16];
+	size_t			 i;
+
+	memset(&p, 0, sizeof(p));
+	p.api_key = "MYSECRETKEY99";
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(buf, sizeof(buf), "%s", cases[i].in);
+		provider_redact(buf, sizeof(buf), &p);
+		is_str(buf, cases[i].want, "redact: %s", cases[i].what);
+	}
+	snprintf(small, sizeof(small), "sk-0123456789ab");
+	provider_redact(small, sizeof(small), NULL);
+	is_str(small, "[redacted]", "redact: without a provider; fits");
+	snprintf(small, sizeof(small), "ab MYSECRETKEY9");
+	provider_redact(small, sizeof(small), &p);
+	is_str(small, "ab MYSECRETKEY9", "redact: a key prefix is not the key");
+	snprintf(small, sizeof(small), "%s", "Bearer ");
+	provider_redact(small, sizeof(small), &p);
+	is_str(small, "Bearer ", "redact: a label at the end");
+
+	provider_error_set(&e, "invalid_request_error", "sk-0123456789abcdef",
+	    "key MYSECRETKEY99");
+	snprintf(e.param, sizeof(e.param), "Bearer zzzzzzzzzzzz");
+	provider_error_redact(&e, &p);
+	ok(strstr(e.message, "MYSECRETKEY99") == NULL &&
+	    strstr(e.code, "0123456789") == NULL &&
+	    strstr(e.param, "zzzz") == NULL, "redact: every field of an error");
+}
+
 int
 main(void)
 {
@@ -820,6 +889,7 @@ main(void)
 	test_stream_usage(0);
 	test_stream_events();
 	test_errors();
+	test_redact();
 	test_check();
 	return tap_done();
 }
