@@ -88,8 +88,9 @@ route_models(struct request *r, const char *arg)
 }
 
 /*
- * One model by id, any name the caller may use (a dated snapshot priced
- * by a template too); ids may contain '/' (openrouter/vendor/model).
+ * One model by id: any name the gateway prices (its own [model] or a
+ * template: a dated snapshot too) that the caller may use; ids may
+ * contain '/' (openrouter/vendor/model).
  */
 int
 route_model(struct request *r, const char *arg)
@@ -102,7 +103,8 @@ route_model(struct request *r, const char *arg)
 		return http_error(r, 404, "invalid_request_error",
 		    "model_not_found", "model", "The model does not exist");
 
-	if (plan_lookup(r->cfg, id, &c) == -1 || !allowed(r, &c))
+	if (plan_lookup(r->cfg, id, &c) == -1 || c.model == NULL ||
+	    !allowed(r, &c))
 		return http_error(r, 404, "invalid_request_error",
 		    "model_not_found", "model", "The model '%s' does not exist "
 		    "or is not available on this gateway", id);

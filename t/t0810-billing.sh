@@ -95,9 +95,6 @@ usage_group() {	# KEY GROUP FIELD: a field of one row of `usage --json --group-b
 	admin usage --json --group-by model --key "$1" | jx "([r for r in d['data'] if r['group'] == '$2'] or [{}])[0].get('$3')"
 }
 
-	[ "$s" -lt 54 ] || sleep $((61 - s))
-}
-
 scenarios() {
 	local k=$SERVER_KIND pp t3 t1 bk kb rk rm tk tok i oks warned blocked w expect spent first small \
 	    rid p c costs=() rids=() est_rid out ra sec total_cost
