@@ -65,11 +65,14 @@ account_resolve(const struct config *cfg, struct principal *p)
 {
 	const struct agent_cfg	*ag = config_agent(cfg, p->agent);
 	const struct tier_cfg	*t = NULL;
+	char			 name[LOG_VALUE_SIZE(KEY_NAME_MAX)];
+	char			 tier[LOG_VALUE_SIZE(KEY_TIER_MAX)];
 
 	if (p->key.tier[0] != '\0' &&
 	    (t = config_tier(cfg, p->key.tier)) == NULL)
 		log_warn("key %s: tier %s is not configured; using the "
-		    "agent's", p->key.name, p->key.tier);
+		    "agent's", log_value(name, sizeof(name), p->key.name),
+		    log_value(tier, sizeof(tier), p->key.tier));
 	if (t == NULL && ag != NULL)
 		t = ag->tier;
 	if (t == NULL)
@@ -291,6 +294,19 @@ worst_case(const struct plan *pl, const struct admit_ask *ask)
 	return worst;
 }
 
+/* "key NAME agent AGENT" for a log line, each value quoted if it must be. */
+static const char *
+log_who(const struct principal *p, char *buf, size_t len)
+{
+	char	 name[LOG_VALUE_SIZE(KEY_NAME_MAX)];
+	char	 agent[LOG_VALUE_SIZE(KEY_AGENT_MAX)];
+
+	snprintf(buf, len, "key %s agent %s",
+	    log_value(name, sizeof(name), p->key.name),
+	    log_value(agent, sizeof(agent), p->agent));
+	return buf;
+}
+
 static void
 ratelimit_headers(struct request *r, const struct admission *a)
 {
@@ -318,6 +334,7 @@ account_admit(struct request *r, const struct plan *pl,
 	struct admit_in		 in;
 	struct admission	*a = &acct->adm;
 	char			 spent[32], budget[32];
+	char			 who[2 * LOG_VALUE_SIZE(KEY_NAME_MAX) + 16];
 	int			 rc;
 
 	memset(acct, 0, sizeof(*acct));
@@ -366,8 +383,8 @@ account_admit(struct request *r, const struct plan *pl,
 		http_header(r, "X-Llmgate-Budget-Warning", "%" PRId64 "%% of "
 		    "the budget used ($%s of $%s)", a->budget > 0 ?
 		    a->spent * 100 / a->budget : 100, spent, budget);
-		log_warn("%s: budget warning: key %s agent %s: $%s of $%s",
-		    r->id, p->key.name, p->agent, spent, budget);
+		log_warn("%s: budget warning: %s: $%s of $%s", r->id,
+		    log_who(p, who, sizeof(who)), spent, budget);
 	}
 	switch (a->verdict) {
 	case ADMIT_OK:
@@ -384,8 +401,8 @@ account_admit(struct request *r, const struct plan *pl,
 	case ADMIT_AGENT_BUDGET:
 	case ADMIT_MONTHLY_BUDGET:
 		http_header(r, "Retry-After", "%ld", a->retry_after);
-		log_warn("%s: budget exhausted: key %s agent %s: %s", r->id,
-		    p->key.name, p->agent, a->message);
+		log_warn("%s: budget exhausted: %s: %s", r->id,
+		    log_who(p, who, sizeof(who)), a->message);
 		return http_error(r, 429, "insufficient_quota",
 		    "budget_exceeded", NULL, "%s", a->message);
 	case ADMIT_BALANCE:
