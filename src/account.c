@@ -3,6 +3,18 @@
  * takes them: authenticate the key, plan the model for its tier and task,
  * admit (rate limits, budgets, balance: the worst case is reserved), and
  * settle (usage row, ledger, spend; the reservation is released).
+ *
+ * The invariants these steps keep:
+ * - every candidate that may serve has a price (a [model] or a template)
+ *   and passes the key's model list, unless unpriced = free or the caller
+ *   is the master key (account_policy, on every candidate of the plan);
+ * - what is forwarded can never cost more than what was reserved: the
+ *   reservation prices, at the dearest candidate, the prompt's upper
+ *   bound plus plan_max_tokens() times every choice and every image, and
+ *   the adapters send exactly plan_max_tokens() upstream. Only an
+ *   upstream that ignores the limit it was sent (or prices the request
+ *   itself) can cost more; that row is billed as reported and flagged
+ *   over_reservation (account_settle).
  */
 #include <ctype.h>
 #include <inttypes.h>
