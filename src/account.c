@@ -196,10 +196,10 @@ account_plan(struct request *r, const char *model, struct plan *pl)
 	return 0;
 }
 
-/* The dearest candidate's cost for this many tokens and images. */
+/* The dearest candidate's cost for this many tokens and images (*which). */
 static money_t
 worst_case(const struct config *cfg, const struct plan *pl, int64_t prompt,
-    int64_t client_max, int64_t images)
+    int64_t client_max, int64_t images, size_t *which)
 {
 	struct usage	 u;
 	money_t		 worst = 0, c;
@@ -217,8 +217,10 @@ worst_case(const struct config *cfg, const struct plan *pl, int64_t prompt,
 		c = usage_cost(&pl->c[i], &u);
 		if (images > 0 && pl->c[i].model != NULL)
 			c += images * pl->c[i].model->image_price;
-		if (c > worst)
+		if (c > worst || i == 0) {
 			worst = c;
+			*which = i;
+		}
 	}
 	return worst;
 }
@@ -250,6 +252,7 @@ account_admit(struct request *r, const struct plan *pl, int64_t prompt,
 	struct admit_in		 in;
 	struct admission	*a = &acct->adm;
 	char			 spent[32], budget[32];
+	size_t			 dearest = 0;
 	int			 rc;
 
 	memset(acct, 0, sizeof(*acct));
@@ -264,7 +267,12 @@ account_admit(struct request *r, const struct plan *pl, int64_t prompt,
 		in.model_rpm = pl->c[0].model->rpm;
 		in.model_tpm = pl->c[0].model->tpm;
 	}
-	in.worst = worst_case(r->cfg, pl, prompt, client_max, images);
+	in.worst = worst_case(r->cfg, pl, prompt, client_max, images,
+	    &dearest);
+	in.priced = pl->n > 0 ? &pl->c[dearest] : NULL;
+	in.prompt = prompt;
+	in.time_us = (int64_t)r->wall.tv_sec * 1000000 + r->wall.tv_nsec / 1000;
+	in.route = r->route;
 	in.tokens = prompt + (client_max > 0 ? client_max :
 	    pl->c[0].model != NULL && pl->c[0].model->max_tokens > 0 ?
 	    pl->c[0].model->max_tokens : r->cfg->gw.default_max_tokens);
@@ -335,7 +343,7 @@ account_row(struct request *r, struct usage_row *row)
 	const struct principal	*p = r->who;
 
 	memset(row, 0, sizeof(*row));
-	row->version = STORE_VERSION;
+	row->version = USAGE_VERSION;
 	row->time_us = (int64_t)r->wall.tv_sec * 1000000 +
 	    r->wall.tv_nsec / 1000;
 	snprintf(row->request_id, sizeof(row->request_id), "%s", r->id);

@@ -13,7 +13,14 @@ struct store;
 struct store_txn;
 struct json_object;
 
-/* One request as stored (SDB_USAGE); fixed layout, version first. */
+/*
+ * One request as stored (SDB_USAGE); fixed layout, version first. Version
+ * 1 rows end after route (USAGE_V1_SIZE bytes) and read as version 2
+ * rows with every later field zero.
+ */
+#define USAGE_VERSION	2
+#define USAGE_V1_SIZE	848
+
 struct usage_row {
 	uint8_t		 version;
 	uint8_t		 stream;
@@ -39,6 +46,9 @@ struct usage_row {
 	char		 served[256];	/* model that answered, or "" */
 	char		 provider[64];
 	char		 route[16];	/* chat, embeddings, images */
+	/* Version 2. */
+	uint8_t		 worker_died;	/* billed by a reclaim: the process died */
+	uint8_t		 spare[7];	/* zero */
 };
 
 money_t	usage_cost(const struct candidate *, const struct usage *);
@@ -46,8 +56,14 @@ money_t	usage_cost(const struct candidate *, const struct usage *);
 /* The one "usage" log line of a request. */
 void	usage_log(const struct usage_row *);
 
-/* Insert a row in a transaction; STORE_EXISTS when (time_us, id) is taken. */
+/*
+ * Insert a row in a transaction, as the current version; STORE_EXISTS
+ * when (time_us, id) is taken.
+ */
 int	usage_put(struct store_txn *, const struct usage_row *);
+
+/* A stored row of either version as the current one: 0, or -1. */
+int	usage_rec(const void *, size_t, struct usage_row *);
 
 /* The row as one JSON object (caller owns it) and back. */
 struct json_object *usage_to_json(const struct usage_row *);
