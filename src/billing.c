@@ -38,6 +38,10 @@
 #define PROGRESS_MS	2000	/* a stream records its progress this often */
 #define RECLAIM_BATCH	64	/* reservations read per transaction */
 
+/* A fixed char field (maybe without its NUL) into another, NUL-terminated. */
+#define COPY(dst, src)	snprintf((dst), sizeof(dst), "%.*s",		\
+			    (int)strnlen((src), sizeof(src)), (src))
+
 _Static_assert(offsetof(struct reserve_rec, holder) == RESERVE_V1_SIZE,
     "version 1 reservations are a prefix of version 2 ones");
 _Static_assert(sizeof(((struct reserve_rec *)0)->agent) ==
@@ -402,10 +406,12 @@ holder_liveness(const struct holder *h)
 		return h->start == me.start ? HOLDER_ALIVE : HOLDER_DEAD;
 	if (kill((pid_t)h->pid, 0) == -1 && errno == ESRCH)
 		return HOLDER_DEAD;
+	/*
+	 * Unreadable: hidden (hidepid), or it died since kill(); alive as
+	 * far as kill() could tell, and the next pass sees the death.
+	 */
 	if (proc_stat((pid_t)h->pid, &start, &state) == -1)
-		/* Unreadable (hidepid): alive as far as kill() can tell. */
-		return errno == ENOENT || errno == ESRCH ? HOLDER_DEAD :
-		    HOLDER_ALIVE;
+		return HOLDER_ALIVE;
 	/* A zombie has died; another start time is another process. */
 	if (state == 'Z' || state == 'X' || (h->start != 0 &&
 	    start != h->start))
@@ -435,9 +441,9 @@ reserve_fill(struct reserve_rec *res, uint64_t id, const struct config *cfg,
 	res->key_id = p->key.id;
 	res->time_us = in->time_us;
 	res->prompt = in->prompt;
-	snprintf(res->key_name, sizeof(res->key_name), "%s", p->key.name);
-	snprintf(res->agent, sizeof(res->agent), "%s", p->agent);
-	snprintf(res->tier, sizeof(res->tier), "%s", p->tier);
+	COPY(res->key_name, p->key.name);
+	COPY(res->agent, p->agent);
+	COPY(res->tier, p->tier);
 	snprintf(res->route, sizeof(res->route), "%s",
 	    in->route ? in->route : "");
 	snprintf(res->requested, sizeof(res->requested), "%s",
@@ -953,10 +959,6 @@ billing_progress(struct store *s, struct admission *a,
 		log_debug("billing: progress of reservation %" PRIu64 ": %s",
 		    a->reservation, store_error());
 }
-
-/* A fixed char field of a stored record into another, NUL-terminated. */
-#define COPY(dst, src)	snprintf((dst), sizeof(dst), "%.*s",		\
-			    (int)strnlen((src), sizeof(src)), (src))
 
 /*
  * The row a reclaim writes for a dead holder's request: the prompt

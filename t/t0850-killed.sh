@@ -134,7 +134,8 @@ TIMES=()	# seconds from kill to reclaim, every round of every front end
 KILLS=0 KILLED_REQS=0 CURLS=()
 
 scenarios() {
-	local k=$kind i j d dirs rids victims t0 t secs rows out b name W F target
+	local k=$kind i j d dirs rids victims t0 secs rows out b name W F target
+	local mine=()
 	name=victim-$k
 	create_key KEY --name "$name" --prepaid
 	create_key PROBE --name "probe-$k" --prepaid
@@ -194,6 +195,7 @@ scenarios() {
 		if wait_until 10 reclaimed "$name" "${rids[@]}"; then
 			secs=$(python3 -c "print('%.2f' % ($EPOCHREALTIME - $t0))")
 			TIMES+=("$secs")
+			mine+=("$secs")
 			pass "$k round $i: both killed requests billed within $secs s"
 		else
 			fail "$k round $i: killed requests not reclaimed within 10 s" "$(rows_of "$name")"
@@ -252,6 +254,7 @@ for d in rows:
 print("ok" if debit == cost else "debits %s != costs %s" % (debit, cost))
 EOF
 )" ok "$k: ledger debits == the rows' costs, request by request"
+	diag "$k: seconds from kill to reclaim, each round: ${mine[*]}"
 	is "$(balance_of "$name" reserved_micro_usd)" 0 "$k: nothing stays reserved"
 	out=$(admin check --json)
 	is "$(jx 'd["problems"]' <<<"$out")" '[]' "$k: llmgate-admin check is clean"
