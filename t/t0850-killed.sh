@@ -12,7 +12,8 @@
 #   - the balance never goes below zero, and llmgate-admin check is clean.
 # Who reclaims: the other gateway processes under Apache mod_fcgid, the
 # respawned process under lighttpd and nginx + spawn-fcgi (systemd restarts
-# it there), the next CGI process under CGI.
+# it there), the next CGI process under CGI; and llmgate-admin reclaim when
+# no gateway process is left.
 . "$(dirname "$0")/lib.sh"
 
 ITERS=${T0850_ITERS:-5}		# kill rounds per front end
@@ -131,7 +132,7 @@ reclaimed() {	# KEY-NAME RID...
 }
 
 TIMES=()	# seconds from kill to reclaim, every round of every front end
-KILLS=0 KILLED_REQS=0 CURLS=()
+KILLS=0 KILLED_REQS=0 CURLS=() WORST=0
 
 scenarios() {
 	local k=$kind i j d dirs rids victims t0 secs rows out b name W F target
@@ -144,6 +145,7 @@ scenarios() {
 	F=$(worst_of "$PROBE" "$SMALL")
 	ok "$k: the worst cases are known (stream $W, small $F micro-USD)" \
 	    test "$W" -gt 0 -a "$F" -gt 0
+	WORST=$W
 	for ((i = 1; i <= ITERS; i++)); do
 		# The balance covers the streams and half a small request.
 		target=$((STREAMS * W + F / 2))
@@ -263,6 +265,40 @@ EOF
 
 ALLRIDS=()
 for_each_server "$CONF" scenarios
+
+# --- llmgate-admin reclaim, with no gateway process left to do it ----------------
+# A CGI process run by hand is killed mid-stream; nothing else runs.
+diag "=== llmgate-admin reclaim ==="
+create_key ORPHAN --name orphan --prepaid
+admin topup orphan 1 >/dev/null
+printf '%s' "$STREAM" >"$TMPDIR_T/orphan.req"
+as_gw_user env -i PATH="$_lib_path" LLMGATE_CONFIG="$CONF" MOCK_API_KEY="$MOCK_API_KEY" \
+    LLMGATE_MASTER_KEY="$LLMGATE_MASTER_KEY" \
+    REQUEST_METHOD=POST REQUEST_URI=/v1/chat/completions CONTENT_TYPE=application/json \
+    CONTENT_LENGTH=${#STREAM} HTTP_AUTHORIZATION="Bearer $ORPHAN" \
+    "$LLMGATE" <"$TMPDIR_T/orphan.req" >"$TMPDIR_T/orphan.out" 2>"$TMPDIR_T/orphan.err" &
+cgi=$!
+mkdir -p "$TMPDIR_T/orphan" && ln -sf "$TMPDIR_T/orphan.out" "$TMPDIR_T/orphan/body"
+ok "a CGI process streams" wait_until 30 chunks_at_least 15 "$TMPDIR_T/orphan"
+victims=$(gw_procs)	# the only gateway process now (the job is a subshell)
+ok "found it: $(echo $victims)" test "$(echo $victims | wc -w)" = 1
+kill -KILL $victims
+wait "$cgi" 2>/dev/null
+rid=$(tr -d '\r' <"$TMPDIR_T/orphan.out" | sed -n 's/^[Xx]-[Rr]equest-[Ii]d: //p' | head -n 1)
+ok "it is killed holding its reservation ($(balance_of orphan reserved_micro_usd) micro-USD)" \
+    test "$(balance_of orphan reserved_micro_usd)" -gt 0
+out=$(admin reclaim --json)
+is "$(jx 'd["reclaimed"]' <<<"$out")" 1 "llmgate-admin reclaim bills it"
+is "$(jx '[(r["request_id"], r["worker_died"], r["key_name"]) for r in d["rows"]]' <<<"$out")" \
+    "[[\"$rid\", true, \"orphan\"]]" "its row: the request, worker_died, the key"
+cost=$(jx 'd["rows"][0]["cost_micro_usd"]' <<<"$out")
+ok "billed $cost micro-USD: above zero, at most the reservation ($WORST)" \
+    test "$cost" -gt 0 -a "$cost" -le "$WORST"
+is "$(balance_of orphan reserved_micro_usd)" 0 "nothing stays reserved"
+is "$(balance_of orphan balance_micro_usd)" $((1000000 - cost)) "balance = top-up - the cost"
+like "$(admin reclaim)" "^reclaim: 0 reservations" "a second reclaim finds nothing"
+out=$(admin check --json)
+is "$(jx 'd["problems"]' <<<"$out")" '[]' "check is clean"
 
 if [ "${#TIMES[@]}" -gt 0 ]; then
 	diag "$(python3 -c '
