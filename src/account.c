@@ -281,12 +281,12 @@ account_served(struct request *r, const struct candidate *c, int attempts)
 }
 
 /*
- * The dearest candidate's cost for the ask: its prompt, the completion
- * limit the gateway will send that candidate times every choice, and
- * every image.
+ * The dearest candidate's cost for the ask (its index in *which): its
+ * prompt, the completion limit the gateway will send that candidate
+ * times every choice, and every image.
  */
 static money_t
-worst_case(const struct plan *pl, const struct admit_ask *ask)
+worst_case(const struct plan *pl, const struct admit_ask *ask, size_t *which)
 {
 	struct usage	 u;
 	money_t		 worst = 0, c;
@@ -300,8 +300,10 @@ worst_case(const struct plan *pl, const struct admit_ask *ask)
 		c = usage_cost(&pl->c[i], &u);
 		if (ask->images > 0 && pl->c[i].model != NULL)
 			c += ask->images * pl->c[i].model->image_price;
-		if (c > worst)
+		if (c > worst || i == 0) {
 			worst = c;
+			*which = i;
+		}
 	}
 	return worst;
 }
@@ -347,10 +349,11 @@ account_admit(struct request *r, const struct plan *pl,
 	struct admission	*a = &acct->adm;
 	char			 spent[32], budget[32];
 	char			 who[2 * LOG_VALUE_SIZE(KEY_NAME_MAX) + 16];
+	size_t			 dearest = 0;
 	int			 rc;
 
 	memset(acct, 0, sizeof(*acct));
-	acct->worst = worst_case(pl, ask);
+	acct->worst = worst_case(pl, ask, &dearest);
 	if (p == NULL || p->master) {
 		acct->admitted = 1;	/* the operator: no limits */
 		return 0;
@@ -364,6 +367,11 @@ account_admit(struct request *r, const struct plan *pl,
 		in.model_tpm = pl->c[0].model->tpm;
 	}
 	in.worst = acct->worst;
+	in.priced = pl->n > 0 ? &pl->c[dearest] : NULL;
+	/* A dead worker's request is billed this prompt (and its progress). */
+	in.prompt = ask->prompt_est;
+	in.time_us = (int64_t)r->wall.tv_sec * 1000000 + r->wall.tv_nsec / 1000;
+	in.route = r->route;
 	in.tokens = ask->prompt + ask->choices * plan_max_tokens(&pl->c[0],
 	    ask->client_max);
 	in.now = r->wall.tv_sec;
@@ -433,7 +441,7 @@ account_row(struct request *r, struct usage_row *row)
 	const struct principal	*p = r->who;
 
 	memset(row, 0, sizeof(*row));
-	row->version = STORE_VERSION;
+	row->version = USAGE_VERSION;
 	row->time_us = (int64_t)r->wall.tv_sec * 1000000 +
 	    r->wall.tv_nsec / 1000;
 	snprintf(row->request_id, sizeof(row->request_id), "%s", r->id);

@@ -26,6 +26,7 @@ struct account {
  */
 struct admit_ask {
 	int64_t	 prompt;	/* prompt tokens: an upper bound */
+	int64_t	 prompt_est;	/* billed if the worker dies before usage */
 	int64_t	 client_max;	/* client's completion limit per choice; 0: none */
 	int64_t	 choices;	/* completions asked (n); 0: the route has none */
 	int64_t	 images;	/* images it may generate */

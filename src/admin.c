@@ -1402,6 +1402,72 @@ cmd_recover(struct admin *a, int argc, char **argv)
 	return ADM_OK;
 }
 
+/* reclaim: one line (or JSON object) per reservation billed. */
+struct reclaim_out {
+	struct json_object	*rows;		/* --json: the rows billed */
+};
+
+static void
+reclaimed_one(void *arg, const struct reserve_rec *res,
+    const struct usage_row *row)
+{
+	struct reclaim_out	*ro = arg;
+	char			 b1[32], b2[32];
+
+	if (ro->rows != NULL) {
+		json_object_array_add(ro->rows, usage_to_json(row));
+		return;
+	}
+	printf("reclaimed %.*s of key %" PRIu64 " (%.*s): process %d died; "
+	    "billed %s of %s reserved\n", FIX(row->request_id), row->key_id,
+	    FIX(row->key_name), (int)res->holder.pid,
+	    fmt_usd(row->cost, b1, sizeof(b1)),
+	    fmt_usd(res->amount, b2, sizeof(b2)));
+}
+
+static int
+cmd_reclaim(struct admin *a, int argc, char **argv)
+{
+	struct reclaim_result	 res;
+	struct reclaim_out	 ro;
+	struct json_object	*o;
+	char			 b1[32], b2[32];
+	int			 rc, json = 0;
+
+	if ((rc = plain_opts(a, argc, argv, &json, 0, 0)) >= 0)
+		return rc;
+	if (admin_open(a, STORE_ADMIN) != ADM_OK)
+		return ADM_FAIL;
+	memset(&ro, 0, sizeof(ro));
+	if (json && (ro.rows = json_object_new_array()) == NULL) {
+		complain("out of memory");
+		return ADM_FAIL;
+	}
+	rc = billing_reclaim(a->st, time(NULL), &res, reclaimed_one, &ro);
+	if (rc != STORE_OK) {
+		json_object_put(ro.rows);
+		return store_failed("reclaim", rc);
+	}
+	if (json) {
+		if ((o = json_object_new_object()) == NULL) {
+			json_object_put(ro.rows);
+			complain("out of memory");
+			return ADM_FAIL;
+		}
+		jint(o, "reclaimed", res.reclaimed);
+		jint(o, "released_unbilled", res.dropped);
+		jint(o, "billed_micro_usd", res.billed);
+		jint(o, "released_micro_usd", res.released);
+		json_object_object_add(o, "rows", ro.rows);
+		return print_json(o);
+	}
+	printf("reclaim: %ld reservations of dead processes billed (%s), "
+	    "%ld released unbilled; %s released\n", res.reclaimed,
+	    fmt_usd(res.billed, b1, sizeof(b1)), res.dropped,
+	    fmt_usd(res.released, b2, sizeof(b2)));
+	return ADM_OK;
+}
+
 /*
  * check reads the store in short batches, each its own read transaction,
  * like usage_scan: one transaction over every record would hold a lock
@@ -1442,6 +1508,7 @@ struct chk {
 	/* Books that hold but say money went past a limit: strings too. */
 	struct json_object	*warnings;
 	long			 over_reservation;	/* rows so flagged */
+	struct reclaim_result	 reclaim;	/* done before reading */
 };
 
 /* One record copied out of a batch. */
@@ -1692,13 +1759,13 @@ chk_usage_cb(void *arg, const void *k, size_t klen, const void *v,
 	char			 b1[32], b2[32];
 
 	c->usage_rows++;
-	if (vlen != sizeof(u) || ((const uint8_t *)v)[0] != STORE_VERSION) {
+	if (usage_rec(v, vlen, &u) == -1) {
 		problem(c, "usage row of %zu bytes, version %d (expected "
-		    "%zu, version %d)", vlen, vlen > 0 ?
-		    ((const uint8_t *)v)[0] : -1, sizeof(u), STORE_VERSION);
+		    "%zu, version %d, or %d bytes, version 1)", vlen,
+		    vlen > 0 ? ((const uint8_t *)v)[0] : -1, sizeof(u),
+		    USAGE_VERSION, USAGE_V1_SIZE);
 		return 0;
 	}
-	memcpy(&u, v, sizeof(u));
 	if (u.time_us < c->oldest_us)
 		c->oldest_us = u.time_us;
 	if ((u.flags & USAGE_OVER_RESERVATION) &&
@@ -1849,6 +1916,12 @@ cmd_check(struct admin *a, int argc, char **argv)
 		store_failed("failchk", rc);
 		goto fail;
 	}
+	/* Dead processes' reservations are billed first: no row is missing. */
+	if ((rc = billing_reclaim(a->st, time(NULL), &c.reclaim, NULL,
+	    NULL)) != STORE_OK) {
+		store_failed("reclaim", rc);
+		goto fail;
+	}
 	if ((rc = chk_read(&c)) != STORE_OK) {
 		store_failed("cannot read the store", rc);
 		goto fail;
@@ -1872,6 +1945,7 @@ cmd_check(struct admin *a, int argc, char **argv)
 		jint(o, "ledger_debits_micro_usd", c.ledger_debits);
 		jint(o, "purged_debits_micro_usd", c.purged_debits);
 		jint(o, "busy_keys", c.busy);
+		jint(o, "reclaimed", c.reclaim.reclaimed);
 		if (print_json(o) != ADM_OK)
 			goto fail;
 	} else {
@@ -1888,6 +1962,10 @@ cmd_check(struct admin *a, int argc, char **argv)
 		if (c.busy > 0)
 			printf("check: %ld keys written during the check, not "
 			    "compared\n", c.busy);
+		if (c.reclaim.reclaimed + c.reclaim.dropped > 0)
+			printf("check: reclaimed %ld reservations of dead "
+			    "processes (billed %s)\n", c.reclaim.reclaimed,
+			    fmt_usd(c.reclaim.billed, buf, sizeof(buf)));
 		printf("check: %zu keys, %ld usage rows, %ld ledger entries, "
 		    "%zu problems\n", c.n, c.usage_rows, c.ledger_entries, np);
 	}
@@ -1968,13 +2046,23 @@ static const struct cmd_entry commands[] = {
 	  "Stop every gateway process first (web server, spawn-fcgi) and run\n"
 	  "it as the web server user, before the gateway starts again.\n",
 	  cmd_recover },
+	{ "reclaim", "[--json]",
+	  "Bill and release the reservations of processes that died.",
+	  "A gateway process killed in the middle of a request (SIGKILL) leaves\n"
+	  "its reservation behind. Each live gateway process reclaims such\n"
+	  "reservations every 2 s, and so does check; this does it now. Each\n"
+	  "is billed once, for its prompt estimate and the completion its\n"
+	  "stream had recorded, never above the reservation, with a usage row\n"
+	  "flagged worker_died, and released.\n",
+	  cmd_reclaim },
 	{ "check", "[--json]",
 	  "Verify balances against ledger and usage; exit 1 on problems.",
 	  "For every key: balance == credited - debited == the sum of its\n"
 	  "ledger, and its ledger debits == the cost of its usage rows (debits\n"
 	  "of rows older than the oldest usage row, i.e. purged, are not\n"
 	  "compared). It may run beside the gateway: a key written during\n"
-	  "the check is left out and counted. Warnings (exit 0): prepaid\n"
+	  "the check is left out and counted. Reservations of processes that\n"
+	  "died are reclaimed first (see reclaim). Warnings (exit 0): prepaid\n"
 	  "keys below zero, and usage rows that cost more than was reserved\n"
 	  "(over_reservation: an upstream went past the limit it was sent).\n",
 	  cmd_check },

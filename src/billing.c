@@ -4,11 +4,20 @@
  * against what is spent plus what requests in flight have reserved, and
  * reserves its own worst case; it is settled in another that writes the
  * usage row, debits the ledger, counts the spend and drops the
- * reservation. A reservation left by a dead process stops counting at its
- * expiry and is deleted by the next admission that meets it.
+ * reservation. A reservation names the process that holds it; when that
+ * process dies before it settles (SIGKILL), any live process reclaims the
+ * reservation within seconds (billing_reclaim): it bills what the request
+ * is known to have used and releases the rest.
  */
+#include <sys/types.h>
+
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,11 +29,23 @@
 #include "billing.h"
 #include "config.h"
 #include "log.h"
+#include "plan.h"
 #include "store.h"
 #include "usage.h"
 
 #define SCOPE_MAX	(2 + KEY_AGENT_MAX + 256)
 #define DAY_S		86400
+#define PROGRESS_MS	2000	/* a stream records its progress this often */
+#define RECLAIM_BATCH	64	/* reservations read per transaction */
+
+/* A fixed char field (maybe without its NUL) into another, NUL-terminated. */
+#define COPY(dst, src)	snprintf((dst), sizeof(dst), "%.*s",		\
+			    (int)strnlen((src), sizeof(src)), (src))
+
+_Static_assert(offsetof(struct reserve_rec, holder) == RESERVE_V1_SIZE,
+    "version 1 reservations are a prefix of version 2 ones");
+_Static_assert(sizeof(((struct reserve_rec *)0)->agent) ==
+    sizeof(((struct usage_row *)0)->agent), "a reservation holds the agent");
 
 const char *const ledger_kind_names[LEDGER__MAX] = {
 	"debit", "topup", "adjust",
@@ -85,10 +106,51 @@ scoped(unsigned char *out, const char *scope, size_t slen,
 	return slen + sufflen;
 }
 
-/* Reservations of a scope that still count at now; expired ones go. */
+/*
+ * A stored reservation of either version: 0, or -1. A version 1 record
+ * (the agent scope's copy, or one written before version 2) has no
+ * holder: every later field is zero.
+ */
+static int
+reserve_read(const void *v, size_t vlen, struct reserve_rec *rec)
+{
+	const uint8_t	*p = v;
+
+	if (vlen == 0 || !((p[0] == RESERVE_VERSION && vlen == sizeof(*rec)) ||
+	    (p[0] == 1 && vlen == RESERVE_V1_SIZE))) {
+		log_warn("billing: a reservation of %zu bytes, version %d",
+		    vlen, vlen > 0 ? p[0] : -1);
+		return -1;
+	}
+	memset(rec, 0, sizeof(*rec));
+	memcpy(rec, v, vlen);
+	return 0;
+}
+
+/* A reservation by its key; STORE_NOTFOUND when it is gone. */
+static int
+reserve_get(struct store_txn *t, const void *k, size_t klen,
+    struct reserve_rec *rec, int flags)
+{
+	unsigned char	 v[sizeof(*rec)];
+	size_t		 n = sizeof(v);
+	int		 rc;
+
+	if ((rc = store_get(t, SDB_RESERVE, k, klen, v, &n, flags)) != STORE_OK)
+		return rc;
+	return reserve_read(v, n, rec) == 0 ? STORE_OK : STORE_ERROR;
+}
+
+/*
+ * Reservations of a scope that still count at now. An expired one with a
+ * holder stays until it is settled or reclaimed, and no longer counts;
+ * one without goes: a record of before version 2 (logged), or an agent
+ * scope's copy (its key scope's copy is the one that tells).
+ */
 struct held {
 	time_t		 now;
 	int		 prune;
+	int		 agent;		/* the scope is an agent's */
 	money_t		 amount;
 	int64_t		 tokens;
 };
@@ -101,14 +163,17 @@ sum_held(void *arg, const void *k, size_t klen, const void *v, size_t vlen)
 
 	(void)k;
 	(void)klen;
-	if (store_rec(v, vlen, &rec, sizeof(rec)) == -1)
+	if (reserve_read(v, vlen, &rec) == -1)
 		return STORE_ERROR;
 	if (rec.expires <= h->now) {
-		if (h->prune)
-			log_warn("billing: reservation %s of %" PRId64
-			    " micro-USD expired unsettled", rec.request_id,
-			    rec.amount);
-		return h->prune ? STORE_SCAN_DELETE : 0;
+		if (!h->prune || rec.holder.pid != 0)
+			return 0;
+		if (!h->agent)
+			log_warn("billing: reservation %.*s of %" PRId64
+			    " micro-USD expired unsettled",
+			    (int)strnlen(rec.request_id, sizeof(rec.request_id)),
+			    rec.request_id, rec.amount);
+		return STORE_SCAN_DELETE;
 	}
 	h->amount += rec.amount;
 	h->tokens += rec.tokens;
@@ -119,7 +184,7 @@ static int
 held(struct store_txn *t, const char *scope, size_t slen, time_t now,
     int prune, money_t *out)
 {
-	struct held	 h = { now, prune, 0, 0 };
+	struct held	 h = { now, prune, scope[0] == 'a', 0, 0 };
 	int		 rc;
 
 	rc = store_scan(t, SDB_RESERVE, scope, slen, NULL, 0, 0, sum_held, &h);
@@ -222,6 +287,177 @@ get_rate(struct store_txn *t, const char *scope, size_t slen, int64_t minute,
 		out->minute = minute;
 	}
 	return rc;
+}
+
+/*
+ * Who holds a reservation: the pid, and what tells that process from a
+ * later one given the same pid (its start time since boot), the boot, and
+ * the pid namespace the pid means something in.
+ */
+static pthread_mutex_t	 self_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct holder	 self_h;
+
+/* Start time (clock ticks since boot) and state of a process: 0 or -1. */
+static int
+proc_stat(pid_t pid, uint64_t *start, char *state)
+{
+	char			 path[64], buf[1024], *p;
+	unsigned long long	 v;
+	ssize_t			 n;
+	int			 fd, i, save;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	save = errno;
+	close(fd);
+	errno = save;
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	/* The name in parentheses may hold anything: fields follow the last ')'. */
+	if ((p = strrchr(buf, ')')) == NULL || p[1] != ' ' || p[2] == '\0')
+		goto bad;
+	*state = p[2];
+	p += 3;		/* field 4 */
+	for (i = 4; i < 22; i++)
+		if ((p = strchr(p, ' ')) == NULL)
+			goto bad;
+		else
+			p++;
+	if (sscanf(p, "%llu", &v) != 1)
+		goto bad;
+	*start = v;
+	return 0;
+bad:
+	errno = EINVAL;
+	return -1;
+}
+
+/* The inode of a process's pid namespace, or 0. */
+static uint64_t
+proc_pidns(const char *pid)
+{
+	char			 path[64], link[64];
+	unsigned long long	 v;
+	ssize_t			 n;
+
+	snprintf(path, sizeof(path), "/proc/%s/ns/pid", pid);
+	if ((n = readlink(path, link, sizeof(link) - 1)) <= 0)
+		return 0;
+	link[n] = '\0';
+	return sscanf(link, "pid:[%llu]", &v) == 1 ? v : 0;
+}
+
+/* This process as a holder; read once per process. */
+static void
+self_holder(struct holder *out)
+{
+	char	 st;
+	int	 fd;
+	ssize_t	 n;
+
+	pthread_mutex_lock(&self_lock);
+	if (self_h.pid != (int32_t)getpid()) {
+		memset(&self_h, 0, sizeof(self_h));
+		self_h.pid = (int32_t)getpid();
+		if (proc_stat(getpid(), &self_h.start, &st) == -1)
+			self_h.start = 0;
+		self_h.pidns = proc_pidns("self");
+		fd = open("/proc/sys/kernel/random/boot_id",
+		    O_RDONLY | O_CLOEXEC);
+		if (fd != -1) {
+			n = read(fd, self_h.boot, sizeof(self_h.boot) - 1);
+			close(fd);
+			if (n > 0)
+				self_h.boot[strcspn(self_h.boot, "\n")] = '\0';
+			else
+				self_h.boot[0] = '\0';
+		}
+	}
+	*out = self_h;
+	pthread_mutex_unlock(&self_lock);
+}
+
+enum liveness {
+	HOLDER_ALIVE,
+	HOLDER_DEAD,
+	HOLDER_UNKNOWN,		/* no holder, or one this process cannot see */
+};
+
+static enum liveness
+holder_liveness(const struct holder *h)
+{
+	struct holder	 me;
+	uint64_t	 start;
+	char		 state;
+
+	if (h->pid <= 0)
+		return HOLDER_UNKNOWN;
+	self_holder(&me);
+	/* A reboot ended every process of the boot before. */
+	if (me.boot[0] != '\0' && h->boot[0] != '\0' &&
+	    strncmp(me.boot, h->boot, sizeof(me.boot)) != 0)
+		return HOLDER_DEAD;
+	if (me.pidns != 0 && h->pidns != 0 && me.pidns != h->pidns)
+		return HOLDER_UNKNOWN;
+	if (h->pid == me.pid)
+		return h->start == me.start ? HOLDER_ALIVE : HOLDER_DEAD;
+	if (kill((pid_t)h->pid, 0) == -1 && errno == ESRCH)
+		return HOLDER_DEAD;
+	/*
+	 * Unreadable: hidden (hidepid), or it died since kill(); alive as
+	 * far as kill() could tell, and the next pass sees the death.
+	 */
+	if (proc_stat((pid_t)h->pid, &start, &state) == -1)
+		return HOLDER_ALIVE;
+	/* A zombie has died; another start time is another process. */
+	if (state == 'Z' || state == 'X' || (h->start != 0 &&
+	    start != h->start))
+		return HOLDER_DEAD;
+	return HOLDER_ALIVE;
+}
+
+/*
+ * The reservation of an admitted request: the worst case it holds, who
+ * holds it, and what a reclaim bills should the holder die: the prompt
+ * estimate at the prices of the candidate the worst case was priced at
+ * (a stream's progress replaces them by the serving candidate's).
+ */
+static void
+reserve_fill(struct reserve_rec *res, uint64_t id, const struct config *cfg,
+    const struct principal *p, const struct admit_in *in)
+{
+	memset(res, 0, sizeof(*res));
+	res->version = RESERVE_VERSION;
+	res->id = id;
+	res->amount = in->worst;
+	res->tokens = in->tokens;
+	res->expires = (int64_t)in->now + cfg->gw.reservation_ttl;
+	snprintf(res->request_id, sizeof(res->request_id), "%s",
+	    in->request_id ? in->request_id : "");
+	self_holder(&res->holder);
+	res->key_id = p->key.id;
+	res->time_us = in->time_us;
+	res->prompt = in->prompt;
+	COPY(res->key_name, p->key.name);
+	COPY(res->agent, p->agent);
+	COPY(res->tier, p->tier);
+	snprintf(res->route, sizeof(res->route), "%s",
+	    in->route ? in->route : "");
+	snprintf(res->requested, sizeof(res->requested), "%s",
+	    in->model ? in->model : "");
+	if (in->priced != NULL) {
+		res->input_price = in->priced->input_price;
+		res->cached_input_price = in->priced->cached_input_price;
+		res->output_price = in->priced->output_price;
+		snprintf(res->model, sizeof(res->model), "%s",
+		    in->priced->name);
+		if (in->priced->provider != NULL)
+			snprintf(res->provider, sizeof(res->provider), "%s",
+			    in->priced->provider->name);
+	}
 }
 
 struct admit_ctx {
@@ -440,21 +676,18 @@ admit_txn(struct store_txn *t, void *arg)
 		    sizeof(mrate))) != STORE_OK)
 			return rc;
 	}
-	memset(&res, 0, sizeof(res));
-	res.version = STORE_VERSION;
-	res.id = c->res_id;
-	res.amount = in->worst;
-	res.tokens = in->tokens;
-	res.expires = (int64_t)in->now + c->cfg->gw.reservation_ttl;
-	snprintf(res.request_id, sizeof(res.request_id), "%s",
-	    in->request_id ? in->request_id : "");
+	reserve_fill(&res, c->res_id, c->cfg, p, in);
 	store_be64(id, c->res_id);
 	if ((rc = store_put(t, SDB_RESERVE, rk, scoped(rk, ks, kl, id, 8),
-	    &res, sizeof(res))) != STORE_OK ||
-	    (rc = store_put(t, SDB_RESERVE, rk, scoped(rk, as, al, id, 8),
 	    &res, sizeof(res))) != STORE_OK)
 		return rc;
+	/* The agent's copy: version 1, amount and expiry only. */
+	res.version = 1;
+	if ((rc = store_put(t, SDB_RESERVE, rk, scoped(rk, as, al, id, 8),
+	    &res, RESERVE_V1_SIZE)) != STORE_OK)
+		return rc;
 	a->reservation = c->res_id;
+	a->key_id = p->key.id;
 	return STORE_OK;
 }
 
@@ -464,6 +697,8 @@ billing_admit(struct store *s, const struct config *cfg,
     struct admission *adm)
 {
 	struct admit_ctx	 c = { cfg, p, in, adm, 0 };
+	struct timespec		 mono;
+	int			 rc;
 
 	memset(adm, 0, sizeof(*adm));
 	adm->limit_requests = adm->remaining_requests = -1;
@@ -475,7 +710,11 @@ billing_admit(struct store *s, const struct config *cfg,
 		adm->verdict = ADMIT_STORE;
 		return STORE_ERROR;
 	}
-	return store_txn(s, admit_txn, &c);
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	rc = store_txn(s, admit_txn, &c);
+	/* The first progress of a stream is recorded after PROGRESS_MS. */
+	adm->progress_ms = (int64_t)mono.tv_sec * 1000 + mono.tv_nsec / 1000000;
+	return rc;
 }
 
 /* Add a settled request to the spend of a scope on its day. */
@@ -537,8 +776,7 @@ true_up_tokens(struct store_txn *t, const char *scope, size_t slen,
 	int			 rc;
 
 	store_be64(id, row->reservation);
-	rc = store_get_rec(t, SDB_RESERVE, k, scoped(k, scope, slen, id, 8),
-	    &res, sizeof(res), 0);
+	rc = reserve_get(t, k, scoped(k, scope, slen, id, 8), &res, 0);
 	if (rc != STORE_OK || res.tokens <= used)
 		return rc == STORE_NOTFOUND ? STORE_OK : rc;
 	rc = store_get_rec(t, SDB_RATE, scope, slen, &rate, sizeof(rate),
@@ -588,9 +826,10 @@ billing_apply(struct store_txn *t, const struct usage_row *row)
 		l.usage_id = row->id;
 		snprintf(l.request_id, sizeof(l.request_id), "%s",
 		    row->request_id);
-		snprintf(l.reason, sizeof(l.reason), "%.15s %.100s",
+		snprintf(l.reason, sizeof(l.reason), "%.15s %.90s%s",
 		    row->route[0] ? row->route : "request",
-		    row->served[0] ? row->served : row->requested);
+		    row->served[0] ? row->served : row->requested,
+		    row->worker_died ? " (worker died)" : "");
 		if ((rc = put_ledger(t, &l)) != STORE_OK)
 			return rc;
 	}
@@ -622,11 +861,22 @@ billing_settle(struct store *s, const struct config *cfg,
 
 	(void)p;
 	row->reservation = adm != NULL ? adm->reservation : 0;
+	/*
+	 * The row takes the reservation's id: a reclaim that billed it
+	 * first (this process was judged dead) wrote the same key, and the
+	 * request is billed once, whichever comes first.
+	 */
+	row->id = row->reservation;
 	if (s != NULL) {
-		if ((row->id = store_next_id(s)) != 0)
+		if (row->id != 0 || (row->id = store_next_id(s)) != 0)
 			rc = store_txn(s, settle_txn, row);
 		if (rc == STORE_OK)
 			return STORE_OK;
+		if (rc == STORE_EXISTS) {
+			log_warn("%s: already billed by a reclaim of its "
+			    "reservation", row->request_id);
+			return STORE_OK;
+		}
 		log_error("%s: cannot record usage in the store: %s; writing "
 		    "it to %s", row->request_id, store_error(),
 		    cfg->gw.fallback_file);
@@ -638,6 +888,296 @@ billing_settle(struct store *s, const struct config *cfg,
 	if (usage_fallback_write(cfg, row) == 0)
 		return STORE_OK;
 	return STORE_ERROR;
+}
+
+/* The key scope's key of a reservation. */
+static size_t
+reserve_key(unsigned char *out, uint64_t key_id, uint64_t res)
+{
+	char		 ks[SCOPE_MAX];
+	unsigned char	 id[8];
+
+	store_be64(id, res);
+	return scoped(out, ks, scope_key(ks, sizeof(ks), 'k', key_id, NULL),
+	    id, 8);
+}
+
+struct progress_ctx {
+	const struct admission	*adm;
+	const struct candidate	*cand;
+	int64_t			 completion;
+	int64_t			 now_us;
+};
+
+static int
+progress_txn(struct store_txn *t, void *arg)
+{
+	struct progress_ctx	*c = arg;
+	struct reserve_rec	 res;
+	unsigned char		 k[SCOPE_MAX + 8];
+	size_t			 kl;
+	int			 rc;
+
+	kl = reserve_key(k, c->adm->key_id, c->adm->reservation);
+	if ((rc = reserve_get(t, k, kl, &res, STORE_RMW)) != STORE_OK)
+		return rc == STORE_NOTFOUND ? STORE_OK : rc;
+	if (res.version != RESERVE_VERSION)
+		return STORE_OK;
+	res.completion = c->completion;
+	res.progress_us = c->now_us;
+	res.input_price = c->cand->input_price;
+	res.cached_input_price = c->cand->cached_input_price;
+	res.output_price = c->cand->output_price;
+	snprintf(res.model, sizeof(res.model), "%s", c->cand->name);
+	snprintf(res.provider, sizeof(res.provider), "%s",
+	    c->cand->provider != NULL ? c->cand->provider->name : "");
+	res.served = 1;
+	return store_put(t, SDB_RESERVE, k, kl, &res, sizeof(res));
+}
+
+void
+billing_progress(struct store *s, struct admission *a,
+    const struct candidate *cand, int64_t completion)
+{
+	struct progress_ctx	 c;
+	struct timespec		 mono, wall;
+	int64_t			 ms;
+
+	if (s == NULL || a == NULL || a->reservation == 0 || cand == NULL)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	ms = (int64_t)mono.tv_sec * 1000 + mono.tv_nsec / 1000000;
+	if (ms - a->progress_ms < PROGRESS_MS)
+		return;
+	a->progress_ms = ms;
+	clock_gettime(CLOCK_REALTIME, &wall);
+	c.adm = a;
+	c.cand = cand;
+	c.completion = completion;
+	c.now_us = (int64_t)wall.tv_sec * 1000000 + wall.tv_nsec / 1000;
+	if (store_txn(s, progress_txn, &c) < 0)
+		log_debug("billing: progress of reservation %" PRIu64 ": %s",
+		    a->reservation, store_error());
+}
+
+/*
+ * The row a reclaim writes for a dead holder's request: the prompt
+ * estimate and the completion progress last recorded, at the recorded
+ * prices, estimated, never billed above what was reserved.
+ */
+static void
+reclaim_row(const struct reserve_rec *res, int64_t now_us,
+    struct usage_row *row)
+{
+	struct candidate	 c;
+	struct usage		 u;
+	int64_t			 ms;
+
+	memset(row, 0, sizeof(*row));
+	row->version = USAGE_VERSION;
+	row->time_us = res->time_us > 0 ? res->time_us : now_us;
+	row->id = res->id;
+	row->reservation = res->id;
+	row->key_id = res->key_id;
+	memset(&c, 0, sizeof(c));
+	c.input_price = res->input_price;
+	c.cached_input_price = res->cached_input_price;
+	c.output_price = res->output_price;
+	memset(&u, 0, sizeof(u));
+	u.prompt = row->prompt = res->prompt;
+	u.completion = row->completion = res->completion;
+	row->cost = usage_cost(&c, &u);
+	if (row->cost > res->amount)
+		row->cost = res->amount;
+	if (row->cost < 0)
+		row->cost = 0;
+	row->estimated = 1;
+	row->worker_died = 1;
+	row->stream = res->progress_us != 0;
+	row->status = 502;	/* the answer, if it began, was cut */
+	ms = (now_us - row->time_us) / 1000;
+	row->latency_ms = (int32_t)(ms < 0 ? 0 : ms > INT32_MAX ? INT32_MAX :
+	    ms);
+	COPY(row->request_id, res->request_id);
+	COPY(row->key_name, res->key_name);
+	COPY(row->agent, res->agent);
+	COPY(row->tier, res->tier);
+	COPY(row->route, res->route);
+	COPY(row->requested, res->requested);
+	if (res->served) {
+		COPY(row->served, res->model);
+		COPY(row->provider, res->provider);
+	}
+}
+
+/* One reservation to reclaim (bill) or drop, and what became of it. */
+struct reclaim_ctx {
+	const struct reserve_rec *seen;	/* as the scan read it */
+	int			 bill;	/* 0: release unbilled */
+	int64_t			 now_us;
+	struct reserve_rec	 res;	/* as the transaction read it */
+	struct usage_row	 row;
+};
+
+/*
+ * Bill and release one reservation, or release it only. Whoever deletes
+ * it first bills it: a reclaim or a settle that comes second finds it
+ * gone (STORE_NOTFOUND) or its row there (STORE_EXISTS: then the
+ * reservation is only released).
+ */
+static int
+reclaim_txn(struct store_txn *t, void *arg)
+{
+	struct reclaim_ctx	*c = arg;
+	unsigned char		 k[SCOPE_MAX + 8];
+	char			 as[SCOPE_MAX];
+	size_t			 kl, al;
+	int			 rc;
+
+	kl = reserve_key(k, c->seen->key_id, c->seen->id);
+	if ((rc = reserve_get(t, k, kl, &c->res, STORE_RMW)) != STORE_OK)
+		return rc;
+	reclaim_row(&c->res, c->now_us, &c->row);
+	if (c->bill && (rc = billing_apply(t, &c->row)) != STORE_EXISTS)
+		return rc;
+	al = scope_key(as, sizeof(as), 'a', 0, c->row.agent);
+	if ((rc = store_del(t, SDB_RESERVE, k, kl)) != STORE_OK ||
+	    (rc = drop_reservation(t, as, al, c->seen->id)) != STORE_OK)
+		return rc;
+	return c->bill ? STORE_EXISTS : STORE_OK;
+}
+
+/*
+ * The key scope's reservations that name a holder, RECLAIM_BATCH per
+ * read transaction; the next batch starts after the last key seen.
+ */
+struct reclaim_scan {
+	struct reserve_rec	*recs;
+	size_t			 n;
+	int			 more;
+	unsigned char		 start[SCOPE_MAX + 8];	/* exclusive */
+	size_t			 slen;
+	unsigned char		 last[SCOPE_MAX + 8];
+	size_t			 llen;
+};
+
+static int
+reclaim_one(void *arg, const void *k, size_t klen, const void *v,
+    size_t vlen)
+{
+	struct reclaim_scan	*sc = arg;
+
+	if (sc->slen > 0 && klen == sc->slen && memcmp(k, sc->start, klen) == 0)
+		return 0;
+	if (sc->n == RECLAIM_BATCH) {
+		sc->more = 1;
+		return STORE_STOP;
+	}
+	if (klen > sizeof(sc->last))
+		return 0;
+	memcpy(sc->last, k, klen);
+	sc->llen = klen;
+	if (reserve_read(v, vlen, &sc->recs[sc->n]) == 0 &&
+	    sc->recs[sc->n].holder.pid != 0)
+		sc->n++;
+	return 0;
+}
+
+static int
+reclaim_scan_txn(struct store_txn *t, void *arg)
+{
+	struct reclaim_scan	*sc = arg;
+
+	/* A deadlock runs this again: the batch starts over. */
+	sc->n = 0;
+	sc->more = 0;
+	sc->llen = 0;
+	return store_scan(t, SDB_RESERVE, "k:", 2, sc->slen > 0 ? sc->start :
+	    NULL, sc->slen, 0, reclaim_one, sc);
+}
+
+/* Judge one reservation and, its holder dead, reclaim it. */
+static int
+reclaim(struct store *s, const struct reserve_rec *seen, time_t now,
+    struct reclaim_result *out, reclaim_fn fn, void *arg)
+{
+	struct reclaim_ctx	*c;
+	struct timespec		 wall;
+	enum liveness		 l = holder_liveness(&seen->holder);
+	int			 rc;
+
+	/* A holder this process cannot see: released once it expired. */
+	if (l == HOLDER_ALIVE || (l == HOLDER_UNKNOWN && seen->expires > now))
+		return STORE_OK;
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return STORE_ERROR;
+	clock_gettime(CLOCK_REALTIME, &wall);
+	c->seen = seen;
+	c->bill = l == HOLDER_DEAD;
+	c->now_us = (int64_t)wall.tv_sec * 1000000 + wall.tv_nsec / 1000;
+	rc = store_txn(s, reclaim_txn, c);
+	if (rc == STORE_OK && c->bill) {
+		out->reclaimed++;
+		out->billed += c->row.cost;
+		out->released += c->res.amount - c->row.cost;
+		log_warn("billing: reclaimed reservation %.*s of key %s: its "
+		    "process %d died; billed %" PRId64 " of %" PRId64
+		    " micro-USD (prompt %" PRId64 " + completion %" PRId64
+		    " tokens, estimated)", (int)strnlen(c->res.request_id,
+		    sizeof(c->res.request_id)), c->res.request_id,
+		    c->row.key_name, (int)c->res.holder.pid, c->row.cost,
+		    c->res.amount, c->row.prompt, c->row.completion);
+		usage_log(&c->row);
+		if (fn != NULL)
+			fn(arg, &c->res, &c->row);
+	} else if (rc == STORE_OK || rc == STORE_EXISTS) {
+		out->dropped++;
+		out->released += c->res.amount;
+		log_warn("billing: released reservation %.*s of key %s "
+		    "unbilled: %s", (int)strnlen(c->res.request_id,
+		    sizeof(c->res.request_id)), c->res.request_id,
+		    c->row.key_name, rc == STORE_EXISTS ? "its request was "
+		    "billed already" : "it expired and its process cannot be "
+		    "seen from here");
+	}
+	free(c);
+	return rc == STORE_NOTFOUND || rc == STORE_EXISTS ? STORE_OK : rc;
+}
+
+int
+billing_reclaim(struct store *s, time_t now, struct reclaim_result *out,
+    reclaim_fn fn, void *arg)
+{
+	struct reclaim_scan	*sc;
+	size_t			 i;
+	int			 rc, failed = STORE_OK;
+
+	memset(out, 0, sizeof(*out));
+	if ((sc = calloc(1, sizeof(*sc))) == NULL ||
+	    (sc->recs = calloc(RECLAIM_BATCH, sizeof(*sc->recs))) == NULL) {
+		free(sc);
+		return STORE_ERROR;
+	}
+	do {
+		if ((rc = store_read(s, reclaim_scan_txn, sc)) != STORE_OK) {
+			failed = rc;
+			break;
+		}
+		/* Outside the scan: each in a transaction of its own. */
+		for (i = 0; i < sc->n; i++)
+			if ((rc = reclaim(s, &sc->recs[i], now, out, fn,
+			    arg)) != STORE_OK) {
+				log_error("billing: reclaim of reservation "
+				    "%" PRIu64 ": %s", sc->recs[i].id,
+				    store_error());
+				failed = rc;
+			}
+		memcpy(sc->start, sc->last, sc->llen);
+		sc->slen = sc->llen;
+	} while (sc->more && sc->llen > 0);
+	free(sc->recs);
+	free(sc);
+	return failed;
 }
 
 struct credit_ctx {

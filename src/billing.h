@@ -8,6 +8,7 @@
 #include "keys.h"
 #include "money.h"
 
+struct candidate;
 struct config;
 struct json_object;
 struct store;
@@ -33,7 +34,25 @@ struct spend_rec {
 	int64_t		 completion;
 };
 
-/* Money and tokens held for a request in flight (SDB_RESERVE). */
+/*
+ * Money and tokens held for a request in flight (SDB_RESERVE). Version 1
+ * records end after request_id: the agent scope's copy keeps that layout
+ * (it only counts against the agent's budget), and so do records written
+ * before version 2. The key scope's copy is the reservation of record: it
+ * also says who holds it and what to bill should the holder die.
+ */
+#define RESERVE_V1_SIZE	72
+#define RESERVE_VERSION	2
+
+/* A process, told apart from a later one that reuses its pid. */
+struct holder {
+	int32_t		 pid;		/* 0: unknown (version 1) */
+	uint32_t	 pad;
+	uint64_t	 start;		/* /proc/PID/stat starttime, clock ticks */
+	uint64_t	 pidns;		/* inode of /proc/PID/ns/pid; 0: unknown */
+	char		 boot[40];	/* /proc/sys/kernel/random/boot_id */
+};
+
 struct reserve_rec {
 	uint8_t		 version;
 	uint64_t	 id;
@@ -41,6 +60,25 @@ struct reserve_rec {
 	int64_t		 tokens;
 	int64_t		 expires;	/* unix s; counts only until then */
 	char		 request_id[32];
+	/* Version 2. */
+	struct holder	 holder;
+	uint64_t	 key_id;
+	int64_t		 time_us;	/* the request's start: its usage row's */
+	int64_t		 prompt;	/* prompt tokens estimated at admission */
+	int64_t		 completion;	/* progress: completion tokens so far */
+	int64_t		 progress_us;	/* when progress was recorded; 0: never */
+	money_t		 input_price;	/* of the candidate billed, per 1M */
+	money_t		 cached_input_price;
+	money_t		 output_price;
+	char		 key_name[64];
+	char		 agent[64];
+	char		 tier[16];
+	char		 route[16];
+	char		 requested[256];	/* the plan's first model */
+	char		 model[256];	/* the candidate priced (streaming: served) */
+	char		 provider[64];
+	uint8_t		 served;	/* model began answering (progress) */
+	uint8_t		 spare[7];
 };
 
 /* Requests and tokens of one scope in the current minute (SDB_RATE). */
@@ -96,6 +134,11 @@ struct admit_in {
 	money_t		 worst;		/* most the request can cost */
 	int64_t		 tokens;	/* prompt estimate + max completion */
 	time_t		 now;
+	/* For a reclaim, should the process die before it settles: */
+	const struct candidate *priced;	/* the worst case's; NULL: none */
+	int64_t		 prompt;	/* prompt token estimate */
+	int64_t		 time_us;	/* the request's start (its row's time) */
+	const char	*route;
 };
 
 enum admit_verdict {
@@ -126,6 +169,9 @@ struct admission {
 	money_t			 budget, spent;	/* the budget warned or blocked */
 	int			 warn;		/* a budget is past warn percent */
 	char			 message[256];	/* for the client when refused */
+	uint64_t		 key_id;	/* whose the reservation is */
+	int64_t			 progress_ms;	/* CLOCK_MONOTONIC of the last
+						   progress record */
 };
 
 /* The start of the UTC day holding t, and of its month. */
@@ -156,6 +202,36 @@ int	billing_settle(struct store *, const struct config *,
  * drop row->reservation.
  */
 int	billing_apply(struct store_txn *, const struct usage_row *);
+/*
+ * A stream's progress: every few seconds at most, record in the
+ * reservation the completion tokens sent so far and the candidate
+ * serving them, so that a reclaim bills them if this process dies.
+ * Cheap when nothing is due; never fails the request.
+ */
+void	billing_progress(struct store *, struct admission *,
+	    const struct candidate *, int64_t);
+
+/* What one reclaim pass did. */
+struct reclaim_result {
+	long		 reclaimed;	/* reservations billed and released */
+	long		 dropped;	/* expired, holder unknown: released */
+	money_t		 billed;	/* micro-USD billed */
+	money_t		 released;	/* micro-USD released unbilled */
+};
+typedef void (*reclaim_fn)(void *, const struct reserve_rec *,
+	    const struct usage_row *);
+/*
+ * Reclaim the reservations whose holder died (a process killed before it
+ * settled): in one transaction each, write a usage row flagged
+ * worker_died for the prompt estimate plus the completion progress last
+ * recorded, at the candidate's prices and never above the reservation,
+ * debit the ledger, count the spend and release the reservation. Exactly
+ * once, whoever else reclaims or settles at the same time. fn (may be
+ * NULL) sees each row billed. Returns a store_rc.
+ */
+int	billing_reclaim(struct store *, time_t, struct reclaim_result *,
+	    reclaim_fn, void *);
+
 /* Credit (or with a negative amount, adjust) a key's balance. */
 int	billing_credit(struct store *, uint64_t, money_t, enum ledger_kind,
 	    const char *, struct ledger_rec *);

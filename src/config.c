@@ -110,8 +110,8 @@ static const struct key_def keys[] = {
 	{ SECT_GATEWAY, "default_tier", K_STR, G(default_tier), 0, 0, "T3",
 	  "[tier] of keys and agents that name none" },
 	{ SECT_GATEWAY, "reservation_ttl", K_LONG, G(reservation_ttl), 10,
-	  86400, "3600", "seconds a reservation counts if never settled (longer "
-	  "than the longest request)" },
+	  86400, "3600", "seconds a reservation counts at most if never settled "
+	  "nor reclaimed (longer than the longest request)" },
 	{ SECT_GATEWAY, "usage_retention_days", K_LONG,
 	  G(usage_retention_days), 1, 36500, "90",
 	  "days usage records are kept" },

@@ -14,6 +14,7 @@
 #include <curl/curl.h>
 #include <fcgiapp.h>
 
+#include "billing.h"
 #include "config.h"
 #include "store.h"
 #include "log.h"
@@ -31,6 +32,7 @@ static int			 panic_exit;	/* shutdown asked for */
 
 #define STORE_RETRY_S	10	/* a failed store open is retried this often */
 #define MODELS_MAX	32	/* --model names of one --check-config */
+#define RECLAIM_S	2	/* dead processes' reservations are looked for */
 static pthread_mutex_t		 accept_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void
@@ -57,6 +59,17 @@ usage(FILE *fp)
 }
 
 static struct store *open_store(enum store_mode);
+
+/* Bill and release the reservations of processes that died (SIGKILL). */
+static void
+reclaim(struct store *s, void *arg)
+{
+	struct reclaim_result	 res;
+
+	(void)arg;
+	if (billing_reclaim(s, time(NULL), &res, NULL, NULL) != STORE_OK)
+		log_warn("reclaim: %s", store_error());
+}
 
 /*
  * A store that could not be opened at start (recovery was running, the
@@ -126,6 +139,10 @@ open_store(enum store_mode mode)
 	if (s == NULL)
 		log_error("store unavailable: %s; only the master key is "
 		    "served, usage goes to %s", err, cfg->gw.fallback_file);
+	else if (mode == STORE_WORKER &&
+	    store_every(s, RECLAIM_S, reclaim, NULL) == -1)
+		log_error("cannot start the reclaim thread: reservations of "
+		    "dead processes wait for another process");
 	return s;
 }
 
@@ -232,6 +249,9 @@ run_cgi(void)
 		return 1;
 	}
 	w.store = store = open_store(STORE_ADMIN);
+	/* No thread lives on to do it: each CGI request reclaims first. */
+	if (store != NULL)
+		reclaim(store, NULL);
 	serve(&w, NULL);
 	upstream_handle_free(w.curl);
 	store_close(store);

@@ -153,6 +153,9 @@ emit_chunk(void *ctx, struct json_object *chunk)
 		ch->out_bytes += generated_bytes(choices, "delta");
 	if (ch->ttft_ms == 0)
 		ch->ttft_ms = http_elapsed_ms(ch->r);
+	/* Billed should this process die: every 2 s at most, one write. */
+	billing_progress(ch->r->worker->store, &ch->acct.adm, ch->cand,
+	    (ch->st.chars + 3) / 4);
 	return send_sse(ch, "data: ", 6, s, strlen(s), "\n\n", 2) == -1 ?
 	    1 : 0;
 }
@@ -590,6 +593,7 @@ route_chat(struct request *r, const char *arg)
 	media = media_parts(req);
 	ch.prompt_est = ((int64_t)r->body.len + 3) / 4 + media * IMAGE_TOKENS;
 	ask.prompt = prompt_bound(r, req, media);
+	ask.prompt_est = ch.prompt_est;
 	ask.client_max = ch.in.client_max;
 	ask.choices = choices_asked(req);
 	json_object_object_get_ex(req, "model", &v);

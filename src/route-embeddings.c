@@ -701,7 +701,7 @@ jcall_run(struct jcall *jc, const char *model)
 	struct request		*r = jc->r;
 	const struct retry_cfg	*rc = &r->cfg->retry;
 	struct upstream_resp	 resp;
-	struct admit_ask	 ask = { 0, 0, 0, 0 };
+	struct admit_ask	 ask = { 0, 0, 0, 0, 0 };
 	enum next		 next;
 	long			 retry_after;
 	size_t			 i;
@@ -715,6 +715,7 @@ jcall_run(struct jcall *jc, const char *model)
 	if ((a = account_plan(r, model, &jc->plan)) != 0)
 		return a;
 	ask.prompt = jc->prompt_est;
+	ask.prompt_est = (jc->prompt_est + 3) / 4;	/* four bytes a token */
 	ask.images = jc->images;
 	if ((a = account_admit(r, &jc->plan, &ask, &jc->acct)) != 0) {
 		jc->refused = 1;

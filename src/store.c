@@ -3,7 +3,9 @@
  * gateway process and by llmgate-admin at once (PLATFORM.md section 4):
  * locking, logging and transactions; no DB_REGISTER or DB_RECOVER in
  * workers, a watchdog thread that runs failchk every second so that a
- * process killed with SIGKILL leaves no lock behind, and checkpoints.
+ * process killed with SIGKILL leaves no lock behind, and checkpoints;
+ * and a thread for periodic chores (reclaiming a dead process's
+ * reservations) that may wait on such a lock until failchk frees it.
  */
 #include <sys/stat.h>
 
@@ -25,7 +27,7 @@
 
 #define TXN_TRIES	200	/* deadlock retries before giving up */
 #define KEY_MAX		512
-#define SCHEMA		"2"
+#define SCHEMA		"1"
 
 static const char *const db_files[SDB__MAX] = {
 	"keys.db", "keyhash.db", "balance.db", "spend.db", "reserve.db",
@@ -43,6 +45,11 @@ struct store {
 	long		 checkpoint_s;
 	pthread_t	 watchdog;
 	int		 watching;
+	pthread_t	 chore;		/* store_every's thread */
+	int		 choring;
+	store_chore_fn	 chore_fn;
+	void		*chore_arg;
+	long		 chore_s;
 	pthread_mutex_t	 lock;
 	pthread_cond_t	 cond;
 	int		 stopping;
@@ -195,6 +202,52 @@ watchdog_main(void *arg)
 	}
 	pthread_mutex_unlock(&s->lock);
 	return NULL;
+}
+
+/* store_every's thread: the chore, then a wait of chore_s (or stop). */
+static void *
+chore_main(void *arg)
+{
+	struct store	*s = arg;
+	struct timespec	 until;
+	long		 wait_s = 1;
+
+	pthread_mutex_lock(&s->lock);
+	while (!s->stopping) {
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += wait_s;
+		while (!s->stopping && pthread_cond_timedwait(&s->cond,
+		    &s->lock, &until) == 0)
+			;	/* woken for another reason: wait on */
+		if (s->stopping)
+			break;
+		pthread_mutex_unlock(&s->lock);
+		if (!s->panicked)
+			s->chore_fn(s, s->chore_arg);
+		wait_s = s->chore_s;
+		pthread_mutex_lock(&s->lock);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
+
+int
+store_every(struct store *s, long period_s, store_chore_fn fn, void *arg)
+{
+	int	 rc = -1;
+
+	pthread_mutex_lock(&s->lock);
+	if (!s->choring && !s->stopping && period_s > 0) {
+		s->chore_fn = fn;
+		s->chore_arg = arg;
+		s->chore_s = period_s;
+		if (pthread_create(&s->chore, NULL, chore_main, s) == 0) {
+			s->choring = 1;
+			rc = 0;
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	return rc;
 }
 
 static int
@@ -416,13 +469,15 @@ store_close(struct store *s)
 
 	if (s == NULL)
 		return;
-	if (s->watching) {
-		pthread_mutex_lock(&s->lock);
-		s->stopping = 1;
-		pthread_cond_signal(&s->cond);
-		pthread_mutex_unlock(&s->lock);
+	pthread_mutex_lock(&s->lock);
+	s->stopping = 1;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+	/* The chore first: the watchdog frees what it may be waiting on. */
+	if (s->choring)
+		pthread_join(s->chore, NULL);
+	if (s->watching)
 		pthread_join(s->watchdog, NULL);
-	}
 	if (s->seq != NULL)
 		s->seq->close(s->seq, 0);
 	if (s->seqdb != NULL)

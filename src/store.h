@@ -58,6 +58,14 @@ int		 store_readonly(const struct store *);
 int		 store_failchk(struct store *);
 /* Force a checkpoint and remove logs no longer needed. */
 int		 store_checkpoint(struct store *);
+/*
+ * Run fn every period_s seconds (first after one second) in a thread of
+ * its own until store_close: work that may wait on a lock a killed
+ * process held, which the watchdog's failchk then frees. At most one
+ * per store; not after a panic. Returns 0, or -1.
+ */
+typedef void	(*store_chore_fn)(struct store *, void *);
+int		 store_every(struct store *, long, store_chore_fn, void *);
 
 /*
  * Run fn in one transaction: commit when it returns >= 0, abort when it

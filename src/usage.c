@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,13 +54,32 @@ row_key(unsigned char k[16], int64_t time_us, uint64_t id)
 	store_be64(k + 8, id);
 }
 
+_Static_assert(offsetof(struct usage_row, worker_died) == USAGE_V1_SIZE,
+    "version 1 usage rows are a prefix of version 2 rows");
+
 int
 usage_put(struct store_txn *t, const struct usage_row *row)
 {
-	unsigned char	 k[16];
+	struct usage_row	 v = *row;
+	unsigned char		 k[16];
 
+	v.version = USAGE_VERSION;
 	row_key(k, row->time_us, row->id);
-	return store_put_new(t, SDB_USAGE, k, sizeof(k), row, sizeof(*row));
+	return store_put_new(t, SDB_USAGE, k, sizeof(k), &v, sizeof(v));
+}
+
+int
+usage_rec(const void *v, size_t vlen, struct usage_row *r)
+{
+	const uint8_t	*p = v;
+
+	if (vlen == 0 || !((p[0] == USAGE_VERSION && vlen == sizeof(*r)) ||
+	    (p[0] == 1 && vlen == USAGE_V1_SIZE)))
+		return -1;
+	memset(r, 0, sizeof(*r));
+	memcpy(r, v, vlen);
+	r->version = USAGE_VERSION;
+	return 0;
 }
 
 #define JS(o, k, v)	json_object_object_add(o, k, json_object_new_string(v))
@@ -74,7 +94,7 @@ usage_to_json(const struct usage_row *r)
 	struct json_object	*o = json_object_new_object();
 	char			 usd[32];
 
-	JI(o, "v", r->version);
+	JI(o, "v", USAGE_VERSION);
 	JI(o, "time_us", r->time_us);
 	/* 64-bit ids as strings: JSON readers lose precision past 2^53. */
 	snprintf(usd, sizeof(usd), "%" PRIu64, r->id);
@@ -101,6 +121,7 @@ usage_to_json(const struct usage_row *r)
 	JI(o, "attempts", r->attempts);
 	JB(o, "stream", r->stream);
 	JB(o, "client_aborted", r->client_aborted);
+	JB(o, "worker_died", r->worker_died);
 	JI(o, "reserved_micro_usd", r->reserved);
 	JB(o, "over_reservation", (r->flags & USAGE_OVER_RESERVATION) != 0);
 	JB(o, "cost_reported", (r->flags & USAGE_COST_REPORTED) != 0);
@@ -161,7 +182,10 @@ usage_from_json(struct json_object *o, struct usage_row *r)
 	size_t	 i;
 
 	memset(r, 0, sizeof(*r));
-	if (get_int(o, "v", &v[0]) == -1 || v[0] != STORE_VERSION ||
+	/* Version 1 lines have no worker_died: it stays 0. */
+	if (get_int(o, "worker_died", &v[11]) == -1)
+		v[11] = 0;
+	if (get_int(o, "v", &v[0]) == -1 || v[0] < 1 || v[0] > USAGE_VERSION ||
 	    get_int(o, "time_us", &r->time_us) == -1 ||
 	    get_int(o, "id", &v[1]) == -1 ||
 	    get_int(o, "key_id", &v[2]) == -1 ||
@@ -190,7 +214,7 @@ usage_from_json(struct json_object *o, struct usage_row *r)
 	if (v[1] == 0 || r->time_us <= 0 || r->cost < 0 || v[6] < 0 ||
 	    v[6] > 999 || v[7] < 0 || v[7] > 1000)
 		return -1;
-	r->version = STORE_VERSION;
+	r->version = USAGE_VERSION;
 	r->id = (uint64_t)v[1];
 	r->key_id = (uint64_t)v[2];
 	r->estimated = v[3] != 0;
@@ -201,11 +225,12 @@ usage_from_json(struct json_object *o, struct usage_row *r)
 	r->stream = v[8] != 0;
 	r->client_aborted = v[9] != 0;
 	r->reservation = (uint64_t)v[10];
+	r->worker_died = v[11] != 0;
 	/* Fields a row written before they existed does not carry. */
 	if (get_int(o, "reserved_micro_usd", &r->reserved) == -1)
 		r->reserved = 0;
 	for (i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
-		if (get_int(o, flags[i].name, &v[11]) == 0 && v[11] != 0)
+		if (get_int(o, flags[i].name, &v[12]) == 0 && v[12] != 0)
 			r->flags |= flags[i].bit;
 	return 0;
 }
@@ -362,8 +387,7 @@ scan_one(void *arg, const void *k, size_t klen, const void *v, size_t vlen)
 {
 	struct scan_ctx	*c = arg;
 
-	if (klen != 16 || store_rec(v, vlen, &c->rows[c->n],
-	    sizeof(c->rows[0])) == -1)
+	if (klen != 16 || usage_rec(v, vlen, &c->rows[c->n]) == -1)
 		return STORE_ERROR;
 	if (c->rows[c->n].time_us >= c->to_us)
 		return STORE_STOP;
@@ -481,7 +505,7 @@ usage_log(const struct usage_row *u)
 	log_info("usage id=%s key=%s agent=%s model=%s served=%s provider=%s "
 	    "status=%d attempts=%d stream=%d prompt=%" PRId64 " completion=%"
 	    PRId64 " cached=%" PRId64 " estimated=%d cost_micro_usd=%" PRId64
-	    " latency_ms=%d ttft_ms=%d client_aborted=%d",
+	    " latency_ms=%d ttft_ms=%d client_aborted=%d%s",
 	    u->request_id,
 	    log_value(key, sizeof(key), u->key_name[0] ? u->key_name : "-"),
 	    log_value(agent, sizeof(agent), u->agent[0] ? u->agent : "-"),
@@ -491,5 +515,5 @@ usage_log(const struct usage_row *u)
 	    u->provider[0] ? u->provider : "-"),
 	    u->status, u->attempts, u->stream, u->prompt, u->completion,
 	    u->cached, u->estimated, u->cost, u->latency_ms, u->ttft_ms,
-	    u->client_aborted);
+	    u->client_aborted, u->worker_died ? " worker_died=1" : "");
 }

@@ -13,12 +13,19 @@ struct store;
 struct store_txn;
 struct json_object;
 
+/*
+ * One request as stored (SDB_USAGE); fixed layout, version first. Version
+ * 1 rows end after route (USAGE_V1_SIZE bytes) and read as version 2
+ * rows with every later field zero.
+ */
+#define USAGE_VERSION	2
+#define USAGE_V1_SIZE	848
+
 /* usage_row.flags */
 #define USAGE_OVER_RESERVATION	0x01u	/* cost more than was reserved */
 #define USAGE_COST_REPORTED	0x02u	/* the provider priced it */
 #define USAGE_UNPRICED		0x04u	/* no [model] priced it (cost 0) */
 
-/* One request as stored (SDB_USAGE); fixed layout, version first. */
 struct usage_row {
 	uint8_t		 version;
 	uint8_t		 stream;
@@ -34,10 +41,8 @@ struct usage_row {
 	int64_t		 completion;
 	int64_t		 cached;
 	money_t		 cost;
-	money_t		 reserved;	/* the worst case admitted; 0: none */
 	int32_t		 latency_ms;
 	int32_t		 ttft_ms;	/* streams: time to first token */
-	uint32_t	 flags;		/* USAGE_* */
 	char		 request_id[32];
 	char		 key_name[64];
 	char		 agent[64];
@@ -46,6 +51,11 @@ struct usage_row {
 	char		 served[256];	/* model that answered, or "" */
 	char		 provider[64];
 	char		 route[16];	/* chat, embeddings, images */
+	/* Version 2. */
+	uint8_t		 worker_died;	/* billed by a reclaim: the process died */
+	uint8_t		 spare[3];	/* zero */
+	uint32_t	 flags;		/* USAGE_* */
+	money_t		 reserved;	/* the worst case admitted; 0: none */
 };
 
 money_t	usage_cost(const struct candidate *, const struct usage *);
@@ -53,8 +63,14 @@ money_t	usage_cost(const struct candidate *, const struct usage *);
 /* The one "usage" log line of a request. */
 void	usage_log(const struct usage_row *);
 
-/* Insert a row in a transaction; STORE_EXISTS when (time_us, id) is taken. */
+/*
+ * Insert a row in a transaction, as the current version; STORE_EXISTS
+ * when (time_us, id) is taken.
+ */
 int	usage_put(struct store_txn *, const struct usage_row *);
+
+/* A stored row of either version as the current one: 0, or -1. */
+int	usage_rec(const void *, size_t, struct usage_row *);
 
 /* The row as one JSON object (caller owns it) and back. */
 struct json_object *usage_to_json(const struct usage_row *);

@@ -18,7 +18,8 @@
 # Places:     top_srcdir, top_builddir, LLMGATE, MOCK, TEST_NAME, TMPDIR_T
 # Processes:  setup_tmp, free_port, start_mock [ARGS...], wait_until SECS CMD...,
 #             start_lighttpd INI, start_apache INI, start_nginx INI,
-#             start_cgi INI, stop_server, for_each_server INI FUNC [ARGS...],
+#             start_cgi INI, stop_server, restart_gateway (nginx, after a kill),
+#             for_each_server INI FUNC [ARGS...],
 #             at_exit CMD..., as_gw_user CMD...
 # HTTP:       gw_curl CURL-ARGS...
 # SDK:        setup_sdk (sets $SDK: the openai npm client and t/sdk scripts)
@@ -690,9 +691,10 @@ start_nginx() {
 	SERVER_LOG=$d/gateway.log
 	_lib_logs+=("$d/gateway.log" "$d/error.log" "$d/nginx.out")
 	rm -f "$d/run/llmgate.sock"
-	# shellcheck disable=SC2086  # ExecStart is split into words as systemd does
-	_spawn "$d/gateway.log" \
-	    bash -c 'umask "$1"; shift; exec env -i "$@"' umask "${umask_v:-0022}" "${env[@]}" $cmd
+	# shellcheck disable=SC2206  # ExecStart is split into words as systemd does
+	_nginx_gw=(bash -c 'umask "$1"; shift; exec env -i "$@"' umask "${umask_v:-0022}" "${env[@]}" $cmd)
+	_nginx_ini=$ini
+	_spawn "$d/gateway.log" "${_nginx_gw[@]}"
 	_server_pids+=("$_spawned")
 	wait_until 10 test -S "$d/run/llmgate.sock" ||
 	    bail "spawn-fcgi did not create its socket: $(tail -n 5 "$d/gateway.log")"
@@ -728,6 +730,20 @@ start_nginx() {
 	_spawn "$d/nginx.out" nginx -p "$d/" -c "$d/nginx.conf" -e "$d/error.log"
 	_server_pids+=("$_spawned")
 	_wait_health nginx
+}
+
+# restart_gateway: under nginx, start the gateway again after it died, as
+# systemd's Restart=always does with the shipped unit (ExecStartPre's
+# recovery, then ExecStart). Other front ends restart it themselves.
+restart_gateway() {
+	[ "${SERVER_KIND:-}" = nginx ] || return 0
+	ADMIN_CONF=$_nginx_ini admin recover >/dev/null ||
+	    bail "llmgate-admin recover failed before the restart"
+	rm -f "$SERVER_DIR/run/llmgate.sock"
+	_spawn "$SERVER_DIR/gateway.log" "${_nginx_gw[@]}"
+	_server_pids+=("$_spawned")
+	wait_until 10 test -S "$SERVER_DIR/run/llmgate.sock" ||
+	    bail "spawn-fcgi did not come back: $(tail -n 5 "$SERVER_DIR/gateway.log")"
 }
 
 # --- HTTP --------------------------------------------------------------------

@@ -11,8 +11,9 @@
 #    llmgate-admin check finds no problem.
 # 2. A gateway process is SIGKILLed in the middle of a stream while 40
 #    others run: the others finish, new requests are served within seconds
-#    (the failchk watchdog frees whatever the dead process held), and every
-#    request that completed has its record.
+#    (the failchk watchdog frees whatever the dead process held), every
+#    request that completed has its record, and the killed one is billed by
+#    a reclaim.
 . "$(dirname "$0")/lib.sh"
 
 setup_tmp
@@ -246,8 +247,17 @@ print(" ".join(r for r in sys.argv[2:] if r not in rids) or "")
 EOF
 )
 is "$missing" "" "every completed request has its ledger debit (no committed record lost)"
-is "$(jx 'len([e for e in d["data"] if e["type"] == "debit"])' <<<"$l3")" "$((done_n + 10))" \
-    "no debit for a request that did not complete"
+# The killed stream is billed by a reclaim (t0850): its debit comes too.
+debits_are() {
+	[ "$(admin ledger killer-load --json --limit 100000 |
+	    jx 'len([e for e in d["data"] if e["type"] == "debit"])')" = "$1" ]
+}
+ok "one debit per completed request, and one for the killed stream" \
+    wait_until 10 debits_are "$((done_n + 10 + cut))"
+l3=$(admin ledger killer-load --json --limit 100000)
+is "$(admin usage --rows --key killer-load | python3 -c '
+import json, sys
+print(sum(json.loads(l)["worker_died"] for l in sys.stdin))')" "$cut" "the killed stream's row is flagged worker_died"
 u=$(admin usage --json --group-by key --key killer-load)
 is "$(jx 'd["total"]["cost_micro_usd"]' <<<"$u")" "$(jx '-sum(e["amount_micro_usd"] for e in d["data"] if e["type"] == "debit")' <<<"$l3")" \
     "killer-load: usage cost == its debits"

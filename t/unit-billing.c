@@ -1,8 +1,9 @@
 /*
  * unit-billing.c: pricing, admission and settlement against a real store
  * in a scratch directory: budgets across UTC midnight, reservation
- * expiry, prepaid balances and the ledger, and exact books when several
- * processes admit and settle at once.
+ * expiry, prepaid balances and the ledger, exact books when several
+ * processes admit and settle at once, and reservations of killed
+ * processes reclaimed exactly once.
  */
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -14,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <json-c/json.h>
 
 #include "../src/billing.h"
 #include "../src/config.h"
@@ -279,12 +282,13 @@ test_concurrency(struct config *cfg)
 		}
 		store_close(s);
 		config_free(cfg);
-		_exit(st == 2 ? 2 : admitted > 255 ? 255 : admitted);
+		/* 255: a store error; a count (at most 50) otherwise. */
+		_exit(st == 2 ? 255 : admitted);
 	}
 	admitted = 0;
 	st = 0;
 	while (wait(&status) > 0) {
-		if (!WIFEXITED(status) || WEXITSTATUS(status) == 2)
+		if (!WIFEXITED(status) || WEXITSTATUS(status) == 255)
 			st = 1;
 		else
 			admitted += WEXITSTATUS(status);
@@ -432,6 +436,447 @@ test_dead_holder(void)
 	store_close(s);
 }
 
+/* A candidate priced like model m: $1 in, $3 out, $0.25 cached per 1M. */
+static void
+cand_m(struct candidate *c)
+{
+	memset(c, 0, sizeof(*c));
+	snprintf(c->name, sizeof(c->name), "m");
+	c->input_price = 1000000;
+	c->output_price = 3000000;
+	c->cached_input_price = 250000;
+}
+
+static int64_t	 admitted_us;	/* the time_us of the last admit_full */
+
+/* Admit as a gateway does: with what a reclaim needs to bill. */
+static int
+admit_full(struct store *s, const struct config *cfg,
+    const struct principal *p, const struct candidate *c, int64_t prompt,
+    money_t worst, const char *rid, struct admission *a)
+{
+	struct admit_in	 in;
+	struct timespec	 now;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	memset(&in, 0, sizeof(in));
+	in.request_id = rid;
+	in.model = "m";
+	in.worst = worst;
+	in.tokens = 100;
+	in.now = now.tv_sec;
+	in.priced = c;
+	in.prompt = prompt;
+	in.time_us = (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000;
+	admitted_us = in.time_us;
+	in.route = "chat";
+	return billing_admit(s, cfg, p, &in, a);
+}
+
+/* A child admits n requests (one streams 1000 tokens), then is killed. */
+static void
+die_holding(const struct config *cfg, const struct key_rec *k, int n,
+    money_t worst)
+{
+	struct store		*s;
+	struct principal	 p;
+	struct admission	 a;
+	struct candidate	 c;
+	char			 err[256], rid[32];
+	int			 i, status;
+	pid_t			 pid;
+
+	if ((pid = fork()) == 0) {
+		s = store_open(dir, STORE_ADMIN, 1, 30, err, sizeof(err));
+		principal(&p, cfg, k);
+		p.agent_budget = 0;
+		cand_m(&c);
+		for (i = 0; s != NULL && i < n; i++) {
+			snprintf(rid, sizeof(rid), "req_dead_%d", i);
+			if (admit_full(s, cfg, &p, &c, 10000, worst, rid, &a) !=
+			    STORE_OK || a.verdict != ADMIT_OK)
+				_exit(3);
+			if (i == 0) {
+				a.progress_ms -= 10000;	/* due now */
+				billing_progress(s, &a, &c, 1000);
+			}
+		}
+		kill(getpid(), SIGKILL);
+		_exit(4);
+	}
+	waitpid(pid, &status, 0);
+	ok(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+	    "a process admitted %d request(s) and was SIGKILLed", n);
+}
+
+struct dead_rows {
+	uint64_t		 key;
+	long			 n, died;
+	money_t			 cost;
+	struct usage_row	 last;
+};
+
+static int
+dead_row(void *arg, const struct usage_row *r)
+{
+	struct dead_rows	*d = arg;
+
+	if (r->key_id != d->key)
+		return 0;
+	d->n++;
+	d->cost += r->cost;
+	if (r->worker_died) {
+		d->died++;
+		d->last = *r;
+	}
+	return 0;
+}
+
+static void
+rows_of(struct store *s, uint64_t key, struct dead_rows *d)
+{
+	memset(d, 0, sizeof(*d));
+	d->key = key;
+	usage_scan(s, 0, INT64_MAX, dead_row, d);
+}
+
+/* Rewrite the key scope's copy of a reservation through fn. */
+struct tamper {
+	uint64_t	 key_id, res;
+	void		(*fn)(struct reserve_rec *);
+};
+
+static int
+tamper_txn(struct store_txn *t, void *arg)
+{
+	struct tamper		*c = arg;
+	struct reserve_rec	 r;
+	unsigned char		 k[64];
+	size_t			 kl, n = sizeof(r);
+	int			 rc;
+
+	kl = (size_t)snprintf((char *)k, 40, "k:%llu",
+	    (unsigned long long)c->key_id) + 1;
+	store_be64(k + kl, c->res);
+	kl += 8;
+	if ((rc = store_get(t, SDB_RESERVE, k, kl, &r, &n, 0)) != STORE_OK)
+		return rc;
+	if (n != sizeof(r) || r.version != RESERVE_VERSION)
+		return STORE_ERROR;
+	c->fn(&r);
+	return store_put(t, SDB_RESERVE, k, kl, &r, sizeof(r));
+}
+
+static void
+other_start(struct reserve_rec *r)
+{
+	r->holder.start++;	/* our pid, another process's start */
+}
+
+static void
+other_pidns(struct reserve_rec *r)
+{
+	r->holder.pidns ^= 1;
+	r->holder.start++;
+}
+
+static void
+expire(struct reserve_rec *r)
+{
+	r->expires = 1;
+}
+
+/*
+ * A reservation whose process died is reclaimed: billed once for the
+ * prompt estimate and the progress recorded, never above what was
+ * reserved, with a usage row flagged worker_died; its money is free.
+ */
+static void
+test_reclaim(struct store *s, const struct config *cfg)
+{
+	struct key_rec		 k;
+	struct principal	 p;
+	struct admission	 a;
+	struct candidate	 c;
+	struct balance_rec	 bal;
+	struct reclaim_result	 res;
+	struct dead_rows	 d;
+	struct sum		 sum;
+	struct tamper		 tm;
+	struct usage_row	 row;
+	money_t			 held;
+	char			 secret[KEY_SECRET_LEN + 1];
+
+	memset(&k, 0, sizeof(k));
+	snprintf(k.name, sizeof(k.name), "killed");
+	k.prepaid = 1;
+	keys_create(s, &k, secret, sizeof(secret));
+	billing_credit(s, k.id, 1000000, LEDGER_TOPUP, "unit", NULL);
+	principal(&p, cfg, &k);
+	p.agent_budget = 0;
+	cand_m(&c);
+
+	die_holding(cfg, &k, 1, 70000);
+	billing_balance(s, k.id, &bal, &held);
+	is_int(held, 70000, "the dead process's reservation still holds "
+	    "$0.07");
+	is_int(admit_full(s, cfg, &p, &c, 1, 950000, "req_big", &a), STORE_OK,
+	    "admit");
+	is_int(a.verdict, ADMIT_BALANCE, "so $0.95 more does not fit: 402");
+	is_int(billing_reclaim(s, time(NULL), &res, NULL, NULL), STORE_OK,
+	    "reclaim");
+	is_int(res.reclaimed, 1, "one reservation reclaimed");
+	/* 10000 prompt tokens at $1 + 1000 completion tokens at $3. */
+	is_int(res.billed, 13000, "billed the prompt estimate and the "
+	    "progress recorded: $0.013");
+	is_int(res.released, 70000 - 13000, "the rest released");
+	rows_of(s, k.id, &d);
+	is_int(d.died, 1, "one usage row flagged worker_died");
+	is_int(d.last.cost, 13000, "its cost");
+	is_int(d.last.completion, 1000, "its completion tokens: the progress");
+	is_int(d.last.prompt, 10000, "its prompt tokens: the estimate");
+	ok(d.last.estimated && d.last.stream && d.last.status == 502,
+	    "estimated, streamed, status 502");
+	is_str(d.last.request_id, "req_dead_0", "under the request's id");
+	is_str(d.last.served, "m", "served by the candidate that streamed");
+	memset(&sum, 0, sizeof(sum));
+	billing_ledger(s, k.id, 0, -1, add_ledger, &sum);
+	is_int(sum.debits, 13000, "one ledger debit of the row's cost");
+	billing_balance(s, k.id, &bal, &held);
+	is_int(held, 0, "nothing held any more");
+	is_int(bal.balance, 1000000 - 13000, "balance: top-up - the debit");
+	is_int(billing_reclaim(s, time(NULL), &res, NULL, NULL), STORE_OK,
+	    "reclaim again");
+	is_int(res.reclaimed + res.dropped, 0, "nothing left to reclaim");
+	is_int(admit_full(s, cfg, &p, &c, 1, 950000, "req_big", &a), STORE_OK,
+	    "admit");
+	is_int(a.verdict, ADMIT_OK, "$0.95 fits at once after the reclaim");
+
+	/* A live holder (this process) is left alone. */
+	is_int(billing_reclaim(s, time(NULL), &res, NULL, NULL), STORE_OK,
+	    "reclaim");
+	is_int(res.reclaimed + res.dropped, 0, "a live process's reservation "
+	    "is not reclaimed");
+	is_int(settle(s, cfg, &p, &a, 20000, time(NULL)), STORE_OK, "settle");
+
+	/* Our pid, another start time: a dead process whose pid came back. */
+	is_int(admit_full(s, cfg, &p, &c, 1000, 50000, "req_reuse", &a),
+	    STORE_OK, "admit");
+	tm.key_id = k.id;
+	tm.res = a.reservation;
+	tm.fn = other_start;
+	is_int(store_txn(s, tamper_txn, &tm), STORE_OK, "holder's start time "
+	    "changed");
+	billing_reclaim(s, time(NULL), &res, NULL, NULL);
+	is_int(res.reclaimed, 1, "a reused pid does not keep a dead holder's "
+	    "reservation alive");
+	is_int(res.billed, 1000, "billed its prompt estimate");
+	/* Its settle comes late (its row as the gateway makes it). */
+	memset(&row, 0, sizeof(row));
+	row.time_us = admitted_us;
+	row.key_id = k.id;
+	row.cost = 40000;
+	row.status = 200;
+	snprintf(row.agent, sizeof(row.agent), "%s", p.agent);
+	snprintf(row.request_id, sizeof(row.request_id), "req_reuse");
+	is_int(billing_settle(s, cfg, &p, &a, &row), STORE_OK,
+	    "a late settle of the reclaimed request");
+	memset(&sum, 0, sizeof(sum));
+	billing_ledger(s, k.id, 0, -1, add_ledger, &sum);
+	is_int(sum.debits, 13000 + 20000 + 1000, "no second debit for it");
+
+	/* A holder in another pid namespace: released only once expired. */
+	is_int(admit_full(s, cfg, &p, &c, 1000, 50000, "req_ns", &a),
+	    STORE_OK, "admit");
+	tm.res = a.reservation;
+	tm.fn = other_pidns;
+	store_txn(s, tamper_txn, &tm);
+	billing_reclaim(s, time(NULL), &res, NULL, NULL);
+	is_int(res.reclaimed + res.dropped, 0, "a holder this process cannot "
+	    "see is left alone while the reservation lasts");
+	tm.fn = expire;
+	store_txn(s, tamper_txn, &tm);
+	billing_reclaim(s, time(NULL), &res, NULL, NULL);
+	ok(res.reclaimed == 0 && res.dropped == 1 && res.released == 50000,
+	    "and released unbilled once it expired");
+
+	/* The bill never exceeds the reservation. */
+	die_holding(cfg, &k, 1, 5000);
+	billing_reclaim(s, time(NULL), &res, NULL, NULL);
+	ok(res.reclaimed == 1 && res.billed == 5000, "a reservation of "
+	    "$0.005 is billed $0.005, not the $0.013 its estimate costs "
+	    "(billed %lld)", (long long)res.billed);
+	rows_of(s, k.id, &d);
+	is_int(d.died, 3, "three worker_died rows in all");
+	memset(&sum, 0, sizeof(sum));
+	billing_ledger(s, k.id, 0, -1, add_ledger, &sum);
+	is_int(sum.debits, d.cost, "ledger debits == usage costs");
+	billing_balance(s, k.id, &bal, &held);
+	is_int(bal.balance, 1000000 - d.cost, "balance == top-up - costs");
+}
+
+/* Four processes reclaim 30 dead reservations at once: each billed once. */
+static void
+test_reclaim_race(const struct config *cfg)
+{
+	struct store		*s;
+	struct key_rec		 k;
+	struct reclaim_result	 res;
+	struct dead_rows	 d;
+	struct sum		 sum;
+	struct balance_rec	 bal;
+	money_t			 held;
+	char			 secret[KEY_SECRET_LEN + 1], err[256];
+	int			 i, status, total = 0, bad = 0;
+
+	s = store_open(dir, STORE_ADMIN, 1, 30, err, sizeof(err));
+	memset(&k, 0, sizeof(k));
+	snprintf(k.name, sizeof(k.name), "massacre");
+	k.prepaid = 1;
+	keys_create(s, &k, secret, sizeof(secret));
+	billing_credit(s, k.id, 5000000, LEDGER_TOPUP, "unit", NULL);
+	store_close(s);
+	die_holding(cfg, &k, 30, 70000);
+	for (i = 0; i < 4; i++) {
+		if (fork() != 0)
+			continue;
+		s = store_open(dir, STORE_ADMIN, 1, 30, err, sizeof(err));
+		if (s == NULL || billing_reclaim(s, time(NULL), &res, NULL,
+		    NULL) != STORE_OK)
+			_exit(255);
+		store_close(s);
+		_exit((int)res.reclaimed);
+	}
+	while (wait(&status) > 0)
+		if (!WIFEXITED(status) || WEXITSTATUS(status) == 255)
+			bad++;
+		else
+			total += WEXITSTATUS(status);
+	is_int(bad, 0, "four reclaimers ran without a store error");
+	is_int(total, 30, "between them they reclaimed the 30 reservations");
+	s = store_open(dir, STORE_ADMIN, 1, 30, err, sizeof(err));
+	rows_of(s, k.id, &d);
+	is_int(d.died, 30, "30 worker_died rows, none twice");
+	memset(&sum, 0, sizeof(sum));
+	billing_ledger(s, k.id, 0, -1, add_ledger, &sum);
+	is_int(sum.n, 31, "ledger: the top-up and 30 debits");
+	is_int(sum.debits, d.cost, "debits == the rows' costs");
+	billing_balance(s, k.id, &bal, &held);
+	is_int(held, 0, "nothing held");
+	is_int(bal.balance, 5000000 - d.cost, "balance == top-up - costs");
+	store_close(s);
+}
+
+static int
+put_raw(struct store_txn *t, void *arg)
+{
+	struct { enum store_db db; const void *k, *v; size_t kl, vl; } *c = arg;
+
+	return store_put(t, c->db, c->k, c->kl, c->v, c->vl);
+}
+
+struct v1_rows {
+	long	 n, died;
+};
+
+static int
+count_v1(void *arg, const struct usage_row *r)
+{
+	struct v1_rows	*c = arg;
+
+	if (strcmp(r->request_id, "req_v1") == 0) {
+		c->n++;
+		c->died += r->worker_died;
+	}
+	return 0;
+}
+
+/* Records written before version 2 are still read. */
+static void
+test_versions(struct store *s, const struct config *cfg)
+{
+	struct { enum store_db db; const void *k, *v; size_t kl, vl; } c;
+	struct key_rec		 k;
+	struct principal	 p;
+	struct admission	 a;
+	struct reserve_rec	 r;
+	struct usage_row	 row;
+	struct v1_rows		 n = { 0, 0 };
+	struct json_object	*o;
+	unsigned char		 key[64];
+	char			 secret[KEY_SECRET_LEN + 1];
+	money_t			 held;
+	struct balance_rec	 bal;
+
+	memset(&k, 0, sizeof(k));
+	snprintf(k.name, sizeof(k.name), "old");
+	k.prepaid = 1;
+	keys_create(s, &k, secret, sizeof(secret));
+	billing_credit(s, k.id, 100000, LEDGER_TOPUP, "unit", NULL);
+	principal(&p, cfg, &k);
+	p.agent_budget = 0;
+	/* A version 1 reservation: 72 bytes, no holder. */
+	memset(&r, 0, sizeof(r));
+	r.version = 1;
+	r.id = 777;
+	r.amount = 60000;
+	r.expires = time(NULL) + 30;
+	memset(key, 0, sizeof(key));
+	c.kl = (size_t)snprintf((char *)key, 40, "k:%llu",
+	    (unsigned long long)k.id) + 1;
+	store_be64(key + c.kl, 777);
+	c.kl += 8;
+	c.db = SDB_RESERVE;
+	c.k = key;
+	c.v = &r;
+	c.vl = RESERVE_V1_SIZE;
+	is_int(store_txn(s, put_raw, &c), STORE_OK, "a version 1 reservation "
+	    "stored");
+	billing_balance(s, k.id, &bal, &held);
+	is_int(held, 60000, "it counts");
+	is_int(admit(s, cfg, &p, 50000, time(NULL), &a), STORE_OK, "admit");
+	is_int(a.verdict, ADMIT_BALANCE, "beside it $0.05 does not fit");
+	is_int(admit(s, cfg, &p, 50000, time(NULL) + 31, &a), STORE_OK,
+	    "admit");
+	is_int(a.verdict, ADMIT_OK, "once expired it is pruned, as before");
+
+	/* A version 1 usage row: 848 bytes, no worker_died. */
+	memset(&row, 0, sizeof(row));
+	row.version = 1;
+	row.time_us = 1000000;
+	row.id = 778;
+	row.status = 200;
+	snprintf(row.request_id, sizeof(row.request_id), "req_v1");
+	row.worker_died = 1;	/* not stored: beyond version 1 */
+	memset(key, 0, sizeof(key));
+	store_be64(key, (uint64_t)row.time_us);
+	store_be64(key + 8, row.id);
+	c.db = SDB_USAGE;
+	c.kl = 16;
+	c.v = &row;
+	c.vl = USAGE_V1_SIZE;
+	is_int(store_txn(s, put_raw, &c), STORE_OK, "a version 1 usage row "
+	    "stored");
+	usage_scan(s, 0, INT64_MAX, count_v1, &n);
+	ok(n.n == 1 && n.died == 0, "it is read, not worker_died");
+	o = json_tokener_parse("{\"v\":1,\"time_us\":5,\"id\":\"9\","
+	    "\"request_id\":\"r\",\"key_id\":0,\"key_name\":\"\",\"agent\":\"\","
+	    "\"tier\":\"\",\"route\":\"chat\",\"requested\":\"m\",\"served\":\"m\","
+	    "\"provider\":\"p\",\"prompt_tokens\":1,\"completion_tokens\":2,"
+	    "\"cached_tokens\":0,\"estimated\":false,\"cost_micro_usd\":3,"
+	    "\"latency_ms\":4,\"ttft_ms\":0,\"status\":200,\"attempts\":1,"
+	    "\"stream\":false,\"client_aborted\":false,\"reservation\":\"0\"}");
+	ok(o != NULL && usage_from_json(o, &row) == 0 && !row.worker_died &&
+	    row.version == USAGE_VERSION, "a version 1 fallback line is read");
+	json_object_put(o);
+	row.worker_died = 1;
+	o = usage_to_json(&row);
+	memset(&row, 0, sizeof(row));
+	ok(usage_from_json(o, &row) == 0 && row.worker_died,
+	    "worker_died goes through the fallback file's JSON");
+	json_object_put(o);
+}
+
 /* Eight processes open a store that does not exist yet, all at once. */
 static void
 test_first_open(struct config *cfg)
@@ -485,7 +930,10 @@ main(void)
 	s = store_open(dir, STORE_ADMIN, 1, 30, err, sizeof(err));
 	test_budget_midnight(s, cfg);
 	test_expiry(s, cfg);
+	test_reclaim(s, cfg);
+	test_versions(s, cfg);
 	store_close(s);
+	test_reclaim_race(cfg);
 	test_concurrency(cfg);
 	test_budget_race(cfg);
 	test_dead_holder();
