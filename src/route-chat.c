@@ -155,7 +155,7 @@ emit_chunk(void *ctx, struct json_object *chunk)
 		ch->ttft_ms = http_elapsed_ms(ch->r);
 	/* Billed should this process die: every 2 s at most, one write. */
 	billing_progress(ch->r->worker->store, &ch->acct.adm, ch->cand,
-	    (ch->st.chars + 3) / 4);
+	    (ch->out_bytes + 3) / 4);
 	return send_sse(ch, "data: ", 6, s, strlen(s), "\n\n", 2) == -1 ?
 	    1 : 0;
 }
