@@ -30,7 +30,7 @@ log_level_parse(const char *s, enum log_level *out)
 void
 log_msg(enum log_level level, const char *fmt, ...)
 {
-	char		 line[2048], stamp[32];
+	char		 line[12288], stamp[32];
 	struct tm	 tm;
 	time_t		 now;
 	va_list		 ap;
