@@ -21,6 +21,7 @@
 #include "provider.h"
 #include "route.h"
 #include "upstream.h"
+#include "usage.h"
 
 #define THREADS_MAX	256
 
@@ -32,7 +33,7 @@ static int			 stopping;	/* the keeper stops */
 static volatile sig_atomic_t	 hung;		/* a store call is stuck */
 
 #define STORE_RETRY_MS	1000	/* a missing or left store is reopened */
-#define HUNG_EXIT_MS	5000	/* after a hang, other requests get this long */
+#define HUNG_EXIT_MS	2000	/* after a hang, other requests get this long */
 static pthread_mutex_t		 accept_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void
@@ -139,6 +140,7 @@ static void
 on_hang_cgi(const char *why)
 {
 	log_error("store: %s: exiting", why);
+	store_rescue(store);
 	_exit(1);
 }
 
@@ -205,6 +207,7 @@ join_bounded(pthread_t tid)
 		if ((until.tv_sec - hung_at.tv_sec) * 1000 >= HUNG_EXIT_MS) {
 			log_error("store: a request stays blocked in the store: "
 			    "exiting now");
+			store_rescue(current_store());
 			_exit(1);
 		}
 	}
@@ -437,6 +440,7 @@ main(int argc, char *argv[])
 	if (log_level_parse(c->gw.log_level, &level) == 0)
 		log_threshold = level;
 	cfg = c;
+	usage_set_rescue(c);
 	if (check) {
 		print_summary(c);
 		config_free(c);

@@ -47,8 +47,8 @@
 #define LOCK_TIMEOUT_US	5000000	/* a lock request waits at most this */
 #define TXN_TIMEOUT_US	10000000	/* a transaction lives at most this */
 #define HANG_MS		25000	/* a store call this old is stuck */
-#define DRAIN_MS	3000	/* calls still in 3 s after a panic are stuck */
-#define OPEN_WAIT_MS	5000	/* for open.lock, then for the open */
+#define DRAIN_MS	2000	/* calls still in 2 s after a panic are stuck */
+#define OPEN_WAIT_MS	3000	/* for open.lock, then for the open */
 #define RECOVER_WAIT_MS	120000	/* for an open that runs recovery */
 #define CALL_SLOTS	256	/* store calls tracked at once */
 #define MARKER		"needs-recovery"
@@ -80,6 +80,10 @@ struct store {
 	int		 hang_told;
 	int64_t		 panic_ms;	/* when the panic was noticed */
 	_Atomic int64_t	 calls[CALL_SLOTS];	/* start (ms) of calls in flight */
+	struct rescue {
+		store_rescue_fn	 fn;
+		const void	*rec;
+	}		 rescue[CALL_SLOTS];	/* what a stuck call would lose */
 };
 
 static void	(*hang_handler)(const char *);
@@ -89,6 +93,7 @@ enum open_state { OPEN_UNAVAILABLE, OPEN_NEEDS_RECOVERY };
 
 struct store_txn {
 	struct store	*s;
+	int		 slot;		/* of the store call, or -1 */
 	DB_TXN		*txn;
 	int		 deadlock;	/* some operation lost a deadlock */
 	int		 failed;	/* some operation failed otherwise */
@@ -166,8 +171,36 @@ call_begin(struct store *s)
 static void
 call_end(struct store *s, int slot)
 {
-	if (slot >= 0)
-		atomic_store(&s->calls[slot], 0);
+	if (slot < 0)
+		return;
+	s->rescue[slot].fn = NULL;
+	atomic_store(&s->calls[slot], 0);
+}
+
+void
+store_txn_rescue(struct store_txn *t, store_rescue_fn fn, const void *rec)
+{
+	if (t->slot < 0)
+		return;
+	t->s->rescue[t->slot].rec = rec;
+	t->s->rescue[t->slot].fn = fn;
+}
+
+/*
+ * The process is about to exit with calls stuck in the store: hand what
+ * they carry to their rescue functions (the usage rows go to the
+ * fallback file; a row that did commit is a duplicate replay skips).
+ */
+void
+store_rescue(struct store *s)
+{
+	int	 i;
+
+	if (s == NULL)
+		return;
+	for (i = 0; i < CALL_SLOTS; i++)
+		if (atomic_load(&s->calls[i]) != 0 && s->rescue[i].fn != NULL)
+			s->rescue[i].fn(s->rescue[i].rec);
 }
 
 /* The start of the oldest call in flight, or 0 when none is. */
@@ -642,8 +675,13 @@ open_locked(const char *dir, enum store_mode mode, int nosync,
 	}
 	if (reserve_regions(dir, err, errlen) == -1)
 		goto fail;
-	/* A process that died holding locks is cleaned up before we start. */
-	if (!recover && s->env->failchk(s->env, 0) == DB_RUNRECOVERY) {
+	/*
+	 * A process that died holding locks is cleaned up before we start
+	 * (5.3.28 answers EBUSY once after a death and frees nothing: again).
+	 */
+	if (!recover && (rc = s->env->failchk(s->env, 0)) == EBUSY)
+		rc = s->env->failchk(s->env, 0);
+	if (!recover && rc == DB_RUNRECOVERY) {
 		set_panic(s, "failchk at open");
 		snprintf(err, errlen, "the store needs recovery");
 		goto fail;
@@ -1060,6 +1098,7 @@ run_txn(struct store *s, store_txn_fn fn, void *arg, u_int32_t flags)
 			break;
 		memset(&t, 0, sizeof(t));
 		t.s = s;
+		t.slot = slot;
 		fault_arm();
 		if ((crc = s->env->txn_begin(s->env, NULL, &t.txn, flags)) != 0) {
 			rc = map(s, NULL, crc, "txn_begin");

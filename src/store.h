@@ -80,6 +80,17 @@ int		 store_txn(struct store *, store_txn_fn, void *);
 /* Same, read-only intent: committed the same way, no write expected. */
 int		 store_read(struct store *, store_txn_fn, void *);
 
+/*
+ * A record the transaction writes, and what to do with it if the process
+ * must exit while the transaction is stuck (store_rescue): rec must live
+ * until the store_txn call returns.
+ */
+typedef void	(*store_rescue_fn)(const void *);
+void		 store_txn_rescue(struct store_txn *, store_rescue_fn,
+		    const void *);
+/* Run the rescue functions of the calls still in the store (exit path). */
+void		 store_rescue(struct store *);
+
 #define STORE_RMW	0x01	/* lock the record for a later write */
 
 /* Copy the value into val (at most *vlen bytes); *vlen becomes its size. */

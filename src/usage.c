@@ -54,11 +54,34 @@ row_key(unsigned char k[16], int64_t time_us, uint64_t id)
 	store_be64(k + 8, id);
 }
 
+static const struct config	*rescue_cfg;
+
+void
+usage_set_rescue(const struct config *cfg)
+{
+	rescue_cfg = cfg;
+}
+
+/* A row whose transaction is stuck as the process exits: the fallback. */
+static void
+rescue_row(const void *rec)
+{
+	const struct usage_row	*row = rec;
+
+	log_error("%s: the store is stuck settling it: writing its row to "
+	    "the fallback file", row->request_id);
+	if (rescue_cfg != NULL)
+		usage_fallback_write(rescue_cfg, row);
+	else
+		usage_lost(row);
+}
+
 int
 usage_put(struct store_txn *t, const struct usage_row *row)
 {
 	unsigned char	 k[16];
 
+	store_txn_rescue(t, rescue_row, row);
 	row_key(k, row->time_us, row->id);
 	return store_put_new(t, SDB_USAGE, k, sizeof(k), row, sizeof(*row));
 }
@@ -254,6 +277,17 @@ append_whole(int fd, const char *line, size_t n)
 		    strerror(errno));
 	errno = saved;
 	return -1;
+}
+
+/* The LOST-STORE log line: the whole row, where nothing else could take it. */
+void
+usage_lost(const struct usage_row *row)
+{
+	struct json_object	*o = usage_to_json(row);
+
+	log_error("usage LOST-STORE row=%s", json_object_to_json_string_ext(o,
+	    JSON_C_TO_STRING_PLAIN));
+	json_object_put(o);
 }
 
 int
