@@ -157,9 +157,10 @@ books() {
 	out=$(admin check 2>&1)
 	ok "$SERVER_KIND: $name: llmgate-admin check is clean" test $? -eq 0 ||
 	    diag "$out"
-	out=$(python3 - "$DONE" "$SPOOL" "$SERVER_LOG" 3< <(admin usage --rows --from 0 2>/dev/null) <<'EOF'
+	# The logs of every server this test ran: LOST-STORE lines.
+	out=$(python3 - "$DONE" "$SPOOL" "$TMPDIR_T" 3< <(admin usage --rows --from 0 2>/dev/null) <<'EOF'
 import glob, json, os, re, sys
-done_file, spool, log = sys.argv[1:4]
+done_file, spool, top = sys.argv[1:4]
 have, bad = set(), 0
 for line in os.fdopen(3):
     have.add(json.loads(line)["request_id"])
@@ -169,10 +170,11 @@ for f in glob.glob(os.path.join(spool, "usage-fallback.jsonl*")):
             have.add(json.loads(line)["request_id"])
         except ValueError:
             bad += 1
-for line in open(log, errors="replace"):
-    m = re.search(r"LOST-STORE row=(\{.*\})\s*$", line)
-    if m:
-        have.add(json.loads(m.group(1))["request_id"])
+for log in glob.glob(os.path.join(top, "*", "*.out")) + glob.glob(os.path.join(top, "*", "*.log")):
+    for line in open(log, errors="replace"):
+        m = re.search(r"LOST-STORE row=(\{.*\})\s*$", line)
+        if m:
+            have.add(json.loads(m.group(1))["request_id"])
 want = [l.strip() for l in open(done_file) if l.strip()]
 missing = [r for r in want if r not in have]
 print(len(want), len(missing), bad, " ".join(missing[:5]))
@@ -190,8 +192,9 @@ EOF
 fault_readonly() {
 	local t0
 	chmod -R a-w "$DATA"
+	traffic read-only 6
 	kill_workers
-	traffic read-only 8
+	traffic read-only-respawned 6
 	chmod -R ug+w "$DATA"
 	t0=$(_now_usec)
 	heal read-only "$t0"
