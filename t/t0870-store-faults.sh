@@ -17,6 +17,10 @@
 # client saw complete has its row (store, fallback file, or a LOST-STORE
 # log line when both were full), every fallback line is a whole row, and
 # balances never go below zero. The time to heal is printed per fault.
+# First, without a server: a full disk after recovery (fresh, small
+# regions) must not SIGBUS a process whose cache region then grows (a
+# scan of 4000 usage rows): region files are allocated in full at
+# attach. The code before this test died there with SIGBUS (exit 135).
 # Needs root (tmpfs mounts; the gateway runs as www-data).
 . "$(dirname "$0")/lib.sh"
 
@@ -187,6 +191,41 @@ EOF
 	ok "$SERVER_KIND: $name: the prepaid balance is not below zero ($out)" test "${out:--1}" -ge 0
 }
 
+# --- a full disk and a growing region --------------------------------------------
+
+sigbus_check() {
+	local dir=$TMPDIR_T/sigbus conf=$TMPDIR_T/sigbus.ini rc n
+	mkdir -p "$dir" || bail "cannot create $dir"
+	mount -t tmpfs -o "size=40m,mode=2770,uid=$uid,gid=$gid" llmgate-t0870b "$dir" ||
+	    bail "cannot mount a tmpfs on $dir"
+	at_exit "umount -l '$dir' 2>/dev/null"
+	sed "s|^data_dir = .*|data_dir = $dir|" "$CONF" >"$conf"
+	python3 - "$dir/rows.jsonl" <<'EOF'
+import json, sys
+with open(sys.argv[1], "w") as f:
+    for i in range(4000):
+        f.write(json.dumps({"v": 1, "time_us": 1773100800000000 + i, "id": str(i + 1),
+            "request_id": "bulk%d" % i, "key_id": 0, "key_name": "master", "agent": "master",
+            "tier": "", "route": "chat", "requested": "mock-ok", "served": "mock-ok",
+            "provider": "mock", "prompt_tokens": 1, "completion_tokens": 1, "cached_tokens": 0,
+            "estimated": False, "cost_micro_usd": 3, "cost_usd": "0.000003", "latency_ms": 1,
+            "ttft_ms": 0, "status": 200, "attempts": 1, "stream": False,
+            "client_aborted": False, "reservation": "0"}) + "\n")
+EOF
+	chown "$GW_USER:$GW_GROUP" "$dir/rows.jsonl"
+	like "$(ADMIN_CONF=$conf admin replay "$dir/rows.jsonl" 2>&1)" 'imported 4000' \
+	    "4000 usage rows imported into a store on its own tmpfs"
+	ADMIN_CONF=$conf admin recover >/dev/null 2>&1
+	ok "recovered: fresh regions" test $? -eq 0
+	dd if=/dev/zero of="$dir/fill" bs=64k 2>/dev/null
+	n=$(ADMIN_CONF=$conf admin usage --rows --from 0 2>"$TMPDIR_T/sigbus.err" | wc -l)
+	rc=${PIPESTATUS[0]}
+	is "$rc" 0 "full disk: a scan that grows the cache region exits 0 (135 is SIGBUS)"
+	is "$n" 4000 "full disk: it read every row"
+	rm -f "$dir/fill"
+	umount -l "$dir"
+}
+
 # --- faults -------------------------------------------------------------------
 
 fault_readonly() {
@@ -259,6 +298,8 @@ scenarios() {
 	fault_kill txn-commit
 	fault_kill in-library
 }
+
+sigbus_check
 
 for kind in ${LLMGATE_SERVERS:-lighttpd apache}; do
 	diag "=== $kind ==="
