@@ -194,7 +194,7 @@ EOF
 # --- a full disk and a growing region --------------------------------------------
 
 sigbus_check() {
-	local dir=$TMPDIR_T/sigbus conf=$TMPDIR_T/sigbus.ini rc n
+	local dir=$TMPDIR_T/sigbus conf=$TMPDIR_T/sigbus.ini rc n lpid t0 ms out
 	mkdir -p "$dir" || bail "cannot create $dir"
 	mount -t tmpfs -o "size=40m,mode=2770,uid=$uid,gid=$gid" llmgate-t0870b "$dir" ||
 	    bail "cannot mount a tmpfs on $dir"
@@ -218,11 +218,30 @@ EOF
 	ADMIN_CONF=$conf admin recover >/dev/null 2>&1
 	ok "recovered: fresh regions" test $? -eq 0
 	dd if=/dev/zero of="$dir/fill" bs=64k 2>/dev/null
-	n=$(ADMIN_CONF=$conf admin usage --rows --from 0 2>"$TMPDIR_T/sigbus.err" | wc -l)
-	rc=${PIPESTATUS[0]}
+	ADMIN_CONF=$conf admin usage --rows --from 0 >"$TMPDIR_T/sigbus.out" 2>"$TMPDIR_T/sigbus.err"
+	rc=$?
+	n=$(wc -l <"$TMPDIR_T/sigbus.out")
 	is "$rc" 0 "full disk: a scan that grows the cache region exits 0 (135 is SIGBUS)"
 	is "$n" 4000 "full disk: it read every row"
 	rm -f "$dir/fill"
+
+	# An open that cannot finish (open.lock held for ever by a stuck
+	# opener): llmgate-admin gives up within seconds and says why.
+	python3 -c 'import fcntl, sys, time
+f = open(sys.argv[1], "r+")
+fcntl.lockf(f, fcntl.LOCK_EX)
+open(sys.argv[2], "w").close()
+time.sleep(30)' "$dir/open.lock" "$TMPDIR_T/locked" &
+	lpid=$!
+	wait_until 10 test -e "$TMPDIR_T/locked"
+	t0=$(_now_usec)
+	out=$(ADMIN_CONF=$conf admin check 2>&1)
+	rc=$? ms=$(( ($(_now_usec) - t0) / 1000 ))
+	kill "$lpid" 2>/dev/null
+	wait "$lpid" 2>/dev/null
+	ok "admin check on a store that cannot open fails (exit $rc) in ${ms} ms, no hang" \
+	    test "$rc" -ne 0 -a "$ms" -lt 10000
+	like "$out" 'opening the store' "it says why: $out"
 	umount -l "$dir"
 }
 
