@@ -151,18 +151,27 @@ on_hang_cgi(const char *why)
 static struct store *
 open_store(enum store_mode mode)
 {
+	static char	 last[512];	/* the keeper's retries: said once */
+	static time_t	 said;
 	struct store	*s;
 	char		 err[512];
+	time_t		 now;
 
 	if (!cfg->gw.accounting)
 		return NULL;
 	s = store_open(cfg->gw.data_dir, mode,
 	    strcmp(cfg->gw.durability, "nosync") == 0,
 	    cfg->gw.checkpoint_interval, err, sizeof(err));
-	if (s == NULL)
+	now = time(NULL);
+	if (s == NULL && (strcmp(err, last) != 0 || now - said >= 300)) {
 		log_error("store unavailable (%s): %s; only the master key is "
 		    "served, usage goes to %s", store_health(NULL), err,
 		    cfg->gw.fallback_file);
+		snprintf(last, sizeof(last), "%s", err);
+		said = now;
+	}
+	if (s != NULL)
+		last[0] = '\0';
 	return s;
 }
 
