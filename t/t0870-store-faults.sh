@@ -10,7 +10,11 @@
 #      t/llmgate-fault (make check builds it with LLMGATE_FAULT_INJECTION):
 #      after a usage put (write locks held), before a commit, and inside
 #      Berkeley DB's own code (a btree comparison: the environment then
-#      needs recovery, which the gateway runs by itself).
+#      needs recovery, which the gateway runs by itself);
+#   4. the same inside Berkeley DB while another process stays attached:
+#      readiness says needs_recovery, keyed requests get 503
+#      store_unavailable, the master key and /health are served, and the
+#      store is recovered only once that process has left.
 # During each fault /health answers and no request hangs; after it the
 # service is back (readiness 200, a prepaid key served) within 30 s with
 # no operator step, `llmgate-admin check` is clean, every request the
@@ -309,6 +313,44 @@ fault_kill() {
 	books "kill at $point"
 }
 
+# fault_peer: a process killed inside Berkeley DB while another one stays
+# attached (a stand-in holding a read lock on attach.lock that does not
+# leave): the gateway must wait, say "needs_recovery" on readiness, keep
+# /health and the master key served, refuse keyed requests with 503
+# store_unavailable, and recover by itself once the stand-in leaves.
+fault_peer() {
+	local lpid t0 body
+	python3 -c 'import fcntl, os, sys, time
+f = open(sys.argv[1], "r")
+fcntl.lockf(f, fcntl.LOCK_SH)
+open(sys.argv[2], "w").close()
+time.sleep(120)' "$DATA/attach.lock" "$TMPDIR_T/peer-locked" &
+	lpid=$!
+	wait_until 10 test -e "$TMPDIR_T/peer-locked"
+	touch "$LLMGATE_FAULT_DIR/in-library"
+	chown "$GW_USER" "$LLMGATE_FAULT_DIR/in-library"
+	req "$PK" "killed in library, peer attached"
+	[ "$REQ_STATUS" != 200 ] || sed -i '$d' "$DONE"
+	readiness_says() {
+		body=$(curl -s --max-time 5 "$GW_URL/health/readiness")
+		[[ $body == *'"store":"needs_recovery"'* ]]
+	}
+	ok "$SERVER_KIND: peer attached: readiness says needs_recovery" wait_until 20 readiness_says
+	diag "$SERVER_KIND: readiness: $body"
+	is "$(health_code)" 200 "$SERVER_KIND: peer attached: /health answers 200"
+	req "$PK" "prepaid while waiting"
+	is "$REQ_STATUS" 503 "$SERVER_KIND: peer attached: a prepaid key gets 503"
+	like "$(cat "$TMPDIR_T/req.body")" 'store_unavailable' "$SERVER_KIND: peer attached: store_unavailable"
+	req "$LLMGATE_MASTER_KEY" "master while waiting"
+	is "$REQ_STATUS" 200 "$SERVER_KIND: peer attached: the master key is served"
+	ok "$SERVER_KIND: peer attached: the store is not recovered under it" test -e "$DATA/needs-recovery"
+	kill "$lpid" 2>/dev/null
+	wait "$lpid" 2>/dev/null
+	t0=$(_now_usec)
+	heal "in-library kill, peer left" "$t0"
+	books "in-library kill, peer left"
+}
+
 scenarios() {
 	ok "$SERVER_KIND: serving before the faults" served
 	fault_readonly
@@ -316,6 +358,7 @@ scenarios() {
 	fault_kill txn-put
 	fault_kill txn-commit
 	fault_kill in-library
+	fault_peer
 }
 
 sigbus_check
