@@ -321,14 +321,36 @@ on_event(DB_ENV *env, u_int32_t event, void *info)
 		set_panic(s, "berkeley db panicked");
 }
 
-/* failchk asks whether the thread (process) that held something lives. */
+/*
+ * failchk asks whether the thread (process) that held something lives.
+ * A zombie does not: mod_fcgid reaps its dead children only every few
+ * seconds, and kill(pid, 0) succeeds until then.
+ */
 static int
 is_alive(DB_ENV *env, pid_t pid, db_threadid_t tid, u_int32_t flags)
 {
+	char	 path[64], buf[512], *p;
+	ssize_t	 n;
+	int	 fd;
+
 	(void)env;
 	(void)tid;
 	(void)flags;
-	return kill(pid, 0) == 0 || errno == EPERM;
+	if (kill(pid, 0) == -1 && errno != EPERM)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return 1;	/* no /proc: trust kill() */
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 1;
+	buf[n] = '\0';
+	/* "pid (comm) S ...": the state follows the last ')'. */
+	if ((p = strrchr(buf, ')')) != NULL && p[1] == ' ' &&
+	    (p[2] == 'Z' || p[2] == 'X'))
+		return 0;
+	return 1;
 }
 
 /* Map a Berkeley DB result; deadlocks and panics are remembered. */
