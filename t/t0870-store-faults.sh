@@ -199,6 +199,7 @@ EOF
 
 sigbus_check() {
 	local dir=$TMPDIR_T/sigbus conf=$TMPDIR_T/sigbus.ini rc n lpid t0 ms out
+	rm -f "$TMPDIR_T/locked"
 	mkdir -p "$dir" || bail "cannot create $dir"
 	mount -t tmpfs -o "size=40m,mode=2770,uid=$uid,gid=$gid" llmgate-t0870b "$dir" ||
 	    bail "cannot mount a tmpfs on $dir"
@@ -320,6 +321,7 @@ fault_kill() {
 # store_unavailable, and recover by itself once the stand-in leaves.
 fault_peer() {
 	local lpid t0 body
+	rm -f "$TMPDIR_T/peer-locked"
 	python3 -c 'import fcntl, os, sys, time
 f = open(sys.argv[1], "r")
 fcntl.lockf(f, fcntl.LOCK_SH)
