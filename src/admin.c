@@ -169,6 +169,25 @@ admin_config(struct admin *a)
 	return ADM_OK;
 }
 
+/*
+ * A store call stuck in a panicked environment (a process died inside
+ * Berkeley DB): say so and exit rather than wait for ever.
+ */
+static void
+on_hang(const char *why)
+{
+	char	 msg[512];
+	int	 n;
+
+	n = snprintf(msg, sizeof(msg), "llmgate-admin: the store does not "
+	    "answer (%s); the gateway recovers it by itself once its "
+	    "processes leave it; try again in a few seconds\n", why);
+	if (n > 0)
+		(void)!write(STDERR_FILENO, msg, (size_t)n < sizeof(msg) ?
+		    (size_t)n : sizeof(msg) - 1);
+	_exit(ADM_FAIL);
+}
+
 /* Load the config and open its store; ADM_OK or ADM_FAIL (reported). */
 static int
 admin_open(struct admin *a, enum store_mode mode)
@@ -2175,6 +2194,7 @@ main(int argc, char *argv[])
 	argv += words - 1;
 	snprintf(prog, sizeof(prog), "llmgate-admin %s", a.cmd->name);
 	argv[0] = prog;
+	store_set_hang_handler(on_hang);
 	rc = a.cmd->exec(&a, argc, argv);
 
 	if (a.st != NULL)

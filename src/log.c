@@ -76,7 +76,7 @@ log_value(char *dst, size_t len, const char *s)
 void
 log_msg(enum log_level level, const char *fmt, ...)
 {
-	char		 line[2048], stamp[32];
+	char		 line[12288], stamp[32];
 	struct tm	 tm;
 	time_t		 now;
 	va_list		 ap;

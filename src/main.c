@@ -1,4 +1,5 @@
 /* main.c: options, config, then a FastCGI accept loop (thread pool) or one CGI request. */
+#define _GNU_SOURCE	/* pthread_timedjoin_np */
 #include <sys/socket.h>
 
 #include <errno.h>
@@ -21,18 +22,21 @@
 #include "provider.h"
 #include "route.h"
 #include "upstream.h"
+#include "usage.h"
 
 #define THREADS_MAX	256
 
 static const struct config	*cfg;
 static struct store		*store;	/* shared by the threads, or NULL */
 static pthread_mutex_t		 store_lock = PTHREAD_MUTEX_INITIALIZER;
-static time_t			 store_tried;	/* last open attempt */
-static int			 panic_exit;	/* shutdown asked for */
+static pthread_cond_t		 store_cond = PTHREAD_COND_INITIALIZER;
+static int			 stopping;	/* the keeper stops */
+static volatile sig_atomic_t	 hung;		/* a store call is stuck */
 
-#define STORE_RETRY_S	10	/* a failed store open is retried this often */
 #define MODELS_MAX	32	/* --model names of one --check-config */
 #define RECLAIM_S	2	/* dead processes' reservations are looked for */
+#define STORE_RETRY_MS	1000	/* a missing or left store is reopened */
+#define HUNG_EXIT_MS	2000	/* after a hang, other requests get this long */
 static pthread_mutex_t		 accept_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void
@@ -71,25 +75,55 @@ reclaim(struct store *s, void *arg)
 		log_warn("reclaim: %s", store_error());
 }
 
-/*
- * A store that could not be opened at start (recovery was running, the
- * data directory was not there yet) is tried again now and then.
- */
-static void
-reopen_store(struct worker *w)
+/* The store requests use now (NULL: none). */
+static struct store *
+current_store(void)
 {
-	time_t	 now = time(NULL);
+	struct store	*s;
 
-	if (!cfg->gw.accounting || w->store != NULL || w->id < 0)
-		return;
 	pthread_mutex_lock(&store_lock);
-	if (store == NULL && now - store_tried >= STORE_RETRY_S) {
-		store_tried = now;
-		if ((store = open_store(STORE_WORKER)) != NULL)
-			log_info("store opened on a later try");
-	}
-	w->store = store;
+	s = store;
 	pthread_mutex_unlock(&store_lock);
+	return s;
+}
+
+/*
+ * The keeper opens the store when the process has none (it could not be
+ * opened yet) or has left a panicked one: the open runs recovery when
+ * this process finds itself alone on it. Requests never wait for it:
+ * meanwhile they get 503 store_unavailable (the master key is served,
+ * its rows go to the fallback file) and /health answers.
+ */
+static void *
+keeper_main(void *arg)
+{
+	struct timespec	 until;
+	struct store	*cur, *s;
+
+	(void)arg;
+	pthread_mutex_lock(&store_lock);
+	while (!stopping) {
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += STORE_RETRY_MS / 1000;
+		pthread_cond_timedwait(&store_cond, &store_lock, &until);
+		cur = store;
+		if (stopping || (cur != NULL && !store_left(cur)))
+			continue;
+		pthread_mutex_unlock(&store_lock);
+		s = open_store(STORE_WORKER);
+		pthread_mutex_lock(&store_lock);
+		if (s == NULL)
+			continue;
+		store = s;
+		log_info("store opened%s", cur != NULL ? " again after a panic" :
+		    " on a later try");
+		/* Left: no call is in it and none can start; stop its threads. */
+		pthread_mutex_unlock(&store_lock);
+		store_close(cur);
+		pthread_mutex_lock(&store_lock);
+	}
+	pthread_mutex_unlock(&store_lock);
+	return NULL;
 }
 
 /* Serve one request; everything it allocated is gone when this returns. */
@@ -98,27 +132,33 @@ serve(struct worker *w, FCGX_Request *fcgx)
 {
 	struct request	 r;
 
-	reopen_store(w);
+	if (w->id >= 0)
+		w->store = current_store();
 	http_request_init(&r, cfg, w, fcgx);
 	router_dispatch(&r);
 	http_flush(&r);
 	http_request_free(&r);
-	if (store_panicked(w->store) && w->id >= 0) {
-		/*
-		 * PLATFORM.md 4: a panicked environment is never used again.
-		 * SIGTERM takes the shutdown path: requests of other threads
-		 * finish (their rows go to the fallback file), then the
-		 * process exits and the web server starts a new one.
-		 */
-		pthread_mutex_lock(&store_lock);
-		if (!panic_exit) {
-			panic_exit = 1;
-			log_error("store panicked: exiting; stop the gateway and "
-			    "run llmgate-admin recover");
-			kill(getpid(), SIGTERM);
-		}
-		pthread_mutex_unlock(&store_lock);
-	}
+}
+
+/*
+ * A store call stuck in a panicked environment cannot be taken back: the
+ * process exits (the web server starts another), after the other
+ * threads' requests had HUNG_EXIT_MS to finish into the fallback file.
+ */
+static void
+on_hang(const char *why)
+{
+	log_error("store: %s: this process exits", why);
+	hung = 1;
+	kill(getpid(), SIGTERM);
+}
+
+static void
+on_hang_cgi(const char *why)
+{
+	log_error("store: %s: exiting", why);
+	store_rescue(store);
+	_exit(1);
 }
 
 /*
@@ -128,18 +168,28 @@ serve(struct worker *w, FCGX_Request *fcgx)
 static struct store *
 open_store(enum store_mode mode)
 {
+	static char	 last[512];	/* the keeper's retries: said once */
+	static time_t	 said;
 	struct store	*s;
 	char		 err[512];
+	time_t		 now;
 
 	if (!cfg->gw.accounting)
 		return NULL;
 	s = store_open(cfg->gw.data_dir, mode,
 	    strcmp(cfg->gw.durability, "nosync") == 0,
 	    cfg->gw.checkpoint_interval, err, sizeof(err));
-	if (s == NULL)
-		log_error("store unavailable: %s; only the master key is "
-		    "served, usage goes to %s", err, cfg->gw.fallback_file);
-	else if (mode == STORE_WORKER &&
+	now = time(NULL);
+	if (s == NULL && (strcmp(err, last) != 0 || now - said >= 300)) {
+		log_error("store unavailable (%s): %s; only the master key is "
+		    "served, usage goes to %s", store_health(NULL), err,
+		    cfg->gw.fallback_file);
+		snprintf(last, sizeof(last), "%s", err);
+		said = now;
+	}
+	if (s != NULL)
+		last[0] = '\0';
+	if (s != NULL && mode == STORE_WORKER &&
 	    store_every(s, RECLAIM_S, reclaim, NULL) == -1)
 		log_error("cannot start the reclaim thread: reservations of "
 		    "dead processes wait for another process");
@@ -167,6 +217,32 @@ worker_main(void *arg)
 	return NULL;
 }
 
+/* Join a thread; once a store call is stuck, exit after HUNG_EXIT_MS. */
+static void
+join_bounded(pthread_t tid)
+{
+	struct timespec	 until;
+	static struct timespec	 hung_at;
+
+	for (;;) {
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += 1;
+		if (pthread_timedjoin_np(tid, NULL, &until) == 0)
+			return;
+		if (!hung)
+			continue;
+		if (hung_at.tv_sec == 0)
+			clock_gettime(CLOCK_MONOTONIC, &hung_at);
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		if ((until.tv_sec - hung_at.tv_sec) * 1000 >= HUNG_EXIT_MS) {
+			log_error("store: a request stays blocked in the store: "
+			    "exiting now");
+			store_rescue(current_store());
+			_exit(1);
+		}
+	}
+}
+
 /*
  * FastCGI: worker threads accept on the inherited socket (fd 0); the main
  * thread waits for SIGTERM/SIGINT/SIGUSR1, then lets busy workers finish
@@ -176,10 +252,10 @@ static int
 run_fastcgi(long nthreads)
 {
 	struct worker	*workers;
-	pthread_t	*tids;
+	pthread_t	*tids, keeper;
 	sigset_t	 set;
 	long		 i, started = 0;
-	int		 sig = 0;
+	int		 sig = 0, keeping = 0;
 
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
@@ -187,9 +263,12 @@ run_fastcgi(long nthreads)
 	sigaddset(&set, SIGUSR1);
 	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	/* After the mask: the store's watchdog thread inherits it. */
-	store_tried = time(NULL);
+	/* After the mask: the store's threads inherit it. */
+	store_set_hang_handler(on_hang);
 	store = open_store(STORE_WORKER);
+	if (cfg->gw.accounting &&
+	    pthread_create(&keeper, NULL, keeper_main, NULL) == 0)
+		keeping = 1;
 
 	workers = calloc((size_t)nthreads, sizeof(*workers));
 	tids = calloc((size_t)nthreads, sizeof(*tids));
@@ -222,8 +301,15 @@ run_fastcgi(long nthreads)
 		shutdown(0, SHUT_RDWR);
 	}
 	for (i = 0; i < started; i++) {
-		pthread_join(tids[i], NULL);
+		join_bounded(tids[i]);
 		upstream_handle_free(workers[i].curl);
+	}
+	if (keeping) {
+		pthread_mutex_lock(&store_lock);
+		stopping = 1;
+		pthread_cond_signal(&store_cond);
+		pthread_mutex_unlock(&store_lock);
+		join_bounded(keeper);
 	}
 	free(workers);
 	free(tids);
@@ -248,6 +334,7 @@ run_cgi(void)
 		log_error("cannot create a libcurl handle");
 		return 1;
 	}
+	store_set_hang_handler(on_hang_cgi);
 	w.store = store = open_store(STORE_ADMIN);
 	/* No thread lives on to do it: each CGI request reclaims first. */
 	if (store != NULL)
@@ -430,6 +517,7 @@ main(int argc, char *argv[])
 	if (log_level_parse(c->gw.log_level, &level) == 0)
 		log_threshold = level;
 	cfg = c;
+	usage_set_rescue(c);
 	if (check) {
 		print_summary(c);
 		for (i = 0; i < nmodels; i++)

@@ -23,7 +23,8 @@ route_health(struct request *r, const char *arg)
 /*
  * Ready: at least one provider can be used, the data directory is
  * writable and the store is open, writable and healthy. 503 with the
- * reasons otherwise.
+ * reasons otherwise; "store": "needs_recovery" while the gateway waits
+ * for every process to leave a panicked store and recovers it.
  */
 int
 route_readiness(struct request *r, const char *arg)
@@ -50,9 +51,7 @@ route_readiness(struct request *r, const char *arg)
 	    json_object_new_boolean(data_ok));
 	json_object_object_add(checks, "store",
 	    json_object_new_string(!cfg->gw.accounting ? "off" :
-	    st == NULL ? "unavailable" :
-	    store_panicked(st) ? "needs_recovery" : store_readonly(st) ?
-	    "read_only" : "ok"));
+	    store_health(st)));
 	o = json_object_new_object();
 	json_object_object_add(o, "status",
 	    json_object_new_string(ready ? "ready" : "not_ready"));

@@ -1,12 +1,29 @@
 /*
  * store.c: the Berkeley DB environment in data_dir, opened by every
  * gateway process and by llmgate-admin at once (PLATFORM.md section 4):
- * locking, logging and transactions; no DB_REGISTER or DB_RECOVER in
- * workers, a watchdog thread that runs failchk every second so that a
- * process killed with SIGKILL leaves no lock behind, and checkpoints;
- * and a thread for periodic chores (reclaiming a dead process's
- * reservations) that may wait on such a lock until failchk frees it.
+ * locking, logging and transactions; no DB_REGISTER in workers, a
+ * watchdog thread that runs failchk every second so that a process
+ * killed with SIGKILL leaves no lock behind, and checkpoints; and a
+ * thread for periodic chores (reclaiming a dead process's reservations)
+ * that may wait on such a lock until failchk frees it.
+ *
+ * Faults are survived without an operator:
+ * - Every wait is bounded: lock and transaction timeouts (the watchdog
+ *   runs the detector for them), a time budget for deadlock retries, a
+ *   bounded open, and a guard thread that notices a store call stuck
+ *   past HANG_MS (a mutex of a process that died inside the library).
+ * - A panicked environment is left: no call goes into it again, and the
+ *   process drops its read lock on attach.lock (the registry of attached
+ *   processes) once its calls are out; a call that never comes out
+ *   makes the process exit (store_set_hang_handler).
+ * - The next opener that finds attach.lock free (F_WRLCK granted: no one
+ *   attached) runs recovery itself when the needs-recovery marker says
+ *   so (or the plain open fails or hangs), then serves.
+ * - The region files are allocated in full (fallocate to the size they
+ *   are mapped at) when attached, so a full disk cannot SIGBUS a process
+ *   when a region grows.
  */
+#define _GNU_SOURCE	/* F_OFD_SETLK, fallocate */
 #include <sys/stat.h>
 
 #include <errno.h>
@@ -18,6 +35,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <limits.h>
+#include <stdatomic.h>
 #include <unistd.h>
 
 #include <db.h>
@@ -26,6 +45,15 @@
 #include "store.h"
 
 #define TXN_TRIES	200	/* deadlock retries before giving up */
+#define TXN_BUDGET_MS	15000	/* nor retry past this */
+#define LOCK_TIMEOUT_US	5000000	/* a lock request waits at most this */
+#define TXN_TIMEOUT_US	10000000	/* a transaction lives at most this */
+#define HANG_MS		25000	/* a store call this old is stuck */
+#define DRAIN_MS	2000	/* calls still in 2 s after a panic are stuck */
+#define OPEN_WAIT_MS	3000	/* for open.lock, then for the open */
+#define RECOVER_WAIT_MS	120000	/* for an open that runs recovery */
+#define CALL_SLOTS	256	/* store calls tracked at once */
+#define MARKER		"needs-recovery"
 #define KEY_MAX		512
 #define SCHEMA		"1"
 
@@ -43,7 +71,7 @@ struct store {
 	int		 readonly;	/* some database is read-only */
 	volatile int	 panicked;
 	long		 checkpoint_s;
-	pthread_t	 watchdog;
+	pthread_t	 watchdog, guard;
 	int		 watching;
 	pthread_t	 chore;		/* store_every's thread */
 	int		 choring;
@@ -53,10 +81,26 @@ struct store {
 	pthread_mutex_t	 lock;
 	pthread_cond_t	 cond;
 	int		 stopping;
+	char		 dir[PATH_MAX];
+	int		 reg_fd;	/* read lock on attach.lock while attached */
+	volatile int	 left;		/* detached after a panic */
+	int		 hang_told;
+	int64_t		 panic_ms;	/* when the panic was noticed */
+	_Atomic int64_t	 calls[CALL_SLOTS];	/* start (ms) of calls in flight */
+	struct rescue {
+		store_rescue_fn	 fn;
+		const void	*rec;
+	}		 rescue[CALL_SLOTS];	/* what a stuck call would lose */
 };
+
+static void	(*hang_handler)(const char *);
+static volatile int	 last_open;	/* enum open_state of the last failure */
+
+enum open_state { OPEN_UNAVAILABLE, OPEN_NEEDS_RECOVERY };
 
 struct store_txn {
 	struct store	*s;
+	int		 slot;		/* of the store call, or -1 */
 	DB_TXN		*txn;
 	int		 deadlock;	/* some operation lost a deadlock */
 	int		 failed;	/* some operation failed otherwise */
@@ -101,27 +145,219 @@ on_dbmsg(const DB_ENV *env, const char *msg)
 	log_info("berkeley db: %s", msg);
 }
 
+static int64_t
+mono_ms(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void
+store_set_hang_handler(void (*fn)(const char *))
+{
+	hang_handler = fn;
+}
+
+/* A store call starts: its slot, or -1 when every slot is taken. */
+static int
+call_begin(struct store *s)
+{
+	int64_t	 zero, now = mono_ms();
+	int	 i;
+
+	for (i = 0; i < CALL_SLOTS; i++) {
+		zero = 0;
+		if (atomic_compare_exchange_strong(&s->calls[i], &zero, now))
+			return i;
+	}
+	return -1;
+}
+
+static void
+call_end(struct store *s, int slot)
+{
+	if (slot < 0)
+		return;
+	s->rescue[slot].fn = NULL;
+	atomic_store(&s->calls[slot], 0);
+}
+
+void
+store_txn_rescue(struct store_txn *t, store_rescue_fn fn, const void *rec)
+{
+	if (t->slot < 0)
+		return;
+	t->s->rescue[t->slot].rec = rec;
+	t->s->rescue[t->slot].fn = fn;
+}
+
+/*
+ * The process is about to exit with calls stuck in the store: hand what
+ * they carry to their rescue functions (the usage rows go to the
+ * fallback file; a row that did commit is a duplicate replay skips).
+ */
+void
+store_rescue(struct store *s)
+{
+	int	 i;
+
+	if (s == NULL)
+		return;
+	for (i = 0; i < CALL_SLOTS; i++)
+		if (atomic_load(&s->calls[i]) != 0 && s->rescue[i].fn != NULL)
+			s->rescue[i].fn(s->rescue[i].rec);
+}
+
+/* The start of the oldest call in flight, or 0 when none is. */
+static int64_t
+oldest_call(struct store *s)
+{
+	int64_t	 t, oldest = 0;
+	int	 i;
+
+	for (i = 0; i < CALL_SLOTS; i++) {
+		t = atomic_load(&s->calls[i]);
+		if (t != 0 && (oldest == 0 || t < oldest))
+			oldest = t;
+	}
+	return oldest;
+}
+
+/* The marker that tells the next opener alone to run recovery. */
+static void
+mark_recovery(const char *dir)
+{
+	char	 path[PATH_MAX];
+	int	 fd;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/" MARKER, dir) >=
+	    sizeof(path))
+		return;
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0660)) != -1)
+		close(fd);
+}
+
+static int
+marked(const char *dir)
+{
+	char	 path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/" MARKER, dir);
+	return access(path, F_OK) == 0;
+}
+
+/* From now on nothing goes into this environment; the guard leaves it. */
+static void
+set_panic(struct store *s, const char *why)
+{
+	if (s->panicked)
+		return;
+	s->panic_ms = mono_ms();
+	s->panicked = 1;
+	last_open = OPEN_NEEDS_RECOVERY;
+	mark_recovery(s->dir);
+	log_error("store: %s: the environment needs recovery; this process "
+	    "leaves it, and the first process to open it alone recovers it",
+	    why);
+}
+
+#ifdef LLMGATE_FAULT_INJECTION
+/*
+ * Fault injection (./configure --enable-fault-injection, or the
+ * t/llmgate-fault copy make check builds): the process SIGKILLs itself
+ * at point when $LLMGATE_FAULT_DIR/point exists, removing it (once).
+ */
+static volatile int	 fault_in_library;
+
+static void
+fault(const char *point)
+{
+	const char	*dir = getenv("LLMGATE_FAULT_DIR");
+	char		 path[PATH_MAX];
+
+	if (dir == NULL)
+		return;
+	snprintf(path, sizeof(path), "%s/%s", dir, point);
+	if (unlink(path) == 0) {
+		log_error("fault injection: SIGKILL at %s", point);
+		raise(SIGKILL);
+	}
+}
+
+/* Arm the in-library point for this transaction when its file exists. */
+static void
+fault_arm(void)
+{
+	const char	*dir = getenv("LLMGATE_FAULT_DIR");
+	char		 path[PATH_MAX];
+
+	if (dir == NULL)
+		return;
+	snprintf(path, sizeof(path), "%s/in-library", dir);
+	fault_in_library = access(path, F_OK) == 0;
+}
+
+/* The default btree order, with a point inside Berkeley DB's own code. */
+static int
+fault_compare(DB *db, const DBT *a, const DBT *b)
+{
+	size_t	 n = a->size < b->size ? a->size : b->size;
+	int	 c;
+
+	(void)db;
+	if (fault_in_library)
+		fault("in-library");
+	if ((c = n > 0 ? memcmp(a->data, b->data, n) : 0) != 0)
+		return c;
+	return a->size < b->size ? -1 : a->size > b->size;
+}
+#else
+#define fault(point)	do { } while (0)
+#define fault_arm()	do { } while (0)
+#endif
+
 static void
 on_event(DB_ENV *env, u_int32_t event, void *info)
 {
 	struct store	*s = env->app_private;
 
 	(void)info;
-	if (event == DB_EVENT_PANIC && s != NULL) {
-		s->panicked = 1;
-		log_error("berkeley db: the environment panicked; the store "
-		    "needs `llmgate-admin recover` with the gateway stopped");
-	}
+	if (event == DB_EVENT_PANIC && s != NULL)
+		set_panic(s, "berkeley db panicked");
 }
 
-/* failchk asks whether the thread (process) that held something lives. */
+/*
+ * failchk asks whether the thread (process) that held something lives.
+ * A zombie does not: mod_fcgid reaps its dead children only every few
+ * seconds, and kill(pid, 0) succeeds until then.
+ */
 static int
 is_alive(DB_ENV *env, pid_t pid, db_threadid_t tid, u_int32_t flags)
 {
+	char	 path[64], buf[512], *p;
+	ssize_t	 n;
+	int	 fd;
+
 	(void)env;
 	(void)tid;
 	(void)flags;
-	return kill(pid, 0) == 0 || errno == EPERM;
+	if (kill(pid, 0) == -1 && errno != EPERM)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return 1;	/* no /proc: trust kill() */
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 1;
+	buf[n] = '\0';
+	/* "pid (comm) S ...": the state follows the last ')'. */
+	if ((p = strrchr(buf, ')')) != NULL && p[1] == ' ' &&
+	    (p[2] == 'Z' || p[2] == 'X'))
+		return 0;
+	return 1;
 }
 
 /* Map a Berkeley DB result; deadlocks and panics are remembered. */
@@ -142,9 +378,8 @@ map(struct store *s, struct store_txn *t, int rc, const char *what)
 			t->deadlock = 1;
 		return STORE_DEADLOCK;
 	case DB_RUNRECOVERY:
-		s->panicked = 1;
-		seterr("%s: the store needs recovery (llmgate-admin recover)",
-		    what);
+		set_panic(s, what);
+		seterr("%s: the store needs recovery", what);
 		if (t != NULL)
 			t->failed = 1;
 		return STORE_PANIC;
@@ -162,45 +397,103 @@ map(struct store *s, struct store_txn *t, int rc, const char *what)
 	}
 }
 
-/* Every second: failchk; every checkpoint_s: a checkpoint. */
+/* Wait on the store's condition for ms, or until it stops; 1 when stopping. */
+static int
+nap(struct store *s, long ms)
+{
+	struct timespec	 until;
+	int		 stop;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (ms % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&s->lock);
+	if (!s->stopping)
+		pthread_cond_timedwait(&s->cond, &s->lock, &until);
+	stop = s->stopping;
+	pthread_mutex_unlock(&s->lock);
+	return stop;
+}
+
+/*
+ * Every second: expire lock requests past their timeout, failchk, and
+ * every checkpoint_s a checkpoint. Its own calls are tracked like any
+ * other: one that sticks is seen by the guard.
+ */
 static void *
 watchdog_main(void *arg)
 {
 	struct store	*s = arg;
-	struct timespec	 until;
 	time_t		 last_ckp = time(NULL);
-	int		 rc;
+	int		 rc, slot;
 
-	pthread_mutex_lock(&s->lock);
-	while (!s->stopping) {
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += 1;
-		pthread_cond_timedwait(&s->cond, &s->lock, &until);
-		if (s->stopping)
-			break;
-		pthread_mutex_unlock(&s->lock);
-		if (s->panicked) {
-			/* The process exits after its request; nothing to do. */
-			pthread_mutex_lock(&s->lock);
+	while (!nap(s, 1000)) {
+		if (s->panicked)
 			continue;
+		slot = call_begin(s);
+		rc = s->env->lock_detect(s->env, 0, DB_LOCK_EXPIRE, NULL);
+		if (rc == DB_RUNRECOVERY)
+			set_panic(s, "lock_detect");
+		if (s->mode == STORE_WORKER && !s->panicked) {
+			rc = s->env->failchk(s->env, 0);
+			/* 5.3.28 answers EBUSY once after a death. */
+			if (rc == DB_RUNRECOVERY)
+				set_panic(s, "failchk: a process died inside "
+				    "Berkeley DB");
+			else if (rc != 0 && rc != EBUSY)
+				log_warn("store: failchk: %s", db_strerror(rc));
 		}
-		rc = s->env->failchk(s->env, 0);
-		/* 5.3.28 answers EBUSY once after a death; the next call works. */
-		if (rc == DB_RUNRECOVERY) {
-			s->panicked = 1;
-			log_error("store: failchk: a process died inside Berkeley "
-			    "DB; stop the gateway and run llmgate-admin recover");
-		} else if (rc != 0 && rc != EBUSY)
-			log_warn("store: failchk: %s", db_strerror(rc));
-		if (time(NULL) - last_ckp >= s->checkpoint_s) {
+		if (s->mode == STORE_WORKER && !s->panicked &&
+		    time(NULL) - last_ckp >= s->checkpoint_s) {
 			last_ckp = time(NULL);
 			if ((rc = s->env->txn_checkpoint(s->env, 0, 0, 0)) != 0)
 				log_warn("store: checkpoint: %s",
 				    db_strerror(rc));
 		}
-		pthread_mutex_lock(&s->lock);
+		call_end(s, slot);
 	}
-	pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
+
+/*
+ * Five times a second, touching no Berkeley DB code: a call in flight for
+ * HANG_MS means the environment is stuck; once panicked, leave it when
+ * the calls are out, or have the process exit when they stay in.
+ */
+static void *
+guard_main(void *arg)
+{
+	struct store	*s = arg;
+	int64_t		 oldest, now;
+
+	while (!nap(s, 200)) {
+		now = mono_ms();
+		oldest = oldest_call(s);
+		if (!s->panicked && oldest != 0 && now - oldest > HANG_MS)
+			set_panic(s, "a store call has been blocked for "
+			    "25 s");
+		if (!s->panicked || s->left)
+			continue;
+		if (oldest == 0) {
+			/* No one is inside: drop the registry's read lock. */
+			if (s->reg_fd != -1)
+				close(s->reg_fd);
+			s->reg_fd = -1;
+			s->left = 1;
+			log_error("store: left the panicked environment");
+		} else if (now - s->panic_ms > DRAIN_MS && !s->hang_told) {
+			s->hang_told = 1;
+			log_error("store: a call stays blocked in the panicked "
+			    "environment");
+			if (hang_handler != NULL)
+				hang_handler("a store call stays blocked in a "
+				    "panicked environment");
+		}
+	}
 	return NULL;
 }
 
@@ -258,6 +551,10 @@ open_db(struct store *s, enum store_db i, char *err, size_t errlen)
 
 	if ((rc = db_create(&db, s->env, 0)) != 0)
 		goto fail;
+#ifdef LLMGATE_FAULT_INJECTION
+	if (i == SDB_USAGE)
+		db->set_bt_compare(db, fault_compare);
+#endif
 	rc = db->open(db, NULL, db_files[i], NULL, DB_BTREE,
 	    DB_CREATE | DB_AUTO_COMMIT | DB_THREAD, 0660);
 	if (rc == EACCES || rc == EROFS) {
@@ -265,6 +562,10 @@ open_db(struct store *s, enum store_db i, char *err, size_t errlen)
 		db->close(db, 0);
 		if ((rc = db_create(&db, s->env, 0)) != 0)
 			goto fail;
+#ifdef LLMGATE_FAULT_INJECTION
+		if (i == SDB_USAGE)
+			db->set_bt_compare(db, fault_compare);
+#endif
 		rc = db->open(db, NULL, db_files[i], NULL, DB_BTREE,
 		    DB_RDONLY | DB_AUTO_COMMIT | DB_THREAD, 0);
 		if (rc == 0) {
@@ -347,9 +648,48 @@ check_schema(struct store *s, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * A region grows inside the mapping Berkeley DB made at attach; a page
+ * of it that the file system cannot supply is a SIGBUS. Allocate every
+ * region file up to its mapped size now (fallocate with KEEP_SIZE: the
+ * size Berkeley DB sees does not change). DB_REGION_INIT did not help:
+ * it touches only the first size of a region (tried on a full tmpfs).
+ */
+static int
+reserve_regions(const char *dir, char *err, size_t errlen)
+{
+	char		 real[PATH_MAX], line[PATH_MAX + 128], path[PATH_MAX];
+	unsigned long	 lo, hi;
+	size_t		 dl;
+	FILE		*fp;
+	int		 fd, rc = 0;
+
+	if (realpath(dir, real) == NULL ||
+	    (fp = fopen("/proc/self/maps", "re")) == NULL)
+		return 0;	/* no /proc: nothing to go by */
+	dl = strlen(real);
+	while (rc == 0 && fgets(line, sizeof(line), fp) != NULL) {
+		if (sscanf(line, "%lx-%lx %*s %*s %*s %*s %4095s", &lo, &hi,
+		    path) != 3 || strncmp(path, real, dl) != 0 ||
+		    strncmp(path + dl, "/__db.", 6) != 0)
+			continue;
+		if ((fd = open(path, O_RDWR | O_CLOEXEC)) == -1)
+			continue;
+		if (fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)(hi - lo)) ==
+		    -1 && errno != EOPNOTSUPP && errno != ENOSYS) {
+			snprintf(err, errlen, "cannot allocate the %lu bytes of "
+			    "%.300s: %s", hi - lo, path, strerror(errno));
+			rc = -1;
+		}
+		close(fd);
+	}
+	fclose(fp);
+	return rc;
+}
+
 static struct store *
 open_locked(const char *dir, enum store_mode mode, int nosync,
-    long checkpoint_s, char *err, size_t errlen)
+    long checkpoint_s, int recover, char *err, size_t errlen)
 {
 	struct store	*s;
 	u_int32_t	 flags;
@@ -360,6 +700,8 @@ open_locked(const char *dir, enum store_mode mode, int nosync,
 		return NULL;
 	}
 	s->mode = mode;
+	s->reg_fd = -1;
+	snprintf(s->dir, sizeof(s->dir), "%s", dir);
 	s->checkpoint_s = checkpoint_s > 0 ? checkpoint_s : 30;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
@@ -373,6 +715,9 @@ open_locked(const char *dir, enum store_mode mode, int nosync,
 	s->env->set_msgcall(s->env, on_dbmsg);
 	s->env->set_event_notify(s->env, on_event);
 	s->env->set_lk_detect(s->env, DB_LOCK_DEFAULT);
+	/* Bounded waits; the watchdog's lock_detect expires them. */
+	s->env->set_timeout(s->env, LOCK_TIMEOUT_US, DB_SET_LOCK_TIMEOUT);
+	s->env->set_timeout(s->env, TXN_TIMEOUT_US, DB_SET_TXN_TIMEOUT);
 	s->env->set_thread_count(s->env, 128);
 	s->env->set_isalive(s->env, is_alive);
 	s->env->set_cachesize(s->env, 0, 4 * 1024 * 1024, 1);
@@ -380,7 +725,7 @@ open_locked(const char *dir, enum store_mode mode, int nosync,
 	 * The defaults (1000 locks) run out under a report that reads a few
 	 * thousand pages, and an environment out of lock memory refuses every
 	 * later open until recovery. These take effect when the environment
-	 * is created (llmgate-admin recover recreates it).
+	 * is created (recovery recreates it).
 	 */
 	s->env->set_lk_max_locks(s->env, 20000);
 	s->env->set_lk_max_objects(s->env, 20000);
@@ -390,21 +735,30 @@ open_locked(const char *dir, enum store_mode mode, int nosync,
 		s->env->set_flags(s->env, DB_TXN_WRITE_NOSYNC, 1);
 	flags = DB_CREATE | DB_INIT_LOCK | DB_INIT_LOG | DB_INIT_MPOOL |
 	    DB_INIT_TXN | DB_THREAD;
-	if (mode == STORE_RECOVER)
+	if (recover)
 		flags |= DB_RECOVER;
 	if ((rc = s->env->open(s->env, dir, flags, 0660)) != 0) {
-		snprintf(err, errlen, "cannot open the store in %s: %s%s", dir,
-		    db_strerror(rc), rc == DB_RUNRECOVERY ? " (stop the "
-		    "gateway and run llmgate-admin recover)" : "");
+		snprintf(err, errlen, "cannot open the store in %.300s: %s", dir,
+		    db_strerror(rc));
+		if (rc == DB_RUNRECOVERY) {
+			last_open = OPEN_NEEDS_RECOVERY;
+			mark_recovery(dir);
+		}
 		s->env->close(s->env, 0);
 		free(s);
 		return NULL;
 	}
-	/* A process that died holding locks is cleaned up before we start. */
-	if (mode != STORE_RECOVER &&
-	    s->env->failchk(s->env, 0) == DB_RUNRECOVERY) {
-		snprintf(err, errlen, "the store needs recovery: stop the "
-		    "gateway and run llmgate-admin recover");
+	if (reserve_regions(dir, err, errlen) == -1)
+		goto fail;
+	/*
+	 * A process that died holding locks is cleaned up before we start
+	 * (5.3.28 answers EBUSY once after a death and frees nothing: again).
+	 */
+	if (!recover && (rc = s->env->failchk(s->env, 0)) == EBUSY)
+		rc = s->env->failchk(s->env, 0);
+	if (!recover && rc == DB_RUNRECOVERY) {
+		set_panic(s, "failchk at open");
+		snprintf(err, errlen, "the store needs recovery");
 		goto fail;
 	}
 	for (i = 0; i < SDB__MAX; i++)
@@ -413,59 +767,296 @@ open_locked(const char *dir, enum store_mode mode, int nosync,
 	if (open_sequence(s, err, errlen) == -1 ||
 	    check_schema(s, err, errlen) == -1)
 		goto fail;
-	if (mode == STORE_WORKER) {
-		if (pthread_create(&s->watchdog, NULL, watchdog_main, s) != 0) {
-			snprintf(err, errlen, "cannot start the store watchdog");
-			goto fail;
-		}
-		s->watching = 1;
-	}
 	return s;
 fail:
 	store_close(s);
 	return NULL;
 }
 
+/* Take an OFD lock on fd, waiting at most ms (0: do not wait); 0 or -1. */
+static int
+lock_fd(int fd, short type, long ms)
+{
+	struct flock	 fl;
+	long		 waited = 0;
+
+	memset(&fl, 0, sizeof(fl));
+	fl.l_type = type;
+	fl.l_whence = SEEK_SET;
+	while (fcntl(fd, F_OFD_SETLK, &fl) == -1) {
+		if ((errno != EAGAIN && errno != EACCES && errno != EINTR) ||
+		    waited >= ms)
+			return -1;
+		usleep(10000);
+		waited += 10;
+	}
+	return 0;
+}
+
 /*
- * Processes that start together (mod_fcgid spawning several on the first
- * request) would race to create the environment: opens take turns on an
- * fcntl lock on data_dir/open.lock, held only while opening.
+ * One open runs in a thread of its own so that the caller can stop
+ * waiting for it: an open can block forever on a region mutex that a
+ * process which died inside the library still holds. An open given up
+ * on is left to itself; whatever it opens is never used nor closed.
+ */
+struct opening {
+	pthread_mutex_t	 lock;
+	pthread_cond_t	 cond;
+	int		 done, abandoned;
+	char		 dir[PATH_MAX];
+	enum store_mode	 mode;
+	int		 nosync, recover;
+	long		 checkpoint_s;
+	struct store	*s;
+	int		 fds[2];	/* locks it keeps when given up on */
+	char		 err[512];
+};
+
+static void
+opening_free(struct opening *o)
+{
+	pthread_mutex_destroy(&o->lock);
+	pthread_cond_destroy(&o->cond);
+	free(o);
+}
+
+static void *
+opener_main(void *arg)
+{
+	struct opening	*o = arg;
+	struct store	*s;
+	int		 abandoned;
+
+	s = open_locked(o->dir, o->mode, o->nosync, o->checkpoint_s,
+	    o->recover, o->err, sizeof(o->err));
+	pthread_mutex_lock(&o->lock);
+	o->s = s;
+	o->done = 1;
+	abandoned = o->abandoned;
+	pthread_cond_signal(&o->cond);
+	pthread_mutex_unlock(&o->lock);
+	if (!abandoned)
+		return NULL;
+	if (s != NULL)
+		log_warn("store: an open given up on finished late; its "
+		    "handles are left unused");
+	/* A recovery keeps its locks to its end. */
+	if (o->fds[0] != -1)
+		close(o->fds[0]);
+	if (o->fds[1] != -1)
+		close(o->fds[1]);
+	opening_free(o);
+	return NULL;
+}
+
+/*
+ * Open in a thread and wait at most ms. On timeout NULL, and when keep
+ * is set the thread takes the lock fds (a recovery must hold them to its
+ * end); *timedout says which.
+ */
+static struct store *
+open_bounded(const char *dir, enum store_mode mode, int nosync,
+    long checkpoint_s, int recover, const int fds[2], int *timedout,
+    char *err, size_t errlen)
+{
+	struct opening	*o;
+	struct timespec	 until;
+	struct store	*s;
+	pthread_attr_t	 attr;
+	pthread_t	 tid;
+	long		 ms = recover ? RECOVER_WAIT_MS : OPEN_WAIT_MS;
+	int		 rc = 0;
+
+	*timedout = 0;
+	if ((o = calloc(1, sizeof(*o))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	pthread_mutex_init(&o->lock, NULL);
+	pthread_cond_init(&o->cond, NULL);
+	snprintf(o->dir, sizeof(o->dir), "%s", dir);
+	o->mode = mode;
+	o->nosync = nosync;
+	o->recover = recover;
+	o->checkpoint_s = checkpoint_s;
+	o->fds[0] = o->fds[1] = -1;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&tid, &attr, opener_main, o) != 0) {
+		pthread_attr_destroy(&attr);
+		opening_free(o);
+		snprintf(err, errlen, "cannot start a thread to open the store");
+		return NULL;
+	}
+	pthread_attr_destroy(&attr);
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (ms % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&o->lock);
+	while (!o->done && rc != ETIMEDOUT)
+		rc = pthread_cond_timedwait(&o->cond, &o->lock, &until);
+	if (!o->done) {
+		o->abandoned = 1;
+		if (recover) {
+			o->fds[0] = fds[0];
+			o->fds[1] = fds[1];
+		}
+		pthread_mutex_unlock(&o->lock);
+		*timedout = 1;
+		snprintf(err, errlen, "the store did not %s within %ld s",
+		    recover ? "recover" : "open", ms / 1000);
+		return NULL;	/* the thread frees o */
+	}
+	pthread_mutex_unlock(&o->lock);
+	if ((s = o->s) == NULL)
+		snprintf(err, errlen, "%s", o->err);
+	opening_free(o);
+	return s;
+}
+
+static void
+start_threads(struct store *s)
+{
+	if (s->mode == STORE_RECOVER)
+		return;
+	if (pthread_create(&s->watchdog, NULL, watchdog_main, s) != 0)
+		return;
+	if (pthread_create(&s->guard, NULL, guard_main, s) != 0) {
+		pthread_mutex_lock(&s->lock);
+		s->stopping = 1;
+		pthread_mutex_unlock(&s->lock);
+		pthread_join(s->watchdog, NULL);
+		s->stopping = 0;
+		return;
+	}
+	s->watching = 1;
+}
+
+static int
+open_fd(const char *dir, const char *name, char *err, size_t errlen)
+{
+	char	 path[PATH_MAX];
+	int	 fd;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >=
+	    sizeof(path)) {
+		snprintf(err, errlen, "data_dir is too long");
+		return -1;
+	}
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0660)) == -1)
+		snprintf(err, errlen, "cannot open %s: %s", path,
+		    strerror(errno));
+	return fd;
+}
+
+/*
+ * Opens take turns on an fcntl lock on data_dir/open.lock (processes
+ * that start together would race to create the environment). Every
+ * process attached holds a read lock on data_dir/attach.lock; an opener
+ * that gets the write lock there is alone, and runs recovery when the
+ * needs-recovery marker is there (or asked: llmgate-admin recover), or
+ * when a plain open fails or does not finish. Recovery with others
+ * attached is refused: they would be left on a dead environment.
  */
 struct store *
 store_open(const char *dir, enum store_mode mode, int nosync,
     long checkpoint_s, char *err, size_t errlen)
 {
-	struct store	*s;
-	struct flock	 fl;
-	char		 path[4096];
-	int		 fd;
+	struct store	*s = NULL;
+	char		 path[PATH_MAX];
+	int		 fds[2] = { -1, -1 }, alone, recover, timedout;
 
-	/* Group-writable files: the web server user and admins share them. */
-	umask(007);
-	if ((size_t)snprintf(path, sizeof(path), "%s/open.lock", dir) >=
-	    sizeof(path)) {
-		snprintf(err, errlen, "data_dir is too long");
-		return NULL;
+	umask(007);	/* group-writable: the web server user and admins */
+	last_open = OPEN_UNAVAILABLE;
+	if ((fds[0] = open_fd(dir, "open.lock", err, errlen)) == -1 ||
+	    (fds[1] = open_fd(dir, "attach.lock", err, errlen)) == -1)
+		goto fail;
+	if (lock_fd(fds[0], F_WRLCK, OPEN_WAIT_MS) == -1) {
+		snprintf(err, errlen, "another process has been opening the "
+		    "store for %d s", OPEN_WAIT_MS / 1000);
+		goto fail;
 	}
-	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0660)) == -1) {
-		snprintf(err, errlen, "cannot open %s: %s", path,
+	alone = lock_fd(fds[1], F_WRLCK, 0) == 0;
+	if (!alone && mode == STORE_RECOVER) {
+		snprintf(err, errlen, "gateway processes are using the store; "
+		    "it recovers by itself once they leave it (stop the "
+		    "server to recover it by hand)");
+		goto fail;
+	}
+	if (!alone && lock_fd(fds[1], F_RDLCK, OPEN_WAIT_MS) == -1) {
+		snprintf(err, errlen, "cannot lock attach.lock: %s",
 		    strerror(errno));
-		return NULL;
+		goto fail;
 	}
-	memset(&fl, 0, sizeof(fl));
-	fl.l_type = F_WRLCK;
-	fl.l_whence = SEEK_SET;
-	while (fcntl(fd, F_SETLKW, &fl) == -1 && errno == EINTR)
-		;
-	s = open_locked(dir, mode, nosync, checkpoint_s, err, errlen);
-	close(fd);	/* releases the lock */
+	recover = alone && (mode == STORE_RECOVER || marked(dir));
+	s = open_bounded(dir, mode, nosync, checkpoint_s, recover, fds,
+	    &timedout, err, errlen);
+	if (s == NULL && timedout && recover)
+		return NULL;	/* the recovery holds the locks to its end */
+	if (s == NULL && (timedout || last_open == OPEN_NEEDS_RECOVERY))
+		mark_recovery(dir);
+	if (s == NULL && alone && !recover) {
+		/* No one else is attached: whatever is wrong, recover. */
+		log_warn("store: %s; alone on the store: running recovery",
+		    err);
+		recover = 1;
+		s = open_bounded(dir, mode, nosync, checkpoint_s, 1, fds,
+		    &timedout, err, errlen);
+		if (s == NULL && timedout)
+			return NULL;
+	}
+	if (s == NULL) {
+		if (timedout)
+			last_open = OPEN_NEEDS_RECOVERY;
+		goto fail;
+	}
+	if (recover) {
+		log_info("store: recovered the environment in %s", dir);
+		snprintf(path, sizeof(path), "%s/" MARKER, dir);
+		unlink(path);
+	}
+	/* Attached: a read lock like everyone's (an opener alone downgrades). */
+	if (alone && lock_fd(fds[1], F_RDLCK, 0) == -1)
+		log_warn("store: cannot downgrade the lock on attach.lock: %s",
+		    strerror(errno));
+	s->reg_fd = fds[1];
+	close(fds[0]);
+	start_threads(s);
 	return s;
+fail:
+	if (fds[0] != -1)
+		close(fds[0]);
+	if (fds[1] != -1)
+		close(fds[1]);
+	return NULL;
+}
+
+/* Nonzero when this process has stopped using a panicked environment. */
+int
+store_left(const struct store *s)
+{
+	return s != NULL && s->left;
+}
+
+/* What /health/readiness says of the store (s may be NULL). */
+const char *
+store_health(const struct store *s)
+{
+	if (s != NULL && !s->panicked)
+		return s->readonly ? "read_only" : "ok";
+	if (s != NULL || last_open == OPEN_NEEDS_RECOVERY)
+		return "needs_recovery";
+	return "unavailable";
 }
 
 void
 store_close(struct store *s)
 {
-	int	 i;
+	int	 i, slot;
 
 	if (s == NULL)
 		return;
@@ -476,8 +1067,21 @@ store_close(struct store *s)
 	/* The chore first: the watchdog frees what it may be waiting on. */
 	if (s->choring)
 		pthread_join(s->chore, NULL);
-	if (s->watching)
+	if (s->watching) {
 		pthread_join(s->watchdog, NULL);
+		pthread_join(s->guard, NULL);
+	}
+	if (s->panicked) {
+		/*
+		 * Nothing goes into a panicked environment, not even a
+		 * close (it may wait on a dead process's mutex): the
+		 * handles are left to the exit.
+		 */
+		if (s->reg_fd != -1)
+			close(s->reg_fd);
+		return;
+	}
+	slot = call_begin(s);
 	if (s->seq != NULL)
 		s->seq->close(s->seq, 0);
 	if (s->seqdb != NULL)
@@ -490,6 +1094,9 @@ store_close(struct store *s)
 		s->env->txn_checkpoint(s->env, 256, (u_int32_t)
 		    (s->checkpoint_s + 59) / 60, 0);
 	s->env->close(s->env, 0);
+	call_end(s, slot);
+	if (s->reg_fd != -1)
+		close(s->reg_fd);
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->cond);
 	free(s);
@@ -510,19 +1117,33 @@ store_readonly(const struct store *s)
 int
 store_failchk(struct store *s)
 {
-	int	 rc;
+	int	 rc, slot;
 
+	if (s->panicked) {
+		seterr("the store needs recovery");
+		return STORE_PANIC;
+	}
+	slot = call_begin(s);
 	rc = s->env->failchk(s->env, 0);
 	if (rc == EBUSY)
 		rc = s->env->failchk(s->env, 0);
+	call_end(s, slot);
 	return map(s, NULL, rc == EBUSY ? 0 : rc, "failchk");
 }
 
 int
 store_checkpoint(struct store *s)
 {
-	return map(s, NULL, s->env->txn_checkpoint(s->env, 0, 0, 0),
-	    "checkpoint");
+	int	 rc, slot;
+
+	if (s->panicked) {
+		seterr("the store needs recovery");
+		return STORE_PANIC;
+	}
+	slot = call_begin(s);
+	rc = s->env->txn_checkpoint(s->env, 0, 0, 0);
+	call_end(s, slot);
+	return map(s, NULL, rc, "checkpoint");
 }
 
 /* Back off a little longer after each lost deadlock, with jitter. */
@@ -534,21 +1155,33 @@ backoff(int try)
 	usleep((useconds_t)(us + random() % us));
 }
 
+/*
+ * Deadlocks and lock timeouts are retried with backoff, within a time
+ * budget: past it the caller gets an error rather than a longer wait.
+ */
 static int
 run_txn(struct store *s, store_txn_fn fn, void *arg, u_int32_t flags)
 {
 	struct store_txn	 t;
-	int			 try, rc, crc;
+	int64_t			 start = mono_ms();
+	int			 try, rc, crc, slot;
 
 	if (s->panicked) {
-		seterr("the store needs recovery (llmgate-admin recover)");
+		seterr("the store needs recovery");
 		return STORE_PANIC;
 	}
+	slot = call_begin(s);
 	for (try = 0; try < TXN_TRIES; try++) {
+		if (s->panicked || mono_ms() - start > TXN_BUDGET_MS)
+			break;
 		memset(&t, 0, sizeof(t));
 		t.s = s;
-		if ((crc = s->env->txn_begin(s->env, NULL, &t.txn, flags)) != 0)
-			return map(s, NULL, crc, "txn_begin");
+		t.slot = slot;
+		fault_arm();
+		if ((crc = s->env->txn_begin(s->env, NULL, &t.txn, flags)) != 0) {
+			rc = map(s, NULL, crc, "txn_begin");
+			goto out;
+		}
 		rc = fn(&t, arg);
 		if (rc < 0 || t.deadlock) {
 			t.txn->abort(t.txn);
@@ -556,14 +1189,24 @@ run_txn(struct store *s, store_txn_fn fn, void *arg, u_int32_t flags)
 				backoff(try);
 				continue;
 			}
-			return rc;
+			goto out;
 		}
+		fault("txn-commit");
 		if ((crc = t.txn->commit(t.txn, 0)) != 0)
-			return map(s, NULL, crc, "commit");
-		return rc;
+			rc = map(s, NULL, crc, "commit");
+		goto out;
 	}
-	seterr("gave up after %d deadlocks", TXN_TRIES);
-	return STORE_ERROR;
+	if (s->panicked) {
+		seterr("the store needs recovery");
+		rc = STORE_PANIC;
+	} else {
+		seterr("the store stayed busy (%d deadlocks or lock timeouts "
+		    "in %lld ms)", try, (long long)(mono_ms() - start));
+		rc = STORE_ERROR;
+	}
+out:
+	call_end(s, slot);
+	return rc;
 }
 
 int
@@ -655,10 +1298,15 @@ put(struct store_txn *t, enum store_db i, const void *k, size_t klen,
 {
 	DBT	 key, val;
 
+	int	 rc;
+
 	dbt_in(&key, k, klen);
 	dbt_in(&val, v, vlen);
-	return map(t->s, t, t->s->db[i]->put(t->s->db[i], t->txn, &key, &val,
+	rc = map(t->s, t, t->s->db[i]->put(t->s->db[i], t->txn, &key, &val,
 	    flags), db_files[i]);
+	if (rc == STORE_OK && i == SDB_USAGE)
+		fault("txn-put");	/* write locks held, outside the library */
+	return rc;
 }
 
 int
@@ -777,9 +1425,14 @@ uint64_t
 store_next_id(struct store *s)
 {
 	db_seq_t	 id;
-	int		 rc;
+	int		 rc, slot;
 
-	if ((rc = s->seq->get(s->seq, NULL, 1, &id, DB_TXN_NOSYNC)) != 0) {
+	if (s->panicked)
+		return 0;
+	slot = call_begin(s);
+	rc = s->seq->get(s->seq, NULL, 1, &id, DB_TXN_NOSYNC);
+	call_end(s, slot);
+	if (rc != 0) {
 		map(s, NULL, rc, "seq.db");
 		return 0;
 	}

@@ -50,8 +50,17 @@ struct store	*store_open(const char *dir, enum store_mode, int nosync,
 void		 store_close(struct store *);
 /* The last error text of this thread's operations on the store. */
 const char	*store_error(void);
-/* Nonzero once the environment panicked (the process should exit). */
+/* Nonzero once the environment panicked: no call goes into it again. */
 int		 store_panicked(const struct store *);
+/* Nonzero once this process has left a panicked environment (reopen then). */
+int		 store_left(const struct store *);
+/* "ok", "read_only", "needs_recovery" or "unavailable" (s may be NULL). */
+const char	*store_health(const struct store *);
+/*
+ * Called (from a store thread) when a store call stays blocked in a
+ * panicked environment: the process cannot leave it and should exit.
+ */
+void		 store_set_hang_handler(void (*)(const char *));
 /* Nonzero when some database was opened read-only (writes will fail). */
 int		 store_readonly(const struct store *);
 /* Run failchk now (llmgate-admin check); returns a store_rc. */
@@ -78,6 +87,17 @@ typedef int	(*store_txn_fn)(struct store_txn *, void *);
 int		 store_txn(struct store *, store_txn_fn, void *);
 /* Same, read-only intent: committed the same way, no write expected. */
 int		 store_read(struct store *, store_txn_fn, void *);
+
+/*
+ * A record the transaction writes, and what to do with it if the process
+ * must exit while the transaction is stuck (store_rescue): rec must live
+ * until the store_txn call returns.
+ */
+typedef void	(*store_rescue_fn)(const void *);
+void		 store_txn_rescue(struct store_txn *, store_rescue_fn,
+		    const void *);
+/* Run the rescue functions of the calls still in the store (exit path). */
+void		 store_rescue(struct store *);
 
 #define STORE_RMW	0x01	/* lock the record for a later write */
 

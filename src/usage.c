@@ -3,6 +3,7 @@
  * cannot be written keep the row in a JSONL fallback file that
  * llmgate-admin replay imports exactly once.
  */
+#define _GNU_SOURCE	/* F_OFD_SETLK */
 #include <sys/stat.h>
 
 #include <errno.h>
@@ -57,6 +58,28 @@ row_key(unsigned char k[16], int64_t time_us, uint64_t id)
 _Static_assert(offsetof(struct usage_row, worker_died) == USAGE_V1_SIZE,
     "version 1 usage rows are a prefix of version 2 rows");
 
+static const struct config	*rescue_cfg;
+
+void
+usage_set_rescue(const struct config *cfg)
+{
+	rescue_cfg = cfg;
+}
+
+/* A row whose transaction is stuck as the process exits: the fallback. */
+static void
+rescue_row(const void *rec)
+{
+	const struct usage_row	*row = rec;
+
+	log_error("%s: the store is stuck settling it: writing its row to "
+	    "the fallback file", row->request_id);
+	if (rescue_cfg != NULL)
+		usage_fallback_write(rescue_cfg, row);
+	else
+		usage_lost(row);
+}
+
 int
 usage_put(struct store_txn *t, const struct usage_row *row)
 {
@@ -64,6 +87,7 @@ usage_put(struct store_txn *t, const struct usage_row *row)
 	unsigned char		 k[16];
 
 	v.version = USAGE_VERSION;
+	store_txn_rescue(t, rescue_row, row);
 	row_key(k, row->time_us, row->id);
 	return store_put_new(t, SDB_USAGE, k, sizeof(k), &v, sizeof(v));
 }
@@ -235,6 +259,81 @@ usage_from_json(struct json_object *o, struct usage_row *r)
 	return 0;
 }
 
+/*
+ * Appends of whole rows only. Writers of every process and thread take
+ * an open-file-description lock on the file (bounded wait), so a row cut
+ * short by a full disk is cut back before anyone appends after it.
+ */
+#define FALLBACK_LOCK_MS	2000
+
+static int
+lock_file(int fd)
+{
+	struct flock	 fl;
+	int		 waited;
+
+	memset(&fl, 0, sizeof(fl));
+	fl.l_type = F_WRLCK;
+	fl.l_whence = SEEK_SET;
+	for (waited = 0; fcntl(fd, F_OFD_SETLK, &fl) == -1; waited += 5) {
+		if ((errno != EAGAIN && errno != EACCES && errno != EINTR) ||
+		    waited >= FALLBACK_LOCK_MS)
+			return -1;
+		usleep(5000);
+	}
+	return 0;
+}
+
+/*
+ * Append line (n bytes, newline last) whole or not at all: one write()
+ * with O_APPEND; a short write or a failed fdatasync is cut back with
+ * ftruncate to the size before it. A file left ending without a newline
+ * (a crash before this code) gets one first, so rows are never glued.
+ * 0 when the row is in the file, -1 (errno set) when it is not.
+ */
+static int
+append_whole(int fd, const char *line, size_t n)
+{
+	struct stat	 st;
+	ssize_t		 w;
+	off_t		 start;
+	char		 last;
+	int		 saved;
+
+	if (lock_file(fd) == -1 || fstat(fd, &st) == -1)
+		return -1;
+	start = st.st_size;
+	if (start > 0 && pread(fd, &last, 1, start - 1) == 1 && last != '\n') {
+		if (write(fd, "\n", 1) != 1) {
+			saved = errno;
+			(void)!ftruncate(fd, start);
+			errno = saved;
+			return -1;
+		}
+		start++;
+	}
+	w = write(fd, line, n);
+	if (w == (ssize_t)n && fdatasync(fd) == 0)
+		return 0;
+	saved = w >= 0 && w < (ssize_t)n ? ENOSPC : errno;
+	if (w != 0 && ftruncate(fd, start) == -1)
+		log_error("usage fallback: cannot cut back a partial row: %s",
+		    strerror(errno));
+	errno = saved;
+	return -1;
+}
+
+/* The LOST-STORE log line: the whole row, where nothing else could take it. */
+void
+usage_lost(const struct usage_row *row)
+{
+	struct json_object	*o = usage_to_json(row);
+
+	log_error("usage LOST-STORE row=%s", json_object_to_json_string_ext(o,
+	    JSON_C_TO_STRING_PLAIN));
+	json_object_put(o);
+}
+
 int
 usage_fallback_write(const struct config *cfg, const struct usage_row *row)
 {
@@ -247,19 +346,18 @@ usage_fallback_write(const struct config *cfg, const struct usage_row *row)
 	n = snprintf(line, sizeof(line), "%s\n", s);
 	if (n < 0 || (size_t)n >= sizeof(line))
 		goto out;
-	fd = open(cfg->gw.fallback_file, O_WRONLY | O_APPEND | O_CREAT |
+	fd = open(cfg->gw.fallback_file, O_RDWR | O_APPEND | O_CREAT |
 	    O_CLOEXEC, 0660);
 	if (fd == -1) {
 		log_error("usage fallback %s: %s", cfg->gw.fallback_file,
 		    strerror(errno));
 		goto out;
 	}
-	/* One write per line: appends of whole lines never interleave. */
-	if (write(fd, line, (size_t)n) == n && fdatasync(fd) == 0)
+	if (append_whole(fd, line, (size_t)n) == 0)
 		rc = 0;
 	else
-		log_error("usage fallback %s: %s", cfg->gw.fallback_file,
-		    strerror(errno));
+		log_error("usage fallback %s: %s (the row is not in it)",
+		    cfg->gw.fallback_file, strerror(errno));
 	close(fd);
 out:
 	if (rc == -1)

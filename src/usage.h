@@ -76,7 +76,14 @@ int	usage_rec(const void *, size_t, struct usage_row *);
 struct json_object *usage_to_json(const struct usage_row *);
 int	usage_from_json(struct json_object *, struct usage_row *);
 
-/* Append the row to the JSONL fallback file; -1 when even that fails. */
+/* The usage row of a transaction stuck when the process exits goes to
+ * cfg's fallback file (store_rescue); set once at start. */
+void	usage_set_rescue(const struct config *);
+/* The "usage LOST-STORE row={...}" error log line. */
+void	usage_lost(const struct usage_row *);
+
+/* Append the row to the JSONL fallback file whole (a short write is cut
+ * back); -1 when even that fails, and the row is then a LOST-STORE line. */
 int	usage_fallback_write(const struct config *, const struct usage_row *);
 
 /* Counts of one replay of the fallback file. */

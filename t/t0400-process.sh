@@ -27,7 +27,7 @@ stream() {	# user text -> the SSE body
 pids=$(gateway_pids)
 is "$(echo "$pids" | wc -w)" 1 "lighttpd runs one gateway process (max-procs 1)"
 pid=$(echo "$pids" | head -n 1)
-is "$(ls "/proc/$pid/task" | wc -l)" 7 "it has the main thread, 4 workers, the store watchdog and the reclaim chore"
+is "$(ls "/proc/$pid/task" | wc -l)" 9 "it has the main thread, 4 workers, the store watchdog and guard, the store keeper and the reclaim chore"
 
 # Three streams at once take about as long as one: the pool serves them in
 # parallel (one after the other would take three times as long).
