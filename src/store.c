@@ -397,6 +397,19 @@ map(struct store *s, struct store_txn *t, int rc, const char *what)
 	}
 }
 
+/* The CLOCK_REALTIME time ms from now, for pthread_cond_timedwait. */
+static void
+deadline_in(long ms, struct timespec *t)
+{
+	clock_gettime(CLOCK_REALTIME, t);
+	t->tv_sec += ms / 1000;
+	t->tv_nsec += (ms % 1000) * 1000000;
+	if (t->tv_nsec >= 1000000000) {
+		t->tv_sec++;
+		t->tv_nsec -= 1000000000;
+	}
+}
+
 /* Wait on the store's condition for ms, or until it stops; 1 when stopping. */
 static int
 nap(struct store *s, long ms)
@@ -404,13 +417,7 @@ nap(struct store *s, long ms)
 	struct timespec	 until;
 	int		 stop;
 
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += ms / 1000;
-	until.tv_nsec += (ms % 1000) * 1000000;
-	if (until.tv_nsec >= 1000000000) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000;
-	}
+	deadline_in(ms, &until);
 	pthread_mutex_lock(&s->lock);
 	if (!s->stopping)
 		pthread_cond_timedwait(&s->cond, &s->lock, &until);
@@ -507,8 +514,7 @@ chore_main(void *arg)
 
 	pthread_mutex_lock(&s->lock);
 	while (!s->stopping) {
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += wait_s;
+		deadline_in(wait_s * 1000, &until);
 		while (!s->stopping && pthread_cond_timedwait(&s->cond,
 		    &s->lock, &until) == 0)
 			;	/* woken for another reason: wait on */
@@ -889,13 +895,7 @@ open_bounded(const char *dir, enum store_mode mode, int nosync,
 		return NULL;
 	}
 	pthread_attr_destroy(&attr);
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += ms / 1000;
-	until.tv_nsec += (ms % 1000) * 1000000;
-	if (until.tv_nsec >= 1000000000) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000;
-	}
+	deadline_in(ms, &until);
 	pthread_mutex_lock(&o->lock);
 	while (!o->done && rc != ETIMEDOUT)
 		rc = pthread_cond_timedwait(&o->cond, &o->lock, &until);
