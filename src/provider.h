@@ -147,6 +147,7 @@ void	provider_error_set(struct provider_error *, const char *,
 	    const char *, const char *, ...)
 	    __attribute__((format(printf, 4, 5)));
 int64_t	provider_json_int(struct json_object *, const char *);
+int64_t	provider_json_tokens(struct json_object *, const char *);
 const char *provider_json_str(struct json_object *, const char *);
 void	provider_usage_openai(struct json_object *, struct usage *);
 struct json_object *provider_parse(const char *, size_t);
