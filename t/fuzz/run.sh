@@ -34,9 +34,11 @@ targets() {
 
 # The libraries the gateway links, from pkg-config where they have a .pc.
 libs() {
-	local db=-ldb
-	[ -e /usr/lib/x86_64-linux-gnu/libdb-5.3.so ] || [ -n "$(ls /usr/lib/*/libdb-5.3.so 2>/dev/null)" ] &&
-	    db=-ldb-5.3
+	local db=-ldb f
+	# Berkeley DB 5.3 as configure finds it (Debian: libdb-5.3.so).
+	for f in /usr/lib/libdb-5.3.so /usr/lib/*/libdb-5.3.so; do
+		[ -e "$f" ] && db=-ldb-5.3
+	done
 	echo "$(pkg-config --libs json-c libcurl inih libcrypto) -lfcgi $db -lm -lpthread"
 }
 
