@@ -321,10 +321,10 @@ read_usage(struct json_object *u, struct usage *out)
 
 	if (u == NULL || !json_object_is_type(u, json_type_object))
 		return;
-	in = provider_json_int(u, "input_tokens");
-	cr = provider_json_int(u, "cache_read_input_tokens");
-	cw = provider_json_int(u, "cache_creation_input_tokens");
-	o = provider_json_int(u, "output_tokens");
+	in = provider_json_tokens(u, "input_tokens");
+	cr = provider_json_tokens(u, "cache_read_input_tokens");
+	cw = provider_json_tokens(u, "cache_creation_input_tokens");
+	o = provider_json_tokens(u, "output_tokens");
 	if (in >= 0)
 		out->prompt = in + (cr > 0 ? cr : 0) + (cw > 0 ? cw : 0);
 	if (cr >= 0)

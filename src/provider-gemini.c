@@ -588,11 +588,11 @@ read_usage(struct json_object *um, struct usage *out)
 
 	if (um == NULL || !json_object_is_type(um, json_type_object))
 		return;
-	p = provider_json_int(um, "promptTokenCount");
-	c = provider_json_int(um, "candidatesTokenCount");
-	th = provider_json_int(um, "thoughtsTokenCount");
-	tu = provider_json_int(um, "toolUsePromptTokenCount");
-	k = provider_json_int(um, "cachedContentTokenCount");
+	p = provider_json_tokens(um, "promptTokenCount");
+	c = provider_json_tokens(um, "candidatesTokenCount");
+	th = provider_json_tokens(um, "thoughtsTokenCount");
+	tu = provider_json_tokens(um, "toolUsePromptTokenCount");
+	k = provider_json_tokens(um, "cachedContentTokenCount");
 	if (p < 0 && c < 0 && th < 0)
 		return;
 	out->prompt = (p > 0 ? p : 0) + (tu > 0 ? tu : 0);

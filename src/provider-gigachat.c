@@ -838,9 +838,9 @@ read_usage(struct json_object *u, struct usage *out)
 
 	if (u == NULL || !json_object_is_type(u, json_type_object))
 		return;
-	p = provider_json_int(u, "prompt_tokens");
-	c = provider_json_int(u, "completion_tokens");
-	k = provider_json_int(u, "precached_prompt_tokens");
+	p = provider_json_tokens(u, "prompt_tokens");
+	c = provider_json_tokens(u, "completion_tokens");
+	k = provider_json_tokens(u, "precached_prompt_tokens");
 	if (p < 0 && c < 0)
 		return;
 	out->cached = k > 0 ? k : 0;

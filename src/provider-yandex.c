@@ -85,6 +85,11 @@ read_usage(struct json_object *u, struct usage *out)
 	c = json_count(u, "completionTokens");
 	if (in < 0 || c < 0)
 		return;
+	/* As provider_json_tokens(): summed later, so bounded here. */
+	if (in > MONEY_TOKENS_MAX)
+		in = MONEY_TOKENS_MAX;
+	if (c > MONEY_TOKENS_MAX)
+		c = MONEY_TOKENS_MAX;
 	out->prompt = in;
 	out->completion = c;
 	out->cached = 0;

@@ -401,6 +401,21 @@ provider_json_int(struct json_object *o, const char *name)
 	return json_object_get_int64(v);
 }
 
+/*
+ * A token count an upstream reported: the integer member clamped to
+ * MONEY_TOKENS_MAX (nothing past it is priced), or -1 when absent, not an
+ * integer or negative. Counts read this way can be summed without overflow.
+ */
+int64_t
+provider_json_tokens(struct json_object *o, const char *name)
+{
+	int64_t	 n = provider_json_int(o, name);
+
+	if (n < 0)
+		return -1;
+	return n > MONEY_TOKENS_MAX ? MONEY_TOKENS_MAX : n;
+}
+
 /* OpenAI usage object -> struct usage (cached from prompt_tokens_details). */
 void
 provider_usage_openai(struct json_object *u, struct usage *out)
@@ -410,15 +425,15 @@ provider_usage_openai(struct json_object *u, struct usage *out)
 
 	if (u == NULL || !json_object_is_type(u, json_type_object))
 		return;
-	p = provider_json_int(u, "prompt_tokens");
-	c = provider_json_int(u, "completion_tokens");
+	p = provider_json_tokens(u, "prompt_tokens");
+	c = provider_json_tokens(u, "completion_tokens");
 	if (p < 0 && c < 0)
 		return;
 	out->prompt = p > 0 ? p : 0;
 	out->completion = c > 0 ? c : 0;
 	out->cached = 0;
 	if (json_object_object_get_ex(u, "prompt_tokens_details", &d) &&
-	    (k = provider_json_int(d, "cached_tokens")) > 0)
+	    (k = provider_json_tokens(d, "cached_tokens")) > 0)
 		out->cached = k;
 	out->known = 1;
 	/* OpenRouter prices each request itself, in USD. */

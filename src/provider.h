@@ -165,6 +165,7 @@ int	provider_chat_response(const struct provider_ops *,
 	    const struct candidate *, const char *, size_t,
 	    struct json_object **, struct usage *, struct provider_error *);
 int64_t	provider_json_int(struct json_object *, const char *);
+int64_t	provider_json_tokens(struct json_object *, const char *);
 /*
  * The client's completion limit per choice in a chat request: the smaller
  * of max_tokens and max_completion_tokens where both are given (null is

@@ -22,6 +22,8 @@
 #             for_each_server INI FUNC [ARGS...],
 #             at_exit CMD..., as_gw_user CMD...
 # HTTP:       gw_curl CURL-ARGS...
+# Streams:    gw_sse ARGS... URL, stream_timing OUT [ERE],
+#             ok_streamed NAME OUT MIN-SPREAD [ERE] (t/sse-client.py)
 # SDK:        setup_sdk (sets $SDK: the openai npm client and t/sdk scripts)
 # Config:     write_basic_config FILE
 #
@@ -778,6 +780,81 @@ gw_curl() {
 	curl -sS --max-time 30 "$@"
 }
 
+# --- Streams timed where they are read -------------------------------------------
+#
+# gw_sse [-H HEADER]... [-d BODY|@FILE] [-D FILE] [-m SECS] [--leave-after N] URL
+#     t/sse-client.py (see there) with the master key as gw_curl sends it:
+#     prints "<time> <line>" per non-empty line of the answer, <time> being
+#     the wall clock (the clock of the mock's log) when the line came off the
+#     socket in the process that reads it. --leave-after N hangs up after N
+#     "data:" lines (a client leaving mid-stream, at a known point).
+# stream_timing OUT [ERE]
+#     prints "N SPREAD LEAD" for the lines of gw_sse output OUT matching ERE
+#     (default: content events '"content":"tok'): N of them, SPREAD seconds
+#     between the first and the last as they arrived, LEAD seconds by which
+#     the first arrived before the mock wrote the last event of its most
+#     recent stream (its log's "sent" times; negative: after it).
+# ok_streamed NAME OUT MIN-SPREAD [ERE]
+#     two tests: LEAD > 0 (the first event reached the client before the
+#     upstream had finished: nothing on the way held the answer back; this
+#     depends on no margin), and SPREAD >= MIN-SPREAD (choose it well below
+#     the mock's spacing: load delays single events). Diagnostics show the
+#     arrival and send times when either fails.
+
+gw_sse() {
+	local a own=0
+	for a; do
+		case ${a,,} in authorization:*) own=1 ;; esac
+	done
+	if [ -n "${LLMGATE_MASTER_KEY:-}" ] && [ "$own" -eq 0 ]; then
+		set -- -H "Authorization: Bearer $LLMGATE_MASTER_KEY" "$@"
+	fi
+	python3 "$top_srcdir/t/sse-client.py" "$@"
+}
+
+stream_timing() {
+	mock_log | python3 -c '
+import json, re, sys
+out, ere = sys.argv[1], sys.argv[2]
+try:
+    log = json.load(sys.stdin)["log"]
+except ValueError:
+    log = []
+sent = [e["sent"] for e in log if e.get("sent")]
+last_sent = max(sent[-1]) if sent else 0.0
+times = []
+for line in out.splitlines():
+    t, _, text = line.partition(" ")
+    if re.search(ere, text):
+        times.append(float(t))
+if not times:
+    print("0 0.000 0.000")
+else:
+    print("%d %.3f %.3f" % (len(times), times[-1] - times[0], last_sent - times[0]))
+' "$1" "${2:-\"content\":\"tok}"
+}
+
+ok_streamed() {
+	local name=$1 out=$2 min=$3 ere=${4:-'"content":"tok'} n spread lead bad=0
+	read -r n spread lead <<<"$(stream_timing "$out" "$ere")"
+	ok "$name: first event arrived ${lead}s before the upstream sent its last (not held back)" \
+	    python3 -c 'import sys; sys.exit(not (int(sys.argv[1]) > 0 and float(sys.argv[2]) > 0))' \
+	    "$n" "$lead" || bad=1
+	ok "$name: $n events arrived over ${spread}s (>= $min s: streamed as sent)" \
+	    python3 -c 'import sys; sys.exit(not (int(sys.argv[1]) > 1 and float(sys.argv[2]) >= float(sys.argv[3])))' \
+	    "$n" "$spread" "$min" || bad=1
+	[ "$bad" -eq 0 ] || _stream_diag "$out"
+	return "$bad"
+}
+
+_stream_diag() {
+	diag "arrival times (wall clock) and lines:" "$1" \
+	    "mock send times of its last stream: $(mock_log | python3 -c '
+import json, sys
+sent = [e["sent"] for e in json.load(sys.stdin)["log"] if e.get("sent")]
+print(" ".join("%.6f" % t for t in sent[-1]) if sent else "none")' 2>&1)"
+}
+
 # --- Accounting: llmgate-admin, client keys, requests, JSON ---------------------
 #
 # admin ARGS...            llmgate-admin -c $ADMIN_CONF (default
@@ -793,6 +870,7 @@ gw_curl() {
 #                          strings print as they are, anything else as JSON
 # mock_log                 the mock's /_mock/stats; mock_clear resets it
 # wait_minute_start        at least 6 s of the current minute remain
+# one_minute FUNC          FUNC's requests in one calendar minute (rerun)
 # gw_worker_pids           the llmgate processes under the running server
 # use_binary_copies        (below) run copies of both binaries from $TMPDIR_T/bin
 
@@ -864,13 +942,33 @@ hdr() {
 	    END { print v }'
 }
 
-# wait_minute_start: let at least 6 s of the current UTC minute remain, so
-# that requests counted per minute (rpm, tpm) all fall in one minute.
-wait_minute_start() {
-	local s
-	s=$(date +%S)
-	s=${s#0}
-	[ "$s" -lt 54 ] || sleep $((61 - s))
+# Rate limits count per calendar minute: requests that must share a
+# window must fall in one minute.
+wait_minute_start() {	# let at least 6 s of the current minute remain (polled)
+	[ $((EPOCHSECONDS % 60)) -lt 54 ] || wait_next_minute
+}
+
+wait_next_minute() {	# until the calendar minute changes (polled)
+	local m=$((EPOCHSECONDS / 60))
+	while [ $((EPOCHSECONDS / 60)) -eq "$m" ]; do sleep 0.2; done
+}
+
+# one_minute FUNC: the rate limits count per calendar minute, so requests
+# that must share a window must fall in one minute. Run FUNC (it sends them
+# and records what it got, without TAP output) until a run began and ended
+# in one minute by this shell's clock, which brackets the gateway's: a run
+# that straddled a minute, on a slow machine, is done again at the start
+# of the next minute (which no earlier request touched). $TRY is the run.
+one_minute() {
+	local m
+	for TRY in 1 2 3; do
+		if [ "$TRY" -eq 1 ]; then wait_minute_start; else wait_next_minute; fi
+		m=$((EPOCHSECONDS / 60))
+		"$@"
+		[ $((EPOCHSECONDS / 60)) -ne "$m" ] || return 0
+		diag "$SERVER_KIND: $1 straddled a minute: again in the next one"
+	done
+	return 1
 }
 
 mock_log() { curl -sS "$MOCK_URL/_mock/stats"; }

@@ -51,7 +51,9 @@ Directives (merged; message directives override model directives)
                        max_completion_tokens; 100000 when none) times n (chat only)
   cost=USD             report OpenRouter's "cost" (a number, USD) in usage
 Every chat log entry also has "usage": the usage object the mock reported (null: none),
-"done": false while the mock is still answering it, and "t_end" once it is done.
+"done": false while the mock is still answering it, and "t_end" once it is done; "sent" lists
+the times (time.time(), like "t" and "t_end") at which the mock began to write each stream
+event (nobody can have received an event before its time).
 Outcome in the log: "ok", "fault:<directive>" (e.g. fault:status=503, fault:reset) or "aborted"
 (client disconnect). "completed" counts responses fully written (error replies included);
 reset/reset_after requests count in neither "completed" nor "aborted".
@@ -418,7 +420,8 @@ class Handler(BaseHTTPRequestHandler):
                  "peer": "%s:%d" % self.client_address[:2],
                  "proxied_host": getattr(self, "proxied_host", None),
                  "headers": {}, "body": body, "aborted": False, "outcome": "ok",
-                 "done": False}
+                 "done": False, "sent": []}
+        self.log_entry = entry
         for k, v in self.headers.items():
             k = k.lower()
             entry["headers"][k] = entry["headers"][k] + ", " + v if k in entry["headers"] else v
@@ -429,6 +432,14 @@ class Handler(BaseHTTPRequestHandler):
             if model is not None:
                 n = STATE["requests"][model] = STATE["requests"].get(model, 0) + 1
         return entry, n
+
+    def note_sent(self):
+        """Log the time the writing of a stream event begins (entry["sent"]): no part
+        of the event can reach anyone before it."""
+        entry = getattr(self, "log_entry", None)
+        if entry is not None:
+            with LOCK:
+                entry["sent"].append(time.time())
 
     def finish_entry(self, entry, model, outcome, aborted):
         with LOCK:
@@ -654,6 +665,7 @@ class Handler(BaseHTTPRequestHandler):
             state["first"] = False
             if comments:
                 self.send_chunk(": OPENROUTER PROCESSING\n\n")
+            self.note_sent()
             self.send_chunk("data: %s\n\n" % (payload if isinstance(payload, str) else dumps(payload)))
 
         self.start_response(200, "text/event-stream", [("Cache-Control", "no-cache")])
@@ -828,6 +840,7 @@ class Handler(BaseHTTPRequestHandler):
                 self.pause(delay)
             state["first"] = False
             data = payload if isinstance(payload, str) else dumps(payload)
+            self.note_sent()
             self.send_chunk("event: %s\ndata: %s\n\n" % (name, data))
 
         # plan: ("delta", payload) for content deltas (fault points), ("ev", name, payload)

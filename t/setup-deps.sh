@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.." || exit 1
 packages="build-essential autoconf automake libtool pkg-config
 	libfcgi-dev libcurl4-openssl-dev libjson-c-dev libdb-dev libinih-dev
 	libssl-dev lighttpd apache2 libapache2-mod-fcgid nginx-light spawn-fcgi
-	wrk curl python3 valgrind"
+	wrk curl python3 valgrind clang"
 # nodejs/npm may come from elsewhere (nodesource, nvm): use those if present.
 command -v node >/dev/null 2>&1 || packages="$packages nodejs"
 command -v npm >/dev/null 2>&1 || packages="$packages npm"
@@ -46,6 +46,20 @@ if [ -n "$missing" ]; then
 	apt-get update || exit 1
 	# shellcheck disable=SC2086  # one word per package
 	apt-get install -y $missing || exit 1
+fi
+
+# libFuzzer's runtime for t/fuzz (t/t0950-fuzz.sh): Debian ships it apart
+# from clang, in libclang-rt-MAJOR-dev.
+if ! ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-*.a >/dev/null 2>&1; then
+	major=$(clang --version 2>/dev/null | sed -n 's/.*clang version \([0-9]*\).*/\1/p' | head -n 1)
+	if [ "$(id -u)" -ne 0 ] || [ -z "$major" ]; then
+		echo "setup-deps.sh: missing libFuzzer's runtime (libclang-rt-${major:-N}-dev)" >&2
+		exit 1
+	fi
+	echo "setup-deps.sh: installing libclang-rt-$major-dev"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y "libclang-rt-$major-dev" ||
+	    { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y "libclang-rt-$major-dev"; } ||
+	    exit 1
 fi
 
 # The openai npm client for t/t0300-openai-sdk.sh.

@@ -122,7 +122,7 @@ fallback = chain-b
 
 [model slowpoke]
 provider = slow
-upstream = mock@first_byte_delay=3
+upstream = mock@first_byte_delay=6
 
 [model unreachable]
 provider = dead
@@ -218,25 +218,16 @@ scenarios() {
 	is "$(echo "$out" | jget '["log"][-1]["headers"]["x-title"]')" llmgate-test "$k: provider extra header sent"
 	is "$(echo "$out" | jget '["log"][-1]["body"]["model"]')" mock "$k: upstream got its own model id"
 
-	# Streaming arrives incrementally: events spread over time, then [DONE].
+	# Streaming arrives incrementally: events as the mock sends them (4
+	# chunks 0.4 s apart), then [DONE]. Timed as t/sse-client.py reads them,
+	# against the mock's send times (lib.sh ok_streamed).
 	mock_reset
-	out=$(gw_curl -N -H 'Content-Type: application/json' \
-	    --data-binary "$(chat_body streamer '"stream":true' 'hi MOCK{chunks=4,delay=0.4}')" \
-	    "$GW_URL/v1/chat/completions" | python3 -c '
-import sys, time
-t0 = None; times = []
-for line in sys.stdin:
-    if line.startswith("data: {"):
-        times.append(time.monotonic())
-    if line.startswith("data: [DONE]"):
-        print("DONE")
-print("spread %.2f" % (times[-1] - times[0]) if times else "spread 0")
-print("events %d" % len(times))')
-	like "$out" DONE "$k: stream ends with [DONE]"
-	t0=$(echo "$out" | awk '/spread/ {print $2}')
-	ok "$k: stream events arrive incrementally (spread ${t0}s >= 1.0s)" \
-	    python3 -c "import sys; sys.exit(0 if float('$t0') >= 1.0 else 1)"
-	is "$(echo "$out" | awk '/events/ {print $2}')" 6 "$k: role + 4 content + finish chunks, no usage chunk"
+	out=$(gw_sse -H 'Content-Type: application/json' \
+	    -d "$(chat_body streamer '"stream":true' 'hi MOCK{chunks=4,delay=0.4}')" \
+	    "$GW_URL/v1/chat/completions")
+	like "$out" 'data: \[DONE\]' "$k: stream ends with [DONE]"
+	ok_streamed "$k: stream" "$out" 0.6
+	is "$(grep -c '^[0-9.]* data: {' <<<"$out")" 6 "$k: role + 4 content + finish chunks, no usage chunk"
 	out=$(mock_stats)
 	is "$(echo "$out" | jget '["log"][-1]["body"]["stream_options"]["include_usage"]')" True "$k: usage requested upstream"
 
@@ -269,14 +260,15 @@ print("events %d" % len(times))')
 	is "$(header X-Llmgate-Attempts)" 2 "$k: retried once"
 	is "$(header X-Llmgate-Model)" flaky "$k: served by the same model"
 
-	# Retry-After is honoured.
+	# Retry-After: 1 is honoured. Timed by the mock: the retry reached it
+	# at least a second after the refused request did (the gateway sleeps
+	# 1 s after the refusal, which came after the request).
 	mock_reset
-	t0=$(date +%s.%N)
 	post_chat "$(chat_body patient)"
-	t1=$(date +%s.%N)
 	is "$STATUS" 200 "$k: Retry-After retry succeeds"
-	ok "$k: waited for Retry-After (>= 0.9 s)" \
-	    python3 -c "import sys; sys.exit(0 if $t1 - $t0 >= 0.9 else 1)"
+	t0=$(mock_stats | jexpr '"%.3f" % (d["log"][1]["t"] - d["log"][0]["t"]) if len(d["log"]) == 2 else "-1"')
+	ok "$k: waited for Retry-After (retry ${t0}s after the first try, >= 0.95 s)" \
+	    python3 -c 'import sys; sys.exit(float(sys.argv[1]) < 0.95)' "${t0:--1}"
 
 	# 4xx other than 408/429 is neither retried nor falls back.
 	mock_reset
@@ -344,9 +336,10 @@ print("events %d" % len(times))')
 	like "$out" 'data: \{"error":\{"message":"provider .mock. ended the stream early' "$k: truncated stream -> error event"
 	like "$out" 'data: \[DONE\]' "$k: truncated stream still terminated"
 
-	# Heartbeat while the upstream stalls mid-stream.
+	# Heartbeat while the upstream stalls mid-stream: heartbeat = 1 s, a
+	# 4 s stall (a ping is due 1-2 s into it; the rest is room for load).
 	out=$(gw_curl -N -H 'Content-Type: application/json' \
-	    --data-binary "$(chat_body streamer '"stream":true' 'MOCK{chunks=3,stall_after=1,stall=2.5}')" \
+	    --data-binary "$(chat_body streamer '"stream":true' 'MOCK{chunks=3,stall_after=1,stall=4}')" \
 	    "$GW_URL/v1/chat/completions")
 	like "$out" $'\n: ping' "$k: heartbeat comment during a stall"
 	like "$out" 'data: \[DONE\]' "$k: stalled stream completes"
@@ -376,12 +369,13 @@ print("events %d" % len(times))')
 	is "$(gw_curl -o /dev/null -w '%{http_code}' "$GW_URL/v1/nothing")" 404 "$k: unknown route 404"
 	is "$(gw_curl -o /dev/null -w '%{http_code}' "$GW_URL/v1/chat/completions")" 405 "$k: GET on chat -> 405"
 
-	# The client leaving mid-stream aborts the upstream transfer.
+	# The client leaving mid-stream (after three events, whatever the
+	# load) aborts the upstream transfer.
 	mock_reset
-	gw_curl -N --max-time 1.5 -H 'Content-Type: application/json' \
-	    --data-binary "$(chat_body streamer '"stream":true' 'MOCK{chunks=60,delay=0.2}')" \
+	gw_sse --leave-after 3 -H 'Content-Type: application/json' \
+	    -d "$(chat_body streamer '"stream":true' 'MOCK{chunks=100,delay=0.2}')" \
 	    "$GW_URL/v1/chat/completions" >/dev/null 2>&1
-	ok "$k: upstream aborted after the client left" wait_until 8 stream_aborted
+	ok "$k: upstream aborted after the client left" wait_until 15 stream_aborted
 }
 
 for_each_server "$CONF" scenarios

@@ -84,7 +84,7 @@ last_upstream() { curl -sS "$MOCK_URL/_mock/stats" | j "$1"; }
 chunks() { printf '%s\n' "$OUT" | sed -n 's/^data: \({.*\)$/\1/p'; }
 # The usage line the gateway logged for request id $1.
 usage_line() {
-	wait_until 5 grep -q "usage id=$1 " "$SERVER_LOG" 2>/dev/null
+	wait_until 15 grep -q "usage id=$1 " "$SERVER_LOG" 2>/dev/null
 	grep -h "usage id=$1 " "$SERVER_LOG" 2>/dev/null | tail -n 1
 }
 

@@ -103,6 +103,7 @@ print(out)'
 kinds() { echo "$BODY" | j '[type(x["embedding"]).__name__ for x in d["data"]]'; }
 # usage_line MODEL: the gateway's last usage line for MODEL.
 usage_line() { grep -a "usage id=.* model=$1 " "$SERVER_LOG" | tail -n 1; }
+usage_logged() { [ -n "$(usage_line "$1")" ]; }	# polled: the server may log it late
 
 scenarios() {
 	local k=$SERVER_KIND out want
@@ -122,7 +123,7 @@ scenarios() {
 	    "$k: upstream got the request with the upstream model id"
 	is "$(last_upstream 'd["log"][-1]["headers"]["authorization"], d["log"][-1]["headers"]["x-test-extra"]')" \
 	    "('Bearer $MOCK_API_KEY', 't0700')" "$k: bearer key and the provider's extra header"
-	wait_until 5 test -n "$(usage_line emb-small)"
+	wait_until 15 usage_logged emb-small
 	like "$(usage_line emb-small)" 'served=emb-small provider=oai status=200 attempts=1 stream=0 prompt=3 completion=0 cached=0 estimated=0 cost_micro_usd=1 ' \
 	    "$k: usage line priced at the input price"
 
@@ -156,7 +157,7 @@ print("same" if got == json.load(open(sys.argv[1])) else "differs: " + json.dump
 	is "$(echo "$BODY" | j 'd["data"][0]["embedding"]')" "$(vectors 32 28 | j 'd[0]')" "$k: Gemini values as floats"
 	is "$(echo "$BODY" | j 'd["model"], d["usage"]')" "('gem-emb', {'prompt_tokens': 7, 'total_tokens': 7})" \
 	    "$k: served model and estimated usage (28 characters / 4)"
-	wait_until 5 test -n "$(usage_line gem-emb)"
+	wait_until 15 usage_logged gem-emb
 	like "$(usage_line gem-emb)" 'provider=gem status=200 attempts=1 stream=0 prompt=7 completion=0 cached=0 estimated=1 cost_micro_usd=1050 ' \
 	    "$k: Gemini usage line: estimated tokens at the input price"
 
@@ -240,7 +241,7 @@ print("same" if got == json.load(open(sys.argv[1])) else "differs: " + json.dump
 	    "('/v1/images/generations', {'prompt': 'a red fox', 'n': 2, 'size': '1024x1024', 'model': 'dall-e-3'})" \
 	    "$k: images upstream request with the upstream model id"
 	is "$(hdr X-Llmgate-Model)/$(hdr X-Llmgate-Attempts)" img/1 "$k: images X-Llmgate headers"
-	wait_until 5 test -n "$(usage_line img)"
+	wait_until 15 usage_logged img
 	like "$(usage_line img)" 'served=img provider=oai status=200 attempts=1 stream=0 prompt=0 completion=0 cached=0 estimated=0 cost_micro_usd=80000 ' \
 	    "$k: images usage line: 2 x \$0.04"
 	post /v1/images/generations '{"model":"img","prompt":"a fox","response_format":"b64_json"}'

@@ -95,6 +95,55 @@ usage_group() {	# KEY GROUP FIELD: a field of one row of `usage --json --group-b
 	admin usage --json --group-by model --key "$1" | jx "([r for r in d['data'] if r['group'] == '$2'] or [{}])[0].get('$3')"
 }
 
+# Per key (--rpm 3): three requests and the refused fourth. A new key on a
+# second run ($RK_NAME), so that its usage rows are these four alone.
+rpm_key_run() {
+	local i
+	RK_NAME=rk-$SERVER_KIND
+	[ "$TRY" -eq 1 ] || RK_NAME=rk-$SERVER_KIND-$TRY
+	create_key rk --name "$RK_NAME" --rpm 3
+	RUN=()
+	for i in 1 2 3; do
+		chat_as "$rk" mock-a hello '"max_tokens":5'
+		RUN+=("$STATUS $(hdr x-ratelimit-limit-requests) $(hdr x-ratelimit-remaining-requests)")
+	done
+	T4=$EPOCHSECONDS
+	chat_as "$rk" mock-a hello '"max_tokens":5'
+	T4_END=$EPOCHSECONDS
+}
+
+# Per model (rpm = 3 on rpm-KIND): three requests and the refused fourth.
+rpm_model_run() {
+	local i
+	RUN=()
+	for i in 1 2 3; do
+		chat_as "$rm" "rpm-$SERVER_KIND" hello
+		RUN+=("$STATUS")
+	done
+	chat_as "$rm" "rpm-$SERVER_KIND" hello
+}
+
+# Tokens per minute (key tk): three requests and the refused fourth.
+tpm_run() {
+	local i
+	RUN=()
+	for i in 1 2 3; do
+		chat_as "$tk" mock-a "$tt" '"max_tokens":5'
+		RUN+=("$STATUS $(hdr x-ratelimit-limit-tokens) $(hdr x-ratelimit-remaining-tokens)")
+	done
+	chat_as "$tk" mock-a "$tt" '"max_tokens":5'
+}
+
+# resets_between RA T0 T1: RA is 60 - (t % 60), the time to the next minute,
+# for some whole second t in [T0, T1] (when the gateway admitted it).
+resets_between() {
+	local t
+	for ((t = $2; t <= $3; t++)); do
+		[ "$1" = $((60 - t % 60)) ] && return 0
+	done
+	return 1
+}
+
 scenarios() {
 	local k=$SERVER_KIND pp t3 t1 bk kb rk rm tk tok i oks warned blocked w expect spent first small \
 	    rid p c costs=() rids=() est_rid out ra sec total_cost
@@ -311,37 +360,29 @@ scenarios() {
 	    "[$KEY_BUDGET, $((138 * oks))]" "$k: key budget: /usage shows budget and spend"
 
 	# --- Requests per minute: per key (--rpm 3) and per model (rpm = 3) -------
-	wait_minute_start
-	create_key rk --name "rk-$k" --rpm 3
+	one_minute rpm_key_run
 	for i in 1 2 3; do
-		chat_as "$rk" mock-a hello '"max_tokens":5'
-		is "$STATUS $(hdr x-ratelimit-limit-requests) $(hdr x-ratelimit-remaining-requests)" \
-		    "200 3 $((3 - i))" "$k: rpm: request $i passes, $((3 - i)) remaining"
+		is "${RUN[i - 1]}" "200 3 $((3 - i))" "$k: rpm: request $i passes, $((3 - i)) remaining"
 	done
-	sec=$(date +%S)
-	sec=${sec#0}
-	chat_as "$rk" mock-a hello '"max_tokens":5'
 	is "$STATUS" 429 "$k: rpm: the fourth request in the minute -> 429"
 	is "$(jx 'd["error"]["type"]' <<<"$BODY")" rate_limit_error "$k: rpm: type rate_limit_error"
 	is "$(jx 'd["error"]["code"]' <<<"$BODY")" rate_limit_exceeded "$k: rpm: code rate_limit_exceeded"
 	ra=$(hdr Retry-After)
-	ok "$k: rpm: Retry-After $ra is the time to the next minute (60 - $sec)" \
-	    test "${ra:-0}" -ge $((60 - sec - 1)) -a "${ra:-0}" -le $((60 - sec)) -a "${ra:-0}" -ge 1
+	ok "$k: rpm: Retry-After $ra is the time to the next minute (sent between second $((T4 % 60)) and $((T4_END % 60)))" \
+	    resets_between "${ra:-0}" "$T4" "$T4_END"
 	is "$(hdr x-ratelimit-limit-requests)" 3 "$k: rpm: x-ratelimit-limit-requests 3"
 	is "$(hdr x-ratelimit-remaining-requests)" 0 "$k: rpm: x-ratelimit-remaining-requests 0"
 	is "$(hdr x-ratelimit-reset-requests)" "${ra}s" "$k: rpm: x-ratelimit-reset-requests ${ra}s"
-	is "$(usage_group "rk-$k" mock-a requests) $(usage_group "rk-$k" mock-a errors) $(usage_group "rk-$k" mock-a cost_micro_usd)" \
+	is "$(usage_group "$RK_NAME" mock-a requests) $(usage_group "$RK_NAME" mock-a errors) $(usage_group "$RK_NAME" mock-a cost_micro_usd)" \
 	    "4 1 414" "$k: rpm: the refused request is recorded as an error at no cost"
 	chat_as "$LLMGATE_MASTER_KEY" mock-a hello
 	is "$STATUS" 200 "$k: rpm: the master key is not limited"
 
 	create_key rm --name "rm-$k"
-	wait_minute_start
+	one_minute rpm_model_run
 	for i in 1 2 3; do
-		chat_as "$rm" "rpm-$k" hello
-		is "$STATUS" 200 "$k: model rpm: request $i on rpm-$k passes"
+		is "${RUN[i - 1]}" 200 "$k: model rpm: request $i on rpm-$k passes"
 	done
-	chat_as "$rm" "rpm-$k" hello
 	is "$STATUS" 429 "$k: model rpm: the fourth request on the model -> 429"
 	is "$(jx 'd["error"]["code"]' <<<"$BODY")" rate_limit_exceeded "$k: model rpm: code rate_limit_exceeded"
 	like "$(jx 'd["error"]["message"]' <<<"$BODY")" "rpm-$k" "$k: model rpm: the message names the model"
@@ -358,13 +399,11 @@ scenarios() {
 	tok=$(( $(chat_json mock-a "$tt" '"max_tokens":5' | wc -c) + 5 ))
 	lim=$(( tok + 37 ))
 	create_key tk --name "tk-$k" --tpm $lim
-	wait_minute_start
+	one_minute tpm_run
 	for i in 1 2 3; do
-		chat_as "$tk" mock-a "$tt" '"max_tokens":5'
-		is "$STATUS $(hdr x-ratelimit-limit-tokens) $(hdr x-ratelimit-remaining-tokens)" \
-		    "200 $lim $(( lim - (i - 1) * 15 - tok ))" "$k: tpm: request $i passes (estimate $tok, then 15 used)"
+		is "${RUN[i - 1]}" "200 $lim $(( lim - (i - 1) * 15 - tok ))" \
+		    "$k: tpm: request $i passes (estimate $tok, then 15 used)"
 	done
-	chat_as "$tk" mock-a "$tt" '"max_tokens":5'
 	is "$STATUS $(jx 'd["error"]["code"]' <<<"$BODY")" "429 rate_limit_exceeded" "$k: tpm: the fourth -> 429"
 	like "$(jx 'd["error"]["message"]' <<<"$BODY")" 'tokens per minute' "$k: tpm: the message says tokens"
 	is "$(hdr x-ratelimit-remaining-tokens)" 0 "$k: tpm: x-ratelimit-remaining-tokens 0"

@@ -165,7 +165,7 @@ unlike "$(grep -iE 'deadlock|panic|run recovery|DB_RUNRECOVERY' "$SERVER_LOG")" 
 
 create_key k3 --name killer-load
 mock_clear
-SLOW='{"model":"mock-a","max_tokens":20,"stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"slow MOCK{chunks=12,delay=0.25}"}]}'
+SLOW='{"model":"mock-a","max_tokens":30,"stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"slow MOCK{chunks=24,delay=0.25}"}]}'
 FIRED=()
 for ((i = 1; i <= 40; i++)); do
 	fire "$TMPDIR_T/r2/$i" "$k3" "$SLOW"
@@ -206,24 +206,33 @@ for p in pids:
 ok "found a gateway process in the middle of a stream ($victim)" test -n "$victim"
 [ -n "$victim" ] || victim=$(echo $pids | awk '{print $1}')
 kill -KILL "$victim"
-t0=$EPOCHREALTIME
 diag "SIGKILLed gateway process $victim"
-# New requests after the kill are served within seconds.
+# New requests after the kill are served within seconds (mod_fcgid may
+# queue them until a stream, 6 s long, frees a process): each one's time
+# as curl, the process that reads the socket, measured it (time_total: from
+# its connect to the end of the answer; a lock left by the dead process
+# would hold one until failchk). A clock in this shell would also count
+# the start of ten curls on a loaded machine.
 FIRED2=()
 for ((i = 1; i <= 10; i++)); do
 	mkdir -p "$TMPDIR_T/r3/$i"
-	curl -sS --max-time 30 -o "$TMPDIR_T/r3/$i/body" -D "$TMPDIR_T/r3/$i/hdr" -w '%{http_code}' \
+	curl -sS --max-time 30 -o "$TMPDIR_T/r3/$i/body" -D "$TMPDIR_T/r3/$i/hdr" \
+	    -w '%{http_code}%{stderr}%{time_total}' \
 	    -H "Authorization: Bearer $k3" -H 'Content-Type: application/json' \
 	    --data-binary '{"model":"mock-a","max_tokens":5,"messages":[{"role":"user","content":"after"}]}' \
-	    "$GW_URL/v1/chat/completions" >"$TMPDIR_T/r3/$i/code" 2>/dev/null &
+	    "$GW_URL/v1/chat/completions" >"$TMPDIR_T/r3/$i/code" 2>"$TMPDIR_T/r3/$i/time" &
 	FIRED2+=($!)
 done
 wait "${FIRED2[@]}"
-after=$(python3 -c "print('%.1f' % ($EPOCHREALTIME - $t0))")
-n=0
-for ((i = 1; i <= 10; i++)); do [ "$(cat "$TMPDIR_T/r3/$i/code")" = 200 ] && n=$((n + 1)); done
+n=0 after=0
+for ((i = 1; i <= 10; i++)); do
+	[ "$(cat "$TMPDIR_T/r3/$i/code")" = 200 ] && n=$((n + 1))
+	after=$(python3 -c 'import sys; print(max(float(x) for x in sys.argv[1:]))' \
+	    "$after" "$(tail -c 20 "$TMPDIR_T/r3/$i/time" | grep -oE '[0-9.]+$' || echo 99)")
+done
 is "$n" 10 "10 new requests after the kill all answered 200"
-ok "within 15 s of the kill (took $after s)" python3 -c "import sys; sys.exit(0 if $after < 15 else 1)"
+ok "each within 20 s (the slowest took $after s)" \
+    python3 -c 'import sys; sys.exit(float(sys.argv[1]) >= 20)' "$after"
 wait "${FIRED[@]}"
 done_n=0 cut=0 okrids=()
 for ((i = 1; i <= 40; i++)); do

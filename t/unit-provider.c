@@ -876,6 +876,84 @@ test_redact(void)
 	ok(strstr(e.message, "MYSECRETKEY99") == NULL &&
 	    strstr(e.code, "0123456789") == NULL &&
 	    strstr(e.param, "zzzz") == NULL, "redact: every field of an error");
+
+/*
+ * Found by t/fuzz: an upstream's token counts near INT64_MAX overflowed the
+ * sums (prompt + cached, prompt + completion) into negative, unbilled
+ * counts. Every adapter clamps a count to MONEY_TOKENS_MAX as it reads it.
+ */
+static int
+discard_chunk(void *ctx, struct json_object *chunk)
+{
+	(void)ctx;
+	(void)json_object_to_json_string(chunk);
+	return 0;
+}
+
+static int
+huge_event(void *ctx, const struct sse_event *ev)
+{
+	struct stream_state	*st = ctx;
+
+	if (ev->comment)
+		return 0;
+	return provider_ops_for(st->cand->provider->type)->chat_event(st, ev);
+}
+
+static void
+test_huge_usage(void)
+{
+	static const char *const streams[PROVIDER__MAX] = {
+		[PROVIDER_OPENAI] = "data: {\"id\":\"x\",\"choices\":[],\"usage\":"
+		    "{\"prompt_tokens\":9223372036854775807,\"completion_tokens\":"
+		    "9223372036854775807,\"prompt_tokens_details\":{\"cached_tokens\":"
+		    "9223372036854775807}}}\n\n",
+		[PROVIDER_ANTHROPIC] = "event: message_start\ndata: {\"type\":"
+		    "\"message_start\",\"message\":{\"id\":\"m\",\"usage\":{"
+		    "\"input_tokens\":9223372036854775807,\"cache_read_input_tokens\":"
+		    "9223372036854775807,\"cache_creation_input_tokens\":"
+		    "9223372036854775807,\"output_tokens\":9223372036854775807}}}\n\n",
+		[PROVIDER_GEMINI] = "data: {\"usageMetadata\":{\"promptTokenCount\":"
+		    "9223372036854775807,\"toolUsePromptTokenCount\":9223372036854775807,"
+		    "\"candidatesTokenCount\":9223372036854775807,\"thoughtsTokenCount\":"
+		    "9223372036854775807}}\n\n",
+		[PROVIDER_GIGACHAT] = "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":"
+		    "9223372036854775807,\"completion_tokens\":9223372036854775807,"
+		    "\"precached_prompt_tokens\":9223372036854775807}}\n\n",
+		[PROVIDER_YANDEX] = "{\"result\":{\"alternatives\":[],\"usage\":{"
+		    "\"inputTextTokens\":9223372036854775807,\"completionTokens\":"
+		    "\"999999999999999999\"}}}\n",
+	};
+	static struct provider_cfg	 pc = { .name = "huge" };
+	struct candidate		 cd;
+	struct stream_state		 st;
+	struct sse_parser		 p;
+	const struct provider_ops	*ops;
+	int				 t;
+
+	for (t = 0; t < PROVIDER__MAX; t++) {
+		if ((ops = provider_ops_for((enum provider_type)t)) == NULL)
+			continue;
+		pc.type = (enum provider_type)t;
+		memset(&cd, 0, sizeof(cd));
+		cd.provider = &pc;
+		snprintf(cd.name, sizeof(cd.name), "huge");
+		memset(&st, 0, sizeof(st));
+		st.emit = discard_chunk;
+		st.cand = &cd;
+		sse_init(&p, 65536);
+		sse_set_ndjson(&p, ops->framing == FRAMING_NDJSON);
+		sse_feed(&p, streams[t], strlen(streams[t]), huge_event, &st);
+		sse_finish(&p, huge_event, &st);
+		sse_free(&p);
+		ok(st.usage.known && st.usage.prompt > 0 &&
+		    st.usage.prompt <= 3 * MONEY_TOKENS_MAX &&
+		    st.usage.completion > 0 &&
+		    st.usage.completion <= 2 * MONEY_TOKENS_MAX,
+		    "%s: huge token counts clamped (prompt %lld, completion %lld)",
+		    ops->type, (long long)st.usage.prompt,
+		    (long long)st.usage.completion);
+	}
 }
 
 int
@@ -891,5 +969,6 @@ main(void)
 	test_errors();
 	test_redact();
 	test_check();
+	test_huge_usage();
 	return tap_done();
 }
