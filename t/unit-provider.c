@@ -876,6 +876,7 @@ test_redact(void)
 	ok(strstr(e.message, "MYSECRETKEY99") == NULL &&
 	    strstr(e.code, "0123456789") == NULL &&
 	    strstr(e.param, "zzzz") == NULL, "redact: every field of an error");
+}
 
 /*
  * Found by t/fuzz: an upstream's token counts near INT64_MAX overflowed the
