@@ -1056,7 +1056,8 @@ store_health(const struct store *s)
 void
 store_close(struct store *s)
 {
-	int	 i, slot;
+	struct timespec	 until;
+	int		 i, slot;
 
 	if (s == NULL)
 		return;
@@ -1064,9 +1065,21 @@ store_close(struct store *s)
 	s->stopping = 1;
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
-	/* The chore first: the watchdog frees what it may be waiting on. */
-	if (s->choring)
-		pthread_join(s->chore, NULL);
+	/*
+	 * The chore first: the watchdog frees what it may be waiting on. In
+	 * a panicked environment it may wait for ever (a mutex of a process
+	 * that died inside the library): it is left to the exit, which a
+	 * process must reach to drop its lock on attach.lock.
+	 */
+	while (s->choring) {
+		deadline_in(1000, &until);
+		if (pthread_timedjoin_np(s->chore, NULL, &until) == 0)
+			break;
+		if (s->panicked) {
+			pthread_detach(s->chore);
+			break;
+		}
+	}
 	if (s->watching) {
 		pthread_join(s->watchdog, NULL);
 		pthread_join(s->guard, NULL);

@@ -122,6 +122,7 @@ known_issue() {
 	_tap_n=$((_tap_n + 1))
 	echo "not ok $_tap_n - ${1//#/\\#} # TODO ${2//#/}"
 }
+
 fail() { _tap_result 1 "$1"; shift; [ $# -eq 0 ] || diag "$@"; return 1; }
 
 ok() {			# NAME CMD [ARGS...]: passes if CMD exits 0
