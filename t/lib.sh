@@ -779,14 +779,19 @@ setup_sdk() {
 	    --loglevel=error >&2) || bail "npm install of the openai client failed"
 }
 
-gw_curl() {
-	local a own=0
+# _master_key_wanted ARGS...: a master key is set and ARGS send no
+# Authorization header of their own (gw_curl, gw_sse add it then).
+_master_key_wanted() {
+	local a
 	for a; do
-		case ${a,,} in authorization:*) own=1 ;; esac
+		case ${a,,} in authorization:*) return 1 ;; esac
 	done
-	if [ -n "${LLMGATE_MASTER_KEY:-}" ] && [ "$own" -eq 0 ]; then
-		set -- -H "Authorization: Bearer $LLMGATE_MASTER_KEY" "$@"
-	fi
+	[ -n "${LLMGATE_MASTER_KEY:-}" ]
+}
+
+gw_curl() {
+	! _master_key_wanted "$@" ||
+	    set -- -H "Authorization: Bearer $LLMGATE_MASTER_KEY" "$@"
 	curl -sS --max-time 30 "$@"
 }
 
@@ -812,13 +817,8 @@ gw_curl() {
 #     arrival and send times when either fails.
 
 gw_sse() {
-	local a own=0
-	for a; do
-		case ${a,,} in authorization:*) own=1 ;; esac
-	done
-	if [ -n "${LLMGATE_MASTER_KEY:-}" ] && [ "$own" -eq 0 ]; then
-		set -- -H "Authorization: Bearer $LLMGATE_MASTER_KEY" "$@"
-	fi
+	! _master_key_wanted "$@" ||
+	    set -- -H "Authorization: Bearer $LLMGATE_MASTER_KEY" "$@"
 	python3 "$top_srcdir/t/sse-client.py" "$@"
 }
 
