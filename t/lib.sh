@@ -882,6 +882,7 @@ print(" ".join("%.6f" % t for t in sent[-1]) if sent else "none")' 2>&1)"
 # wait_minute_start        at least 6 s of the current minute remain
 # one_minute FUNC          FUNC's requests in one calendar minute (rerun)
 # gw_worker_pids           the llmgate processes under the running server
+# gw_streaming_pids [PID...]  those of them the mock is still answering
 # use_binary_copies        (below) run copies of both binaries from $TMPDIR_T/bin
 
 ADMIN_BIN=${LLMGATE_ADMIN:-$top_builddir/src/llmgate-admin}
@@ -994,6 +995,37 @@ gw_worker_pids() {
 			    echo "$p"
 		done
 	done
+}
+
+# gw_streaming_pids [PID...]: of the given gateway processes (default: all
+# under the running server), those holding an upstream request the mock is
+# still answering (idle processes keep their upstream connection open too,
+# so the mock's unfinished requests are matched to sockets by port).
+gw_streaming_pids() {
+	[ $# -gt 0 ] || set -- $(gw_worker_pids)
+	mock_log | python3 -c '
+import json, os, sys
+port, pids = int(sys.argv[1]), sys.argv[2:]
+busy = {int(e["peer"].rsplit(":", 1)[1]) for e in json.load(sys.stdin)["log"] if not e.get("done", True)}
+inodes = set()
+for line in open("/proc/net/tcp").read().splitlines()[1:]:
+    f = line.split()
+    if int(f[2].split(":")[1], 16) == port and int(f[1].split(":")[1], 16) in busy:
+        inodes.add(f[9])
+for p in pids:
+    try:
+        fds = os.listdir("/proc/%s/fd" % p)
+    except OSError:
+        continue
+    for fd in fds:
+        try:
+            link = os.readlink("/proc/%s/fd/%s" % (p, fd))
+        except OSError:
+            continue
+        if link.startswith("socket:[") and link[8:-1] in inodes:
+            print(p)
+            break
+' "$MOCK_PORT" "$@"
 }
 
 # use_binary_copies: run copies of llmgate and llmgate-admin from

@@ -189,31 +189,8 @@ ok "20 streams under way at once" wait_until 20 streams_running 20 ||
     diag "$(mock_log | jx '[(round(e["t"] % 100, 2), round(e.get("t_end", 0) % 100, 2)) for e in d["log"]]')"
 pids=$(gw_worker_pids)
 ok "several gateway processes under Apache ($(echo $pids | wc -w))" test "$(echo $pids | wc -w)" -ge 2
-# The victim: a process whose upstream request the mock is still answering
-# (idle processes keep their upstream connection open too).
-victim=$(mock_log | python3 -c '
-import json, os, sys
-port, pids = int(sys.argv[1]), sys.argv[2:]
-busy = {int(e["peer"].rsplit(":", 1)[1]) for e in json.load(sys.stdin)["log"] if not e.get("done", True)}
-inodes = set()
-for line in open("/proc/net/tcp").read().splitlines()[1:]:
-    f = line.split()
-    if int(f[2].split(":")[1], 16) == port and int(f[1].split(":")[1], 16) in busy:
-        inodes.add(f[9])
-for p in pids:
-    try:
-        fds = os.listdir("/proc/%s/fd" % p)
-    except OSError:
-        continue
-    for fd in fds:
-        try:
-            link = os.readlink("/proc/%s/fd/%s" % (p, fd))
-        except OSError:
-            continue
-        if link.startswith("socket:[") and link[8:-1] in inodes:
-            print(p)
-            sys.exit(0)
-' "$MOCK_PORT" $pids)
+# The victim: a process whose upstream request the mock is still answering.
+victim=$(gw_streaming_pids $pids | head -n 1)
 ok "found a gateway process in the middle of a stream ($victim)" test -n "$victim"
 [ -n "$victim" ] || victim=$(echo $pids | awk '{print $1}')
 if [ -n "${T0820_IN_LIBRARY:-}" ]; then

@@ -88,31 +88,7 @@ gw_procs() {
 }
 
 # The gateway processes with an upstream request the mock is answering.
-busy_procs() {
-	mock_log | python3 -c '
-import json, os, sys
-port, pids = int(sys.argv[1]), sys.argv[2:]
-busy = {int(e["peer"].rsplit(":", 1)[1]) for e in json.load(sys.stdin)["log"] if not e.get("done", True)}
-inodes = set()
-for line in open("/proc/net/tcp").read().splitlines()[1:]:
-    f = line.split()
-    if int(f[2].split(":")[1], 16) == port and int(f[1].split(":")[1], 16) in busy:
-        inodes.add(f[9])
-for p in pids:
-    try:
-        fds = os.listdir("/proc/%s/fd" % p)
-    except OSError:
-        continue
-    for fd in fds:
-        try:
-            link = os.readlink("/proc/%s/fd/%s" % (p, fd))
-        except OSError:
-            continue
-        if link.startswith("socket:[") and link[8:-1] in inodes:
-            print(p)
-            break
-' "$MOCK_PORT" $(gw_procs)
-}
+busy_procs() { gw_streaming_pids $(gw_procs); }
 
 # Rows of the key's killed requests, as "rid died cost" lines.
 rows_of() {	# KEY-NAME
