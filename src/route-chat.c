@@ -46,7 +46,8 @@ struct chat {
 	struct account		 acct;
 	struct sse_parser	 sse;
 	enum stop		 stop;
-	struct timespec		 last_out;	/* last byte to the client */
+	struct timespec		 last_out;	/* last flush to the client */
+	int			 unflushed;	/* events written, not flushed */
 	double			 ttft_ms;
 	int			 attempts;
 	int			 reauthed;	/* credentials refreshed once */
@@ -81,6 +82,12 @@ begin_stream(struct chat *ch)
 	return http_begin(ch->r, 200, "text/event-stream");
 }
 
+/*
+ * One SSE event to the client's output buffer. Events are flushed by
+ * flush_sse() once per upstream read (and after a heartbeat or the last
+ * event): what arrived together leaves in one FastCGI write, and nothing
+ * waits for more data.
+ */
 static int
 send_sse(struct chat *ch, const char *a, size_t alen, const char *b,
     size_t blen, const char *c, size_t clen)
@@ -88,8 +95,22 @@ send_sse(struct chat *ch, const char *a, size_t alen, const char *b,
 	if (begin_stream(ch) == -1 ||
 	    http_write(ch->r, a, alen) == -1 ||
 	    (blen > 0 && http_write(ch->r, b, blen) == -1) ||
-	    (clen > 0 && http_write(ch->r, c, clen) == -1) ||
-	    http_flush(ch->r) == -1) {
+	    (clen > 0 && http_write(ch->r, c, clen) == -1)) {
+		ch->stop = STOP_CLIENT;
+		return -1;
+	}
+	ch->unflushed = 1;
+	return 0;
+}
+
+/* Push the events written since the last flush to the web server. */
+static int
+flush_sse(struct chat *ch)
+{
+	if (!ch->unflushed)
+		return 0;
+	ch->unflushed = 0;
+	if (http_flush(ch->r) == -1) {
 		ch->stop = STOP_CLIENT;
 		return -1;
 	}
@@ -187,6 +208,8 @@ on_body(void *ctx, const char *p, size_t n)
 	int		 rc;
 
 	rc = sse_feed(&ch->sse, p, n, on_event, ch);
+	if (flush_sse(ch) == -1 && rc == 0)
+		rc = 1;
 	if (rc < 0 && ch->stop == STOP_NONE) {
 		ch->stop = STOP_BAD_STREAM;
 		provider_error_set(&ch->st.err, "upstream_error",
@@ -212,7 +235,8 @@ on_tick(void *ctx, long status)
 		return 0;
 	if (since_ms(&ch->last_out) < (double)ch->cfg->gw.heartbeat * 1000.0)
 		return 0;
-	return send_sse(ch, ": ping\n\n", 8, NULL, 0, NULL, 0) == -1;
+	return send_sse(ch, ": ping\n\n", 8, NULL, 0, NULL, 0) == -1 ||
+	    flush_sse(ch) == -1;
 }
 
 static void
@@ -277,8 +301,9 @@ end_stream_with_error(struct chat *ch, const struct provider_error *e)
 	    "upstream_error", e->code[0] ? e->code : NULL,
 	    e->param[0] ? e->param : NULL);
 	s = http_json_string(o);
-	if (send_sse(ch, "data: ", 6, s, strlen(s), "\n\n", 2) == 0)
-		send_sse(ch, "data: [DONE]\n\n", 14, NULL, 0, NULL, 0);
+	if (send_sse(ch, "data: ", 6, s, strlen(s), "\n\n", 2) == 0 &&
+	    send_sse(ch, "data: [DONE]\n\n", 14, NULL, 0, NULL, 0) == 0)
+		flush_sse(ch);
 	json_object_put(o);
 }
 
@@ -352,11 +377,15 @@ attempt(struct chat *ch, struct upstream_resp *resp)
 	upstream_perform(ch->r->worker->curl, &req, resp);
 	if (ch->in.stream && resp->result == UP_OK)
 		sse_finish(&ch->sse, on_event, ch);
+	if (ch->in.stream)
+		flush_sse(ch);	/* the events of the last read, or none */
 
 	if (ch->in.stream) {
 		if (resp->result == UP_OK && ch->stop == STOP_NONE &&
 		    (ch->st.done || ch->st.finish[0] != '\0')) {
-			send_sse(ch, "data: [DONE]\n\n", 14, NULL, 0, NULL, 0);
+			if (send_sse(ch, "data: [DONE]\n\n", 14, NULL, 0,
+			    NULL, 0) == 0)
+				flush_sse(ch);
 			done = 1;
 		} else if (ch->r->headers_sent) {
 			/* Too late to fall back: end the stream in-band. */
