@@ -2199,6 +2199,10 @@ main(int argc, char *argv[])
 
 	if (a.st != NULL)
 		store_close(a.st);
+	/* An open given up on must not be cut by the exit (store.c). */
+	fflush(stdout);
+	if (store_wait_openers(STORE_LATE_OPEN_MS) == -1 && rc == ADM_OK)
+		rc = ADM_FAIL;
 	config_free(a.cfg);
 	return rc;
 }

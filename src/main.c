@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
@@ -135,9 +136,40 @@ serve(struct worker *w, FCGX_Request *fcgx)
 	if (w->id >= 0)
 		w->store = current_store();
 	http_request_init(&r, cfg, w, fcgx);
+	store_owner(&r);
 	router_dispatch(&r);
+	store_owner(NULL);
 	http_flush(&r);
 	http_request_free(&r);
+}
+
+/*
+ * Exit path, for a request whose thread stays blocked in the store: a
+ * client not yet answered gets 503 store_unavailable (to retry) instead
+ * of the web server's own error for a vanished program. Its thread is
+ * blocked for good inside Berkeley DB and writes nothing meanwhile.
+ */
+static void
+answer_stuck(void *owner)
+{
+	struct request	*r = owner;
+
+	if (r->headers_sent)
+		return;
+	http_header(r, "Retry-After", "1");
+	http_error(r, 503, "service_unavailable_error", "store_unavailable",
+	    NULL, "The accounting store is unavailable; retry the request.");
+	if (r->fcgx != NULL)
+		FCGX_Finish_r(r->fcgx);
+}
+
+/* Exit with calls stuck in the store: their rows and their clients. */
+static void
+exit_stuck(struct store *s)
+{
+	store_rescue(s);
+	store_stuck_owners(s, answer_stuck);
+	_exit(1);
 }
 
 /*
@@ -157,8 +189,7 @@ static void
 on_hang_cgi(const char *why)
 {
 	log_error("store: %s: exiting", why);
-	store_rescue(store);
-	_exit(1);
+	exit_stuck(store);
 }
 
 /*
@@ -237,8 +268,7 @@ join_bounded(pthread_t tid)
 		if ((until.tv_sec - hung_at.tv_sec) * 1000 >= HUNG_EXIT_MS) {
 			log_error("store: a request stays blocked in the store: "
 			    "exiting now");
-			store_rescue(current_store());
-			_exit(1);
+			exit_stuck(current_store());
 		}
 	}
 }
@@ -322,6 +352,7 @@ static int
 run_cgi(void)
 {
 	struct worker	 w;
+	int		 fd;
 
 	if (getenv("REQUEST_METHOD") == NULL) {
 		fprintf(stderr, "llmgate: not started by a web server (no "
@@ -342,6 +373,16 @@ run_cgi(void)
 	serve(&w, NULL);
 	upstream_handle_free(w.curl);
 	store_close(store);
+	/*
+	 * The answer is complete: end it for the web server, then let an
+	 * open given up on leave the store before the exit cuts it.
+	 */
+	fflush(stdout);
+	if ((fd = open("/dev/null", O_WRONLY | O_CLOEXEC)) != -1) {
+		(void)dup2(fd, STDOUT_FILENO);
+		close(fd);
+	}
+	store_wait_openers(STORE_LATE_OPEN_MS);
 	return 0;
 }
 
@@ -540,6 +581,7 @@ main(int argc, char *argv[])
 	else {
 		FCGX_Init();
 		rc = run_fastcgi(nthreads);
+		store_wait_openers(STORE_LATE_OPEN_MS);
 	}
 	curl_global_cleanup();
 	config_free(c);

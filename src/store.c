@@ -90,8 +90,11 @@ struct store {
 	struct rescue {
 		store_rescue_fn	 fn;
 		const void	*rec;
+		void		*owner;	/* the calling thread's store_owner() */
 	}		 rescue[CALL_SLOTS];	/* what a stuck call would lose */
 };
+
+static __thread void	*thread_owner;	/* store_owner(): what this thread serves */
 
 static void	(*hang_handler)(const char *);
 static volatile int	 last_open;	/* enum open_state of the last failure */
@@ -169,8 +172,10 @@ call_begin(struct store *s)
 
 	for (i = 0; i < CALL_SLOTS; i++) {
 		zero = 0;
-		if (atomic_compare_exchange_strong(&s->calls[i], &zero, now))
+		if (atomic_compare_exchange_strong(&s->calls[i], &zero, now)) {
+			s->rescue[i].owner = thread_owner;
 			return i;
+		}
 	}
 	return -1;
 }
@@ -181,6 +186,7 @@ call_end(struct store *s, int slot)
 	if (slot < 0)
 		return;
 	s->rescue[slot].fn = NULL;
+	s->rescue[slot].owner = NULL;
 	atomic_store(&s->calls[slot], 0);
 }
 
@@ -208,6 +214,27 @@ store_rescue(struct store *s)
 	for (i = 0; i < CALL_SLOTS; i++)
 		if (atomic_load(&s->calls[i]) != 0 && s->rescue[i].fn != NULL)
 			s->rescue[i].fn(s->rescue[i].rec);
+}
+
+void
+store_owner(void *owner)
+{
+	thread_owner = owner;
+}
+
+/* Exit path: fn(owner) for each call still in the store with an owner. */
+void
+store_stuck_owners(struct store *s, void (*fn)(void *))
+{
+	void	*o;
+	int	 i;
+
+	if (s == NULL)
+		return;
+	for (i = 0; i < CALL_SLOTS; i++)
+		if (atomic_load(&s->calls[i]) != 0 &&
+		    (o = s->rescue[i].owner) != NULL)
+			fn(o);
 }
 
 /* The start of the oldest call in flight, or 0 when none is. */
@@ -818,6 +845,16 @@ struct opening {
 	char		 err[512];
 };
 
+/*
+ * Opens given up on whose thread is still inside Berkeley DB. A process
+ * that exits under one dies inside the library and leaves the environment
+ * needing recovery for every process: exits wait for them first
+ * (store_wait_openers).
+ */
+static pthread_mutex_t	 late_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t	 late_cond = PTHREAD_COND_INITIALIZER;
+static int		 late_openers;
+
 static void
 opening_free(struct opening *o)
 {
@@ -843,16 +880,45 @@ opener_main(void *arg)
 	pthread_mutex_unlock(&o->lock);
 	if (!abandoned)
 		return NULL;
-	if (s != NULL)
-		log_warn("store: an open given up on finished late; its "
-		    "handles are left unused");
+	if (s != NULL) {
+		log_warn("store: an open given up on finished late; it is "
+		    "closed unused");
+		store_close(s);
+	}
 	/* A recovery keeps its locks to its end. */
 	if (o->fds[0] != -1)
 		close(o->fds[0]);
 	if (o->fds[1] != -1)
 		close(o->fds[1]);
 	opening_free(o);
+	pthread_mutex_lock(&late_lock);
+	late_openers--;
+	pthread_cond_broadcast(&late_cond);
+	pthread_mutex_unlock(&late_lock);
 	return NULL;
+}
+
+/*
+ * Before the process exits: wait up to ms for opens given up on to leave
+ * Berkeley DB. Returns 0, or -1 when one is still inside (stuck on a dead
+ * process's mutex: the environment needs recovery anyway).
+ */
+int
+store_wait_openers(long ms)
+{
+	struct timespec	 until;
+	int		 rc = 0;
+
+	deadline_in(ms, &until);
+	pthread_mutex_lock(&late_lock);
+	while (late_openers > 0 && rc != ETIMEDOUT)
+		rc = pthread_cond_timedwait(&late_cond, &late_lock, &until);
+	rc = late_openers > 0 ? -1 : 0;
+	pthread_mutex_unlock(&late_lock);
+	if (rc == -1)
+		log_error("store: an open given up on is still inside the "
+		    "store at exit");
+	return rc;
 }
 
 /*
@@ -901,6 +967,9 @@ open_bounded(const char *dir, enum store_mode mode, int nosync,
 		rc = pthread_cond_timedwait(&o->cond, &o->lock, &until);
 	if (!o->done) {
 		o->abandoned = 1;
+		pthread_mutex_lock(&late_lock);
+		late_openers++;
+		pthread_mutex_unlock(&late_lock);
 		if (recover) {
 			o->fds[0] = fds[0];
 			o->fds[1] = fds[1];

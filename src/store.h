@@ -98,6 +98,19 @@ void		 store_txn_rescue(struct store_txn *, store_rescue_fn,
 		    const void *);
 /* Run the rescue functions of the calls still in the store (exit path). */
 void		 store_rescue(struct store *);
+/*
+ * What the calling thread serves (a request), or NULL: the store notes it
+ * with each call, and store_stuck_owners() hands the owners of the calls
+ * still in the store to fn on the exit path (their clients are answered).
+ */
+/*
+ * Before exit: wait up to ms for opens given up on (they run on in a
+ * thread) to leave Berkeley DB; -1 if one is still inside.
+ */
+int		 store_wait_openers(long);
+#define STORE_LATE_OPEN_MS	30000	/* what an exit waits for them */
+void		 store_owner(void *);
+void		 store_stuck_owners(struct store *, void (*)(void *));
 
 #define STORE_RMW	0x01	/* lock the record for a later write */
 
