@@ -1031,6 +1031,28 @@ open_fd(const char *dir, const char *name, char *err, size_t errlen)
  * when a plain open fails or does not finish. Recovery with others
  * attached is refused: they would be left on a dead environment.
  */
+/*
+ * Join one of the store's threads. In a panicked environment it may wait
+ * for ever (on a mutex of a process that died inside the library): it is
+ * then left to the exit, which a process must reach to drop its lock on
+ * attach.lock so that the first process after it can recover the store.
+ */
+static void
+join_or_leave(struct store *s, pthread_t tid)
+{
+	struct timespec	 until;
+
+	for (;;) {
+		deadline_in(1000, &until);
+		if (pthread_timedjoin_np(tid, NULL, &until) == 0)
+			return;
+		if (s->panicked) {
+			pthread_detach(tid);
+			return;
+		}
+	}
+}
+
 struct store *
 store_open(const char *dir, enum store_mode mode, int nosync,
     long checkpoint_s, char *err, size_t errlen)
@@ -1125,7 +1147,6 @@ store_health(const struct store *s)
 void
 store_close(struct store *s)
 {
-	struct timespec	 until;
 	int		 i, slot;
 
 	if (s == NULL)
@@ -1135,22 +1156,14 @@ store_close(struct store *s)
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
 	/*
-	 * The chore first: the watchdog frees what it may be waiting on. In
-	 * a panicked environment it may wait for ever (a mutex of a process
-	 * that died inside the library): it is left to the exit, which a
-	 * process must reach to drop its lock on attach.lock.
+	 * The chore first: the watchdog frees what it may be waiting on.
+	 * Then the watchdog, and the guard last: it is what notices either
+	 * of them stuck.
 	 */
-	while (s->choring) {
-		deadline_in(1000, &until);
-		if (pthread_timedjoin_np(s->chore, NULL, &until) == 0)
-			break;
-		if (s->panicked) {
-			pthread_detach(s->chore);
-			break;
-		}
-	}
+	if (s->choring)
+		join_or_leave(s, s->chore);
 	if (s->watching) {
-		pthread_join(s->watchdog, NULL);
+		join_or_leave(s, s->watchdog);
 		pthread_join(s->guard, NULL);
 	}
 	if (s->panicked) {
