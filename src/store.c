@@ -340,9 +340,26 @@ fault_compare(DB *db, const DBT *a, const DBT *b)
 		return c;
 	return a->size < b->size ? -1 : a->size > b->size;
 }
+
+/* Inside failchk (it asks is_alive): a slow open, once per file. */
+static void
+fault_slow(void)
+{
+	const char	*dir = getenv("LLMGATE_FAULT_DIR");
+	char		 path[PATH_MAX];
+
+	if (dir == NULL)
+		return;
+	snprintf(path, sizeof(path), "%s/slow-failchk", dir);
+	if (unlink(path) == 0) {
+		log_error("fault injection: 6 s inside failchk");
+		sleep(6);
+	}
+}
 #else
 #define fault(point)	do { } while (0)
 #define fault_arm()	do { } while (0)
+#define fault_slow()	do { } while (0)
 #endif
 
 static void
@@ -370,6 +387,7 @@ is_alive(DB_ENV *env, pid_t pid, db_threadid_t tid, u_int32_t flags)
 	(void)env;
 	(void)tid;
 	(void)flags;
+	fault_slow();
 	if (kill(pid, 0) == -1 && errno != EPERM)
 		return 0;
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);

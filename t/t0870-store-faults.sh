@@ -352,8 +352,39 @@ time.sleep(120)' "$DATA/attach.lock" "$TMPDIR_T/peer-locked" &
 	books "in-library kill, peer left"
 }
 
+# An open that outlasts its bound (3 s; here 6 s inside failchk, as under
+# heavy load) is given up on and runs on in a thread. The process must not
+# exit under it: it would die inside Berkeley DB and leave the store
+# needing recovery for every process. A CGI request is such a process; the
+# fault directory is its own (the server's processes never see the point).
+fault_late_open() {
+	local fdir=$TMPDIR_T/faults-cgi out t0 ms died0 died1
+	mkdir -p "$fdir"
+	touch "$fdir/slow-failchk"
+	chown -R "$GW_USER" "$fdir"
+	req "$PK" "before a late open"	# the server's processes are attached
+	died0=$(grep -c 'died inside Berkeley DB\|needs recovery' "$SERVER_LOG")
+	t0=$(_now_usec)
+	out=$(as_gw_user env -i "PATH=$PATH" "LLMGATE_CONFIG=$CONF" \
+	    "LLMGATE_FAULT_DIR=$fdir" "LLMGATE_MASTER_KEY=$LLMGATE_MASTER_KEY" \
+	    "MOCK_API_KEY=$MOCK_API_KEY" REQUEST_METHOD=GET \
+	    REQUEST_URI=/health/readiness "$TMPDIR_T/bin/llmgate" \
+	    2>"$TMPDIR_T/late-open.err" | tr -d '\r')
+	ms=$(( ($(_now_usec) - t0) / 1000 ))
+	ok "$SERVER_KIND: late open: the fault fired inside failchk" test ! -e "$fdir/slow-failchk"
+	like "$out" 'Status: 503' "$SERVER_KIND: late open: the CGI request was answered meanwhile (503, not ready)"
+	like "$(cat "$TMPDIR_T/late-open.err")" 'finished late' \
+	    "$SERVER_KIND: late open: the open finished in its thread and was closed"
+	ok "$SERVER_KIND: late open: the process exited after it (${ms} ms >= 6000)" test "$ms" -ge 6000
+	t0=$(_now_usec)
+	heal "late open" "$t0"
+	died1=$(grep -c 'died inside Berkeley DB\|needs recovery' "$SERVER_LOG")
+	is "$died1" "$died0" "$SERVER_KIND: late open: no process saw a death inside Berkeley DB"
+}
+
 scenarios() {
 	ok "$SERVER_KIND: serving before the faults" served
+	fault_late_open
 	fault_readonly
 	fault_full
 	fault_kill txn-put
