@@ -13,7 +13,6 @@
 #	done_testing
 #
 # TAP:        plan N | done_testing, ok NAME CMD..., pass NAME, fail NAME,
-#             known_issue NAME REASON (a TODO failure),
 #             is GOT EXPECTED NAME, isnt GOT UNEXPECTED NAME,
 #             like GOT ERE NAME, unlike GOT ERE NAME, diag TEXT..., bail REASON
 # Places:     top_srcdir, top_builddir, LLMGATE, MOCK, TEST_NAME, TMPDIR_T
@@ -114,14 +113,6 @@ diag() {		# TEXT...: each argument, each line of it, as a TAP comment
 }
 
 pass() { _tap_result 0 "$1"; }
-
-# known_issue NAME REASON: a check that fails today for a reason an open
-# issue names: "not ok ... # TODO REASON" (XFAIL, not a failure). Use it
-# only where the passing branch prints a plain ok.
-known_issue() {
-	_tap_n=$((_tap_n + 1))
-	echo "not ok $_tap_n - ${1//#/\\#} # TODO ${2//#/}"
-}
 
 fail() { _tap_result 1 "$1"; shift; [ $# -eq 0 ] || diag "$@"; return 1; }
 
