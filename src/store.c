@@ -51,6 +51,7 @@
 #define HANG_MS		25000	/* a store call this old is stuck */
 #define DRAIN_MS	2000	/* calls still in 2 s after a panic are stuck */
 #define OPEN_WAIT_MS	3000	/* for open.lock, then for the open */
+#define WATCH_MS	950	/* lock_detect and failchk: one process this often */
 #define RECOVER_WAIT_MS	120000	/* for an open that runs recovery */
 #define CALL_SLOTS	256	/* store calls tracked at once */
 #define MARKER		"needs-recovery"
@@ -83,6 +84,7 @@ struct store {
 	int		 stopping;
 	char		 dir[PATH_MAX];
 	int		 reg_fd;	/* read lock on attach.lock while attached */
+	int		 watch_fd;	/* watch.lock: whose turn to watch */
 	volatile int	 left;		/* detached after a panic */
 	int		 hang_told;
 	int64_t		 panic_ms;	/* when the panic was noticed */
@@ -472,25 +474,60 @@ nap(struct store *s, long ms)
 }
 
 /*
- * Every second: expire lock requests past their timeout, failchk, and
- * every checkpoint_s a checkpoint. Its own calls are tracked like any
- * other: one that sticks is seen by the guard.
+ * Whether this process runs the environment-wide checks this second. One
+ * process per second does, whoever comes first: data_dir/watch.lock holds
+ * the time of the last run, read and written under its lock. With every
+ * process checking every second, the time processes spend inside Berkeley
+ * DB grew with their number, and so did the chance that a process killed
+ * at a random moment (SIGKILL, the OOM killer, mod_fcgid) died inside it
+ * and left the environment needing recovery.
+ */
+static int
+watch_turn(struct store *s)
+{
+	struct flock	 fl;
+	int64_t		 last = 0, now = mono_ms();
+	int		 mine = 0;
+
+	if (s->watch_fd == -1)
+		return 1;
+	memset(&fl, 0, sizeof(fl));
+	fl.l_type = F_WRLCK;
+	fl.l_whence = SEEK_SET;
+	if (fcntl(s->watch_fd, F_OFD_SETLK, &fl) == -1)
+		return 0;	/* another process is deciding */
+	if (pread(s->watch_fd, &last, sizeof(last), 0) != sizeof(last) ||
+	    now - last >= WATCH_MS || now < last)
+		mine = pwrite(s->watch_fd, &now, sizeof(now), 0) ==
+		    sizeof(now);
+	fl.l_type = F_UNLCK;
+	(void)fcntl(s->watch_fd, F_OFD_SETLK, &fl);
+	return mine;
+}
+
+/*
+ * Every second, in one process at a time (watch_turn): expire lock
+ * requests past their timeout and failchk; every checkpoint_s in each
+ * worker, a checkpoint. Its own calls are tracked like any other: one
+ * that sticks is seen by the guard.
  */
 static void *
 watchdog_main(void *arg)
 {
 	struct store	*s = arg;
 	time_t		 last_ckp = time(NULL);
-	int		 rc, slot;
+	int		 rc, slot, turn;
 
 	while (!nap(s, 1000)) {
 		if (s->panicked)
 			continue;
+		turn = watch_turn(s);
 		slot = call_begin(s);
-		rc = s->env->lock_detect(s->env, 0, DB_LOCK_EXPIRE, NULL);
+		rc = turn ? s->env->lock_detect(s->env, 0, DB_LOCK_EXPIRE,
+		    NULL) : 0;
 		if (rc == DB_RUNRECOVERY)
 			set_panic(s, "lock_detect");
-		if (s->mode == STORE_WORKER && !s->panicked) {
+		if (turn && s->mode == STORE_WORKER && !s->panicked) {
 			rc = s->env->failchk(s->env, 0);
 			/* 5.3.28 answers EBUSY once after a death. */
 			if (rc == DB_RUNRECOVERY)
@@ -752,6 +789,7 @@ open_locked(const char *dir, enum store_mode mode, int nosync,
 	}
 	s->mode = mode;
 	s->reg_fd = -1;
+	s->watch_fd = -1;
 	snprintf(s->dir, sizeof(s->dir), "%s", dir);
 	s->checkpoint_s = checkpoint_s > 0 ? checkpoint_s : 30;
 	pthread_mutex_init(&s->lock, NULL);
@@ -848,7 +886,8 @@ lock_fd(int fd, short type, long ms)
  * One open runs in a thread of its own so that the caller can stop
  * waiting for it: an open can block forever on a region mutex that a
  * process which died inside the library still holds. An open given up
- * on is left to itself; whatever it opens is never used nor closed.
+ * on runs on by itself and closes whatever it opened, unused; the
+ * process waits for it before exiting (store_wait_openers).
  */
 struct opening {
 	pthread_mutex_t	 lock;
@@ -1134,6 +1173,9 @@ store_open(const char *dir, enum store_mode mode, int nosync,
 		    strerror(errno));
 	s->reg_fd = fds[1];
 	close(fds[0]);
+	if ((s->watch_fd = open_fd(dir, "watch.lock", path, sizeof(path))) == -1)
+		log_warn("store: %s: this process checks the environment "
+		    "every second itself", path);
 	start_threads(s);
 	return s;
 fail:
@@ -1208,6 +1250,8 @@ store_close(struct store *s)
 		    (s->checkpoint_s + 59) / 60, 0);
 	s->env->close(s->env, 0);
 	call_end(s, slot);
+	if (s->watch_fd != -1)
+		close(s->watch_fd);
 	if (s->reg_fd != -1)
 		close(s->reg_fd);
 	pthread_mutex_destroy(&s->lock);
