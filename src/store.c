@@ -296,20 +296,28 @@ set_panic(struct store *s, const char *why)
 /*
  * Fault injection (./configure --enable-fault-injection, or the
  * t/llmgate-fault copy make check builds): the process SIGKILLs itself
- * at point when $LLMGATE_FAULT_DIR/point exists, removing it (once).
+ * at point when $LLMGATE_FAULT_DIR/point exists, removing it (once);
+ * slow-failchk instead holds a failchk (an open's) for 6 s.
  */
 static volatile int	 fault_in_library;
 
-static void
-fault(const char *point)
+/* Whether $LLMGATE_FAULT_DIR/point exists; taken (removed) when take. */
+static int
+fault_set(const char *point, int take)
 {
 	const char	*dir = getenv("LLMGATE_FAULT_DIR");
 	char		 path[PATH_MAX];
 
 	if (dir == NULL)
-		return;
+		return 0;
 	snprintf(path, sizeof(path), "%s/%s", dir, point);
-	if (unlink(path) == 0) {
+	return take ? unlink(path) == 0 : access(path, F_OK) == 0;
+}
+
+static void
+fault(const char *point)
+{
+	if (fault_set(point, 1)) {
 		log_error("fault injection: SIGKILL at %s", point);
 		raise(SIGKILL);
 	}
@@ -319,13 +327,7 @@ fault(const char *point)
 static void
 fault_arm(void)
 {
-	const char	*dir = getenv("LLMGATE_FAULT_DIR");
-	char		 path[PATH_MAX];
-
-	if (dir == NULL)
-		return;
-	snprintf(path, sizeof(path), "%s/in-library", dir);
-	fault_in_library = access(path, F_OK) == 0;
+	fault_in_library = fault_set("in-library", 0);
 }
 
 /* The default btree order, with a point inside Berkeley DB's own code. */
@@ -347,13 +349,7 @@ fault_compare(DB *db, const DBT *a, const DBT *b)
 static void
 fault_slow(void)
 {
-	const char	*dir = getenv("LLMGATE_FAULT_DIR");
-	char		 path[PATH_MAX];
-
-	if (dir == NULL)
-		return;
-	snprintf(path, sizeof(path), "%s/slow-failchk", dir);
-	if (unlink(path) == 0) {
+	if (fault_set("slow-failchk", 1)) {
 		log_error("fault injection: 6 s inside failchk");
 		sleep(6);
 	}
