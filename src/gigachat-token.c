@@ -420,7 +420,7 @@ token_get(const struct provider_cfg *p, char *tok, struct provider_error *e)
 	struct token_slot	*s;
 	struct timespec		 deadline;
 	int64_t			 now, exp = 0;
-	uint64_t		 gen;
+	uint64_t		 gen, awaited = 0;
 	int			 rc, waited = 0;
 
 	for (;;) {
@@ -432,6 +432,10 @@ token_get(const struct provider_cfg *p, char *tok, struct provider_error *e)
 		now = now_ms();
 		if (s->expires_ms - TOKEN_EARLY_MS > now)
 			return take(s, tok);
+		if (waited && s->generation != awaited && !s->fetching &&
+		    s->failed_ms == 0 && s->expires_ms > now)
+			/* The request waited for gave this one: no other. */
+			return take(s, tok);
 		if (s->fetching) {
 			/* Another thread asks: the old token, or its result. */
 			if (s->expires_ms > now + TOKEN_LAST_MS)
@@ -440,6 +444,7 @@ token_get(const struct provider_cfg *p, char *tok, struct provider_error *e)
 				wait_deadline(p, &deadline);
 				waited = 1;
 			}
+			awaited = s->generation;
 			s->stats.waits++;
 			if (pthread_cond_timedwait(&done, &lock, &deadline) ==
 			    ETIMEDOUT) {
