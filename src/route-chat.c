@@ -3,7 +3,6 @@
  * the plan's models, this file turns each answer or stream into the
  * client's.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +11,6 @@
 #include "account.h"
 #include "call.h"
 #include "config.h"
-#include "log.h"
 #include "plan.h"
 #include "provider.h"
 #include "route.h"
