@@ -306,6 +306,10 @@ test_one_fetch(void)
 	ask_start(&qb, &b.p);
 	ok(wait_until(finished, &qb), "another provider's token request "
 	    "ends while the first endpoint holds");
+	for (i = 0, same = 0; i < THREADS; i++)
+		same += finished(&q[i]);
+	is_int(same, 0, "and before any request waiting for the first");
+	same = 1;
 	pthread_join(qb.t, NULL);
 	is_str(qb.auth, "Authorization: Bearer tok-b-1", "it has its token");
 	is_int(hits('a'), 2, "the first endpoint still holds one request");
