@@ -151,7 +151,8 @@ judge(struct call *c, const struct upstream_resp *resp)
 /*
  * The request could not be built for c->cand. A refusal (this protocol
  * cannot say it) moves on and is the client's 400 only while no upstream
- * failed: a later model's limits never hide an earlier model's outage.
+ * failed (no credentials counts): a later model's limits never hide an
+ * earlier model's outage.
  */
 static enum next
 build_failed(struct call *c, int rc, const struct provider_error *e)
@@ -179,7 +180,7 @@ build_failed(struct call *c, int rc, const struct provider_error *e)
 		    "provider '%s'", name);
 		return NEXT_FINAL;
 	}
-	if (c->attempts == 0) {
+	if (!c->upstream_failed) {
 		c->err = *e;
 		c->status = 400;
 	}
@@ -342,6 +343,9 @@ call_run(struct call *c)
 		c->reauthed = 0;
 		for (a = 1; a <= rc->attempts; a++) {
 			next = attempt(c);
+			if (c->outcome == CALL_FAILURE ||
+			    c->outcome == CALL_TIMEOUT)
+				c->upstream_failed = 1;
 			outcome(c);
 			if (next == NEXT_DONE || next == NEXT_STOP)
 				return c->r->status;

@@ -24,7 +24,8 @@ enum call_outcome {
 				   unreachable, a broken or malformed answer */
 	CALL_TIMEOUT,		/* connect, first byte, idle or total timeout */
 	CALL_CLIENT_ERROR,	/* an upstream 4xx about the client's request,
-				   or one this protocol cannot say */
+				   one this protocol cannot say, or one the
+				   gateway could not build (out of memory) */
 	CALL_ABORTED,		/* the client went away during the transfer */
 	CALL_OUTCOME__MAX
 };
@@ -80,6 +81,7 @@ struct call {
 	const struct provider_ops *pops;	/* cand's protocol */
 	int			 attempts;	/* upstream transfers made */
 	int			 reauthed;	/* cand re-authenticated once */
+	int			 upstream_failed; /* an attempt failed upstream */
 	enum call_outcome	 outcome;	/* of the last attempt */
 	/* The last failure, answered when nothing else remains. */
 	int			 status;

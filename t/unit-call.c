@@ -415,6 +415,19 @@ test_loop(void)
 	ok(strstr(res.out, "unsupported_content") == NULL,
 	    "not the refusal");
 
+	/* No credentials is an outage a later refusal does not hide. */
+	memset(&pl, 0, sizeof(pl));
+	add(&pl, &prov_openai, "m");
+	add(&pl, &prov_giga, "g");
+	refuse_giga = 1;
+	no_token = 1;
+	script(0, NULL);
+	run(&pl, &res);
+	refuse_giga = 0;
+	no_token = 0;
+	ok(res.status == 502 && strstr(res.out, "upstream_auth_error") !=
+	    NULL, "no credentials, then a refusal: the 502");
+
 	/* A client's 400 is final: no fallback. */
 	memset(&pl, 0, sizeof(pl));
 	add(&pl, &prov_openai, "m");
