@@ -2,12 +2,15 @@
  * provider-gemini.c: the Google Gemini protocol (POST models/{m}:generateContent,
  * streamed as :streamGenerateContent?alt=sse).
  */
+#include <ctype.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
 
+#include "embeddings.h"
 #include "provider.h"
 
 #define CALL_ID_PREFIX	"call_"
@@ -915,10 +918,191 @@ error(long status, const char *body, size_t len, struct provider_error *e)
 	json_object_put(o);
 }
 
+/* Gemini's model id without "models/", if it needs no escape in a URL. */
+static const char *
+embed_model_id(const char *upstream)
+{
+	const char	*id, *s;
+
+	id = strncmp(upstream, "models/", 7) == 0 ? upstream + 7 : upstream;
+	if (*id == '\0')
+		return NULL;
+	for (s = id; *s != '\0'; s++)
+		if (!isalnum((unsigned char)*s) && strchr("._-~@+", *s) == NULL)
+			return NULL;
+	return id;
+}
+
+/* One EmbedContentRequest for one text. */
+static struct json_object *
+embed_one(const char *model, struct json_object *text, int64_t dims)
+{
+	struct json_object	*o, *content, *parts, *part;
+
+	part = json_object_new_object();
+	json_object_object_add(part, "text", json_object_get(text));
+	parts = json_object_new_array();
+	json_object_array_add(parts, part);
+	content = json_object_new_object();
+	json_object_object_add(content, "parts", parts);
+	o = json_object_new_object();
+	json_object_object_add(o, "model", json_object_new_string(model));
+	json_object_object_add(o, "content", content);
+	if (dims > 0)
+		json_object_object_add(o, "outputDimensionality",
+		    json_object_new_int64(dims));
+	return o;
+}
+
+static void
+embed_unsupported(struct provider_error *e, const char *param,
+    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void
+embed_unsupported(struct provider_error *e, const char *param,
+    const char *fmt, ...)
+{
+	char	 msg[sizeof(e->message)];
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	provider_error_set(e, "invalid_request_error", "unsupported_request",
+	    "%s", msg);
+	snprintf(e->param, sizeof(e->param), "%s", param);
+}
+
+/*
+ * Embeddings: embedContent for one string, batchEmbedContents (one request
+ * per string, each naming the model) for an array; dimensions becomes
+ * outputDimensionality. The key goes in x-goog-api-key, never the URL.
+ */
+static int
+embed_request(const struct candidate *c, struct json_object *req,
+    struct provider_call *call, struct provider_error *e)
+{
+	struct json_object	*in, *v, *body, *list;
+	enum embeddings_input	 kind;
+	const char		*id, *method;
+	char			 model[MODEL_NAME_MAX + 8], path[MODEL_NAME_MAX + 64];
+	int64_t			 dims = 0;
+	size_t			 i;
+	int			 rc = 0;
+
+	if ((id = embed_model_id(c->upstream)) == NULL) {
+		embed_unsupported(e, "model", "model id '%s' of provider '%s' "
+		    "cannot be used in a Gemini URL", c->upstream,
+		    c->provider->name);
+		return -1;
+	}
+	json_object_object_get_ex(req, "input", &in);
+	kind = embeddings_input_kind(in);
+	if (kind == EMBEDDINGS_TOKENS || kind == EMBEDDINGS_TOKEN_LISTS) {
+		embed_unsupported(e, "input", "provider '%s' (type gemini) "
+		    "embeds text only, not token ids", c->provider->name);
+		return -1;
+	}
+	if (json_object_object_get_ex(req, "dimensions", &v) &&
+	    json_object_is_type(v, json_type_int))
+		dims = json_object_get_int64(v);
+	snprintf(model, sizeof(model), "models/%s", id);
+	if (kind == EMBEDDINGS_TEXT) {
+		body = embed_one(model, in, dims);
+		method = "embedContent";
+	} else {
+		list = json_object_new_array();
+		for (i = 0; i < json_object_array_length(in); i++)
+			json_object_array_add(list, embed_one(model,
+			    json_object_array_get_idx(in, i), dims));
+		body = json_object_new_object();
+		json_object_object_add(body, "requests", list);
+		method = "batchEmbedContents";
+	}
+	snprintf(path, sizeof(path), "/models/%s:%s", id, method);
+	if (provider_body(call, body) == -1 ||
+	    provider_url(call, c->provider, path) == -1 ||
+	    provider_headers(call, c->provider, "x-goog-api-key", "") == -1)
+		rc = -1;
+	json_object_put(body);
+	return rc;
+}
+
+/* The values array of a ContentEmbedding, or NULL. */
+static struct json_object *
+embed_values(struct json_object *emb)
+{
+	struct json_object	*v;
+
+	if (emb == NULL || !json_object_object_get_ex(emb, "values", &v) ||
+	    !json_object_is_type(v, json_type_array))
+		return NULL;
+	return v;
+}
+
+/*
+ * {"embedding":{"values":[...]}} or {"embeddings":[{"values":[...]}...]}
+ * (one per input, in order) -> the OpenAI list of floats. Gemini reports
+ * no token counts: u stays unknown.
+ */
+static int
+embed_response(const struct candidate *c, struct json_object *req,
+    const char *body, size_t len, struct json_object **out, struct usage *u,
+    struct provider_error *e)
+{
+	struct json_object	*o, *in, *embs = NULL, *values, *data, *item;
+	struct json_object	*res = NULL;
+	size_t			 i, n;
+
+	json_object_object_get_ex(req, "input", &in);
+	n = embeddings_input_count(in);
+	if ((o = provider_parse(body, len)) == NULL)
+		goto bad;
+	if (embeddings_input_kind(in) != EMBEDDINGS_TEXT &&
+	    (!json_object_object_get_ex(o, "embeddings", &embs) ||
+	    !json_object_is_type(embs, json_type_array) ||
+	    json_object_array_length(embs) != n))
+		goto bad;
+	data = json_object_new_array();
+	res = json_object_new_object();
+	json_object_object_add(res, "object", json_object_new_string("list"));
+	json_object_object_add(res, "data", data);
+	for (i = 0; i < n; i++) {
+		if (embs != NULL)
+			values = embed_values(json_object_array_get_idx(embs,
+			    i));
+		else
+			values = json_object_object_get_ex(o, "embedding",
+			    &item) ? embed_values(item) : NULL;
+		if (values == NULL)
+			goto bad;
+		item = json_object_new_object();
+		json_object_object_add(item, "object",
+		    json_object_new_string("embedding"));
+		json_object_object_add(item, "index",
+		    json_object_new_int64((int64_t)i));
+		json_object_object_add(item, "embedding",
+		    json_object_get(values));
+		json_object_array_add(data, item);
+	}
+	u->known = 0;
+	json_object_put(o);
+	*out = res;
+	return 0;
+bad:
+	json_object_put(res);
+	json_object_put(o);
+	provider_error_set(e, "upstream_error", "bad_upstream_response",
+	    "provider '%s' returned malformed embeddings", c->provider->name);
+	return -1;
+}
+
 const struct provider_ops provider_gemini = {
 	.type = "gemini",
 	.chat_request = chat_request,
 	.chat_response = chat_response,
 	.chat_event = chat_event,
 	.error = error,
+	.embeddings_request = embed_request,
+	.embeddings_response = embed_response,
 };

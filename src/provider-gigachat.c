@@ -2,16 +2,13 @@
  * provider-gigachat.c: Sber GigaChat REST v1 (POST /api/v1/chat/completions)
  * behind an OAuth client-credentials token.
  *
- * api_key is the "authorization key" (base64 of client_id:client_secret).
- * chat_request trades it at auth_url for an access token, which is cached
- * per process (all worker threads) until 60 s before it expires, and
- * dropped by auth_failed when GigaChat answers 401. Threads wait for one
- * token request instead of each making their own; after a failed one, the
- * endpoint is left alone for AUTH_RETRY_MS and requests fail at once.
+ * The access token comes from gigachat-token.c (cached per process,
+ * fetched once for all threads); auth_failed drops it when GigaChat
+ * answers 401, and the call loop tries once more.
  *
  * chat_request returns -2 when no access token can be had right now (the
  * token endpoint is unreachable, refuses the key or the scope, or answers
- * nonsense). That is no fault of the client: route-chat answers 502
+ * nonsense). That is no fault of the client: the call loop answers 502
  * upstream_auth_error and tries the next model; err says what happened.
  * Neither the key nor a token is ever logged or put in an error.
  *
@@ -22,26 +19,14 @@
  * function_call is followed by its own result. stop, n, penalties, seed,
  * user and response_format are not sent; images are refused.
  */
-#include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
+#include "gigachat-token.h"
 #include "log.h"
 #include "provider.h"
-
-#define DEFAULT_AUTH_URL	"https://ngw.devices.sberbank.ru:9443/api/v2/oauth"
-#define DEFAULT_SCOPE		"GIGACHAT_API_PERS"
-#define TOKEN_SLOTS		8
-#define TOKEN_MAX		8192		/* bytes of one access token */
-#define TOKEN_BODY_MAX		16384		/* bytes of a token response */
-#define TOKEN_TIMEOUT		15L		/* s for one token request */
-#define TOKEN_EARLY_MS		60000		/* refresh this long before expiry */
-#define TOKEN_LIFETIME_MS	(30 * 60 * 1000)	/* when none is given */
-#define AUTH_RETRY_MS		5000		/* after a failed token request */
 
 static const struct finish_map finish_reasons[] = {
 	{ "stop", "stop" },
@@ -51,381 +36,11 @@ static const struct finish_map finish_reasons[] = {
 	{ NULL, NULL },
 };
 
-/* One provider's access token, or why there is none. */
-struct token_slot {
-	char			 provider[128];	/* "" when the slot is free */
-	uint64_t		 fingerprint;	/* of the key, scope and auth_url */
-	int64_t			 expires_ms;	/* unix ms; 0 without a token */
-	int64_t			 failed_ms;	/* last failed token request */
-	struct provider_error	 why;		/* its error */
-	char			 token[TOKEN_MAX];
-};
-
-/* Worker threads share the tokens; a token request holds the lock. */
-static struct token_slot	 slots[TOKEN_SLOTS];
-static pthread_mutex_t		 slots_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static int64_t
-now_ms(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* n random bytes as 2n lowercase hex digits; -1 when there is no entropy. */
-static int
-random_hex(char *dst, size_t n)
-{
-	static const char	 hex[] = "0123456789abcdef";
-	unsigned char		 b[32];
-	size_t			 i;
-
-	if (n > sizeof(b) || getrandom(b, n, 0) != (ssize_t)n)
-		return -1;
-	for (i = 0; i < n; i++) {
-		dst[2 * i] = hex[b[i] >> 4];
-		dst[2 * i + 1] = hex[b[i] & 15];
-	}
-	dst[2 * n] = '\0';
-	return 0;
-}
-
-/* A UUID version 4 in its 36-character form (dst holds 37 bytes). */
-static int
-uuid4(char *dst)
-{
-	char	 h[33];
-
-	if (random_hex(h, 16) == -1)
-		return -1;
-	h[12] = '4';
-	h[16] = "89ab"[h[16] % 4];
-	snprintf(dst, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", h, h + 8, h + 12,
-	    h + 16, h + 20);
-	return 0;
-}
-
-static uint64_t
-fnv1a(uint64_t h, const char *s)
-{
-	for (; s != NULL && *s != '\0'; s++)
-		h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
-	return (h ^ 0xff) * 0x100000001b3ULL;
-}
-
-/* What a token was issued for: a changed key or scope needs a new one. */
-static uint64_t
-fingerprint(const struct provider_cfg *p)
-{
-	uint64_t	 h = 0xcbf29ce484222325ULL;
-
-	h = fnv1a(h, p->api_key);
-	h = fnv1a(h, p->scope);
-	return fnv1a(h, p->auth_url);
-}
-
-static const char *
-auth_url(const struct provider_cfg *p)
-{
-	return p->auth_url ? p->auth_url : DEFAULT_AUTH_URL;
-}
-
-static void
-slot_clear(struct token_slot *s)
-{
-	explicit_bzero(s, sizeof(*s));
-}
-
-/* The slot of provider name, or NULL. Call with slots_lock held. */
-static struct token_slot *
-slot_find(const char *name)
-{
-	size_t	 i;
-
-	for (i = 0; i < TOKEN_SLOTS; i++)
-		if (strcmp(slots[i].provider, name) == 0)
-			return &slots[i];
-	return NULL;
-}
-
-/* A slot for provider p: a free one, else the one expiring first. */
-static struct token_slot *
-slot_take(const struct provider_cfg *p)
-{
-	struct token_slot	*s = &slots[0];
-	size_t			 i;
-
-	for (i = 0; i < TOKEN_SLOTS; i++) {
-		if (slots[i].provider[0] == '\0') {
-			s = &slots[i];
-			break;
-		}
-		if (slots[i].expires_ms < s->expires_ms)
-			s = &slots[i];
-	}
-	slot_clear(s);
-	snprintf(s->provider, sizeof(s->provider), "%s", p->name);
-	s->fingerprint = fingerprint(p);
-	return s;
-}
-
-static size_t
-on_token_body(char *p, size_t size, size_t n, void *user)
-{
-	struct buf	*b = user;
-
-	return buf_append(b, p, size * n) == BUF_OK ? size * n : 0;
-}
-
-/* A header value fit to send: printable ASCII, no spaces. */
-static int
-token_ok(const char *t)
-{
-	if (*t == '\0' || strlen(t) >= TOKEN_MAX)
-		return 0;
-	for (; *t != '\0'; t++)
-		if (*t < 0x21 || *t > 0x7e)
-			return 0;
-	return 1;
-}
-
-/*
- * Milliseconds since the epoch from expires_at (or the legacy exp): an
- * integer or a numeric string, in ms as GigaChat sends it; values too
- * small for ms are read as seconds. 0 when absent or unreadable.
- */
-static int64_t
-read_expiry(struct json_object *o)
-{
-	struct json_object	*v;
-	int64_t			 t = 0;
-
-	if (!json_object_object_get_ex(o, "expires_at", &v) &&
-	    !json_object_object_get_ex(o, "exp", &v))
-		return 0;
-	if (json_object_is_type(v, json_type_int) ||
-	    json_object_is_type(v, json_type_string))
-		t = json_object_get_int64(v);
-	if (t > 0 && t < 100000000000LL)
-		t *= 1000;
-	return t > 0 ? t : 0;
-}
-
-/* Say why no token could be had, in the log and in e; never the key. */
-static void
-token_error(const struct provider_cfg *p, struct provider_error *e,
-    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void
-token_error(const struct provider_cfg *p, struct provider_error *e,
-    const char *fmt, ...)
-{
-	char	 why[256];
-	va_list	 ap;
-
-	va_start(ap, fmt);
-	vsnprintf(why, sizeof(why), fmt, ap);
-	va_end(ap);
-	provider_redact(why, sizeof(why), p);
-	provider_error_set(e, "upstream_error", "upstream_auth_error",
-	    "cannot get an access token for provider '%s' from %s: %s",
-	    p->name, auth_url(p), why);
-	log_warn("gigachat: %s", e->message);
-}
-
-static void
-free_headers(struct curl_slist *h)
-{
-	struct curl_slist	*i;
-
-	for (i = h; i != NULL; i = i->next)
-		explicit_bzero(i->data, strlen(i->data));
-	curl_slist_free_all(h);
-}
-
-/*
- * POST the authorization key to the token endpoint with a short-lived
- * handle; on success put the token and its expiry in s. Leaves s alone
- * and fills e on failure.
- */
-static int
-fetch_token(const struct provider_cfg *p, struct token_slot *s,
-    struct provider_error *e)
-{
-	CURL			*h = NULL;
-	struct curl_slist	*hd = NULL, *n;
-	struct json_object	*o = NULL;
-	struct buf		 body, line;
-	char			 rquid[37], *scope = NULL;
-	const char		*tok, *msg;
-	CURLcode		 rc;
-	long			 status = 0;
-	int64_t			 exp;
-	int			 ret = -1;
-
-	buf_init(&body, TOKEN_BODY_MAX);
-	buf_init(&line, TOKEN_MAX + 64);
-	if (p->api_key == NULL || *p->api_key == '\0') {
-		token_error(p, e, "the provider has no api_key (the "
-		    "authorization key)");
-		goto done;
-	}
-	if (uuid4(rquid) == -1 || (h = curl_easy_init()) == NULL ||
-	    (scope = curl_easy_escape(h, p->scope ? p->scope : DEFAULT_SCOPE,
-	    0)) == NULL) {
-		token_error(p, e, "out of resources");
-		goto done;
-	}
-	if (buf_printf(&line, "scope=%s", scope) != BUF_OK)
-		goto nomem;
-	curl_easy_setopt(h, CURLOPT_COPYPOSTFIELDS, line.data);
-	buf_reset(&line);
-	if (buf_printf(&line, "Authorization: Basic %s", p->api_key) != BUF_OK)
-		goto nomem;
-	n = curl_slist_append(hd, line.data);
-	explicit_bzero(line.data, line.len);
-	if (n == NULL)
-		goto nomem;
-	hd = n;
-	buf_reset(&line);
-	if (buf_printf(&line, "RqUID: %s", rquid) != BUF_OK ||
-	    (n = curl_slist_append(hd, line.data)) == NULL)
-		goto nomem;
-	hd = n;
-	if ((n = curl_slist_append(hd, "Content-Type: "
-	    "application/x-www-form-urlencoded")) == NULL)
-		goto nomem;
-	hd = n;
-	if ((n = curl_slist_append(hd, "Accept: application/json")) == NULL)
-		goto nomem;
-	hd = n;
-	if ((n = curl_slist_append(hd, "Expect:")) == NULL)
-		goto nomem;
-	hd = n;
-
-	curl_easy_setopt(h, CURLOPT_URL, auth_url(p));
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_POST, 1L);
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_token_body);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, p->connect_timeout);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT, p->timeout > 0 &&
-	    p->timeout < TOKEN_TIMEOUT ? p->timeout : TOKEN_TIMEOUT);
-	curl_easy_setopt(h, CURLOPT_USERAGENT, "llmgate/" PACKAGE_VERSION);
-	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-	/* Only the configured proxy; never *_proxy from the environment. */
-	curl_easy_setopt(h, CURLOPT_PROXY, p->proxy ? p->proxy : "");
-	if (p->ca_file != NULL)
-		curl_easy_setopt(h, CURLOPT_CAINFO, p->ca_file);
-
-	if ((rc = curl_easy_perform(h)) != CURLE_OK) {
-		token_error(p, e, "%s", curl_easy_strerror(rc));
-		goto done;
-	}
-	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-	o = provider_parse(body.data ? body.data : "", body.len);
-	if (status != 200) {
-		/* OAuth errors: {"code": 5, "message": "scope is empty"}. */
-		msg = provider_json_str(o, "message");
-		token_error(p, e, "it answered HTTP %ld%s%.120s%s", status,
-		    msg ? " (" : "", msg ? msg : "", msg ? ")" : "");
-		goto done;
-	}
-	if ((tok = provider_json_str(o, "access_token")) == NULL)
-		tok = provider_json_str(o, "tok");
-	if (tok == NULL || !token_ok(tok)) {
-		token_error(p, e, "its answer holds no usable access_token");
-		goto done;
-	}
-	if ((exp = read_expiry(o)) == 0)
-		exp = now_ms() + TOKEN_LIFETIME_MS;
-	snprintf(s->token, sizeof(s->token), "%s", tok);
-	s->expires_ms = exp;
-	s->failed_ms = 0;
-	log_info("gigachat: provider %s has a new access token for %lld s",
-	    p->name, (long long)((exp - now_ms()) / 1000));
-	ret = 0;
-	goto done;
-nomem:
-	token_error(p, e, "out of memory");
-done:
-	json_object_put(o);
-	if (body.data != NULL)
-		explicit_bzero(body.data, body.len);
-	buf_free(&body);
-	buf_free(&line);
-	free_headers(hd);
-	curl_free(scope);
-	if (h != NULL)
-		curl_easy_cleanup(h);
-	return ret;
-}
-
-/*
- * Add "Authorization: Bearer <token>" to call, from the cache or a fresh
- * token request. -1 with e filled when no token can be had.
- */
-static int
-add_bearer(struct provider_call *call, const struct provider_cfg *p,
-    struct provider_error *e)
-{
-	struct token_slot	*s;
-	struct curl_slist	*n;
-	struct buf		 h;
-	int64_t			 now;
-	int			 rc = -1;
-
-	buf_init(&h, TOKEN_MAX + 64);
-	pthread_mutex_lock(&slots_lock);
-	if ((s = slot_find(p->name)) != NULL &&
-	    s->fingerprint != fingerprint(p)) {
-		/* The key, scope or endpoint changed (a new config). */
-		slot_clear(s);
-		s = NULL;
-	}
-	if (s == NULL)
-		s = slot_take(p);
-	now = now_ms();
-	if (s->expires_ms - TOKEN_EARLY_MS <= now) {
-		if (s->failed_ms != 0 && now - s->failed_ms < AUTH_RETRY_MS)
-			*e = s->why;
-		else if (fetch_token(p, s, e) == -1) {
-			s->failed_ms = now;
-			s->why = *e;
-		}
-		/* A token about to expire serves while none better comes. */
-		if (s->expires_ms <= now_ms() + 5000)
-			goto done;
-	}
-	if (buf_printf(&h, "Authorization: Bearer %s", s->token) != BUF_OK ||
-	    (n = curl_slist_append(call->headers, h.data)) == NULL) {
-		provider_error_set(e, "upstream_error", "internal_error",
-		    "out of memory");
-		goto done;
-	}
-	call->headers = n;
-	rc = 0;
-done:
-	pthread_mutex_unlock(&slots_lock);
-	if (h.data != NULL)
-		explicit_bzero(h.data, h.len);
-	buf_free(&h);
-	return rc;
-}
-
 /* GigaChat said 401: forget the token so that the retry gets a new one. */
 static int
 auth_failed(const struct provider_cfg *p)
 {
-	struct token_slot	*s;
-
-	pthread_mutex_lock(&slots_lock);
-	if ((s = slot_find(p->name)) != NULL)
-		slot_clear(s);
-	pthread_mutex_unlock(&slots_lock);
+	gigachat_token_drop(p);
 	return 1;
 }
 
@@ -813,7 +428,7 @@ chat_request(const struct candidate *c, const struct chat_in *in,
 	}
 	if (provider_body(call, out) == -1)
 		goto done;
-	if (add_bearer(call, c->provider, e) == -1) {
+	if (gigachat_token_bearer(c->provider, call, e) == -1) {
 		/* No URL: a caller that does not know -2 cannot send it. */
 		buf_reset(&call->body);
 		rc = -2;

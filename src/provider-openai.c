@@ -157,12 +157,45 @@ chat_event(struct stream_state *st, const struct sse_event *ev)
 	return rc;
 }
 
+/* Embeddings: the client's request with the upstream model id. */
+static int
+embed_request(const struct candidate *c, struct json_object *req,
+    struct provider_call *call, struct provider_error *e)
+{
+	return provider_openai_forward(c, req, "/embeddings", call);
+}
+
+/* The upstream's list as it came, with its usage when it gave one. */
+static int
+embed_response(const struct candidate *c, struct json_object *req,
+    const char *body, size_t len, struct json_object **out, struct usage *u,
+    struct provider_error *e)
+{
+	struct json_object	*o, *data, *usage;
+
+	if ((o = provider_parse(body, len)) == NULL ||
+	    !json_object_object_get_ex(o, "data", &data) ||
+	    !json_object_is_type(data, json_type_array)) {
+		json_object_put(o);
+		provider_error_set(e, "upstream_error", "bad_upstream_response",
+		    "provider '%s' returned malformed embeddings",
+		    c->provider->name);
+		return -1;
+	}
+	if (json_object_object_get_ex(o, "usage", &usage))
+		provider_usage_openai(usage, u);
+	*out = o;
+	return 0;
+}
+
 const struct provider_ops provider_openai = {
 	.type = "openai",
 	.chat_request = chat_request,
 	.chat_response = chat_response,
 	.chat_event = chat_event,
 	.error = provider_error_openai,
+	.embeddings_request = embed_request,
+	.embeddings_response = embed_response,
 };
 
 /*

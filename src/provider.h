@@ -139,6 +139,28 @@ struct provider_ops {
 	 * can succeed; 0 when a retry cannot help.
 	 */
 	int		(*auth_failed)(const struct provider_cfg *);
+
+	/*
+	 * Optional: POST /v1/embeddings. Build the call for a validated
+	 * request (embeddings_validate); returns as chat_request. A provider
+	 * without this slot is skipped with a 400 unsupported_request.
+	 */
+	int		(*embeddings_request)(const struct candidate *,
+			    struct json_object *, struct provider_call *,
+			    struct provider_error *);
+
+	/*
+	 * Required with embeddings_request: a 2xx body -> an OpenAI list whose
+	 * data[] holds {object, index, embedding} (floats, or a base64 string
+	 * the upstream gave) and the upstream's usage in u (u->known 0 when it
+	 * gave none). The route names the model, encodes base64 and estimates
+	 * missing usage. The caller owns *out; -1 with e filled when the body
+	 * is malformed.
+	 */
+	int		(*embeddings_response)(const struct candidate *,
+			    struct json_object *, const char *, size_t,
+			    struct json_object **, struct usage *,
+			    struct provider_error *);
 };
 
 const struct provider_ops *provider_ops_for(enum provider_type);

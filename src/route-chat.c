@@ -1,16 +1,18 @@
-/* route-chat.c: POST /v1/chat/completions, streamed or not, with retries and fallbacks. */
-#include <stdarg.h>
+/*
+ * route-chat.c: POST /v1/chat/completions, streamed or not; call.c tries
+ * the plan's models, this file turns each answer or stream into the
+ * client's.
+ */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "account.h"
+#include "call.h"
 #include "config.h"
-#include "log.h"
 #include "plan.h"
 #include "provider.h"
-#include "retry.h"
 #include "route.h"
 #include "sse.h"
 #include "upstream.h"
@@ -22,24 +24,15 @@ enum stop {
 	STOP_NONE,
 	STOP_CLIENT,		/* the client went away */
 	STOP_BAD_STREAM,	/* the upstream stream broke its protocol */
-	STOP_BAD_REQUEST,	/* the request cannot be said to this provider */
-	STOP_NO_AUTH,		/* no credentials for the provider right now */
-};
-
-/* What to do after a failed attempt. */
-enum next {
-	NEXT_RETRY,		/* same model again, after a backoff */
-	NEXT_REAUTH,		/* same model at once: credentials were renewed */
-	NEXT_FALLBACK,		/* the next model of the chain */
-	NEXT_FINAL,		/* answer the client with this error */
 };
 
 /* One chat request in flight; lives on the handler's stack. */
 struct chat {
 	struct request		*r;
 	const struct config	*cfg;
-	const struct provider_ops *ops;
-	const struct candidate	*cand;
+	const struct provider_ops *ops;		/* of the attempt in flight */
+	const struct candidate	*cand;		/* of the attempt in flight */
+	struct call		 call;
 	struct chat_in		 in;
 	struct plan		 plan;
 	struct stream_state	 st;
@@ -49,14 +42,8 @@ struct chat {
 	struct timespec		 last_out;	/* last flush to the client */
 	int			 unflushed;	/* events written, not flushed */
 	double			 ttft_ms;
-	int			 attempts;
-	int			 reauthed;	/* credentials refreshed once */
 	int64_t			 prompt_est;	/* billed when usage is missing */
 	int64_t			 out_bytes;	/* generated text sent on */
-	/* The last failure, answered when nothing else remains. */
-	int			 err_status;
-	long			 err_retry_after;	/* s, or -1 */
-	struct provider_error	 err;
 };
 
 static double
@@ -77,7 +64,7 @@ begin_stream(struct chat *ch)
 {
 	if (ch->r->headers_sent)
 		return ch->r->client_gone ? -1 : 0;
-	account_served(ch->r, ch->cand, ch->attempts);
+	account_served(ch->r, ch->cand, ch->call.attempts);
 	snprintf(ch->r->served, sizeof(ch->r->served), "%s", ch->cand->name);
 	return http_begin(ch->r, 200, "text/event-stream");
 }
@@ -239,57 +226,6 @@ on_tick(void *ctx, long status)
 	    flush_sse(ch) == -1;
 }
 
-static void
-set_error(struct chat *ch, int status, const char *code, const char *fmt,
-    ...) __attribute__((format(printf, 4, 5)));
-
-static void
-set_error(struct chat *ch, int status, const char *code, const char *fmt,
-    ...)
-{
-	char	 msg[sizeof(ch->err.message)];
-	va_list	 ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	ch->err_status = status;
-	provider_error_set(&ch->err, "upstream_error", code, "%s", msg);
-}
-
-/* Decide what a failed attempt means; fills ch->err for the client. */
-static enum next
-judge(struct chat *ch, const struct upstream_resp *resp)
-{
-	struct retry_failure	 f;
-	enum retry_next		 n;
-
-	ch->err_retry_after = resp->retry_after;
-	if (ch->stop == STOP_BAD_REQUEST)
-		return NEXT_FINAL;
-	if (ch->stop == STOP_NO_AUTH)
-		/* A retry would only meet the adapter's cached failure. */
-		return NEXT_FALLBACK;
-	if (ch->stop == STOP_BAD_STREAM || ch->st.failed) {
-		ch->err_status = 502;
-		ch->err = ch->st.err;
-		return NEXT_RETRY;
-	}
-	memset(&f, 0, sizeof(f));
-	n = retry_judge(ch->cfg, ch->cand, resp, ch->r->id, &f);
-	ch->err = f.err;
-	ch->err_status = f.status;
-	ch->err_retry_after = f.retry_after;
-	if (f.upstream_status == 401 && ch->ops->auth_failed != NULL &&
-	    !ch->reauthed && ch->ops->auth_failed(ch->cand->provider)) {
-		/* Fresh credentials (an OAuth token): once more. */
-		ch->reauthed = 1;
-		return NEXT_REAUTH;
-	}
-	return n == RETRY_SAME ? NEXT_RETRY : n == RETRY_FALLBACK ?
-	    NEXT_FALLBACK : NEXT_FINAL;
-}
-
 /* The stream failed after it began: tell the client in-band and end it. */
 static void
 end_stream_with_error(struct chat *ch, const struct provider_error *e)
@@ -307,60 +243,29 @@ end_stream_with_error(struct chat *ch, const struct provider_error *e)
 	json_object_put(o);
 }
 
-/*
- * One attempt against the current candidate. Returns 1 when the client
- * has its answer (success, or a stream that began), 0 when it failed
- * before the first byte; resp says how.
- */
+/* call_ops.build: the chat request in the candidate's protocol. */
 static int
-attempt(struct chat *ch, struct upstream_resp *resp)
+chat_build(struct call *c, const struct candidate *cand,
+    const struct provider_ops *ops, struct provider_call *pc,
+    struct provider_error *e)
 {
-	struct provider_call	 call;
-	struct upstream_req	 req;
-	struct json_object	*out = NULL, *choices;
-	struct provider_error	 perr;
-	int			 done = 0, rc;
+	struct chat	*ch = c->ctx;
 
-	provider_call_init(&call, (size_t)ch->cfg->gw.max_body * 2 + 65536);
-	memset(&perr, 0, sizeof(perr));
-	rc = ch->ops->chat_request(ch->cand, &ch->in, &call, &perr);
-	if (rc == -2) {
-		/* The provider's credentials cannot be had right now. */
-		ch->err_status = 502;
-		ch->err = perr;
-		if (ch->err.message[0] == '\0')
-			set_error(ch, 502, "upstream_auth_error", "provider '%s' "
-			    "did not grant the gateway a token",
-			    ch->cand->provider->name);
-		snprintf(ch->err.type, sizeof(ch->err.type), "upstream_error");
-		snprintf(ch->err.code, sizeof(ch->err.code),
-		    "upstream_auth_error");
-		ch->stop = STOP_NO_AUTH;
-		goto out;
-	}
-	if (rc == -1) {
-		if (perr.message[0] != '\0') {
-			ch->err = perr;
-			ch->err_status = 400;
-		} else
-			set_error(ch, 500, "internal_error", "cannot build the "
-			    "request for provider '%s'",
-			    ch->cand->provider->name);
-		ch->stop = STOP_BAD_REQUEST;
-		goto out;
-	}
-	memset(&req, 0, sizeof(req));
-	req.url = call.url.data;
-	req.headers = call.headers;
-	req.body = call.body.data;
-	req.body_len = call.body.len;
-	req.provider = ch->cand->provider;
-	req.max_body = (size_t)ch->cfg->gw.max_upstream_body;
-	req.on_tick = on_tick;
-	req.ctx = ch;
+	return ops->chat_request(cand, &ch->in, pc, e);
+}
+
+/* call_ops.prepare: a fresh translation state and the stream's sinks. */
+static void
+chat_prepare(struct call *c, struct upstream_req *req)
+{
+	struct chat	*ch = c->ctx;
+
+	ch->cand = c->cand;
+	ch->ops = c->pops;
+	req->on_tick = on_tick;
+	req->ctx = ch;
 	if (ch->in.stream)
-		req.on_body = on_body;
-
+		req->on_body = on_body;
 	memset(&ch->st, 0, sizeof(ch->st));
 	ch->st.emit = emit_chunk;
 	ch->st.ctx = ch;
@@ -371,58 +276,76 @@ attempt(struct chat *ch, struct upstream_resp *resp)
 	ch->stop = STOP_NONE;
 	if (!ch->r->headers_sent)
 		clock_gettime(CLOCK_MONOTONIC, &ch->last_out);
+}
 
-	ch->attempts++;
-	ch->r->attempts = ch->attempts;
-	upstream_perform(ch->r->worker->curl, &req, resp);
-	if (ch->in.stream && resp->result == UP_OK)
+/* The end of a streamed transfer; its events went to the client already. */
+static enum call_delivery
+stream_end(struct chat *ch, const struct upstream_resp *resp,
+    struct provider_error *e)
+{
+	struct provider_error	 perr;
+
+	if (resp->result == UP_OK)
 		sse_finish(&ch->sse, on_event, ch);
-	if (ch->in.stream)
-		flush_sse(ch);	/* the events of the last read, or none */
+	flush_sse(ch);	/* the events of the last read, or none */
+	if (resp->result == UP_OK && ch->stop == STOP_NONE &&
+	    (ch->st.done || ch->st.finish[0] != '\0')) {
+		/* The upstream gave it all: served and billed, read or not. */
+		if (send_sse(ch, "data: [DONE]\n\n", 14, NULL, 0, NULL,
+		    0) == 0)
+			flush_sse(ch);
+		return CALL_SENT;
+	}
+	if (ch->stop == STOP_CLIENT || ch->r->client_gone)
+		return CALL_GONE;
+	if (ch->r->headers_sent) {
+		/* Too late to fall back: end the stream in-band. */
+		if (ch->stop == STOP_BAD_STREAM || ch->st.failed)
+			perr = ch->st.err;
+		else
+			provider_error_set(&perr, "upstream_error",
+			    "upstream_broken", "provider '%s' ended the stream "
+			    "early: %s", ch->cand->provider->name,
+			    resp->result == UP_OK ? "no [DONE]" : resp->error);
+		end_stream_with_error(ch, &perr);
+		return ch->r->client_gone ? CALL_GONE : CALL_SENT_BROKEN;
+	}
+	if (ch->stop == STOP_BAD_STREAM || ch->st.failed) {
+		*e = ch->st.err;
+		return CALL_MALFORMED;
+	}
+	return CALL_UNSENT;
+}
 
-	if (ch->in.stream) {
-		if (resp->result == UP_OK && ch->stop == STOP_NONE &&
-		    (ch->st.done || ch->st.finish[0] != '\0')) {
-			if (send_sse(ch, "data: [DONE]\n\n", 14, NULL, 0,
-			    NULL, 0) == 0)
-				flush_sse(ch);
-			done = 1;
-		} else if (ch->r->headers_sent) {
-			/* Too late to fall back: end the stream in-band. */
-			if (ch->stop != STOP_CLIENT && !ch->r->client_gone) {
-				if (ch->stop == STOP_BAD_STREAM)
-					perr = ch->st.err;
-				else
-					provider_error_set(&perr,
-					    "upstream_error", "upstream_broken",
-					    "provider '%s' ended the stream "
-					    "early: %s", ch->cand->provider->name,
-					    resp->result == UP_OK ?
-					    "no [DONE]" : resp->error);
-				end_stream_with_error(ch, &perr);
-			}
-			done = 1;
-		}
-		goto out;
-	}
+/* call_ops.deliver: the answer, or the stream's end, to the client. */
+static enum call_delivery
+chat_deliver(struct call *c, const struct upstream_resp *resp,
+    struct provider_error *e)
+{
+	struct chat		*ch = c->ctx;
+	struct json_object	*out = NULL, *choices;
+
+	if (ch->in.stream)
+		return stream_end(ch, resp, e);
 	if (resp->result != UP_OK)
-		goto out;
+		return CALL_UNSENT;
 	if (provider_chat_response(ch->ops, ch->cand, resp->body.data,
-	    resp->body.len, &out, &ch->st.usage, &ch->st.err) == -1) {
-		ch->stop = STOP_BAD_STREAM;	/* judged like a broken stream */
-		goto out;
-	}
+	    resp->body.len, &out, &ch->st.usage, e) == -1)
+		return CALL_MALFORMED;
 	if (json_object_object_get_ex(out, "choices", &choices))
 		ch->out_bytes = generated_bytes(choices, "message");
-	account_served(ch->r, ch->cand, ch->attempts);
+	account_served(ch->r, ch->cand, c->attempts);
 	snprintf(ch->r->served, sizeof(ch->r->served), "%s", ch->cand->name);
 	http_send_json(ch->r, 200, out);
 	json_object_put(out);
-	done = 1;
-out:
-	provider_call_free(&call);
-	return done;
+	return CALL_SENT;
 }
+
+static const struct call_ops chat_ops = {
+	.build = chat_build,
+	.prepare = chat_prepare,
+	.deliver = chat_deliver,
+};
 
 /* The completions asked for: n, 1 when absent or null. */
 static int64_t
@@ -509,77 +432,10 @@ record(struct chat *ch, const char *model)
 	u.cached = t.cached;
 	u.cost = served ? account_cost(ch->cand, &t, &u.flags) : 0;
 	u.status = (uint16_t)ch->r->status;
-	u.attempts = (uint16_t)ch->attempts;
+	u.attempts = (uint16_t)ch->call.attempts;
 	u.stream = ch->in.stream != 0;
 	u.ttft_ms = (int32_t)ch->ttft_ms;
 	account_settle(ch->r, &ch->acct, &u);
-}
-
-static int
-answer_error(struct chat *ch)
-{
-	struct provider_error	*e = &ch->err;
-
-	account_served(ch->r, ch->cand, ch->attempts);
-	if (ch->err_retry_after >= 0 &&
-	    (ch->err_status == 429 || ch->err_status == 503))
-		http_header(ch->r, "Retry-After", "%ld", ch->err_retry_after);
-	return http_error(ch->r, ch->err_status ? ch->err_status : 502,
-	    e->type[0] ? e->type : "upstream_error",
-	    e->code[0] ? e->code : NULL, e->param[0] ? e->param : NULL,
-	    "%s", e->message[0] ? e->message : "upstream failed");
-}
-
-/* Try each candidate of the plan, each up to retry.attempts times. */
-static void
-run(struct chat *ch)
-{
-	struct upstream_resp	 resp;
-	enum next		 next;
-	size_t			 i;
-	int			 a;
-
-	for (i = 0; i < ch->plan.n; i++) {
-		ch->cand = &ch->plan.c[i];
-		ch->ops = provider_ops_for(ch->cand->provider->type);
-		for (a = 1; a <= ch->cfg->retry.attempts; a++) {
-			upstream_resp_init(&resp,
-			    (size_t)ch->cfg->gw.max_upstream_body);
-			if (attempt(ch, &resp)) {
-				upstream_resp_free(&resp);
-				return;
-			}
-			if (ch->stop == STOP_CLIENT || ch->r->client_gone) {
-				upstream_resp_free(&resp);
-				return;
-			}
-			next = judge(ch, &resp);
-			log_warn("%s: model %s via %s attempt %d: %s (%d)",
-			    ch->r->id, ch->cand->name,
-			    ch->cand->provider->name, a, ch->err.message,
-			    ch->err_status);
-			if (next == NEXT_REAUTH) {
-				/* Not the upstream's failure: no try is used up. */
-				a--;
-				upstream_resp_free(&resp);
-				continue;
-			}
-			if (next == NEXT_FINAL) {
-				upstream_resp_free(&resp);
-				answer_error(ch);
-				return;
-			}
-			if (next == NEXT_FALLBACK ||
-			    a == ch->cfg->retry.attempts ||
-			    ch->err_retry_after > ch->cfg->retry.retry_after_max) {
-				upstream_resp_free(&resp);
-				break;
-			}
-			retry_pause(&ch->cfg->retry, a, ch->err_retry_after);
-			upstream_resp_free(&resp);
-		}
-	}
-	answer_error(ch);
 }
 
 int
@@ -610,7 +466,6 @@ route_chat(struct request *r, const char *arg)
 	memset(&ask, 0, sizeof(ask));
 	ch.r = r;
 	ch.cfg = r->cfg;
-	ch.err_retry_after = -1;
 	ch.in.req = req;
 	ch.in.stream = json_object_object_get_ex(req, "stream", &v) &&
 	    json_object_get_boolean(v);
@@ -636,7 +491,9 @@ route_chat(struct request *r, const char *arg)
 	}
 	sse_init(&ch.sse, (size_t)r->cfg->gw.max_sse_event);
 	clock_gettime(CLOCK_MONOTONIC, &ch.last_out);
-	run(&ch);
+	call_init(&ch.call, r, &ch.plan, &chat_ops, &ch,
+	    (size_t)r->cfg->gw.max_body * 2 + 65536);
+	call_run(&ch.call);
 	sse_free(&ch.sse);
 	record(&ch, model);
 	rc = r->status;

@@ -4,9 +4,10 @@
  */
 #include <string.h>
 
+#include "call.h"
 #include "config.h"
-#include "embeddings.h"
 #include "route.h"
+#include "validate.h"
 
 #define NRULES(a)	(sizeof(a) / sizeof((a)[0]))
 
@@ -29,8 +30,8 @@ struct images {
 
 /* The client's request with the upstream model id; OpenAI protocol only. */
 static int
-build(void *ctx, const struct candidate *c, struct provider_call *call,
-    struct provider_error *e)
+build(void *ctx, const struct candidate *c, const struct provider_ops *p,
+    struct provider_call *call, struct provider_error *e)
 {
 	struct images		*im = ctx;
 
@@ -109,6 +110,7 @@ route_images(struct request *r, const char *arg)
 	jc.r = r;
 	jc.ops = &images_ops;
 	jc.ctx = &im;
+	jc.body_max = (size_t)r->cfg->gw.max_body * 2 + 65536;
 	jc.prompt_est = (int64_t)r->body.len;	/* a bound: a token is a byte */
 	/* The images asked for (n, default 1) are reserved. */
 	jc.images = json_object_object_get_ex(im.req, "n", &v) &&
@@ -116,8 +118,8 @@ route_images(struct request *r, const char *arg)
 	    json_object_get_int64(v) : 1;
 	rc = jcall_run(&jc, model);
 	/* A model nothing prices costs 0 (unpriced = free, master key). */
-	if (r->served[0] != '\0' && jc.cand->model != NULL)
-		cost = (money_t)im.n * jc.cand->model->image_price;
+	if (r->served[0] != '\0' && jc.call.cand->model != NULL)
+		cost = (money_t)im.n * jc.call.cand->model->image_price;
 	else if (r->served[0] != '\0')
 		jc.flags |= USAGE_UNPRICED;
 	jcall_record(&jc, model, NULL, cost);

@@ -129,7 +129,8 @@ on_progress(void *user, curl_off_t dlt, curl_off_t dln, curl_off_t ult,
 	long				 limit, code = 0;
 
 	limit = x->resp->got_bytes ? p->idle_timeout : p->first_byte_timeout;
-	if (ms_since(&x->last) > (double)limit * 1000.0) {
+	/* 0 (a provider built by hand, not from config) sets no limit. */
+	if (limit > 0 && ms_since(&x->last) > (double)limit * 1000.0) {
 		x->idle_timeout = 1;
 		return 1;
 	}
@@ -221,7 +222,9 @@ upstream_perform(CURL *h, const struct upstream_req *req,
 	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
 	curl_easy_setopt(h, CURLOPT_XFERINFODATA, &x);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, p->connect_timeout);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT, p->timeout);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT, req->timeout > 0 &&
+	    (p->timeout <= 0 || req->timeout < p->timeout) ? req->timeout :
+	    p->timeout);
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "llmgate/" PACKAGE_VERSION);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");

@@ -26,8 +26,9 @@ struct upstream_req {
 	struct curl_slist		*headers;	/* caller owns */
 	const char			*body;
 	size_t				 body_len;
-	const struct provider_cfg	*provider;
+	const struct provider_cfg	*provider;	/* proxy, CA, timeouts */
 	size_t				 max_body;
+	long				 timeout;	/* s cap below the provider's; 0: none */
 	/* 2xx body bytes as they arrive; NULL buffers them in resp.body. */
 	int				(*on_body)(void *, const char *, size_t);
 	/*

@@ -65,6 +65,16 @@ fallback = gpt-backup
 [model gpt-backup]
 provider = openai
 upstream = mock@tag=backup
+
+[model giga-vision]
+provider = gigachat
+upstream = GigaChat
+fallback = gpt-backup
+
+[model gpt-down]
+provider = openai
+upstream = mock@status=503
+fallback = giga
 EOF
 
 post() {	# body -> BODY, STATUS, HDRS
@@ -237,6 +247,24 @@ print("same" if got == want else "differs: " + json.dumps(got, ensure_ascii=Fals
 	stream '{"model":"giga-down","stream":true,"messages":[{"role":"user","content":"hi"}]}'
 	is "$(hdr X-Llmgate-Model)" gpt-backup "$k: streamed 503 falls back"
 	like "$OUT" 'data: \[DONE\]' "$k: fallen-back stream completes"
+
+	# What GigaChat cannot carry (an image) moves on to the fallback at
+	# once; with no fallback it is the client's 400; and a model that
+	# cannot take the request never hides an earlier model's outage.
+	img='[{"type":"text","text":"what is it"},{"type":"image_url","image_url":{"url":"https://example.com/a.png"}}]'
+	n=$(stats "len($CHATS)")
+	post "{\"model\":\"giga-vision\",\"messages\":[{\"role\":\"user\",\"content\":$img}]}"
+	is "$STATUS/$(hdr X-Llmgate-Model)/$(hdr X-Llmgate-Attempts)" 200/gpt-backup/1 \
+	    "$k: an image for GigaChat is served by the fallback, in one attempt"
+	is "$(stats "len($CHATS)")" "$n" "$k: GigaChat was not called with it"
+	post "{\"model\":\"giga\",\"messages\":[{\"role\":\"user\",\"content\":$img}]}"
+	is "$STATUS/$(echo "$BODY" | j 'd["error"]["code"]')/$(hdr X-Llmgate-Attempts)" \
+	    400/unsupported_content/0 "$k: without a fallback it is the client's 400"
+	post "{\"model\":\"gpt-down\",\"messages\":[{\"role\":\"user\",\"content\":$img}]}"
+	is "$STATUS/$(hdr X-Llmgate-Attempts)" 503/2 \
+	    "$k: an outage before a model that cannot take the request is what the client hears"
+	isnt "$(echo "$BODY" | j 'd["error"]["code"]')" unsupported_content \
+	    "$k: not the later model's refusal"
 
 	# No token to be had (the scope is refused): the fallback serves.
 	n=$(stats "len($CHATS)")

@@ -3,18 +3,23 @@
  * Gemini, GigaChat, Yandex). The first byte picks the adapter and what the
  * rest is fed to, as the gateway feeds it: a client request body (parsed
  * strictly, validated, then translated for the upstream), a non-streamed
- * upstream answer, an upstream stream (cut by the adapter's framing), or an
- * upstream error body.
+ * upstream answer, an upstream stream (cut by the adapter's framing), an
+ * upstream error body, or an embeddings answer (for the protocols that
+ * embed, through the shaping every one shares).
  */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
+#include "../../src/embeddings.h"
 #include "../../src/provider.h"
 #include "../../src/validate.h"
 #include "../fixture.h"
 
-enum { FEED_REQUEST, FEED_RESPONSE, FEED_STREAM, FEED_ERROR, FEED_N };
+enum {
+	FEED_REQUEST, FEED_RESPONSE, FEED_STREAM, FEED_ERROR, FEED_EMBEDDINGS,
+	FEED_N
+};
 
 static const enum provider_type types[] = {
 	PROVIDER_OPENAI, PROVIDER_ANTHROPIC, PROVIDER_GEMINI,
@@ -59,6 +64,25 @@ feed_request(const struct provider_ops *ops, const char *s, size_t n)
 		provider_call_free(&call);
 	}
 	json_object_put(in.req);
+}
+
+/* An embeddings answer to a request for two texts, floats or base64. */
+static void
+feed_embeddings(const char *s, size_t n, int base64)
+{
+	struct provider_error	 err;
+	struct json_object	*req, *out = NULL;
+	struct usage		 u;
+
+	req = json_tokener_parse(base64 ?
+	    "{\"model\":\"m\",\"input\":[\"a\",\"b\"],"
+	    "\"encoding_format\":\"base64\"}" :
+	    "{\"model\":\"m\",\"input\":\"a\"}");
+	memset(&err, 0, sizeof(err));
+	if (embeddings_response(&cand, req, s, n, &out, &u, &err) == 0)
+		(void)json_object_to_json_string(out);
+	json_object_put(out);
+	json_object_put(req);
 }
 
 static void
@@ -118,6 +142,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case FEED_STREAM:
 		feed_stream(ops, s, n, data[0] >= 128);
 		break;
+	case FEED_EMBEDDINGS:
+		if (ops->embeddings_response != NULL) {
+			feed_embeddings(s, n, data[0] >= 128);
+			break;
+		}
+		/* FALLTHROUGH */
 	default:
 		ops->error(400 + (long)(data[0] % 200), s, n, &err);
 		break;

@@ -1,0 +1,466 @@
+/*
+ * call.c: the one upstream-call loop. For each candidate of a plan: may it
+ * be tried now, build the provider's request, one transfer through
+ * upstream.c, the route's deliver, then judge: the same model again after
+ * a pause, once more at once with fresh credentials after a 401, the next
+ * model, or the error back to the client.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "account.h"
+#include "call.h"
+#include "config.h"
+#include "log.h"
+#include "route.h"
+#include "usage.h"
+#include "validate.h"
+
+const char *const call_outcome_names[CALL_OUTCOME__MAX] = {
+	"success", "failure", "timeout", "client_error", "aborted",
+};
+
+/* What the loop does after one attempt. */
+enum next {
+	NEXT_DONE,		/* the client has its answer */
+	NEXT_STOP,		/* the client went away: nobody to answer */
+	NEXT_RETRY,		/* the same candidate again, after a pause */
+	NEXT_REAUTH,		/* the same candidate at once: new credentials */
+	NEXT_FALLBACK,		/* the next candidate */
+	NEXT_FINAL,		/* answer the client with this error */
+};
+
+void
+call_init(struct call *c, struct request *r, const struct plan *plan,
+    const struct call_ops *ops, void *ctx, size_t body_max)
+{
+	memset(c, 0, sizeof(*c));
+	c->r = r;
+	c->plan = plan;
+	c->ops = ops;
+	c->ctx = ctx;
+	c->body_max = body_max;
+	c->retry_after = -1;
+}
+
+/* Set the failure with an upstream_error of the gateway's own wording. */
+static void
+fail(struct call *c, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void
+fail(struct call *c, int status, const char *code, const char *fmt, ...)
+{
+	char	 msg[sizeof(c->err.message)];
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	c->status = status;
+	provider_error_set(&c->err, "upstream_error", code, "%s", msg);
+}
+
+/*
+ * Judge a transfer that gave the client nothing. Upstream statuses in
+ * [retry] on_status, 408, 429, timeouts and broken connections are
+ * retried; 401/403 (the gateway's key refused: a 502 for the client, after
+ * one re-authentication where the protocol has one), 404 (a model this
+ * provider lacks), odd statuses and oversized answers move on; other 4xx
+ * are the client's and go back as they are.
+ */
+static enum next
+judge(struct call *c, const struct upstream_resp *resp)
+{
+	const struct config	*cfg = c->r->cfg;
+	const char		*name = c->cand->provider->name;
+	long			 s = resp->status;
+
+	c->retry_after = resp->retry_after;
+	c->outcome = CALL_FAILURE;
+	switch (resp->result) {
+	case UP_HTTP:
+		/* Redacted: the text may quote the gateway's key. */
+		provider_error_body(c->cand, s, resp->body.data, resp->body.len,
+		    &c->err);
+		/* Some providers say "bad key" or "retry later" in the body. */
+		if (c->err.status >= 400 && c->err.status <= 599)
+			s = c->err.status;
+		if (c->retry_after < 0 && c->err.retry_after > 0)
+			c->retry_after = c->err.retry_after;
+		c->status = (int)s;
+		if (s == 401 && !c->reauthed &&
+		    c->pops->auth_failed != NULL &&
+		    c->pops->auth_failed(c->cand->provider)) {
+			/* Fresh credentials (an OAuth token): once more. */
+			c->reauthed = 1;
+			fail(c, 502, "upstream_auth_error", "provider '%s' "
+			    "refused the gateway's credentials (HTTP %ld)",
+			    name, s);
+			return NEXT_REAUTH;
+		}
+		if (s == 401 || s == 403) {
+			/* Not the client's fault: it gets the gateway's words. */
+			log_debug("%s: provider %s said: %s", c->r->id, name,
+			    c->err.message);
+			fail(c, 502, "upstream_auth_error", "provider '%s' "
+			    "refused the gateway's credentials (HTTP %ld)",
+			    name, s);
+			return NEXT_FALLBACK;
+		}
+		if (s < 400 || s > 599) {
+			fail(c, 502, "bad_upstream_response", "provider '%s' "
+			    "answered with unexpected HTTP %ld", name, s);
+			return NEXT_FALLBACK;
+		}
+		if (config_retry_status(cfg, (int)s) || s == 408 || s == 429)
+			return NEXT_RETRY;
+		if (s == 404)
+			return NEXT_FALLBACK;
+		c->outcome = CALL_CLIENT_ERROR;
+		return NEXT_FINAL;
+	case UP_CONNECT:
+		fail(c, 502, "upstream_unreachable", "could not reach "
+		    "provider '%s': %s", name, resp->error);
+		return NEXT_RETRY;
+	case UP_TIMEOUT:
+		c->outcome = CALL_TIMEOUT;
+		fail(c, 504, "upstream_timeout", "provider '%s' timed out: %s",
+		    name, resp->error);
+		return NEXT_RETRY;
+	case UP_TOOBIG:
+		fail(c, 502, "upstream_too_large", "provider '%s' sent a "
+		    "response larger than max_upstream_body", name);
+		return NEXT_FALLBACK;
+	case UP_OK:
+		/* A 2xx stream that ended before any event or [DONE]. */
+		fail(c, 502, "upstream_broken", "provider '%s' ended the "
+		    "stream early", name);
+		return NEXT_RETRY;
+	default:
+		fail(c, 502, "upstream_broken", "connection to provider '%s' "
+		    "failed: %s", name, resp->error);
+		return NEXT_RETRY;
+	}
+}
+
+/*
+ * The request could not be built for c->cand. A refusal (this protocol
+ * cannot say it) moves on and is the client's 400 only while no upstream
+ * failed (no credentials counts): a later model's limits never hide an
+ * earlier model's outage.
+ */
+static enum next
+build_failed(struct call *c, int rc, const struct provider_error *e)
+{
+	const char	*name = c->cand->provider->name;
+
+	c->retry_after = -1;
+	if (rc == -2) {
+		/* The provider's credentials cannot be had right now. */
+		c->outcome = CALL_FAILURE;
+		c->err = *e;
+		if (c->err.message[0] == '\0')
+			fail(c, 502, "upstream_auth_error", "provider '%s' did "
+			    "not grant the gateway a token", name);
+		c->status = 502;
+		snprintf(c->err.type, sizeof(c->err.type), "upstream_error");
+		snprintf(c->err.code, sizeof(c->err.code),
+		    "upstream_auth_error");
+		/* A retry would only meet the adapter's cached failure. */
+		return NEXT_FALLBACK;
+	}
+	c->outcome = CALL_CLIENT_ERROR;
+	if (e->message[0] == '\0') {
+		fail(c, 500, "internal_error", "cannot build the request for "
+		    "provider '%s'", name);
+		return NEXT_FINAL;
+	}
+	if (!c->upstream_failed) {
+		c->err = *e;
+		c->status = 400;
+	}
+	return NEXT_FALLBACK;
+}
+
+/*
+ * One attempt against c->cand: build, transfer, deliver, and when nothing
+ * reached the client, judge.
+ */
+static enum next
+attempt(struct call *c)
+{
+	struct provider_call	 pc;
+	struct upstream_req	 req;
+	struct upstream_resp	 resp;
+	struct provider_error	 e;
+	enum next		 next;
+	int			 rc;
+
+	provider_call_init(&pc, c->body_max);
+	upstream_resp_init(&resp, (size_t)c->r->cfg->gw.max_upstream_body);
+	memset(&e, 0, sizeof(e));
+	if ((rc = c->ops->build(c, c->cand, c->pops, &pc, &e)) != 0) {
+		next = build_failed(c, rc, &e);
+		goto out;
+	}
+	memset(&req, 0, sizeof(req));
+	req.url = pc.url.data;
+	req.headers = pc.headers;
+	req.body = pc.body.data;
+	req.body_len = pc.body.len;
+	req.provider = c->cand->provider;
+	req.max_body = (size_t)c->r->cfg->gw.max_upstream_body;
+	if (c->ops->prepare != NULL)
+		c->ops->prepare(c, &req);
+	c->r->attempts = ++c->attempts;
+	upstream_perform(c->r->worker->curl, &req, &resp);
+
+	memset(&e, 0, sizeof(e));
+	switch (c->ops->deliver(c, &resp, &e)) {
+	case CALL_SENT:
+		c->outcome = CALL_SUCCESS;
+		next = NEXT_DONE;
+		break;
+	case CALL_SENT_BROKEN:
+		c->outcome = resp.result == UP_TIMEOUT ? CALL_TIMEOUT :
+		    CALL_FAILURE;
+		next = NEXT_DONE;
+		break;
+	case CALL_GONE:
+		c->outcome = CALL_ABORTED;
+		next = NEXT_STOP;
+		break;
+	case CALL_MALFORMED:
+		c->outcome = CALL_FAILURE;
+		c->err = e;
+		c->status = 502;
+		c->retry_after = -1;
+		next = NEXT_RETRY;
+		break;
+	default:
+		next = c->r->client_gone ? NEXT_STOP : judge(c, &resp);
+		if (next == NEXT_STOP)
+			c->outcome = CALL_ABORTED;
+		break;
+	}
+out:
+	upstream_resp_free(&resp);
+	provider_call_free(&pc);
+	return next;
+}
+
+/*
+ * HOOK (admission): may the plan's candidate i be tried now? The one place
+ * where a circuit breaker (breaker_admit(provider, upstream model)) skips
+ * a deployment at once, with no retries and no timeouts spent on it, and
+ * where a choice among several deployments of one model would be made.
+ * Returns the candidate to try, or NULL to go on to the next.
+ */
+static const struct candidate *
+admit(struct call *c, size_t i)
+{
+	const struct candidate	*cand = &c->plan->c[i];
+
+	if (provider_ops_for(cand->provider->type) == NULL) {
+		/* provider_check leaves such providers out of every plan. */
+		log_warn("%s: provider %s has no protocol in this build",
+		    c->r->id, cand->provider->name);
+		return NULL;
+	}
+	return cand;
+}
+
+/*
+ * HOOK (outcome): the attempt against c->cand ended as c->outcome. The one
+ * place where a circuit breaker records it (breaker_record(provider,
+ * upstream model, outcome)): CALL_FAILURE and CALL_TIMEOUT count against
+ * the deployment, CALL_SUCCESS for it, the others neither.
+ */
+static void
+outcome(struct call *c)
+{
+	log_debug("%s: model %s via %s: %s", c->r->id, c->cand->name,
+	    c->cand->provider->name, call_outcome_names[c->outcome]);
+}
+
+/* Before a retry: Retry-After if given, else a doubling backoff, jittered. */
+static void
+pause_before(const struct retry_cfg *rc, int attempt, long retry_after)
+{
+	struct timespec	 ts;
+	long		 ms = rc->backoff_ms;
+
+	if (retry_after >= 0)
+		ms = retry_after * 1000;
+	else {
+		for (; attempt > 1 && ms < rc->backoff_max_ms; attempt--)
+			ms *= 2;
+		if (ms > rc->backoff_max_ms)
+			ms = rc->backoff_max_ms;
+		/* Equal jitter: half fixed, half random. */
+		if (ms > 1)
+			ms = ms / 2 + random() % (ms / 2 + 1);
+	}
+	ts.tv_sec = ms / 1000;
+	ts.tv_nsec = (ms % 1000) * 1000000L;
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}
+
+static int
+answer_error(struct call *c)
+{
+	struct provider_error	*e = &c->err;
+
+	account_served(c->r, c->cand, c->attempts);
+	if (c->retry_after >= 0 && (c->status == 429 || c->status == 503))
+		http_header(c->r, "Retry-After", "%ld", c->retry_after);
+	return http_error(c->r, c->status ? c->status : 502,
+	    e->type[0] ? e->type : "upstream_error",
+	    e->code[0] ? e->code : NULL, e->param[0] ? e->param : NULL,
+	    "%s", e->message[0] ? e->message : "upstream failed");
+}
+
+int
+call_run(struct call *c)
+{
+	const struct retry_cfg	*rc = &c->r->cfg->retry;
+	const struct candidate	*cand;
+	enum next		 next;
+	size_t			 i;
+	int			 a;
+
+	for (i = 0; i < c->plan->n; i++) {
+		if ((cand = admit(c, i)) == NULL)
+			continue;
+		c->cand = cand;
+		c->pops = provider_ops_for(c->cand->provider->type);
+		c->reauthed = 0;
+		for (a = 1; a <= rc->attempts; a++) {
+			next = attempt(c);
+			if (c->outcome == CALL_FAILURE ||
+			    c->outcome == CALL_TIMEOUT)
+				c->upstream_failed = 1;
+			outcome(c);
+			if (next == NEXT_DONE || next == NEXT_STOP)
+				return c->r->status;
+			log_warn("%s: model %s via %s attempt %d: %s (%d)",
+			    c->r->id, c->cand->name, c->cand->provider->name,
+			    a, c->err.message, c->status);
+			if (next == NEXT_REAUTH) {
+				/* Not the upstream's failure: no try used up. */
+				a--;
+				continue;
+			}
+			if (next == NEXT_FINAL)
+				return answer_error(c);
+			if (next == NEXT_FALLBACK || a == rc->attempts ||
+			    c->retry_after > rc->retry_after_max)
+				break;
+			pause_before(rc, a, c->retry_after);
+		}
+	}
+	return answer_error(c);
+}
+
+/* call_ops.build of a JSON route. */
+static int
+jcall_build(struct call *c, const struct candidate *cand,
+    const struct provider_ops *p, struct provider_call *pc,
+    struct provider_error *e)
+{
+	struct jcall	*jc = c->ctx;
+
+	return jc->ops->build(jc->ctx, cand, p, pc, e);
+}
+
+/* call_ops.deliver of a JSON route: the reply, or the body as it came. */
+static enum call_delivery
+jcall_deliver(struct call *c, const struct upstream_resp *resp,
+    struct provider_error *e)
+{
+	struct jcall		*jc = c->ctx;
+	struct request		*r = c->r;
+	struct json_object	*out = NULL;
+
+	if (resp->result != UP_OK)
+		return CALL_UNSENT;
+	if (jc->ops->reply(jc->ctx, c->cand, resp->body.data, resp->body.len,
+	    &out, e) == -1) {
+		provider_error_redact(e, c->cand->provider);
+		return CALL_MALFORMED;
+	}
+	account_served(r, c->cand, c->attempts);
+	snprintf(r->served, sizeof(r->served), "%s", c->cand->name);
+	if (out != NULL)
+		http_send_json(r, 200, out);
+	else
+		http_send_raw_json(r, 200, resp->body.data, resp->body.len);
+	json_object_put(out);
+	return CALL_SENT;
+}
+
+static const struct call_ops jcall_ops = {
+	.build = jcall_build,
+	.deliver = jcall_deliver,
+};
+
+int
+jcall_run(struct jcall *jc, const char *model)
+{
+	struct request		*r = jc->r;
+	struct admit_ask	 ask = { 0, 0, 0, 0, 0 };
+	int			 rc;
+
+	call_init(&jc->call, r, &jc->plan, &jcall_ops, jc, jc->body_max);
+	if (!validate_model_name(model))
+		return http_error(r, 400, "invalid_request_error",
+		    "invalid_value", "model", "'model' may hold only letters, "
+		    "digits and . _ - : / @ +");
+	if ((rc = account_plan(r, model, &jc->plan)) != 0)
+		return rc;
+	ask.prompt = jc->prompt_est;
+	ask.prompt_est = (jc->prompt_est + 3) / 4;	/* four bytes a token */
+	ask.images = jc->images;
+	if ((rc = account_admit(r, &jc->plan, &ask, &jc->acct)) != 0) {
+		jc->refused = 1;
+		return rc;
+	}
+	return call_run(&jc->call);
+}
+
+void
+jcall_record(struct jcall *jc, const char *model, const struct usage *tokens,
+    money_t cost)
+{
+	struct usage_row	 u;
+	struct request		*r = jc->r;
+	const struct candidate	*c = jc->call.cand;
+	int			 served = r->served[0] != '\0';
+
+	if (jc->plan.n == 0 || (!jc->acct.admitted && !jc->refused))
+		return;
+	account_row(r, &u);
+	snprintf(u.requested, sizeof(u.requested), "%s", model);
+	snprintf(u.served, sizeof(u.served), "%s", r->served);
+	if (served && c != NULL)
+		snprintf(u.provider, sizeof(u.provider), "%s",
+		    c->provider->name);
+	if (served && tokens != NULL) {
+		u.prompt = tokens->prompt;
+		u.completion = tokens->completion;
+		u.cached = tokens->cached;
+		u.estimated = !tokens->known;
+	}
+	u.cost = served ? cost : 0;
+	if (served)
+		u.flags = jc->flags;
+	u.status = (uint16_t)r->status;
+	u.attempts = (uint16_t)jc->call.attempts;
+	account_settle(r, &jc->acct, &u);
+}
