@@ -93,7 +93,10 @@ next_month(time_t t)
 	return timegm(&tm);
 }
 
-/* Scope names: "k:ID" for a key, "a:NAME" for an agent, "m:NAME" for a model. */
+/*
+ * Scope names: "k:ID" for a key, "a:NAME" for an agent, "m:NAME" for a
+ * model, "t:NAME" for a tier.
+ */
 static size_t
 scope_key(char *out, size_t cap, char kind, uint64_t id, const char *name)
 {
@@ -194,7 +197,7 @@ sum_held(void *arg, const void *k, size_t klen, const void *v, size_t vlen)
 	return 0;
 }
 
-/* What a scope's reservations hold (*out) and how many count (count may be NULL). */
+/* What a scope's reservations hold, and how many count (count may be NULL). */
 static int
 held(struct store_txn *t, const char *scope, size_t slen, time_t now,
     int prune, money_t *out, long *count)
