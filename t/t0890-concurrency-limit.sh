@@ -310,7 +310,8 @@ print(sum(1 for l in sys.stdin if json.loads(l)["request_id"] == sys.argv[1] and
 	wait "${FIRED[@]}"
 	got=$(answers "${dirs[@]}")
 	read -r n200 n429 out <<<"$got"
-	diag "$k attack: $ATTACK requests in $(python3 -c "print('%.1f' % ($EPOCHREALTIME - $t0))") s: $n200 served, $n429 refused"
+	diag "$k attack: $ATTACK requests in $(python3 -c "print('%.1f' % ($EPOCHREALTIME - $t0))") s: $n200 served, $n429 refused, by $(grep -rhE "usage id=[^ ]+ key=three-$k .*status=200 " "$SERVER_DIR" 2>/dev/null |
+	    grep -o 'llmgate\[[0-9]*\]' | sort -u | wc -l) gateway process(es)"
 	is "$out" "" "$k attack: every answer is 200 or 429 too_many_concurrent_requests with Retry-After: 1"
 	read -r n top <<<"$(upstream "tag=ke-$k ")"
 	ok "$k attack: never more than 3 upstream at once (most: $top, $n upstream calls)" test "$top" -le 3
