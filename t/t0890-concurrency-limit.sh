@@ -77,7 +77,12 @@ warm_apache() {
 }
 
 # upstream TAG-ERE: "N MAX" of the mock's log: N answers whose prompt
-# matched the tag, MAX the most of them open at one time (begun, not ended).
+# matched the tag, MAX the most of them open at one time. A stream is open
+# from when the mock logged its request (after the gateway admitted it) to
+# when the mock began to write its last event (before the gateway can have
+# read it, and so settled): both inside the gateway's admission..settlement.
+# Its "t_end" would not do: the mock notes it after the write, and under
+# load the gateway may have settled and sent the next request first.
 upstream() {
 	mock_log | python3 -c '
 import json, re, sys, time
@@ -88,8 +93,13 @@ for e in json.load(sys.stdin)["log"]:
     if not ere.search(json.dumps(e.get("body"))):
         continue
     n += 1
+    sent = e.get("sent") or []
     ev.append((e["t"], 1))
-    ev.append((e.get("t_end") or time.time() + 1e6, -1))
+    if not e.get("done"):
+        end = time.time() + 1e6
+    else:
+        end = sent[-1] if sent else e["t_end"]
+    ev.append((end, -1))
 cur = top = 0
 for t, d in sorted(ev, key=lambda x: (x[0], x[1])):	# an end before a start at a tie
     cur += d
@@ -256,6 +266,14 @@ scenarios() {
 	if ok "$k kill: the key's one stream runs" wait_until 30 chunks_at_least 5 "$d"; then
 		chat_as "$KC" mock-c "tag=second" '"max_tokens":5'
 		is "$STATUS" 429 "$k kill: a second request of the key gets 429 while it runs"
+		# Every route that calls upstream counts, and is refused alike.
+		api "$KC" POST /v1/embeddings "{\"model\":\"mock-c\",\"input\":\"tag=emb-$k\"}"
+		is "$STATUS $(jx 'd["error"]["code"]' <<<"$BODY")" "429 too_many_concurrent_requests" \
+		    "$k kill: so does an embeddings request"
+		api "$KC" POST /v1/images/generations "{\"model\":\"mock-c\",\"prompt\":\"tag=img-$k\"}"
+		is "$STATUS $(jx 'd["error"]["code"]' <<<"$BODY")" "429 too_many_concurrent_requests" \
+		    "$k kill: and an images request"
+		is "$(upstream "tag=(emb|img)-$k")" "0 0" "$k kill: neither reached the upstream"
 		rid=$(rid_of "$d")
 		victims=$(busy_procs)
 		ok "$k kill: found the process serving it: $(echo $victims)" test -n "$victims"
@@ -276,6 +294,8 @@ import json, sys
 print(sum(1 for l in sys.stdin if json.loads(l)["request_id"] == sys.argv[1] and json.loads(l)["worker_died"]))' "$rid")" \
 		    1 "$k kill: the killed request is billed once, worker_died"
 		is "$(reserved_of "one-$k")" 0 "$k kill: nothing stays reserved"
+		api "$KC" POST /v1/embeddings "{\"model\":\"mock-c\",\"input\":\"tag=emb2-$k\"}"
+		is "$STATUS" 200 "$k kill: and its embeddings are served again"
 	else
 		kill "${FIRED[@]}" 2>/dev/null
 		wait "${FIRED[@]}" 2>/dev/null
@@ -303,7 +323,7 @@ print(sum(1 for l in sys.stdin if json.loads(l)["request_id"] == sys.argv[1] and
 		if [ $((i % 2)) -eq 0 ]; then
 			fire "$d" "$KE" "$(body "ke-$k" chunks=5,delay=0.1 stream)"
 		else
-			fire "$d" "$KE" "$(body "ke-$k" first_byte_delay=0.3)"
+			fire "$d" "$KE" "$(body "ke-$k" first_byte_delay=0.3,chunks=2 stream)"
 		fi
 		dirs+=("$d")
 	done
