@@ -11,9 +11,10 @@
 #   2. a tier with max_concurrent 3, two keys firing 5 streams each: never
 #      more than 3 of the tier's open upstream, the refusals name the tier;
 #   3. a key with max_concurrent 1 whose process is SIGKILLed mid-stream:
-#      while it holds the slot the next request gets 429; after the reclaim
-#      (polled) the key is served again, and the killed request is billed
-#      (worker_died);
+#      while it holds the slot its next chat, embeddings and images
+#      requests get 429; after the reclaim (polled) the key is served
+#      again, and the killed request is billed (worker_died); then the
+#      knobs: llmgate-admin key update/show/list, POST /admin/keys;
 #   4. the master key has no such limit (nor a tier: the default tier's
 #      limit of 1 is not its): its 4 concurrent streams are all served;
 #   5. the attack: T0890_ATTACK (200) concurrent requests of one key with
@@ -300,6 +301,16 @@ print(sum(1 for l in sys.stdin if json.loads(l)["request_id"] == sys.argv[1] and
 		kill "${FIRED[@]}" 2>/dev/null
 		wait "${FIRED[@]}" 2>/dev/null
 	fi
+
+	# --- The knobs: llmgate-admin key update, POST /admin/keys ------------
+	is "$(admin key update "one-$k" --max-concurrent 3 --json | jx 'd["max_concurrent"]')" 3 \
+	    "$k: key update --max-concurrent 3"
+	like "$(admin key show "one-$k")" 'max concurrent: 3' "$k: key show says so"
+	like "$(admin key list)" "one-$k .*concurrent=3" "$k: key list too"
+	api "$LLMGATE_MASTER_KEY" POST /admin/keys "{\"name\":\"posted-$k\",\"max_concurrent\":5}"
+	is "$STATUS $(jx 'd["max_concurrent"]' <<<"$BODY")" "201 5" "$k: POST /admin/keys takes max_concurrent"
+	api "$LLMGATE_MASTER_KEY" POST /admin/keys "{\"name\":\"neg-$k\",\"max_concurrent\":-1}"
+	is "$STATUS $(jx 'd["error"]["param"]' <<<"$BODY")" "400 max_concurrent" "$k: a negative one is 400"
 
 	# --- 4. The master key is not limited --------------------------------
 	mock_clear
