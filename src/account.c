@@ -4,6 +4,11 @@
  * admit (rate limits, budgets, balance: the worst case is reserved), and
  * settle (usage row, ledger, spend; the reservation is released).
  *
+ * Requests in flight: a key's max_concurrent and its tier's (all the
+ * tier's keys together) are counted by billing_admit in the admission
+ * transaction, from the reservations themselves; the master key holds no
+ * reservation and has no such limit.
+ *
  * The invariants these steps keep:
  * - every candidate that may serve has a price (a [model] or a template)
  *   and passes the key's model list, unless unpriced = free or the caller
@@ -99,6 +104,9 @@ account_resolve(const struct config *cfg, struct principal *p)
 	    t != NULL ? t->monthly_budget : 0;
 	p->rpm = p->key.rpm > 0 ? p->key.rpm : t != NULL ? t->rpm : 0;
 	p->tpm = p->key.tpm > 0 ? p->key.tpm : t != NULL ? t->tpm : 0;
+	/* Two limits, both kept: the key's own, and its tier's for all its keys. */
+	p->max_concurrent = p->key.max_concurrent;
+	p->tier_concurrent = t != NULL ? t->max_concurrent : 0;
 }
 
 int
@@ -378,7 +386,8 @@ account_admit(struct request *r, const struct plan *pl,
 	rc = billing_admit(r->worker->store, r->cfg, p, &in, a);
 	if (rc == STORE_READONLY && !p->key.prepaid && p->rpm == 0 &&
 	    p->tpm == 0 && p->key.daily_budget == 0 && p->agent_budget == 0 &&
-	    p->monthly_budget == 0 && in.model_rpm == 0 && in.model_tpm == 0) {
+	    p->monthly_budget == 0 && in.model_rpm == 0 && in.model_tpm == 0 &&
+	    p->max_concurrent == 0 && p->tier_concurrent == 0) {
 		/*
 		 * Nothing to enforce for this key: serve, and the settlement
 		 * goes to the fallback file. A key with money limits is
@@ -428,6 +437,11 @@ account_admit(struct request *r, const struct plan *pl,
 	case ADMIT_BALANCE:
 		return http_error(r, 402, "insufficient_quota",
 		    "insufficient_balance", NULL, "%s", a->message);
+	case ADMIT_KEY_CONCURRENT:
+	case ADMIT_TIER_CONCURRENT:
+		http_header(r, "Retry-After", "%ld", a->retry_after);
+		return http_error(r, 429, "rate_limit_error",
+		    "too_many_concurrent_requests", NULL, "%s", a->message);
 	default:
 		break;
 	}

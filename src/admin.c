@@ -444,6 +444,10 @@ print_key(const struct key_rec *k, time_t now)
 		printf("tpm: %" PRId64 "\n", k->tpm);
 	else
 		printf("tpm: (the tier's)\n");
+	if (k->max_concurrent > 0)
+		printf("max concurrent: %d\n", (int)k->max_concurrent);
+	else
+		printf("max concurrent: none (the tier's counts all its keys)\n");
 	printf("daily budget: %s\n", k->daily_budget > 0 ?
 	    fmt_usd(k->daily_budget, buf, sizeof(buf)) : "none");
 	printf("monthly budget: %s\n", k->monthly_budget > 0 ?
@@ -483,6 +487,45 @@ parse_expires(const char *s, time_t now, int64_t *out)
 	return 0;
 }
 
+/*
+ * The limits key create and key update both set: 1 when ch is one of
+ * them (*rc: 0, or -1 reported), else 0.
+ */
+static int
+key_limit_opt(int ch, const char *arg, struct key_rec *k, int *rc)
+{
+	int64_t	 n;
+
+	switch (ch) {
+	case 'R':
+		*rc = parse_count(arg, "--rpm", INT32_MAX, &k->rpm);
+		return 1;
+	case 'T':
+		*rc = parse_count(arg, "--tpm", INT64_MAX / 2, &k->tpm);
+		return 1;
+	case 'd':
+		*rc = parse_usd(arg, "--daily-budget", 0, &k->daily_budget);
+		return 1;
+	case 'M':
+		*rc = parse_usd(arg, "--monthly-budget", 0, &k->monthly_budget);
+		return 1;
+	case 'C':
+		if ((*rc = parse_count(arg, "--max-concurrent",
+		    KEY_CONCURRENT_MAX, &n)) == 0)
+			k->max_concurrent = (int32_t)n;
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+#define KEY_LIMIT_OPTIONS						\
+	{ "rpm", required_argument, NULL, 'R' },			\
+	{ "tpm", required_argument, NULL, 'T' },			\
+	{ "daily-budget", required_argument, NULL, 'd' },		\
+	{ "monthly-budget", required_argument, NULL, 'M' },		\
+	{ "max-concurrent", required_argument, NULL, 'C' }
+
 static int
 cmd_key_create(struct admin *a, int argc, char **argv)
 {
@@ -491,10 +534,7 @@ cmd_key_create(struct admin *a, int argc, char **argv)
 		{ "agent", required_argument, NULL, 'a' },
 		{ "tier", required_argument, NULL, 't' },
 		{ "models", required_argument, NULL, 'm' },
-		{ "rpm", required_argument, NULL, 'R' },
-		{ "tpm", required_argument, NULL, 'T' },
-		{ "daily-budget", required_argument, NULL, 'd' },
-		{ "monthly-budget", required_argument, NULL, 'M' },
+		KEY_LIMIT_OPTIONS,
 		{ "expires", required_argument, NULL, 'e' },
 		{ "prepaid", no_argument, NULL, 'p' },
 		{ "allow-agent-header", no_argument, NULL, 'H' },
@@ -531,21 +571,6 @@ cmd_key_create(struct admin *a, int argc, char **argv)
 		case 'm':
 			rc = set_models(k.models, sizeof(k.models), optarg);
 			break;
-		case 'R':
-			rc = parse_count(optarg, "--rpm", INT32_MAX, &k.rpm);
-			break;
-		case 'T':
-			rc = parse_count(optarg, "--tpm", INT64_MAX / 2,
-			    &k.tpm);
-			break;
-		case 'd':
-			rc = parse_usd(optarg, "--daily-budget", 0,
-			    &k.daily_budget);
-			break;
-		case 'M':
-			rc = parse_usd(optarg, "--monthly-budget", 0,
-			    &k.monthly_budget);
-			break;
 		case 'e':
 			rc = parse_expires(optarg, now, &k.expires);
 			break;
@@ -561,7 +586,8 @@ cmd_key_create(struct admin *a, int argc, char **argv)
 		case 'h':
 			return cmd_usage(a, stdout);
 		default:
-			return cmd_usage(a, stderr);
+			if (!key_limit_opt(ch, optarg, &k, &rc))
+				return cmd_usage(a, stderr);
 		}
 		if (rc != 0)
 			return ADM_USAGE;
@@ -691,6 +717,9 @@ print_key_row(const struct key_rec *k, time_t now)
 	if (k->tpm > 0 && n < sizeof(lim))
 		n += (size_t)snprintf(lim + n, sizeof(lim) - n,
 		    " tpm=%" PRId64, k->tpm);
+	if (k->max_concurrent > 0 && n < sizeof(lim))
+		n += (size_t)snprintf(lim + n, sizeof(lim) - n,
+		    " concurrent=%d", (int)k->max_concurrent);
 	if (k->daily_budget > 0 && n < sizeof(lim))
 		n += (size_t)snprintf(lim + n, sizeof(lim) - n, " day=%s",
 		    fmt_usd(k->daily_budget, buf, sizeof(buf)));
@@ -759,6 +788,55 @@ cmd_key_show(struct admin *a, int argc, char **argv)
 		return rc;
 	if (open_key(a, argv[optind], &k) != ADM_OK)
 		return ADM_FAIL;
+	if (json)
+		return print_json(keys_to_json(&k, time(NULL)));
+	print_key(&k, time(NULL));
+	return ADM_OK;
+}
+
+/* key update: change a key's limits; 0 clears one (the tier's, or none). */
+static int
+cmd_key_update(struct admin *a, int argc, char **argv)
+{
+	static const struct option lo[] = {
+		KEY_LIMIT_OPTIONS,
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct key_rec		 k, set;
+	struct keys_fault	 f;
+	int			 ch, rc, json = 0, any = 0;
+
+	memset(&set, 0, sizeof(set));
+	opt_reset();
+	/* Parsed twice: checked before the store is opened, applied after. */
+	while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+		rc = 0;
+		if (ch == 'j')
+			json = 1;
+		else if (ch == 'h')
+			return cmd_usage(a, stdout);
+		else if (!key_limit_opt(ch, optarg, &set, &rc))
+			return cmd_usage(a, stderr);
+		else
+			any = 1;
+		if (rc != 0)
+			return ADM_USAGE;
+	}
+	if (argc - optind != 1 || !any)
+		return cmd_usage(a, stderr);
+	if (open_key(a, argv[optind], &k) != ADM_OK)
+		return ADM_FAIL;
+	opt_reset();
+	while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1)
+		(void)key_limit_opt(ch, optarg, &k, &rc);
+	if (keys_check(&k, &f) == -1) {
+		complain("--%s: %s", f.field, f.why);
+		return ADM_USAGE;
+	}
+	if ((rc = keys_update(a->st, &k)) != STORE_OK)
+		return store_failed("cannot update the key", rc);
 	if (json)
 		return print_json(keys_to_json(&k, time(NULL)));
 	print_key(&k, time(NULL));
@@ -2010,6 +2088,8 @@ static const struct cmd_entry commands[] = {
 	  "tier's)\n"
 	  "  --daily-budget USD      spend per UTC day (default: none)\n"
 	  "  --monthly-budget USD    spend per UTC month (default: none)\n"
+	  "  --max-concurrent N      requests in flight at once (default: 0, "
+	  "no limit)\n"
 	  "  --expires DATE|Nd       YYYY-MM-DD (UTC) or days from now\n"
 	  "  --prepaid               refuse requests the balance cannot pay\n"
 	  "  --allow-agent-header    the client may name its agent (X-Agent)\n"
@@ -2020,6 +2100,10 @@ static const struct cmd_entry commands[] = {
 	  NULL, cmd_key_list },
 	{ "key show", "KEY [--json]",
 	  "Show one key.", KEY_REF, cmd_key_show },
+	{ "key update", "KEY [--rpm N] [--tpm N] [--daily-budget USD]\n"
+	  "    [--monthly-budget USD] [--max-concurrent N] [--json]",
+	  "Change a key's limits (0 clears one: the tier's, or none).",
+	  KEY_REF, cmd_key_update },
 	{ "key disable", "KEY",
 	  "Disable a key: its requests get 401 at once.", KEY_REF,
 	  cmd_key_state },

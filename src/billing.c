@@ -8,6 +8,12 @@
  * process dies before it settles (SIGKILL), any live process reclaims the
  * reservation within seconds (billing_reclaim): it bills what the request
  * is known to have used and releases the rest.
+ *
+ * Requests in flight (max_concurrent) are the reservations themselves:
+ * the admission counts the unexpired reservations of the key (and, for a
+ * tier with a limit, the tier's copies of them) and reserves only below
+ * the limit. Whatever releases a reservation (settle, reclaim of a dead
+ * holder, expiry) frees the slot with it; there is no counter to drift.
  */
 #include <sys/types.h>
 
@@ -37,6 +43,12 @@
 #define DAY_S		86400
 #define PROGRESS_MS	2000	/* a stream records its progress this often */
 #define RECLAIM_BATCH	64	/* reservations read per transaction */
+/*
+ * Retry-After of a request refused for max_concurrent: a slot frees when
+ * one of the requests in flight ends, which nothing here can foresee; one
+ * second is a short, honest "try again soon".
+ */
+#define CONCURRENT_RETRY_S 1
 
 /* A fixed char field (maybe without its NUL) into another, NUL-terminated. */
 #define COPY(dst, src)	snprintf((dst), sizeof(dst), "%.*s",		\
@@ -81,7 +93,10 @@ next_month(time_t t)
 	return timegm(&tm);
 }
 
-/* Scope names: "k:ID" for a key, "a:NAME" for an agent, "m:NAME" for a model. */
+/*
+ * Scope names: "k:ID" for a key, "a:NAME" for an agent, "m:NAME" for a
+ * model, "t:NAME" for a tier.
+ */
 static size_t
 scope_key(char *out, size_t cap, char kind, uint64_t id, const char *name)
 {
@@ -150,9 +165,10 @@ reserve_get(struct store_txn *t, const void *k, size_t klen,
 struct held {
 	time_t		 now;
 	int		 prune;
-	int		 agent;		/* the scope is an agent's */
+	int		 copy;		/* an agent's or a tier's scope */
 	money_t		 amount;
 	int64_t		 tokens;
+	long		 count;		/* requests in flight */
 };
 
 static int
@@ -168,7 +184,7 @@ sum_held(void *arg, const void *k, size_t klen, const void *v, size_t vlen)
 	if (rec.expires <= h->now) {
 		if (!h->prune || rec.holder.pid != 0)
 			return 0;
-		if (!h->agent)
+		if (!h->copy)
 			log_warn("billing: reservation %.*s of %" PRId64
 			    " micro-USD expired unsettled",
 			    (int)strnlen(rec.request_id, sizeof(rec.request_id)),
@@ -177,18 +193,22 @@ sum_held(void *arg, const void *k, size_t klen, const void *v, size_t vlen)
 	}
 	h->amount += rec.amount;
 	h->tokens += rec.tokens;
+	h->count++;
 	return 0;
 }
 
+/* What a scope's reservations hold, and how many count (count may be NULL). */
 static int
 held(struct store_txn *t, const char *scope, size_t slen, time_t now,
-    int prune, money_t *out)
+    int prune, money_t *out, long *count)
 {
-	struct held	 h = { now, prune, scope[0] == 'a', 0, 0 };
+	struct held	 h = { now, prune, scope[0] != 'k', 0, 0, 0 };
 	int		 rc;
 
 	rc = store_scan(t, SDB_RESERVE, scope, slen, NULL, 0, 0, sum_held, &h);
 	*out = h.amount;
+	if (count != NULL)
+		*count = h.count;
 	return rc;
 }
 
@@ -520,18 +540,20 @@ admit_txn(struct store_txn *t, void *arg)
 	const struct principal	*p = c->p;
 	const struct admit_in	*in = c->in;
 	struct admission	*a = c->adm;
-	struct rate_rec		 krate, mrate;
+	struct rate_rec		 krate, mrate, trate;
 	struct spend_rec	 sp;
 	struct balance_rec	 bal;
 	struct reserve_rec	 res;
 	char			 ks[SCOPE_MAX], as[SCOPE_MAX], ms[SCOPE_MAX];
+	char			 ts[SCOPE_MAX];
 	char			 b1[32], b2[32], b3[32];
 	unsigned char		 rk[SCOPE_MAX + 8], id[8];
-	size_t			 kl, al, ml;
-	money_t			 kheld, aheld, spent;
+	size_t			 kl, al, ml, tl;
+	money_t			 kheld, aheld, theld, spent;
 	int64_t			 minute = (int64_t)in->now / 60;
 	long			 reset = 60 - (long)(in->now % 60);
-	int			 rc;
+	long			 kflight, tflight = 0;
+	int			 key_gate, tier_gate, rc;
 
 	memset(a, 0, sizeof(*a));
 	a->verdict = ADMIT_OK;
@@ -542,12 +564,25 @@ admit_txn(struct store_txn *t, void *arg)
 	kl = scope_key(ks, sizeof(ks), 'k', p->key.id, NULL);
 	al = scope_key(as, sizeof(as), 'a', 0, p->agent);
 	ml = scope_key(ms, sizeof(ms), 'm', 0, in->model);
+	tl = scope_key(ts, sizeof(ts), 't', 0, p->tier);
+
+	/*
+	 * The key's rate window, read for update, is also the gate of its
+	 * requests in flight, and the tier's window the gate of the tier's:
+	 * two admissions that count one scope's reservations run one after
+	 * the other, so neither counts without the other's.
+	 */
+	key_gate = p->rpm > 0 || p->tpm > 0 || p->max_concurrent > 0;
+	tier_gate = p->tier_concurrent > 0 && p->tier[0] != '\0';
+	memset(&krate, 0, sizeof(krate));
+	memset(&trate, 0, sizeof(trate));
+	if (key_gate && (rc = get_rate(t, ks, kl, minute, &krate)) != STORE_OK)
+		return rc;
+	if (tier_gate && (rc = get_rate(t, ts, tl, minute, &trate)) !=
+	    STORE_OK)
+		return rc;
 
 	/* Rate limits: per key, then per model; fixed one-minute windows. */
-	memset(&krate, 0, sizeof(krate));
-	if ((p->rpm > 0 || p->tpm > 0) &&
-	    (rc = get_rate(t, ks, kl, minute, &krate)) != STORE_OK)
-		return rc;
 	if (p->rpm > 0) {
 		a->limit_requests = (long)p->rpm;
 		a->remaining_requests = (long)(p->rpm - krate.requests - 1);
@@ -593,8 +628,11 @@ admit_txn(struct store_txn *t, void *arg)
 	}
 
 	/* Budgets and balance count what requests in flight hold. */
-	if ((rc = held(t, ks, kl, in->now, 1, &kheld)) != STORE_OK ||
-	    (rc = held(t, as, al, in->now, 1, &aheld)) != STORE_OK)
+	if ((rc = held(t, ks, kl, in->now, 1, &kheld, &kflight)) != STORE_OK ||
+	    (rc = held(t, as, al, in->now, 1, &aheld, NULL)) != STORE_OK)
+		return rc;
+	if (tier_gate &&
+	    (rc = held(t, ts, tl, in->now, 1, &theld, &tflight)) != STORE_OK)
 		return rc;
 	/*
 	 * The spend records are read for update: two admissions against one
@@ -662,12 +700,35 @@ admit_txn(struct store_txn *t, void *arg)
 		}
 	}
 
+	/*
+	 * Requests in flight, checked last: the refusal that lasts longer
+	 * (a rate window, a budget, the balance) is the one to report.
+	 */
+	if (p->max_concurrent > 0 && kflight >= p->max_concurrent) {
+		refuse(a, ADMIT_KEY_CONCURRENT, CONCURRENT_RETRY_S, "Too many "
+		    "concurrent requests for this key: %ld in flight, its "
+		    "max_concurrent is %ld. Retry when one ends.", kflight,
+		    p->max_concurrent);
+		return STORE_OK;
+	}
+	if (tier_gate && tflight >= p->tier_concurrent) {
+		refuse(a, ADMIT_TIER_CONCURRENT, CONCURRENT_RETRY_S, "Too many "
+		    "concurrent requests for tier %s: %ld in flight across its "
+		    "keys, its max_concurrent is %ld. Retry when one ends.",
+		    p->tier, tflight, p->tier_concurrent);
+		return STORE_OK;
+	}
+
 	/* Admitted: count it and hold the worst case. */
 	krate.requests++;
 	krate.tokens += in->tokens;
-	if ((p->rpm > 0 || p->tpm > 0) &&
-	    (rc = store_put(t, SDB_RATE, ks, kl, &krate, sizeof(krate))) !=
-	    STORE_OK)
+	if (key_gate && (rc = store_put(t, SDB_RATE, ks, kl, &krate,
+	    sizeof(krate))) != STORE_OK)
+		return rc;
+	trate.requests++;
+	trate.tokens += in->tokens;
+	if (tier_gate && (rc = store_put(t, SDB_RATE, ts, tl, &trate,
+	    sizeof(trate))) != STORE_OK)
 		return rc;
 	if (in->model_rpm > 0 || in->model_tpm > 0) {
 		mrate.requests++;
@@ -685,6 +746,10 @@ admit_txn(struct store_txn *t, void *arg)
 	res.version = 1;
 	if ((rc = store_put(t, SDB_RESERVE, rk, scoped(rk, as, al, id, 8),
 	    &res, RESERVE_V1_SIZE)) != STORE_OK)
+		return rc;
+	/* The tier's, while the tier has a limit: counted by the next ones. */
+	if (tier_gate && (rc = store_put(t, SDB_RESERVE, rk, scoped(rk, ts, tl,
+	    id, 8), &res, RESERVE_V1_SIZE)) != STORE_OK)
 		return rc;
 	a->reservation = c->res_id;
 	a->key_id = p->key.id;
@@ -767,24 +832,20 @@ drop_reservation(struct store_txn *t, const char *scope, size_t slen,
  */
 static int
 true_up_tokens(struct store_txn *t, const char *scope, size_t slen,
-    const struct usage_row *row)
+    const struct usage_row *row, const struct reserve_rec *res)
 {
-	unsigned char		 k[SCOPE_MAX + 8], id[8];
-	struct reserve_rec	 res;
 	struct rate_rec		 rate;
 	int64_t			 used = row->prompt + row->completion;
 	int			 rc;
 
-	store_be64(id, row->reservation);
-	rc = reserve_get(t, k, scoped(k, scope, slen, id, 8), &res, 0);
-	if (rc != STORE_OK || res.tokens <= used)
-		return rc == STORE_NOTFOUND ? STORE_OK : rc;
+	if (res->tokens <= used)
+		return STORE_OK;
 	rc = store_get_rec(t, SDB_RATE, scope, slen, &rate, sizeof(rate),
 	    STORE_RMW);
 	/* Only the window the estimate was counted in (admission's minute). */
 	if (rc != STORE_OK || rate.minute != row->time_us / 60000000)
 		return rc == STORE_NOTFOUND || rc == STORE_OK ? STORE_OK : rc;
-	rate.tokens -= res.tokens - used;
+	rate.tokens -= res->tokens - used;
 	if (rate.tokens < 0)
 		rate.tokens = 0;
 	return store_put(t, SDB_RATE, scope, slen, &rate, sizeof(rate));
@@ -795,8 +856,11 @@ billing_apply(struct store_txn *t, const struct usage_row *row)
 {
 	struct balance_rec	 bal;
 	struct ledger_rec	 l;
-	char			 ks[SCOPE_MAX], as[SCOPE_MAX];
-	size_t			 kl, al;
+	struct reserve_rec	 res;
+	char			 ks[SCOPE_MAX], as[SCOPE_MAX], ts[SCOPE_MAX];
+	char			 tier[sizeof(res.tier) + 1];
+	unsigned char		 rk[SCOPE_MAX + 8], id[8];
+	size_t			 kl, al, tl;
 	time_t			 day = billing_day((time_t)(row->time_us /
 				    1000000));
 	int			 rc;
@@ -838,11 +902,25 @@ billing_apply(struct store_txn *t, const struct usage_row *row)
 	if (row->key_id != 0 && row->agent[0] != '\0' &&
 	    (rc = add_spend(t, as, al, day, row)) != STORE_OK)
 		return rc;
-	if (row->reservation != 0 &&
-	    ((rc = true_up_tokens(t, ks, kl, row)) != STORE_OK ||
+	if (row->reservation == 0)
+		return STORE_OK;
+	store_be64(id, row->reservation);
+	rc = reserve_get(t, rk, scoped(rk, ks, kl, id, 8), &res, 0);
+	if (rc == STORE_NOTFOUND)
+		return STORE_OK;	/* released already, every copy */
+	if (rc != STORE_OK ||
+	    (rc = true_up_tokens(t, ks, kl, row, &res)) != STORE_OK ||
 	    (rc = drop_reservation(t, ks, kl, row->reservation)) != STORE_OK ||
-	    (rc = drop_reservation(t, as, al, row->reservation)) != STORE_OK))
+	    (rc = drop_reservation(t, as, al, row->reservation)) != STORE_OK)
 		return rc;
+	/* The tier's copy, written if its tier had a limit at admission. */
+	if (res.tier[0] != '\0') {
+		COPY(tier, res.tier);
+		tl = scope_key(ts, sizeof(ts), 't', 0, tier);
+		if ((rc = drop_reservation(t, ts, tl, row->reservation)) !=
+		    STORE_OK)
+			return rc;
+	}
 	return STORE_OK;
 }
 
@@ -1030,8 +1108,8 @@ reclaim_txn(struct store_txn *t, void *arg)
 {
 	struct reclaim_ctx	*c = arg;
 	unsigned char		 k[SCOPE_MAX + 8];
-	char			 as[SCOPE_MAX];
-	size_t			 kl, al;
+	char			 as[SCOPE_MAX], ts[SCOPE_MAX];
+	size_t			 kl, al, tl;
 	int			 rc;
 
 	kl = reserve_key(k, c->seen->key_id, c->seen->id);
@@ -1041,8 +1119,11 @@ reclaim_txn(struct store_txn *t, void *arg)
 	if (c->bill && (rc = billing_apply(t, &c->row)) != STORE_EXISTS)
 		return rc;
 	al = scope_key(as, sizeof(as), 'a', 0, c->row.agent);
+	tl = scope_key(ts, sizeof(ts), 't', 0, c->row.tier);
 	if ((rc = store_del(t, SDB_RESERVE, k, kl)) != STORE_OK ||
-	    (rc = drop_reservation(t, as, al, c->seen->id)) != STORE_OK)
+	    (rc = drop_reservation(t, as, al, c->seen->id)) != STORE_OK ||
+	    (c->row.tier[0] != '\0' &&
+	    (rc = drop_reservation(t, ts, tl, c->seen->id)) != STORE_OK))
 		return rc;
 	return c->bill ? STORE_EXISTS : STORE_OK;
 }
@@ -1256,7 +1337,7 @@ balance_txn(struct store_txn *t, void *arg)
 	if ((rc = get_balance(t, c->key_id, c->bal, 0)) != STORE_OK)
 		return rc;
 	kl = scope_key(ks, sizeof(ks), 'k', c->key_id, NULL);
-	return held(t, ks, kl, time(NULL), 0, c->held);
+	return held(t, ks, kl, time(NULL), 0, c->held, NULL);
 }
 
 int

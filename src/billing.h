@@ -81,7 +81,10 @@ struct reserve_rec {
 	uint8_t		 spare[7];
 };
 
-/* Requests and tokens of one scope in the current minute (SDB_RATE). */
+/*
+ * Requests and tokens of one scope ("k:ID" key, "m:MODEL" model, "t:TIER"
+ * tier) in the current minute (SDB_RATE).
+ */
 struct rate_rec {
 	uint8_t		 version;
 	int64_t		 minute;	/* unix s / 60 */
@@ -123,6 +126,9 @@ struct principal {
 	money_t			 agent_budget;	/* per UTC day; 0: none */
 	money_t			 monthly_budget;	/* key's; 0: none */
 	int64_t			 rpm, tpm;	/* key's, else tier's; 0: none */
+	long			 max_concurrent;	/* key's in flight; 0: none */
+	long			 tier_concurrent;	/* the tier's, all its
+							   keys together; 0: none */
 };
 
 /* What a request asks to be admitted with. */
@@ -151,6 +157,8 @@ enum admit_verdict {
 	ADMIT_AGENT_BUDGET,
 	ADMIT_MONTHLY_BUDGET,
 	ADMIT_BALANCE,
+	ADMIT_KEY_CONCURRENT,	/* the key's max_concurrent in flight */
+	ADMIT_TIER_CONCURRENT,	/* the tier's, all its keys together */
 	ADMIT_STORE,		/* the store failed: 503 */
 	ADMIT__MAX
 };
@@ -180,7 +188,8 @@ time_t	billing_month(time_t);
 
 /*
  * Admit a request in one transaction: rate limits, budgets and balance
- * are checked against spend plus unexpired reservations, and on success
+ * are checked against spend plus unexpired reservations, requests in
+ * flight (max_concurrent) by counting those reservations, and on success
  * the worst case is reserved. The master key is always admitted.
  */
 int	billing_admit(struct store *, const struct config *,

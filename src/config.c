@@ -216,6 +216,9 @@ static const struct key_def keys[] = {
 	  "requests per minute per key of this tier (0: no limit)" },
 	{ SECT_TIER, "tpm", K_LONG, T(tpm), 0, LONG_MAX, "0",
 	  "tokens per minute per key of this tier (0: no limit)" },
+	{ SECT_TIER, "max_concurrent", K_LONG, T(max_concurrent), 0, 1000000,
+	  "0", "requests in flight at once, all keys of this tier together "
+	  "(0: no limit)" },
 
 	{ SECT_AGENT, "tier", K_STR, A(tier_name), 0, 0, NULL,
 	  "the [tier] of this agent (default: default_tier)" },

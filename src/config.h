@@ -115,6 +115,7 @@ struct tier_cfg {
 	money_t		 daily_budget;	/* micro-USD per agent per UTC day; 0: none */
 	money_t		 monthly_budget;	/* 0: none */
 	long		 rpm, tpm;	/* per key; 0: none */
+	long		 max_concurrent;	/* in flight, all its keys; 0: none */
 	struct strlist	 downgrade;	/* raw "from -> to" items as read */
 	char		**down_from, **down_to;	/* parsed pairs */
 	size_t		 ndown;

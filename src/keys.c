@@ -2,6 +2,7 @@
 #include <sys/random.h>
 
 #include <ctype.h>
+#include <stddef.h>
 #include <errno.h>
 #include <fnmatch.h>
 #include <stdarg.h>
@@ -127,6 +128,10 @@ glob_ok(const char *s, size_t n)
 	return n > 0;
 }
 
+/* max_concurrent lives in what was padding: stored keys keep their layout. */
+_Static_assert(offsetof(struct key_rec, max_concurrent) == 4 &&
+    offsetof(struct key_rec, id) == 8, "a key record keeps its layout");
+
 int
 keys_check(const struct key_rec *k, struct keys_fault *f)
 {
@@ -153,6 +158,9 @@ keys_check(const struct key_rec *k, struct keys_fault *f)
 		return fault(f, "agent", "must start with a letter or digit "
 		    "and hold only letters, digits and %s (no spaces, '=', "
 		    "'/', quotes or control characters)", WORD_CHARS);
+	if (k->max_concurrent < 0 || k->max_concurrent > KEY_CONCURRENT_MAX)
+		return fault(f, "max_concurrent", "must be 0 (no limit) to %d",
+		    KEY_CONCURRENT_MAX);
 	if (strnlen(k->tier, sizeof(k->tier)) == sizeof(k->tier) ||
 	    (k->tier[0] != '\0' && !word_ok(k->tier)))
 		return fault(f, "tier", "is not a tier name");
@@ -504,6 +512,8 @@ keys_to_json(const struct key_rec *k, time_t now)
 	    models_json(k->models, sizeof(k->models)));
 	json_object_object_add(o, "rpm", json_object_new_int64(k->rpm));
 	json_object_object_add(o, "tpm", json_object_new_int64(k->tpm));
+	json_object_object_add(o, "max_concurrent",
+	    json_object_new_int(k->max_concurrent));
 	json_object_object_add(o, "daily_budget_micro_usd",
 	    json_object_new_int64(k->daily_budget));
 	json_object_object_add(o, "monthly_budget_micro_usd",

@@ -19,6 +19,7 @@ struct store;
 #define KEY_MODELS_MAX	512
 #define KEY_HASH_LEN	32
 #define KEY_REASON_MAX	127	/* a ledger entry's reason */
+#define KEY_CONCURRENT_MAX 1000000	/* largest max_concurrent */
 
 /* One client key as stored (SDB_KEYS); fixed layout, version first. */
 struct key_rec {
@@ -26,6 +27,12 @@ struct key_rec {
 	uint8_t		 disabled;
 	uint8_t		 prepaid;	/* balance enforced: 402 when short */
 	uint8_t		 agent_header;	/* the key may name its agent (X-Agent) */
+	/*
+	 * Requests in flight at once; 0: no limit. It takes the four bytes
+	 * that were alignment padding before id, which every writer zeroed:
+	 * a key stored before it reads 0, and the layout is unchanged.
+	 */
+	int32_t		 max_concurrent;
 	uint64_t	 id;
 	int64_t		 created;	/* unix s */
 	int64_t		 expires;	/* unix s; 0: never */
@@ -43,7 +50,8 @@ struct key_rec {
 
 /* Which field of a key breaks the rules, and why. */
 struct keys_fault {
-	const char	*field;		/* "name", "agent", "tier", "models" */
+	const char	*field;		/* "name", "agent", "tier", "models",
+					   "max_concurrent" */
 	char		 why[200];	/* follows the field's name */
 };
 

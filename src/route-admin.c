@@ -26,6 +26,7 @@ static const struct field_rule create_rules[] = {
 	{ "models", J_ARRAY | J_NULL, 0, 0, 64, 0 },
 	{ "rpm", J_INT | J_NULL, 0, 0, 1000000000, 0 },
 	{ "tpm", J_INT | J_NULL, 0, 0, 1000000000000.0, 0 },
+	{ "max_concurrent", J_INT | J_NULL, 0, 0, KEY_CONCURRENT_MAX, 0 },
 	{ "daily_budget_usd", J_STRING | J_NUMBER | J_NULL, 0, NOBOUND },
 	{ "monthly_budget_usd", J_STRING | J_NUMBER | J_NULL, 0, NOBOUND },
 	{ "expires", J_INT | J_NULL, 0, 0, EXPIRES_MAX, 0 },
@@ -310,6 +311,8 @@ take_key(struct request *r, struct json_object *o, struct key_rec *k)
 		k->rpm = json_object_get_int64(v);
 	if ((v = field(o, "tpm")) != NULL)
 		k->tpm = json_object_get_int64(v);
+	if ((v = field(o, "max_concurrent")) != NULL)
+		k->max_concurrent = json_object_get_int(v);
 	if ((rc = take_budget(r, o, "daily_budget_usd",
 	    &k->daily_budget)) != 0 ||
 	    (rc = take_budget(r, o, "monthly_budget_usd",

@@ -11,8 +11,10 @@ enum store_db {
 	SDB_KEYHASH,	/* sha256(secret) -> key id (BE64) */
 	SDB_BALANCE,	/* key id (BE64) -> struct balance_rec */
 	SDB_SPEND,	/* scope "k:ID"/"a:AGENT", 0, UTC day (BE32) -> struct spend_rec */
-	SDB_RESERVE,	/* scope, 0, reservation id (BE64) -> struct reserve_rec */
-	SDB_RATE,	/* scope "k:ID"/"m:MODEL" -> struct rate_rec (current minute) */
+	SDB_RESERVE,	/* scope "k:ID"/"a:AGENT"/"t:TIER", 0, reservation id (BE64)
+			   -> struct reserve_rec */
+	SDB_RATE,	/* scope "k:ID"/"m:MODEL"/"t:TIER" -> struct rate_rec
+			   (current minute) */
 	SDB_USAGE,	/* time us (BE64) + id (BE64) -> struct usage_row */
 	SDB_LEDGER,	/* key id (BE64) + time us (BE64) + id (BE64) -> struct ledger_rec */
 	SDB_META,	/* name -> value (schema version, replayed fallback lines) */

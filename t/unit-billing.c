@@ -5,6 +5,7 @@
  * processes admit and settle at once, and reservations of killed
  * processes reclaimed exactly once.
  */
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -473,10 +474,13 @@ admit_full(struct store *s, const struct config *cfg,
 	return billing_admit(s, cfg, p, &in, a);
 }
 
-/* A child admits n requests (one streams 1000 tokens), then is killed. */
+/*
+ * A child admits n requests (one streams 1000 tokens), then is killed;
+ * with tier_limit, under its tier's max_concurrent (tier copies written).
+ */
 static void
-die_holding(const struct config *cfg, const struct key_rec *k, int n,
-    money_t worst)
+die_holding_in(const struct config *cfg, const struct key_rec *k, int n,
+    money_t worst, long tier_limit)
 {
 	struct store		*s;
 	struct principal	 p;
@@ -490,6 +494,7 @@ die_holding(const struct config *cfg, const struct key_rec *k, int n,
 		s = store_open(dir, STORE_ADMIN, 1, 30, err, sizeof(err));
 		principal(&p, cfg, k);
 		p.agent_budget = 0;
+		p.tier_concurrent = tier_limit;
 		cand_m(&c);
 		for (i = 0; s != NULL && i < n; i++) {
 			snprintf(rid, sizeof(rid), "req_dead_%d", i);
@@ -507,6 +512,13 @@ die_holding(const struct config *cfg, const struct key_rec *k, int n,
 	waitpid(pid, &status, 0);
 	ok(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
 	    "a process admitted %d request(s) and was SIGKILLed", n);
+}
+
+static void
+die_holding(const struct config *cfg, const struct key_rec *k, int n,
+    money_t worst)
+{
+	die_holding_in(cfg, k, n, worst, 0);
 }
 
 struct dead_rows {
@@ -767,6 +779,214 @@ test_reclaim_race(const struct config *cfg)
 	store_close(s);
 }
 
+/* A key named name, created in s. */
+static void
+new_key(struct store *s, struct key_rec *k, const char *name)
+{
+	char	 secret[KEY_SECRET_LEN + 1];
+
+	memset(k, 0, sizeof(*k));
+	snprintf(k->name, sizeof(k->name), "%s", name);
+	keys_create(s, k, secret, sizeof(secret));
+}
+
+/*
+ * Requests in flight are the reservations: a key's max_concurrent and its
+ * tier's (all its keys together) refuse the next one with
+ * ADMIT_*_CONCURRENT and Retry-After 1; a settle, a reclaim of a dead
+ * holder or the expiry frees the slot.
+ */
+static void
+test_in_flight(struct store *s, const struct config *cfg)
+{
+	struct key_rec		 k, k2;
+	struct principal	 p, p2;
+	struct admission	 a[4];
+	struct candidate	 c;
+	struct reclaim_result	 res;
+	time_t			 now = time(NULL);
+
+	new_key(s, &k, "flight");
+	principal(&p, cfg, &k);
+	p.agent_budget = 0;
+	p.max_concurrent = 2;
+	cand_m(&c);
+	is_int(admit_full(s, cfg, &p, &c, 10, 1000, "req_f1", &a[0]), STORE_OK,
+	    "admit");
+	is_int(admit_full(s, cfg, &p, &c, 10, 1000, "req_f2", &a[1]), STORE_OK,
+	    "admit");
+	ok(a[0].verdict == ADMIT_OK && a[1].verdict == ADMIT_OK,
+	    "max_concurrent 2: two requests in flight admitted");
+	is_int(admit_full(s, cfg, &p, &c, 10, 1000, "req_f3", &a[2]), STORE_OK,
+	    "admit");
+	is_int(a[2].verdict, ADMIT_KEY_CONCURRENT, "the third is refused");
+	is_int(a[2].retry_after, 1, "Retry-After: 1 s");
+	ok(strstr(a[2].message, "2 in flight") != NULL, "the message says "
+	    "how many: %s", a[2].message);
+	is_int(a[2].reservation, 0, "and nothing is reserved for it");
+	is_int(settle(s, cfg, &p, &a[0], 500, now), STORE_OK, "one settles");
+	admit_full(s, cfg, &p, &c, 10, 1000, "req_f3", &a[2]);
+	is_int(a[2].verdict, ADMIT_OK, "then the next is admitted");
+	admit_full(s, cfg, &p, &c, 10, 1000, "req_f4", &a[3]);
+	is_int(a[3].verdict, ADMIT_KEY_CONCURRENT, "and the one after refused");
+	is_int(admit(s, cfg, &p, 1000, now + 61, &a[3]), STORE_OK, "admit");
+	is_int(a[3].verdict, ADMIT_OK, "reservations past reservation_ttl no "
+	    "longer count as in flight");
+	settle(s, cfg, &p, &a[1], 500, now);
+	settle(s, cfg, &p, &a[2], 500, now);
+	settle(s, cfg, &p, &a[3], 500, now);
+
+	/* A killed holder's slots come back with the reclaim. */
+	die_holding(cfg, &k, 2, 1000);
+	admit_full(s, cfg, &p, &c, 10, 1000, "req_f5", &a[0]);
+	is_int(a[0].verdict, ADMIT_KEY_CONCURRENT, "a dead process's two "
+	    "reservations hold both slots");
+	billing_reclaim(s, time(NULL), &res, NULL, NULL);
+	is_int(res.reclaimed, 2, "reclaimed");
+	admit_full(s, cfg, &p, &c, 10, 1000, "req_f5", &a[0]);
+	is_int(a[0].verdict, ADMIT_OK, "after the reclaim a slot is free");
+	settle(s, cfg, &p, &a[0], 500, now);
+
+	/* The tier's limit counts all its keys together. */
+	new_key(s, &k2, "flight-2");
+	principal(&p2, cfg, &k2);
+	p2.agent_budget = 0;
+	p.max_concurrent = 0;
+	p.tier_concurrent = p2.tier_concurrent = 3;
+	admit_full(s, cfg, &p, &c, 10, 1000, "req_t1", &a[0]);
+	admit_full(s, cfg, &p, &c, 10, 1000, "req_t2", &a[1]);
+	admit_full(s, cfg, &p2, &c, 10, 1000, "req_t3", &a[2]);
+	ok(a[0].verdict == ADMIT_OK && a[1].verdict == ADMIT_OK &&
+	    a[2].verdict == ADMIT_OK, "tier limit 3: two of one key and one "
+	    "of another admitted");
+	admit_full(s, cfg, &p2, &c, 10, 1000, "req_t4", &a[3]);
+	is_int(a[3].verdict, ADMIT_TIER_CONCURRENT, "a fourth, of either key, "
+	    "is refused");
+	ok(strstr(a[3].message, "tier T3") != NULL, "naming the tier: %s",
+	    a[3].message);
+	is_int(a[3].retry_after, 1, "Retry-After: 1 s");
+	admit_full(s, cfg, &p, &c, 10, 1000, "req_t4", &a[3]);
+	is_int(a[3].verdict, ADMIT_TIER_CONCURRENT, "either key");
+	settle(s, cfg, &p, &a[0], 500, now);
+	admit_full(s, cfg, &p2, &c, 10, 1000, "req_t4", &a[3]);
+	is_int(a[3].verdict, ADMIT_OK, "a settle of one key frees a slot for "
+	    "the other");
+	settle(s, cfg, &p, &a[1], 500, now);
+	settle(s, cfg, &p2, &a[2], 500, now);
+	settle(s, cfg, &p2, &a[3], 500, now);
+	die_holding_in(cfg, &k2, 3, 1000, 3);
+	admit_full(s, cfg, &p, &c, 10, 1000, "req_t5", &a[0]);
+	is_int(a[0].verdict, ADMIT_TIER_CONCURRENT, "a dead process holds the "
+	    "tier's three slots");
+	billing_reclaim(s, time(NULL), &res, NULL, NULL);
+	is_int(res.reclaimed, 3, "reclaimed");
+	admit_full(s, cfg, &p, &c, 10, 1000, "req_t5", &a[0]);
+	is_int(a[0].verdict, ADMIT_OK, "after the reclaim the tier has room");
+	settle(s, cfg, &p, &a[0], 500, now);
+	is_int(admit(s, cfg, &p, 1000, now + 61, &a[0]), STORE_OK, "admit");
+	is_int(a[0].verdict, ADMIT_OK, "an expired tier copy no longer counts");
+	settle(s, cfg, &p, &a[0], 500, now);
+}
+
+/* Requests in flight as the racers see them, in memory they share. */
+struct flight {
+	int	 key[2], tier;		/* in flight now */
+	int	 key_max[2], tier_max;	/* the most seen */
+	int	 admitted, refused, errors;
+};
+
+static void
+flight_max(int *max, int now)
+{
+	int	 m;
+
+	while ((m = __atomic_load_n(max, __ATOMIC_SEQ_CST)) < now &&
+	    !__atomic_compare_exchange_n(max, &m, now, 0, __ATOMIC_SEQ_CST,
+	    __ATOMIC_SEQ_CST))
+		;
+}
+
+/*
+ * Eight processes, two keys of max_concurrent 3 in a tier of 4, each
+ * holding what it is admitted a moment: never more in flight than the
+ * limits, counted between the admission's commit and the settle's start.
+ */
+static void
+test_in_flight_race(struct config *cfg)
+{
+	struct store		*s;
+	struct key_rec		 k[2];
+	struct principal	 p;
+	struct admission	 a;
+	struct candidate	 c;
+	struct flight		*f;
+	char			 err[256], rid[32];
+	int			 i, j, w, status, bad = 0;
+
+	f = mmap(NULL, sizeof(*f), PROT_READ | PROT_WRITE, MAP_SHARED |
+	    MAP_ANONYMOUS, -1, 0);
+	if (f == MAP_FAILED) {
+		ok(0, "shared memory");
+		return;
+	}
+	memset(f, 0, sizeof(*f));
+	s = store_open(dir, STORE_ADMIN, 1, 30, err, sizeof(err));
+	new_key(s, &k[0], "crowd-a");
+	new_key(s, &k[1], "crowd-b");
+	store_close(s);
+	for (i = 0; i < 8; i++) {
+		if (fork() != 0)
+			continue;
+		s = store_open(dir, STORE_WORKER, 1, 30, err, sizeof(err));
+		w = i % 2;
+		principal(&p, cfg, &k[w]);
+		p.agent_budget = 0;
+		p.max_concurrent = 3;
+		p.tier_concurrent = 4;
+		cand_m(&c);
+		for (j = 0; s != NULL && j < 40; j++) {
+			snprintf(rid, sizeof(rid), "req_race_%d_%d", i, j);
+			if (admit_full(s, cfg, &p, &c, 10, 1000, rid, &a) !=
+			    STORE_OK) {
+				__atomic_add_fetch(&f->errors, 1,
+				    __ATOMIC_SEQ_CST);
+				continue;
+			}
+			if (a.verdict != ADMIT_OK) {
+				__atomic_add_fetch(&f->refused, 1,
+				    __ATOMIC_SEQ_CST);
+				usleep(500);
+				continue;
+			}
+			__atomic_add_fetch(&f->admitted, 1, __ATOMIC_SEQ_CST);
+			flight_max(&f->key_max[w], __atomic_add_fetch(
+			    &f->key[w], 1, __ATOMIC_SEQ_CST));
+			flight_max(&f->tier_max, __atomic_add_fetch(&f->tier, 1,
+			    __ATOMIC_SEQ_CST));
+			usleep(3000);
+			__atomic_sub_fetch(&f->key[w], 1, __ATOMIC_SEQ_CST);
+			__atomic_sub_fetch(&f->tier, 1, __ATOMIC_SEQ_CST);
+			settle(s, cfg, &p, &a, 500, time(NULL));
+		}
+		store_close(s);
+		config_free(cfg);
+		_exit(s == NULL ? 1 : 0);
+	}
+	while (wait(&status) > 0)
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			bad++;
+	is_int(bad + f->errors, 0, "eight racers admitted and settled without "
+	    "a store error");
+	ok(f->key_max[0] <= 3 && f->key_max[1] <= 3, "never more than 3 of a "
+	    "key in flight (most seen: %d and %d)", f->key_max[0],
+	    f->key_max[1]);
+	ok(f->tier_max <= 4, "never more than 4 of the tier in flight (most "
+	    "seen: %d)", f->tier_max);
+	ok(f->admitted > 0 && f->refused > 0, "%d admitted, %d refused",
+	    f->admitted, f->refused);
+	munmap(f, sizeof(*f));
+}
+
 static int
 put_raw(struct store_txn *t, void *arg)
 {
@@ -932,10 +1152,12 @@ main(void)
 	test_expiry(s, cfg);
 	test_reclaim(s, cfg);
 	test_versions(s, cfg);
+	test_in_flight(s, cfg);
 	store_close(s);
 	test_reclaim_race(cfg);
 	test_concurrency(cfg);
 	test_budget_race(cfg);
+	test_in_flight_race(cfg);
 	test_dead_holder();
 	test_first_open(cfg);
 	config_free(cfg);

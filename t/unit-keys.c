@@ -33,6 +33,7 @@ test_check(void)
 		"gpt-4 x=y", "a\"", "m;rm", "m\x01", "m  n", " m", "m ",
 	};
 	struct keys_fault	 f;
+	struct key_rec		*k;
 	char			 list[16], q[64];
 	size_t			 i;
 
@@ -58,6 +59,15 @@ test_check(void)
 		    log_value(q, sizeof(q), bad_globs[i]));
 	ok(keys_check(key("n", "", "gpt-4* vendor/m-[0-9]? !x"), &f) == 0,
 	    "globs with * ? [ ] ! / accepted");
+	k = key("n", "", "");
+	k->max_concurrent = -1;
+	ok(keys_check(k, &f) == -1 && strcmp(f.field, "max_concurrent") == 0,
+	    "max_concurrent -1 refused");
+	k->max_concurrent = KEY_CONCURRENT_MAX + 1;
+	ok(keys_check(k, &f) == -1, "max_concurrent above %d refused",
+	    KEY_CONCURRENT_MAX);
+	k->max_concurrent = 3;
+	ok(keys_check(k, &f) == 0, "max_concurrent 3 accepted");
 	ok(keys_check(key("n", "", "x=y"), &f) == -1 &&
 	    strstr(f.why, "'x=y'") != NULL, "the refusal names the glob");
 
