@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "account.h"
+#include "breaker.h"
 #include "config.h"
 #include "log.h"
 #include "plan.h"
@@ -56,6 +57,7 @@ struct chat {
 	int			 err_status;
 	long			 err_retry_after;	/* s, or -1 */
 	struct provider_error	 err;
+	struct breaker_ticket	 brk;	/* breaker: the candidate's admission */
 };
 
 static double
@@ -508,15 +510,26 @@ run(struct chat *ch)
 	struct upstream_resp	 resp;
 	enum next		 next;
 	size_t			 i;
-	int			 a;
+	int			 a, done, brk_stop;	/* breaker */
 
 	for (i = 0; i < ch->plan.n; i++) {
 		ch->cand = &ch->plan.c[i];
 		ch->ops = provider_ops_for(ch->cand->provider->type);
+		/* breaker: admit */
+		if (breaker_admit(ch->cfg, ch->cand, &ch->brk) == BREAKER_SKIP) {
+			if (ch->attempts == 0)
+				breaker_refusal(&ch->brk, &ch->err,
+				    &ch->err_status, &ch->err_retry_after);
+			continue;
+		}
 		for (a = 1; a <= ch->cfg->retry.attempts; a++) {
 			upstream_resp_init(&resp,
 			    (size_t)ch->cfg->gw.max_upstream_body);
-			if (attempt(ch, &resp)) {
+			done = attempt(ch, &resp);
+			/* breaker: record */
+			brk_stop = breaker_record(&ch->brk, &resp,
+			    ch->stop == STOP_BAD_STREAM || ch->st.failed);
+			if (done) {
 				upstream_resp_free(&resp);
 				return;
 			}
@@ -540,7 +553,7 @@ run(struct chat *ch)
 				answer_error(ch);
 				return;
 			}
-			if (next == NEXT_FALLBACK ||
+			if (next == NEXT_FALLBACK || brk_stop ||	/* breaker */
 			    a == ch->cfg->retry.attempts ||
 			    ch->err_retry_after > ch->cfg->retry.retry_after_max) {
 				upstream_resp_free(&resp);

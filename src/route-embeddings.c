@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "breaker.h"
 #include "config.h"
 #include "embeddings.h"
 #include "log.h"
@@ -705,7 +706,8 @@ jcall_run(struct jcall *jc, const char *model)
 	enum next		 next;
 	long			 retry_after;
 	size_t			 i;
-	int			 a;
+	int			 a, brk_stop;	/* breaker */
+	struct breaker_ticket	 brk;	/* breaker */
 
 	jc->fail.retry_after = -1;
 	if (!validate_model_name(model))
@@ -723,10 +725,20 @@ jcall_run(struct jcall *jc, const char *model)
 	}
 	for (i = 0; i < jc->plan.n; i++) {
 		jc->cand = &jc->plan.c[i];
+		/* breaker: admit */
+		if (breaker_admit(r->cfg, jc->cand, &brk) == BREAKER_SKIP) {
+			if (jc->attempts == 0)
+				breaker_refusal(&brk, &jc->fail.err,
+				    &jc->fail.status, &jc->fail.retry_after);
+			continue;
+		}
 		for (a = 1; a <= rc->attempts; a++) {
 			upstream_resp_init(&resp,
 			    (size_t)r->cfg->gw.max_upstream_body);
 			next = try_once(jc, &resp);
+			/* breaker: record (a 2xx not understood counts as failed) */
+			brk_stop = breaker_record(&brk, &resp, resp.result == UP_OK &&
+			    next != NEXT_DONE);
 			upstream_resp_free(&resp);
 			if (next == NEXT_DONE)
 				return r->status;
@@ -736,7 +748,8 @@ jcall_run(struct jcall *jc, const char *model)
 			    jc->fail.err.message, jc->fail.status);
 			if (next == NEXT_FINAL)
 				return answer_error(jc);
-			if (next == NEXT_FALLBACK || a == rc->attempts ||
+			if (next == NEXT_FALLBACK || brk_stop ||	/* breaker */
+			    a == rc->attempts ||
 			    retry_after > rc->retry_after_max)
 				break;
 			retry_pause(rc, a, retry_after);
