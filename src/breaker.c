@@ -97,6 +97,7 @@ struct header {
 	volatile uint32_t retired;		/* replaced: map the path again */
 	uint32_t	 pad;
 	uint64_t	 evictions, overflows, dead_owners;
+	uint64_t	 lock_timeouts;		/* atomic: counted unlocked */
 	pthread_mutex_t	 lock;
 };
 
@@ -400,6 +401,7 @@ breaker_region_lock(struct breaker_region *r)
 		return -1;
 	}
 	if (rc != 0) {
+		__atomic_add_fetch(&r->hdr->lock_timeouts, 1, __ATOMIC_RELAXED);
 		log_warn("breaker: lock of %s not had in %d ms (%s): breakers "
 		    "passed over", r->path, LOCK_WAIT_MS, strerror(rc));
 		return -1;
@@ -837,6 +839,8 @@ breaker_region_list(struct breaker_region *r, struct breaker_info *out,
 	st->evictions = r->hdr->evictions;
 	st->overflows = r->hdr->overflows;
 	st->dead_owners = r->hdr->dead_owners;
+	st->lock_timeouts = __atomic_load_n(&r->hdr->lock_timeouts,
+	    __ATOMIC_RELAXED);
 	breaker_region_unlock(r);
 	return n;
 }

@@ -98,6 +98,7 @@ struct breaker_stats {
 	uint64_t	 evictions;	/* closed slots reused for others */
 	uint64_t	 overflows;	/* records dropped: every slot open */
 	uint64_t	 dead_owners;	/* locks taken over from dead holders */
+	uint64_t	 lock_timeouts;	/* calls that passed the breaker over */
 };
 
 /* The clock in ms since the epoch; tests inject their own (NULL: real). */
