@@ -75,6 +75,22 @@ upstream = fast-up
 input_price = 1
 output_price = 2
 
+[model emb-down]
+provider = hung
+upstream = emb-up@status=503
+fallback = emb-ok
+input_price = 0.02
+
+[model emb-lonely]
+provider = hung
+upstream = emb-up@status=503
+input_price = 0.02
+
+[model emb-ok]
+provider = mock
+upstream = emb-ok
+input_price = 0.02
+
 [model unguarded]
 provider = off
 upstream = off-up
@@ -173,6 +189,13 @@ scenario() {
 	ok "$k: with Retry-After $ra (1..$OPEN_S s to the next probe)" test "${ra:-0}" -ge 1 -a "${ra:-0}" -le "$OPEN_S"
 	is "$(jx 'd["error"]["type"]' <<<"$BODY")" upstream_error "$k: an OpenAI-shaped error"
 	is "$(slow_breaker 'b["trips"]')" "$trips" "$k: still the same open period"
+	# A stream, while open: the fallback streams it, in one attempt.
+	out=$(gw_curl -N -D "$TMPDIR_T/stream.h" -H 'Content-Type: application/json' --data-binary \
+	    '{"model":"slow","stream":true,"messages":[{"role":"user","content":"stream while open"}]}' \
+	    "$GW_URL/v1/chat/completions")
+	like "$out" 'data: \[DONE\]' "$k: a stream while open completes"
+	HDRS=$TMPDIR_T/stream.h
+	is "$(hdr X-Llmgate-Model) $(hdr X-Llmgate-Attempts)" "fast 1" "$k: served by fast in one attempt"
 	# The admin tool sees the same state (open, or half-open by now).
 	out=$(admin breaker list)
 	like "$out" 'hung/slow-up +(open|half_open) +[0-9]+ +'"$trips"' ' "$k: llmgate-admin breaker list: hung/slow-up open, $trips trip(s)"
@@ -235,6 +258,29 @@ for l in sys.stdin:
 	like "$out" 'reset 1 breaker' "$k: reset says 1"
 	is "$(slow_breaker 'b["state"]')" closed "$k: closed by the reset"
 	faults '{}'
+
+	# Embeddings (the other call loop): 503s open the breaker, then the
+	# fallback answers in one attempt and the upstream is left alone.
+	emb() {	# MODEL: POST /v1/embeddings; sets STATUS, BODY, HDRS
+		api "$LLMGATE_MASTER_KEY" POST /v1/embeddings "{\"model\":\"$1\",\"input\":\"hi\"}"
+	}
+	admin breaker reset >/dev/null
+	emb emb-down
+	emb emb-down
+	is "$STATUS $(hdr X-Llmgate-Model)" "200 emb-ok" "$k: embeddings: emb-down falls back to emb-ok"
+	is "$(breakers | jx 'next((b["state"] for b in d["data"] if b["deployment"] == "hung/emb-up@status=503"), "none")')" \
+	    open "$k: embeddings: $FAILS failed attempts opened its breaker"
+	t0=$EPOCHREALTIME
+	emb emb-down
+	is "$STATUS $(hdr X-Llmgate-Model) $(hdr X-Llmgate-Attempts)" "200 emb-ok 1" \
+	    "$k: embeddings while open: the fallback in one attempt"
+	emb emb-lonely
+	is "$STATUS $(jx 'd["error"]["code"]' <<<"$BODY")" "503 circuit_open" \
+	    "$k: embeddings with no other deployment: 503 circuit_open"
+	ok "$k: with Retry-After $(hdr Retry-After)" test "$(hdr Retry-After)" -ge 1
+	is "$(mock_hits emb-up@status=503 "$t0" "$EPOCHREALTIME")" 0 \
+	    "$k: embeddings while open: nothing sent to the failing upstream"
+	admin breaker reset hung >/dev/null
 }
 
 LLMGATE_SERVERS=${LLMGATE_SERVERS:-apache lighttpd} for_each_server "$CONF" scenario
