@@ -648,7 +648,9 @@ breaker_region_admit(struct breaker_region *r, const struct breaker_params *p,
 	if ((s = find(r, t)) == NULL)
 		goto out;			/* never failed: closed */
 	s->used_ms = now;
-	if (s->state == BREAKER_OPEN && now >= s->next_probe_ms) {
+	/* Due, or the clock went back by more than open_s: probe now. */
+	if (s->state == BREAKER_OPEN && (now >= s->next_probe_ms ||
+	    s->next_probe_ms - now > p->open_ms)) {
 		s->state = BREAKER_HALF_OPEN;
 		s->changed_ms = now;
 		s->consec_ok = 0;

@@ -255,6 +255,24 @@ test_reset(struct breaker_region *r)
 	is_int(info(r, "rsx", "a")->state, BREAKER_CLOSED, "all closed");
 }
 
+/* The wall clock going back an hour does not hold a breaker open. */
+static void
+test_clock_back(struct breaker_region *r)
+{
+	struct breaker_params	 p = params(1, 60, 1, 1);
+	struct breaker_ticket	 t;
+	enum breaker_verdict	 v;
+
+	one(r, &p, "cb", "m", BREAKER_FAILURE, &v);
+	is_int(breaker_region_admit(r, &p, "cb", "m", &t), BREAKER_SKIP,
+	    "open");
+	fake_ms -= 3600 * 1000;
+	is_int(breaker_region_admit(r, &p, "cb", "m", &t), BREAKER_PROBE,
+	    "the clock went back an hour: probed, not open for an hour more");
+	breaker_region_record(&t, BREAKER_SUCCESS, 1, NULL);
+	fake_ms += 3600 * 1000;
+}
+
 /* A fresh region file for the table tests. */
 static struct breaker_region *
 fresh(void)
@@ -520,6 +538,7 @@ main(void)
 	test_probes(r);
 	test_rate(r);
 	test_reset(r);
+	test_clock_back(r);
 	breaker_region_close(r);
 	test_full_table();
 	test_file();
