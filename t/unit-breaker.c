@@ -440,6 +440,7 @@ hammer(int idx)
 		breaker_region_record(&t, BREAKER_SUCCESS, 1, NULL);
 		done_by[idx]++;
 	}
+	breaker_region_close(r);
 	_exit(0);
 }
 
