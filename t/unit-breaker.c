@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "../src/breaker.h"
+#include "../src/config.h"
 #include "../src/log.h"
 #include "../src/upstream.h"
 #include "tap.h"
@@ -415,6 +416,58 @@ test_outcomes(void)
 	    "client went away: neutral");
 }
 
+/* The config keys: [gateway] defaults, per-[provider] overrides. */
+static void
+test_config(void)
+{
+	struct config			*c;
+	struct breaker_params		 p;
+	const struct provider_cfg	*a, *b, *o;
+	char				 ini[400], err[512];
+	FILE				*fp;
+
+	snprintf(ini, sizeof(ini), "%s/c.ini", dir);
+	fp = fopen(ini, "w");
+	fprintf(fp, "[gateway]\ndata_dir = %s\nbreaker_failures = 7\n"
+	    "breaker_open_s = 30\n\n[provider a]\nbase_url = http://a/v1\n"
+	    "api_key = none\nbreaker_open_s = 5\nbreaker_probes = 3\n"
+	    "first_byte_timeout = 10\nconnect_timeout = 1000\n\n"
+	    "[provider b]\nbase_url = http://b/v1\napi_key = none\n"
+	    "breaker = off\n\n[provider o]\nbase_url = http://o/v1\n"
+	    "api_key = none\n", dir);
+	fclose(fp);
+	c = config_load(ini, err, sizeof(err));
+	ok(c != NULL, "a config with breaker keys loads (%s)", c ? "" : err);
+	if (c == NULL)
+		return;
+	a = config_provider(c, "a");
+	b = config_provider(c, "b");
+	o = config_provider(c, "o");
+	ok(c->gw.breaker.enabled && c->gw.breaker.failures == 7 &&
+	    c->gw.breaker.successes == 3 && c->gw.breaker.failure_rate == 50,
+	    "[gateway]: set keys and defaults (successes 3, rate 50)");
+	breaker_params_of(a, &p);
+	ok(a->breaker.enabled && p.failures == 7 && p.open_ms == 5000 &&
+	    p.probes == 3 && p.successes == 3,
+	    "[provider a]: its own open_s and probes, the gateway's failures");
+	is_int(p.lease_ms, 1000 + 10000 + 5000,
+	    "a probe's lease: connect + first byte timeouts + 5 s");
+	ok(!b->breaker.enabled, "[provider b]: breaker = off");
+	breaker_params_of(o, &p);
+	ok(o->breaker.enabled && p.failures == 7 && p.open_ms == 30000,
+	    "[provider o]: everything from [gateway]");
+	config_free(c);
+	fp = fopen(ini, "w");
+	fprintf(fp, "[gateway]\ndata_dir = %s\nbreaker_probes = 9\n", dir);
+	fclose(fp);
+	c = config_load(ini, err, sizeof(err));
+	ok(c == NULL && strstr(err, "breaker_probes") != NULL &&
+	    strstr(err, ":3:") != NULL, "breaker_probes = 9 refused with "
+	    "file:line (%s)", err);
+	config_free(c);
+	unlink(ini);
+}
+
 /* --- many processes ------------------------------------------------------- */
 
 #define NCHILD	6
@@ -546,6 +599,7 @@ main(void)
 	test_full_table();
 	test_file();
 	test_outcomes();
+	test_config();
 	test_processes();
 	unlink(path);
 	rmdir(dir);
