@@ -1997,7 +1997,7 @@ cmd_check(struct admin *a, int argc, char **argv)
 	return ret;
 }
 
-/* --- breaker: llmgate-admin breaker list|reset ------------------------------ */
+/* --- breaker: llmgate-admin breaker list|reset -------------------------- */
 
 /*
  * The gateway's breaker region, never created here: NULL with *none set
@@ -2053,7 +2053,7 @@ cmd_breaker_list(struct admin *a, int argc, char **argv)
 	struct breaker_info	*in;
 	struct breaker_stats	 st;
 	struct json_object	*o, *data, *e;
-	char			 dep[BREAKER_PROVIDER_MAX + BREAKER_MODEL_MAX + 2];
+	char			 dep[BREAKER_DEPLOYMENT_MAX];
 	char			 b1[32], b2[32];
 	int64_t			 now = breaker_now_ms();
 	size_t			 i, n = 0;

@@ -94,7 +94,7 @@ struct header {
 	uint64_t	 file_size;
 	char		 boot_id[40];
 	int64_t		 created_ms;
-	volatile uint32_t retired;		/* replaced: map the path again */
+	volatile uint32_t retired;	/* replaced: map the path again */
 	uint32_t	 pad;
 	uint64_t	 evictions, overflows, dead_owners;
 	uint64_t	 lock_timeouts;		/* atomic: counted unlocked */
@@ -112,7 +112,7 @@ _Static_assert(sizeof(struct header) <= HEADER_SIZE, "header too large");
 
 #define FILE_SIZE	(HEADER_SIZE + BREAKER_SLOTS * sizeof(struct slot))
 
-/* --- clock ----------------------------------------------------------------- */
+/* --- clock -------------------------------------------------------------- */
 
 static int64_t	(*clock_fn)(void);
 
@@ -133,7 +133,7 @@ breaker_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* --- the file ------------------------------------------------------------------ */
+/* --- the file ----------------------------------------------------------- */
 
 static void
 boot_id(char *buf, size_t len)
@@ -286,7 +286,7 @@ struct breaker_region *
 breaker_region_open(const char *path, char *err, size_t errlen)
 {
 	struct breaker_region	*r;
-	struct header		*h;
+	struct header		*h, *old;
 	struct stat		 sb;
 	void			*m;
 	int			 fd, tries;
@@ -294,8 +294,8 @@ breaker_region_open(const char *path, char *err, size_t errlen)
 	for (tries = 0; tries < 4; tries++) {
 		if ((fd = open(path, O_RDWR | O_CLOEXEC)) == -1) {
 			if (errno != ENOENT) {
-				snprintf(err, errlen, "cannot open %s: %s", path,
-				    strerror(errno));
+				snprintf(err, errlen, "cannot open %s: %s",
+				    path, strerror(errno));
 				return NULL;
 			}
 			if (install(path, -1, NULL, err, errlen) == -1)
@@ -329,9 +329,9 @@ breaker_region_open(const char *path, char *err, size_t errlen)
 			return r;
 		}
 		/* Another layout, boot or a half-made file: replace it. */
-		if (install(path, fd, h != NULL && sb.st_size >= HEADER_SIZE &&
-		    memcmp(h->magic, MAGIC, 8) == 0 && h->version == LAYOUT_VERSION ?
-		    h : NULL, err, errlen) == -1) {
+		old = h != NULL && memcmp(h->magic, MAGIC, 8) == 0 &&
+		    h->version == LAYOUT_VERSION ? h : NULL;
+		if (install(path, fd, old, err, errlen) == -1) {
 			if (h != NULL)
 				munmap(m, (size_t)sb.st_size);
 			close(fd);
@@ -355,7 +355,7 @@ breaker_region_close(struct breaker_region *r)
 	free(r);
 }
 
-/* --- the lock --------------------------------------------------------------- */
+/* --- the lock ----------------------------------------------------------- */
 
 /* A slot a dead holder may have left half-written: made sane again. */
 static void
@@ -415,7 +415,7 @@ breaker_region_unlock(struct breaker_region *r)
 	pthread_mutex_unlock(&r->hdr->lock);
 }
 
-/* --- slots ---------------------------------------------------------------------- */
+/* --- slots -------------------------------------------------------------- */
 
 /* FNV-1a over provider, NUL, model; never 0 (a free slot). */
 static uint64_t
@@ -623,7 +623,7 @@ secs_until(int64_t when, int64_t now)
 	return when <= now ? 1 : (long)((when - now + 999) / 1000);
 }
 
-/* --- the state machine ------------------------------------------------------------- */
+/* --- the state machine -------------------------------------------------- */
 
 enum breaker_verdict
 breaker_region_admit(struct breaker_region *r, const struct breaker_params *p,
@@ -736,7 +736,8 @@ breaker_region_record(struct breaker_ticket *t, enum breaker_outcome o,
 		s->bucket_fail[b]++;
 		window_totals(s, p->window_ms, now, &total, &failed);
 		if (s->consec_fail >= (uint32_t)p->failures ||
-		    (p->failure_rate > 0 && total >= (uint32_t)p->min_requests &&
+		    (p->failure_rate > 0 &&
+		    total >= (uint32_t)p->min_requests &&
 		    (uint64_t)failed * 100 >= (uint64_t)p->failure_rate *
 		    total)) {
 			consec = s->consec_fail;
@@ -772,11 +773,11 @@ out:
 	breaker_region_unlock(r);
 	if (opened && was == BREAKER_CLOSED)
 		log_warn("breaker: %s/%s opened after %u failure(s) in a row "
-		    "for %ld s: %s", t->prov, t->model, consec, p->open_ms / 1000,
-		    error != NULL ? error : "failed");
+		    "for %ld s: %s", t->prov, t->model, consec,
+		    p->open_ms / 1000, error != NULL ? error : "failed");
 	else if (opened)
-		log_warn("breaker: %s/%s probe failed: open again for %ld s: %s",
-		    t->prov, t->model, p->open_ms / 1000,
+		log_warn("breaker: %s/%s probe failed: open again for %ld s: "
+		    "%s", t->prov, t->model, p->open_ms / 1000,
 		    error != NULL ? error : "failed");
 	if (closed)
 		log_info("breaker: %s/%s closed: %ld probe(s) succeeded",
@@ -881,7 +882,7 @@ breaker_region_reset(struct breaker_region *r, const char *which)
 	return n;
 }
 
-/* --- the process's region -------------------------------------------------------- */
+/* --- the process's region ----------------------------------------------- */
 
 static pthread_mutex_t		 proc_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct breaker_region	*proc_region;
@@ -926,7 +927,7 @@ out:
 	return r;
 }
 
-/* --- what the routes call ------------------------------------------------------------ */
+/* --- what the routes call ----------------------------------------------- */
 
 void
 breaker_params_of(const struct provider_cfg *pc, struct breaker_params *p)

@@ -1,4 +1,7 @@
-/* breaker.h: circuit breakers per deployment (provider + upstream model), shared by every process through one mmap'd file in data_dir. */
+/*
+ * breaker.h: circuit breakers per deployment (provider + upstream model),
+ * shared by every process through one mmap'd file in data_dir.
+ */
 #ifndef LLMGATE_BREAKER_H
 #define LLMGATE_BREAKER_H
 
@@ -19,6 +22,8 @@ struct upstream_resp;
 #define BREAKER_PROVIDER_MAX	64
 #define BREAKER_MODEL_MAX	192
 #define BREAKER_ERROR_MAX	160
+/* "PROVIDER/MODEL" as listings print it. */
+#define BREAKER_DEPLOYMENT_MAX	(BREAKER_PROVIDER_MAX + BREAKER_MODEL_MAX + 2)
 
 enum breaker_state {
 	BREAKER_CLOSED,		/* requests flow; failures are counted */
@@ -31,8 +36,8 @@ extern const char *const breaker_state_names[BREAKER__MAX];
 
 /* What breaker_admit says about one deployment. */
 enum breaker_verdict {
-	BREAKER_ALLOW,		/* closed (or untracked): go on, retries allowed */
-	BREAKER_PROBE,		/* half-open: this request is one probe, one try */
+	BREAKER_ALLOW,		/* closed or untracked: go on, retries too */
+	BREAKER_PROBE,		/* half-open: one probe, one try */
 	BREAKER_SKIP,		/* open: go straight to the next candidate */
 };
 
@@ -40,7 +45,7 @@ enum breaker_verdict {
 enum breaker_outcome {
 	BREAKER_SUCCESS,	/* the upstream answered (2xx) */
 	BREAKER_FAILURE,	/* timeout, connection error, 5xx, 408, 429 */
-	BREAKER_NEUTRAL,	/* the client's own 4xx, our credentials, no call */
+	BREAKER_NEUTRAL,	/* the client's 4xx, our credentials, no call */
 };
 
 /* The effective thresholds of one deployment (its provider's, resolved). */
@@ -76,7 +81,7 @@ struct breaker_ticket {
 struct breaker_info {
 	char			 provider[BREAKER_PROVIDER_MAX];
 	char			 model[BREAKER_MODEL_MAX];
-	enum breaker_state	 state;		/* as a caller would meet it now */
+	enum breaker_state	 state;		/* as a caller meets it now */
 	uint32_t		 consecutive_failures;
 	uint32_t		 consecutive_successes;	/* half-open probes */
 	uint32_t		 probes_in_flight;
@@ -130,7 +135,8 @@ enum breaker_verdict breaker_region_admit(struct breaker_region *,
  * deployment again (it is open, or the ticket was its one probe).
  */
 int		 breaker_region_record(struct breaker_ticket *,
-		    enum breaker_outcome, int64_t latency_ms, const char *error);
+		    enum breaker_outcome, int64_t latency_ms,
+		    const char *error);
 /* Copies of the used slots (at most max) into out; returns how many. */
 size_t		 breaker_region_list(struct breaker_region *,
 		    struct breaker_info *, size_t max, struct breaker_stats *);

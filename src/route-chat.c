@@ -516,7 +516,8 @@ run(struct chat *ch)
 		ch->cand = &ch->plan.c[i];
 		ch->ops = provider_ops_for(ch->cand->provider->type);
 		/* breaker: admit */
-		if (breaker_admit(ch->cfg, ch->cand, &ch->brk) == BREAKER_SKIP) {
+		if (breaker_admit(ch->cfg, ch->cand, &ch->brk) ==
+		    BREAKER_SKIP) {
 			if (ch->attempts == 0)
 				breaker_refusal(&ch->brk, &ch->err,
 				    &ch->err_status, &ch->err_retry_after);

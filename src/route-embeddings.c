@@ -737,8 +737,8 @@ jcall_run(struct jcall *jc, const char *model)
 			    (size_t)r->cfg->gw.max_upstream_body);
 			next = try_once(jc, &resp);
 			/* breaker: record (a 2xx not understood counts as failed) */
-			brk_stop = breaker_record(&brk, &resp, resp.result == UP_OK &&
-			    next != NEXT_DONE);
+			brk_stop = breaker_record(&brk, &resp,
+			    resp.result == UP_OK && next != NEXT_DONE);
 			upstream_resp_free(&resp);
 			if (next == NEXT_DONE)
 				return r->status;

@@ -68,7 +68,7 @@ route_readiness(struct request *r, const char *arg)
 	return ready ? 200 : 503;
 }
 
-/* --- circuit breakers ------------------------------------------------------ */
+/* --- circuit breakers --------------------------------------------------- */
 
 /* Every used slot of the process's region; NULL (answered 503) if none. */
 static struct breaker_info *
@@ -125,7 +125,7 @@ static struct json_object *
 breaker_json(const struct breaker_info *b, int64_t now)
 {
 	struct json_object	*o = json_object_new_object(), *w;
-	char			 dep[BREAKER_PROVIDER_MAX + BREAKER_MODEL_MAX + 2];
+	char			 dep[BREAKER_DEPLOYMENT_MAX];
 
 	snprintf(dep, sizeof(dep), "%s/%s", b->provider, b->model);
 	json_object_object_add(o, "deployment", json_object_new_string(dep));
@@ -215,13 +215,14 @@ static struct json_object *
 provider_json(const struct provider_cfg *p, const struct breaker_info *in,
     size_t n, int *degraded)
 {
-	struct json_object		*o = json_object_new_object(), *deps, *e;
+	struct json_object		*o, *deps, *e;
 	const struct breaker_info	*err = NULL, *recent = NULL;
 	enum breaker_state		 state = BREAKER_CLOSED;
 	int64_t				 sum = 0, weight = 0;
 	uint64_t			 reqs = 0, fails = 0;
 	size_t				 i, nopen = 0;
 
+	o = json_object_new_object();
 	deps = json_object_new_array();
 	for (i = 0; i < n; i++) {
 		if (strncmp(in[i].provider, p->name, BREAKER_PROVIDER_MAX) != 0)
