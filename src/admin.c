@@ -19,6 +19,7 @@
 #include <json-c/json.h>
 
 #include "billing.h"
+#include "breaker.h"
 #include "config.h"
 #include "keys.h"
 #include "money.h"
@@ -2074,6 +2075,153 @@ cmd_check(struct admin *a, int argc, char **argv)
 	return ret;
 }
 
+/* --- breaker: llmgate-admin breaker list|reset -------------------------- */
+
+/*
+ * The gateway's breaker region, never created here: NULL with *none set
+ * when no gateway has counted a failure yet (nothing to list or reset).
+ */
+static struct breaker_region *
+breaker_open(struct admin *a, int *none)
+{
+	struct breaker_region	*r;
+	struct stat		 sb;
+	char			 path[4096], err[512];
+
+	*none = 0;
+	if (admin_config(a) != ADM_OK)
+		return NULL;
+	snprintf(path, sizeof(path), "%s/%s", a->cfg->gw.data_dir,
+	    BREAKER_FILE);
+	if (stat(path, &sb) == -1) {
+		if (errno == ENOENT) {
+			*none = 1;
+			return NULL;
+		}
+		complain("%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	/* A rebuild by root would lock the gateway's user out of it. */
+	if (geteuid() == 0 && sb.st_uid != 0) {
+		complain("%s belongs to uid %ld: run as that user (sudo -u "
+		    "www-data llmgate-admin ...)", path, (long)sb.st_uid);
+		return NULL;
+	}
+	if ((r = breaker_region_open(path, err, sizeof(err))) == NULL)
+		complain("%s", err);
+	return r;
+}
+
+static void
+fmt_age(int64_t ms, int64_t now, char *buf, size_t len)
+{
+	if (ms <= 0)
+		snprintf(buf, len, "-");
+	else if (ms > now)
+		snprintf(buf, len, "in %llds", (long long)((ms - now + 999) /
+		    1000));
+	else
+		snprintf(buf, len, "%llds ago", (long long)((now - ms) / 1000));
+}
+
+static int
+cmd_breaker_list(struct admin *a, int argc, char **argv)
+{
+	struct breaker_region	*r;
+	struct breaker_info	*in;
+	struct breaker_stats	 st;
+	struct json_object	*o, *data, *e;
+	char			 dep[BREAKER_DEPLOYMENT_MAX];
+	char			 b1[32], b2[32];
+	int64_t			 now = breaker_now_ms();
+	size_t			 i, n = 0;
+	int			 json = 0, rc, none;
+
+	if ((rc = plain_opts(a, argc, argv, &json, 0, 0)) != -1)
+		return rc;
+	if ((r = breaker_open(a, &none)) == NULL && !none)
+		return ADM_FAIL;
+	if ((in = calloc(BREAKER_SLOTS, sizeof(*in))) == NULL) {
+		breaker_region_close(r);
+		complain("out of memory");
+		return ADM_FAIL;
+	}
+	memset(&st, 0, sizeof(st));
+	if (r != NULL)
+		n = breaker_region_list(r, in, BREAKER_SLOTS, &st);
+	if (json) {
+		data = json_object_new_array();
+		for (i = 0; i < n; i++) {
+			e = json_object_new_object();
+			snprintf(dep, sizeof(dep), "%s/%s", in[i].provider,
+			    in[i].model);
+			jstr(e, "deployment", dep, sizeof(dep));
+			jstr(e, "state", breaker_state_names[in[i].state],
+			    32);
+			jint(e, "consecutive_failures",
+			    in[i].consecutive_failures);
+			jint(e, "trips", in[i].trips);
+			jint(e, "opened_at", in[i].opened_ms / 1000);
+			jint(e, "next_probe_at", in[i].next_probe_ms / 1000);
+			juint(e, "requests", in[i].requests);
+			juint(e, "failures", in[i].failures);
+			jstr(e, "last_error", in[i].last_error,
+			    sizeof(in[i].last_error));
+			json_object_array_add(data, e);
+		}
+		o = json_object_new_object();
+		json_object_object_add(o, "data", data);
+		jint(o, "slots", st.slots);
+		jint(o, "used", st.used);
+		print_json(o);
+		json_object_put(o);
+	} else if (n == 0)
+		printf("no deployment has a breaker yet\n");
+	else {
+		printf("%-40s %-9s %5s %5s %-10s %-10s %s\n", "DEPLOYMENT",
+		    "STATE", "FAILS", "TRIPS", "OPENED", "PROBE", "LAST ERROR");
+		for (i = 0; i < n; i++) {
+			snprintf(dep, sizeof(dep), "%s/%s", in[i].provider,
+			    in[i].model);
+			fmt_age(in[i].opened_ms, now, b1, sizeof(b1));
+			fmt_age(in[i].next_probe_ms, now, b2, sizeof(b2));
+			printf("%-40s %-9s %5u %5u %-10s %-10s %s\n", dep,
+			    breaker_state_names[in[i].state],
+			    in[i].consecutive_failures, in[i].trips, b1, b2,
+			    in[i].last_error);
+		}
+	}
+	free(in);
+	breaker_region_close(r);
+	return ADM_OK;
+}
+
+static int
+cmd_breaker_reset(struct admin *a, int argc, char **argv)
+{
+	struct breaker_region	*r;
+	const char		*which;
+	int			 rc, none, n;
+
+	if ((rc = plain_opts(a, argc, argv, NULL, 0, 1)) != -1)
+		return rc;
+	which = optind < argc ? argv[optind] : NULL;
+	if ((r = breaker_open(a, &none)) == NULL && !none)
+		return ADM_FAIL;
+	n = r != NULL ? breaker_region_reset(r, which) : 0;
+	breaker_region_close(r);
+	if (n < 0) {
+		complain("the breaker region did not answer");
+		return ADM_FAIL;
+	}
+	if (n == 0 && which != NULL) {
+		complain("no breaker for %s", which);
+		return ADM_FAIL;
+	}
+	printf("reset %d breaker(s)\n", n);
+	return ADM_OK;
+}
+
 #define KEY_REF	"KEY is a key id, its name or its listed prefix (sk-XXXXXXX).\n"
 
 static const struct cmd_entry commands[] = {
@@ -2169,6 +2317,16 @@ static const struct cmd_entry commands[] = {
 	  "keys below zero, and usage rows that cost more than was reserved\n"
 	  "(over_reservation: an upstream went past the limit it was sent).\n",
 	  cmd_check },
+	{ "breaker list", "[--json]",
+	  "The circuit breakers the gateway tracks: state, failures, errors.",
+	  "Every deployment (PROVIDER/MODEL) that had a counted attempt, as\n"
+	  "all gateway processes share it (DATA_DIR/breakers).\n",
+	  cmd_breaker_list },
+	{ "breaker reset", "[PROVIDER[/MODEL]]",
+	  "Close breakers now: one deployment, a provider's, or all.",
+	  "An open breaker normally closes by itself: after breaker_open_s\n"
+	  "probe requests go through, and breaker_successes of them close it.\n",
+	  cmd_breaker_reset },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 

@@ -188,6 +188,43 @@ build_failed(struct call *c, int rc, const struct provider_error *e)
 }
 
 /*
+ * HOOK (outcome): the attempt against c->cand ended as c->outcome. The one
+ * place where the circuit breaker records it: CALL_FAILURE and
+ * CALL_TIMEOUT count against the deployment, CALL_SUCCESS for it, the
+ * others neither. Its error text is the gateway's own words (the HTTP
+ * status, the transport's error), never the upstream's body.
+ */
+static void
+outcome(struct call *c, const struct upstream_resp *resp)
+{
+	enum breaker_outcome	 bo = BREAKER_NEUTRAL;
+	char			 why[BREAKER_ERROR_MAX] = "";
+
+	log_debug("%s: model %s via %s: %s", c->r->id, c->cand->name,
+	    c->cand->provider->name, call_outcome_names[c->outcome]);
+	switch (c->outcome) {
+	case CALL_SUCCESS:
+		bo = BREAKER_SUCCESS;
+		break;
+	case CALL_FAILURE:
+	case CALL_TIMEOUT:
+		bo = BREAKER_FAILURE;
+		if (resp->result == UP_HTTP)
+			snprintf(why, sizeof(why), "HTTP %ld", resp->status);
+		else if (resp->result == UP_OK && resp->status != 0)
+			snprintf(why, sizeof(why), "broken response");
+		else
+			snprintf(why, sizeof(why), "%.*s", (int)sizeof(why) - 1,
+			    c->err.message);
+		break;
+	default:
+		break;
+	}
+	c->brk_stop = breaker_record(&c->brk, bo, resp->first_byte_ms,
+	    why[0] != '\0' ? why : NULL);
+}
+
+/*
  * One attempt against c->cand: build, transfer, deliver, and when nothing
  * reached the client, judge.
  */
@@ -249,6 +286,7 @@ attempt(struct call *c)
 		break;
 	}
 out:
+	outcome(c, &resp);
 	upstream_resp_free(&resp);
 	provider_call_free(&pc);
 	return next;
@@ -272,20 +310,17 @@ admit(struct call *c, size_t i)
 		    c->r->id, cand->provider->name);
 		return NULL;
 	}
+	c->brk_stop = 0;
+	if (breaker_admit(c->r->cfg, cand, &c->brk) == BREAKER_SKIP) {
+		log_info("%s: model %s via %s: circuit open, skipped",
+		    c->r->id, cand->name, cand->provider->name);
+		/* The client's answer only while nothing was tried. */
+		if (c->attempts == 0)
+			breaker_refusal(&c->brk, &c->err, &c->status,
+			    &c->retry_after);
+		return NULL;
+	}
 	return cand;
-}
-
-/*
- * HOOK (outcome): the attempt against c->cand ended as c->outcome. The one
- * place where a circuit breaker records it (breaker_record(provider,
- * upstream model, outcome)): CALL_FAILURE and CALL_TIMEOUT count against
- * the deployment, CALL_SUCCESS for it, the others neither.
- */
-static void
-outcome(struct call *c)
-{
-	log_debug("%s: model %s via %s: %s", c->r->id, c->cand->name,
-	    c->cand->provider->name, call_outcome_names[c->outcome]);
 }
 
 /* Before a retry: Retry-After if given, else a doubling backoff, jittered. */
@@ -346,7 +381,6 @@ call_run(struct call *c)
 			if (c->outcome == CALL_FAILURE ||
 			    c->outcome == CALL_TIMEOUT)
 				c->upstream_failed = 1;
-			outcome(c);
 			if (next == NEXT_DONE || next == NEXT_STOP)
 				return c->r->status;
 			log_warn("%s: model %s via %s attempt %d: %s (%d)",
@@ -359,7 +393,8 @@ call_run(struct call *c)
 			}
 			if (next == NEXT_FINAL)
 				return answer_error(c);
-			if (next == NEXT_FALLBACK || a == rc->attempts ||
+			if (next == NEXT_FALLBACK || c->brk_stop ||
+			    a == rc->attempts ||
 			    c->retry_after > rc->retry_after_max)
 				break;
 			pause_before(rc, a, c->retry_after);

@@ -7,6 +7,7 @@
 #define LLMGATE_CALL_H
 
 #include "account.h"
+#include "breaker.h"
 #include "http.h"
 #include "plan.h"
 #include "provider.h"
@@ -83,6 +84,8 @@ struct call {
 	int			 reauthed;	/* cand re-authenticated once */
 	int			 upstream_failed; /* an attempt failed upstream */
 	enum call_outcome	 outcome;	/* of the last attempt */
+	struct breaker_ticket	 brk;		/* cand's admission */
+	int			 brk_stop;	/* its breaker says: no more */
 	/* The last failure, answered when nothing else remains. */
 	int			 status;
 	long			 retry_after;	/* s, or -1 */

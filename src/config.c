@@ -129,6 +129,26 @@ static const struct key_def keys[] = {
 	{ SECT_GATEWAY, "checkpoint_interval", K_LONG, G(checkpoint_interval),
 	  1, 3600, "30", "seconds between store checkpoints" },
 
+	/* breaker: circuit breakers per deployment (breaker.c). */
+	{ SECT_GATEWAY, "breaker", K_ONOFF, G(breaker.enabled), 0, 0, "on",
+	  "circuit breakers per deployment (provider + upstream model): off "
+	  "tries every candidate whatever its recent failures" },
+	{ SECT_GATEWAY, "breaker_failures", K_LONG, G(breaker.failures), 1,
+	  10000, "5", "consecutive failed attempts that open a breaker" },
+	{ SECT_GATEWAY, "breaker_failure_rate", K_LONG,
+	  G(breaker.failure_rate), 0, 100, "50", "percent of failed attempts "
+	  "in the window that opens a breaker (0: only consecutive failures)" },
+	{ SECT_GATEWAY, "breaker_window_s", K_LONG, G(breaker.window), 1, 86400,
+	  "60", "seconds of attempts the failure rate looks back on" },
+	{ SECT_GATEWAY, "breaker_min_requests", K_LONG, G(breaker.min_requests),
+	  1, 1000000, "20", "attempts in the window before the rate can open" },
+	{ SECT_GATEWAY, "breaker_open_s", K_LONG, G(breaker.open), 1, 86400,
+	  "60", "seconds an open breaker skips its deployment before probes" },
+	{ SECT_GATEWAY, "breaker_probes", K_LONG, G(breaker.probes), 1, 8, "1",
+	  "probe requests let through at once while half-open" },
+	{ SECT_GATEWAY, "breaker_successes", K_LONG, G(breaker.successes), 1,
+	  1000, "3", "probe successes in a row that close a breaker" },
+
 	{ SECT_RETRY, "attempts", K_LONG, R(attempts), 1, 10, "2",
 	  "tries per model before the next model of the fallback chain" },
 	{ SECT_RETRY, "backoff_ms", K_LONG, R(backoff_ms), 0, 60000, "250",
@@ -178,6 +198,26 @@ static const struct key_def keys[] = {
 	  "seconds of silence mid-response before the transfer is aborted" },
 	{ SECT_PROVIDER, "timeout", K_LONG, P(timeout), 1, 86400, "900",
 	  "hard cap on one upstream transfer in seconds" },
+
+	/* breaker: per-provider overrides; unset takes [gateway]'s. */
+	{ SECT_PROVIDER, "breaker", K_ONOFF, P(breaker.enabled), 0, 0, NULL,
+	  "on or off for this provider's deployments (default: [gateway])" },
+	{ SECT_PROVIDER, "breaker_failures", K_LONG, P(breaker.failures), 1,
+	  10000, NULL, "as [gateway] breaker_failures, for this provider" },
+	{ SECT_PROVIDER, "breaker_failure_rate", K_LONG,
+	  P(breaker.failure_rate), 0, 100, NULL,
+	  "as [gateway] breaker_failure_rate, for this provider" },
+	{ SECT_PROVIDER, "breaker_window_s", K_LONG, P(breaker.window), 1,
+	  86400, NULL, "as [gateway] breaker_window_s, for this provider" },
+	{ SECT_PROVIDER, "breaker_min_requests", K_LONG,
+	  P(breaker.min_requests), 1, 1000000, NULL,
+	  "as [gateway] breaker_min_requests, for this provider" },
+	{ SECT_PROVIDER, "breaker_open_s", K_LONG, P(breaker.open), 1, 86400,
+	  NULL, "as [gateway] breaker_open_s, for this provider" },
+	{ SECT_PROVIDER, "breaker_probes", K_LONG, P(breaker.probes), 1, 8,
+	  NULL, "as [gateway] breaker_probes, for this provider" },
+	{ SECT_PROVIDER, "breaker_successes", K_LONG, P(breaker.successes), 1,
+	  1000, NULL, "as [gateway] breaker_successes, for this provider" },
 
 	{ SECT_MODEL, "provider", K_STR, M(provider_name), 0, 0, NULL,
 	  "name of the [provider] serving this model" },
@@ -664,6 +704,31 @@ static const struct named_def named[SECT__MAX] = {
 	    K(line) },
 };
 
+/* breaker: every field unset (-1), for a new [provider]. */
+static void
+breaker_unset(struct breaker_cfg *b)
+{
+	b->enabled = -1;
+	b->failures = b->failure_rate = b->window = b->min_requests = -1;
+	b->open = b->probes = b->successes = -1;
+}
+
+/* breaker: a provider's unset fields take the gateway's. */
+static void
+breaker_inherit(struct breaker_cfg *b, const struct breaker_cfg *gw)
+{
+#define INHERIT(f)	if (b->f < 0) b->f = gw->f
+	INHERIT(enabled);
+	INHERIT(failures);
+	INHERIT(failure_rate);
+	INHERIT(window);
+	INHERIT(min_requests);
+	INHERIT(open);
+	INHERIT(probes);
+	INHERIT(successes);
+#undef INHERIT
+}
+
 /* The object named name of a section kind, created on first sight. */
 static void *
 named_obj(struct loader *l, enum section s, const char *name)
@@ -688,6 +753,8 @@ named_obj(struct loader *l, enum section s, const char *name)
 		((struct model_cfg *)o)->cached_input_price = -1;
 	if (s == SECT_AGENT)
 		((struct agent_cfg *)o)->daily_budget = -1;
+	if (s == SECT_PROVIDER)		/* breaker: unset, inherit */
+		breaker_unset(&((struct provider_cfg *)o)->breaker);
 	apply_defaults(l, s, o);
 	(*n)++;
 	return o;
@@ -1001,6 +1068,7 @@ finish(struct loader *l)
 		    "Api-Key") != 0 && strcmp(p->auth_scheme, "Bearer") != 0)
 			return fail(l, "[provider %s] auth_scheme: expected "
 			    "Api-Key or Bearer", p->name);
+		breaker_inherit(&p->breaker, &c->gw.breaker);	/* breaker */
 		p->available = 1;
 		if (p->api_key_ref != NULL &&
 		    (p->api_key = secret_resolve(p->api_key_ref, why,

@@ -18,6 +18,22 @@ enum provider_type {
 
 extern const char *const provider_type_names[PROVIDER__MAX];
 
+/*
+ * Circuit breaker thresholds (breaker.c): [gateway] holds the defaults,
+ * a [provider] may override each; after loading, every provider's copy
+ * is complete (its unset fields, -1, took the gateway's).
+ */
+struct breaker_cfg {
+	int	 enabled;	/* breaker = on | off */
+	long	 failures;	/* consecutive failures that open */
+	long	 failure_rate;	/* percent of the window that opens; 0: off */
+	long	 window;	/* s, the failure-rate window */
+	long	 min_requests;	/* the rate counts from this many in the window */
+	long	 open;		/* s open before probes */
+	long	 probes;	/* probes at once when half-open */
+	long	 successes;	/* probe successes in a row that close */
+};
+
 /* A list of strings read from one key, possibly repeated. */
 struct strlist {
 	char	**v;
@@ -47,6 +63,7 @@ struct provider_cfg {
 	long			 first_byte_timeout;	/* s */
 	long			 idle_timeout;		/* s */
 	long			 timeout;		/* s, hard cap */
+	struct breaker_cfg	 breaker;	/* breaker: complete after load */
 	int			 line;
 };
 
@@ -107,6 +124,7 @@ struct gateway_cfg {
 	long			 default_max_tokens;
 	int			 unpriced_free;	/* unpriced = free */
 	long			 checkpoint_interval;	/* s */
+	struct breaker_cfg	 breaker;	/* breaker: the defaults */
 };
 
 /* A budget class of agents: spend limits and cheaper models. */

@@ -59,5 +59,7 @@ int	route_admin_adjust(struct request *, const char *);	/* POST */
 /* route-health.c */
 int	route_health(struct request *, const char *);
 int	route_readiness(struct request *, const char *);
+int	route_circuit_breakers(struct request *, const char *);	/* master key */
+int	route_health_detailed(struct request *, const char *);	/* master key */
 
 #endif

@@ -41,6 +41,11 @@ static const struct route routes[] = {
 	{ HTTP_GET, "/", 0, route_health, "root" },
 	{ HTTP_GET, "/health", 0, route_health, "health" },
 	{ HTTP_GET, "/health/readiness", 0, route_readiness, "readiness" },
+	/* breaker: provider names and upstream errors: the master key only. */
+	{ HTTP_GET, "/health/circuit-breakers", ROUTE_ADMIN,
+	  route_circuit_breakers, "circuit_breakers" },
+	{ HTTP_GET, "/health/detailed", ROUTE_ADMIN, route_health_detailed,
+	  "health_detailed" },
 };
 
 #define NROUTES	(sizeof(routes) / sizeof(routes[0]))

@@ -13,6 +13,10 @@ Endpoints
   GET  /_mock/stats    {"requests":{MODELKEY:n}, "aborted":{..}, "completed":{..}, "total":N,
                         "log":[{t,path,model,headers,body,aborted,outcome}] (last 500)}
   POST /_mock/reset    clears counters and log -> {"ok":true}
+  POST /_mock/faults   {"MODEL":"key=value,...", ...}: standing directives for requests whose
+                       model (before '@') is MODEL, under the request's own; {} clears them
+                       (an upstream that breaks and recovers while the gateway runs);
+                       GET /_mock/faults shows them. /_mock/reset leaves them.
   anything else        404, OpenAI error envelope
 
 Directives (merged; message directives override model directives)
@@ -158,8 +162,13 @@ def text_parts(content):
                 yield p["text"]
 
 
+FAULTS = {}     # model (before '@') -> standing directives, set by POST /_mock/faults
+
+
 def directives(body, model, parts=text_parts):
-    d = parse_kv(model.split("@", 1)[1]) if "@" in model else {}
+    with LOCK:
+        d = dict(FAULTS.get(model.split("@", 1)[0], {}))
+    d.update(parse_kv(model.split("@", 1)[1]) if "@" in model else {})
     msgs = body.get("messages") if isinstance(body.get("messages"), list) else []
     users = [m for m in msgs if isinstance(m, dict) and m.get("role") == "user"]
     if users:
@@ -463,6 +472,11 @@ class Handler(BaseHTTPRequestHandler):
     def route_get(self, path):
         if plugin_route(self, "GET", path, b""):
             return
+        if path == "/_mock/faults":
+            with LOCK:
+                snap = dumps(FAULTS)
+            self.send_body(200, snap)
+            return
         if path == "/_mock/stats":
             with LOCK:
                 snap = dumps(dict(STATE, log=list(STATE["log"])))
@@ -488,6 +502,17 @@ class Handler(BaseHTTPRequestHandler):
         try:
             if self.replay(path, raw):
                 pass
+            elif path == "/_mock/faults":
+                try:
+                    req = json.loads(raw.decode("utf-8") or "{}")
+                    new = {str(k): parse_kv(str(v)) for k, v in req.items()}
+                except (ValueError, UnicodeDecodeError, AttributeError):
+                    self.send_body(400, error_body(400, "expected {\"MODEL\": \"k=v,...\"}"))
+                    return
+                with LOCK:
+                    FAULTS.clear()
+                    FAULTS.update(new)
+                self.send_body(200, dumps({"ok": True, "faults": req}))
             elif path == "/_mock/reset":
                 reset_state()
                 self.send_body(200, dumps({"ok": True}))

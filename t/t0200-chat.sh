@@ -19,6 +19,9 @@ max_body = 65536
 max_upstream_body = 65536
 heartbeat = 1
 default_provider = mock
+; The same failing deployments serve many scenarios here, counting every
+; attempt: circuit breakers (t0835) would cut the retries short.
+breaker = off
 
 [retry]
 attempts = 2

@@ -14,6 +14,9 @@ cat >"$CONF" <<EOF
 [gateway]
 data_dir = $TMPDIR_T/data
 master_key = env:LLMGATE_MASTER_KEY
+; Every front end counts the same retries of emb-down: no circuit
+; breakers here (t0835 tests them).
+breaker = off
 
 [retry]
 attempts = 2

@@ -23,7 +23,9 @@ export MOCK_API_KEY=sk-mock-upstream-t0815
 export LLMGATE_MASTER_KEY=sk-master-t0815-key
 CONF=$TMPDIR_T/llmgate.ini
 
-write_mock_gateway "$CONF" "default_tier = T1"
+# breaker = off: every front end sends the same failing mock-c-up
+# (breakers are t0835's).
+write_mock_gateway "$CONF" "default_tier = T1" "breaker = off"
 cat >>"$CONF" <<EOF
 [model mock-a]
 provider = mock
