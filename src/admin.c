@@ -2173,8 +2173,7 @@ cmd_breaker_list(struct admin *a, int argc, char **argv)
 		json_object_object_add(o, "data", data);
 		jint(o, "slots", st.slots);
 		jint(o, "used", st.used);
-		print_json(o);
-		json_object_put(o);
+		print_json(o);	/* puts o */
 	} else if (n == 0)
 		printf("no deployment has a breaker yet\n");
 	else {

@@ -130,7 +130,8 @@ static void
 script(int n, const struct answer *a)
 {
 	pthread_mutex_lock(&srv.lock);
-	memcpy(srv.script, a, sizeof(*a) * (size_t)n);
+	if (n > 0)
+		memcpy(srv.script, a, sizeof(*a) * (size_t)n);
 	srv.n = n;
 	srv.next = 0;
 	pthread_mutex_unlock(&srv.lock);
