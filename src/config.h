@@ -107,6 +107,10 @@ struct gateway_cfg {
 	long			 default_max_tokens;
 	int			 unpriced_free;	/* unpriced = free */
 	long			 checkpoint_interval;	/* s */
+	long			 workers_max;	/* FastCGI threads per process */
+	long			 workers_spare;	/* idle threads kept ready */
+	long			 workers_idle;	/* s a surplus idle thread lives */
+	long			 worker_stack;	/* KiB of each worker's stack */
 };
 
 /* A budget class of agents: spend limits and cheaper models. */
