@@ -53,11 +53,12 @@ struct waiter {
 /*
  * The elastic pool. Idle threads wait for their turn to accept (a stack:
  * the most recently idle goes first); the one whose turn it is sits in
- * accept(). A thread that takes a connection
- * starts new ones before it serves, so that workers_spare stay idle while
- * fewer than workers_max run: a request never waits for a thread before
- * the maximum. An idle thread that waited workers_idle_timeout for its
- * turn exits while more than workers_spare are idle.
+ * accept(). A thread that takes a connection starts new ones before it
+ * serves, so that workers_spare stay idle while fewer than workers_max
+ * run: a request never waits for a thread below the maximum. An idle
+ * thread that waited workers_idle_timeout for its turn exits while more
+ * than workers_spare are idle. Threads are detached; run_fastcgi waits
+ * for the count to reach zero.
  */
 static struct pool {
 	pthread_mutex_t	 lock;
