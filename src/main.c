@@ -426,6 +426,11 @@ worker_main(void *arg)
 	if (rc != 0)		/* 0: take_request counted it out already */
 		pool.idle--;
 	pool.threads--;
+	if (pool.threads == 0 && !pool.draining) {
+		/* None left to accept: exit, so the web server starts another. */
+		log_error("no worker thread left: this process exits");
+		kill(getpid(), SIGTERM);
+	}
 	pthread_cond_broadcast(&pool.gone);
 	pthread_mutex_unlock(&pool.lock);
 	pthread_cond_destroy(&me.cond);
@@ -566,17 +571,16 @@ run_fastcgi(long max)
 		    pool.spare, pool.idle_s, cfg->path);
 		sigwait(&set, &sig);
 		log_info("signal %d: finishing requests in progress", sig);
-	}
-	pthread_mutex_lock(&pool.lock);
-	pool.draining = 1;
-	for (w = pool.waiters; w != NULL; w = w->next)
-		pthread_cond_signal(&w->cond);
-	pthread_mutex_unlock(&pool.lock);
-	FCGX_ShutdownPending();
-	shutdown(0, SHUT_RDWR);
-	wait_workers_bounded();
-	if (started > 0)
+		pthread_mutex_lock(&pool.lock);
+		pool.draining = 1;
+		for (w = pool.waiters; w != NULL; w = w->next)
+			pthread_cond_signal(&w->cond);
+		pthread_mutex_unlock(&pool.lock);
+		FCGX_ShutdownPending();
+		shutdown(0, SHUT_RDWR);
+		wait_workers_bounded();
 		log_info("workers gone (at most %ld at once)", pool.peak);
+	}
 	if (keeping) {
 		pthread_mutex_lock(&store_lock);
 		stopping = 1;
