@@ -128,6 +128,18 @@ static const struct key_def keys[] = {
 	  "DATA_DIR/usage-fallback.jsonl)" },
 	{ SECT_GATEWAY, "checkpoint_interval", K_LONG, G(checkpoint_interval),
 	  1, 3600, "30", "seconds between store checkpoints" },
+	{ SECT_GATEWAY, "workers_max", K_LONG, G(workers_max), 1, 4096, "1024",
+	  "FastCGI: most worker threads per process (requests at once); "
+	  "--threads N lowers it" },
+	{ SECT_GATEWAY, "workers_spare", K_LONG, G(workers_spare), 1, 256, "4",
+	  "FastCGI: idle worker threads kept ready; more start as they are "
+	  "taken" },
+	{ SECT_GATEWAY, "workers_idle_timeout", K_LONG, G(workers_idle), 1,
+	  86400, "30", "seconds an idle worker thread beyond workers_spare "
+	  "lives" },
+	{ SECT_GATEWAY, "worker_stack", K_LONG, G(worker_stack), 128, 65536,
+	  "256", "KiB of stack per worker thread (memory is used only as "
+	  "touched)" },
 
 	/* breaker: circuit breakers per deployment (breaker.c). */
 	{ SECT_GATEWAY, "breaker", K_ONOFF, G(breaker.enabled), 0, 0, "on",

@@ -125,6 +125,10 @@ struct gateway_cfg {
 	int			 unpriced_free;	/* unpriced = free */
 	long			 checkpoint_interval;	/* s */
 	struct breaker_cfg	 breaker;	/* breaker: the defaults */
+	long			 workers_max;	/* FastCGI threads per process */
+	long			 workers_spare;	/* idle threads kept ready */
+	long			 workers_idle;	/* s a surplus idle thread lives */
+	long			 worker_stack;	/* KiB of each worker's stack */
 };
 
 /* A budget class of agents: spend limits and cheaper models. */

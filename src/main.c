@@ -1,5 +1,6 @@
-/* main.c: options, config, then a FastCGI accept loop (thread pool) or one CGI request. */
+/* main.c: options, config, then a FastCGI accept loop (elastic thread pool) or one CGI request. */
 #define _GNU_SOURCE	/* pthread_timedjoin_np */
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <errno.h>
@@ -25,7 +26,7 @@
 #include "upstream.h"
 #include "usage.h"
 
-#define THREADS_MAX	256
+#define THREADS_MAX	4096	/* --threads; as [gateway] workers_max */
 
 static const struct config	*cfg;
 static struct store		*store;	/* shared by the threads, or NULL */
@@ -38,7 +39,46 @@ static volatile sig_atomic_t	 hung;		/* a store call is stuck */
 #define RECLAIM_S	2	/* dead processes' reservations are looked for */
 #define STORE_RETRY_MS	1000	/* a missing or left store is reopened */
 #define HUNG_EXIT_MS	2000	/* after a hang, other requests get this long */
-static pthread_mutex_t		 accept_lock = PTHREAD_MUTEX_INITIALIZER;
+#define FDS_RESERVED	64	/* descriptors kept for the store, logs, curl */
+#define FDS_PER_WORKER	3	/* web server connection, upstream, resolver */
+#define BUSY_WARN_S	60	/* "all workers busy" is said at most this often */
+#define ACCEPT_BACKOFF_US 100000	/* after accept() failed (EMFILE...) */
+
+/* An idle thread waiting for its turn to accept. */
+struct waiter {
+	pthread_cond_t	 cond;
+	int		 turn;		/* it is this thread's turn */
+	struct waiter	*prev, *next;	/* the stack, most recent first */
+};
+
+/*
+ * The elastic pool. Idle threads wait for their turn to accept (a stack:
+ * the most recently idle goes first); the one whose turn it is sits in
+ * accept(). A thread that takes a connection starts new ones before it
+ * serves, so that workers_spare stay idle while fewer than workers_max
+ * run: a request never waits for a thread below the maximum. An idle
+ * thread that waited workers_idle_timeout for its turn exits while more
+ * than workers_spare are idle. Threads are detached; run_fastcgi waits
+ * for the count to reach zero.
+ */
+static struct pool {
+	pthread_mutex_t	 lock;
+	pthread_cond_t	 gone;		/* a thread exited */
+	pthread_attr_t	 attr;		/* detached, small stack */
+	long		 max, spare, idle_s;
+	long		 threads;	/* alive */
+	long		 idle;		/* waiting for a connection */
+	long		 peak;		/* most threads at once */
+	long		 started;	/* ever: the next worker id */
+	time_t		 busy_said;	/* last "all workers busy" */
+	time_t		 accept_said;	/* last accept() failure said */
+	int		 accepting;	/* a thread has the turn to accept */
+	struct waiter	*waiters;	/* idle threads waiting for the turn */
+	int		 draining;	/* shutting down: start none */
+} pool = {
+	.lock = PTHREAD_MUTEX_INITIALIZER,
+	.gone = PTHREAD_COND_INITIALIZER,
+};
 
 static void
 usage(FILE *fp)
@@ -53,8 +93,10 @@ usage(FILE *fp)
 	    "\n"
 	    "  -c, --config FILE   configuration (default: $LLMGATE_CONFIG,\n"
 	    "                      then %s/llmgate.ini)\n"
-	    "  -t, --threads N     FastCGI worker threads (default 1; keep 1\n"
-	    "                      under mod_fcgid, use 4+ under lighttpd)\n"
+	    "  -t, --threads N     FastCGI: at most N worker threads, i.e.\n"
+	    "                      requests at once; [gateway] workers_max\n"
+	    "                      caps it too (the smaller wins). Threads\n"
+	    "                      start as requests need them\n"
 	    "      --check-config  validate the configuration and exit\n"
 	    "      --model NAME    with --check-config: the provider, upstream\n"
 	    "                      id and price (template) that serve NAME\n"
@@ -227,25 +269,222 @@ open_store(enum store_mode mode)
 	return s;
 }
 
+static void	*worker_main(void *);
+
+/* Start one idle worker; the pool lock is held. 0 or -1. */
+static int
+spawn_locked(void)
+{
+	pthread_t	 tid;
+	int		 rc;
+
+	pool.threads++;
+	pool.idle++;
+	if ((rc = pthread_create(&tid, &pool.attr, worker_main,
+	    (void *)pool.started)) != 0) {
+		pool.threads--;
+		pool.idle--;
+		log_error("cannot start a worker thread: %s", strerror(rc));
+		return -1;
+	}
+	pool.started++;
+	if (pool.threads > pool.peak)
+		pool.peak = pool.threads;
+	return 0;
+}
+
+/* A connection was taken: keep workers_spare idle, up to workers_max. */
+static void
+grow_locked(void)
+{
+	time_t	 now;
+
+	while (!pool.draining && pool.idle < pool.spare &&
+	    pool.threads < pool.max)
+		if (spawn_locked() == -1)
+			return;
+	if (pool.idle > 0 || pool.threads < pool.max)
+		return;
+	now = time(NULL);
+	if (now - pool.busy_said >= BUSY_WARN_S) {
+		log_warn("all %ld workers are busy: new requests wait for one "
+		    "(workers_max, --threads)", pool.max);
+		pool.busy_said = now;
+	}
+}
+
+/* Wake the most recently idle waiter to accept next; pool lock held. */
+static void
+pass_turn_locked(void)
+{
+	struct waiter	*w;
+
+	if ((w = pool.waiters) == NULL) {
+		pool.accepting = 0;
+		return;
+	}
+	pool.waiters = w->next;
+	if (w->next != NULL)
+		w->next->prev = NULL;
+	w->next = w->prev = NULL;
+	w->turn = 1;
+	pool.accepting = 1;	/* reserved for w */
+	pthread_cond_signal(&w->cond);
+}
+
+static void
+unlink_waiter_locked(struct waiter *w)
+{
+	if (w->prev != NULL)
+		w->prev->next = w->next;
+	else
+		pool.waiters = w->next;
+	if (w->next != NULL)
+		w->next->prev = w->prev;
+	w->next = w->prev = NULL;
+}
+
+/*
+ * Wait for this thread's turn to accept; 1: it has it, 0: the thread is
+ * surplus (idle for idle_s while more than workers_spare are) and leaves,
+ * -1: the process is shutting down. One thread accepts at a time; the
+ * others wait on a stack, so the thread that finished last accepts next:
+ * its upstream connection is warm, and the ones at the bottom time out.
+ */
+static int
+wait_turn_locked(struct waiter *w)
+{
+	struct timespec	 until;
+
+	if (!pool.accepting && !pool.draining) {
+		pool.accepting = 1;
+		return 1;
+	}
+	w->turn = 0;
+	w->prev = NULL;
+	w->next = pool.waiters;
+	if (w->next != NULL)
+		w->next->prev = w;
+	pool.waiters = w;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += pool.idle_s;
+	while (!w->turn && !pool.draining) {
+		if (pthread_cond_timedwait(&w->cond, &pool.lock, &until) !=
+		    ETIMEDOUT || w->turn)
+			continue;
+		if (pool.idle > pool.spare) {
+			unlink_waiter_locked(w);
+			pool.idle--;	/* decided here: no two leave for one */
+			return 0;
+		}
+		until.tv_sec += pool.idle_s;
+	}
+	if (!w->turn) {		/* draining */
+		unlink_waiter_locked(w);
+		return -1;
+	}
+	return 1;
+}
+
+/*
+ * Take the next request into req: 1, or 0 / -1 as wait_turn_locked (the
+ * thread then leaves). The thread counts as idle until it has a request,
+ * and starts others before it serves (grow_locked).
+ */
+static int
+take_request(FCGX_Request *req, struct waiter *w)
+{
+	int	 rc, err;
+
+	pthread_mutex_lock(&pool.lock);
+	if ((rc = wait_turn_locked(w)) != 1) {
+		pthread_mutex_unlock(&pool.lock);
+		return rc;
+	}
+	pthread_mutex_unlock(&pool.lock);
+	while ((rc = FCGX_Accept_r(req)) < 0) {
+		err = errno;
+		pthread_mutex_lock(&pool.lock);
+		if (pool.draining) {
+			pass_turn_locked();
+			pthread_mutex_unlock(&pool.lock);
+			return -1;
+		}
+		/* Out of descriptors or memory: not a reason to stop serving. */
+		if (time(NULL) - pool.accept_said >= BUSY_WARN_S) {
+			log_warn("accept: %s; trying again", strerror(err));
+			pool.accept_said = time(NULL);
+		}
+		pthread_mutex_unlock(&pool.lock);
+		usleep(ACCEPT_BACKOFF_US);
+	}
+	pthread_mutex_lock(&pool.lock);
+	pass_turn_locked();
+	pool.idle--;
+	grow_locked();
+	pthread_mutex_unlock(&pool.lock);
+	return 1;
+}
+
 static void *
 worker_main(void *arg)
 {
-	struct worker	*w = arg;
+	struct worker	 w;
+	struct waiter	 me;
 	FCGX_Request	 req;
-	int		 rc;
+	int		 rc = -1;
 
+	pthread_setname_np(pthread_self(), "llmgate-worker");
+	memset(&w, 0, sizeof(w));
+	memset(&me, 0, sizeof(me));
+	pthread_cond_init(&me.cond, NULL);
+	w.id = (int)(long)arg;
+	w.store = current_store();
+	w.curl = upstream_handle_new();
 	FCGX_InitRequest(&req, 0, 0);
-	for (;;) {
-		pthread_mutex_lock(&accept_lock);
-		rc = FCGX_Accept_r(&req);
-		pthread_mutex_unlock(&accept_lock);
-		if (rc < 0)
-			break;
-		serve(w, &req);
+	while (w.curl != NULL && (rc = take_request(&req, &me)) == 1) {
+		serve(&w, &req);
 		FCGX_Finish_r(&req);
+		pthread_mutex_lock(&pool.lock);
+		pool.idle++;
+		pthread_mutex_unlock(&pool.lock);
 	}
+	if (w.curl == NULL)
+		log_error("cannot create a libcurl handle");
 	FCGX_Free(&req, 1);
+	upstream_handle_free(w.curl);
+	pthread_mutex_lock(&pool.lock);
+	if (rc != 0)		/* 0: take_request counted it out already */
+		pool.idle--;
+	pool.threads--;
+	if (pool.threads == 0 && !pool.draining) {
+		/* None left to accept: exit, so the web server starts another. */
+		log_error("no worker thread left: this process exits");
+		kill(getpid(), SIGTERM);
+	}
+	pthread_cond_broadcast(&pool.gone);
+	pthread_mutex_unlock(&pool.lock);
+	pthread_cond_destroy(&me.cond);
 	return NULL;
+}
+
+/* Once a store call is stuck: exit when HUNG_EXIT_MS have passed. */
+static void
+exit_if_hung(void)
+{
+	static struct timespec	 hung_at;
+	struct timespec		 now;
+
+	if (!hung)
+		return;
+	if (hung_at.tv_sec == 0)
+		clock_gettime(CLOCK_MONOTONIC, &hung_at);
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if ((now.tv_sec - hung_at.tv_sec) * 1000 >= HUNG_EXIT_MS) {
+		log_error("store: a request stays blocked in the store: "
+		    "exiting now");
+		exit_stuck(current_store());
+	}
 }
 
 /* Join a thread; once a store call is stuck, exit after HUNG_EXIT_MS. */
@@ -253,38 +492,77 @@ static void
 join_bounded(pthread_t tid)
 {
 	struct timespec	 until;
-	static struct timespec	 hung_at;
 
 	for (;;) {
 		clock_gettime(CLOCK_REALTIME, &until);
 		until.tv_sec += 1;
 		if (pthread_timedjoin_np(tid, NULL, &until) == 0)
 			return;
-		if (!hung)
-			continue;
-		if (hung_at.tv_sec == 0)
-			clock_gettime(CLOCK_MONOTONIC, &hung_at);
-		clock_gettime(CLOCK_MONOTONIC, &until);
-		if ((until.tv_sec - hung_at.tv_sec) * 1000 >= HUNG_EXIT_MS) {
-			log_error("store: a request stays blocked in the store: "
-			    "exiting now");
-			exit_stuck(current_store());
-		}
+		exit_if_hung();
 	}
 }
 
+/* Wait for every worker to leave, as join_bounded waits for one. */
+static void
+wait_workers_bounded(void)
+{
+	struct timespec	 until;
+
+	pthread_mutex_lock(&pool.lock);
+	while (pool.threads > 0) {
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += 1;
+		pthread_cond_timedwait(&pool.gone, &pool.lock, &until);
+		pthread_mutex_unlock(&pool.lock);
+		exit_if_hung();
+		pthread_mutex_lock(&pool.lock);
+	}
+	pthread_mutex_unlock(&pool.lock);
+}
+
 /*
- * FastCGI: worker threads accept on the inherited socket (fd 0); the main
- * thread waits for SIGTERM/SIGINT/SIGUSR1, then lets busy workers finish
- * their request and wakes idle ones from accept().
+ * Each worker holds up to FDS_PER_WORKER descriptors: raise the soft
+ * limit to the hard one, and keep workers_max within what it allows
+ * (accept() failing with EMFILE would stall every connection).
+ */
+static long
+fit_descriptors(long max)
+{
+	struct rlimit	 rl;
+	long		 fit;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+		return max;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+			getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur == RLIM_INFINITY ||
+	    (long)rl.rlim_cur >= FDS_RESERVED + max * FDS_PER_WORKER)
+		return max;
+	fit = ((long)rl.rlim_cur - FDS_RESERVED) / FDS_PER_WORKER;
+	if (fit < 1)
+		fit = 1;
+	log_warn("%ld workers need %ld file descriptors, the limit is %ld: "
+	    "at most %ld workers (raise LimitNOFILE / server.max-fds)", max,
+	    FDS_RESERVED + max * FDS_PER_WORKER, (long)rl.rlim_cur, fit);
+	return fit;
+}
+
+/*
+ * FastCGI: an elastic pool of worker threads accepts on the inherited
+ * socket (fd 0); the main thread waits for SIGTERM/SIGINT/SIGUSR1, then
+ * lets busy workers finish their request and wakes idle ones from
+ * accept().
  */
 static int
-run_fastcgi(long nthreads)
+run_fastcgi(long max)
 {
-	struct worker	*workers;
-	pthread_t	*tids, keeper;
+	struct waiter	*w;
+	pthread_t	 keeper;
 	sigset_t	 set;
-	long		 i, started = 0;
+	long		 i, started;
 	int		 sig = 0, keeping = 0;
 
 	sigemptyset(&set);
@@ -300,39 +578,38 @@ run_fastcgi(long nthreads)
 	    pthread_create(&keeper, NULL, keeper_main, NULL) == 0)
 		keeping = 1;
 
-	workers = calloc((size_t)nthreads, sizeof(*workers));
-	tids = calloc((size_t)nthreads, sizeof(*tids));
-	if (workers == NULL || tids == NULL) {
-		log_error("out of memory");
-		return 1;
-	}
-	for (i = 0; i < nthreads; i++) {
-		workers[i].id = (int)i;
-		workers[i].store = store;
-		if ((workers[i].curl = upstream_handle_new()) == NULL) {
-			log_error("cannot create a libcurl handle");
+	pool.max = fit_descriptors(max);
+	pool.spare = cfg->gw.workers_spare < pool.max ?
+	    cfg->gw.workers_spare : pool.max;
+	pool.idle_s = cfg->gw.workers_idle;
+	pthread_attr_init(&pool.attr);
+	pthread_attr_setdetachstate(&pool.attr, PTHREAD_CREATE_DETACHED);
+	if ((errno = pthread_attr_setstacksize(&pool.attr,
+	    (size_t)cfg->gw.worker_stack * 1024)) != 0)
+		log_warn("worker_stack %ld KiB: %s; the default stack is used",
+		    cfg->gw.worker_stack, strerror(errno));
+	pthread_mutex_lock(&pool.lock);
+	for (i = 0; i < pool.spare; i++)
+		if (spawn_locked() == -1)
 			break;
-		}
-		if (pthread_create(&tids[i], NULL, worker_main,
-		    &workers[i]) != 0) {
-			upstream_handle_free(workers[i].curl);
-			log_error("cannot start worker thread: %s",
-			    strerror(errno));
-			break;
-		}
-		started++;
-	}
+	started = pool.threads;
+	pthread_mutex_unlock(&pool.lock);
 	if (started > 0) {
-		log_info("FastCGI responder ready: %ld thread(s), config %s",
-		    started, cfg->path);
+		log_info("FastCGI responder ready: %ld to %ld worker threads "
+		    "(%ld KiB stacks, idle ones beyond %ld leave after %ld s), "
+		    "config %s", pool.spare, pool.max, cfg->gw.worker_stack,
+		    pool.spare, pool.idle_s, cfg->path);
 		sigwait(&set, &sig);
 		log_info("signal %d: finishing requests in progress", sig);
+		pthread_mutex_lock(&pool.lock);
+		pool.draining = 1;
+		for (w = pool.waiters; w != NULL; w = w->next)
+			pthread_cond_signal(&w->cond);
+		pthread_mutex_unlock(&pool.lock);
 		FCGX_ShutdownPending();
 		shutdown(0, SHUT_RDWR);
-	}
-	for (i = 0; i < started; i++) {
-		join_bounded(tids[i]);
-		upstream_handle_free(workers[i].curl);
+		wait_workers_bounded();
+		log_info("workers gone (at most %ld at once)", pool.peak);
 	}
 	if (keeping) {
 		pthread_mutex_lock(&store_lock);
@@ -341,8 +618,7 @@ run_fastcgi(long nthreads)
 		pthread_mutex_unlock(&store_lock);
 		join_bounded(keeper);
 	}
-	free(workers);
-	free(tids);
+	pthread_attr_destroy(&pool.attr);
 	store_close(store);
 	return started > 0 ? 0 : 1;
 }
@@ -494,7 +770,7 @@ main(int argc, char *argv[])
 	struct config	*c;
 	const char	*path = NULL, *models[MODELS_MAX];
 	char		 err[1024], *end;
-	long		 nthreads = 1;
+	long		 nthreads = 0;	/* 0: [gateway] workers_max */
 	int		 ch, check = 0, cgi, rc;
 	size_t		 nmodels = 0, i;
 	enum log_level	 level;
@@ -580,7 +856,8 @@ main(int argc, char *argv[])
 		rc = run_cgi();
 	else {
 		FCGX_Init();
-		rc = run_fastcgi(nthreads);
+		rc = run_fastcgi(nthreads > 0 && nthreads < c->gw.workers_max ?
+		    nthreads : c->gw.workers_max);
 		store_wait_openers(STORE_LATE_OPEN_MS);
 	}
 	curl_global_cleanup();

@@ -18,6 +18,10 @@ start_mock
 export MOCK_API_KEY=sk-mock-upstream-secret LLMGATE_MASTER_KEY=sk-master-t0500
 CONF=$TMPDIR_T/llmgate.ini
 write_basic_config "$CONF"
+# A pool of exactly 4 threads for 4 clients: the elastic pool would start
+# a few more as connections overlap, and their stacks and heaps would count
+# as growth here (t0410 checks that threads come and go).
+sed -i 's/^max_body = 65536$/&\nworkers_max = 4/' "$CONF"
 cat >>"$CONF" <<'EOF'
 
 [model flaky]

@@ -1,6 +1,6 @@
 #!/bin/bash
 # bench.sh: wrk against llmgate behind lighttpd (the shipped contrib config,
-# --threads 4) in front of a fast local upstream (nginx answering a fixed
+# --threads 1024) in front of a fast local upstream (nginx answering a fixed
 # chat completion), beside the same wrk against a bare libfcgi responder
 # behind the same lighttpd. Reports req/s, p50/p99 latency and worker RSS.
 # The gateway runs three ways: accounting off (no store, master key), the
@@ -121,7 +121,7 @@ run() {		# label -> one result line
 	eval "RPS_$label=\$rps"
 }
 
-echo "wrk -t2 -c$CONNS -d${DURATION}s, lighttpd + contrib/lighttpd/llmgate.conf (--threads 4), $(nproc) cores"
+echo "wrk -t2 -c$CONNS -d${DURATION}s, lighttpd + contrib/lighttpd/llmgate.conf (--threads 1024), $(nproc) cores"
 KEY=$LLMGATE_MASTER_KEY
 post_lua "$KEY"
 start_lighttpd "$OFF_CONF"
