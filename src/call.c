@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "account.h"
@@ -22,6 +23,7 @@
 
 const char *const call_outcome_names[CALL_OUTCOME__MAX] = {
 	"success", "failure", "timeout", "client_error", "aborted",
+	"key_refused",
 };
 
 /* What the loop does after one attempt. */
@@ -30,6 +32,7 @@ enum next {
 	NEXT_STOP,		/* the client went away: nobody to answer */
 	NEXT_RETRY,		/* the same candidate again, after a pause */
 	NEXT_REAUTH,		/* the same candidate at once: new credentials */
+	NEXT_KEY,		/* the same candidate at once: the next pool key */
 	NEXT_FALLBACK,		/* the next candidate */
 	NEXT_FINAL,		/* answer the client with this error */
 };
@@ -63,6 +66,100 @@ fail(struct call *c, int status, const char *code, const char *fmt, ...)
 	va_end(ap);
 	c->status = status;
 	provider_error_set(&c->err, "upstream_error", code, "%s", msg);
+}
+
+/* Does text contain word, ignoring case? */
+static int
+has_word(const char *text, const char *word)
+{
+	size_t	 n = strlen(word);
+
+	for (; *text != '\0'; text++)
+		if (strncasecmp(text, word, n) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * Does an upstream 4xx say the request is too long for the model's
+ * context window? OpenAI and the compatible APIs: code
+ * context_length_exceeded ("This model's maximum context length is...");
+ * Anthropic: "prompt is too long: N tokens > M maximum"; Gemini: "The
+ * input token count (N) exceeds the maximum number of tokens allowed".
+ */
+static int
+context_error(long s, const struct provider_error *e)
+{
+	static const char *const words[] = {
+		"context_length_exceeded", "context length", "context window",
+		"prompt is too long", "input token count",
+		"maximum number of tokens", "too many tokens",
+	};
+	size_t	 i;
+
+	if (s != 400 && s != 413 && s != 422)
+		return 0;
+	for (i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		if (has_word(e->code, words[i]) ||
+		    has_word(e->message, words[i]))
+			return 1;
+	return 0;
+}
+
+/*
+ * Does an upstream error say the gateway's key has no quota or credit
+ * left (OpenAI 429 insufficient_quota, credit_balance_exhausted; Gemini
+ * 429 "exceeded your current quota"; Anthropic billing_error)? A rate
+ * limit that passes in seconds is not.
+ */
+static int
+quota_error(long s, const struct provider_error *e)
+{
+	static const char *const words[] = {
+		"insufficient_quota", "credit_balance", "billing_error",
+		"billing_hard_limit", "exceeded your current quota",
+		"credit balance is too low",
+	};
+	size_t	 i;
+
+	if (s != 429 && s != 402 && s != 400 && s != 403)
+		return 0;
+	for (i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		if (has_word(e->code, words[i]) ||
+		    has_word(e->type, words[i]) ||
+		    has_word(e->message, words[i]))
+			return 1;
+	return 0;
+}
+
+/* Is a candidate after c->cand a context_fallback? */
+static int
+context_left(const struct call *c)
+{
+	size_t	 i;
+
+	for (i = c->idx + 1; i < c->plan->n; i++)
+		if (c->plan->c[i].flags & CAND_ON_CONTEXT)
+			return 1;
+	return 0;
+}
+
+/*
+ * The pool key of this attempt was refused: set it aside, and the next
+ * key at once when one is left to try.
+ */
+static enum next
+key_refused(struct call *c, long s)
+{
+	char	 why[64];
+
+	snprintf(why, sizeof(why), "HTTP %ld", s);
+	c->outcome = CALL_KEY_REFUSED;
+	if (c->key.index >= 0 && c->key.index < 32)
+		c->keys_tried |= 1u << c->key.index;
+	provider_key_report(&c->key, KEY_REFUSED, why);
+	return c->keys_tried != (c->cand->provider->nkeys >= 32 ? ~0u :
+	    (1u << c->cand->provider->nkeys) - 1) ? NEXT_KEY : NEXT_FALLBACK;
 }
 
 /*
@@ -103,6 +200,14 @@ judge(struct call *c, const struct upstream_resp *resp)
 			    name, s);
 			return NEXT_REAUTH;
 		}
+		if (c->key.index >= 0 && quota_error(s, &c->err)) {
+			log_debug("%s: provider %s said: %s", c->r->id, name,
+			    c->err.message);
+			fail(c, 502, "upstream_quota_exhausted", "provider '%s' "
+			    "says the gateway's key has no quota left (HTTP "
+			    "%ld)", name, s);
+			return key_refused(c, s);
+		}
 		if (s == 401 || s == 403) {
 			/* Not the client's fault: it gets the gateway's words. */
 			log_debug("%s: provider %s said: %s", c->r->id, name,
@@ -110,6 +215,8 @@ judge(struct call *c, const struct upstream_resp *resp)
 			fail(c, 502, "upstream_auth_error", "provider '%s' "
 			    "refused the gateway's credentials (HTTP %ld)",
 			    name, s);
+			if (c->key.index >= 0)
+				return key_refused(c, s);
 			return NEXT_FALLBACK;
 		}
 		if (s < 400 || s > 599) {
@@ -122,6 +229,13 @@ judge(struct call *c, const struct upstream_resp *resp)
 		if (s == 404)
 			return NEXT_FALLBACK;
 		c->outcome = CALL_CLIENT_ERROR;
+		if (context_error(s, &c->err) && context_left(c)) {
+			log_info("%s: model %s via %s: context window "
+			    "exceeded: to its context_fallback", c->r->id,
+			    c->cand->name, name);
+			c->context = 1;
+			return NEXT_FALLBACK;
+		}
 		return NEXT_FINAL;
 	case UP_CONNECT:
 		fail(c, 502, "upstream_unreachable", "could not reach "
@@ -224,6 +338,24 @@ outcome(struct call *c, const struct upstream_resp *resp)
 	    why[0] != '\0' ? why : NULL);
 }
 
+/* Every key of c->cand's pool is set aside or refused this request. */
+static enum next
+no_key(struct call *c)
+{
+	const struct provider_cfg	*p = c->cand->provider;
+
+	c->outcome = CALL_KEY_REFUSED;
+	c->retry_after = -1;
+	log_warn("%s: model %s via %s: every API key of the provider is set "
+	    "aside", c->r->id, c->cand->name, p->name);
+	/* An earlier key's own refusal says more; else these words. */
+	if (c->keys_tried == 0 || c->status == 0)
+		fail(c, 502, "upstream_auth_error", "every API key of provider "
+		    "'%s' was refused recently; the first is tried again in "
+		    "%ld s", p->name, c->key.retry_after);
+	return NEXT_FALLBACK;
+}
+
 /*
  * One attempt against c->cand: build, transfer, deliver, and when nothing
  * reached the client, judge.
@@ -241,6 +373,12 @@ attempt(struct call *c)
 	provider_call_init(&pc, c->body_max);
 	upstream_resp_init(&resp, (size_t)c->r->cfg->gw.max_upstream_body);
 	memset(&e, 0, sizeof(e));
+	if (provider_key_pick(c->r->cfg, c->cand->provider, c->keys_tried,
+	    &c->key) == -1) {
+		next = no_key(c);
+		goto out;
+	}
+	pc.api_key = provider_key_secret(&c->key);
 	if ((rc = c->ops->build(c, c->cand, c->pops, &pc, &e)) != 0) {
 		next = build_failed(c, rc, &e);
 		goto out;
@@ -287,6 +425,9 @@ attempt(struct call *c)
 	}
 out:
 	outcome(c, &resp);
+	/* Refused keys reported themselves; a success vouches for its key. */
+	provider_key_report(&c->key, c->outcome == CALL_SUCCESS ? KEY_OK :
+	    KEY_NEUTRAL, NULL);
 	upstream_resp_free(&resp);
 	provider_call_free(&pc);
 	return next;
@@ -371,22 +512,29 @@ call_run(struct call *c)
 	int			 a;
 
 	for (i = 0; i < c->plan->n; i++) {
+		/* A context_fallback serves only after a context error. */
+		if (c->context ? !(c->plan->c[i].flags & CAND_ON_CONTEXT) :
+		    (c->plan->c[i].flags & CAND_CONTEXT_ONLY) != 0)
+			continue;
 		if ((cand = admit(c, i)) == NULL)
 			continue;
 		c->cand = cand;
+		c->idx = i;
 		c->pops = provider_ops_for(c->cand->provider->type);
 		c->reauthed = 0;
+		c->keys_tried = 0;
 		for (a = 1; a <= rc->attempts; a++) {
 			next = attempt(c);
 			if (c->outcome == CALL_FAILURE ||
-			    c->outcome == CALL_TIMEOUT)
+			    c->outcome == CALL_TIMEOUT ||
+			    c->outcome == CALL_KEY_REFUSED)
 				c->upstream_failed = 1;
 			if (next == NEXT_DONE || next == NEXT_STOP)
 				return c->r->status;
 			log_warn("%s: model %s via %s attempt %d: %s (%d)",
 			    c->r->id, c->cand->name, c->cand->provider->name,
 			    a, c->err.message, c->status);
-			if (next == NEXT_REAUTH) {
+			if (next == NEXT_REAUTH || next == NEXT_KEY) {
 				/* Not the upstream's failure: no try used up. */
 				a--;
 				continue;

@@ -28,6 +28,9 @@ enum call_outcome {
 				   one this protocol cannot say, or one the
 				   gateway could not build (out of memory) */
 	CALL_ABORTED,		/* the client went away during the transfer */
+	CALL_KEY_REFUSED,	/* a pool key refused (401, 403, quota), or
+				   every key set aside: the key is blamed,
+				   not the deployment */
 	CALL_OUTCOME__MAX
 };
 
@@ -79,7 +82,13 @@ struct call {
 
 	/* Set by the loop. */
 	const struct candidate	*cand;		/* tried now, or last */
+	size_t			 idx;		/* cand's index in the plan */
 	const struct provider_ops *pops;	/* cand's protocol */
+	struct provider_key	 key;		/* cand's pool key, this attempt */
+	uint32_t		 keys_tried;	/* pool keys cand refused (bits) */
+	int			 context;	/* an upstream said: context window
+						   exceeded; context_fallback
+						   candidates only from now */
 	int			 attempts;	/* upstream transfers made */
 	int			 reauthed;	/* cand re-authenticated once */
 	int			 upstream_failed; /* an attempt failed upstream */

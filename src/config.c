@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include <ini.h>
+#include <openssl/sha.h>
 
 #include "config.h"
 
@@ -51,6 +52,7 @@ enum key_type {
 	K_WORDS,	/* list split on spaces and commas; repeats append */
 	K_LINES,	/* list of whole values; each line one item */
 	K_SECRET,	/* env:NAME, file:/path or none */
+	K_SECRETS,	/* K_SECRETS items split on commas; repeats append */
 	K_PTYPE,	/* provider type name */
 	K_STATUS,	/* list of HTTP statuses */
 	K_LOGLEVEL,	/* error | warn | info | debug */
@@ -164,8 +166,12 @@ static const struct key_def keys[] = {
 	  "wire protocol: openai, anthropic, gemini, gigachat or yandex" },
 	{ SECT_PROVIDER, "base_url", K_URL, P(base_url), 0, 0, NULL,
 	  "API base URL, e.g. https://api.openai.com/v1" },
-	{ SECT_PROVIDER, "api_key", K_SECRET, P(api_key_ref), 0, 0, NULL,
-	  "env:NAME, file:/path or none; never the key itself" },
+	{ SECT_PROVIDER, "api_key", K_SECRETS, P(api_key_refs), 0, 0, NULL,
+	  "env:NAME, file:/path or none; never the key itself; several, "
+	  "comma-separated, make a pool used in turn" },
+	{ SECT_PROVIDER, "key_cooldown_s", K_LONG, P(key_cooldown), 1, 86400,
+	  "60", "seconds a pool key refused by the provider (401, 403, quota "
+	  "exhausted) is set aside before it is tried again" },
 	{ SECT_PROVIDER, "proxy", K_URL, P(proxy), 0, 0, NULL,
 	  "egress HTTP proxy, e.g. http://127.0.0.1:3128" },
 	{ SECT_PROVIDER, "ca_file", K_PATH, P(ca_file), 0, 0, NULL,
@@ -237,6 +243,9 @@ static const struct key_def keys[] = {
 	  "USD per generated image" },
 	{ SECT_MODEL, "fallback", K_WORDS, M(fallback), 0, 0, NULL,
 	  "models tried in order when this one fails" },
+	{ SECT_MODEL, "context_fallback", K_STR, M(context_fallback), 0, 0,
+	  NULL, "[model] tried when the upstream says the request is too long "
+	  "for the context window (otherwise that 400 is answered)" },
 	{ SECT_MODEL, "rpm", K_LONG, M(rpm), 0, 100000000, "1000",
 	  "requests per minute for this model, all keys together" },
 	{ SECT_MODEL, "tpm", K_LONG, M(tpm), 0, LONG_MAX, "0",
@@ -607,6 +616,27 @@ set_value(struct loader *l, const struct key_def *k, const char *v)
 			    "env:NAME, file:/path or none", k->name);
 		free(*sp);
 		*sp = strcmp(v, "none") == 0 ? NULL : xstrdup(v);
+		return 1;
+	case K_SECRETS:
+		/* Checked whole first: a literal key is never half kept. */
+		for (p = v; *p != '\0'; p = *q == ',' ? q + 1 : q) {
+			q = p + strcspn(p, ",");
+			len = trim(&p, q);
+			if ((len == 4 && strncmp(p, "none", 4) == 0) ||
+			    (len > 4 && strncmp(p, "env:", 4) == 0 &&
+			    memchr(p, ' ', len) == NULL) || (len > 6 &&
+			    strncmp(p, "file:/", 6) == 0))
+				continue;
+			return fail(l, "%s: secrets never live in the INI; use "
+			    "env:NAME, file:/path or none (several: comma-"
+			    "separated)", k->name);
+		}
+		for (p = v; *p != '\0'; p = *q == ',' ? q + 1 : q) {
+			q = p + strcspn(p, ",");
+			len = trim(&p, q);
+			if (len > 0 && !(len == 4 && strncmp(p, "none", 4) == 0))
+				strlist_add((struct strlist *)field, p, len);
+		}
 		return 1;
 	case K_PTYPE:
 		for (i = 0; i < PROVIDER__MAX; i++)
@@ -985,6 +1015,7 @@ finish_like(struct loader *l, struct model_cfg *m)
 {
 	const struct model_cfg	*src;
 	const struct strlist	*from;
+	const char		*from_s;
 	size_t			 i, j;
 	char			*dst;
 
@@ -1012,9 +1043,10 @@ finish_like(struct loader *l, struct model_cfg *m)
 		dst = (char *)m + keys[i].off;
 		switch (keys[i].type) {
 		case K_STR:
+			from_s = *(char *const *)((const char *)src +
+			    keys[i].off);
 			free(*(char **)dst);
-			*(char **)dst = xstrdup(*(char *const *)((const char *)
-			    src + keys[i].off));
+			*(char **)dst = from_s != NULL ? xstrdup(from_s) : NULL;
 			break;
 		case K_WORDS:
 			from = (const struct strlist *)((const char *)src +
@@ -1036,6 +1068,55 @@ finish_like(struct loader *l, struct model_cfg *m)
 			    "inherited (internal error)", m->name, keys[i].name);
 		}
 	}
+	return 1;
+}
+
+static void	wipe_free(char *);
+
+/* "sha256:" and the first 8 hex digits of the key's SHA-256. */
+static char *
+key_fingerprint(const char *key)
+{
+	unsigned char	 md[SHA256_DIGEST_LENGTH];
+	char		 out[24];
+
+	SHA256((const unsigned char *)key, strlen(key), md);
+	snprintf(out, sizeof(out), "sha256:%02x%02x%02x%02x", md[0], md[1],
+	    md[2], md[3]);
+	explicit_bzero(md, sizeof(md));
+	return xstrdup(out);
+}
+
+/*
+ * Resolve every key of p's pool: 1, or 0 with why (naming the reference,
+ * never a secret) when one cannot be had; then p has no key at all.
+ */
+static int
+finish_keys(struct provider_cfg *p, char *why, size_t whylen)
+{
+	size_t	 i, n = p->api_key_refs.n;
+
+	p->api_key_ref = n > 0 ? p->api_key_refs.v[0] : NULL;
+	if (n == 0)
+		return 1;
+	p->keys = xgrow(NULL, n, sizeof(*p->keys));
+	p->key_fp = xgrow(NULL, n, sizeof(*p->key_fp));
+	for (i = 0; i < n; i++) {
+		if ((p->keys[i] = secret_resolve(p->api_key_refs.v[i], why,
+		    whylen)) == NULL)
+			break;
+		p->key_fp[i] = key_fingerprint(p->keys[i]);
+	}
+	p->nkeys = i;
+	if (i < n) {
+		for (i = 0; i < p->nkeys; i++) {
+			wipe_free(p->keys[i]);
+			free(p->key_fp[i]);
+		}
+		p->nkeys = 0;
+		return 0;
+	}
+	p->api_key = p->keys[0];
 	return 1;
 }
 
@@ -1069,13 +1150,17 @@ finish(struct loader *l)
 			return fail(l, "[provider %s] auth_scheme: expected "
 			    "Api-Key or Bearer", p->name);
 		breaker_inherit(&p->breaker, &c->gw.breaker);	/* breaker */
-		p->available = 1;
-		if (p->api_key_ref != NULL &&
-		    (p->api_key = secret_resolve(p->api_key_ref, why,
-		    sizeof(why))) == NULL) {
+		if (p->api_key_refs.n > PROVIDER_KEYS_MAX)
+			return fail(l, "[provider %s] api_key: at most %d keys",
+			    p->name, PROVIDER_KEYS_MAX);
+		if (p->type == PROVIDER_GIGACHAT && p->api_key_refs.n > 1)
+			return fail(l, "[provider %s] type gigachat takes one "
+			    "api_key (its OAuth authorization key)", p->name);
+		if (!finish_keys(p, why, sizeof(why))) {
 			p->available = 0;
 			p->unavailable = xstrdup(why);
-		}
+		} else
+			p->available = 1;
 	}
 	for (i = 0; i < c->nmodels; i++)
 		c->models[i].is_template = is_glob(c->models[i].name);
@@ -1106,6 +1191,14 @@ finish(struct loader *l)
 				return fail(l, "[model %s] falls back to itself",
 				    m->name);
 		}
+		if (m->context_fallback != NULL && config_model(c,
+		    m->context_fallback) == NULL)
+			return fail(l, "[model %s] context_fallback: no [model "
+			    "%s]", m->name, m->context_fallback);
+		if (m->context_fallback != NULL &&
+		    strcmp(m->context_fallback, m->name) == 0)
+			return fail(l, "[model %s] context_fallback is the model "
+			    "itself", m->name);
 	}
 	l->line = key_line(l, "default_provider");
 	if (c->gw.default_provider != NULL && (c->gw.default_prov =
@@ -1214,6 +1307,7 @@ free_fields(enum section s, void *obj)
 		case K_WORDS:
 		case K_LINES:
 		case K_PAIRS:
+		case K_SECRETS:
 			strlist_free((struct strlist *)field);
 			break;
 		default:
@@ -1244,7 +1338,12 @@ config_free(struct config *c)
 		free_fields(SECT_PROVIDER, &c->providers[i]);
 		free(c->providers[i].name);
 		free(c->providers[i].unavailable);
-		wipe_free(c->providers[i].api_key);
+		for (j = 0; j < c->providers[i].nkeys; j++) {
+			wipe_free(c->providers[i].keys[j]);
+			free(c->providers[i].key_fp[j]);
+		}
+		free(c->providers[i].keys);
+		free(c->providers[i].key_fp);
 	}
 	for (i = 0; i < c->nmodels; i++) {
 		free_fields(SECT_MODEL, &c->models[i]);

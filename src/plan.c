@@ -86,15 +86,15 @@ plan_max_tokens(const struct candidate *c, int64_t client)
 	return client > 0 && client < c->max_tokens ? client : c->max_tokens;
 }
 
-static int
-seen(const struct plan *pl, const char *name)
+static struct candidate *
+seen(struct plan *pl, const char *name)
 {
 	size_t	 i;
 
 	for (i = 0; i < pl->n; i++)
 		if (strcmp(pl->c[i].name, name) == 0)
-			return 1;
-	return 0;
+			return &pl->c[i];
+	return NULL;
 }
 
 /* Remember the first candidate left out, for the answer when none is left. */
@@ -134,13 +134,14 @@ struct planner {
 
 /*
  * One candidate name through the tier's downgrade (of the name, else of
- * its identity), then past the caller's rules into the plan.
+ * its identity), then past the caller's rules into the plan with flags
+ * (CAND_*); a name already planned only gains CAND_ON_CONTEXT.
  */
 static void
-add_routed(struct planner *pp, const char *name)
+add_routed(struct planner *pp, const char *name, unsigned flags)
 {
 	struct plan	*pl = pp->pl;
-	struct candidate c;
+	struct candidate c, *had;
 	const char	*to;
 	enum plan_skip	 why;
 
@@ -157,7 +158,11 @@ add_routed(struct planner *pp, const char *name)
 	if (pl->routed_model[0] == '\0')
 		snprintf(pl->routed_model, sizeof(pl->routed_model), "%s",
 		    c.name);
-	if (pl->n == PLAN_MAX || seen(pl, c.name))
+	if ((had = seen(pl, c.name)) != NULL) {
+		had->flags |= flags & CAND_ON_CONTEXT;
+		return;
+	}
+	if (pl->n == PLAN_MAX)
 		return;
 	if (!c.provider->available) {
 		skipped(pl, PLAN_SKIP_UNAVAILABLE, c.name, c.provider);
@@ -168,6 +173,7 @@ add_routed(struct planner *pp, const char *name)
 		skipped(pl, why, c.name, c.provider);
 		return;
 	}
+	c.flags = flags;
 	pl->c[pl->n++] = c;
 }
 
@@ -175,7 +181,9 @@ add_routed(struct planner *pp, const char *name)
  * The task's model and fallbacks (else the requested model), then the
  * first model's own fallback chain, each through the tier's downgrade;
  * candidates whose provider is unavailable, or that the policy refuses,
- * are left out. Returns PLAN_OK with at least one candidate.
+ * are left out. Last the first model's context_fallback (CAND_CONTEXT_ONLY,
+ * under the same rules), when something else serves. Returns PLAN_OK with
+ * at least one candidate that serves without a context error.
  */
 int
 plan_resolve_routed(const struct config *cfg, const char *model,
@@ -191,13 +199,17 @@ plan_resolve_routed(const struct config *cfg, const char *model,
 		model = task->model;
 	if (plan_lookup(cfg, model, &first) == -1)
 		return PLAN_UNKNOWN_MODEL;
-	add_routed(&pp, model);
+	add_routed(&pp, model, 0);
 	if (task != NULL)
 		for (i = 0; i < task->fallback.n; i++)
-			add_routed(&pp, task->fallback.v[i]);
+			add_routed(&pp, task->fallback.v[i], 0);
 	if (first.model != NULL)
 		for (i = 0; i < first.model->fallback.n; i++)
-			add_routed(&pp, first.model->fallback.v[i]);
+			add_routed(&pp, first.model->fallback.v[i], 0);
+	if (first.model != NULL && first.model->context_fallback != NULL &&
+	    pl->n > 0)
+		add_routed(&pp, first.model->context_fallback,
+		    CAND_ON_CONTEXT | CAND_CONTEXT_ONLY);
 	return pl->n > 0 ? PLAN_OK : PLAN_UNAVAILABLE;
 }
 

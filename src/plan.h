@@ -21,7 +21,17 @@ struct candidate {
 	int64_t				 max_tokens;	/* cap per choice */
 	/* The name the tier's downgrade replaced by this one, or "". */
 	char				 downgraded_from[MODEL_NAME_MAX];
+	unsigned			 flags;		/* CAND_* */
 };
+
+/*
+ * A plan's context_fallback is in it from the start, so that admission
+ * reserves for it, but it is tried only after an upstream said the
+ * request is too long for the context window (call.c); from then on only
+ * such candidates are tried.
+ */
+#define CAND_ON_CONTEXT		0x01u	/* may serve after a context error */
+#define CAND_CONTEXT_ONLY	0x02u	/* and only then */
 
 /* Why a candidate was left out of a plan. */
 enum plan_skip {

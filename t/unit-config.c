@@ -999,6 +999,102 @@ test_missing_file(void)
 	ok(1, "config_free(NULL) is harmless");
 }
 
+/* api_key pools and context_fallback (issue 9, item 4). */
+static void
+test_pools(void)
+{
+	struct config		*c;
+	struct provider_cfg	*p;
+	char			 path[64], err[512];
+	size_t			 i;
+
+	setenv("LLMGATE_UNIT_POOL_1", "sk-pool-one-0123456789", 1);
+	setenv("LLMGATE_UNIT_POOL_2", "sk-pool-two-0123456789", 1);
+	setenv(KEY_SET, "sk-unit-secret", 1);
+	c = load("[gateway]\ndata_dir = /tmp\n"
+	    "[provider a]\nbase_url = http://a\n"
+	    "api_key = env:LLMGATE_UNIT_POOL_1 , env:LLMGATE_UNIT_POOL_2,\n"
+	    "    env:" KEY_SET "\n"
+	    "key_cooldown_s = 90\n"
+	    "[provider b]\nbase_url = http://b\napi_key = env:" KEY_SET "\n"
+	    "[model m]\nprovider = a\ncontext_fallback = big\n"
+	    "[model big]\nprovider = b\n"
+	    "[model snap]\nlike = m\nprovider = a\n",
+	    path, sizeof(path), err, sizeof(err));
+	ok(c != NULL, "a pool of three keys loads (%s)", err);
+	if (c != NULL) {
+		p = &c->providers[0];
+		is_int(p->nkeys, 3, "three keys, continuation line included");
+		is_int(p->available, 1, "the pool's provider is available");
+		if (p->nkeys == 3) {
+			is_str(p->keys[0], "sk-pool-one-0123456789", "key 1");
+			is_str(p->keys[2], "sk-unit-secret", "key 3");
+			ok(p->api_key == p->keys[0], "api_key is the first");
+			is_str(p->api_key_ref, "env:LLMGATE_UNIT_POOL_1",
+			    "api_key_ref is the first reference");
+			for (i = 0; i < 3; i++)
+				ok(strncmp(p->key_fp[i], "sha256:", 7) == 0 &&
+				    strlen(p->key_fp[i]) == 15 &&
+				    strstr(p->keys[i], p->key_fp[i] + 7) == NULL,
+				    "key %zu: fingerprint %s", i + 1,
+				    p->key_fp[i]);
+			ok(strcmp(p->key_fp[0], p->key_fp[1]) != 0,
+			    "fingerprints differ");
+			/* sha256("sk-pool-one-0123456789") */
+		}
+		is_int(p->key_cooldown, 90, "key_cooldown_s");
+		is_int(c->providers[1].nkeys, 1, "one key: a pool of one");
+		is_int(c->providers[1].key_cooldown, 60,
+		    "key_cooldown_s default 60");
+		is_str(config_model(c, "m")->context_fallback, "big",
+		    "context_fallback");
+		is_str(config_model(c, "snap")->context_fallback, "big",
+		    "like inherits context_fallback");
+		ok(config_model(c, "big")->context_fallback == NULL,
+		    "no context_fallback by default");
+	}
+	config_free(c);
+
+	/* One missing key: the provider is unavailable, naming it. */
+	unsetenv(KEY_UNSET);
+	c = load("[gateway]\ndata_dir = /tmp\n[provider a]\n"
+	    "base_url = http://a\napi_key = env:LLMGATE_UNIT_POOL_1, env:"
+	    KEY_UNSET "\n", path, sizeof(path), err, sizeof(err));
+	ok(c != NULL, "a pool with a missing key loads (%s)", err);
+	if (c != NULL) {
+		p = &c->providers[0];
+		ok(!p->available && p->nkeys == 0 && p->api_key == NULL,
+		    "a pool with a missing key: unavailable, no key kept");
+		like(p->unavailable, KEY_UNSET, "names the missing variable");
+	}
+	config_free(c);
+
+	bad("literal key in a pool", "[gateway]\ndata_dir = /tmp\n"
+	    "[provider a]\nbase_url = http://a\n"
+	    "api_key = env:A, sk-literal-secret\n", 5,
+	    "api_key: secrets never live in the INI");
+	c = load("[gateway]\ndata_dir = /tmp\n[provider a]\n"
+	    "base_url = http://a\napi_key = env:A, sk-literal-secret\n", path,
+	    sizeof(path), err, sizeof(err));
+	ok(c == NULL && strstr(err, "sk-literal") == NULL,
+	    "a literal key in a pool is not echoed");
+	config_free(c);
+	bad("gigachat pool", "[gateway]\ndata_dir = /tmp\n"
+	    "[provider g]\ntype = gigachat\nbase_url = http://a\n"
+	    "api_key = env:A, env:B\n", 3, "gigachat takes one api_key");
+	bad("key_cooldown_s 0", "[gateway]\ndata_dir = /tmp\n"
+	    "[provider a]\nbase_url = http://a\nkey_cooldown_s = 0\n", 5,
+	    "key_cooldown_s: 0 is out of range");
+	bad("context_fallback to a missing model", "[gateway]\n"
+	    "data_dir = /tmp\n[provider a]\nbase_url = http://a\n"
+	    "[model m]\nprovider = a\ncontext_fallback = ghost\n", 5,
+	    "context_fallback: no [model ghost]");
+	bad("context_fallback to itself", "[gateway]\ndata_dir = /tmp\n"
+	    "[provider a]\nbase_url = http://a\n"
+	    "[model m]\nprovider = a\ncontext_fallback = m\n", 5,
+	    "context_fallback is the model itself");
+}
+
 int
 main(void)
 {
@@ -1016,5 +1112,6 @@ main(void)
 	test_routing();
 	test_routing_errors();
 	test_missing_file();
+	test_pools();
 	return tap_done();
 }

@@ -554,6 +554,56 @@ test_templates(void)
 	config_free(c);
 }
 
+/* context_fallback: in the plan from the start, flagged, under the rules. */
+static void
+test_context(void)
+{
+	struct config	*c = load("[gateway]\ndata_dir = /tmp\n"
+	    "[provider p]\nbase_url = http://p\napi_key = none\n"
+	    "[model small]\nprovider = p\nfallback = other\n"
+	    "context_fallback = big\ninput_price = 1\n"
+	    "[model big]\nprovider = p\ninput_price = 9\n"
+	    "[model other]\nprovider = p\ninput_price = 1\n"
+	    "[model both]\nprovider = p\nfallback = big\n"
+	    "context_fallback = big\n"
+	    "[tier T3]\ndowngrade = big -> other\n");
+	struct plan	 pl;
+
+	ok(c != NULL, "context config loads");
+	if (c == NULL)
+		return;
+	is_int(plan_resolve(c, "small", &pl), PLAN_OK, "small resolves");
+	is_str(names(&pl), "small other big", "the context_fallback comes last");
+	is_int(pl.c[0].flags | pl.c[1].flags, 0,
+	    "the model and its fallback serve without a context error");
+	is_int(pl.c[2].flags, CAND_ON_CONTEXT | CAND_CONTEXT_ONLY,
+	    "big serves only after a context error");
+	is_int(pl.c[2].input_price, 9000000,
+	    "priced (so admission reserves for it)");
+	is_int(plan_resolve(c, "both", &pl), PLAN_OK, "both resolves");
+	is_str(names(&pl), "both big", "a fallback that is also the "
+	    "context_fallback is planned once");
+	is_int(pl.c[1].flags, CAND_ON_CONTEXT,
+	    "and serves either way");
+	is_int(plan_resolve_routed(c, "small", NULL, NULL, refuse_one,
+	    (void *)"big", &pl), PLAN_OK, "the policy refuses big");
+	is_str(names(&pl), "small other", "no context_fallback then");
+	is_int(plan_resolve_routed(c, "small", NULL, NULL, refuse_one,
+	    (void *)"small", &pl), PLAN_OK, "the policy refuses small");
+	is_str(names(&pl), "other big", "its context_fallback stays behind "
+	    "what serves");
+	is_int(plan_resolve_routed(c, "small", c->gw.default_tier_cfg, NULL,
+	    NULL, NULL, &pl), PLAN_OK, "with a tier that downgrades big");
+	is_str(names(&pl), "small other", "the downgraded context_fallback "
+	    "is other, already planned");
+	ok(pl.c[1].flags == CAND_ON_CONTEXT, "other serves after a context "
+	    "error too");
+	is_int(plan_resolve_routed(c, "big", NULL, NULL, refuse_one,
+	    (void *)"big", &pl), PLAN_UNAVAILABLE,
+	    "no context_fallback alone in a plan");
+	config_free(c);
+}
+
 int
 main(void)
 {
@@ -572,5 +622,6 @@ main(void)
 	config_free(cfg);
 	test_routed();
 	test_templates();
+	test_context();
 	return tap_done();
 }
