@@ -5,13 +5,20 @@
  * a pause, once more at once with fresh credentials after a 401, the next
  * model, or the error back to the client.
  */
+#include <sys/mman.h>
+#include <sys/stat.h>
+
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "account.h"
 #include "call.h"
@@ -464,6 +471,156 @@ admit(struct call *c, size_t i)
 	return cand;
 }
 
+/*
+ * Several deployments of one model: the turn of each request comes from
+ * a counter per model that every process shares (DATA_DIR/deployments,
+ * one page of counters that processes add to atomically), so that the
+ * spread is exact whichever process serves: over any sum-of-weights
+ * consecutive turns every deployment gets exactly its weight, in the
+ * order of a smooth weighted round robin (3:1 is a a b a, not a a a b).
+ * Without the file (data_dir not writable) each process counts alone
+ * from a random start.
+ */
+#define TURN_FILE	"deployments"
+#define TURN_SLOTS	512
+#define TURN_SIZE	(TURN_SLOTS * sizeof(uint64_t))
+
+static pthread_mutex_t	 turns_mu = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t		*turns;		/* the shared page, or NULL */
+static int		 turns_failed;	/* not to be had: count alone */
+static uint64_t		 local_turns[TURN_SLOTS];
+static uint64_t		 local_start;
+
+/* Map DATA_DIR/deployments once; NULL when it cannot be had. */
+static uint64_t *
+turn_page(const struct config *cfg)
+{
+	uint64_t	*t = __atomic_load_n(&turns, __ATOMIC_ACQUIRE);
+	char		 path[4096];
+	void		*m = MAP_FAILED;
+	int		 fd = -1, rc;
+
+	if (t != NULL || __atomic_load_n(&turns_failed, __ATOMIC_RELAXED))
+		return t;
+	pthread_mutex_lock(&turns_mu);
+	if (turns != NULL || turns_failed)
+		goto out;
+	if (snprintf(path, sizeof(path), "%s/%s", cfg->gw.data_dir,
+	    TURN_FILE) >= (int)sizeof(path) ||
+	    (fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0660)) == -1) {
+		log_warn("deployments: cannot open %s: %s; each process "
+		    "spreads requests alone", path, strerror(errno));
+		goto fail;
+	}
+	(void)fchmod(fd, 0660);
+	/* Blocks reserved: a full disk fails here, not as SIGBUS later. */
+	if ((rc = posix_fallocate(fd, 0, (off_t)TURN_SIZE)) != 0) {
+		log_warn("deployments: cannot size %s: %s; each process "
+		    "spreads requests alone", path, strerror(rc));
+		goto fail;
+	}
+	m = mmap(NULL, TURN_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED) {
+		log_warn("deployments: cannot map %s: %s; each process "
+		    "spreads requests alone", path, strerror(errno));
+		goto fail;
+	}
+	__atomic_store_n(&turns, (uint64_t *)m, __ATOMIC_RELEASE);
+	goto out;
+fail:
+	local_start = (uint64_t)random();
+	__atomic_store_n(&turns_failed, 1, __ATOMIC_RELAXED);
+out:
+	if (fd != -1)
+		close(fd);
+	pthread_mutex_unlock(&turns_mu);
+	return turns;
+}
+
+/* The next turn of model name, counted by every process. */
+static uint64_t
+turn_next(const struct config *cfg, const char *name)
+{
+	uint64_t	*page = turn_page(cfg), h = 1469598103934665603ULL;
+
+	for (; *name != '\0'; name++)
+		h = (h ^ (unsigned char)*name) * 1099511628211ULL;
+	if (page != NULL)
+		return __atomic_fetch_add(&page[h % TURN_SLOTS], 1,
+		    __ATOMIC_RELAXED);
+	return local_start + __atomic_fetch_add(&local_turns[h % TURN_SLOTS], 1,
+	    __ATOMIC_RELAXED);
+}
+
+/*
+ * The member a smooth weighted round robin over weights w[0..n) picks at
+ * position pos of its cycle (pos < the sum of weights).
+ */
+size_t
+call_swrr(const long *w, size_t n, uint64_t pos)
+{
+	long	 cur[PLAN_MAX] = { 0 }, total = 0;
+	size_t	 i, best = 0;
+	uint64_t k;
+
+	for (i = 0; i < n; i++)
+		total += w[i];
+	for (k = 0; k <= pos; k++) {
+		best = 0;
+		for (i = 0; i < n; i++) {
+			cur[i] += w[i];
+			if (cur[i] > cur[best])
+				best = i;
+		}
+		cur[best] -= total;
+	}
+	return best;
+}
+
+/*
+ * The plan's candidates from i in the order to try them, into order;
+ * returns how many (a group of deployments, else 1). A group's member for
+ * this turn comes first, then the others by weight, heaviest first (a
+ * deployment whose breaker is open is skipped in admit(): its turn goes
+ * to the next in line).
+ */
+static size_t
+spread(struct call *c, size_t i, size_t *order)
+{
+	const struct candidate	*k = &c->plan->c[i];
+	long			 w[PLAN_MAX], total = 0;
+	size_t			 n = k->group_n, j, m, pick;
+	uint64_t		 t;
+
+	order[0] = i;
+	if (n < 2 || k->group != i || i + n > c->plan->n)
+		return 1;
+	for (j = 0; j < n; j++)
+		total += w[j] = c->plan->c[i + j].weight;
+	t = turn_next(c->r->cfg, k->name);
+	pick = call_swrr(w, n, t % (uint64_t)total);
+	order[0] = i + pick;
+	m = 1;
+	for (j = 0; j < n; j++)
+		if (j != pick)
+			order[m++] = i + j;
+	/* Insertion sort of the rest by weight, stable. */
+	for (j = 2; j < n; j++) {
+		size_t	 v = order[j], h = j;
+
+		while (h > 1 && c->plan->c[order[h - 1]].weight <
+		    c->plan->c[v].weight) {
+			order[h] = order[h - 1];
+			h--;
+		}
+		order[h] = v;
+	}
+	log_debug("%s: model %s: turn %llu: deployment %s/%s", c->r->id,
+	    k->name, (unsigned long long)t,
+	    c->plan->c[order[0]].provider->name, c->plan->c[order[0]].upstream);
+	return n;
+}
+
 /* Before a retry: Retry-After if given, else a doubling backoff, jittered. */
 static void
 pause_before(const struct retry_cfg *rc, int attempt, long retry_after)
@@ -502,51 +659,80 @@ answer_error(struct call *c)
 	    "%s", e->message[0] ? e->message : "upstream failed");
 }
 
-int
-call_run(struct call *c)
+/* A context_fallback serves only after a context error, the others before. */
+static int
+not_now(const struct call *c, size_t i)
+{
+	unsigned	 f = c->plan->c[i].flags;
+
+	return c->context ? !(f & CAND_ON_CONTEXT) :
+	    (f & CAND_CONTEXT_ONLY) != 0;
+}
+
+/*
+ * Candidate i with its retries. Returns 1 when the loop ends with *status
+ * (the client has its answer, left, or gets this error now); 0 to go on.
+ */
+static int
+try_candidate(struct call *c, size_t i, int *status)
 {
 	const struct retry_cfg	*rc = &c->r->cfg->retry;
 	const struct candidate	*cand;
 	enum next		 next;
-	size_t			 i;
 	int			 a;
 
-	for (i = 0; i < c->plan->n; i++) {
-		/* A context_fallback serves only after a context error. */
-		if (c->context ? !(c->plan->c[i].flags & CAND_ON_CONTEXT) :
-		    (c->plan->c[i].flags & CAND_CONTEXT_ONLY) != 0)
-			continue;
-		if ((cand = admit(c, i)) == NULL)
-			continue;
-		c->cand = cand;
-		c->idx = i;
-		c->pops = provider_ops_for(c->cand->provider->type);
-		c->reauthed = 0;
-		c->keys_tried = 0;
-		for (a = 1; a <= rc->attempts; a++) {
-			next = attempt(c);
-			if (c->outcome == CALL_FAILURE ||
-			    c->outcome == CALL_TIMEOUT ||
-			    c->outcome == CALL_KEY_REFUSED)
-				c->upstream_failed = 1;
-			if (next == NEXT_DONE || next == NEXT_STOP)
-				return c->r->status;
-			log_warn("%s: model %s via %s attempt %d: %s (%d)",
-			    c->r->id, c->cand->name, c->cand->provider->name,
-			    a, c->err.message, c->status);
-			if (next == NEXT_REAUTH || next == NEXT_KEY) {
-				/* Not the upstream's failure: no try used up. */
-				a--;
-				continue;
-			}
-			if (next == NEXT_FINAL)
-				return answer_error(c);
-			if (next == NEXT_FALLBACK || c->brk_stop ||
-			    a == rc->attempts ||
-			    c->retry_after > rc->retry_after_max)
-				break;
-			pause_before(rc, a, c->retry_after);
+	if (not_now(c, i) || (cand = admit(c, i)) == NULL)
+		return 0;
+	c->cand = cand;
+	c->idx = i;
+	c->pops = provider_ops_for(c->cand->provider->type);
+	c->reauthed = 0;
+	c->keys_tried = 0;
+	for (a = 1; a <= rc->attempts; a++) {
+		next = attempt(c);
+		if (c->outcome == CALL_FAILURE || c->outcome == CALL_TIMEOUT ||
+		    c->outcome == CALL_KEY_REFUSED)
+			c->upstream_failed = 1;
+		if (next == NEXT_DONE || next == NEXT_STOP) {
+			*status = c->r->status;
+			return 1;
 		}
+		log_warn("%s: model %s via %s attempt %d: %s (%d)", c->r->id,
+		    c->cand->name, c->cand->provider->name, a, c->err.message,
+		    c->status);
+		if (next == NEXT_REAUTH || next == NEXT_KEY) {
+			/* Not the upstream's failure: no try used up. */
+			a--;
+			continue;
+		}
+		if (next == NEXT_FINAL) {
+			*status = answer_error(c);
+			return 1;
+		}
+		if (next == NEXT_FALLBACK || c->brk_stop ||
+		    a == rc->attempts || c->retry_after > rc->retry_after_max)
+			break;
+		pause_before(rc, a, c->retry_after);
+	}
+	return 0;
+}
+
+int
+call_run(struct call *c)
+{
+	size_t	 order[PLAN_MAX], n, i, j;
+	int	 status;
+
+	for (i = 0; i < c->plan->n; i += n) {
+		if (not_now(c, i)) {	/* no turn taken for it */
+			n = c->plan->c[i].group == i &&
+			    c->plan->c[i].group_n > 1 ? c->plan->c[i].group_n : 1;
+			continue;
+		}
+		n = spread(c, i, order);
+		for (j = 0; j < n; j++)
+			if (try_candidate(c, order[j], &status))
+				return status;
 	}
 	return answer_error(c);
 }

@@ -113,6 +113,12 @@ void	call_init(struct call *, struct request *, const struct plan *,
  */
 int	call_run(struct call *);
 
+/*
+ * The member a smooth weighted round robin over weights w[0..n) picks at
+ * position pos of its cycle (0 <= pos < the sum of the weights).
+ */
+size_t	call_swrr(const long *, size_t, uint64_t);
+
 /* What a non-streamed JSON route (embeddings, images) plugs into jcall. */
 struct jcall_ops {
 	/* Build the call to a candidate in protocol p; returns as call_ops.build. */

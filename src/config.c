@@ -53,6 +53,7 @@ enum key_type {
 	K_LINES,	/* list of whole values; each line one item */
 	K_SECRET,	/* env:NAME, file:/path or none */
 	K_SECRETS,	/* K_SECRETS items split on commas; repeats append */
+	K_DEPLOY,	/* "PROVIDER UPSTREAM [k=v...]"; each line one item */
 	K_PTYPE,	/* provider type name */
 	K_STATUS,	/* list of HTTP statuses */
 	K_LOGLEVEL,	/* error | warn | info | debug */
@@ -246,6 +247,11 @@ static const struct key_def keys[] = {
 	{ SECT_MODEL, "context_fallback", K_STR, M(context_fallback), 0, 0,
 	  NULL, "[model] tried when the upstream says the request is too long "
 	  "for the context window (otherwise that 400 is answered)" },
+	{ SECT_MODEL, "deployment", K_DEPLOY, M(deployment), 0, 0, NULL,
+	  "\"PROVIDER UPSTREAM [weight=N] [input_price=USD] [output_price=USD] "
+	  "[cached_input_price=USD]\": one of several deployments requests are "
+	  "spread over by weight (repeat the key; instead of provider and "
+	  "upstream)" },
 	{ SECT_MODEL, "rpm", K_LONG, M(rpm), 0, 100000000, "1000",
 	  "requests per minute for this model, all keys together" },
 	{ SECT_MODEL, "tpm", K_LONG, M(tpm), 0, LONG_MAX, "0",
@@ -531,6 +537,79 @@ pair_parse(const char *s, const char *end, char **from, char **to)
 	return 0;
 }
 
+/* A "deployment =" line, parsed. */
+struct deploy_item {
+	char	 provider[INI_LINE_LIMIT];
+	char	*upstream;	/* the caller frees */
+	long	 weight;
+	money_t	 price[3];	/* input, output, cached input; -1: none */
+};
+
+/*
+ * One "deployment =" line: PROVIDER UPSTREAM, then weight=N (1..100,
+ * default 1) and input_price, output_price, cached_input_price=USD per 1M
+ * tokens. Into d when not NULL; 0, or -1 with why in err.
+ */
+static int
+deploy_parse(const char *v, struct deploy_item *d, char *err, size_t errlen)
+{
+	char		 buf[INI_LINE_LIMIT], *w[8], *save = NULL, *eq;
+	size_t		 n = 0, i;
+	long		 weight = 1;
+	money_t		 price[3] = { -1, -1, -1 };
+	size_t		 m;
+	static const char *const pname[3] = {
+		"input_price", "output_price", "cached_input_price",
+	};
+
+	snprintf(buf, sizeof(buf), "%s", v);
+	for (w[n] = strtok_r(buf, " \t", &save); w[n] != NULL && n < 7;
+	    w[n] = strtok_r(NULL, " \t", &save))
+		n++;
+	if (n < 2 || w[n] != NULL || strchr(w[0], '=') != NULL ||
+	    strchr(w[1], '=') != NULL) {
+		snprintf(err, errlen, "expected \"PROVIDER UPSTREAM [weight=N] "
+		    "[input_price=USD] [output_price=USD] "
+		    "[cached_input_price=USD]\"");
+		return -1;
+	}
+	for (i = 2; i < n; i++) {
+		if ((eq = strchr(w[i], '=')) == NULL)
+			goto bad;
+		*eq++ = '\0';
+		if (strcmp(w[i], "weight") == 0) {
+			if (parse_long(eq, &weight) == -1 || weight < 1 ||
+			    weight > DEPLOYMENT_WEIGHT_MAX) {
+				snprintf(err, errlen, "weight: expected 1..%d",
+				    DEPLOYMENT_WEIGHT_MAX);
+				return -1;
+			}
+			continue;
+		}
+		for (m = 0; m < 3 && strcmp(w[i], pname[m]) != 0; m++)
+			;
+		if (m == 3)
+			goto bad;
+		if (money_parse_usd(eq, &price[m]) == -1 ||
+		    price[m] > MONEY_PRICE_MAX) {
+			snprintf(err, errlen, "%s: \"%s\" is not a price in USD "
+			    "per 1M tokens", pname[m], eq);
+			return -1;
+		}
+	}
+	if (d != NULL) {
+		snprintf(d->provider, sizeof(d->provider), "%s", w[0]);
+		d->upstream = xstrdup(w[1]);
+		d->weight = weight;
+		memcpy(d->price, price, sizeof(price));
+	}
+	return 0;
+bad:
+	snprintf(err, errlen, "unknown option \"%s\" (weight, input_price, "
+	    "output_price, cached_input_price)", w[i]);
+	return -1;
+}
+
 /* Store one value into the field the key describes. */
 static int
 set_value(struct loader *l, const struct key_def *k, const char *v)
@@ -542,6 +621,7 @@ set_value(struct loader *l, const struct key_def *k, const char *v)
 	size_t		 i, len;
 	const char	*p, *q;
 	struct retry_cfg *r;
+	char		 err[160];
 
 	switch (k->type) {
 	case K_URL:
@@ -603,6 +683,11 @@ set_value(struct loader *l, const struct key_def *k, const char *v)
 				strlist_add((struct strlist *)field, p,
 				    (size_t)(q - p));
 		}
+		return 1;
+	case K_DEPLOY:
+		if (deploy_parse(v, NULL, err, sizeof(err)) == -1)
+			return fail(l, "%s: %s", k->name, err);
+		strlist_add((struct strlist *)field, v, strlen(v));
 		return 1;
 	case K_LINES:
 		if (strchr(v, ':') == NULL)
@@ -1034,6 +1119,7 @@ finish_like(struct loader *l, struct model_cfg *m)
 	for (i = 0; i < NKEYS; i++) {
 		if (keys[i].sect != SECT_MODEL || (m->set & model_bit(i)) ||
 		    strcmp(keys[i].name, "upstream") == 0 ||
+		    strcmp(keys[i].name, "deployment") == 0 ||
 		    strcmp(keys[i].name, "like") == 0)
 			continue;
 		/* A price of its own makes its own cached price too. */
@@ -1120,6 +1206,61 @@ finish_keys(struct provider_cfg *p, char *why, size_t whylen)
 	return 1;
 }
 
+/*
+ * A model's "deployment =" lines: each names a [provider] and carries a
+ * weight and maybe prices of its own (else the model's). The first is
+ * the model's provider and upstream for everything that knows one.
+ */
+static int
+finish_deployments(struct loader *l, struct model_cfg *m)
+{
+	struct deploy_item	 it;
+	struct deployment_cfg	*d;
+	char			 err[160];
+	size_t			 i;
+
+	if (m->deployment.n == 0)
+		return 1;
+	if (m->is_template)
+		return fail(l, "[model %s]: a template sends each name as "
+		    "asked; deployment is not allowed", m->name);
+	if (m->set & (model_key_bit("provider") | model_key_bit("upstream")))
+		return fail(l, "[model %s]: deployment lines replace provider "
+		    "and upstream; set one or the other", m->name);
+	if (m->deployment.n > MODEL_DEPLOYMENTS_MAX)
+		return fail(l, "[model %s] deployment: at most %d", m->name,
+		    MODEL_DEPLOYMENTS_MAX);
+	if (m->cached_input_price < 0)
+		m->cached_input_price = m->input_price;
+	m->deploys = xgrow(NULL, m->deployment.n, sizeof(*m->deploys));
+	for (i = 0; i < m->deployment.n; i++) {
+		if (deploy_parse(m->deployment.v[i], &it, err,
+		    sizeof(err)) == -1)
+			return fail(l, "[model %s] deployment: %s", m->name,
+			    err);	/* checked when read: cannot happen */
+		d = &m->deploys[m->ndeploys++];
+		memset(d, 0, sizeof(*d));
+		d->upstream = it.upstream;
+		d->weight = it.weight;
+		if ((d->provider = config_provider(l->cfg, it.provider)) ==
+		    NULL)
+			return fail(l, "[model %s] deployment: no [provider %s]",
+			    m->name, it.provider);
+		d->input_price = it.price[0] >= 0 ? it.price[0] :
+		    m->input_price;
+		d->output_price = it.price[1] >= 0 ? it.price[1] :
+		    m->output_price;
+		/* A price of its own makes its own cached price too. */
+		d->cached_input_price = it.price[2] >= 0 ? it.price[2] :
+		    it.price[0] >= 0 ? it.price[0] : m->cached_input_price;
+	}
+	free(m->provider_name);
+	m->provider_name = xstrdup(m->deploys[0].provider->name);
+	free(m->upstream);
+	m->upstream = xstrdup(m->deploys[0].upstream);
+	return 1;
+}
+
 /* Checks that need the whole file: references, required keys, secrets. */
 static int
 finish(struct loader *l)
@@ -1170,6 +1311,8 @@ finish(struct loader *l)
 	for (i = 0; i < c->nmodels; i++) {
 		m = &c->models[i];
 		l->line = m->line;
+		if (!finish_deployments(l, m))
+			return 0;
 		if (m->provider_name == NULL && !m->is_template)
 			return fail(l, "[model %s] needs provider", m->name);
 		if (m->provider_name != NULL && (m->provider =
@@ -1308,6 +1451,7 @@ free_fields(enum section s, void *obj)
 		case K_LINES:
 		case K_PAIRS:
 		case K_SECRETS:
+		case K_DEPLOY:
 			strlist_free((struct strlist *)field);
 			break;
 		default:
@@ -1348,6 +1492,9 @@ config_free(struct config *c)
 	for (i = 0; i < c->nmodels; i++) {
 		free_fields(SECT_MODEL, &c->models[i]);
 		free(c->models[i].name);
+		for (j = 0; j < c->models[i].ndeploys; j++)
+			free(c->models[i].deploys[j].upstream);
+		free(c->models[i].deploys);
 	}
 	for (i = 0; i < c->ntiers; i++) {
 		free_fields(SECT_TIER, &c->tiers[i]);

@@ -83,6 +83,21 @@ struct provider_cfg {
 	int			 line;
 };
 
+/* Deployments of one [model] at most, and the largest weight. */
+#define MODEL_DEPLOYMENTS_MAX	8
+#define DEPLOYMENT_WEIGHT_MAX	100
+
+/* One deployment of a [model]: a provider and its id there, with a weight. */
+struct deployment_cfg {
+	struct provider_cfg	*provider;
+	char			*upstream;
+	long			 weight;
+	/* This deployment's prices; -1: the model's. */
+	money_t			 input_price;
+	money_t			 output_price;
+	money_t			 cached_input_price;
+};
+
 struct model_cfg {
 	char			*name;
 	char			*provider_name;
@@ -95,6 +110,10 @@ struct model_cfg {
 	struct strlist		 fallback;
 	/* Tried instead of answering an upstream context-window error. */
 	char			*context_fallback;
+	/* "deployment =" lines as read, then parsed (0: provider/upstream). */
+	struct strlist		 deployment;
+	struct deployment_cfg	*deploys;
+	size_t			 ndeploys;
 	long			 rpm;
 	long			 tpm;
 	long			 max_tokens;	/* cap per choice; 0: default_max_tokens */

@@ -123,6 +123,40 @@ skipped(struct plan *pl, enum plan_skip why, const char *name,
 	}
 }
 
+/*
+ * Candidate c once per deployment of its [model] whose provider is
+ * available (as many as the plan holds), each with its provider, upstream
+ * id, weight and prices: one group.
+ */
+static void
+add_deployments(struct plan *pl, const struct candidate *c)
+{
+	const struct model_cfg		*m = c->model;
+	const struct deployment_cfg	*d;
+	struct candidate		*k;
+	size_t				 first = pl->n, i;
+
+	for (i = 0; i < m->ndeploys && pl->n < PLAN_MAX; i++) {
+		d = &m->deploys[i];
+		if (!d->provider->available) {
+			skipped(pl, PLAN_SKIP_UNAVAILABLE, c->name, d->provider);
+			continue;
+		}
+		k = &pl->c[pl->n++];
+		*k = *c;
+		k->provider = d->provider;
+		snprintf(k->upstream, sizeof(k->upstream), "%s", d->upstream);
+		k->input_price = d->input_price;
+		k->output_price = d->output_price;
+		k->cached_input_price = d->cached_input_price;
+		k->weight = d->weight;
+	}
+	for (i = first; i < pl->n; i++) {
+		pl->c[i].group = first;
+		pl->c[i].group_n = pl->n - first;
+	}
+}
+
 /* Planning state: the config, the caller's tier and rules, the plan. */
 struct planner {
 	const struct config	*cfg;
@@ -159,11 +193,23 @@ add_routed(struct planner *pp, const char *name, unsigned flags)
 		snprintf(pl->routed_model, sizeof(pl->routed_model), "%s",
 		    c.name);
 	if ((had = seen(pl, c.name)) != NULL) {
-		had->flags |= flags & CAND_ON_CONTEXT;
+		/* Every deployment of it. */
+		for (; had < pl->c + pl->n; had++)
+			if (strcmp(had->name, c.name) == 0)
+				had->flags |= flags & CAND_ON_CONTEXT;
 		return;
 	}
 	if (pl->n == PLAN_MAX)
 		return;
+	c.flags = flags;
+	if (c.model != NULL && c.model->ndeploys > 0) {
+		if (pp->policy != NULL &&
+		    (why = pp->policy(pp->ctx, &c)) != PLAN_SKIP_NONE)
+			skipped(pl, why, c.name, c.provider);
+		else
+			add_deployments(pl, &c);
+		return;
+	}
 	if (!c.provider->available) {
 		skipped(pl, PLAN_SKIP_UNAVAILABLE, c.name, c.provider);
 		return;
@@ -173,7 +219,6 @@ add_routed(struct planner *pp, const char *name, unsigned flags)
 		skipped(pl, why, c.name, c.provider);
 		return;
 	}
-	c.flags = flags;
 	pl->c[pl->n++] = c;
 }
 

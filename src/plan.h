@@ -22,6 +22,14 @@ struct candidate {
 	/* The name the tier's downgrade replaced by this one, or "". */
 	char				 downgraded_from[MODEL_NAME_MAX];
 	unsigned			 flags;		/* CAND_* */
+	/*
+	 * One of several deployments of its model (group_n > 0): the group
+	 * is plan->c[group] to c[group + group_n - 1], in the [model]'s
+	 * order; the call loop spreads requests over it by weight.
+	 */
+	long				 weight;
+	size_t				 group;
+	size_t				 group_n;
 };
 
 /*

@@ -17,6 +17,13 @@
 # GET /health/detailed shows it set aside (by index and fingerprint, never
 # the key). With a short key_cooldown_s it is probed again after it. A key
 # whose quota is gone (429 insufficient_quota) is set aside the same way.
+#
+# Deployments: a model on two providers at weights 3:1 gets exactly 30 and
+# 10 of 40 sequential requests (a smooth weighted round robin whose turns
+# every process shares, so the counts are exact under mod_fcgid too; the
+# mock's log); the dearer deployment's price is reserved for (402 for a
+# balance that pays only the cheaper one); a deployment whose breaker
+# opens gets nothing more and its turns are served by the other.
 . "$(dirname "$0")/lib.sh"
 
 setup_tmp
@@ -58,6 +65,20 @@ type = anthropic
 base_url = $MOCK_URL/v1
 api_key = env:POOL_KEY_C, env:POOL_KEY_D
 key_cooldown_s = 300
+
+[provider mock2]
+type = openai
+base_url = $MOCK_URL/v1
+api_key = env:MOCK_API_KEY
+breaker_failures = 2
+breaker_failure_rate = 0
+breaker_open_s = 300
+
+[model spread]
+input_price = 1
+output_price = 1
+deployment = mock dep-a weight=3
+deployment = mock2 dep-b weight=1 input_price=50 output_price=50
 
 [model small]
 provider = mock
@@ -162,6 +183,50 @@ scenario() {
 	    "$k: a key that may not use big: its context error, not big"
 	is "$(sent big-up)" 2 "$k: big not asked for the key that may not use it"
 	faults '{}'
+
+	# --- deployments --------------------------------------------------------
+	mock_clear
+	codes=""
+	for ((i = 0; i < 40; i++)); do
+		chat_as "$LLMGATE_MASTER_KEY" spread "spread $i"
+		codes+="$STATUS:$(hdr X-Llmgate-Provider) "
+	done
+	is "$(tr ' ' '\n' <<<"$codes" | grep . | sort | uniq -c | awk 'NF { printf "%s%s*%s", s, $1, $2; s = " " }')" \
+	    "30*200:mock 10*200:mock2" "$k: 40 requests at 3:1: 30 by mock, 10 by mock2 (headers)"
+	is "$(sent dep-a) $(sent dep-b)" "30 10" "$k: the mock saw exactly 30 dep-a and 10 dep-b"
+	# 24 at once (several mod_fcgid processes): still exactly 3:1.
+	mock_clear
+	pids=()
+	for ((i = 0; i < 24; i++)); do
+		gw_curl -o /dev/null -w '%{http_code}\n' -H 'Content-Type: application/json' \
+		    --data-binary "$(chat_json spread "MOCK{first_byte_delay=1} at once $i")" \
+		    "$GW_URL/v1/chat/completions" >"$TMPDIR_T/spread.$i.code" &
+		pids+=($!)
+	done
+	wait "${pids[@]}"
+	is "$(cat "$TMPDIR_T"/spread.*.code | sort | uniq -c | awk '{print $1 "*" $2}')" "24*200" \
+	    "$k: 24 concurrent requests: all 200"
+	is "$(sent dep-a) $(sent dep-b)" "18 6" \
+	    "$k: exactly 18 and 6: the turns are shared by every process"
+	[ "$k" != apache ] || diag "$k: $(gw_worker_pids | wc -l) mod_fcgid processes"
+	chat_as "$poor" spread "too dear"
+	is "$STATUS $(jx 'd["error"]["code"]' <<<"$BODY")" "402 insufficient_balance" \
+	    "$k: the reservation is for the dearer deployment: 402"
+	faults '{"dep-b": "status=503"}'
+	mock_clear
+	codes=""
+	for ((i = 0; i < 20; i++)); do
+		chat_as "$LLMGATE_MASTER_KEY" spread "b down $i"
+		codes+="$STATUS:$(hdr X-Llmgate-Provider) "
+	done
+	is "$(tr ' ' '\n' <<<"$codes" | grep . | sort | uniq -c | awk 'NF { printf "%s%s*%s", s, $1, $2; s = " " }')" \
+	    "20*200:mock" "$k: dep-b failing: all 20 served by dep-a"
+	is "$(sent dep-b)" 2 "$k: dep-b tried twice (breaker_failures), then its breaker is open"
+	is "$(gw_curl "$GW_URL/health/circuit-breakers" |
+	    jx 'next((b["state"] for b in d["data"] if b["deployment"] == "mock2/dep-b"), "none")')" \
+	    open "$k: /health/circuit-breakers: mock2/dep-b open"
+	faults '{}'
+	admin breaker reset >/dev/null
 
 	# --- key pools ----------------------------------------------------------
 	admin breaker reset >/dev/null

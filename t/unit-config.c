@@ -1095,6 +1095,74 @@ test_pools(void)
 	    "context_fallback is the model itself");
 }
 
+/* Several deployments of one [model]. */
+static void
+test_deployments(void)
+{
+	struct config		*c;
+	const struct model_cfg	*m;
+	char			 path[64], err[512];
+	static const char	 head[] = "[gateway]\ndata_dir = /tmp\n"
+	    "[provider a]\nbase_url = http://a\n"
+	    "[provider b]\nbase_url = http://b\n";
+	char			 text[1024];
+
+	snprintf(text, sizeof(text), "%s[model m]\ninput_price = 2\n"
+	    "output_price = 8\n"
+	    "deployment = a gpt-4o weight=3\n"
+	    "deployment = b  gpt-4o-eu:v2   weight=1 input_price=2.5 "
+	    "output_price=10\n"
+	    "deployment = a other\n", head);
+	c = load(text, path, sizeof(path), err, sizeof(err));
+	ok(c != NULL, "three deployments load (%s)", err);
+	if (c != NULL && (m = config_model(c, "m")) != NULL) {
+		is_int(m->ndeploys, 3, "three");
+		if (m->ndeploys == 3) {
+			is_str(m->deploys[0].provider->name, "a", "1: provider");
+			is_str(m->deploys[0].upstream, "gpt-4o", "1: upstream");
+			is_int(m->deploys[0].weight, 3, "1: weight");
+			is_int(m->deploys[0].input_price, 2000000,
+			    "1: the model's price");
+			is_str(m->deploys[1].upstream, "gpt-4o-eu:v2",
+			    "2: an upstream id with a colon");
+			is_int(m->deploys[1].input_price, 2500000, "2: its own "
+			    "input price");
+			is_int(m->deploys[1].output_price, 10000000, "2: its own "
+			    "output price");
+			is_int(m->deploys[1].cached_input_price, 2500000,
+			    "2: cached price follows its own input price");
+			is_int(m->deploys[2].weight, 1, "3: weight default 1");
+		}
+		is_str(m->provider->name, "a", "the model's provider is the "
+		    "first deployment's");
+		is_str(m->upstream, "gpt-4o", "and its upstream");
+	}
+	config_free(c);
+
+	snprintf(text, sizeof(text), "%s[model m]\nprovider = a\n"
+	    "deployment = b x\n", head);
+	bad("deployment with provider", text, 7, "replace provider and "
+	    "upstream");
+	snprintf(text, sizeof(text), "%s[model m]\ndeployment = c x\n", head);
+	bad("deployment to a missing provider", text, 7,
+	    "deployment: no [provider c]");
+	snprintf(text, sizeof(text), "%s[model m]\ndeployment = a\n", head);
+	bad("deployment without upstream", text, 8, "expected \"PROVIDER "
+	    "UPSTREAM");
+	snprintf(text, sizeof(text), "%s[model m]\ndeployment = a x "
+	    "weight=0\n", head);
+	bad("weight 0", text, 8, "weight: expected 1..100");
+	snprintf(text, sizeof(text), "%s[model m]\ndeployment = a x "
+	    "weight=3 colour=red\n", head);
+	bad("unknown option", text, 8, "unknown option \"colour\"");
+	snprintf(text, sizeof(text), "%s[model m]\ndeployment = a x "
+	    "input_price=abc\n", head);
+	bad("bad deployment price", text, 8, "input_price");
+	snprintf(text, sizeof(text), "%s[model m*]\ndeployment = a x\n",
+	    head);
+	bad("template with deployments", text, 7, "deployment is not allowed");
+}
+
 int
 main(void)
 {
@@ -1113,5 +1181,6 @@ main(void)
 	test_routing_errors();
 	test_missing_file();
 	test_pools();
+	test_deployments();
 	return tap_done();
 }

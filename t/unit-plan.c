@@ -604,6 +604,48 @@ test_context(void)
 	config_free(c);
 }
 
+/* A [model] with several deployments: one candidate each, one group. */
+static void
+test_deployments(void)
+{
+	struct config	*c = load("[gateway]\ndata_dir = /tmp\n"
+	    "[provider a]\nbase_url = http://a\napi_key = none\n"
+	    "[provider b]\nbase_url = http://b\napi_key = none\n"
+	    "[provider gone]\nbase_url = http://g\n"
+	    "api_key = env:" KEY_UNSET "\n"
+	    "[model m]\ninput_price = 1\noutput_price = 2\n"
+	    "deployment = a m-a weight=3\n"
+	    "deployment = gone m-g weight=5\n"
+	    "deployment = b m-b input_price=4 output_price=8\n"
+	    "fallback = f\ncontext_fallback = m2\n"
+	    "[model f]\nprovider = a\n"
+	    "[model m2]\ninput_price = 1\n"
+	    "deployment = a m2-a\ndeployment = b m2-b\n");
+	struct plan	 pl;
+
+	ok(c != NULL, "deployments config loads");
+	if (c == NULL)
+		return;
+	is_int(plan_resolve(c, "m", &pl), PLAN_OK, "m resolves");
+	is_str(names(&pl), "m m f m2 m2", "m twice (its provider 'gone' has "
+	    "no key), f, m2 twice");
+	is_str(pl.c[0].upstream, "m-a", "deployment 1: upstream");
+	is_str(pl.c[0].provider->name, "a", "deployment 1: provider");
+	is_int(pl.c[0].weight, 3, "deployment 1: weight");
+	is_int(pl.c[0].output_price, 2000000, "deployment 1: the model's "
+	    "price");
+	is_str(pl.c[1].provider->name, "b", "deployment 3: provider");
+	is_int(pl.c[1].output_price, 8000000, "deployment 3: its own price");
+	ok(pl.c[0].group == 0 && pl.c[0].group_n == 2 && pl.c[1].group == 0 &&
+	    pl.c[1].group_n == 2, "one group of two");
+	is_int(pl.c[2].group_n, 0, "f: no group");
+	ok(pl.c[3].group == 3 && pl.c[4].group_n == 2 &&
+	    (pl.c[3].flags & pl.c[4].flags & CAND_CONTEXT_ONLY),
+	    "the context_fallback's deployments: a group, context only");
+	is_str(pl.c[0].name, "m", "served as the model's name");
+	config_free(c);
+}
+
 int
 main(void)
 {
@@ -623,5 +665,6 @@ main(void)
 	test_routed();
 	test_templates();
 	test_context();
+	test_deployments();
 	return tap_done();
 }
