@@ -65,10 +65,20 @@ plan_lookup(const struct config *cfg, const char *name, struct candidate *c)
 {
 	const struct model_cfg		*m;
 	const struct provider_cfg	*p;
+	size_t				 i;
 
 	if (strlen(name) >= MODEL_NAME_MAX)
 		return -1;
 	m = config_model_match(cfg, name);
+	if (m != NULL && !m->is_template && m->ndeploys > 0) {
+		/* Its first deployment that can serve (plans take them all). */
+		for (i = 0; i + 1 < m->ndeploys; i++)
+			if (m->deploys[i].provider->available)
+				break;
+		fill(c, cfg, name, m->deploys[i].upstream,
+		    m->deploys[i].provider, m);
+		return 0;
+	}
 	if (m != NULL && !m->is_template) {
 		fill(c, cfg, name, m->upstream, m->provider, m);
 		return 0;

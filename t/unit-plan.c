@@ -620,8 +620,11 @@ test_deployments(void)
 	    "fallback = f\ncontext_fallback = m2\n"
 	    "[model f]\nprovider = a\n"
 	    "[model m2]\ninput_price = 1\n"
-	    "deployment = a m2-a\ndeployment = b m2-b\n");
+	    "deployment = a m2-a\ndeployment = b m2-b\n"
+	    "[model g]\ninput_price = 1\n"
+	    "deployment = gone g-g\ndeployment = b g-b\n");
 	struct plan	 pl;
+	struct candidate k;
 
 	ok(c != NULL, "deployments config loads");
 	if (c == NULL)
@@ -643,6 +646,9 @@ test_deployments(void)
 	    (pl.c[3].flags & pl.c[4].flags & CAND_CONTEXT_ONLY),
 	    "the context_fallback's deployments: a group, context only");
 	is_str(pl.c[0].name, "m", "served as the model's name");
+	ok(plan_lookup(c, "g", &k) == 0 && strcmp(k.provider->name, "b") == 0 &&
+	    strcmp(k.upstream, "g-b") == 0, "plan_lookup: the first deployment "
+	    "that can serve (/v1/models lists g)");
 	config_free(c);
 }
 

@@ -876,6 +876,27 @@ test_redact(void)
 	ok(strstr(e.message, "MYSECRETKEY99") == NULL &&
 	    strstr(e.code, "0123456789") == NULL &&
 	    strstr(e.param, "zzzz") == NULL, "redact: every field of an error");
+
+	/* A pool: every key, the longest first when one begins another. */
+	{
+		char	*pool[3] = { "MYSECRETKEY99", "POOLKEY2xyz",
+		    "POOLKEY2xyz-longer" };
+
+		p.keys = pool;
+		p.nkeys = 3;
+		snprintf(buf, sizeof(buf), "sent POOLKEY2xyz, then "
+		    "POOLKEY2xyz-longer, then MYSECRETKEY99.");
+		provider_redact(buf, sizeof(buf), &p);
+		is_str(buf, "sent [redacted], then [redacted], then [redacted].",
+		    "redact: every key of a pool, whole");
+		p.api_key = NULL;
+		snprintf(buf, sizeof(buf), "key 3 POOLKEY2xyz-longer");
+		provider_redact(buf, sizeof(buf), &p);
+		is_str(buf, "key 3 [redacted]", "redact: pool keys without "
+		    "api_key");
+		p.keys = NULL;
+		p.nkeys = 0;
+	}
 }
 
 /*
