@@ -44,6 +44,8 @@ enum next {
 	NEXT_FINAL,		/* answer the client with this error */
 };
 
+static uint64_t	turn_next(const struct config *, const char *, const char *);
+
 void
 call_init(struct call *c, struct request *r, const struct plan *plan,
     const struct call_ops *ops, void *ctx, size_t body_max)
@@ -381,7 +383,8 @@ attempt(struct call *c)
 	upstream_resp_init(&resp, (size_t)c->r->cfg->gw.max_upstream_body);
 	memset(&e, 0, sizeof(e));
 	if (provider_key_pick(c->r->cfg, c->cand->provider, c->keys_tried,
-	    &c->key) == -1) {
+	    provider_key_pool(c->cand->provider) ? turn_next(c->r->cfg,
+	    c->cand->provider->name, PROVIDER_KEY_SLOT) : 0, &c->key) == -1) {
 		next = no_key(c);
 		goto out;
 	}
@@ -537,12 +540,18 @@ out:
 	return turns;
 }
 
-/* The next turn of model name, counted by every process. */
+/*
+ * The next turn of name (a model's, or a provider's key pool with the
+ * prefix PROVIDER_KEY_SLOT), counted by every process.
+ */
 static uint64_t
-turn_next(const struct config *cfg, const char *name)
+turn_next(const struct config *cfg, const char *name, const char *prefix)
 {
 	uint64_t	*page = turn_page(cfg), h = 1469598103934665603ULL;
+	const char	*s;
 
+	for (s = prefix; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
 	for (; *name != '\0'; name++)
 		h = (h ^ (unsigned char)*name) * 1099511628211ULL;
 	if (page != NULL)
@@ -597,7 +606,7 @@ spread(struct call *c, size_t i, size_t *order)
 		return 1;
 	for (j = 0; j < n; j++)
 		total += w[j] = c->plan->c[i + j].weight;
-	t = turn_next(c->r->cfg, k->name);
+	t = turn_next(c->r->cfg, k->name, "");
 	pick = call_swrr(w, n, t % (uint64_t)total);
 	order[0] = i + pick;
 	m = 1;

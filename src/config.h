@@ -60,8 +60,6 @@ struct provider_cfg {
 	char			**key_fp;
 	size_t			 nkeys;
 	long			 key_cooldown;	/* s a refused key is set aside */
-	unsigned long		 key_turn;	/* round robin; atomic: the one
-						   field changed after load */
 	int			 available;
 	char			*unavailable;	/* why not, when !available */
 	char			*proxy;

@@ -1,6 +1,6 @@
 /*
  * provider-keys.c: a provider's pool of API keys. Keys are taken in turn
- * (round robin in each process); a key the provider refuses (401, 403,
+ * (round robin: the caller's turn, counted by every process); a key the provider refuses (401, 403,
  * quota exhausted) is set aside for key_cooldown_s, then one request
  * probes it again. The set-aside is shared by every process: each key of
  * a pool is a breaker slot (breaker.c) named "#key:FINGERPRINT" under its
@@ -42,7 +42,7 @@ provider_key_pool(const struct provider_cfg *p)
 
 int
 provider_key_pick(const struct config *cfg, const struct provider_cfg *p,
-    uint32_t tried, struct provider_key *k)
+    uint32_t tried, uint64_t turn, struct provider_key *k)
 {
 	struct breaker_region	*region;
 	struct breaker_params	 bp;
@@ -57,8 +57,7 @@ provider_key_pick(const struct config *cfg, const struct provider_cfg *p,
 		return 0;
 	region = breaker_process_region(cfg);
 	key_params(p, &bp);
-	start = __atomic_fetch_add(&((struct provider_cfg *)p)->key_turn, 1,
-	    __ATOMIC_RELAXED) % n;
+	start = (size_t)(turn % n);
 	for (j = 0; j < n; j++) {
 		i = (start + j) % n;
 		if (i < 32 && (tried & (1u << i)))

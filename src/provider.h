@@ -246,13 +246,14 @@ enum provider_key_outcome {
 /* Does p have a pool (more than one key)? */
 int	provider_key_pool(const struct provider_cfg *);
 /*
- * The next key of p's pool in turn, skipping the keys in tried (bit i:
- * keys[i], refused in this request) and those set aside: 0 with k set
+ * The key of p's pool for turn (keys[turn % n] first, then the next),
+ * skipping the keys in tried (bit i: keys[i], refused in this request)
+ * and those set aside: 0 with k set
  * (k->index -1 when p has no pool: its api_key is sent); -1 when every
  * key left is set aside (k->retry_after: s until the first is back).
  */
 int	provider_key_pick(const struct config *, const struct provider_cfg *,
-	    uint32_t, struct provider_key *);
+	    uint32_t, uint64_t, struct provider_key *);
 /* The secret of k, or NULL (no pool). */
 const char *provider_key_secret(const struct provider_key *);
 /* How k fared (why: the gateway's own short words); once per pick. */

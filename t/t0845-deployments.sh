@@ -60,6 +60,17 @@ api_key = env:POOL_KEY_A,
     env:POOL_KEY_D
 key_cooldown_s = $SHORT
 
+[provider pair]
+type = openai
+base_url = $MOCK_URL/v1
+api_key = env:POOL_KEY_B, env:POOL_KEY_D
+
+[model paired]
+provider = pair
+upstream = paired-up
+input_price = 1
+output_price = 1
+
 [provider quota]
 type = anthropic
 base_url = $MOCK_URL/v1
@@ -265,6 +276,21 @@ scenario() {
 	is "$(jx 'd["status"]' <<<"$out")" degraded "$k: a key set aside: status degraded"
 	unlike "$(gw_curl "$GW_URL/health/circuit-breakers")" '#key' \
 	    "$k: keys are not listed as deployments"
+
+	# Two good keys: exactly in turn, sequential or at once.
+	for ((i = 0; i < 10; i++)); do chat_as "$LLMGATE_MASTER_KEY" paired "pair $i"; done
+	is "$(sent paired-up "$POOL_KEY_B") $(sent paired-up "$POOL_KEY_D")" "5 5" \
+	    "$k: two good keys, 10 requests: 5 each"
+	pids=()
+	for ((i = 0; i < 12; i++)); do
+		gw_curl -o /dev/null -H 'Content-Type: application/json' \
+		    --data-binary "$(chat_json paired "MOCK{first_byte_delay=1} pair at once $i")" \
+		    "$GW_URL/v1/chat/completions" &
+		pids+=($!)
+	done
+	wait "${pids[@]}"
+	is "$(sent paired-up "$POOL_KEY_B") $(sent paired-up "$POOL_KEY_D")" "11 11" \
+	    "$k: and 12 at once: 6 more each (the turns are shared by every process)"
 
 	# A quota-exhausted key (Anthropic protocol): set aside the same way.
 	for ((i = 0; i < 6; i++)); do
