@@ -176,6 +176,12 @@ scenario() {
 	    "$k: context_length_exceeded from small: served by its context_fallback big"
 	is "$(sent small-up) $(sent other-up) $(sent big-up)" "1 0 1" \
 	    "$k: small once, its ordinary fallback other skipped, big once"
+	out=$(gw_curl -N -D "$TMPDIR_T/ctx-stream.h" -H 'Content-Type: application/json' --data-binary \
+	    '{"model":"small","stream":true,"messages":[{"role":"user","content":"a long stream"}]}' \
+	    "$GW_URL/v1/chat/completions")
+	HDRS=$TMPDIR_T/ctx-stream.h
+	like "$(hdr X-Llmgate-Model) $out" '^big .*data: .*\[DONE\]' \
+	    "$k: a stream too long for small: streamed by big"
 	chat_as "$LLMGATE_MASTER_KEY" claude-small "a long prompt"
 	is "$STATUS $(hdr X-Llmgate-Model)" "200 big" \
 	    "$k: Anthropic's 'prompt is too long': to the context_fallback too"
@@ -185,14 +191,14 @@ scenario() {
 	is "$(sent other-up)" 0 "$k: and its ordinary fallback is not tried for it"
 	chat_as "$LLMGATE_MASTER_KEY" small "MOCK{status=503}"
 	is "$STATUS" 503 "$k: a 503 is no context error: never the context_fallback"
-	is "$(sent big-up)" 2 "$k: big was not asked for it"
+	is "$(sent big-up)" 3 "$k: big was not asked for it"
 	chat_as "$poor" small "a long prompt"
 	is "$STATUS $(jx 'd["error"]["code"]' <<<"$BODY")" "402 insufficient_balance" \
 	    "$k: the reservation covers the context_fallback: a balance that pays small but not big gets 402"
 	chat_as "$narrow" small "a long prompt"
 	is "$STATUS $(jx 'd["error"]["code"]' <<<"$BODY")" "400 context_length_exceeded" \
 	    "$k: a key that may not use big: its context error, not big"
-	is "$(sent big-up)" 2 "$k: big not asked for the key that may not use it"
+	is "$(sent big-up)" 3 "$k: big not asked for the key that may not use it"
 	faults '{}'
 
 	# --- deployments --------------------------------------------------------
