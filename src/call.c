@@ -1,9 +1,12 @@
 /*
- * call.c: the one upstream-call loop. For each candidate of a plan: may it
- * be tried now, build the provider's request, one transfer through
- * upstream.c, the route's deliver, then judge: the same model again after
- * a pause, once more at once with fresh credentials after a 401, the next
- * model, or the error back to the client.
+ * call.c: the one upstream-call loop. For each candidate of a plan (the
+ * deployments of one model in the order of their weighted turn): may it
+ * be tried now, the provider's pool key for this turn, build the
+ * provider's request, one transfer through upstream.c, the route's
+ * deliver, then judge: the same model again after a pause, once more at
+ * once with fresh credentials after a 401 or with the next pool key after
+ * a refused one, the model's context_fallback after a context-window
+ * error, the next model, or the error back to the client.
  */
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -446,8 +449,8 @@ out:
 /*
  * HOOK (admission): may the plan's candidate i be tried now? The one place
  * where a circuit breaker (breaker_admit(provider, upstream model)) skips
- * a deployment at once, with no retries and no timeouts spent on it, and
- * where a choice among several deployments of one model would be made.
+ * a deployment at once, with no retries and no timeouts spent on it (the
+ * order of several deployments of one model is spread()'s).
  * Returns the candidate to try, or NULL to go on to the next.
  */
 static const struct candidate *
