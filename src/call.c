@@ -1,16 +1,27 @@
 /*
- * call.c: the one upstream-call loop. For each candidate of a plan: may it
- * be tried now, build the provider's request, one transfer through
- * upstream.c, the route's deliver, then judge: the same model again after
- * a pause, once more at once with fresh credentials after a 401, the next
- * model, or the error back to the client.
+ * call.c: the one upstream-call loop. For each candidate of a plan (the
+ * deployments of one model in the order of their weighted turn): may it
+ * be tried now, the provider's pool key for this turn, build the
+ * provider's request, one transfer through upstream.c, the route's
+ * deliver, then judge: the same model again after a pause, once more at
+ * once with fresh credentials after a 401 or with the next pool key after
+ * a refused one, the model's context_fallback after a context-window
+ * error, the next model, or the error back to the client.
  */
+#include <sys/mman.h>
+#include <sys/stat.h>
+
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "account.h"
 #include "call.h"
@@ -22,6 +33,7 @@
 
 const char *const call_outcome_names[CALL_OUTCOME__MAX] = {
 	"success", "failure", "timeout", "client_error", "aborted",
+	"key_refused",
 };
 
 /* What the loop does after one attempt. */
@@ -30,9 +42,12 @@ enum next {
 	NEXT_STOP,		/* the client went away: nobody to answer */
 	NEXT_RETRY,		/* the same candidate again, after a pause */
 	NEXT_REAUTH,		/* the same candidate at once: new credentials */
+	NEXT_KEY,		/* the same candidate at once: the next pool key */
 	NEXT_FALLBACK,		/* the next candidate */
 	NEXT_FINAL,		/* answer the client with this error */
 };
+
+static uint64_t	turn_next(const struct config *, const char *, const char *);
 
 void
 call_init(struct call *c, struct request *r, const struct plan *plan,
@@ -63,6 +78,100 @@ fail(struct call *c, int status, const char *code, const char *fmt, ...)
 	va_end(ap);
 	c->status = status;
 	provider_error_set(&c->err, "upstream_error", code, "%s", msg);
+}
+
+/* Does text contain word, ignoring case? */
+static int
+has_word(const char *text, const char *word)
+{
+	size_t	 n = strlen(word);
+
+	for (; *text != '\0'; text++)
+		if (strncasecmp(text, word, n) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * Does an upstream 4xx say the request is too long for the model's
+ * context window? OpenAI and the compatible APIs: code
+ * context_length_exceeded ("This model's maximum context length is...");
+ * Anthropic: "prompt is too long: N tokens > M maximum"; Gemini: "The
+ * input token count (N) exceeds the maximum number of tokens allowed".
+ */
+static int
+context_error(long s, const struct provider_error *e)
+{
+	static const char *const words[] = {
+		"context_length_exceeded", "context length", "context window",
+		"prompt is too long", "input token count",
+		"maximum number of tokens", "too many tokens",
+	};
+	size_t	 i;
+
+	if (s != 400 && s != 413 && s != 422)
+		return 0;
+	for (i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		if (has_word(e->code, words[i]) ||
+		    has_word(e->message, words[i]))
+			return 1;
+	return 0;
+}
+
+/*
+ * Does an upstream error say the gateway's key has no quota or credit
+ * left (OpenAI 429 insufficient_quota, credit_balance_exhausted; Gemini
+ * 429 "exceeded your current quota"; Anthropic billing_error)? A rate
+ * limit that passes in seconds is not.
+ */
+static int
+quota_error(long s, const struct provider_error *e)
+{
+	static const char *const words[] = {
+		"insufficient_quota", "credit_balance", "billing_error",
+		"billing_hard_limit", "exceeded your current quota",
+		"credit balance is too low",
+	};
+	size_t	 i;
+
+	if (s != 429 && s != 402 && s != 400 && s != 403)
+		return 0;
+	for (i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		if (has_word(e->code, words[i]) ||
+		    has_word(e->type, words[i]) ||
+		    has_word(e->message, words[i]))
+			return 1;
+	return 0;
+}
+
+/* Is a candidate after c->cand a context_fallback? */
+static int
+context_left(const struct call *c)
+{
+	size_t	 i;
+
+	for (i = c->idx + 1; i < c->plan->n; i++)
+		if (c->plan->c[i].flags & CAND_ON_CONTEXT)
+			return 1;
+	return 0;
+}
+
+/*
+ * The pool key of this attempt was refused: set it aside, and the next
+ * key at once when one is left to try.
+ */
+static enum next
+key_refused(struct call *c, long s)
+{
+	char	 why[64];
+
+	snprintf(why, sizeof(why), "HTTP %ld", s);
+	c->outcome = CALL_KEY_REFUSED;
+	if (c->key.index >= 0 && c->key.index < 32)
+		c->keys_tried |= 1u << c->key.index;
+	provider_key_report(&c->key, KEY_REFUSED, why);
+	return c->keys_tried != (c->cand->provider->nkeys >= 32 ? ~0u :
+	    (1u << c->cand->provider->nkeys) - 1) ? NEXT_KEY : NEXT_FALLBACK;
 }
 
 /*
@@ -103,6 +212,14 @@ judge(struct call *c, const struct upstream_resp *resp)
 			    name, s);
 			return NEXT_REAUTH;
 		}
+		if (c->key.index >= 0 && quota_error(s, &c->err)) {
+			log_debug("%s: provider %s said: %s", c->r->id, name,
+			    c->err.message);
+			fail(c, 502, "upstream_quota_exhausted", "provider '%s' "
+			    "says the gateway's key has no quota left (HTTP "
+			    "%ld)", name, s);
+			return key_refused(c, s);
+		}
 		if (s == 401 || s == 403) {
 			/* Not the client's fault: it gets the gateway's words. */
 			log_debug("%s: provider %s said: %s", c->r->id, name,
@@ -110,6 +227,8 @@ judge(struct call *c, const struct upstream_resp *resp)
 			fail(c, 502, "upstream_auth_error", "provider '%s' "
 			    "refused the gateway's credentials (HTTP %ld)",
 			    name, s);
+			if (c->key.index >= 0)
+				return key_refused(c, s);
 			return NEXT_FALLBACK;
 		}
 		if (s < 400 || s > 599) {
@@ -122,6 +241,13 @@ judge(struct call *c, const struct upstream_resp *resp)
 		if (s == 404)
 			return NEXT_FALLBACK;
 		c->outcome = CALL_CLIENT_ERROR;
+		if (context_error(s, &c->err) && context_left(c)) {
+			log_info("%s: model %s via %s: context window "
+			    "exceeded: to its context_fallback", c->r->id,
+			    c->cand->name, name);
+			c->context = 1;
+			return NEXT_FALLBACK;
+		}
 		return NEXT_FINAL;
 	case UP_CONNECT:
 		fail(c, 502, "upstream_unreachable", "could not reach "
@@ -224,6 +350,24 @@ outcome(struct call *c, const struct upstream_resp *resp)
 	    why[0] != '\0' ? why : NULL);
 }
 
+/* Every key of c->cand's pool is set aside or refused this request. */
+static enum next
+no_key(struct call *c)
+{
+	const struct provider_cfg	*p = c->cand->provider;
+
+	c->outcome = CALL_KEY_REFUSED;
+	c->retry_after = -1;
+	log_warn("%s: model %s via %s: every API key of the provider is set "
+	    "aside", c->r->id, c->cand->name, p->name);
+	/* An earlier key's own refusal says more; else these words. */
+	if (c->keys_tried == 0 || c->status == 0)
+		fail(c, 502, "upstream_auth_error", "every API key of provider "
+		    "'%s' was refused recently; the first is tried again in "
+		    "%ld s", p->name, c->key.retry_after);
+	return NEXT_FALLBACK;
+}
+
 /*
  * One attempt against c->cand: build, transfer, deliver, and when nothing
  * reached the client, judge.
@@ -241,6 +385,13 @@ attempt(struct call *c)
 	provider_call_init(&pc, c->body_max);
 	upstream_resp_init(&resp, (size_t)c->r->cfg->gw.max_upstream_body);
 	memset(&e, 0, sizeof(e));
+	if (provider_key_pick(c->r->cfg, c->cand->provider, c->keys_tried,
+	    provider_key_pool(c->cand->provider) ? turn_next(c->r->cfg,
+	    c->cand->provider->name, PROVIDER_KEY_SLOT) : 0, &c->key) == -1) {
+		next = no_key(c);
+		goto out;
+	}
+	pc.api_key = provider_key_secret(&c->key);
 	if ((rc = c->ops->build(c, c->cand, c->pops, &pc, &e)) != 0) {
 		next = build_failed(c, rc, &e);
 		goto out;
@@ -287,6 +438,9 @@ attempt(struct call *c)
 	}
 out:
 	outcome(c, &resp);
+	/* Refused keys reported themselves; a success vouches for its key. */
+	provider_key_report(&c->key, c->outcome == CALL_SUCCESS ? KEY_OK :
+	    KEY_NEUTRAL, NULL);
 	upstream_resp_free(&resp);
 	provider_call_free(&pc);
 	return next;
@@ -295,8 +449,8 @@ out:
 /*
  * HOOK (admission): may the plan's candidate i be tried now? The one place
  * where a circuit breaker (breaker_admit(provider, upstream model)) skips
- * a deployment at once, with no retries and no timeouts spent on it, and
- * where a choice among several deployments of one model would be made.
+ * a deployment at once, with no retries and no timeouts spent on it (the
+ * order of several deployments of one model is spread()'s).
  * Returns the candidate to try, or NULL to go on to the next.
  */
 static const struct candidate *
@@ -321,6 +475,162 @@ admit(struct call *c, size_t i)
 		return NULL;
 	}
 	return cand;
+}
+
+/*
+ * Several deployments of one model: the turn of each request comes from
+ * a counter per model that every process shares (DATA_DIR/deployments,
+ * one page of counters that processes add to atomically), so that the
+ * spread is exact whichever process serves: over any sum-of-weights
+ * consecutive turns every deployment gets exactly its weight, in the
+ * order of a smooth weighted round robin (3:1 is a a b a, not a a a b).
+ * Without the file (data_dir not writable) each process counts alone
+ * from a random start.
+ */
+#define TURN_FILE	"deployments"
+#define TURN_SLOTS	512
+#define TURN_SIZE	(TURN_SLOTS * sizeof(uint64_t))
+
+static pthread_mutex_t	 turns_mu = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t		*turns;		/* the shared page, or NULL */
+static int		 turns_failed;	/* not to be had: count alone */
+static uint64_t		 local_turns[TURN_SLOTS];
+static uint64_t		 local_start;
+
+/* Map DATA_DIR/deployments once; NULL when it cannot be had. */
+static uint64_t *
+turn_page(const struct config *cfg)
+{
+	uint64_t	*t = __atomic_load_n(&turns, __ATOMIC_ACQUIRE);
+	char		 path[4096];
+	void		*m = MAP_FAILED;
+	int		 fd = -1, rc;
+
+	if (t != NULL || __atomic_load_n(&turns_failed, __ATOMIC_RELAXED))
+		return t;
+	pthread_mutex_lock(&turns_mu);
+	if (turns != NULL || turns_failed)
+		goto out;
+	if (snprintf(path, sizeof(path), "%s/%s", cfg->gw.data_dir,
+	    TURN_FILE) >= (int)sizeof(path) ||
+	    (fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0660)) == -1) {
+		log_warn("deployments: cannot open %s: %s; each process "
+		    "spreads requests alone", path, strerror(errno));
+		goto fail;
+	}
+	(void)fchmod(fd, 0660);
+	/* Blocks reserved: a full disk fails here, not as SIGBUS later. */
+	if ((rc = posix_fallocate(fd, 0, (off_t)TURN_SIZE)) != 0) {
+		log_warn("deployments: cannot size %s: %s; each process "
+		    "spreads requests alone", path, strerror(rc));
+		goto fail;
+	}
+	m = mmap(NULL, TURN_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED) {
+		log_warn("deployments: cannot map %s: %s; each process "
+		    "spreads requests alone", path, strerror(errno));
+		goto fail;
+	}
+	__atomic_store_n(&turns, (uint64_t *)m, __ATOMIC_RELEASE);
+	goto out;
+fail:
+	local_start = (uint64_t)random();
+	__atomic_store_n(&turns_failed, 1, __ATOMIC_RELAXED);
+out:
+	if (fd != -1)
+		close(fd);
+	pthread_mutex_unlock(&turns_mu);
+	return turns;
+}
+
+/*
+ * The next turn of name (a model's, or a provider's key pool with the
+ * prefix PROVIDER_KEY_SLOT), counted by every process.
+ */
+static uint64_t
+turn_next(const struct config *cfg, const char *name, const char *prefix)
+{
+	uint64_t	*page = turn_page(cfg), h = 1469598103934665603ULL;
+	const char	*s;
+
+	for (s = prefix; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	for (; *name != '\0'; name++)
+		h = (h ^ (unsigned char)*name) * 1099511628211ULL;
+	if (page != NULL)
+		return __atomic_fetch_add(&page[h % TURN_SLOTS], 1,
+		    __ATOMIC_RELAXED);
+	return local_start + __atomic_fetch_add(&local_turns[h % TURN_SLOTS], 1,
+	    __ATOMIC_RELAXED);
+}
+
+/*
+ * The member a smooth weighted round robin over weights w[0..n) picks at
+ * position pos of its cycle (pos < the sum of weights).
+ */
+size_t
+call_swrr(const long *w, size_t n, uint64_t pos)
+{
+	long	 cur[PLAN_MAX] = { 0 }, total = 0;
+	size_t	 i, best = 0;
+	uint64_t k;
+
+	for (i = 0; i < n; i++)
+		total += w[i];
+	for (k = 0; k <= pos; k++) {
+		best = 0;
+		for (i = 0; i < n; i++) {
+			cur[i] += w[i];
+			if (cur[i] > cur[best])
+				best = i;
+		}
+		cur[best] -= total;
+	}
+	return best;
+}
+
+/*
+ * The plan's candidates from i in the order to try them, into order;
+ * returns how many (a group of deployments, else 1). A group's member for
+ * this turn comes first, then the others by weight, heaviest first (a
+ * deployment whose breaker is open is skipped in admit(): its turn goes
+ * to the next in line).
+ */
+static size_t
+spread(struct call *c, size_t i, size_t *order)
+{
+	const struct candidate	*k = &c->plan->c[i];
+	long			 w[PLAN_MAX], total = 0;
+	size_t			 n = k->group_n, j, m, pick;
+	uint64_t		 t;
+
+	order[0] = i;
+	if (n < 2 || k->group != i || i + n > c->plan->n)
+		return 1;
+	for (j = 0; j < n; j++)
+		total += w[j] = c->plan->c[i + j].weight;
+	t = turn_next(c->r->cfg, k->name, "");
+	pick = call_swrr(w, n, t % (uint64_t)total);
+	order[0] = i + pick;
+	m = 1;
+	for (j = 0; j < n; j++)
+		if (j != pick)
+			order[m++] = i + j;
+	/* Insertion sort of the rest by weight, stable. */
+	for (j = 2; j < n; j++) {
+		size_t	 v = order[j], h = j;
+
+		while (h > 1 && c->plan->c[order[h - 1]].weight <
+		    c->plan->c[v].weight) {
+			order[h] = order[h - 1];
+			h--;
+		}
+		order[h] = v;
+	}
+	log_debug("%s: model %s: turn %llu: deployment %s/%s", c->r->id,
+	    k->name, (unsigned long long)t,
+	    c->plan->c[order[0]].provider->name, c->plan->c[order[0]].upstream);
+	return n;
 }
 
 /* Before a retry: Retry-After if given, else a doubling backoff, jittered. */
@@ -361,44 +671,80 @@ answer_error(struct call *c)
 	    "%s", e->message[0] ? e->message : "upstream failed");
 }
 
-int
-call_run(struct call *c)
+/* A context_fallback serves only after a context error, the others before. */
+static int
+not_now(const struct call *c, size_t i)
+{
+	unsigned	 f = c->plan->c[i].flags;
+
+	return c->context ? !(f & CAND_ON_CONTEXT) :
+	    (f & CAND_CONTEXT_ONLY) != 0;
+}
+
+/*
+ * Candidate i with its retries. Returns 1 when the loop ends with *status
+ * (the client has its answer, left, or gets this error now); 0 to go on.
+ */
+static int
+try_candidate(struct call *c, size_t i, int *status)
 {
 	const struct retry_cfg	*rc = &c->r->cfg->retry;
 	const struct candidate	*cand;
 	enum next		 next;
-	size_t			 i;
 	int			 a;
 
-	for (i = 0; i < c->plan->n; i++) {
-		if ((cand = admit(c, i)) == NULL)
-			continue;
-		c->cand = cand;
-		c->pops = provider_ops_for(c->cand->provider->type);
-		c->reauthed = 0;
-		for (a = 1; a <= rc->attempts; a++) {
-			next = attempt(c);
-			if (c->outcome == CALL_FAILURE ||
-			    c->outcome == CALL_TIMEOUT)
-				c->upstream_failed = 1;
-			if (next == NEXT_DONE || next == NEXT_STOP)
-				return c->r->status;
-			log_warn("%s: model %s via %s attempt %d: %s (%d)",
-			    c->r->id, c->cand->name, c->cand->provider->name,
-			    a, c->err.message, c->status);
-			if (next == NEXT_REAUTH) {
-				/* Not the upstream's failure: no try used up. */
-				a--;
-				continue;
-			}
-			if (next == NEXT_FINAL)
-				return answer_error(c);
-			if (next == NEXT_FALLBACK || c->brk_stop ||
-			    a == rc->attempts ||
-			    c->retry_after > rc->retry_after_max)
-				break;
-			pause_before(rc, a, c->retry_after);
+	if (not_now(c, i) || (cand = admit(c, i)) == NULL)
+		return 0;
+	c->cand = cand;
+	c->idx = i;
+	c->pops = provider_ops_for(c->cand->provider->type);
+	c->reauthed = 0;
+	c->keys_tried = 0;
+	for (a = 1; a <= rc->attempts; a++) {
+		next = attempt(c);
+		if (c->outcome == CALL_FAILURE || c->outcome == CALL_TIMEOUT ||
+		    c->outcome == CALL_KEY_REFUSED)
+			c->upstream_failed = 1;
+		if (next == NEXT_DONE || next == NEXT_STOP) {
+			*status = c->r->status;
+			return 1;
 		}
+		log_warn("%s: model %s via %s attempt %d: %s (%d)", c->r->id,
+		    c->cand->name, c->cand->provider->name, a, c->err.message,
+		    c->status);
+		if (next == NEXT_REAUTH || next == NEXT_KEY) {
+			/* Not the upstream's failure: no try used up. */
+			a--;
+			continue;
+		}
+		if (next == NEXT_FINAL) {
+			*status = answer_error(c);
+			return 1;
+		}
+		if (next == NEXT_FALLBACK || c->brk_stop ||
+		    a == rc->attempts || c->retry_after > rc->retry_after_max)
+			break;
+		pause_before(rc, a, c->retry_after);
+	}
+	return 0;
+}
+
+int
+call_run(struct call *c)
+{
+	size_t	 order[PLAN_MAX], n, i, j;
+	int	 status;
+
+	for (i = 0; i < c->plan->n; i += n) {
+		if (not_now(c, i)) {	/* no turn taken for it */
+			n = c->plan->c[i].group == i &&
+			    c->plan->c[i].group_n > 1 ? c->plan->c[i].group_n : 1;
+			continue;
+		}
+		n = spread(c, i, order);
+		for (j = 0; j < n; j++)
+			if (try_candidate(c, order[j], &status))
+				return status;
 	}
 	return answer_error(c);
 }

@@ -28,6 +28,9 @@ enum call_outcome {
 				   one this protocol cannot say, or one the
 				   gateway could not build (out of memory) */
 	CALL_ABORTED,		/* the client went away during the transfer */
+	CALL_KEY_REFUSED,	/* a pool key refused (401, 403, quota), or
+				   every key set aside: the key is blamed,
+				   not the deployment */
 	CALL_OUTCOME__MAX
 };
 
@@ -79,7 +82,13 @@ struct call {
 
 	/* Set by the loop. */
 	const struct candidate	*cand;		/* tried now, or last */
+	size_t			 idx;		/* cand's index in the plan */
 	const struct provider_ops *pops;	/* cand's protocol */
+	struct provider_key	 key;		/* cand's pool key, this attempt */
+	uint32_t		 keys_tried;	/* pool keys cand refused (bits) */
+	int			 context;	/* an upstream said: context window
+						   exceeded; context_fallback
+						   candidates only from now */
 	int			 attempts;	/* upstream transfers made */
 	int			 reauthed;	/* cand re-authenticated once */
 	int			 upstream_failed; /* an attempt failed upstream */
@@ -103,6 +112,12 @@ void	call_init(struct call *, struct request *, const struct plan *,
  * client went away before any answer).
  */
 int	call_run(struct call *);
+
+/*
+ * The member a smooth weighted round robin over weights w[0..n) picks at
+ * position pos of its cycle (0 <= pos < the sum of the weights).
+ */
+size_t	call_swrr(const long *, size_t, uint64_t);
 
 /* What a non-streamed JSON route (embeddings, images) plugs into jcall. */
 struct jcall_ops {

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include <ini.h>
+#include <openssl/sha.h>
 
 #include "config.h"
 
@@ -51,6 +52,8 @@ enum key_type {
 	K_WORDS,	/* list split on spaces and commas; repeats append */
 	K_LINES,	/* list of whole values; each line one item */
 	K_SECRET,	/* env:NAME, file:/path or none */
+	K_SECRETS,	/* K_SECRETS items split on commas; repeats append */
+	K_DEPLOY,	/* "PROVIDER UPSTREAM [k=v...]"; each line one item */
 	K_PTYPE,	/* provider type name */
 	K_STATUS,	/* list of HTTP statuses */
 	K_LOGLEVEL,	/* error | warn | info | debug */
@@ -176,8 +179,12 @@ static const struct key_def keys[] = {
 	  "wire protocol: openai, anthropic, gemini, gigachat or yandex" },
 	{ SECT_PROVIDER, "base_url", K_URL, P(base_url), 0, 0, NULL,
 	  "API base URL, e.g. https://api.openai.com/v1" },
-	{ SECT_PROVIDER, "api_key", K_SECRET, P(api_key_ref), 0, 0, NULL,
-	  "env:NAME, file:/path or none; never the key itself" },
+	{ SECT_PROVIDER, "api_key", K_SECRETS, P(api_key_refs), 0, 0, NULL,
+	  "env:NAME, file:/path or none; never the key itself; several, "
+	  "comma-separated, make a pool used in turn" },
+	{ SECT_PROVIDER, "key_cooldown_s", K_LONG, P(key_cooldown), 1, 86400,
+	  "60", "seconds a pool key refused by the provider (401, 403, quota "
+	  "exhausted) is set aside before it is tried again" },
 	{ SECT_PROVIDER, "proxy", K_URL, P(proxy), 0, 0, NULL,
 	  "egress HTTP proxy, e.g. http://127.0.0.1:3128" },
 	{ SECT_PROVIDER, "ca_file", K_PATH, P(ca_file), 0, 0, NULL,
@@ -249,6 +256,14 @@ static const struct key_def keys[] = {
 	  "USD per generated image" },
 	{ SECT_MODEL, "fallback", K_WORDS, M(fallback), 0, 0, NULL,
 	  "models tried in order when this one fails" },
+	{ SECT_MODEL, "context_fallback", K_STR, M(context_fallback), 0, 0,
+	  NULL, "[model] tried when the upstream says the request is too long "
+	  "for the context window (otherwise that 400 is answered)" },
+	{ SECT_MODEL, "deployment", K_DEPLOY, M(deployment), 0, 0, NULL,
+	  "\"PROVIDER UPSTREAM [weight=N] [input_price=USD] [output_price=USD] "
+	  "[cached_input_price=USD]\": one of several deployments requests are "
+	  "spread over by weight (repeat the key; instead of provider and "
+	  "upstream)" },
 	{ SECT_MODEL, "rpm", K_LONG, M(rpm), 0, 100000000, "1000",
 	  "requests per minute for this model, all keys together" },
 	{ SECT_MODEL, "tpm", K_LONG, M(tpm), 0, LONG_MAX, "0",
@@ -534,6 +549,79 @@ pair_parse(const char *s, const char *end, char **from, char **to)
 	return 0;
 }
 
+/* A "deployment =" line, parsed. */
+struct deploy_item {
+	char	 provider[INI_LINE_LIMIT];
+	char	*upstream;	/* the caller frees */
+	long	 weight;
+	money_t	 price[3];	/* input, output, cached input; -1: none */
+};
+
+/*
+ * One "deployment =" line: PROVIDER UPSTREAM, then weight=N (1..100,
+ * default 1) and input_price, output_price, cached_input_price=USD per 1M
+ * tokens. Into d when not NULL; 0, or -1 with why in err.
+ */
+static int
+deploy_parse(const char *v, struct deploy_item *d, char *err, size_t errlen)
+{
+	char		 buf[INI_LINE_LIMIT], *w[8], *save = NULL, *eq;
+	size_t		 n = 0, i;
+	long		 weight = 1;
+	money_t		 price[3] = { -1, -1, -1 };
+	size_t		 m;
+	static const char *const pname[3] = {
+		"input_price", "output_price", "cached_input_price",
+	};
+
+	snprintf(buf, sizeof(buf), "%s", v);
+	for (w[n] = strtok_r(buf, " \t", &save); w[n] != NULL && n < 7;
+	    w[n] = strtok_r(NULL, " \t", &save))
+		n++;
+	if (n < 2 || w[n] != NULL || strchr(w[0], '=') != NULL ||
+	    strchr(w[1], '=') != NULL) {
+		snprintf(err, errlen, "expected \"PROVIDER UPSTREAM [weight=N] "
+		    "[input_price=USD] [output_price=USD] "
+		    "[cached_input_price=USD]\"");
+		return -1;
+	}
+	for (i = 2; i < n; i++) {
+		if ((eq = strchr(w[i], '=')) == NULL)
+			goto bad;
+		*eq++ = '\0';
+		if (strcmp(w[i], "weight") == 0) {
+			if (parse_long(eq, &weight) == -1 || weight < 1 ||
+			    weight > DEPLOYMENT_WEIGHT_MAX) {
+				snprintf(err, errlen, "weight: expected 1..%d",
+				    DEPLOYMENT_WEIGHT_MAX);
+				return -1;
+			}
+			continue;
+		}
+		for (m = 0; m < 3 && strcmp(w[i], pname[m]) != 0; m++)
+			;
+		if (m == 3)
+			goto bad;
+		if (money_parse_usd(eq, &price[m]) == -1 ||
+		    price[m] > MONEY_PRICE_MAX) {
+			snprintf(err, errlen, "%s: \"%s\" is not a price in USD "
+			    "per 1M tokens", pname[m], eq);
+			return -1;
+		}
+	}
+	if (d != NULL) {
+		snprintf(d->provider, sizeof(d->provider), "%s", w[0]);
+		d->upstream = xstrdup(w[1]);
+		d->weight = weight;
+		memcpy(d->price, price, sizeof(price));
+	}
+	return 0;
+bad:
+	snprintf(err, errlen, "unknown option \"%s\" (weight, input_price, "
+	    "output_price, cached_input_price)", w[i]);
+	return -1;
+}
+
 /* Store one value into the field the key describes. */
 static int
 set_value(struct loader *l, const struct key_def *k, const char *v)
@@ -545,6 +633,7 @@ set_value(struct loader *l, const struct key_def *k, const char *v)
 	size_t		 i, len;
 	const char	*p, *q;
 	struct retry_cfg *r;
+	char		 err[160];
 
 	switch (k->type) {
 	case K_URL:
@@ -607,6 +696,11 @@ set_value(struct loader *l, const struct key_def *k, const char *v)
 				    (size_t)(q - p));
 		}
 		return 1;
+	case K_DEPLOY:
+		if (deploy_parse(v, NULL, err, sizeof(err)) == -1)
+			return fail(l, "%s: %s", k->name, err);
+		strlist_add((struct strlist *)field, v, strlen(v));
+		return 1;
 	case K_LINES:
 		if (strchr(v, ':') == NULL)
 			return fail(l, "%s: expected \"Name: value\"", k->name);
@@ -619,6 +713,27 @@ set_value(struct loader *l, const struct key_def *k, const char *v)
 			    "env:NAME, file:/path or none", k->name);
 		free(*sp);
 		*sp = strcmp(v, "none") == 0 ? NULL : xstrdup(v);
+		return 1;
+	case K_SECRETS:
+		/* Checked whole first: a literal key is never half kept. */
+		for (p = v; *p != '\0'; p = *q == ',' ? q + 1 : q) {
+			q = p + strcspn(p, ",");
+			len = trim(&p, q);
+			if ((len == 4 && strncmp(p, "none", 4) == 0) ||
+			    (len > 4 && strncmp(p, "env:", 4) == 0 &&
+			    memchr(p, ' ', len) == NULL) || (len > 6 &&
+			    strncmp(p, "file:/", 6) == 0))
+				continue;
+			return fail(l, "%s: secrets never live in the INI; use "
+			    "env:NAME, file:/path or none (several: comma-"
+			    "separated)", k->name);
+		}
+		for (p = v; *p != '\0'; p = *q == ',' ? q + 1 : q) {
+			q = p + strcspn(p, ",");
+			len = trim(&p, q);
+			if (len > 0 && !(len == 4 && strncmp(p, "none", 4) == 0))
+				strlist_add((struct strlist *)field, p, len);
+		}
 		return 1;
 	case K_PTYPE:
 		for (i = 0; i < PROVIDER__MAX; i++)
@@ -997,6 +1112,7 @@ finish_like(struct loader *l, struct model_cfg *m)
 {
 	const struct model_cfg	*src;
 	const struct strlist	*from;
+	const char		*from_s;
 	size_t			 i, j;
 	char			*dst;
 
@@ -1015,6 +1131,7 @@ finish_like(struct loader *l, struct model_cfg *m)
 	for (i = 0; i < NKEYS; i++) {
 		if (keys[i].sect != SECT_MODEL || (m->set & model_bit(i)) ||
 		    strcmp(keys[i].name, "upstream") == 0 ||
+		    strcmp(keys[i].name, "deployment") == 0 ||
 		    strcmp(keys[i].name, "like") == 0)
 			continue;
 		/* A price of its own makes its own cached price too. */
@@ -1024,9 +1141,10 @@ finish_like(struct loader *l, struct model_cfg *m)
 		dst = (char *)m + keys[i].off;
 		switch (keys[i].type) {
 		case K_STR:
+			from_s = *(char *const *)((const char *)src +
+			    keys[i].off);
 			free(*(char **)dst);
-			*(char **)dst = xstrdup(*(char *const *)((const char *)
-			    src + keys[i].off));
+			*(char **)dst = from_s != NULL ? xstrdup(from_s) : NULL;
 			break;
 		case K_WORDS:
 			from = (const struct strlist *)((const char *)src +
@@ -1048,6 +1166,110 @@ finish_like(struct loader *l, struct model_cfg *m)
 			    "inherited (internal error)", m->name, keys[i].name);
 		}
 	}
+	return 1;
+}
+
+static void	wipe_free(char *);
+
+/* "sha256:" and the first 8 hex digits of the key's SHA-256. */
+static char *
+key_fingerprint(const char *key)
+{
+	unsigned char	 md[SHA256_DIGEST_LENGTH];
+	char		 out[24];
+
+	SHA256((const unsigned char *)key, strlen(key), md);
+	snprintf(out, sizeof(out), "sha256:%02x%02x%02x%02x", md[0], md[1],
+	    md[2], md[3]);
+	explicit_bzero(md, sizeof(md));
+	return xstrdup(out);
+}
+
+/*
+ * Resolve every key of p's pool: 1, or 0 with why (naming the reference,
+ * never a secret) when one cannot be had; then p has no key at all.
+ */
+static int
+finish_keys(struct provider_cfg *p, char *why, size_t whylen)
+{
+	size_t	 i, n = p->api_key_refs.n;
+
+	p->api_key_ref = n > 0 ? p->api_key_refs.v[0] : NULL;
+	if (n == 0)
+		return 1;
+	p->keys = xgrow(NULL, n, sizeof(*p->keys));
+	p->key_fp = xgrow(NULL, n, sizeof(*p->key_fp));
+	for (i = 0; i < n; i++) {
+		if ((p->keys[i] = secret_resolve(p->api_key_refs.v[i], why,
+		    whylen)) == NULL)
+			break;
+		p->key_fp[i] = key_fingerprint(p->keys[i]);
+	}
+	p->nkeys = i;
+	if (i < n) {
+		for (i = 0; i < p->nkeys; i++) {
+			wipe_free(p->keys[i]);
+			free(p->key_fp[i]);
+		}
+		p->nkeys = 0;
+		return 0;
+	}
+	p->api_key = p->keys[0];
+	return 1;
+}
+
+/*
+ * A model's "deployment =" lines: each names a [provider] and carries a
+ * weight and maybe prices of its own (else the model's). The first is
+ * the model's provider and upstream for everything that knows one.
+ */
+static int
+finish_deployments(struct loader *l, struct model_cfg *m)
+{
+	struct deploy_item	 it;
+	struct deployment_cfg	*d;
+	char			 err[160];
+	size_t			 i;
+
+	if (m->deployment.n == 0)
+		return 1;
+	if (m->is_template)
+		return fail(l, "[model %s]: a template sends each name as "
+		    "asked; deployment is not allowed", m->name);
+	if (m->set & (model_key_bit("provider") | model_key_bit("upstream")))
+		return fail(l, "[model %s]: deployment lines replace provider "
+		    "and upstream; set one or the other", m->name);
+	if (m->deployment.n > MODEL_DEPLOYMENTS_MAX)
+		return fail(l, "[model %s] deployment: at most %d", m->name,
+		    MODEL_DEPLOYMENTS_MAX);
+	if (m->cached_input_price < 0)
+		m->cached_input_price = m->input_price;
+	m->deploys = xgrow(NULL, m->deployment.n, sizeof(*m->deploys));
+	for (i = 0; i < m->deployment.n; i++) {
+		if (deploy_parse(m->deployment.v[i], &it, err,
+		    sizeof(err)) == -1)
+			return fail(l, "[model %s] deployment: %s", m->name,
+			    err);	/* checked when read: cannot happen */
+		d = &m->deploys[m->ndeploys++];
+		memset(d, 0, sizeof(*d));
+		d->upstream = it.upstream;
+		d->weight = it.weight;
+		if ((d->provider = config_provider(l->cfg, it.provider)) ==
+		    NULL)
+			return fail(l, "[model %s] deployment: no [provider %s]",
+			    m->name, it.provider);
+		d->input_price = it.price[0] >= 0 ? it.price[0] :
+		    m->input_price;
+		d->output_price = it.price[1] >= 0 ? it.price[1] :
+		    m->output_price;
+		/* A price of its own makes its own cached price too. */
+		d->cached_input_price = it.price[2] >= 0 ? it.price[2] :
+		    it.price[0] >= 0 ? it.price[0] : m->cached_input_price;
+	}
+	free(m->provider_name);
+	m->provider_name = xstrdup(m->deploys[0].provider->name);
+	free(m->upstream);
+	m->upstream = xstrdup(m->deploys[0].upstream);
 	return 1;
 }
 
@@ -1081,13 +1303,17 @@ finish(struct loader *l)
 			return fail(l, "[provider %s] auth_scheme: expected "
 			    "Api-Key or Bearer", p->name);
 		breaker_inherit(&p->breaker, &c->gw.breaker);	/* breaker */
-		p->available = 1;
-		if (p->api_key_ref != NULL &&
-		    (p->api_key = secret_resolve(p->api_key_ref, why,
-		    sizeof(why))) == NULL) {
+		if (p->api_key_refs.n > PROVIDER_KEYS_MAX)
+			return fail(l, "[provider %s] api_key: at most %d keys",
+			    p->name, PROVIDER_KEYS_MAX);
+		if (p->type == PROVIDER_GIGACHAT && p->api_key_refs.n > 1)
+			return fail(l, "[provider %s] type gigachat takes one "
+			    "api_key (its OAuth authorization key)", p->name);
+		if (!finish_keys(p, why, sizeof(why))) {
 			p->available = 0;
 			p->unavailable = xstrdup(why);
-		}
+		} else
+			p->available = 1;
 	}
 	for (i = 0; i < c->nmodels; i++)
 		c->models[i].is_template = is_glob(c->models[i].name);
@@ -1097,6 +1323,8 @@ finish(struct loader *l)
 	for (i = 0; i < c->nmodels; i++) {
 		m = &c->models[i];
 		l->line = m->line;
+		if (!finish_deployments(l, m))
+			return 0;
 		if (m->provider_name == NULL && !m->is_template)
 			return fail(l, "[model %s] needs provider", m->name);
 		if (m->provider_name != NULL && (m->provider =
@@ -1118,6 +1346,14 @@ finish(struct loader *l)
 				return fail(l, "[model %s] falls back to itself",
 				    m->name);
 		}
+		if (m->context_fallback != NULL && config_model(c,
+		    m->context_fallback) == NULL)
+			return fail(l, "[model %s] context_fallback: no [model "
+			    "%s]", m->name, m->context_fallback);
+		if (m->context_fallback != NULL &&
+		    strcmp(m->context_fallback, m->name) == 0)
+			return fail(l, "[model %s] context_fallback is the model "
+			    "itself", m->name);
 	}
 	l->line = key_line(l, "default_provider");
 	if (c->gw.default_provider != NULL && (c->gw.default_prov =
@@ -1226,6 +1462,8 @@ free_fields(enum section s, void *obj)
 		case K_WORDS:
 		case K_LINES:
 		case K_PAIRS:
+		case K_SECRETS:
+		case K_DEPLOY:
 			strlist_free((struct strlist *)field);
 			break;
 		default:
@@ -1256,11 +1494,19 @@ config_free(struct config *c)
 		free_fields(SECT_PROVIDER, &c->providers[i]);
 		free(c->providers[i].name);
 		free(c->providers[i].unavailable);
-		wipe_free(c->providers[i].api_key);
+		for (j = 0; j < c->providers[i].nkeys; j++) {
+			wipe_free(c->providers[i].keys[j]);
+			free(c->providers[i].key_fp[j]);
+		}
+		free(c->providers[i].keys);
+		free(c->providers[i].key_fp);
 	}
 	for (i = 0; i < c->nmodels; i++) {
 		free_fields(SECT_MODEL, &c->models[i]);
 		free(c->models[i].name);
+		for (j = 0; j < c->models[i].ndeploys; j++)
+			free(c->models[i].deploys[j].upstream);
+		free(c->models[i].deploys);
 	}
 	for (i = 0; i < c->ntiers; i++) {
 		free_fields(SECT_TIER, &c->tiers[i]);

@@ -40,12 +40,26 @@ struct strlist {
 	size_t	  n;
 };
 
+/* Keys in one provider's pool at most. */
+#define PROVIDER_KEYS_MAX	32
+
 struct provider_cfg {
 	char			*name;
 	enum provider_type	 type;
 	char			*base_url;
-	char			*api_key_ref;	/* "env:NAME", "file:/path" or NULL */
-	char			*api_key;	/* the secret itself, or NULL */
+	char			*api_key_ref;	/* the first of api_key_refs, or NULL */
+	char			*api_key;	/* keys[0], or NULL */
+	/*
+	 * The key pool: api_key may list several references, used in turn
+	 * (provider-keys.c). keys[i] is the secret of api_key_refs.v[i],
+	 * key_fp[i] its fingerprint ("sha256:" and 8 hex digits), the only
+	 * form a key is ever shown in.
+	 */
+	struct strlist		 api_key_refs;
+	char			**keys;
+	char			**key_fp;
+	size_t			 nkeys;
+	long			 key_cooldown;	/* s a refused key is set aside */
 	int			 available;
 	char			*unavailable;	/* why not, when !available */
 	char			*proxy;
@@ -67,6 +81,21 @@ struct provider_cfg {
 	int			 line;
 };
 
+/* Deployments of one [model] at most, and the largest weight. */
+#define MODEL_DEPLOYMENTS_MAX	8
+#define DEPLOYMENT_WEIGHT_MAX	100
+
+/* One deployment of a [model]: a provider and its id there, with a weight. */
+struct deployment_cfg {
+	struct provider_cfg	*provider;
+	char			*upstream;
+	long			 weight;
+	/* This deployment's prices; -1: the model's. */
+	money_t			 input_price;
+	money_t			 output_price;
+	money_t			 cached_input_price;
+};
+
 struct model_cfg {
 	char			*name;
 	char			*provider_name;
@@ -77,6 +106,12 @@ struct model_cfg {
 	money_t			 cached_input_price;
 	money_t			 image_price;	/* micro-USD per image */
 	struct strlist		 fallback;
+	/* Tried instead of answering an upstream context-window error. */
+	char			*context_fallback;
+	/* "deployment =" lines as read, then parsed (0: provider/upstream). */
+	struct strlist		 deployment;
+	struct deployment_cfg	*deploys;
+	size_t			 ndeploys;
 	long			 rpm;
 	long			 tpm;
 	long			 max_tokens;	/* cap per choice; 0: default_max_tokens */

@@ -65,10 +65,20 @@ plan_lookup(const struct config *cfg, const char *name, struct candidate *c)
 {
 	const struct model_cfg		*m;
 	const struct provider_cfg	*p;
+	size_t				 i;
 
 	if (strlen(name) >= MODEL_NAME_MAX)
 		return -1;
 	m = config_model_match(cfg, name);
+	if (m != NULL && !m->is_template && m->ndeploys > 0) {
+		/* Its first deployment that can serve (plans take them all). */
+		for (i = 0; i + 1 < m->ndeploys; i++)
+			if (m->deploys[i].provider->available)
+				break;
+		fill(c, cfg, name, m->deploys[i].upstream,
+		    m->deploys[i].provider, m);
+		return 0;
+	}
 	if (m != NULL && !m->is_template) {
 		fill(c, cfg, name, m->upstream, m->provider, m);
 		return 0;
@@ -86,15 +96,15 @@ plan_max_tokens(const struct candidate *c, int64_t client)
 	return client > 0 && client < c->max_tokens ? client : c->max_tokens;
 }
 
-static int
-seen(const struct plan *pl, const char *name)
+static struct candidate *
+seen(struct plan *pl, const char *name)
 {
 	size_t	 i;
 
 	for (i = 0; i < pl->n; i++)
 		if (strcmp(pl->c[i].name, name) == 0)
-			return 1;
-	return 0;
+			return &pl->c[i];
+	return NULL;
 }
 
 /* Remember the first candidate left out, for the answer when none is left. */
@@ -123,6 +133,40 @@ skipped(struct plan *pl, enum plan_skip why, const char *name,
 	}
 }
 
+/*
+ * Candidate c once per deployment of its [model] whose provider is
+ * available (as many as the plan holds), each with its provider, upstream
+ * id, weight and prices: one group.
+ */
+static void
+add_deployments(struct plan *pl, const struct candidate *c)
+{
+	const struct model_cfg		*m = c->model;
+	const struct deployment_cfg	*d;
+	struct candidate		*k;
+	size_t				 first = pl->n, i;
+
+	for (i = 0; i < m->ndeploys && pl->n < PLAN_MAX; i++) {
+		d = &m->deploys[i];
+		if (!d->provider->available) {
+			skipped(pl, PLAN_SKIP_UNAVAILABLE, c->name, d->provider);
+			continue;
+		}
+		k = &pl->c[pl->n++];
+		*k = *c;
+		k->provider = d->provider;
+		snprintf(k->upstream, sizeof(k->upstream), "%s", d->upstream);
+		k->input_price = d->input_price;
+		k->output_price = d->output_price;
+		k->cached_input_price = d->cached_input_price;
+		k->weight = d->weight;
+	}
+	for (i = first; i < pl->n; i++) {
+		pl->c[i].group = first;
+		pl->c[i].group_n = pl->n - first;
+	}
+}
+
 /* Planning state: the config, the caller's tier and rules, the plan. */
 struct planner {
 	const struct config	*cfg;
@@ -134,13 +178,14 @@ struct planner {
 
 /*
  * One candidate name through the tier's downgrade (of the name, else of
- * its identity), then past the caller's rules into the plan.
+ * its identity), then past the caller's rules into the plan with flags
+ * (CAND_*); a name already planned only gains CAND_ON_CONTEXT.
  */
 static void
-add_routed(struct planner *pp, const char *name)
+add_routed(struct planner *pp, const char *name, unsigned flags)
 {
 	struct plan	*pl = pp->pl;
-	struct candidate c;
+	struct candidate c, *had;
 	const char	*to;
 	enum plan_skip	 why;
 
@@ -157,8 +202,24 @@ add_routed(struct planner *pp, const char *name)
 	if (pl->routed_model[0] == '\0')
 		snprintf(pl->routed_model, sizeof(pl->routed_model), "%s",
 		    c.name);
-	if (pl->n == PLAN_MAX || seen(pl, c.name))
+	if ((had = seen(pl, c.name)) != NULL) {
+		/* Every deployment of it. */
+		for (; had < pl->c + pl->n; had++)
+			if (strcmp(had->name, c.name) == 0)
+				had->flags |= flags & CAND_ON_CONTEXT;
 		return;
+	}
+	if (pl->n == PLAN_MAX)
+		return;
+	c.flags = flags;
+	if (c.model != NULL && c.model->ndeploys > 0) {
+		if (pp->policy != NULL &&
+		    (why = pp->policy(pp->ctx, &c)) != PLAN_SKIP_NONE)
+			skipped(pl, why, c.name, c.provider);
+		else
+			add_deployments(pl, &c);
+		return;
+	}
 	if (!c.provider->available) {
 		skipped(pl, PLAN_SKIP_UNAVAILABLE, c.name, c.provider);
 		return;
@@ -175,7 +236,9 @@ add_routed(struct planner *pp, const char *name)
  * The task's model and fallbacks (else the requested model), then the
  * first model's own fallback chain, each through the tier's downgrade;
  * candidates whose provider is unavailable, or that the policy refuses,
- * are left out. Returns PLAN_OK with at least one candidate.
+ * are left out. Last the first model's context_fallback (CAND_CONTEXT_ONLY,
+ * under the same rules), when something else serves. Returns PLAN_OK with
+ * at least one candidate that serves without a context error.
  */
 int
 plan_resolve_routed(const struct config *cfg, const char *model,
@@ -191,13 +254,17 @@ plan_resolve_routed(const struct config *cfg, const char *model,
 		model = task->model;
 	if (plan_lookup(cfg, model, &first) == -1)
 		return PLAN_UNKNOWN_MODEL;
-	add_routed(&pp, model);
+	add_routed(&pp, model, 0);
 	if (task != NULL)
 		for (i = 0; i < task->fallback.n; i++)
-			add_routed(&pp, task->fallback.v[i]);
+			add_routed(&pp, task->fallback.v[i], 0);
 	if (first.model != NULL)
 		for (i = 0; i < first.model->fallback.n; i++)
-			add_routed(&pp, first.model->fallback.v[i]);
+			add_routed(&pp, first.model->fallback.v[i], 0);
+	if (first.model != NULL && first.model->context_fallback != NULL &&
+	    pl->n > 0)
+		add_routed(&pp, first.model->context_fallback,
+		    CAND_ON_CONTEXT | CAND_CONTEXT_ONLY);
 	return pl->n > 0 ? PLAN_OK : PLAN_UNAVAILABLE;
 }
 

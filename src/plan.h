@@ -21,7 +21,25 @@ struct candidate {
 	int64_t				 max_tokens;	/* cap per choice */
 	/* The name the tier's downgrade replaced by this one, or "". */
 	char				 downgraded_from[MODEL_NAME_MAX];
+	unsigned			 flags;		/* CAND_* */
+	/*
+	 * One of several deployments of its model (group_n > 0): the group
+	 * is plan->c[group] to c[group + group_n - 1], in the [model]'s
+	 * order; the call loop spreads requests over it by weight.
+	 */
+	long				 weight;
+	size_t				 group;
+	size_t				 group_n;
 };
+
+/*
+ * A plan's context_fallback is in it from the start, so that admission
+ * reserves for it, but it is tried only after an upstream said the
+ * request is too long for the context window (call.c); from then on only
+ * such candidates are tried.
+ */
+#define CAND_ON_CONTEXT		0x01u	/* may serve after a context error */
+#define CAND_CONTEXT_ONLY	0x02u	/* and only then */
 
 /* Why a candidate was left out of a plan. */
 enum plan_skip {

@@ -57,6 +57,7 @@ provider_call_init(struct provider_call *c, size_t max_body)
 	buf_init(&c->url, 4096);
 	buf_init(&c->body, max_body);
 	c->headers = NULL;
+	c->api_key = NULL;
 }
 
 void
@@ -103,6 +104,7 @@ int
 provider_headers(struct provider_call *c, const struct provider_cfg *p,
     const char *key_header, const char *key_prefix)
 {
+	const char	*key = c->api_key != NULL ? c->api_key : p->api_key;
 	struct buf	 h;
 	size_t		 i;
 	int		 rc = 0;
@@ -113,10 +115,10 @@ provider_headers(struct provider_call *c, const struct provider_cfg *p,
 	for (i = 0; i < p->headers.n; i++)
 		if (add_header(c, p->headers.v[i]) == -1)
 			return -1;
-	if (p->api_key == NULL || key_header == NULL)
+	if (key == NULL || key_header == NULL)
 		return 0;
 	buf_init(&h, 8192);
-	if (buf_printf(&h, "%s: %s%s", key_header, key_prefix, p->api_key) !=
+	if (buf_printf(&h, "%s: %s%s", key_header, key_prefix, key) !=
 	    BUF_OK || add_header(c, h.data) == -1)
 		rc = -1;
 	explicit_bzero(h.data, h.len);
@@ -280,8 +282,29 @@ secret_shaped(const char *s, size_t n)
 }
 
 /*
+ * The length of the longest key of p found at in (its api_key or a pool
+ * key), or 0.
+ */
+static size_t
+key_at(const char *in, const struct provider_cfg *p)
+{
+	size_t	 i, n, best = 0;
+
+	if (p == NULL)
+		return 0;
+	if (p->api_key != NULL && (n = strlen(p->api_key)) >= 4 &&
+	    strncmp(in, p->api_key, n) == 0)
+		best = n;
+	for (i = 0; i < p->nkeys; i++)
+		if ((n = strlen(p->keys[i])) >= 4 && n > best &&
+		    strncmp(in, p->keys[i], n) == 0)
+			best = n;
+	return best;
+}
+
+/*
  * Hide credentials in the text s (size bytes, NUL-terminated), in place:
- * the provider's own api_key anywhere, the value after a label such as
+ * every key of the provider's pool anywhere, the value after a label such as
  * "Bearer", "Authorization:" or "x-api-key:", and tokens shaped like
  * keys (sk-..., key-..., AIza...). Each becomes "[redacted]"; the text
  * is cut to fit.
@@ -291,13 +314,11 @@ provider_redact(char *s, size_t size, const struct provider_cfg *p)
 {
 	char		 out[1024];
 	const char	*in = s, *val;
-	size_t		 o = 0, klen = 0, n, l;
+	size_t		 o = 0, klen, n, l;
 	int		 boundary = 1;
 
 	if (size == 0)
 		return;
-	if (p != NULL && p->api_key != NULL && strlen(p->api_key) >= 4)
-		klen = strlen(p->api_key);
 	if (size > sizeof(out))
 		size = sizeof(out);
 #define PUT(src, len) do {						\
@@ -306,7 +327,7 @@ provider_redact(char *s, size_t size, const struct provider_cfg *p)
 	o += l;								\
 } while (0)
 	while (*in != '\0' && o < size - 1) {
-		if (klen > 0 && strncmp(in, p->api_key, klen) == 0) {
+		if ((klen = key_at(in, p)) > 0) {
 			PUT(REDACTED, sizeof(REDACTED) - 1);
 			in += klen;
 			boundary = 0;

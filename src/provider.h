@@ -7,6 +7,7 @@
 #include <curl/curl.h>
 #include <json-c/json.h>
 
+#include "breaker.h"
 #include "buf.h"
 #include "config.h"
 #include "plan.h"
@@ -43,6 +44,8 @@ struct provider_call {
 	struct buf		 url;
 	struct buf		 body;
 	struct curl_slist	*headers;
+	/* The pool key provider_headers sends (NULL: the provider's api_key). */
+	const char		*api_key;
 };
 
 /* An upstream error in OpenAI terms. */
@@ -220,6 +223,47 @@ struct json_object *provider_tool_call(const char *, const char *,
 
 int	provider_openai_forward(const struct candidate *, struct json_object *,
 	    const char *, struct provider_call *);
+
+/* provider-keys.c: a provider's pool of API keys. */
+
+/* Breaker slots of pool keys are named this and the key's fingerprint. */
+#define PROVIDER_KEY_SLOT	"#key:"
+
+/* The key one attempt sends. */
+struct provider_key {
+	const struct provider_cfg *provider;
+	int			 index;		/* into keys[]; -1: no pool */
+	long			 retry_after;	/* none left: s to the first back */
+	struct breaker_ticket	 brk;
+};
+
+enum provider_key_outcome {
+	KEY_OK,			/* the provider accepted it */
+	KEY_REFUSED,		/* 401, 403 or quota exhausted: set it aside */
+	KEY_NEUTRAL,		/* the attempt said nothing about the key */
+};
+
+/* Does p have a pool (more than one key)? */
+int	provider_key_pool(const struct provider_cfg *);
+/*
+ * The key of p's pool for turn (keys[turn % n] first, then the next),
+ * skipping the keys in tried (bit i: keys[i], refused in this request)
+ * and those set aside: 0 with k set
+ * (k->index -1 when p has no pool: its api_key is sent); -1 when every
+ * key left is set aside (k->retry_after: s until the first is back).
+ */
+int	provider_key_pick(const struct config *, const struct provider_cfg *,
+	    uint32_t, uint64_t, struct provider_key *);
+/* The secret of k, or NULL (no pool). */
+const char *provider_key_secret(const struct provider_key *);
+/* How k fared (why: the gateway's own short words); once per pick. */
+void	provider_key_report(struct provider_key *, enum provider_key_outcome,
+	    const char *);
+/*
+ * The index in p's pool of a breaker slot name, -1 for a key p no longer
+ * has, -2 when the slot is not a key's.
+ */
+int	provider_key_slot(const struct provider_cfg *, const char *);
 
 extern const struct provider_ops provider_openai;
 extern const struct provider_ops provider_anthropic;

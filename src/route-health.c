@@ -9,6 +9,7 @@
 
 #include "breaker.h"
 #include "config.h"
+#include "provider.h"
 #include "route.h"
 #include "store.h"
 
@@ -163,6 +164,54 @@ breaker_json(const struct breaker_info *b, int64_t now)
 	return o;
 }
 
+/* Is a slot a pool key's (provider-keys.c), not a deployment's? */
+static int
+key_slot(const struct breaker_info *b)
+{
+	return strncmp(b->model, PROVIDER_KEY_SLOT,
+	    strlen(PROVIDER_KEY_SLOT)) == 0;
+}
+
+/*
+ * One key of p's pool, by index and fingerprint (never the key): "ok",
+ * "set_aside" (refused: not sent until set_aside_until) or "probing" (one
+ * request tries it again).
+ */
+static struct json_object *
+key_json(const struct provider_cfg *p, size_t k, const struct breaker_info *in,
+    size_t n, int *aside)
+{
+	const struct breaker_info	*b = NULL;
+	struct json_object		*o = json_object_new_object();
+	const char			*state = "ok";
+	size_t				 i;
+
+	for (i = 0; i < n && b == NULL; i++)
+		if (strncmp(in[i].provider, p->name, BREAKER_PROVIDER_MAX) ==
+		    0 && provider_key_slot(p, in[i].model) == (int)k)
+			b = &in[i];
+	if (b != NULL && b->state == BREAKER_OPEN)
+		state = "set_aside";
+	else if (b != NULL && b->state == BREAKER_HALF_OPEN)
+		state = "probing";
+	*aside += b != NULL && b->state != BREAKER_CLOSED;
+	json_object_object_add(o, "index", json_object_new_int64((int64_t)k +
+	    1));
+	json_object_object_add(o, "fingerprint",
+	    json_object_new_string(p->key_fp[k]));
+	json_object_object_add(o, "state", json_object_new_string(state));
+	json_object_object_add(o, "set_aside_until", b != NULL &&
+	    b->state == BREAKER_OPEN ? ms_or_null(b->next_probe_ms) : NULL);
+	json_object_object_add(o, "refusals", json_object_new_int64(b != NULL ?
+	    (int64_t)b->failures : 0));
+	json_object_object_add(o, "last_refused_at", b != NULL ?
+	    ms_or_null(b->last_error_ms) : NULL);
+	json_object_object_add(o, "last_error", b != NULL &&
+	    b->last_error_ms > 0 ? json_object_new_string(b->last_error) :
+	    NULL);
+	return o;
+}
+
 /* GET /health/circuit-breakers: every tracked deployment. */
 int
 route_circuit_breakers(struct request *r, const char *arg)
@@ -178,7 +227,8 @@ route_circuit_breakers(struct request *r, const char *arg)
 		return r->status;
 	data = json_object_new_array();
 	for (i = 0; i < n; i++)
-		json_object_array_add(data, breaker_json(&in[i], now));
+		if (!key_slot(&in[i]))	/* pool keys: /health/detailed */
+			json_object_array_add(data, breaker_json(&in[i], now));
 	slots = json_object_new_object();
 	json_object_object_add(slots, "total", json_object_new_int64(st.slots));
 	json_object_object_add(slots, "used", json_object_new_int64(st.used));
@@ -215,8 +265,9 @@ static struct json_object *
 provider_json(const struct provider_cfg *p, const struct breaker_info *in,
     size_t n, int *degraded)
 {
-	struct json_object		*o, *deps, *e;
+	struct json_object		*o, *deps, *e, *keys;
 	const struct breaker_info	*err = NULL, *recent = NULL;
+	int				 aside = 0;
 	enum breaker_state		 state = BREAKER_CLOSED;
 	int64_t				 sum = 0, weight = 0;
 	uint64_t			 reqs = 0, fails = 0;
@@ -225,7 +276,8 @@ provider_json(const struct provider_cfg *p, const struct breaker_info *in,
 	o = json_object_new_object();
 	deps = json_object_new_array();
 	for (i = 0; i < n; i++) {
-		if (strncmp(in[i].provider, p->name, BREAKER_PROVIDER_MAX) != 0)
+		if (strncmp(in[i].provider, p->name, BREAKER_PROVIDER_MAX) !=
+		    0 || key_slot(&in[i]))
 			continue;
 		state = worse(state, in[i].state);
 		nopen += in[i].state != BREAKER_CLOSED;
@@ -267,6 +319,13 @@ provider_json(const struct provider_cfg *p, const struct breaker_info *in,
 	json_object_object_add(o, "last_error", e);
 	json_object_object_add(o, "latency_ms", latency(recent != NULL ?
 	    recent->last_latency_ms : -1, weight > 0 ? sum / weight : -1));
+	keys = json_object_new_array();
+	for (i = 0; i < p->nkeys; i++)
+		json_object_array_add(keys, key_json(p, i, in, n, &aside));
+	json_object_object_add(o, "keys", keys);
+	json_object_object_add(o, "keys_set_aside",
+	    json_object_new_int64(aside));
+	*degraded |= aside > 0;
 	return o;
 }
 

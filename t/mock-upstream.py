@@ -13,6 +13,11 @@ Endpoints
   GET  /_mock/stats    {"requests":{MODELKEY:n}, "aborted":{..}, "completed":{..}, "total":N,
                         "log":[{t,path,model,headers,body,aborted,outcome}] (last 500)}
   POST /_mock/reset    clears counters and log -> {"ok":true}
+  POST /_mock/keys     {"revoked":[KEY,..], "quota":[KEY,..]}: a chat or messages request whose
+                       credential (Authorization: Bearer KEY or x-api-key: KEY) is revoked gets
+                       401 invalid_api_key, one whose quota is gone 429 insufficient_quota (each
+                       message quotes the key, as OpenAI's does); the outcome in the log is
+                       "fault:key_revoked" / "fault:key_quota". {} clears; /_mock/reset leaves it.
   POST /_mock/faults   {"MODEL":"key=value,...", ...}: standing directives for requests whose
                        model (before '@') is MODEL, under the request's own; {} clears them
                        (an upstream that breaks and recovers while the gateway runs);
@@ -28,6 +33,8 @@ Directives (merged; message directives override model directives)
                        (fault directives: status reset malformed first_byte_delay
                         stall_after reset_after truncate_after stream_error)
   retry_after=S        add "Retry-After: S" to the error response
+  error_code=C         the error's "code" (status=CODE; e.g. context_length_exceeded)
+  error_message=M      the error's message instead of "mock fault CODE" (no commas)
   leak=1               the error message (status=CODE, stream_error=K) quotes the credentials
                        the mock received, as careless providers do: "Incorrect API key
                        provided: <key>. You sent Authorization: <value>; x-api-key: <value>"
@@ -163,6 +170,27 @@ def text_parts(content):
 
 
 FAULTS = {}     # model (before '@') -> standing directives, set by POST /_mock/faults
+KEYS = {"revoked": set(), "quota": set()}   # set by POST /_mock/keys
+
+
+def credential(headers):
+    auth = headers.get("Authorization") or ""
+    if auth.startswith("Bearer "):
+        return auth[7:]
+    return headers.get("x-api-key") or headers.get("x-goog-api-key") or ""
+
+
+def key_refusal(headers):
+    """(status, code, message) for a revoked or exhausted key, else None."""
+    key = credential(headers)
+    with LOCK:
+        revoked, quota = key in KEYS["revoked"], key in KEYS["quota"]
+    if revoked:
+        return 401, "invalid_api_key", "Incorrect API key provided: %s." % key
+    if quota:
+        return 429, "insufficient_quota", ("You exceeded your current quota, please check "
+                                           "your plan and billing details. Key: %s" % key)
+    return None
 
 
 def directives(body, model, parts=text_parts):
@@ -513,6 +541,16 @@ class Handler(BaseHTTPRequestHandler):
                     FAULTS.clear()
                     FAULTS.update(new)
                 self.send_body(200, dumps({"ok": True, "faults": req}))
+            elif path == "/_mock/keys":
+                try:
+                    req = json.loads(raw.decode("utf-8") or "{}")
+                    new = {k: set(str(x) for x in req.get(k, [])) for k in ("revoked", "quota")}
+                except (ValueError, UnicodeDecodeError, AttributeError, TypeError):
+                    self.send_body(400, error_body(400, "expected {\"revoked\": [KEY,..]}"))
+                    return
+                with LOCK:
+                    KEYS.update(new)
+                self.send_body(200, dumps({"ok": True}))
             elif path == "/_mock/reset":
                 reset_state()
                 self.send_body(200, dumps({"ok": True}))
@@ -586,6 +624,15 @@ class Handler(BaseHTTPRequestHandler):
             return
         model = body.get("model") if isinstance(body.get("model"), str) else "mock"
         entry, nth = self.log_request_entry(path, model, body)
+        refused = key_refusal(self.headers)
+        if refused is not None:
+            code, ecode, message = refused
+            etype = "insufficient_quota" if code == 429 else "invalid_request_error"
+            self.send_body(code, dumps({"error": {"message": message, "type": etype,
+                                                  "param": None, "code": ecode}}))
+            self.finish_entry(entry, model, "fault:key_" + ("quota" if code == 429 else "revoked"),
+                              False)
+            return
         d = directives(body, model)
         if "times" in d and nth > num(d, "times"):
             for k in FAULT_KEYS:
@@ -606,10 +653,13 @@ class Handler(BaseHTTPRequestHandler):
             elif "status" in d:
                 code = int(num(d, "status", 500))
                 extra = [("Retry-After", d["retry_after"])] if "retry_after" in d else []
-                message = "mock fault %d" % code
+                message = d.get("error_message", "mock fault %d" % code)
                 if num(d, "leak"):
                     message = leaked(self.headers, message)
-                self.send_body(code, error_body(code, message), extra=extra)
+                body_out = json.loads(error_body(code, message))
+                if "error_code" in d:
+                    body_out["error"]["code"] = d["error_code"]
+                self.send_body(code, dumps(body_out), extra=extra)
             elif stream:
                 outcome = self.chat_stream(body, model, d, outcome)
             elif not self.was_reset:
@@ -761,6 +811,14 @@ class Handler(BaseHTTPRequestHandler):
         else:
             entry, nth = self.log_request_entry(path, None, raw.decode("utf-8", "replace"))
         rid_hdr = [("request-id", rid)]
+        refused = key_refusal(self.headers)
+        if refused is not None:
+            code, _, message = refused
+            etype = "rate_limit_error" if code == 429 else "authentication_error"
+            self.send_body(code, anth_error_body(etype, message, rid), extra=rid_hdr)
+            self.finish_entry(entry, model, "fault:key_" + ("quota" if code == 429 else "revoked"),
+                              False)
+            return
         try:
             bad = anth_validate(self.headers, body)
             if bad:
@@ -793,6 +851,7 @@ class Handler(BaseHTTPRequestHandler):
                 code = int(num(d, "status", 500))
                 etype = ANTH_ERROR_TYPES.get(code, "api_error")
                 message = "Overloaded" if code == 529 else "mock fault %d" % code
+                message = d.get("error_message", message)
                 if num(d, "leak"):
                     message = leaked(self.headers, message)
                 extra = list(rid_hdr)

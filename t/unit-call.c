@@ -441,6 +441,33 @@ test_loop(void)
 	is_int(served_count(), 1, "without trying the fallback");
 }
 
+/* The smooth weighted round robin deployments are spread by. */
+static void
+test_swrr(void)
+{
+	static const long	 w31[] = { 3, 1 }, w521[] = { 5, 2, 1 };
+	char			 seq[16];
+	size_t			 i, count[3], start;
+	int			 exact = 1;
+
+	for (i = 0; i < 4; i++)
+		seq[i] = (char)('a' + call_swrr(w31, 2, i));
+	seq[4] = '\0';
+	is_str(seq, "aaba", "3:1 is a a b a: smooth, not a a a b");
+	for (i = 0; i < 8; i++)
+		seq[i] = (char)('a' + call_swrr(w521, 3, i));
+	seq[8] = '\0';
+	is_str(seq, "abaacaba", "5:2:1 in one cycle of 8");
+	/* Any 8 consecutive turns (the cycle repeats): exactly 5, 2, 1. */
+	for (start = 0; start < 8; start++) {
+		memset(count, 0, sizeof(count));
+		for (i = start; i < start + 8; i++)
+			count[call_swrr(w521, 3, i % 8)]++;
+		exact &= count[0] == 5 && count[1] == 2 && count[2] == 1;
+	}
+	ok(exact, "every window of 8 consecutive turns holds 5, 2 and 1");
+}
+
 int
 main(void)
 {
@@ -483,6 +510,7 @@ main(void)
 
 	test_outcomes();
 	test_loop();
+	test_swrr();
 
 	upstream_handle_free(worker.curl);
 	pthread_mutex_lock(&srv.lock);

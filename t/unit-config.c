@@ -999,6 +999,170 @@ test_missing_file(void)
 	ok(1, "config_free(NULL) is harmless");
 }
 
+/* api_key pools and context_fallback (issue 9, item 4). */
+static void
+test_pools(void)
+{
+	struct config		*c;
+	struct provider_cfg	*p;
+	char			 path[64], err[512];
+	size_t			 i;
+
+	setenv("LLMGATE_UNIT_POOL_1", "sk-pool-one-0123456789", 1);
+	setenv("LLMGATE_UNIT_POOL_2", "sk-pool-two-0123456789", 1);
+	setenv(KEY_SET, "sk-unit-secret", 1);
+	c = load("[gateway]\ndata_dir = /tmp\n"
+	    "[provider a]\nbase_url = http://a\n"
+	    "api_key = env:LLMGATE_UNIT_POOL_1 , env:LLMGATE_UNIT_POOL_2,\n"
+	    "    env:" KEY_SET "\n"
+	    "key_cooldown_s = 90\n"
+	    "[provider b]\nbase_url = http://b\napi_key = env:" KEY_SET "\n"
+	    "[model m]\nprovider = a\ncontext_fallback = big\n"
+	    "[model big]\nprovider = b\n"
+	    "[model snap]\nlike = m\nprovider = a\n",
+	    path, sizeof(path), err, sizeof(err));
+	ok(c != NULL, "a pool of three keys loads (%s)", err);
+	if (c != NULL) {
+		p = &c->providers[0];
+		is_int(p->nkeys, 3, "three keys, continuation line included");
+		is_int(p->available, 1, "the pool's provider is available");
+		if (p->nkeys == 3) {
+			is_str(p->keys[0], "sk-pool-one-0123456789", "key 1");
+			is_str(p->keys[2], "sk-unit-secret", "key 3");
+			ok(p->api_key == p->keys[0], "api_key is the first");
+			is_str(p->api_key_ref, "env:LLMGATE_UNIT_POOL_1",
+			    "api_key_ref is the first reference");
+			for (i = 0; i < 3; i++)
+				ok(strncmp(p->key_fp[i], "sha256:", 7) == 0 &&
+				    strlen(p->key_fp[i]) == 15 &&
+				    strstr(p->keys[i], p->key_fp[i] + 7) == NULL,
+				    "key %zu: fingerprint %s", i + 1,
+				    p->key_fp[i]);
+			ok(strcmp(p->key_fp[0], p->key_fp[1]) != 0,
+			    "fingerprints differ");
+			/* sha256("sk-pool-one-0123456789") */
+		}
+		is_int(p->key_cooldown, 90, "key_cooldown_s");
+		is_int(c->providers[1].nkeys, 1, "one key: a pool of one");
+		is_int(c->providers[1].key_cooldown, 60,
+		    "key_cooldown_s default 60");
+		is_str(config_model(c, "m")->context_fallback, "big",
+		    "context_fallback");
+		is_str(config_model(c, "snap")->context_fallback, "big",
+		    "like inherits context_fallback");
+		ok(config_model(c, "big")->context_fallback == NULL,
+		    "no context_fallback by default");
+	}
+	config_free(c);
+
+	/* One missing key: the provider is unavailable, naming it. */
+	unsetenv(KEY_UNSET);
+	c = load("[gateway]\ndata_dir = /tmp\n[provider a]\n"
+	    "base_url = http://a\napi_key = env:LLMGATE_UNIT_POOL_1, env:"
+	    KEY_UNSET "\n", path, sizeof(path), err, sizeof(err));
+	ok(c != NULL, "a pool with a missing key loads (%s)", err);
+	if (c != NULL) {
+		p = &c->providers[0];
+		ok(!p->available && p->nkeys == 0 && p->api_key == NULL,
+		    "a pool with a missing key: unavailable, no key kept");
+		like(p->unavailable, KEY_UNSET, "names the missing variable");
+	}
+	config_free(c);
+
+	bad("literal key in a pool", "[gateway]\ndata_dir = /tmp\n"
+	    "[provider a]\nbase_url = http://a\n"
+	    "api_key = env:A, sk-literal-secret\n", 5,
+	    "api_key: secrets never live in the INI");
+	c = load("[gateway]\ndata_dir = /tmp\n[provider a]\n"
+	    "base_url = http://a\napi_key = env:A, sk-literal-secret\n", path,
+	    sizeof(path), err, sizeof(err));
+	ok(c == NULL && strstr(err, "sk-literal") == NULL,
+	    "a literal key in a pool is not echoed");
+	config_free(c);
+	bad("gigachat pool", "[gateway]\ndata_dir = /tmp\n"
+	    "[provider g]\ntype = gigachat\nbase_url = http://a\n"
+	    "api_key = env:A, env:B\n", 3, "gigachat takes one api_key");
+	bad("key_cooldown_s 0", "[gateway]\ndata_dir = /tmp\n"
+	    "[provider a]\nbase_url = http://a\nkey_cooldown_s = 0\n", 5,
+	    "key_cooldown_s: 0 is out of range");
+	bad("context_fallback to a missing model", "[gateway]\n"
+	    "data_dir = /tmp\n[provider a]\nbase_url = http://a\n"
+	    "[model m]\nprovider = a\ncontext_fallback = ghost\n", 5,
+	    "context_fallback: no [model ghost]");
+	bad("context_fallback to itself", "[gateway]\ndata_dir = /tmp\n"
+	    "[provider a]\nbase_url = http://a\n"
+	    "[model m]\nprovider = a\ncontext_fallback = m\n", 5,
+	    "context_fallback is the model itself");
+}
+
+/* Several deployments of one [model]. */
+static void
+test_deployments(void)
+{
+	struct config		*c;
+	const struct model_cfg	*m;
+	char			 path[64], err[512];
+	static const char	 head[] = "[gateway]\ndata_dir = /tmp\n"
+	    "[provider a]\nbase_url = http://a\n"
+	    "[provider b]\nbase_url = http://b\n";
+	char			 text[1024];
+
+	snprintf(text, sizeof(text), "%s[model m]\ninput_price = 2\n"
+	    "output_price = 8\n"
+	    "deployment = a gpt-4o weight=3\n"
+	    "deployment = b  gpt-4o-eu:v2   weight=1 input_price=2.5 "
+	    "output_price=10\n"
+	    "deployment = a other\n", head);
+	c = load(text, path, sizeof(path), err, sizeof(err));
+	ok(c != NULL, "three deployments load (%s)", err);
+	if (c != NULL && (m = config_model(c, "m")) != NULL) {
+		is_int(m->ndeploys, 3, "three");
+		if (m->ndeploys == 3) {
+			is_str(m->deploys[0].provider->name, "a", "1: provider");
+			is_str(m->deploys[0].upstream, "gpt-4o", "1: upstream");
+			is_int(m->deploys[0].weight, 3, "1: weight");
+			is_int(m->deploys[0].input_price, 2000000,
+			    "1: the model's price");
+			is_str(m->deploys[1].upstream, "gpt-4o-eu:v2",
+			    "2: an upstream id with a colon");
+			is_int(m->deploys[1].input_price, 2500000, "2: its own "
+			    "input price");
+			is_int(m->deploys[1].output_price, 10000000, "2: its own "
+			    "output price");
+			is_int(m->deploys[1].cached_input_price, 2500000,
+			    "2: cached price follows its own input price");
+			is_int(m->deploys[2].weight, 1, "3: weight default 1");
+		}
+		is_str(m->provider->name, "a", "the model's provider is the "
+		    "first deployment's");
+		is_str(m->upstream, "gpt-4o", "and its upstream");
+	}
+	config_free(c);
+
+	snprintf(text, sizeof(text), "%s[model m]\nprovider = a\n"
+	    "deployment = b x\n", head);
+	bad("deployment with provider", text, 7, "replace provider and "
+	    "upstream");
+	snprintf(text, sizeof(text), "%s[model m]\ndeployment = c x\n", head);
+	bad("deployment to a missing provider", text, 7,
+	    "deployment: no [provider c]");
+	snprintf(text, sizeof(text), "%s[model m]\ndeployment = a\n", head);
+	bad("deployment without upstream", text, 8, "expected \"PROVIDER "
+	    "UPSTREAM");
+	snprintf(text, sizeof(text), "%s[model m]\ndeployment = a x "
+	    "weight=0\n", head);
+	bad("weight 0", text, 8, "weight: expected 1..100");
+	snprintf(text, sizeof(text), "%s[model m]\ndeployment = a x "
+	    "weight=3 colour=red\n", head);
+	bad("unknown option", text, 8, "unknown option \"colour\"");
+	snprintf(text, sizeof(text), "%s[model m]\ndeployment = a x "
+	    "input_price=abc\n", head);
+	bad("bad deployment price", text, 8, "input_price");
+	snprintf(text, sizeof(text), "%s[model m*]\ndeployment = a x\n",
+	    head);
+	bad("template with deployments", text, 7, "deployment is not allowed");
+}
+
 int
 main(void)
 {
@@ -1016,5 +1180,7 @@ main(void)
 	test_routing();
 	test_routing_errors();
 	test_missing_file();
+	test_pools();
+	test_deployments();
 	return tap_done();
 }

@@ -554,6 +554,104 @@ test_templates(void)
 	config_free(c);
 }
 
+/* context_fallback: in the plan from the start, flagged, under the rules. */
+static void
+test_context(void)
+{
+	struct config	*c = load("[gateway]\ndata_dir = /tmp\n"
+	    "[provider p]\nbase_url = http://p\napi_key = none\n"
+	    "[model small]\nprovider = p\nfallback = other\n"
+	    "context_fallback = big\ninput_price = 1\n"
+	    "[model big]\nprovider = p\ninput_price = 9\n"
+	    "[model other]\nprovider = p\ninput_price = 1\n"
+	    "[model both]\nprovider = p\nfallback = big\n"
+	    "context_fallback = big\n"
+	    "[tier T3]\ndowngrade = big -> other\n");
+	struct plan	 pl;
+
+	ok(c != NULL, "context config loads");
+	if (c == NULL)
+		return;
+	is_int(plan_resolve(c, "small", &pl), PLAN_OK, "small resolves");
+	is_str(names(&pl), "small other big", "the context_fallback comes last");
+	is_int(pl.c[0].flags | pl.c[1].flags, 0,
+	    "the model and its fallback serve without a context error");
+	is_int(pl.c[2].flags, CAND_ON_CONTEXT | CAND_CONTEXT_ONLY,
+	    "big serves only after a context error");
+	is_int(pl.c[2].input_price, 9000000,
+	    "priced (so admission reserves for it)");
+	is_int(plan_resolve(c, "both", &pl), PLAN_OK, "both resolves");
+	is_str(names(&pl), "both big", "a fallback that is also the "
+	    "context_fallback is planned once");
+	is_int(pl.c[1].flags, CAND_ON_CONTEXT,
+	    "and serves either way");
+	is_int(plan_resolve_routed(c, "small", NULL, NULL, refuse_one,
+	    (void *)"big", &pl), PLAN_OK, "the policy refuses big");
+	is_str(names(&pl), "small other", "no context_fallback then");
+	is_int(plan_resolve_routed(c, "small", NULL, NULL, refuse_one,
+	    (void *)"small", &pl), PLAN_OK, "the policy refuses small");
+	is_str(names(&pl), "other big", "its context_fallback stays behind "
+	    "what serves");
+	is_int(plan_resolve_routed(c, "small", c->gw.default_tier_cfg, NULL,
+	    NULL, NULL, &pl), PLAN_OK, "with a tier that downgrades big");
+	is_str(names(&pl), "small other", "the downgraded context_fallback "
+	    "is other, already planned");
+	ok(pl.c[1].flags == CAND_ON_CONTEXT, "other serves after a context "
+	    "error too");
+	is_int(plan_resolve_routed(c, "big", NULL, NULL, refuse_one,
+	    (void *)"big", &pl), PLAN_UNAVAILABLE,
+	    "no context_fallback alone in a plan");
+	config_free(c);
+}
+
+/* A [model] with several deployments: one candidate each, one group. */
+static void
+test_deployments(void)
+{
+	struct config	*c = load("[gateway]\ndata_dir = /tmp\n"
+	    "[provider a]\nbase_url = http://a\napi_key = none\n"
+	    "[provider b]\nbase_url = http://b\napi_key = none\n"
+	    "[provider gone]\nbase_url = http://g\n"
+	    "api_key = env:" KEY_UNSET "\n"
+	    "[model m]\ninput_price = 1\noutput_price = 2\n"
+	    "deployment = a m-a weight=3\n"
+	    "deployment = gone m-g weight=5\n"
+	    "deployment = b m-b input_price=4 output_price=8\n"
+	    "fallback = f\ncontext_fallback = m2\n"
+	    "[model f]\nprovider = a\n"
+	    "[model m2]\ninput_price = 1\n"
+	    "deployment = a m2-a\ndeployment = b m2-b\n"
+	    "[model g]\ninput_price = 1\n"
+	    "deployment = gone g-g\ndeployment = b g-b\n");
+	struct plan	 pl;
+	struct candidate k;
+
+	ok(c != NULL, "deployments config loads");
+	if (c == NULL)
+		return;
+	is_int(plan_resolve(c, "m", &pl), PLAN_OK, "m resolves");
+	is_str(names(&pl), "m m f m2 m2", "m twice (its provider 'gone' has "
+	    "no key), f, m2 twice");
+	is_str(pl.c[0].upstream, "m-a", "deployment 1: upstream");
+	is_str(pl.c[0].provider->name, "a", "deployment 1: provider");
+	is_int(pl.c[0].weight, 3, "deployment 1: weight");
+	is_int(pl.c[0].output_price, 2000000, "deployment 1: the model's "
+	    "price");
+	is_str(pl.c[1].provider->name, "b", "deployment 3: provider");
+	is_int(pl.c[1].output_price, 8000000, "deployment 3: its own price");
+	ok(pl.c[0].group == 0 && pl.c[0].group_n == 2 && pl.c[1].group == 0 &&
+	    pl.c[1].group_n == 2, "one group of two");
+	is_int(pl.c[2].group_n, 0, "f: no group");
+	ok(pl.c[3].group == 3 && pl.c[4].group_n == 2 &&
+	    (pl.c[3].flags & pl.c[4].flags & CAND_CONTEXT_ONLY),
+	    "the context_fallback's deployments: a group, context only");
+	is_str(pl.c[0].name, "m", "served as the model's name");
+	ok(plan_lookup(c, "g", &k) == 0 && strcmp(k.provider->name, "b") == 0 &&
+	    strcmp(k.upstream, "g-b") == 0, "plan_lookup: the first deployment "
+	    "that can serve (/v1/models lists g)");
+	config_free(c);
+}
+
 int
 main(void)
 {
@@ -572,5 +670,7 @@ main(void)
 	config_free(cfg);
 	test_routed();
 	test_templates();
+	test_context();
+	test_deployments();
 	return tap_done();
 }

@@ -5,6 +5,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "../src/log.h"
 #include "../src/provider.h"
 #include "tap.h"
 
@@ -876,6 +877,27 @@ test_redact(void)
 	ok(strstr(e.message, "MYSECRETKEY99") == NULL &&
 	    strstr(e.code, "0123456789") == NULL &&
 	    strstr(e.param, "zzzz") == NULL, "redact: every field of an error");
+
+	/* A pool: every key, the longest first when one begins another. */
+	{
+		char	*pool[3] = { "MYSECRETKEY99", "POOLKEY2xyz",
+		    "POOLKEY2xyz-longer" };
+
+		p.keys = pool;
+		p.nkeys = 3;
+		snprintf(buf, sizeof(buf), "sent POOLKEY2xyz, then "
+		    "POOLKEY2xyz-longer, then MYSECRETKEY99.");
+		provider_redact(buf, sizeof(buf), &p);
+		is_str(buf, "sent [redacted], then [redacted], then [redacted].",
+		    "redact: every key of a pool, whole");
+		p.api_key = NULL;
+		snprintf(buf, sizeof(buf), "key 3 POOLKEY2xyz-longer");
+		provider_redact(buf, sizeof(buf), &p);
+		is_str(buf, "key 3 [redacted]", "redact: pool keys without "
+		    "api_key");
+		p.keys = NULL;
+		p.nkeys = 0;
+	}
 }
 
 /*
@@ -957,6 +979,119 @@ test_huge_usage(void)
 	}
 }
 
+/* The injected clock of the key pool test. */
+static int64_t	 pool_now = 1700000000000LL;
+
+static int64_t
+pool_clock(void)
+{
+	return pool_now;
+}
+
+/*
+ * provider_key_pick and provider_key_report: keys in turn; a refused key
+ * is set aside for key_cooldown_s in the shared region (a second config,
+ * as another process would have, sees it), then probed by one request.
+ */
+static void
+test_key_pool(void)
+{
+	struct config		 cfg, other;
+	struct provider_cfg	 p;
+	struct provider_key	 k, k2;
+	char			*keys[3] = { "sk-pool-aaaaaaaaaaaa",
+	    "sk-pool-bbbbbbbbbbbb", "sk-pool-cccccccccccc" };
+	char			*fp[3] = { "sha256:00000001", "sha256:00000002",
+	    "sha256:00000003" };
+	char			 dir[] = "/tmp/llmgate-unit-pool-XXXXXX", path[64];
+	int			 i, seen[3] = { 0, 0, 0 }, rc;
+
+	if (mkdtemp(dir) == NULL) {
+		ok(0, "key pool: a temporary directory");
+		return;
+	}
+	log_threshold = LOG_ERROR;
+	breaker_set_clock(pool_clock);
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.gw.data_dir = dir;
+	other = cfg;
+	memset(&p, 0, sizeof(p));
+	p.name = "pooled";
+	p.keys = keys;
+	p.key_fp = fp;
+	p.nkeys = 3;
+	p.api_key = keys[0];
+	p.key_cooldown = 60;
+	p.connect_timeout = 1000;
+	p.first_byte_timeout = 10;
+
+	ok(provider_key_pool(&p), "three keys are a pool");
+	for (i = 0; i < 6; i++) {
+		rc = provider_key_pick(&cfg, &p, 0, (uint64_t)i, &k);
+		if (rc == 0 && k.index >= 0)
+			seen[k.index]++;
+		provider_key_report(&k, KEY_OK, NULL);
+	}
+	ok(seen[0] == 2 && seen[1] == 2 && seen[2] == 2,
+	    "six turns: each key twice (%d %d %d)", seen[0], seen[1], seen[2]);
+	ok(provider_key_secret(&k) == NULL, "a reported key is spent");
+
+	/* Key 2 refused: set aside, for this process and any other. */
+	ok(provider_key_pick(&cfg, &p, 0, 1, &k) == 0 && k.index == 1,
+	    "turn 1: key 2");
+	provider_key_report(&k, KEY_REFUSED, "HTTP 401");
+	for (i = 0, rc = 0; i < 30; i++) {
+		if (provider_key_pick(&other, &p, 0, (uint64_t)i, &k2) == 0 &&
+		    k2.index == 1)
+			rc = 1;
+		provider_key_report(&k2, KEY_NEUTRAL, NULL);
+	}
+	is_int(rc, 0, "30 turns: key 2 never picked while set aside");
+	ok(provider_key_pick(&cfg, &p, 0, 1, &k) == 0 && k.index == 2,
+	    "its turn goes to the next key");
+	provider_key_report(&k, KEY_OK, NULL);
+	/* This request's own refusals: tried keys are not picked again. */
+	ok(provider_key_pick(&cfg, &p, 1u << 2, 1, &k) == 0 && k.index == 0,
+	    "key 3 refused in this request, key 2 set aside: key 1");
+	provider_key_report(&k, KEY_NEUTRAL, NULL);
+	rc = provider_key_pick(&cfg, &p, 1u << 0 | 1u << 2, 0, &k);
+	ok(rc == -1 && k.index == -1, "every key refused or set aside: none");
+	ok(k.retry_after > 0 && k.retry_after <= 60,
+	    "back in %ld s", k.retry_after);
+
+	/* After the cooldown: one probe; refused, set aside again. */
+	pool_now += 61 * 1000;
+	ok(provider_key_pick(&cfg, &p, 0, 1, &k) == 0 && k.index == 1,
+	    "after key_cooldown_s: key 2 is probed");
+	ok(provider_key_pick(&other, &p, 0, 1, &k2) == 0 && k2.index == 2,
+	    "while its probe runs, others get the next key");
+	provider_key_report(&k2, KEY_OK, NULL);
+	provider_key_report(&k, KEY_REFUSED, "HTTP 401");
+	ok(provider_key_pick(&cfg, &p, 0, 1, &k) == 0 && k.index == 2,
+	    "the probe refused: set aside again");
+	provider_key_report(&k, KEY_OK, NULL);
+	pool_now += 61 * 1000;
+	ok(provider_key_pick(&cfg, &p, 0, 1, &k) == 0 && k.index == 1,
+	    "probed again later");
+	provider_key_report(&k, KEY_OK, NULL);
+	ok(provider_key_pick(&other, &p, 0, 1, &k) == 0 && k.index == 1,
+	    "accepted: back in turn");
+	provider_key_report(&k, KEY_OK, NULL);
+	is_int(provider_key_slot(&p, "#key:sha256:00000003"), 2,
+	    "a slot name -> its key");
+	is_int(provider_key_slot(&p, "gpt-4o"), -2, "a deployment is no key");
+
+	/* One key: no pool, no state. */
+	p.nkeys = 1;
+	ok(!provider_key_pool(&p) && provider_key_pick(&cfg, &p, 0, 5, &k) ==
+	    0 && k.index == -1 && provider_key_secret(&k) == NULL,
+	    "one key: the provider's api_key, untracked");
+	breaker_set_clock(NULL);
+	snprintf(path, sizeof(path), "%s/%s", dir, BREAKER_FILE);
+	unlink(path);
+	rmdir(dir);
+}
+
 int
 main(void)
 {
@@ -971,5 +1106,6 @@ main(void)
 	test_redact();
 	test_check();
 	test_huge_usage();
+	test_key_pool();
 	return tap_done();
 }
