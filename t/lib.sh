@@ -874,6 +874,7 @@ print(" ".join("%.6f" % t for t in sent[-1]) if sent else "none")' 2>&1)"
 # one_minute FUNC          FUNC's requests in one calendar minute (rerun)
 # gw_worker_pids           the llmgate processes under the running server
 # gw_streaming_pids [PID...]  those of them the mock is still answering
+# gw_binary_pids           every process running $LLMGATE
 # use_binary_copies        (below) run copies of both binaries from $TMPDIR_T/bin
 
 ADMIN_BIN=${LLMGATE_ADMIN:-$top_builddir/src/llmgate-admin}
@@ -985,6 +986,16 @@ gw_worker_pids() {
 			[ "$(readlink "/proc/$p/exe" 2>/dev/null | sed 's/ (deleted)$//')" = "$exe" ] &&
 			    echo "$p"
 		done
+	done
+}
+
+# gw_binary_pids: every process running the $LLMGATE binary, whoever started
+# it (a spawn-fcgi or systemd restart leaves the server's process tree).
+gw_binary_pids() {
+	local p exe
+	exe=$(readlink -f "$LLMGATE")
+	for p in /proc/[0-9]*; do
+		[ "$(readlink "$p/exe" 2>/dev/null)" = "$exe" ] && echo "${p#/proc/}"
 	done
 }
 

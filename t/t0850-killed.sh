@@ -78,17 +78,8 @@ chunks_at_least() {	# N DIR...: every DIR/body holds N chunks or more
 
 rid_of() { tr -d '\r' <"$1/hdr" | sed -n 's/^[Xx]-[Rr]equest-[Ii]d: //p' | tail -n 1; }
 
-# The gateway processes (the binary copy is this test's own).
-gw_procs() {
-	local p exe
-	exe=$(readlink -f "$LLMGATE")
-	for p in /proc/[0-9]*; do
-		[ "$(readlink "$p/exe" 2>/dev/null)" = "$exe" ] && echo "${p#/proc/}"
-	done
-}
-
 # The gateway processes with an upstream request the mock is answering.
-busy_procs() { gw_streaming_pids $(gw_procs); }
+busy_procs() { gw_streaming_pids $(gw_binary_pids); }
 
 # Rows of the key's killed requests, as "rid died cost" lines.
 rows_of() {	# KEY-NAME
@@ -266,7 +257,7 @@ as_gw_user env -i PATH="$_lib_path" LLMGATE_CONFIG="$CONF" MOCK_API_KEY="$MOCK_A
 cgi=$!
 mkdir -p "$TMPDIR_T/orphan" && ln -sf "$TMPDIR_T/orphan.out" "$TMPDIR_T/orphan/body"
 ok "a CGI process streams" wait_until 30 chunks_at_least 15 "$TMPDIR_T/orphan"
-victims=$(gw_procs)	# the only gateway process now (the job is a subshell)
+victims=$(gw_binary_pids)	# the only gateway process now (the job is a subshell)
 ok "found it: $(echo $victims)" test "$(echo $victims | wc -w)" = 1
 kill -KILL $victims
 wait "$cgi" 2>/dev/null

@@ -16,7 +16,9 @@ export MOCK_API_KEY=Zt0860-provider-credential-9f8e7d6c
 export LLMGATE_MASTER_KEY=sk-master-t0860-key
 CONF=$TMPDIR_T/llmgate.ini
 
-write_mock_gateway "$CONF" "log_level = debug" "max_body = 65536"
+# breaker = off: every front end sends the same failing mock deployment
+# (401s, 429s, 5xx) on purpose; breakers are t0835's.
+write_mock_gateway "$CONF" "log_level = debug" "max_body = 65536" "breaker = off"
 cat >>"$CONF" <<EOF
 [provider claude]
 type = anthropic

@@ -158,41 +158,8 @@ print("; ".join(sorted(bad)))' "${rids[@]}"
 
 reserved_of() { admin balance "$1" --json | jx 'd["reserved_micro_usd"]'; }
 
-# The gateway processes (the binary copy is this test's own).
-gw_procs() {
-	local p exe
-	exe=$(readlink -f "$LLMGATE")
-	for p in /proc/[0-9]*; do
-		[ "$(readlink "$p/exe" 2>/dev/null)" = "$exe" ] && echo "${p#/proc/}"
-	done
-}
-
 # The gateway processes with an upstream request the mock is answering.
-busy_procs() {
-	mock_log | python3 -c '
-import json, os, sys
-port, pids = int(sys.argv[1]), sys.argv[2:]
-busy = {int(e["peer"].rsplit(":", 1)[1]) for e in json.load(sys.stdin)["log"] if not e.get("done", True)}
-inodes = set()
-for line in open("/proc/net/tcp").read().splitlines()[1:]:
-    f = line.split()
-    if int(f[2].split(":")[1], 16) == port and int(f[1].split(":")[1], 16) in busy:
-        inodes.add(f[9])
-for p in pids:
-    try:
-        fds = os.listdir("/proc/%s/fd" % p)
-    except OSError:
-        continue
-    for fd in fds:
-        try:
-            link = os.readlink("/proc/%s/fd/%s" % (p, fd))
-        except OSError:
-            continue
-        if link.startswith("socket:[") and link[8:-1] in inodes:
-            print(p)
-            break
-' "$MOCK_PORT" $(gw_procs)
-}
+busy_procs() { gw_streaming_pids $(gw_binary_pids); }
 
 chunks_at_least() {	# N DIR: DIR/body holds N chunks or more
 	[ "$(grep -c '^data: {' "$2/body" 2>/dev/null)" -ge "$1" ]
