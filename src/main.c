@@ -703,6 +703,29 @@ warn_reservation_ttl(const struct config *c, int to_stdout)
 		log_warn("%s", msg);
 }
 
+/* Every deployment of m (requests are spread among them by weight). */
+static void
+print_deployments(const struct model_cfg *m)
+{
+	const struct deployment_cfg	*d;
+	char				 in[32], out[32];
+	size_t				 i;
+
+	for (i = 0; i < m->ndeploys; i++) {
+		d = &m->deploys[i];
+		money_format_usd(d->input_price >= 0 ? d->input_price :
+		    m->input_price, in, sizeof(in));
+		money_format_usd(d->output_price >= 0 ? d->output_price :
+		    m->output_price, out, sizeof(out));
+		printf("  deployment %s%s, upstream %s, weight %ld: input $%s, "
+		    "output $%s per 1M tokens\n", d->provider->name,
+		    d->provider->available ? "" : " (unavailable)",
+		    d->upstream, d->weight, in, out);
+	}
+	if (m->context_fallback != NULL)
+		printf("  context_fallback %s\n", m->context_fallback);
+}
+
 /* --check-config --model NAME: what serves the name and what prices it. */
 static void
 print_model(const struct config *c, const char *name)
@@ -732,6 +755,7 @@ print_model(const struct config *c, const char *name)
 	printf(": input $%s, output $%s per 1M tokens, at most %lld "
 	    "completion tokens per choice\n", in, out,
 	    (long long)k.max_tokens);
+	print_deployments(k.model);
 }
 
 static void

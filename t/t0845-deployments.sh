@@ -159,6 +159,14 @@ key_health() {	# P INDEX EXPR
 	    jx "next(($3 for p in d['providers'] if p['name'] == '$1' for k in p['keys'] if k['index'] == $2), 'none')"
 }
 
+# What serves a name, for the operator: every deployment and the context fallback.
+out=$("$LLMGATE" --config "$CONF" --check-config --model spread --model small 2>&1)
+like "$out" 'deployment mock, upstream dep-a, weight 3: input \$[0-9.]+' \
+    "--check-config --model: the first deployment, its weight and price"
+like "$out" 'deployment mock2, upstream dep-b, weight 1: input \$50\.0+, output \$50\.0+' \
+    "--check-config --model: the second deployment at its own price"
+like "$out" 'context_fallback big' "--check-config --model: the context fallback"
+
 create_key poor --name poor --prepaid
 ok "topup poor 0.01" admin topup poor 0.01
 create_key narrow --name narrow --models "small other"
