@@ -15,6 +15,7 @@ DURATION=${1:-10}
 CONNS=${2:-16}
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../../t/lib.sh"
+. "$here/common.sh"
 
 command -v wrk >/dev/null || bail "wrk is not installed (t/setup-deps.sh)"
 setup_tmp
@@ -27,58 +28,18 @@ cc -O2 -o "$B/bare-responder" "$here/bare-responder.c" -lfcgi -lpthread ||
 chmod 0755 "$B" "$B/bare-responder"
 
 # A fast upstream: nginx answering every POST with a fixed completion.
-UP_PORT=$(free_port)
-mkdir -p "$B/nginx"
-cat >"$B/nginx/nginx.conf" <<EOF2
-worker_processes 1;
-pid $B/nginx/nginx.pid;
-error_log $B/nginx/error.log;
-events { worker_connections 1024; }
-http {
-	access_log off;
-	client_body_temp_path $B/nginx;
-	proxy_temp_path $B/nginx;
-	fastcgi_temp_path $B/nginx;
-	uwsgi_temp_path $B/nginx;
-	scgi_temp_path $B/nginx;
-	keepalive_requests 1000000;
-	server {
-		listen 127.0.0.1:$UP_PORT;
-		location / {
+upstream_nginx "$B/nginx" "	keepalive_requests 1000000;" '		location / {
 			default_type application/json;
-			return 200 '{"id":"chatcmpl-bench","object":"chat.completion","created":0,"model":"bench","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":1,"total_tokens":6}}';
-		}
-	}
-}
-EOF2
-_spawn "$B/nginx/out.log" nginx -g 'daemon off;' -c "$B/nginx/nginx.conf"
+			return 200 '"'"'{"id":"chatcmpl-bench","object":"chat.completion","created":0,"model":"bench","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":1,"total_tokens":6}}'"'"';
+		}'
 wait_until 10 curl -sf -o /dev/null -X POST "http://127.0.0.1:$UP_PORT/v1/chat/completions" ||
     bail "upstream nginx did not start"
 
 export LLMGATE_MASTER_KEY=sk-bench-master
 CONF=$TMPDIR_T/bench.ini
-cat >"$CONF" <<EOF2
-[gateway]
-data_dir = $TMPDIR_T/data
-master_key = env:LLMGATE_MASTER_KEY
-log_level = ${BENCH_LOG_LEVEL:-info}
-accounting = ACCOUNTING
-
-[provider fast]
-type = openai
-base_url = http://127.0.0.1:$UP_PORT/v1
-api_key = none
-
-[model bench]
-provider = fast
-input_price = 1.00
-output_price = 2.00
-; no per-model rate limit: the bench measures the accounting, not 429s
-rpm = 0
-EOF2
 OFF_CONF=$TMPDIR_T/bench-off.ini
-sed 's/^accounting = ACCOUNTING/accounting = off/' "$CONF" >"$OFF_CONF"
-sed -i 's/^accounting = ACCOUNTING/accounting = on/' "$CONF"
+bench_ini "$CONF" on "${BENCH_LOG_LEVEL:-info}"
+bench_ini "$OFF_CONF" off "${BENCH_LOG_LEVEL:-info}"
 ADMIN_CONF=$CONF
 
 post_lua() {	# KEY: the wrk script sending one chat request with that key

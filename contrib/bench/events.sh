@@ -17,10 +17,11 @@ EVENTS=${1:-500}
 RUNS=${2:-15}
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../../t/lib.sh"
+. "$here/common.sh"
 
 setup_tmp
 B=$TMPDIR_T/events
-mkdir -p "$B/static/v1" "$B/nginx"
+mkdir -p "$B/static/v1"
 chmod -R a+rX "$B"
 
 # The upstream bodies: EVENTS content chunks of a few words each, then usage.
@@ -55,31 +56,11 @@ with open(top + "/anthropic.sse", "w") as f:
     f.write(ev("message_stop", {"type": "message_stop"}))
 PYEOF
 
-UP_PORT=$(free_port)
-cat >"$B/nginx/nginx.conf" <<EOF2
-worker_processes 1;
-pid $B/nginx/nginx.pid;
-error_log $B/nginx/error.log;
-events { worker_connections 1024; }
-http {
-	access_log off;
-	client_body_temp_path $B/nginx;
-	proxy_temp_path $B/nginx;
-	fastcgi_temp_path $B/nginx;
-	uwsgi_temp_path $B/nginx;
-	scgi_temp_path $B/nginx;
-	root $B/static;
-	default_type text/event-stream;
-	server {
-		listen 127.0.0.1:$UP_PORT;
-		location = /v1/chat/completions { rewrite ^ /openai.sse last; }
+upstream_nginx "$B/nginx" "	root $B/static;
+	default_type text/event-stream;" '		location = /v1/chat/completions { rewrite ^ /openai.sse last; }
 		location = /v1/messages { rewrite ^ /anthropic.sse last; }
 		# A POST to a static file is 405; answer it with the file (GET).
-		location ~ \.sse\$ { error_page 405 =200 \$uri; }
-	}
-}
-EOF2
-_spawn "$B/nginx/out.log" nginx -g 'daemon off;' -c "$B/nginx/nginx.conf"
+		location ~ \.sse$ { error_page 405 =200 $uri; }'
 wait_until 10 curl -sf -o /dev/null "http://127.0.0.1:$UP_PORT/openai.sse" ||
     bail "upstream nginx did not start"
 

@@ -27,6 +27,7 @@
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../../t/lib.sh"
+. "$here/common.sh"
 
 NS=${BENCH_STREAMS:-10 100 1000}
 AUTH=${BENCH_AUTH:-key}		# key: a client key; master; off: accounting off
@@ -50,25 +51,8 @@ UP_PORT=$(cat "$B/up.port")
 
 export LLMGATE_MASTER_KEY=sk-bench-master
 CONF=$TMPDIR_T/llmgate.ini
-cat >"$CONF" <<EOF
-[gateway]
-data_dir = $TMPDIR_T/data
-master_key = env:LLMGATE_MASTER_KEY
-log_level = ${BENCH_LOG_LEVEL:-warn}
-accounting = $([ "$AUTH" = off ] && echo off || echo on)
-${BENCH_GATEWAY:-}
-
-[provider fast]
-type = openai
-base_url = http://127.0.0.1:$UP_PORT/v1
-api_key = none
-
-[model bench]
-provider = fast
-input_price = 1.00
-output_price = 2.00
-rpm = 0
-EOF
+bench_ini "$CONF" "$([ "$AUTH" = off ] && echo off || echo on)" \
+    "${BENCH_LOG_LEVEL:-warn}" "${BENCH_GATEWAY:-}"
 printf '%s' '{"model":"bench","stream":true,"max_tokens":64,"messages":[{"role":"user","content":"Say ok"}]}' \
     >"$B/body.json"
 
