@@ -5,14 +5,7 @@
  * re-authentication after a 401 that uses up no try, refusals that move
  * on without hiding an earlier model's outage, and fallbacks.
  */
-#include <sys/socket.h>
-
-#include <netinet/in.h>
-#include <arpa/inet.h>
-
 #include <fcntl.h>
-#include <poll.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +17,7 @@
 #include "../src/config.h"
 #include "../src/log.h"
 #include "../src/route.h"
+#include "loopback.h"
 #include "tap.h"
 
 #define SCRIPT_MAX	8
@@ -35,10 +29,9 @@ struct answer {
 };
 
 /* The upstream: answers in script order, one connection each. */
+static struct loopback	 up;
 static struct {
-	int		 fd, port;
 	pthread_mutex_t	 lock;
-	int		 stop;
 	struct answer	 script[SCRIPT_MAX];
 	int		 n, next;
 } srv = { .lock = PTHREAD_MUTEX_INITIALIZER };
@@ -46,22 +39,11 @@ static struct {
 static void
 serve_one(int c)
 {
-	char		 in[8192], out[1024];
+	char		 in[8192];
 	struct answer	 a = { 500, "{}" };
 	struct pollfd	 p;
-	const char	*end, *cl;
-	size_t		 n = 0;
-	ssize_t		 r;
 
-	while (n < sizeof(in) - 1 && (r = read(c, in + n, sizeof(in) - 1 -
-	    n)) > 0) {
-		n += (size_t)r;
-		in[n] = '\0';
-		if ((end = strstr(in, "\r\n\r\n")) != NULL &&
-		    ((cl = strstr(in, "Content-Length: ")) == NULL ||
-		    n >= (size_t)(end + 4 - in) + strtoul(cl + 16, NULL, 10)))
-			break;
-	}
+	loopback_read(c, in, sizeof(in));
 	pthread_mutex_lock(&srv.lock);
 	if (srv.next < srv.n)
 		a = srv.script[srv.next];
@@ -75,54 +57,7 @@ serve_one(int c)
 			;
 		return;
 	}
-	snprintf(out, sizeof(out), "HTTP/1.1 %d X\r\nContent-Type: "
-	    "application/json\r\nContent-Length: %zu\r\nConnection: close\r\n"
-	    "\r\n%s", a.status, strlen(a.body), a.body);
-	(void)!write(c, out, strlen(out));
-}
-
-static void *
-serve(void *arg)
-{
-	struct pollfd	 p;
-	int		 c, stop;
-
-	for (;;) {
-		pthread_mutex_lock(&srv.lock);
-		stop = srv.stop;
-		pthread_mutex_unlock(&srv.lock);
-		if (stop)
-			break;
-		p.fd = srv.fd;
-		p.events = POLLIN;
-		if (poll(&p, 1, 50) <= 0 ||
-		    (c = accept(srv.fd, NULL, NULL)) == -1)
-			continue;
-		serve_one(c);
-		close(c);
-	}
-	return NULL;
-}
-
-static int
-listen_any(void)
-{
-	struct sockaddr_in	 a;
-	socklen_t		 len = sizeof(a);
-	int			 one = 1;
-
-	if ((srv.fd = socket(AF_INET, SOCK_STREAM, 0)) == -1)
-		return -1;
-	setsockopt(srv.fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(srv.fd, (struct sockaddr *)&a, sizeof(a)) == -1 ||
-	    listen(srv.fd, 16) == -1 ||
-	    getsockname(srv.fd, (struct sockaddr *)&a, &len) == -1)
-		return -1;
-	srv.port = ntohs(a.sin_port);
-	return 0;
+	loopback_reply(c, a.status, a.body);
 }
 
 /* The upstream's next answers, in order. */
@@ -471,30 +406,21 @@ test_swrr(void)
 int
 main(void)
 {
-	pthread_t	 t;
-	int		 fd;
+	int		 fd, port;
 
 	log_threshold = LOG_ERROR;
 	signal(SIGPIPE, SIG_IGN);
-	if (listen_any() == -1 || pthread_create(&t, NULL, serve, NULL) != 0) {
+	if (loopback_start(&up, serve_one, 0) == -1) {
 		printf("Bail out! no test server\n");
 		return 1;
 	}
 	snprintf(base_url, sizeof(base_url), "http://127.0.0.1:%d/v1",
-	    srv.port);
+	    up.port);
 	/* A port nobody listens on. */
-	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) != -1) {
-		struct sockaddr_in	 a;
-		socklen_t		 len = sizeof(a);
-
-		memset(&a, 0, sizeof(a));
-		a.sin_family = AF_INET;
-		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		bind(fd, (struct sockaddr *)&a, sizeof(a));
-		getsockname(fd, (struct sockaddr *)&a, &len);
-		snprintf(dead_url, sizeof(dead_url), "http://127.0.0.1:%d/v1",
-		    ntohs(a.sin_port));
+	if ((fd = loopback_listen(&port)) != -1) {
 		close(fd);
+		snprintf(dead_url, sizeof(dead_url), "http://127.0.0.1:%d/v1",
+		    port);
 	}
 	cfg.gw.max_body = 1 << 20;
 	cfg.gw.max_upstream_body = 1 << 20;
@@ -513,10 +439,6 @@ main(void)
 	test_swrr();
 
 	upstream_handle_free(worker.curl);
-	pthread_mutex_lock(&srv.lock);
-	srv.stop = 1;
-	pthread_mutex_unlock(&srv.lock);
-	pthread_join(t, NULL);
-	close(srv.fd);
+	loopback_stop(&up);
 	return tap_done();
 }

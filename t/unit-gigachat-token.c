@@ -6,13 +6,6 @@
  * endpoint that hangs delays no other provider, and its waiters are
  * bounded by the request's timeout.
  */
-#include <sys/socket.h>
-
-#include <netinet/in.h>
-#include <arpa/inet.h>
-
-#include <poll.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -25,6 +18,7 @@
 #include "../src/log.h"
 #define FIXTURE_HEADERS_ONLY
 #include "fixture.h"
+#include "loopback.h"
 #include "tap.h"
 
 #define KEY		"Y2xpZW50OnNlY3JldA=="
@@ -32,11 +26,11 @@
 #define BOUND_MS	30000	/* what a loaded machine may take, at most */
 
 /* The endpoint: one thread a connection; path /X/oauth serves provider X. */
+static struct loopback	 endpoint;
 static struct {
-	int		 fd, port;
 	pthread_mutex_t	 lock;
 	pthread_cond_t	 change;
-	int		 stop;
+	int		 stop;		/* held answers go at once */
 	int		 hits[26];	/* per letter of the path */
 	int		 held[26];	/* answer only once released */
 	long		 expires_in[26];	/* ms from now */
@@ -52,25 +46,14 @@ now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void *
-serve_one(void *arg)
+static void
+serve_one(int c)
 {
-	int		 c = (int)(intptr_t)arg, i, n_hit;
-	char		 in[4096], out[512], body[256];
-	size_t		 n = 0;
-	ssize_t		 r;
-	const char	*end, *cl;
+	char		 in[4096], body[256];
+	size_t		 n;
+	int		 i, n_hit;
 
-	while (n < sizeof(in) - 1 && (r = read(c, in + n, sizeof(in) - 1 -
-	    n)) > 0) {
-		n += (size_t)r;
-		in[n] = '\0';
-		if ((end = strstr(in, "\r\n\r\n")) != NULL &&
-		    (cl = strstr(in, "Content-Length: ")) != NULL &&
-		    n >= (size_t)(end + 4 - in) + strtoul(cl + 16, NULL, 10))
-			break;
-	}
-	in[n] = '\0';
+	n = loopback_read(c, in, sizeof(in));
 	i = n > 7 && in[6] >= 'a' && in[6] <= 'z' ? in[6] - 'a' : 0;
 	pthread_mutex_lock(&srv.lock);
 	n_hit = ++srv.hits[i];
@@ -81,60 +64,7 @@ serve_one(void *arg)
 	    "\"expires_at\":%lld}", 'a' + i, n_hit,
 	    (long long)(now_ms() + srv.expires_in[i]));
 	pthread_mutex_unlock(&srv.lock);
-	snprintf(out, sizeof(out), "HTTP/1.1 200 OK\r\nContent-Type: "
-	    "application/json\r\nContent-Length: %zu\r\nConnection: close\r\n"
-	    "\r\n%s", strlen(body), body);
-	(void)!write(c, out, strlen(out));
-	close(c);
-	return NULL;
-}
-
-static void *
-serve(void *arg)
-{
-	struct pollfd	 p;
-	pthread_t	 t;
-	int		 c, stop;
-
-	for (;;) {
-		pthread_mutex_lock(&srv.lock);
-		stop = srv.stop;
-		pthread_mutex_unlock(&srv.lock);
-		if (stop)
-			break;
-		p.fd = srv.fd;
-		p.events = POLLIN;
-		if (poll(&p, 1, 50) <= 0 ||
-		    (c = accept(srv.fd, NULL, NULL)) == -1)
-			continue;
-		if (pthread_create(&t, NULL, serve_one, (void *)(intptr_t)c) ==
-		    0)
-			pthread_detach(t);
-		else
-			close(c);
-	}
-	return NULL;
-}
-
-static int
-listen_any(void)
-{
-	struct sockaddr_in	 a;
-	socklen_t		 len = sizeof(a);
-	int			 one = 1;
-
-	if ((srv.fd = socket(AF_INET, SOCK_STREAM, 0)) == -1)
-		return -1;
-	setsockopt(srv.fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(srv.fd, (struct sockaddr *)&a, sizeof(a)) == -1 ||
-	    listen(srv.fd, 64) == -1 ||
-	    getsockname(srv.fd, (struct sockaddr *)&a, &len) == -1)
-		return -1;
-	srv.port = ntohs(a.sin_port);
-	return 0;
+	loopback_reply(c, 200, body);
 }
 
 static int
@@ -170,7 +100,7 @@ prov_init(struct prov *pv, char x, long timeout)
 	memset(pv, 0, sizeof(*pv));
 	snprintf(pv->name, sizeof(pv->name), "giga-%c", x);
 	snprintf(pv->url, sizeof(pv->url), "http://127.0.0.1:%d/%c/oauth",
-	    srv.port, x);
+	    endpoint.port, x);
 	pv->p.name = pv->name;
 	pv->p.type = PROVIDER_GIGACHAT;
 	pv->p.api_key = (char *)KEY;
@@ -385,11 +315,9 @@ test_hung(void)
 int
 main(void)
 {
-	pthread_t	 t;
-
 	log_threshold = LOG_ERROR;
 	signal(SIGPIPE, SIG_IGN);
-	if (listen_any() == -1 || pthread_create(&t, NULL, serve, NULL) != 0) {
+	if (loopback_start(&endpoint, serve_one, 1) == -1) {
 		printf("Bail out! no test server\n");
 		return 1;
 	}
@@ -399,7 +327,6 @@ main(void)
 	srv.stop = 1;
 	pthread_cond_broadcast(&srv.change);
 	pthread_mutex_unlock(&srv.lock);
-	pthread_join(t, NULL);
-	close(srv.fd);
+	loopback_stop(&endpoint);
 	return tap_done();
 }

@@ -2,14 +2,7 @@
  * unit-gigachat.c: the GigaChat adapter: the OAuth token (against a tiny
  * HTTP server in a thread), request, response and stream translation.
  */
-#include <sys/socket.h>
-
-#include <netinet/in.h>
-#include <arpa/inet.h>
-
 #include <ctype.h>
-#include <poll.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +12,7 @@
 #include "../src/log.h"
 #include "../src/provider.h"
 #include "fixture.h"
+#include "loopback.h"
 #include "tap.h"
 
 #define slurp(name, len)	tap_slurp("gigachat", name, len)
@@ -34,12 +28,9 @@ enum reply {
 };
 
 /* A one-connection-at-a-time HTTP server standing in for the token endpoint. */
+static struct loopback	 tokens;
 static struct {
-	int		 fd;
-	int		 port;
-	pthread_t	 tid;
 	pthread_mutex_t	 lock;
-	int		 stop;
 	int		 hits;
 	char		 req[8192];	/* the last request, head and body */
 	enum reply	 reply;
@@ -51,26 +42,13 @@ static struct {
 static void
 serve_one(int c)
 {
-	char		 in[8192], out[1024], body[512];
-	const char	*end, *cl;
-	size_t		 n = 0, want;
-	ssize_t		 r;
+	char		 in[8192], body[512];
+	size_t		 n;
 	struct timespec	 ts;
 	long long	 ms;
+	int		 status;
 
-	while (n < sizeof(in) - 1 && (r = read(c, in + n, sizeof(in) - 1 -
-	    n)) > 0) {
-		n += (size_t)r;
-		in[n] = '\0';
-		if ((end = strstr(in, "\r\n\r\n")) == NULL)
-			continue;
-		cl = strstr(in, "Content-Length: ");
-		want = (size_t)(end + 4 - in) + (cl ? strtoul(cl + 16, NULL,
-		    10) : 0);
-		if (n >= want)
-			break;
-	}
-	in[n] = '\0';
+	n = loopback_read(c, in, sizeof(in));
 	clock_gettime(CLOCK_REALTIME, &ts);
 	ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 	pthread_mutex_lock(&srv.lock);
@@ -84,60 +62,9 @@ serve_one(int c)
 		    srv.hits, (ms + srv.expires_in) / 1000);
 	else
 		snprintf(body, sizeof(body), "%s", srv.body);
-	snprintf(out, sizeof(out), "HTTP/1.1 %d X\r\nContent-Type: "
-	    "application/json\r\nContent-Length: %zu\r\nConnection: close\r\n"
-	    "\r\n%s", srv.reply == REPLY_FIXED ? srv.status : 200,
-	    strlen(body), body);
+	status = srv.reply == REPLY_FIXED ? srv.status : 200;
 	pthread_mutex_unlock(&srv.lock);
-	(void)!write(c, out, strlen(out));
-}
-
-static void *
-serve(void *arg)
-{
-	struct pollfd	 p;
-	int		 c, stop;
-
-	for (;;) {
-		pthread_mutex_lock(&srv.lock);
-		stop = srv.stop;
-		pthread_mutex_unlock(&srv.lock);
-		if (stop)
-			break;
-		p.fd = srv.fd;
-		p.events = POLLIN;
-		if (poll(&p, 1, 50) <= 0)
-			continue;
-		if ((c = accept(srv.fd, NULL, NULL)) == -1)
-			continue;
-		serve_one(c);
-		close(c);
-	}
-	return NULL;
-}
-
-/* Listen on a free loopback port; returns the port, or -1. */
-static int
-listen_any(int *fdp)
-{
-	struct sockaddr_in	 a;
-	socklen_t		 len = sizeof(a);
-	int			 fd, one = 1;
-
-	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) == -1)
-		return -1;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == -1 ||
-	    listen(fd, 8) == -1 ||
-	    getsockname(fd, (struct sockaddr *)&a, &len) == -1) {
-		close(fd);
-		return -1;
-	}
-	*fdp = fd;
-	return ntohs(a.sin_port);
+	loopback_reply(c, status, body);
 }
 
 static void
@@ -215,7 +142,7 @@ setup(void)
 	prov.connect_timeout = 2000;
 	prov.timeout = 900;
 	snprintf(auth_url, sizeof(auth_url),
-	    "http://127.0.0.1:%d/api/v2/oauth", srv.port);
+	    "http://127.0.0.1:%d/api/v2/oauth", tokens.port);
 	prov.auth_url = auth_url;
 }
 
@@ -372,7 +299,7 @@ test_token_errors(void)
 	struct provider_cfg	 other;
 	struct candidate	 c2;
 	char			 dead[128];
-	int			 fd, port, hits;
+	int			 fd, port = 1, hits;
 
 	/* Another provider has its own token. */
 	other = prov;
@@ -421,8 +348,8 @@ test_token_errors(void)
 	provider_call_free(&call);
 
 	/* Nobody listening. */
-	port = listen_any(&fd);
-	close(fd);
+	if ((fd = loopback_listen(&port)) != -1)
+		close(fd);
 	snprintf(dead, sizeof(dead), "http://127.0.0.1:%d/api/v2/oauth", port);
 	prov.auth_url = dead;
 	provider_gigachat.auth_failed(&prov);
@@ -826,8 +753,7 @@ main(void)
 {
 	log_threshold = LOG_ERROR;	/* the token requests log at info */
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	if ((srv.port = listen_any(&srv.fd)) == -1 ||
-	    pthread_create(&srv.tid, NULL, serve, NULL) != 0) {
+	if (loopback_start(&tokens, serve_one, 0) == -1) {
 		printf("Bail out! cannot start the token server\n");
 		return 1;
 	}
@@ -838,11 +764,7 @@ main(void)
 	test_response();
 	test_stream();
 	test_error();
-	pthread_mutex_lock(&srv.lock);
-	srv.stop = 1;
-	pthread_mutex_unlock(&srv.lock);
-	pthread_join(srv.tid, NULL);
-	close(srv.fd);
+	loopback_stop(&tokens);
 	curl_global_cleanup();
 	return tap_done();
 }
