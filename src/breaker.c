@@ -165,6 +165,27 @@ header_valid(const struct header *h, size_t size)
 	return strncmp(h->boot_id, boot, sizeof(h->boot_id)) == 0;
 }
 
+void *
+shared_file_map(int fd, const char *path, size_t size, char *err,
+    size_t errlen)
+{
+	void	*m;
+	int	 rc;
+
+	/* Like the store: group read-write whatever the umask. */
+	(void)fchmod(fd, 0660);
+	/* Blocks reserved now: a full disk fails here, not as SIGBUS later. */
+	if ((rc = posix_fallocate(fd, 0, (off_t)size)) != 0) {
+		snprintf(err, errlen, "cannot size %s: %s", path, strerror(rc));
+		return MAP_FAILED;
+	}
+	m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED)
+		snprintf(err, errlen, "cannot map %s: %s", path,
+		    strerror(errno));
+	return m;
+}
+
 /* A fresh region in a new file tmp: space reserved, lock set up. */
 static int
 create_file(const char *tmp, char *err, size_t errlen)
@@ -180,19 +201,9 @@ create_file(const char *tmp, char *err, size_t errlen)
 		    strerror(errno));
 		return -1;
 	}
-	/* Like the store: group read-write whatever the umask. */
-	(void)fchmod(fd, 0660);
-	/* Blocks reserved now: a full disk fails here, not as SIGBUS later. */
-	if ((rc = posix_fallocate(fd, 0, (off_t)FILE_SIZE)) != 0) {
-		snprintf(err, errlen, "cannot size %s: %s", tmp, strerror(rc));
+	if ((m = shared_file_map(fd, tmp, FILE_SIZE, err, errlen)) ==
+	    MAP_FAILED)
 		goto fail;
-	}
-	m = mmap(NULL, FILE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (m == MAP_FAILED) {
-		snprintf(err, errlen, "cannot map %s: %s", tmp,
-		    strerror(errno));
-		goto fail;
-	}
 	memset(m, 0, FILE_SIZE);
 	h = m;
 	pthread_mutexattr_init(&ma);

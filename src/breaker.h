@@ -106,6 +106,14 @@ struct breaker_stats {
 	uint64_t	 lock_timeouts;	/* calls that passed the breaker over */
 };
 
+/*
+ * Map the open file fd (named path in messages) shared, size bytes, group
+ * read-write and its blocks reserved, so that a full disk fails here and
+ * not as SIGBUS later. MAP_FAILED with why in err. The breakers and the
+ * deployments' turn counters (call.c) live in such files.
+ */
+void		*shared_file_map(int, const char *, size_t, char *, size_t);
+
 /* The clock in ms since the epoch; tests inject their own (NULL: real). */
 void		 breaker_set_clock(int64_t (*)(void));
 int64_t		 breaker_now_ms(void);

@@ -502,9 +502,9 @@ static uint64_t *
 turn_page(const struct config *cfg)
 {
 	uint64_t	*t = __atomic_load_n(&turns, __ATOMIC_ACQUIRE);
-	char		 path[4096];
-	void		*m = MAP_FAILED;
-	int		 fd = -1, rc;
+	char		 path[4096], err[4200];
+	void		*m;
+	int		 fd = -1;
 
 	if (t != NULL || __atomic_load_n(&turns_failed, __ATOMIC_RELAXED))
 		return t;
@@ -518,17 +518,10 @@ turn_page(const struct config *cfg)
 		    "spreads requests alone", path, strerror(errno));
 		goto fail;
 	}
-	(void)fchmod(fd, 0660);
-	/* Blocks reserved: a full disk fails here, not as SIGBUS later. */
-	if ((rc = posix_fallocate(fd, 0, (off_t)TURN_SIZE)) != 0) {
-		log_warn("deployments: cannot size %s: %s; each process "
-		    "spreads requests alone", path, strerror(rc));
-		goto fail;
-	}
-	m = mmap(NULL, TURN_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (m == MAP_FAILED) {
-		log_warn("deployments: cannot map %s: %s; each process "
-		    "spreads requests alone", path, strerror(errno));
+	if ((m = shared_file_map(fd, path, TURN_SIZE, err, sizeof(err))) ==
+	    MAP_FAILED) {
+		log_warn("deployments: %s; each process spreads requests "
+		    "alone", err);
 		goto fail;
 	}
 	__atomic_store_n(&turns, (uint64_t *)m, __ATOMIC_RELEASE);
