@@ -44,7 +44,8 @@
 # The TAP helpers and start_* must run in the test's own shell, not in a
 # pipeline or $(...): a subshell would lose the test counter and the processes.
 #
-# Environment knobs: KEEP_TMP=1 keeps $TMPDIR_T; LLMGATE_SERVERS="apache cgi"
+# Environment knobs: KEEP_TMP=1 keeps $TMPDIR_T; TAP_TIMES=1 prints the
+# seconds since the previous result after each one; LLMGATE_SERVERS="apache cgi"
 # limits for_each_server; GW_PASSENV="NAME..." passes more variables to the
 # gateway (MOCK_API_KEY, LLMGATE_MASTER_KEY and the sanitizer *_OPTIONS are
 # always passed when set); LLMGATE and MOCK override the programs under test.
@@ -101,6 +102,10 @@ _tap_result() {
 	else
 		_tap_failed=$((_tap_failed + 1))
 		echo "not ok $_tap_n - $name"
+	fi
+	if [ -n "${TAP_TIMES:-}" ]; then	# where a test spends its time
+		echo "# +$(_lib_secs "$_tap_last") s"
+		_tap_last=$(_now_usec)
 	fi
 	return "$1"
 }
@@ -189,6 +194,7 @@ _lib_exit() {
 		eval "${_lib_at_exit[i]}"
 	done
 	_stop_all
+	diag "$TEST_NAME: $(_lib_secs "$_lib_t0") s"
 	if [ -n "$_tap_plan" ] && [ "$_tap_plan" != "$_tap_n" ]; then
 		diag "planned $_tap_plan tests but ran $_tap_n"
 		_tap_failed=$((_tap_failed + 1))
@@ -217,6 +223,8 @@ _lib_exit() {
 	[ "$_tap_failed" -eq 0 ] || exit 1
 	exit 0
 }
+_lib_t0=${EPOCHREALTIME//[!0-9]/}
+_tap_last=$_lib_t0
 trap _lib_exit EXIT
 trap 'exit 129' HUP
 trap 'exit 130' INT
@@ -294,6 +302,10 @@ _usec() {
 }
 
 _now_usec() { echo "${EPOCHREALTIME//[!0-9]/}"; }
+_lib_secs() {		# T0: seconds since _now_usec printed T0, e.g. 1.25
+	local d=$(( $(_now_usec) - $1 ))
+	printf '%d.%02d' $((d / 1000000)) $((d % 1000000 / 10000))
+}
 
 wait_until() {		# SECONDS CMD [ARGS...]: poll CMD every 0.1 s; 0 once it
 	local deadline	# succeeds, 1 when SECONDS have passed
@@ -501,11 +513,14 @@ stop_server() {
 for_each_server() {
 	local ini=$1 func=$2 kind
 	shift 2
+	local t0
 	for kind in ${LLMGATE_SERVERS:-lighttpd apache nginx cgi}; do
 		diag "=== $kind ==="
+		t0=$(_now_usec)
 		"start_$kind" "$ini"
 		"$func" "$@"
 		stop_server
+		diag "=== $kind: $(_lib_secs "$t0") s"
 	done
 }
 
