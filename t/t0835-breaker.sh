@@ -245,8 +245,8 @@ for l in sys.stdin:
 
 	# 3. The upstream recovers; after open_s the breaker probes and closes.
 	faults '{}'
-	wait_until $((OPEN_S * 4)) test "$(slow_breaker 'b["state"]')" = half_open
-	is "$(slow_breaker 'b["state"]')" half_open "$k: after open_s: half-open"
+	slow_is() { [ "$(slow_breaker 'b["state"]')" = "$1" ]; }
+	ok "$k: after open_s: half-open" wait_until $((OPEN_S * 4)) slow_is half_open
 	for i in 1 2 3 4 5 6; do
 		chat_as "$LLMGATE_MASTER_KEY" slow "probe $i"
 		[ "$(slow_breaker 'b["state"]')" != closed ] || break

@@ -320,8 +320,8 @@ scenario() {
 	chat_as "$LLMGATE_MASTER_KEY" quickly "q 0"
 	chat_as "$LLMGATE_MASTER_KEY" quickly "q 1"
 	is "$STATUS $(sent quick-up "$POOL_KEY_A")" "200 1" "$k: quick pool: the revoked key sent once"
-	wait_until $((SHORT * 5)) test "$(key_health quick 1 'k["state"]')" = probing
-	is "$(key_health quick 1 'k["state"]')" probing "$k: after key_cooldown_s: probing"
+	quick_is() { [ "$(key_health quick 1 'k["state"]')" = "$1" ]; }
+	ok "$k: after key_cooldown_s: probing" wait_until $((SHORT * 5)) quick_is probing
 	chat_as "$LLMGATE_MASTER_KEY" quickly "q 2"
 	chat_as "$LLMGATE_MASTER_KEY" quickly "q 3"
 	is "$STATUS $(sent quick-up "$POOL_KEY_A")" "200 2" \

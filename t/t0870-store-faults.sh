@@ -132,9 +132,10 @@ traffic() {
 
 # heal NAME START_USEC: the service is back within HEAL_LIMIT s and stays
 # so: served at every probe for STEADY_S s (a process that has not yet
-# noticed the fault must not pass for a healed one). The time to heal is
-# from START to the first probe of that steady run.
-STEADY_S=8
+# noticed the fault must not pass for a healed one: each process's
+# watchdog looks at the store every second). The time to heal is from
+# START to the first probe of that steady run.
+STEADY_S=3
 heal() {
 	local name=$1 t0=$2 deadline since=0 now
 	deadline=$(( t0 + (HEAL_LIMIT + STEADY_S) * 1000000 ))
