@@ -19,7 +19,7 @@
 # Processes:  setup_tmp, free_port, start_mock [ARGS...], wait_until SECS CMD...,
 #             start_lighttpd INI, start_apache INI, start_nginx INI,
 #             start_cgi INI, stop_server, restart_gateway (nginx, after a kill),
-#             for_each_server INI FUNC [ARGS...],
+#             for_each_server INI FUNC [ARGS...], on_first_server,
 #             at_exit CMD..., as_gw_user CMD...
 # HTTP:       gw_curl CURL-ARGS...
 # Streams:    gw_sse ARGS... URL, stream_timing OUT [ERE],
@@ -519,7 +519,9 @@ for_each_server() {
 	local ini=$1 func=$2 kind
 	shift 2
 	local t0
+	_lib_first_server=
 	for kind in ${LLMGATE_SERVERS:-lighttpd apache nginx cgi}; do
+		: "${_lib_first_server:=$kind}"
 		diag "=== $kind ==="
 		t0=$(_now_usec)
 		"start_$kind" "$ini"
@@ -527,6 +529,14 @@ for_each_server() {
 		stop_server
 		diag "=== $kind: $(_lib_secs "$t0") s"
 	done
+}
+
+# on_first_server: true under the first front end of for_each_server only.
+# For the checks of a scenario that do not depend on the web server (the
+# call loop's retries and timeouts, translation, the store) and cost
+# seconds: they run once, the rest of the scenario under every server.
+on_first_server() {
+	[ "${SERVER_KIND:-}" = "${_lib_first_server:-}" ]
 }
 
 # --- lighttpd: contrib/lighttpd/llmgate.conf -----------------------------------

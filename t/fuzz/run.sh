@@ -1,7 +1,13 @@
 #!/bin/bash
 # run.sh: build the libFuzzer targets t/fuzz/fuzz-*.c with clang (ASan +
 # UBSan, leaks detected) against every source of the gateway but main.c and
-# admin.c, and run them, seeded with the unit-test fixtures.
+# admin.c, and run them, seeded with seeds.tar.gz and the unit-test fixtures.
+#
+# To refresh seeds.tar.gz after a long run (say run.sh 600) found more:
+#   for t in provider request sse; do mkdir -p new/corpus-$t
+#     $FUZZ_DIR/fuzz-$t -merge=1 new/corpus-$t $FUZZ_DIR/corpus-$t; done
+#   tar -czf t/fuzz/seeds.tar.gz -C new --sort=name --owner=0 --group=0 \
+#     --mtime=@0 corpus-provider corpus-request corpus-sse
 #
 #   t/fuzz/run.sh [SECONDS]         build, then run each target SECONDS
 #                                   (default 60); exit 1 if one failed
@@ -90,7 +96,11 @@ build() {
 		    die "linking fuzz-$t failed"
 		mkdir -p "$out/corpus-$t"
 	done
-	# Seeds: the fixtures of the unit tests.
+	# Seeds: the inputs earlier runs found (seeds.tar.gz, a merged minimal
+	# corpus per target: a short run from there covers more than a long
+	# one from the fixtures alone), and the fixtures of the unit tests.
+	tar -xzf "$srcdir/t/fuzz/seeds.tar.gz" -C "$out" ||
+	    die "cannot unpack $srcdir/t/fuzz/seeds.tar.gz"
 	cp "$srcdir"/t/data/unit/*.sse "$out/corpus-sse/" 2>/dev/null
 	cp "$srcdir"/t/data/unit/*.json "$out/corpus-request/" 2>/dev/null
 	echo '{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true}' \
