@@ -14,6 +14,7 @@
 secs=${FUZZ_SECONDS:-10}
 export FUZZ_DIR=${FUZZ_DIR:-$top_builddir/t/tmp/fuzz}
 run=$top_srcdir/t/fuzz/run.sh
+mkdir -p "$FUZZ_DIR" || bail "cannot create $FUZZ_DIR"
 
 # clang and its libFuzzer runtime: as root, install what is missing.
 if ! command -v clang >/dev/null ||
