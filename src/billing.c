@@ -1028,7 +1028,7 @@ billing_progress(struct store *s, struct admission *a,
 	if (ms - a->progress_ms < PROGRESS_MS)
 		return;
 	a->progress_ms = ms;
-	clock_gettime(CLOCK_REALTIME, &wall);
+	store_wall(&wall);
 	c.adm = a;
 	c.cand = cand;
 	c.completion = completion;
@@ -1192,7 +1192,7 @@ reclaim(struct store *s, const struct reserve_rec *seen, time_t now,
 		return STORE_OK;
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return STORE_ERROR;
-	clock_gettime(CLOCK_REALTIME, &wall);
+	store_wall(&wall);
 	c->seen = seen;
 	c->bill = l == HOLDER_DEAD;
 	c->now_us = (int64_t)wall.tv_sec * 1000000 + wall.tv_nsec / 1000;
@@ -1279,7 +1279,7 @@ credit_txn(struct store_txn *t, void *arg)
 	struct timespec		 now;
 	int			 rc;
 
-	clock_gettime(CLOCK_REALTIME, &now);
+	store_wall(&now);
 	if ((rc = get_balance(t, c->key_id, &bal, STORE_RMW)) != STORE_OK)
 		return rc;
 	bal.balance += c->amount;
@@ -1330,6 +1330,7 @@ static int
 balance_txn(struct store_txn *t, void *arg)
 {
 	struct balance_ctx	*c = arg;
+	struct timespec		 now;
 	char			 ks[SCOPE_MAX];
 	size_t			 kl;
 	int			 rc;
@@ -1337,7 +1338,8 @@ balance_txn(struct store_txn *t, void *arg)
 	if ((rc = get_balance(t, c->key_id, c->bal, 0)) != STORE_OK)
 		return rc;
 	kl = scope_key(ks, sizeof(ks), 'k', c->key_id, NULL);
-	return held(t, ks, kl, time(NULL), 0, c->held, NULL);
+	store_wall(&now);
+	return held(t, ks, kl, now.tv_sec, 0, c->held, NULL);
 }
 
 int

@@ -13,6 +13,7 @@
 #include "config.h"
 #include "http.h"
 #include "log.h"
+#include "store.h"
 
 #define HEADERS_MAX	16384
 #define DRAIN_MAX	(64LL << 20)	/* refused CGI bodies read up to this */
@@ -65,7 +66,7 @@ http_request_init(struct request *r, const struct config *cfg,
 	buf_init(&r->body, (size_t)cfg->gw.max_body);
 	buf_init(&r->headers, HEADERS_MAX);
 	clock_gettime(CLOCK_MONOTONIC, &r->start);
-	clock_gettime(CLOCK_REALTIME, &r->wall);
+	store_wall(&r->wall);
 	new_request_id(r->id);
 }
 

@@ -44,7 +44,7 @@ struct request {
 	int			 body_read;	/* read, or drained (CGI) */
 	char			 id[REQUEST_ID_LEN + 1];
 	struct timespec		 start;
-	struct timespec		 wall;		/* CLOCK_REALTIME at start */
+	struct timespec		 wall;		/* store_wall() at start */
 	const struct principal	*who;		/* set by the router's key check */
 
 	/* Response state. */

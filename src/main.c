@@ -112,9 +112,11 @@ static void
 reclaim(struct store *s, void *arg)
 {
 	struct reclaim_result	 res;
+	struct timespec		 now;
 
 	(void)arg;
-	if (billing_reclaim(s, time(NULL), &res, NULL, NULL) != STORE_OK)
+	store_wall(&now);
+	if (billing_reclaim(s, now.tv_sec, &res, NULL, NULL) != STORE_OK)
 		log_warn("reclaim: %s", store_error());
 }
 

@@ -311,7 +311,12 @@ set_panic(struct store *s, const char *why)
  * Fault injection (./configure --enable-fault-injection, or the
  * t/llmgate-fault copy make check builds): the process SIGKILLs itself
  * at point when $LLMGATE_FAULT_DIR/point exists, removing it (once);
- * slow-failchk instead holds a failchk (an open's) for 6 s.
+ * slow-failchk instead holds a failchk (an open's) for 6 s. And the
+ * accounting clock (store_wall) runs ahead by the signed seconds written
+ * in $LLMGATE_FAULT_DIR/clock (behind when negative; absent, 0), read at
+ * every call, so that a test moves every process across a minute, a day
+ * or a month between two requests. A build without the define reads no
+ * such file: nothing shifts a shipped gateway's billing time.
  */
 static volatile int	 fault_in_library;
 
@@ -368,11 +373,41 @@ fault_slow(void)
 		sleep(6);
 	}
 }
+
+/* The seconds in $LLMGATE_FAULT_DIR/clock: 0 when absent or unreadable. */
+static long long
+fault_clock(void)
+{
+	const char	*dir = getenv("LLMGATE_FAULT_DIR");
+	char		 path[PATH_MAX], text[32];
+	ssize_t		 n;
+	int		 fd;
+
+	if (dir == NULL)
+		return 0;
+	snprintf(path, sizeof(path), "%s/clock", dir);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return 0;
+	n = read(fd, text, sizeof(text) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	text[n] = '\0';
+	return strtoll(text, NULL, 10);
+}
 #else
 #define fault(point)	do { } while (0)
 #define fault_arm()	do { } while (0)
 #define fault_slow()	do { } while (0)
+#define fault_clock()	0
 #endif
+
+void
+store_wall(struct timespec *ts)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_sec += (time_t)fault_clock();
+}
 
 static void
 on_event(DB_ENV *env, u_int32_t event, void *info)

@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /* The databases of one environment; names in store.c. */
 enum store_db {
@@ -58,6 +59,12 @@ int		 store_panicked(const struct store *);
 int		 store_left(const struct store *);
 /* "ok", "read_only", "needs_recovery" or "unavailable" (s may be NULL). */
 const char	*store_health(const struct store *);
+/*
+ * The wall clock accounting reads (rate windows, budgets' days and months,
+ * usage and ledger times): CLOCK_REALTIME, shifted in the fault-injection
+ * build only (store.c).
+ */
+void		 store_wall(struct timespec *);
 /*
  * Called (from a store thread) when a store call stays blocked in a
  * panicked environment: the process cannot leave it and should exit.

@@ -900,8 +900,6 @@ print(" ".join("%.6f" % t for t in sent[-1]) if sent else "none")' 2>&1)"
 # jx EXPR                  a Python expression over d, the JSON on stdin:
 #                          strings print as they are, anything else as JSON
 # mock_log                 the mock's /_mock/stats; mock_clear resets it
-# wait_minute_start        at least 6 s of the current minute remain
-# one_minute FUNC          FUNC's requests in one calendar minute (rerun)
 # gw_worker_pids           the llmgate processes under the running server
 # gw_streaming_pids [PID...]  those of them the mock is still answering
 # gw_binary_pids           every process running $LLMGATE
@@ -973,35 +971,6 @@ hdr() {
 	tr -d '\r' <"$HDRS" 2>/dev/null | awk -v n="${1,,}" '
 	    { i = index($0, ":"); if (i && tolower(substr($0, 1, i - 1)) == n) { v = substr($0, i + 1); sub(/^ +/, "", v) } }
 	    END { print v }'
-}
-
-# Rate limits count per calendar minute: requests that must share a
-# window must fall in one minute.
-wait_minute_start() {	# let at least 6 s of the current minute remain (polled)
-	[ $((EPOCHSECONDS % 60)) -lt 54 ] || wait_next_minute
-}
-
-wait_next_minute() {	# until the calendar minute changes (polled)
-	local m=$((EPOCHSECONDS / 60))
-	while [ $((EPOCHSECONDS / 60)) -eq "$m" ]; do sleep 0.2; done
-}
-
-# one_minute FUNC: the rate limits count per calendar minute, so requests
-# that must share a window must fall in one minute. Run FUNC (it sends them
-# and records what it got, without TAP output) until a run began and ended
-# in one minute by this shell's clock, which brackets the gateway's: a run
-# that straddled a minute, on a slow machine, is done again at the start
-# of the next minute (which no earlier request touched). $TRY is the run.
-one_minute() {
-	local m
-	for TRY in 1 2 3; do
-		if [ "$TRY" -eq 1 ]; then wait_minute_start; else wait_next_minute; fi
-		m=$((EPOCHSECONDS / 60))
-		"$@"
-		[ $((EPOCHSECONDS / 60)) -ne "$m" ] || return 0
-		diag "$SERVER_KIND: $1 straddled a minute: again in the next one"
-	done
-	return 1
 }
 
 mock_log() { curl -sS "$MOCK_URL/_mock/stats"; }

@@ -5,10 +5,9 @@
 # the upstream's reported tokens times the configured prices, rounded up to a
 # micro-dollar; streams are billed with the upstream's final usage chunk, or
 # estimated (and flagged) without one; a tier downgrade serves the cheaper
-# model; an agent's and a key's daily budget warn, then block; per-key and
-# per-model requests-per-minute limits and a key's tokens per minute answer
-# 429 with Retry-After and x-ratelimit-* headers. At the end llmgate-admin
-# check finds the books clean.
+# model; an agent's and a key's daily budget warn, then block. At the end
+# llmgate-admin check finds the books clean. The rate limits' minutes and
+# the budgets' days are t0812-windows.sh's, on a clock it sets.
 . "$(dirname "$0")/lib.sh"
 
 setup_tmp
@@ -58,9 +57,6 @@ upstream = mock-b-up
 input_price = 0.01
 output_price = 37.5
 EOF
-for k in lighttpd apache nginx cgi; do
-	printf '\n[model rpm-%s]\nprovider = mock\nupstream = mock\ninput_price = 1\noutput_price = 1\nrpm = 3\n' "$k" >>"$CONF"
-done
 cat >>"$CONF" <<EOF
 
 [tier T1]
@@ -95,58 +91,9 @@ usage_group() {	# KEY GROUP FIELD: a field of one row of `usage --json --group-b
 	admin usage --json --group-by model --key "$1" | jx "([r for r in d['data'] if r['group'] == '$2'] or [{}])[0].get('$3')"
 }
 
-# Per key (--rpm 3): three requests and the refused fourth. A new key on a
-# second run ($RK_NAME), so that its usage rows are these four alone.
-rpm_key_run() {
-	local i
-	RK_NAME=rk-$SERVER_KIND
-	[ "$TRY" -eq 1 ] || RK_NAME=rk-$SERVER_KIND-$TRY
-	create_key rk --name "$RK_NAME" --rpm 3
-	RUN=()
-	for i in 1 2 3; do
-		chat_as "$rk" mock-a hello '"max_tokens":5'
-		RUN+=("$STATUS $(hdr x-ratelimit-limit-requests) $(hdr x-ratelimit-remaining-requests)")
-	done
-	T4=$EPOCHSECONDS
-	chat_as "$rk" mock-a hello '"max_tokens":5'
-	T4_END=$EPOCHSECONDS
-}
-
-# Per model (rpm = 3 on rpm-KIND): three requests and the refused fourth.
-rpm_model_run() {
-	local i
-	RUN=()
-	for i in 1 2 3; do
-		chat_as "$rm" "rpm-$SERVER_KIND" hello
-		RUN+=("$STATUS")
-	done
-	chat_as "$rm" "rpm-$SERVER_KIND" hello
-}
-
-# Tokens per minute (key tk): three requests and the refused fourth.
-tpm_run() {
-	local i
-	RUN=()
-	for i in 1 2 3; do
-		chat_as "$tk" mock-a "$tt" '"max_tokens":5'
-		RUN+=("$STATUS $(hdr x-ratelimit-limit-tokens) $(hdr x-ratelimit-remaining-tokens)")
-	done
-	chat_as "$tk" mock-a "$tt" '"max_tokens":5'
-}
-
-# resets_between RA T0 T1: RA is 60 - (t % 60), the time to the next minute,
-# for some whole second t in [T0, T1] (when the gateway admitted it).
-resets_between() {
-	local t
-	for ((t = $2; t <= $3; t++)); do
-		[ "$1" = $((60 - t % 60)) ] && return 0
-	done
-	return 1
-}
-
 scenarios() {
-	local k=$SERVER_KIND pp t3 t1 bk kb rk rm tk tok i oks warned blocked w expect spent first small \
-	    rid p c costs=() rids=() est_rid out ra sec total_cost
+	local k=$SERVER_KIND pp t3 t1 bk kb nx i oks warned blocked w expect spent first small \
+	    rid p c costs=() rids=() est_rid out total_cost
 
 	# --- Prepaid: 402 with the balance in the message, then a topup -----------
 	mock_clear
@@ -359,56 +306,6 @@ scenarios() {
 	is "$(jx '[d["budgets"]["key_daily_micro_usd"], d["budgets"]["key_spent_today_micro_usd"]]' <<<"$BODY")" \
 	    "[$KEY_BUDGET, $((138 * oks))]" "$k: key budget: /usage shows budget and spend"
 
-	# --- Requests per minute: per key (--rpm 3) and per model (rpm = 3) -------
-	one_minute rpm_key_run
-	for i in 1 2 3; do
-		is "${RUN[i - 1]}" "200 3 $((3 - i))" "$k: rpm: request $i passes, $((3 - i)) remaining"
-	done
-	is "$STATUS" 429 "$k: rpm: the fourth request in the minute -> 429"
-	is "$(jx 'd["error"]["type"]' <<<"$BODY")" rate_limit_error "$k: rpm: type rate_limit_error"
-	is "$(jx 'd["error"]["code"]' <<<"$BODY")" rate_limit_exceeded "$k: rpm: code rate_limit_exceeded"
-	ra=$(hdr Retry-After)
-	ok "$k: rpm: Retry-After $ra is the time to the next minute (sent between second $((T4 % 60)) and $((T4_END % 60)))" \
-	    resets_between "${ra:-0}" "$T4" "$T4_END"
-	is "$(hdr x-ratelimit-limit-requests)" 3 "$k: rpm: x-ratelimit-limit-requests 3"
-	is "$(hdr x-ratelimit-remaining-requests)" 0 "$k: rpm: x-ratelimit-remaining-requests 0"
-	is "$(hdr x-ratelimit-reset-requests)" "${ra}s" "$k: rpm: x-ratelimit-reset-requests ${ra}s"
-	is "$(usage_group "$RK_NAME" mock-a requests) $(usage_group "$RK_NAME" mock-a errors) $(usage_group "$RK_NAME" mock-a cost_micro_usd)" \
-	    "4 1 414" "$k: rpm: the refused request is recorded as an error at no cost"
-	chat_as "$LLMGATE_MASTER_KEY" mock-a hello
-	is "$STATUS" 200 "$k: rpm: the master key is not limited"
-
-	create_key rm --name "rm-$k"
-	one_minute rpm_model_run
-	for i in 1 2 3; do
-		is "${RUN[i - 1]}" 200 "$k: model rpm: request $i on rpm-$k passes"
-	done
-	is "$STATUS" 429 "$k: model rpm: the fourth request on the model -> 429"
-	is "$(jx 'd["error"]["code"]' <<<"$BODY")" rate_limit_exceeded "$k: model rpm: code rate_limit_exceeded"
-	like "$(jx 'd["error"]["message"]' <<<"$BODY")" "rpm-$k" "$k: model rpm: the message names the model"
-	ra=$(hdr Retry-After)
-	ok "$k: model rpm: Retry-After $ra within the minute" test "${ra:-0}" -ge 1 -a "${ra:-0}" -le 60
-	chat_as "$rm" mock-a hello '"max_tokens":5'
-	is "$STATUS" 200 "$k: model rpm: the same key still uses another model"
-
-	# Tokens per minute per key: admission counts the bound (body bytes,
-	# plus max_tokens); settling trues it up to the tokens used (a = 15
-	# here). With a limit of tok + 2.5 a, three requests pass and the
-	# fourth (3 a + tok) is refused.
-	tt='MOCK{prompt_tokens=10,completion_tokens=5}'
-	tok=$(( $(chat_json mock-a "$tt" '"max_tokens":5' | wc -c) + 5 ))
-	lim=$(( tok + 37 ))
-	create_key tk --name "tk-$k" --tpm $lim
-	one_minute tpm_run
-	for i in 1 2 3; do
-		is "${RUN[i - 1]}" "200 $lim $(( lim - (i - 1) * 15 - tok ))" \
-		    "$k: tpm: request $i passes (estimate $tok, then 15 used)"
-	done
-	is "$STATUS $(jx 'd["error"]["code"]' <<<"$BODY")" "429 rate_limit_exceeded" "$k: tpm: the fourth -> 429"
-	like "$(jx 'd["error"]["message"]' <<<"$BODY")" 'tokens per minute' "$k: tpm: the message says tokens"
-	is "$(hdr x-ratelimit-remaining-tokens)" 0 "$k: tpm: x-ratelimit-remaining-tokens 0"
-	like "$(hdr x-ratelimit-reset-tokens)" '^[0-9]+s$' "$k: tpm: x-ratelimit-reset-tokens"
-
 	# n choices may each produce max_tokens: the reservation counts them all.
 	chat_as "$pp" mock-a hello '"max_tokens":5,"n":128'
 	is "$STATUS $(jx 'd["error"]["code"]' <<<"$BODY")" "402 insufficient_balance" \
@@ -426,8 +323,9 @@ scenarios() {
 	    -H 'Content-Type: application/json' --data-binary "$(chat_json mock-big hello)" \
 	    "$GW_URL/v1/chat/completions"
 	is "$(jx 'd["error"]["code"]' <"$TMPDIR_T/xa")" unknown_agent "$k: x-agent: an unconfigured agent -> 400 unknown_agent"
-	# rm has no tier of its own: its agent's (T1) would follow X-Agent.
-	curl -sS -o "$TMPDIR_T/xa" -D "$HDRS" -H "Authorization: Bearer $rm" -H 'X-Agent: helper' \
+	# nx has no tier of its own: its agent's (T1) would follow X-Agent.
+	create_key nx --name "nx-$k"
+	curl -sS -o "$TMPDIR_T/xa" -D "$HDRS" -H "Authorization: Bearer $nx" -H 'X-Agent: helper' \
 	    -H 'Content-Type: application/json' --data-binary "$(chat_json mock-big hello '"max_tokens":5')" \
 	    "$GW_URL/v1/chat/completions"
 	is "$(hdr X-Llmgate-Model)" mock-big "$k: x-agent: ignored for a key not allowed to set it"
