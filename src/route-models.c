@@ -30,8 +30,44 @@ allowed(const struct request *r, const struct candidate *c)
 }
 
 /*
+ * Every deployment of a [model] that has them: provider, upstream name,
+ * weight, whether its provider can serve, its prices. Requests are spread
+ * among the available ones by weight (their breakers: /health).
+ */
+static struct json_object *
+deployments_array(const struct model_cfg *m)
+{
+	const struct deployment_cfg	*d;
+	struct json_object		*a = json_object_new_array(), *o;
+	char				 usd[32];
+	size_t				 i;
+
+	for (i = 0; i < m->ndeploys; i++) {
+		d = &m->deploys[i];
+		o = json_object_new_object();
+		json_object_object_add(o, "provider",
+		    json_object_new_string(d->provider->name));
+		json_object_object_add(o, "upstream",
+		    json_object_new_string(d->upstream));
+		json_object_object_add(o, "weight",
+		    json_object_new_int64(d->weight));
+		json_object_object_add(o, "available",
+		    json_object_new_boolean(d->provider->available));
+		money_format_usd(d->input_price, usd, sizeof(usd));
+		json_object_object_add(o, "input_price_usd",
+		    json_object_new_string(usd));
+		money_format_usd(d->output_price, usd, sizeof(usd));
+		json_object_object_add(o, "output_price_usd",
+		    json_object_new_string(usd));
+		json_object_array_add(a, o);
+	}
+	return a;
+}
+
+/*
  * What llmgate knows of a model beyond OpenAI's fields: the [model] (own
- * section or template) that prices it, the model it is like, its prices.
+ * section or template) that prices it, the model it is like, its prices,
+ * and its deployments when it has several.
  */
 static struct json_object *
 gateway_object(const struct candidate *c)
@@ -52,6 +88,9 @@ gateway_object(const struct candidate *c)
 	    json_object_new_string(usd));
 	json_object_object_add(o, "max_tokens",
 	    json_object_new_int64(c->max_tokens));
+	if (c->model != NULL && c->model->ndeploys > 0)
+		json_object_object_add(o, "deployments",
+		    deployments_array(c->model));
 	return o;
 }
 

@@ -178,6 +178,15 @@ scenario() {
 	mock_keys '{}'
 	faults "{\"small-up\": \"$CTX\", \"plain-up\": \"$CTX\", \"claude-small-up\": \"status=400,error_message=prompt is too long: 210000 tokens > 200000 maximum\"}"
 
+	# --- what a client sees of a model with deployments -----------------------
+	api "$LLMGATE_MASTER_KEY" GET /v1/models/spread
+	is "$STATUS $(jx '[[d["provider"], d["upstream"], d["weight"], d["available"], d["input_price_usd"]] for d in d["llmgate"]["deployments"]]' <<<"$BODY")" \
+	    '200 [["mock", "dep-a", 3, true, "1.000000"], ["mock2", "dep-b", 1, true, "50.000000"]]' \
+	    "$k: /v1/models/spread lists both deployments: weights, prices"
+	api "$LLMGATE_MASTER_KEY" GET /v1/models
+	is "$(jx '[len(m["llmgate"].get("deployments", [])) for m in d["data"] if m["id"] in ("spread", "small")]' <<<"$BODY")" \
+	    '[2, 0]' "$k: /v1/models: deployments on the model that has them only"
+
 	# --- context_fallback ---------------------------------------------------
 	chat_as "$LLMGATE_MASTER_KEY" small "a long prompt"
 	is "$STATUS $(hdr X-Llmgate-Model) $(hdr X-Llmgate-Attempts)" "200 big 2" \
