@@ -139,13 +139,20 @@ line(struct sse_parser *p, const char *s, size_t n, sse_cb cb, void *ctx)
 int
 sse_feed(struct sse_parser *p, const char *s, size_t n, sse_cb cb, void *ctx)
 {
-	size_t	 i, start = 0;
-	int	 rc;
+	const char	*lf, *cr;
+	size_t		 i, start = 0, end;
+	int		 rc;
 
 	for (i = 0; i < n; i++) {
 		if (s[i] != '\n' && s[i] != '\r') {
+			/* To the next line end: memchr, not a byte loop. */
+			lf = memchr(s + i, '\n', n - i);
+			end = lf != NULL ? (size_t)(lf - s) : n;
+			if ((cr = memchr(s + i, '\r', end - i)) != NULL)
+				end = (size_t)(cr - s);
 			p->last_cr = 0;
-			continue;
+			if ((i = end) == n)
+				break;
 		}
 		if (s[i] == '\n' && p->last_cr && i == start &&
 		    p->line.len == 0) {

@@ -7,7 +7,8 @@
 # as an Anthropic stream the gateway translates. Beside it, the same bytes
 # the client received, served by that nginx as a static file: the rate a
 # web server moves these bytes at. Reports events per second (median of
-# RUNS) and the ratio.
+# RUNS), the gateway's CPU time per event (its processes' user + system
+# time over the RUNS transfers) and the ratio.
 #
 #   make bench   (or: contrib/bench/events.sh [EVENTS] [RUNS])
 #
@@ -108,19 +109,33 @@ seconds() {
 
 median() { sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 
-# rate LABEL URL [BODY]: events per second over RUNS transfers (median).
+# cpu_ticks: user + system clock ticks of the gateway's processes so far.
+cpu_ticks() {
+	local p sum=0
+	for p in $(gw_worker_pids); do
+		read -r -a f <"/proc/$p/stat" 2>/dev/null || continue
+		sum=$((sum + f[13] + f[14]))
+	done
+	echo "$sum"
+}
+
+# rate LABEL URL [BODY]: events per second over RUNS transfers (median);
+# behind a gateway, also the CPU time its processes spent per event.
 rate() {
-	local label=$1 i t events
+	local label=$1 i t events c0 cpu=""
 	shift
 	seconds "$@" >/dev/null || bail "$label: the warm-up transfer failed"
 	events=$(grep -c '^data: ' "$B/last")
+	[ -z "${SERVER_KIND:-}" ] || c0=$(cpu_ticks)
 	for ((i = 0; i < RUNS; i++)); do
 		seconds "$@"
 	done | median >"$B/$label.t"
+	[ -z "${SERVER_KIND:-}" ] ||
+	    cpu=$(python3 -c "print('  gateway CPU %.2f us/event' % (($(cpu_ticks) - $c0) * 1e6 / $(getconf CLK_TCK) / ($events * $RUNS)))")
 	t=$(cat "$B/$label.t")
-	printf '%-26s %5d events %8d bytes  %.4f s  %9.0f events/s\n' \
+	printf '%-26s %5d events %8d bytes  %.4f s  %9.0f events/s%s\n' \
 	    "$label" "$events" "$(stat -c %s "$B/last")" "$t" \
-	    "$(python3 -c "print($events / max($t, 1e-6))")"
+	    "$(python3 -c "print($events / max($t, 1e-6))")" "$cpu"
 	eval "EVS_${label//-/_}=\$(python3 -c \"print(\$events / max(\$t, 1e-6))\")"
 }
 
