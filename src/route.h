@@ -56,6 +56,9 @@ int	route_admin_key(struct request *, const char *);	/* GET /admin/keys/ID */
 int	route_admin_key_update(struct request *, const char *); /* POST /admin/keys/ID/disable|enable */
 int	route_admin_topup(struct request *, const char *);	/* POST */
 int	route_admin_adjust(struct request *, const char *);	/* POST */
+/* route-dashboard.c: master key only */
+int	route_dashboard_series(struct request *, const char *);	/* GET series */
+int	route_dashboard_log(struct request *, const char *);	/* GET usage log */
 /* route-health.c */
 int	route_health(struct request *, const char *);
 int	route_readiness(struct request *, const char *);

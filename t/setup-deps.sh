@@ -9,15 +9,17 @@
 # services during installation. The tests run private instances of their own
 # (t/lib.sh).
 #
-# Also installs the openai npm client of t/t0300-openai-sdk.sh into
-# t/sdk/node_modules (npm, from t/sdk/package.json).
+# Also installs the openai npm client of t/t0300-openai-sdk.sh and the
+# puppeteer-core of t/t0130-dashboard.sh into t/sdk/node_modules (npm, from
+# t/sdk/package.json). chromium is the browser t/t0130-dashboard.sh drives;
+# libjs-chart.js the dashboard's chart library (served under /javascript/).
 set -u
 cd "$(dirname "$0")/.." || exit 1
 
 packages="build-essential autoconf automake libtool pkg-config
 	libfcgi-dev libcurl4-openssl-dev libjson-c-dev libdb-dev libinih-dev
 	libssl-dev lighttpd apache2 libapache2-mod-fcgid nginx-light spawn-fcgi
-	wrk curl python3 valgrind clang"
+	wrk curl python3 valgrind clang chromium libjs-chart.js"
 # nodejs/npm may come from elsewhere (nodesource, nvm): use those if present.
 command -v node >/dev/null 2>&1 || packages="$packages nodejs"
 command -v npm >/dev/null 2>&1 || packages="$packages npm"
@@ -62,8 +64,9 @@ if ! ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-*.a >/dev/null 
 	    exit 1
 fi
 
-# The openai npm client for t/t0300-openai-sdk.sh.
-if [ ! -d t/sdk/node_modules/openai ]; then
+# The openai npm client for t/t0300-openai-sdk.sh and puppeteer-core, which
+# drives the system Chromium for t/t0130-dashboard.sh.
+if [ ! -d t/sdk/node_modules/openai ] || [ ! -d t/sdk/node_modules/puppeteer-core ]; then
 	echo "setup-deps.sh: npm install in t/sdk"
 	(cd t/sdk && npm install --no-package-lock --no-audit --no-fund --loglevel=error) || exit 1
 fi
