@@ -79,7 +79,7 @@ clean() {
 check_routes() {
 	local rep ser now
 	now=$(date +%s)
-	api "$LLMGATE_MASTER_KEY" GET "/admin/dashboard/series?bucket=hour&from=$((now - 7200))"
+	api "$LLMGATE_MASTER_KEY" GET "/admin/dashboard/series?bucket=hour&from=$((now - 7200))&to=$((now + 1))"
 	is "$STATUS" 200 "series: 200"
 	ser=$BODY
 	rep=$(gw_curl "$GW_URL/billing/usage?from=$((now - 7200))")
