@@ -77,7 +77,7 @@ clean() {
 
 # The routes the charts and the log read, checked directly (once).
 check_routes() {
-	local rep ser now
+	local rep ser now out
 	now=$(date +%s)
 	api "$LLMGATE_MASTER_KEY" GET "/admin/dashboard/series?bucket=hour&from=$((now - 7200))&to=$((now + 1))"
 	is "$STATUS" 200 "series: 200"
@@ -123,6 +123,24 @@ check_routes() {
 	    "log: status=CODE filter"
 	api "$LLMGATE_MASTER_KEY" GET "/admin/dashboard/log?key=nobody"
 	is "$STATUS:$(jx 'd["error"]["code"]' <<<"$BODY")" 404:key_not_found "log: unknown key 404"
+	# Both routes once under valgrind (CGI mode, as the web server's user):
+	# no invalid access, nothing definitely or indirectly lost.
+	local uri log
+	for uri in "/admin/dashboard/series?bucket=hour&from=$((now - 86400))&to=$((now + 1))" \
+	    "/admin/dashboard/log?key=alice&model=mock-a&status=ok&limit=2"; do
+		log=$TMPDIR_T/vg.$(date +%s%N)
+		touch "$log" && chmod 0666 "$log"
+		out=$(as_gw_user env -i PATH="$PATH" REQUEST_METHOD=GET REQUEST_URI="$uri" \
+		    HTTP_AUTHORIZATION="Bearer $LLMGATE_MASTER_KEY" LLMGATE_CONFIG="$CONF" \
+		    LLMGATE_MASTER_KEY="$LLMGATE_MASTER_KEY" MOCK_API_KEY="$MOCK_API_KEY" \
+		    valgrind --suppressions="$top_srcdir/t/valgrind.supp" --leak-check=full \
+		    --errors-for-leak-kinds=definite,indirect --error-exitcode=99 \
+		    --log-file="$log" "$LLMGATE" 2>"$log.stderr")
+		is "$?" 0 "valgrind ${uri%%\?*}: exit status"
+		like "$(cat "$log")" 'ERROR SUMMARY: 0 errors' "valgrind ${uri%%\?*}: no errors"
+		like "$out" '^Status: 200' "valgrind ${uri%%\?*}: answered 200"
+	done
+
 	local bad
 	for bad in status=600 status=oops limit=0 limit=2001 limit=x from=yesterday; do
 		api "$LLMGATE_MASTER_KEY" GET "/admin/dashboard/log?$bad"
