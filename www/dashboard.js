@@ -269,6 +269,14 @@ async function loadOverview() {
   await Promise.all([loadBudgets(), loadBreakers()]);
 }
 
+
+// A breaker's last error as "message (time)"; the API gives {message, at}.
+function lastError(e) {
+  if (!e) return "";
+  if (typeof e !== "object") return String(e);
+  const at = e.at ? new Date(e.at * 1000).toISOString().replace("T", " ").slice(0, 19) + " UTC" : "";
+  return (e.message || "") + (at ? " (" + at + ")" : "");
+}
 function drawBy() {
   const s = state.series;
   if (!s) return;
@@ -317,7 +325,7 @@ async function loadBreakers() {
         (d.state !== "closed" && d.retry_after ? " (retry in " + d.retry_after + " s)" : "")),
       el("td", { class: "num" }, num(d.requests)), el("td", { class: "num" }, num(d.failures)),
       el("td", { class: "num" }, num(d.trips)), el("td", { class: "num" }, num(d.latency_ms && d.latency_ms.avg)),
-      el("td", { class: "muted" }, d.last_error ? JSON.stringify(d.last_error) : ""))));
+      el("td", { class: "muted" }, lastError(d.last_error)))));
   if (!cb.data.length) t.replaceChildren(el("tr", null, el("td", { class: "muted" }, "No deployment has been called yet.")));
 }
 
