@@ -130,7 +130,7 @@ static int		 may_create;
 static struct region	*region;	/* attached, or NULL */
 static time_t		 failed_at;
 static struct proc	*my_proc;	/* this process's slot, or NULL */
-static pid_t		 my_pid;
+static pid_t		 my_pid;	/* whose my_proc is (fork: another) */
 static int64_t		 local_workers, local_busy, local_inflight;
 
 /* --- the file ----------------------------------------------------------- */
@@ -495,10 +495,10 @@ proc_slot(struct region *r)
 	pid_t		 pid = getpid();
 	size_t		 i, at;
 
-	if (my_proc != NULL && my_pid == pid)
-		return my_proc;
+	if (__atomic_load_n(&my_pid, __ATOMIC_ACQUIRE) == pid)
+		return my_proc;		/* NULL: none was to be had */
 	pthread_mutex_lock(&mu);
-	if (my_proc != NULL && my_pid == pid)
+	if (my_pid == pid)
 		goto out;
 	my_proc = NULL;
 	me = owner_word(pid, start_time(pid));
@@ -517,11 +517,13 @@ proc_slot(struct region *r)
 		__atomic_store_n(&p->inflight, local_inflight,
 		    __ATOMIC_RELAXED);
 		my_proc = p;
-		my_pid = pid;
+		__atomic_store_n(&my_pid, pid, __ATOMIC_RELEASE);
 		goto out;
 	}
 	__atomic_fetch_add(&r->hdr->proc_overflows, 1, __ATOMIC_RELAXED);
-	my_pid = pid;	/* said once */
+	log_warn("metrics: no free process slot of %d: this process's workers "
+	    "and requests in flight are not shown", METRICS_PROCS);
+	__atomic_store_n(&my_pid, pid, __ATOMIC_RELEASE);	/* tried once */
 out:
 	pthread_mutex_unlock(&mu);
 	return my_proc;
@@ -533,10 +535,12 @@ gauge(int64_t *local, size_t off, int d)
 	struct region	*r = attached();
 	struct proc	*p;
 
+	/* The slot first: a claim copies the counts made before it. */
+	p = r != NULL ? proc_slot(r) : NULL;
 	__atomic_fetch_add(local, d, __ATOMIC_RELAXED);
-	if (r == NULL || (p = proc_slot(r)) == NULL)
-		return;
-	__atomic_fetch_add((int64_t *)((char *)p + off), d, __ATOMIC_RELAXED);
+	if (p != NULL)
+		__atomic_fetch_add((int64_t *)((char *)p + off), d,
+		    __ATOMIC_RELAXED);
 }
 
 void
