@@ -17,6 +17,10 @@
 # only metric names /metrics exposes.
 . "$(dirname "$0")/lib.sh"
 
+# promtool (Debian package prometheus): installed here when missing, as root.
+if ! command -v promtool >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
+	bash "$top_srcdir/t/setup-deps.sh" >&2
+fi
 command -v promtool >/dev/null 2>&1 || bail "promtool is missing: run t/setup-deps.sh as root (Debian package prometheus)"
 
 setup_tmp
