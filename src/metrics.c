@@ -477,13 +477,32 @@ owner_word(pid_t pid, uint64_t start)
 	return (uint64_t)(uint32_t)pid << 32 | (uint32_t)(start | 1);
 }
 
-/* Is the owner of a slot alive (the same process, not a reused pid)? */
+/*
+ * Is the owner of a slot alive (the same process, not a reused pid)? The
+ * low bit of an owner word is clear while its owner is still setting the
+ * slot up (CLAIMING): readers skip it, but it is the same process.
+ */
+#define CLAIMING	1u
 static int
 owner_alive(uint64_t owner)
 {
 	pid_t	 pid = (pid_t)(owner >> 32);
 
-	return owner_word(pid, start_time(pid)) == owner;
+	return owner_word(pid, start_time(pid)) == (owner | CLAIMING);
+}
+
+/*
+ * Free the slot of a dead owner (o as read): its gauges go with it. The
+ * next claimer writes its own before it shows the slot.
+ */
+static int
+free_if_dead(struct proc *p, uint64_t o)
+{
+	if (o == 0 || owner_alive(o))
+		return 0;
+	__atomic_compare_exchange_n(&p->owner, &o, 0, 0, __ATOMIC_ACQ_REL,
+	    __ATOMIC_RELAXED);
+	return 1;
 }
 
 /* This process's slot, claimed at its first gauge; NULL: none to be had. */
@@ -507,15 +526,19 @@ proc_slot(struct region *r)
 		p = &r->procs[at];
 		want = __atomic_load_n(&p->owner, __ATOMIC_ACQUIRE);
 		/* The second round frees the slots of dead owners. */
-		if (want != 0 && (i < METRICS_PROCS || owner_alive(want)))
+		if (want != 0 && (i < METRICS_PROCS || !free_if_dead(p, want)))
 			continue;
-		if (!__atomic_compare_exchange_n(&p->owner, &want, me, 0,
-		    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+		want = 0;
+		if (!__atomic_compare_exchange_n(&p->owner, &want,
+		    me & ~(uint64_t)CLAIMING, 0, __ATOMIC_ACQ_REL,
+		    __ATOMIC_ACQUIRE))
 			continue;
+		/* Hidden from readers until the gauges are this process's. */
 		__atomic_store_n(&p->workers, local_workers, __ATOMIC_RELAXED);
 		__atomic_store_n(&p->busy, local_busy, __ATOMIC_RELAXED);
 		__atomic_store_n(&p->inflight, local_inflight,
 		    __ATOMIC_RELAXED);
+		__atomic_store_n(&p->owner, me, __ATOMIC_RELEASE);
 		my_proc = p;
 		__atomic_store_n(&my_pid, pid, __ATOMIC_RELEASE);
 		goto out;
@@ -759,14 +782,10 @@ sum_procs(struct region *r, struct metrics_totals *t)
 
 	for (i = 0; i < METRICS_PROCS; i++) {
 		p = &r->procs[i];
-		if ((o = __atomic_load_n(&p->owner, __ATOMIC_ACQUIRE)) == 0)
+		o = __atomic_load_n(&p->owner, __ATOMIC_ACQUIRE);
+		/* A dead owner's requests in flight died with it. */
+		if (o == 0 || free_if_dead(p, o) || !(o & CLAIMING))
 			continue;
-		if (!owner_alive(o)) {
-			/* Its requests in flight died with it. */
-			__atomic_compare_exchange_n(&p->owner, &o, 0, 0,
-			    __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
-			continue;
-		}
 		t->procs++;
 		if ((v = __atomic_load_n(&p->workers, __ATOMIC_RELAXED)) > 0)
 			t->workers += v;
