@@ -650,6 +650,19 @@ load(const uint64_t *p)
 	return __atomic_load_n(p, __ATOMIC_RELAXED);
 }
 
+/*
+ * Is series s shown: its labels are written, and for the "other" slot,
+ * it counted something (a table that never filled up shows no "other").
+ */
+static int
+shown(const struct region *r, const struct series *s)
+{
+	if (!__atomic_load_n(&s->ready, __ATOMIC_ACQUIRE))
+		return 0;
+	return s != &r->series[0] ||
+	    __atomic_load_n(&s->requests, __ATOMIC_RELAXED) > 0;
+}
+
 /* A counter of every ready series at field off. */
 static void
 counter(struct buf *b, const struct region *r, const char *name,
@@ -660,7 +673,7 @@ counter(struct buf *b, const struct region *r, const char *name,
 
 	for (i = 0; i < METRICS_SERIES; i++) {
 		s = &r->series[i];
-		if (!__atomic_load_n(&s->ready, __ATOMIC_ACQUIRE))
+		if (!shown(r, s))
 			continue;
 		buf_printf(b, "%s{", name);
 		put_labels(b, s, extra);
@@ -671,7 +684,7 @@ counter(struct buf *b, const struct region *r, const char *name,
 
 static void
 histogram(struct buf *b, const struct region *r, const char *name,
-    size_t off, size_t sum_off)
+    size_t off, size_t sum_off, int always)
 {
 	const struct series	*s;
 	const uint64_t		*h;
@@ -681,9 +694,13 @@ histogram(struct buf *b, const struct region *r, const char *name,
 
 	for (i = 0; i < METRICS_SERIES; i++) {
 		s = &r->series[i];
-		if (!__atomic_load_n(&s->ready, __ATOMIC_ACQUIRE))
+		if (!shown(r, s))
 			continue;
 		h = (const uint64_t *)((const char *)s + off);
+		for (cum = 0, k = 0; k <= METRICS_BUCKETS; k++)
+			cum += load(&h[k]);
+		if (cum == 0 && !always)
+			continue;	/* time to first token: not a stream */
 		for (cum = 0, k = 0; k <= METRICS_BUCKETS; k++) {
 			cum += load(&h[k]);
 			if (k < METRICS_BUCKETS)
@@ -739,7 +756,7 @@ expose_series(struct buf *b, const struct region *r,
 	    "sum of the usage rows' micro-dollars).");
 	for (i = 0; i < METRICS_SERIES; i++) {
 		s = &r->series[i];
-		if (!__atomic_load_n(&s->ready, __ATOMIC_ACQUIRE))
+		if (!shown(r, s))
 			continue;
 		c = load(&s->cost);
 		buf_puts(b, "llm_cost_usd_total{");
@@ -751,11 +768,11 @@ expose_series(struct buf *b, const struct region *r,
 	}
 	help(b, "llm_request_duration_seconds", "histogram", "Time from the "
 	    "request's arrival to its last byte.");
-	histogram(b, r, "llm_request_duration_seconds", SO(dur), SO(dur_ms));
+	histogram(b, r, "llm_request_duration_seconds", SO(dur), SO(dur_ms), 1);
 	help(b, "llm_time_to_first_token_seconds", "histogram", "Streamed "
 	    "requests: time from arrival to the first token sent.");
 	histogram(b, r, "llm_time_to_first_token_seconds", SO(ttft),
-	    SO(ttft_ms));
+	    SO(ttft_ms), 0);
 	t->overflows = load(&r->hdr->overflows);
 	help(b, "llmgate_metrics_series_overflow_total", "counter", "Records "
 	    "counted in the series labelled \"other\" because the table of "

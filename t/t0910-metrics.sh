@@ -1,6 +1,7 @@
 #!/bin/bash
 # t0910-metrics.sh: GET /metrics, one view of every gateway process. Under
-# Apache mod_fcgid (many one-request processes), lighttpd and nginx: requests of
+# Apache mod_fcgid (many one-request processes), lighttpd, nginx and CGI
+# (a process per request): requests of
 # every kind (chat streamed and not, embeddings, refused with 429 by a
 # key's rpm and with 402 by an empty prepaid balance, failed upstream with
 # 503) sent concurrently so that several processes serve them, then one
@@ -273,7 +274,7 @@ scenario() {
 create_key CLIENT --name client --agent budgeted
 create_key LIMITED --name limited --rpm 2
 create_key EMPTY --name empty --prepaid
-LLMGATE_SERVERS=${LLMGATE_SERVERS:-apache lighttpd nginx} for_each_server "$CONF" scenario
+LLMGATE_SERVERS=${LLMGATE_SERVERS:-apache lighttpd nginx cgi} for_each_server "$CONF" scenario
 
 # Counters live in the file: a new server, the same totals.
 start_lighttpd "$CONF"
