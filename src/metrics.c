@@ -632,7 +632,8 @@ put_labels(struct buf *b, const struct series *s, const char *extra)
 	snprintf(st, sizeof(st), "%u", s->status);
 	put_label(b, "status", st, sizeof(st), 1);
 	put_label(b, "agent", s->agent, sizeof(s->agent), 1);
-	if (key_label)
+	/* Series counted with metrics_key_label on keep it when it is off. */
+	if (s->key[0] != '\0')
 		put_label(b, "key", s->key, sizeof(s->key), 1);
 	if (extra != NULL)
 		buf_printf(b, ",%s", extra);

@@ -1,4 +1,4 @@
-/* unit-metrics.c: the shared metrics file: exact counts from many processes at once, a full table folding into "other", gauges of a SIGKILLed process, the metrics_allow matcher. */
+/* unit-metrics.c: the shared metrics file: exact counts from many processes at once, a full table folding into "other", gauges of a SIGKILLed process, key names as labels, the metrics_allow matcher. */
 #include <sys/wait.h>
 
 #include <inttypes.h>
@@ -21,7 +21,7 @@
 static char	 dir[256];
 
 static struct config *
-load(void)
+load(const char *extra)
 {
 	struct config	*c;
 	char		 ini[300], err[512];
@@ -29,8 +29,9 @@ load(void)
 
 	snprintf(ini, sizeof(ini), "%s/c.ini", dir);
 	fp = fopen(ini, "w");
-	fprintf(fp, "[gateway]\ndata_dir = %s\naccounting = off\n\n"
-	    "[provider p]\nbase_url = http://p/v1\napi_key = none\n", dir);
+	fprintf(fp, "[gateway]\ndata_dir = %s\naccounting = off\n%s\n"
+	    "[provider p]\nbase_url = http://p/v1\napi_key = none\n", dir,
+	    extra);
 	fclose(fp);
 	if ((c = config_load(ini, err, sizeof(err))) == NULL)
 		printf("# %s\n", err);
@@ -96,7 +97,12 @@ test_processes(const struct config *c)
 	pid_t			 pids[PROCS];
 	char			 model[32];
 	int			 i, j, st, bad = 0, fast;
+	double			 base_req, base_dur;
 
+	buf_init(&b, 64u << 20);
+	expose(c, &b, &t);	/* what test_key_label left */
+	base_req = sum(&b, "llm_requests_total", NULL);
+	base_dur = sum(&b, "llm_request_duration_seconds_count", NULL);
 	for (i = 0; i < PROCS; i++) {
 		if ((pids[i] = fork()) == 0) {
 			for (j = 0; j < EACH; j++) {
@@ -113,11 +119,11 @@ test_processes(const struct config *c)
 		    WEXITSTATUS(st) != 0)
 			bad++;
 	is_int(bad, 0, "%d processes recorded %d rows each", PROCS, EACH);
-	buf_init(&b, 64u << 20);
 	expose(c, &b, &t);
-	is_int(t.requests, PROCS * EACH, "no increment lost");
-	is_int((long long)sum(&b, "llm_requests_total", NULL), PROCS * EACH,
-	    "llm_requests_total sums to it");
+	is_int(t.requests - (uint64_t)base_req, PROCS * EACH,
+	    "no increment lost");
+	is_int((long long)(sum(&b, "llm_requests_total", NULL) - base_req),
+	    PROCS * EACH, "llm_requests_total sums to it");
 	is_int((long long)sum(&b, "llm_requests_total", "model=\"m1\""),
 	    PROCS * EACH / 4, "a quarter of them for m1");
 	is_int((long long)sum(&b, "llm_requests_errors_total", NULL),
@@ -131,14 +137,15 @@ test_processes(const struct config *c)
 	    "model=\"m0\",status=\"200\",agent=\"a\\\"b\\\\c\"} 9876.536000\n")
 	    != NULL, "cost exact in USD (8000 x 1.234567), label value "
 	    "escaped");
-	is_int((long long)sum(&b, "llm_request_duration_seconds_count", NULL),
-	    PROCS * EACH, "the duration histogram counts every row");
-	is_int((long long)sum(&b, "llm_request_duration_seconds_bucket",
-	    "le=\"+Inf\""), PROCS * EACH, "its +Inf buckets too");
+	is_int((long long)(sum(&b, "llm_request_duration_seconds_count", NULL) -
+	    base_dur), PROCS * EACH, "the duration histogram counts every row");
+	is_int((long long)(sum(&b, "llm_request_duration_seconds_bucket",
+	    "le=\"+Inf\"") - base_dur), PROCS * EACH, "its +Inf buckets too");
 	for (fast = 0, j = 0; j < EACH; j++)
 		fast += j % 700 <= 50;
-	is_int((long long)sum(&b, "llm_request_duration_seconds_bucket",
-	    "le=\"0.050\""), PROCS * fast, "le 0.050: the rows of 0..50 ms");
+	is_int((long long)(sum(&b, "llm_request_duration_seconds_bucket",
+	    "le=\"0.050\"") - base_dur), PROCS * fast,
+	    "le 0.050: the rows of 0..50 ms");
 	is_int((long long)sum(&b, "llm_time_to_first_token_seconds_count",
 	    NULL), PROCS * EACH * 9 / 10, "time to first token: the 200 "
 	    "streams");
@@ -223,6 +230,47 @@ test_gauges(const struct config *c)
 	buf_free(&b);
 }
 
+/* metrics_key_label = on: the key's name is a label too. */
+static void
+test_key_label(void)
+{
+	struct metrics_totals	 t;
+	struct usage_row	 u;
+	struct config		*c = load("metrics_key_label = on\n");
+	struct buf		 b;
+
+	ok(c != NULL && c->gw.metrics_key_label, "metrics_key_label = on");
+	if (c == NULL)
+		return;
+	metrics_init(c, 1);
+	row(&u, "mk", 201, 1);	/* apart from test_processes' rows */
+	u.stream = 0;
+	u.completion = 0;
+	snprintf(u.key_name, sizeof(u.key_name), "k1");
+	metrics_record(&u);
+	metrics_record(&u);
+	snprintf(u.key_name, sizeof(u.key_name), "k2");
+	metrics_record(&u);
+	buf_init(&b, 64u << 20);
+	expose(c, &b, &t);
+	is_int((long long)sum(&b, "llm_requests_total", "key=\"k1\""), 2,
+	    "two rows of key k1 in their own series");
+	is_int((long long)sum(&b, "llm_requests_total", "key=\"k2\""), 1,
+	    "one of k2 in another");
+	c->gw.metrics_key_label = 0;
+	metrics_init(c, 1);
+	u.key_name[0] = '\0';
+	metrics_record(&u);
+	expose(c, &b, &t);
+	is_int((long long)sum(&b, "llm_requests_total", "model=\"mk\""), 4,
+	    "turned off: a row without the label, the keys' series kept");
+	ok(strstr(b.data, "llm_requests_total{route=\"chat\",provider=\"p\","
+	    "model=\"mk\",status=\"201\",agent=\"a\\\"b\\\\c\"} 1\n") != NULL,
+	    "no duplicate label set: the keyless series is apart");
+	buf_free(&b);
+	config_free(c);
+}
+
 static void
 test_allow(void)
 {
@@ -261,8 +309,11 @@ main(void)
 	snprintf(dir, sizeof(dir), "/tmp/unit-metrics.XXXXXX");
 	if (mkdtemp(dir) == NULL)
 		return 1;
-	c = load();
+	c = load("");
+	ok(c != NULL && !c->gw.metrics_key_label, "metrics_key_label: off by "
+	    "default");
 	ok(c != NULL, "a config loads");
+	test_key_label();	/* first: the table fills up below */
 	if (c != NULL) {
 		metrics_init(c, 1);
 		test_processes(c);
