@@ -18,6 +18,8 @@
  * recording, and concurrent writers never lose one. When every slot is
  * taken, a label set no slot holds is counted in the reserved slot 0,
  * labelled "other", and llmgate_metrics_series_overflow_total says so.
+ * (Two label sets of the same 64-bit hash would share a slot: odds of
+ * about 2^-45 for a full table, accepted.)
  *
  * Counters survive restarts of the gateway and of the machine (the file
  * stays); they start again from zero only when the file is removed or its
@@ -33,7 +35,9 @@
  * its pid and its start time (from /proc, so that a reused pid is not
  * taken for the old process), and only it writes its gauges. A scrape
  * sums the slots of living owners and frees the slots of dead ones: a
- * killed process's requests drop out at the next scrape.
+ * killed process's requests drop out at the next scrape. A claimer writes
+ * its gauges before it shows the slot (the owner word's low bit), so a
+ * scrape never sums a dead owner's leftovers.
  */
 #include <sys/mman.h>
 #include <sys/stat.h>
