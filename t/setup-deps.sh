@@ -9,9 +9,6 @@
 # services during installation. The tests run private instances of their own
 # (t/lib.sh).
 #
-# prometheus: for promtool (t/t0910-metrics.sh checks /metrics and the
-# shipped rules with it); its service is not started.
-#
 # Also installs the openai npm client of t/t0300-openai-sdk.sh into
 # t/sdk/node_modules (npm, from t/sdk/package.json).
 set -u
@@ -20,10 +17,13 @@ cd "$(dirname "$0")/.." || exit 1
 packages="build-essential autoconf automake libtool pkg-config
 	libfcgi-dev libcurl4-openssl-dev libjson-c-dev libdb-dev libinih-dev
 	libssl-dev lighttpd apache2 libapache2-mod-fcgid nginx-light spawn-fcgi
-	wrk curl python3 valgrind clang prometheus"
+	wrk curl python3 valgrind clang"
 # nodejs/npm may come from elsewhere (nodesource, nvm): use those if present.
 command -v node >/dev/null 2>&1 || packages="$packages nodejs"
 command -v npm >/dev/null 2>&1 || packages="$packages npm"
+# promtool (Debian package prometheus): t/t0910-metrics.sh checks /metrics
+# and contrib/prometheus with it. Its service is not started (below).
+packages="$packages prometheus"
 
 missing=
 for p in $packages; do
