@@ -33,6 +33,7 @@
 #include "http.h"
 #include "keys.h"
 #include "log.h"
+#include "metrics.h"
 #include "plan.h"
 #include "route.h"
 #include "store.h"
@@ -63,6 +64,18 @@ client_key(const struct request *r)
 	while (*h == ' ')
 		h++;
 	return *h != '\0' ? h : NULL;
+}
+
+const char *
+account_client_key(const struct request *r)
+{
+	return client_key(r);
+}
+
+int
+account_secret_equal(const char *a, const char *b)
+{
+	return secret_equal(a, b);
 }
 
 /* An agent name a key may set in X-Agent: like a config section name. */
@@ -503,6 +516,7 @@ account_settle(struct request *r, struct account *acct,
 		row->status = (uint16_t)r->status;
 	row->client_aborted = r->client_gone != 0;
 	usage_log(row);
+	metrics_record(row);
 	r->logged = 1;
 	if (!r->cfg->gw.accounting)
 		return;		/* the log line is the record */

@@ -32,6 +32,10 @@ struct admit_ask {
 	int64_t	 images;	/* images it may generate */
 };
 
+/* The key the client sent (Bearer or X-Api-Key), or NULL. */
+const char *account_client_key(const struct request *);
+/* Constant-time comparison of two secrets: 1 when equal. */
+int	account_secret_equal(const char *, const char *);
 /*
  * Authenticate the request's key into who (r->who points at it): 0, or
  * the status of the 401/503 already sent.

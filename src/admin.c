@@ -22,6 +22,7 @@
 #include "breaker.h"
 #include "config.h"
 #include "keys.h"
+#include "metrics.h"
 #include "money.h"
 #include "report.h"
 #include "store.h"
@@ -167,6 +168,8 @@ admin_config(struct admin *a)
 		complain("config error: %s", err);
 		return ADM_FAIL;
 	}
+	/* A reclaim here counts the requests it bills, as the gateway would. */
+	metrics_init(a->cfg, 0);
 	return ADM_OK;
 }
 

@@ -35,6 +35,7 @@
 #include "billing.h"
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
 #include "plan.h"
 #include "store.h"
 #include "usage.h"
@@ -1209,6 +1210,7 @@ reclaim(struct store *s, const struct reserve_rec *seen, time_t now,
 		    c->row.key_name, (int)c->res.holder.pid, c->row.cost,
 		    c->res.amount, c->row.prompt, c->row.completion);
 		usage_log(&c->row);
+		metrics_record(&c->row);
 		if (fn != NULL)
 			fn(arg, &c->res, &c->row);
 	} else if (rc == STORE_OK || rc == STORE_EXISTS) {

@@ -15,6 +15,7 @@
 #include <openssl/sha.h>
 
 #include "config.h"
+#include "metrics.h"
 
 /* inih's compiled-in line limit (INI_MAX_LINE), including "\r\n\0". */
 #define INI_LINE_LIMIT	200
@@ -143,6 +144,17 @@ static const struct key_def keys[] = {
 	{ SECT_GATEWAY, "worker_stack", K_LONG, G(worker_stack), 128, 65536,
 	  "256", "KiB of stack per worker thread (memory is used only as "
 	  "touched)" },
+
+	/* metrics: GET /metrics (metrics.c, route-metrics.c). */
+	{ SECT_GATEWAY, "metrics_key", K_SECRET, G(metrics_key_ref), 0, 0,
+	  NULL, "key for GET /metrics as env:NAME or file:/path, besides the "
+	  "master key (a Prometheus scraper need not hold the master key)" },
+	{ SECT_GATEWAY, "metrics_allow", K_STR, G(metrics_allow), 0, 0, NULL,
+	  "addresses and CIDR blocks (comma-separated, from REMOTE_ADDR) "
+	  "that may GET /metrics without a key, e.g. 127.0.0.1, 10.0.0.0/8" },
+	{ SECT_GATEWAY, "metrics_key_label", K_ONOFF, G(metrics_key_label), 0,
+	  0, "off", "on: /metrics labels series with the key's name too (one "
+	  "series per key: mind the cardinality)" },
 
 	/* breaker: circuit breakers per deployment (breaker.c). */
 	{ SECT_GATEWAY, "breaker", K_ONOFF, G(breaker.enabled), 0, 0, "on",
@@ -1367,6 +1379,15 @@ finish(struct loader *l)
 	    (c->gw.master_key = secret_resolve(c->gw.master_key_ref, why,
 	    sizeof(why))) == NULL)
 		return fail(l, "master_key: %s", why);
+	l->line = key_line(l, "metrics_key");
+	if (c->gw.metrics_key_ref != NULL && !(l->opts & CONFIG_NO_MASTER_KEY) &&
+	    (c->gw.metrics_key = secret_resolve(c->gw.metrics_key_ref, why,
+	    sizeof(why))) == NULL)
+		return fail(l, "metrics_key: %s", why);
+	l->line = key_line(l, "metrics_allow");
+	if (c->gw.metrics_allow != NULL &&
+	    !metrics_allow_valid(c->gw.metrics_allow, why, sizeof(why)))
+		return fail(l, "metrics_allow: %s", why);
 	l->line = l->gateway_line > 0 ? l->gateway_line : 1;
 	if (c->gw.data_dir == NULL)
 		return fail(l, "[gateway] needs data_dir");
@@ -1490,6 +1511,7 @@ config_free(struct config *c)
 		return;
 	free_fields(SECT_GATEWAY, &c->gw);
 	wipe_free(c->gw.master_key);
+	wipe_free(c->gw.metrics_key);
 	for (i = 0; i < c->nproviders; i++) {
 		free_fields(SECT_PROVIDER, &c->providers[i]);
 		free(c->providers[i].name);

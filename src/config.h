@@ -164,6 +164,10 @@ struct gateway_cfg {
 	long			 workers_spare;	/* idle threads kept ready */
 	long			 workers_idle;	/* s a surplus idle thread lives */
 	long			 worker_stack;	/* KiB of each worker's stack */
+	char			*metrics_key_ref;	/* GET /metrics: env:/file: */
+	char			*metrics_key;	/* the secret, or NULL */
+	char			*metrics_allow;	/* addresses, CIDRs: no key */
+	int			 metrics_key_label;	/* key names as labels */
 };
 
 /* A budget class of agents: spend limits and cheaper models. */

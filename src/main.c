@@ -21,6 +21,7 @@
 #include "config.h"
 #include "store.h"
 #include "log.h"
+#include "metrics.h"
 #include "provider.h"
 #include "route.h"
 #include "upstream.h"
@@ -181,7 +182,9 @@ serve(struct worker *w, FCGX_Request *fcgx)
 		w->store = current_store();
 	http_request_init(&r, cfg, w, fcgx);
 	store_owner(&r);
+	metrics_busy(1);
 	router_dispatch(&r);
+	metrics_busy(-1);
 	store_owner(NULL);
 	http_flush(&r);
 	http_request_free(&r);
@@ -443,6 +446,7 @@ worker_main(void *arg)
 	w.id = (int)(long)arg;
 	w.store = current_store();
 	w.curl = upstream_handle_new();
+	metrics_worker(1);
 	FCGX_InitRequest(&req, 0, 0);
 	while (w.curl != NULL && (rc = take_request(&req, &me)) == 1) {
 		serve(&w, &req);
@@ -454,6 +458,7 @@ worker_main(void *arg)
 	if (w.curl == NULL)
 		log_error("cannot create a libcurl handle");
 	FCGX_Free(&req, 1);
+	metrics_worker(-1);
 	upstream_handle_free(w.curl);
 	pthread_mutex_lock(&pool.lock);
 	if (rc != 0)		/* 0: take_request counted it out already */
@@ -861,6 +866,7 @@ main(int argc, char *argv[])
 		log_threshold = level;
 	cfg = c;
 	usage_set_rescue(c);
+	metrics_init(c, 1);
 	if (check) {
 		print_summary(c);
 		for (i = 0; i < nmodels; i++)

@@ -20,6 +20,7 @@ struct worker {
 #define ROUTE_BODY	0x02u	/* read the request body first */
 #define ROUTE_PREFIX	0x04u	/* path is a prefix; the rest is an argument */
 #define ROUTE_ADMIN	0x08u	/* only the master key (implies NEEDS_KEY) */
+#define ROUTE_MODEL	0x10u	/* a model request: counted in flight */
 
 /* A handler answers the request itself and returns its HTTP status. */
 typedef int (*route_fn)(struct request *, const char *);
@@ -64,5 +65,7 @@ int	route_health(struct request *, const char *);
 int	route_readiness(struct request *, const char *);
 int	route_circuit_breakers(struct request *, const char *);	/* master key */
 int	route_health_detailed(struct request *, const char *);	/* master key */
+/* route-metrics.c */
+int	route_metrics(struct request *, const char *);	/* its own guard */
 
 #endif

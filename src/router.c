@@ -5,14 +5,15 @@
 #include "account.h"
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
 #include "route.h"
 
 static const struct route routes[] = {
-	{ HTTP_POST, "/v1/chat/completions", ROUTE_NEEDS_KEY | ROUTE_BODY,
+	{ HTTP_POST, "/v1/chat/completions", ROUTE_NEEDS_KEY | ROUTE_BODY | ROUTE_MODEL,
 	  route_chat, "chat" },
-	{ HTTP_POST, "/v1/embeddings", ROUTE_NEEDS_KEY | ROUTE_BODY,
+	{ HTTP_POST, "/v1/embeddings", ROUTE_NEEDS_KEY | ROUTE_BODY | ROUTE_MODEL,
 	  route_embeddings, "embeddings" },
-	{ HTTP_POST, "/v1/images/generations", ROUTE_NEEDS_KEY | ROUTE_BODY,
+	{ HTTP_POST, "/v1/images/generations", ROUTE_NEEDS_KEY | ROUTE_BODY | ROUTE_MODEL,
 	  route_images, "images" },
 	{ HTTP_GET, "/v1/models", ROUTE_NEEDS_KEY, route_models, "models" },
 	{ HTTP_GET, "/v1/models/", ROUTE_NEEDS_KEY | ROUTE_PREFIX,
@@ -50,6 +51,8 @@ static const struct route routes[] = {
 	  route_circuit_breakers, "circuit_breakers" },
 	{ HTTP_GET, "/health/detailed", ROUTE_ADMIN, route_health_detailed,
 	  "health_detailed" },
+	/* metrics: its own guard (metrics_key, metrics_allow, master key). */
+	{ HTTP_GET, "/metrics", 0, route_metrics, "metrics" },
 };
 
 #define NROUTES	(sizeof(routes) / sizeof(routes[0]))
@@ -121,7 +124,12 @@ dispatch(struct request *r, struct principal *who)
 				    "Content-Length");
 			}
 		}
-		return rt->handler(r, arg);
+		if (!(rt->flags & ROUTE_MODEL))
+			return rt->handler(r, arg);
+		metrics_inflight(1);
+		rc = rt->handler(r, arg);
+		metrics_inflight(-1);
+		return rc;
 	}
 	if (path_hit != NULL) {
 		http_header(r, "Allow", "%s",

@@ -23,6 +23,9 @@ packages="build-essential autoconf automake libtool pkg-config
 # nodejs/npm may come from elsewhere (nodesource, nvm): use those if present.
 command -v node >/dev/null 2>&1 || packages="$packages nodejs"
 command -v npm >/dev/null 2>&1 || packages="$packages npm"
+# promtool (Debian package prometheus): t/t0910-metrics.sh checks /metrics
+# and contrib/prometheus with it. Its service is not started (below).
+packages="$packages prometheus"
 
 missing=
 for p in $packages; do
