@@ -467,7 +467,12 @@ account_row(struct request *r, struct usage_row *row)
 		    p->key.name);
 		snprintf(row->agent, sizeof(row->agent), "%s", p->agent);
 		snprintf(row->tier, sizeof(row->tier), "%s", p->tier);
+		snprintf(row->key_prefix, sizeof(row->key_prefix), "%s",
+		    p->key.prefix);
 	}
+	trace_header(&r->trace, row->traceparent, sizeof(row->traceparent));
+	snprintf(row->trace_parent, sizeof(row->trace_parent), "%s",
+	    r->trace.parent_id);
 }
 
 money_t

@@ -60,6 +60,7 @@ enum key_type {
 	K_DURABILITY,	/* fsync | nosync */
 	K_ONOFF,	/* on | off -> int 1 | 0 */
 	K_UNPRICED,	/* refuse | free -> int 0 | 1 */
+	K_LOGFORMAT,	/* text | json -> int 0 | 1 */
 };
 
 struct key_def {
@@ -110,6 +111,8 @@ static const struct key_def keys[] = {
 	  "nosync", "store commits: fsync, or nosync (survives a process crash)" },
 	{ SECT_GATEWAY, "log_level", K_LOGLEVEL, G(log_level), 0, 0, "info",
 	  "error, warn, info or debug" },
+	{ SECT_GATEWAY, "log_format", K_LOGFORMAT, G(log_json), 0, 0, "text",
+	  "text (key=value lines) or json (one JSON object per line)" },
 	{ SECT_GATEWAY, "default_tier", K_STR, G(default_tier), 0, 0, "T3",
 	  "[tier] of keys and agents that name none" },
 	{ SECT_GATEWAY, "reservation_ttl", K_LONG, G(reservation_ttl), 10,
@@ -781,6 +784,11 @@ set_value(struct loader *l, const struct key_def *k, const char *v)
 		if (strcmp(v, "on") && strcmp(v, "off"))
 			return fail(l, "%s: expected on or off", k->name);
 		*(int *)field = strcmp(v, "on") == 0;
+		return 1;
+	case K_LOGFORMAT:
+		if (strcmp(v, "text") && strcmp(v, "json"))
+			return fail(l, "%s: expected text or json", k->name);
+		*(int *)field = strcmp(v, "json") == 0;
 		return 1;
 	case K_UNPRICED:
 		if (strcmp(v, "refuse") && strcmp(v, "free"))

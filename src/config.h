@@ -145,6 +145,7 @@ struct gateway_cfg {
 	char			*durability;
 	int			 accounting;	/* 0: no store, master key only */
 	char			*log_level;
+	int			 log_json;	/* log_format = json */
 	long			 max_body;
 	long			 max_upstream_body;
 	long			 max_json_depth;

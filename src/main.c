@@ -859,6 +859,7 @@ main(int argc, char *argv[])
 	provider_check(c);
 	if (log_level_parse(c->gw.log_level, &level) == 0)
 		log_threshold = level;
+	log_json = c->gw.log_json;
 	cfg = c;
 	usage_set_rescue(c);
 	if (check) {
