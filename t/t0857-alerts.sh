@@ -34,10 +34,14 @@ breaker_open_s = 600
 
 [model mock-ok]
 provider = mock
-upstream = mock
+upstream = mock@first_byte_delay=0.2
 input_price = 1
 output_price = 10
 max_tokens = 5
+
+[model mock-slow]
+provider = mock
+upstream = mock@first_byte_delay=1
 EOF
 for kind in ${LLMGATE_SERVERS:-lighttpd apache cgi}; do
 	printf '\n[model brk-%s]\nprovider = down\nupstream = brk-%s@status=500\ninput_price = 1\noutput_price = 1\n' \
@@ -101,8 +105,21 @@ scenario() {
 	create_key K --name "bud-$SERVER_KIND" --daily-budget 0.0005 || return
 	id=$K_ID
 
-	# N requests, 8 at a time, against a budget of about 12 of them
-	# (each past 1% of it warns).
+	# mod_fcgid spawns processes only under load: slow requests first,
+	# until several processes wait for the burst.
+	if [ "$SERVER_KIND" = apache ]; then
+		for i in 1 2 3 4 5 6; do
+			[ "$(gw_worker_pids | wc -l)" -lt 3 ] || break
+			seq 6 | xargs -P 6 -I{} curl -sS -o /dev/null --max-time 60 \
+			    -H 'Content-Type: application/json' -H "Authorization: Bearer $LLMGATE_MASTER_KEY" \
+			    --data-binary "$(chat_json mock-slow warm)" "$GW_URL/v1/chat/completions"
+		done
+	fi
+	# One request settled first: every later one is past the warning
+	# line (1%), however the burst's requests interleave.
+	chat_as "$K" mock-ok hello
+	is "$STATUS" 200 "$SERVER_KIND: the first request is served"
+	# N requests, 8 at a time, against a budget of about 12 of them.
 	times=$TMPDIR_T/times.$SERVER_KIND
 	seq "$N" | xargs -P 8 -I{} curl -sS -o /dev/null --max-time 60 \
 	    -w '%{http_code} %{time_total}\n' -H "Authorization: Bearer $K" \
@@ -114,6 +131,11 @@ scenario() {
 	is "$slow" 0 "$SERVER_KIND: no request waited for the webhook that hangs ${HANG}s (slowest $(sort -k2 -n "$times" | tail -n 1 | cut -d' ' -f2)s)"
 
 	wait_until 30 no_pending
+	diag "$SERVER_KIND: $(grep -c "budget warning: key bud-$SERVER_KIND " "$SERVER_LOG") budget warnings from \
+$(grep "budget warning: key bud-$SERVER_KIND " "$SERVER_LOG" | grep -o 'llmgate\[[0-9]*\]' | sort -u | wc -l) process(es)"
+	[ "$SERVER_KIND" != apache ] ||
+	    ok "apache: the warnings came from several processes" test "$(grep "budget warning: key bud-$SERVER_KIND " \
+	    "$SERVER_LOG" | grep -o 'llmgate\[[0-9]*\]' | sort -u | wc -l)" -ge 2
 	is "$(count hook budget_warning "^key:$id:")" 1 "$SERVER_KIND: one budget_warning for the key"
 	is "$(count hook budget_exceeded "^key:$id:")" 1 "$SERVER_KIND: one budget_exceeded for the key"
 	is "$(count flaky budget_exceeded "^key:$id:")" 4 "$SERVER_KIND: the flaky webhook got it on the 4th attempt (3 answered 500)"
