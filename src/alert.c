@@ -165,6 +165,28 @@ reap(void *arg)
 }
 
 /*
+ * The process environment without a CGI request's headers (HTTP_*: the
+ * client's Authorization among them); the strings stay environ's. NULL
+ * when out of memory.
+ */
+static char **
+delivery_env(void)
+{
+	char	**env;
+	size_t	  i, n = 0;
+
+	for (i = 0; environ[i] != NULL; i++)
+		;
+	if ((env = calloc(i + 1, sizeof(*env))) == NULL)
+		return NULL;
+	for (i = 0; environ[i] != NULL; i++)
+		if (strncmp(environ[i], "HTTP_", 5) != 0)
+			env[n++] = environ[i];
+	env[n] = NULL;
+	return env;
+}
+
+/*
  * Start the delivery process in its own session with stdin and stdout on
  * /dev/null and no descriptor of ours but stderr (the log): a FastCGI
  * connection it held open would hold the client's answer. A detached
@@ -179,7 +201,7 @@ spawn_delivery(const char *file)
 	pthread_t			 t;
 	sigset_t			 none, def;
 	pid_t				 pid;
-	char				*argv[6];
+	char				*argv[6], **env;
 	int				 rc;
 
 	argv[0] = (char *)"llmgate";
@@ -203,7 +225,10 @@ spawn_delivery(const char *file)
 	posix_spawnattr_setsigdefault(&at, &def);
 	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSID |
 	    POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-	rc = posix_spawn(&pid, "/proc/self/exe", &fa, &at, argv, environ);
+	env = delivery_env();
+	rc = posix_spawn(&pid, "/proc/self/exe", &fa, &at, argv,
+	    env != NULL ? env : environ);
+	free(env);
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&at);
 	if (rc != 0) {
