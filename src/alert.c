@@ -7,9 +7,11 @@
  * with bounded retries; a dead or hanging webhook costs requests nothing.
  */
 #define _GNU_SOURCE	/* posix_spawn_file_actions_addclosefrom_np */
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -330,22 +332,16 @@ alert_balance_low(const char *subject, struct json_object *fields,
 	emit(ALERT_BALANCE_LOW, subject, fields, balance);
 }
 
-/* The spooled payload, whole: malloc'ed text, or NULL. */
+/* The spooled payload from fd, whole: malloc'ed text, or NULL. */
 static char *
-read_file(const char *path)
+read_fd(int fd)
 {
 	char	*buf;
 	ssize_t	 n;
-	int	 fd;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+	if ((buf = malloc(PAYLOAD_MAX + 1)) == NULL)
 		return NULL;
-	if ((buf = malloc(PAYLOAD_MAX + 1)) == NULL) {
-		close(fd);
-		return NULL;
-	}
 	n = read(fd, buf, PAYLOAD_MAX);
-	close(fd);
 	if (n <= 0) {
 		free(buf);
 		return NULL;
@@ -354,49 +350,41 @@ read_file(const char *path)
 	return buf;
 }
 
-int
-alert_deliver(const struct config *cfg, const char *file)
+/*
+ * POST text to a's webhook: up to attempts tries, backoff doubling. 0
+ * when a 2xx came back.
+ */
+static int
+post(const struct alert_cfg *a, const char *event, const char *text)
 {
-	const struct alert_cfg	*a = NULL;
-	struct json_object	*o = NULL, *v;
 	struct provider_cfg	 p;
 	struct upstream_req	 req;
 	struct upstream_resp	 resp;
-	struct curl_slist	*h = NULL;
-	char			*text, failed[1500];
-	const char		*name = "", *event = "";
-	long			 i, wait_ms;
-	CURL			*curl = NULL;
-	int			 rc = 1;
+	struct curl_slist	*h = NULL, *n;
+	long			 i, wait_ms = a->backoff_ms;
+	CURL			*curl;
+	int			 rc = -1;
 
-	if ((text = read_file(file)) == NULL ||
-	    (o = json_tokener_parse(text)) == NULL) {
-		log_error("alert: cannot read %s", file);
-		goto out;
-	}
-	if (json_object_object_get_ex(o, "alert", &v))
-		name = json_object_get_string(v);
-	if (json_object_object_get_ex(o, "event", &v))
-		event = json_object_get_string(v);
-	for (i = 0; i < (long)cfg->nalerts; i++)
-		if (strcmp(cfg->alerts[i].name, name) == 0)
-			a = &cfg->alerts[i];
-	if (a == NULL) {
-		log_error("alert: %s: no [alert %s] in the config", file, name);
-		goto out;
-	}
 	memset(&p, 0, sizeof(p));
 	p.connect_timeout = a->timeout * 1000;
 	p.first_byte_timeout = (int)a->timeout;
 	p.idle_timeout = (int)a->timeout;
 	p.timeout = a->timeout;
-	h = curl_slist_append(h, "Content-Type: application/json");
-	if (a->header != NULL)
-		h = curl_slist_append(h, a->header);
-	if (h == NULL || (curl = upstream_handle_new()) == NULL)
-		goto out;
-	wait_ms = a->backoff_ms;
-	for (i = 1; i <= a->attempts; i++) {
+	if ((h = curl_slist_append(NULL, "Content-Type: application/json")) ==
+	    NULL)
+		return -1;
+	if (a->header != NULL) {
+		if ((n = curl_slist_append(h, a->header)) == NULL) {
+			curl_slist_free_all(h);
+			return -1;
+		}
+		h = n;
+	}
+	if ((curl = upstream_handle_new()) == NULL) {
+		curl_slist_free_all(h);
+		return -1;
+	}
+	for (i = 1; i <= a->attempts && rc == -1; i++) {
 		memset(&req, 0, sizeof(req));
 		req.url = a->url;
 		req.headers = h;
@@ -407,31 +395,125 @@ alert_deliver(const struct config *cfg, const char *file)
 		upstream_resp_init(&resp, 65536);
 		upstream_perform(curl, &req, &resp);
 		if (resp.result == UP_OK) {
-			upstream_resp_free(&resp);
 			log_info("alert %s: %s delivered (attempt %ld)", a->name,
 			    event, i);
-			(void)unlink(file);
 			rc = 0;
-			goto out;
+		} else {
+			log_warn("alert %s: %s: attempt %ld of %ld failed: %s",
+			    a->name, event, i, a->attempts, resp.error);
+			if (i < a->attempts) {
+				usleep((useconds_t)wait_ms * 1000);
+				wait_ms = wait_ms * 2 > BACKOFF_MAX_MS ?
+				    BACKOFF_MAX_MS : wait_ms * 2;
+			}
 		}
-		log_warn("alert %s: %s: attempt %ld of %ld failed: %s", a->name,
-		    event, i, a->attempts, resp.error);
 		upstream_resp_free(&resp);
-		if (i < a->attempts) {
-			usleep((useconds_t)wait_ms * 1000);
-			wait_ms = wait_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS :
-			    wait_ms * 2;
-		}
 	}
-	snprintf(failed, sizeof(failed), "%s.failed", file);
-	(void)rename(file, failed);
-	log_error("alert %s: %s: given up after %ld attempts; the payload is "
-	    "in %s", a->name, event, a->attempts, failed);
-out:
-	if (curl != NULL)
-		upstream_handle_free(curl);
+	upstream_handle_free(curl);
 	curl_slist_free_all(h);
+	return rc;
+}
+
+/*
+ * Deliver one spool file unless another process holds it: its deliverer
+ * keeps an flock on it for as long as it works, so a file nobody holds
+ * is an orphan (its deliverer was killed) any deliverer may take. The
+ * file is removed (delivered) or renamed .failed under the lock, and a
+ * file gone or replaced since it was opened is left alone: each payload
+ * is posted by one process. 0 done or not ours; 1 failed.
+ */
+static int
+deliver_file(const struct config *cfg, const char *path)
+{
+	const struct alert_cfg	*a = NULL;
+	struct json_object	*o = NULL, *v;
+	struct stat		 st_fd, st_path;
+	char			*text = NULL, failed[1500];
+	const char		*name = "", *event = "";
+	size_t			 i;
+	int			 fd, rc = 1;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return errno == ENOENT ? 0 : 1;
+	if (flock(fd, LOCK_EX | LOCK_NB) == -1 || fstat(fd, &st_fd) == -1 ||
+	    stat(path, &st_path) == -1 || st_fd.st_ino != st_path.st_ino ||
+	    st_fd.st_dev != st_path.st_dev) {
+		close(fd);
+		return 0;
+	}
+	if ((text = read_fd(fd)) == NULL ||
+	    (o = json_tokener_parse(text)) == NULL) {
+		log_error("alert: cannot read %s", path);
+		goto fail;
+	}
+	if (json_object_object_get_ex(o, "alert", &v))
+		name = json_object_get_string(v);
+	if (json_object_object_get_ex(o, "event", &v))
+		event = json_object_get_string(v);
+	for (i = 0; i < cfg->nalerts; i++)
+		if (strcmp(cfg->alerts[i].name, name) == 0)
+			a = &cfg->alerts[i];
+	if (a == NULL) {
+		log_error("alert: %s: no [alert %s] in the config", path, name);
+		goto fail;
+	}
+	if (post(a, event, text) == 0) {
+		(void)unlink(path);
+		rc = 0;
+		goto out;
+	}
+	log_error("alert %s: %s: given up after %ld attempts", a->name, event,
+	    a->attempts);
+fail:
+	snprintf(failed, sizeof(failed), "%s.failed", path);
+	if (rename(path, failed) == 0)
+		log_error("alert: the payload is kept in %s", failed);
+out:
+	close(fd);
 	json_object_put(o);
 	free(text);
+	return rc;
+}
+
+/* At most this many orphans are taken by one delivery process. */
+#define SWEEP_MAX	32
+
+/* Orphaned spool files (their deliverer died) next to file: delivered too. */
+static void
+sweep(const struct config *cfg, const char *file)
+{
+	char		 dir[1400], path[1700];
+	const char	*slash = strrchr(file, '/');
+	struct dirent	*de;
+	size_t		 n;
+	DIR		*d;
+	int		 taken = 0;
+
+	if (slash == NULL || (size_t)(slash - file) >= sizeof(dir))
+		return;
+	memcpy(dir, file, (size_t)(slash - file));
+	dir[slash - file] = '\0';
+	if ((d = opendir(dir)) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL && taken < SWEEP_MAX) {
+		n = strlen(de->d_name);
+		if (n < 6 || strcmp(de->d_name + n - 5, ".json") != 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (strcmp(path, file) == 0)
+			continue;
+		taken++;
+		(void)deliver_file(cfg, path);
+	}
+	closedir(d);
+}
+
+int
+alert_deliver(const struct config *cfg, const char *file)
+{
+	int	 rc;
+
+	rc = deliver_file(cfg, file);
+	sweep(cfg, file);
 	return rc;
 }

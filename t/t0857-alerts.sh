@@ -7,7 +7,8 @@
 # header from the environment and never the key; a webhook answering 500
 # three times gets the event on its fourth attempt; a prepaid key spending
 # below balance_below gives one balance_low; a provider's breaker opening
-# gives one breaker_open. A webhook that hangs never slows a request.
+# gives one breaker_open. A webhook that hangs never slows a request. A
+# delivery process killed with SIGKILL leaves its payload to the next one.
 # Under lighttpd (one process, threads), Apache mod_fcgid (many processes)
 # and CGI (a process per request).
 . "$(dirname "$0")/lib.sh"
@@ -44,8 +45,10 @@ provider = mock
 upstream = mock@first_byte_delay=1
 EOF
 for kind in ${LLMGATE_SERVERS:-lighttpd apache cgi}; do
-	printf '\n[model brk-%s]\nprovider = down\nupstream = brk-%s@status=500\ninput_price = 1\noutput_price = 1\n' \
-	    "$kind" "$kind" >>"$CONF"
+	for m in brk brk2; do
+		printf '\n[model %s-%s]\nprovider = down\nupstream = %s-%s@status=500\ninput_price = 1\noutput_price = 1\n' \
+		    "$m" "$kind" "$m" "$kind" >>"$CONF"
+	done
 done
 cat >>"$CONF" <<EOF
 
@@ -172,6 +175,39 @@ print("%s %s %s" % (ok, auth, leak))' "$K" "$id" "$ALERT_TOKEN" 2>&1)
 	wait_until 30 test "$(count hook breaker_open "^down/brk-$SERVER_KIND@")" -ge 1
 	wait_until 30 no_pending
 	is "$(count hook breaker_open "^down/brk-$SERVER_KIND@")" 1 "$SERVER_KIND: one breaker_open for the deployment"
+
+	# A delivery process killed mid-delivery leaves its spool file; the
+	# next delivery process takes it over (no one holds its lock).
+	out=$(dead_deliveries)
+	ok "$SERVER_KIND: deliveries to the hung webhook are in progress" test -n "$out"
+	kill -9 $out 2>/dev/null
+	wait_until 10 test -z "$(dead_deliveries)"
+	curl -sS -X POST -d '{}' "$MOCK_URL/_mock/webhooks/mode" >/dev/null
+	seq 4 | xargs -P 2 -I{} curl -sS -o /dev/null --max-time 60 \
+	    -H 'Content-Type: application/json' -H "Authorization: Bearer $LLMGATE_MASTER_KEY" \
+	    --data-binary "$(chat_json "brk2-$SERVER_KIND" hello)" "$GW_URL/v1/chat/completions"
+	wait_until 30 answered_dead "$id"
+	ok "$SERVER_KIND: an orphaned payload (its process killed) was delivered by a later process" \
+	    answered_dead "$id"
+}
+
+# The delivery processes of the dead webhook still running.
+dead_deliveries() {
+	local p
+	for p in /proc/[0-9]*; do
+		tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF -- "--deliver-alert $TMPDIR_T/data/alerts/spool/dead-" &&
+		    echo "${p#/proc/}"
+	done
+}
+# answered_dead ID: the dead webhook answered 200 to a budget_warning of key ID.
+answered_dead() {
+	hooks | python3 -c '
+import json, sys
+kid = sys.argv[1]
+sys.exit(not any(p["answered"] == 200 and isinstance(p["body"], dict)
+                 and p["body"].get("event") == "budget_warning"
+                 and p["body"].get("subject", "").startswith("key:%s:" % kid)
+                 for p in json.load(sys.stdin).get("dead", [])))' "$1"
 }
 
 LLMGATE_SERVERS=${LLMGATE_SERVERS:-lighttpd apache cgi} for_each_server "$CONF" scenario
