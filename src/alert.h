@@ -27,9 +27,10 @@ void	alert_emit(enum alert_event, const char *, struct json_object *);
 void	alert_balance_low(const char *, struct json_object *, money_t);
 /*
  * The delivery process (llmgate --deliver-alert FILE): POST the spooled
- * payload to its webhook with retries and backoff; the file is removed
- * when delivered, renamed FILE.failed when every attempt failed. Returns
- * the exit status.
+ * payload to its webhook with retries and backoff, holding an flock on
+ * the file; it is removed when delivered, renamed FILE.failed when every
+ * attempt failed. Then the spool files no process holds (orphans of a
+ * killed deliverer) are delivered the same way. Returns the exit status.
  */
 int	alert_deliver(const struct config *, const char *);
 
