@@ -25,10 +25,13 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+
+#include <json-c/json.h>
 #include <strings.h>
 #include <time.h>
 
 #include "account.h"
+#include "alert.h"
 #include "config.h"
 #include "http.h"
 #include "keys.h"
@@ -342,6 +345,78 @@ log_who(const struct principal *p, char *buf, size_t len)
 	return buf;
 }
 
+/*
+ * The members of an alert about p's request: who (the key's id, name and
+ * prefix, never the key), the request, and detail; message says it in
+ * words. The caller hands the object to alert_emit().
+ */
+static struct json_object *
+alert_fields(const struct request *r, const struct principal *p,
+    struct json_object *detail, const char *message)
+{
+	struct json_object	*o = json_object_new_object(), *k;
+	char			 tp[TRACEPARENT_LEN + 1];
+
+	if (o == NULL || (k = json_object_new_object()) == NULL) {
+		json_object_put(o);
+		json_object_put(detail);
+		return NULL;
+	}
+	json_object_object_add(k, "id", json_object_new_int64(
+	    (int64_t)p->key.id));
+	json_object_object_add(k, "name", json_object_new_string(p->key.name));
+	json_object_object_add(k, "prefix",
+	    json_object_new_string(p->key.prefix));
+	json_object_object_add(o, "key", k);
+	json_object_object_add(o, "agent", json_object_new_string(p->agent));
+	json_object_object_add(o, "tier", json_object_new_string(p->tier));
+	json_object_object_add(o, "request_id", json_object_new_string(r->id));
+	trace_header(&r->trace, tp, sizeof(tp));
+	json_object_object_add(o, "traceparent", json_object_new_string(tp));
+	json_object_object_add(o, "message", json_object_new_string(message));
+	json_object_object_add(o, "detail", detail != NULL ? detail :
+	    json_object_new_object());
+	return o;
+}
+
+/* A budget's warning line crossed or its limit hit: the alert. */
+static void
+budget_alert(const struct request *r, const struct principal *p,
+    const struct admission *a, enum alert_event e, const char *scope)
+{
+	struct json_object	*d;
+	char			 subject[160], spent[32], budget[32], msg[600];
+
+	if (!alert_wanted(e) || (d = json_object_new_object()) == NULL)
+		return;
+	money_format_usd(a->spent, spent, sizeof(spent));
+	money_format_usd(a->budget, budget, sizeof(budget));
+	json_object_object_add(d, "scope", json_object_new_string(scope));
+	json_object_object_add(d, "spent_micro_usd",
+	    json_object_new_int64(a->spent));
+	json_object_object_add(d, "budget_micro_usd",
+	    json_object_new_int64(a->budget));
+	json_object_object_add(d, "spent_usd", json_object_new_string(spent));
+	json_object_object_add(d, "budget_usd", json_object_new_string(budget));
+	json_object_object_add(d, "percent", json_object_new_int64(
+	    a->budget > 0 ? a->spent * 100 / a->budget : 100));
+	json_object_object_add(d, "warn_percent",
+	    json_object_new_int64(r->cfg->gw.budget_warn_percent));
+	if (e == ALERT_BUDGET_EXCEEDED)
+		json_object_object_add(d, "reason",
+		    json_object_new_string(a->message));
+	if (strncmp(scope, "agent", 5) == 0)
+		snprintf(subject, sizeof(subject), "agent:%s:%s", p->agent,
+		    scope);
+	else
+		snprintf(subject, sizeof(subject), "key:%" PRIu64 ":%s",
+		    p->key.id, scope);
+	snprintf(msg, sizeof(msg), "%s budget of key %s (agent %s): $%s of "
+	    "$%s spent%s", scope, p->key.name, p->agent, spent, budget,
+	    e == ALERT_BUDGET_EXCEEDED ? ": requests refused" : "");
+	alert_emit(e, subject, alert_fields(r, p, d, msg));
+}
+
 static void
 ratelimit_headers(struct request *r, const struct admission *a)
 {
@@ -427,6 +502,7 @@ account_admit(struct request *r, const struct plan *pl,
 		    a->spent * 100 / a->budget : 100, spent, budget);
 		log_warn("%s: budget warning: %s: $%s of $%s", r->id,
 		    log_who(p, who, sizeof(who)), spent, budget);
+		budget_alert(r, p, a, ALERT_BUDGET_WARNING, "budget");
 	}
 	switch (a->verdict) {
 	case ADMIT_OK:
@@ -445,6 +521,10 @@ account_admit(struct request *r, const struct plan *pl,
 		http_header(r, "Retry-After", "%ld", a->retry_after);
 		log_warn("%s: budget exhausted: %s: %s", r->id,
 		    log_who(p, who, sizeof(who)), a->message);
+		budget_alert(r, p, a, ALERT_BUDGET_EXCEEDED,
+		    a->verdict == ADMIT_KEY_BUDGET ? "key_daily" :
+		    a->verdict == ADMIT_AGENT_BUDGET ? "agent_daily" :
+		    "key_monthly");
 		return http_error(r, 429, "insufficient_quota",
 		    "budget_exceeded", NULL, "%s", a->message);
 	case ADMIT_BALANCE:
@@ -480,7 +560,12 @@ account_row(struct request *r, struct usage_row *row)
 		    p->key.name);
 		snprintf(row->agent, sizeof(row->agent), "%s", p->agent);
 		snprintf(row->tier, sizeof(row->tier), "%s", p->tier);
+		snprintf(row->key_prefix, sizeof(row->key_prefix), "%s",
+		    p->key.prefix);
 	}
+	trace_header(&r->trace, row->traceparent, sizeof(row->traceparent));
+	snprintf(row->trace_parent, sizeof(row->trace_parent), "%s",
+	    r->trace.parent_id);
 }
 
 money_t
@@ -494,6 +579,33 @@ account_cost(const struct candidate *c, const struct usage *u,
 		return u->cost;
 	}
 	return usage_cost(c, u);
+}
+
+/* A prepaid key's balance after a settlement, under an alert's line. */
+static void
+balance_alert(const struct request *r, const struct usage_row *row)
+{
+	const struct principal	*p = r->who;
+	struct balance_rec	 b;
+	struct json_object	*d;
+	money_t			 held = 0;
+	char			 subject[64], bal[32], msg[300];
+
+	if (p == NULL || p->master || !p->key.prepaid || row->cost <= 0 ||
+	    !alert_wanted(ALERT_BALANCE_LOW) ||
+	    billing_balance(r->worker->store, p->key.id, &b, &held) !=
+	    STORE_OK || (d = json_object_new_object()) == NULL)
+		return;
+	money_format_usd(b.balance, bal, sizeof(bal));
+	json_object_object_add(d, "balance_micro_usd",
+	    json_object_new_int64(b.balance));
+	json_object_object_add(d, "balance_usd", json_object_new_string(bal));
+	json_object_object_add(d, "held_micro_usd", json_object_new_int64(held));
+	snprintf(subject, sizeof(subject), "key:%" PRIu64 ":balance",
+	    p->key.id);
+	snprintf(msg, sizeof(msg), "prepaid balance of key %s is $%s",
+	    p->key.name, bal);
+	alert_balance_low(subject, alert_fields(r, p, d, msg), b.balance);
 }
 
 void
@@ -522,6 +634,7 @@ account_settle(struct request *r, struct account *acct,
 		return;		/* the log line is the record */
 	billing_settle(r->worker->store, r->cfg, r->who, acct->admitted ?
 	    &acct->adm : NULL, row);
+	balance_alert(r, row);
 }
 
 int

@@ -42,6 +42,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
+
+#include "alert.h"
 #include "breaker.h"
 #include "log.h"
 #include "plan.h"
@@ -692,6 +695,40 @@ out:
 	return t->verdict;
 }
 
+/* A deployment's breaker opened (or opened again after a failed probe). */
+static void
+open_alert(const struct breaker_ticket *t, const struct breaker_params *p,
+    enum breaker_state was, uint32_t consec, const char *error)
+{
+	struct json_object	*o, *d;
+	char			 subject[300], msg[400];
+
+	if (!alert_wanted(ALERT_BREAKER_OPEN) ||
+	    (o = json_object_new_object()) == NULL)
+		return;
+	if ((d = json_object_new_object()) == NULL) {
+		json_object_put(o);
+		return;
+	}
+	snprintf(subject, sizeof(subject), "%s/%s", t->prov, t->model);
+	snprintf(msg, sizeof(msg), "circuit breaker of %s opened for %ld s: %s",
+	    subject, p->open_ms / 1000, error != NULL ? error : "failed");
+	json_object_object_add(d, "provider", json_object_new_string(t->prov));
+	json_object_object_add(d, "model", json_object_new_string(t->model));
+	json_object_object_add(d, "from", json_object_new_string(
+	    was == BREAKER_CLOSED ? "closed" : "half_open"));
+	json_object_object_add(d, "consecutive_failures",
+	    json_object_new_int64(consec));
+	json_object_object_add(d, "open_s",
+	    json_object_new_int64(p->open_ms / 1000));
+	json_object_object_add(d, "error", json_object_new_string(
+	    error != NULL ? error : "failed"));
+	json_object_object_add(o, "provider", json_object_new_string(t->prov));
+	json_object_object_add(o, "message", json_object_new_string(msg));
+	json_object_object_add(o, "detail", d);
+	alert_emit(ALERT_BREAKER_OPEN, subject, o);
+}
+
 int
 breaker_region_record(struct breaker_ticket *t, enum breaker_outcome o,
     int64_t latency_ms, const char *error)
@@ -782,6 +819,8 @@ breaker_region_record(struct breaker_ticket *t, enum breaker_outcome o,
 	t->probe = 0;
 out:
 	breaker_region_unlock(r);
+	if (opened)
+		open_alert(t, p, was, consec, error);
 	if (opened && was == BREAKER_CLOSED)
 		log_warn("breaker: %s/%s opened after %u failure(s) in a row "
 		    "for %ld s: %s", t->prov, t->model, consec,

@@ -369,6 +369,32 @@ no_key(struct call *c)
 }
 
 /*
+ * Every attempt carries the request's trace to the upstream with the
+ * gateway's span as parent (a provider's own traceparent header from the
+ * config stays as it is). -1 when out of memory.
+ */
+static int
+trace_to_upstream(struct call *c, struct provider_call *pc)
+{
+	struct curl_slist	*n;
+	char			 h[TRACEPARENT_LEN + 16];
+	size_t			 i;
+
+	for (i = 0; i < c->cand->provider->headers.n; i++)
+		if (strncasecmp(c->cand->provider->headers.v[i], "traceparent:",
+		    12) == 0)
+			return 0;
+	memcpy(h, "traceparent: ", 13);
+	trace_header(&c->r->trace, h + 13, sizeof(h) - 13);
+	if (h[13] == '\0')
+		return 0;
+	if ((n = curl_slist_append(pc->headers, h)) == NULL)
+		return -1;
+	pc->headers = n;
+	return 0;
+}
+
+/*
  * One attempt against c->cand: build, transfer, deliver, and when nothing
  * reached the client, judge.
  */
@@ -394,6 +420,10 @@ attempt(struct call *c)
 	pc.api_key = provider_key_secret(&c->key);
 	if ((rc = c->ops->build(c, c->cand, c->pops, &pc, &e)) != 0) {
 		next = build_failed(c, rc, &e);
+		goto out;
+	}
+	if (trace_to_upstream(c, &pc) == -1) {
+		next = build_failed(c, -1, &e);
 		goto out;
 	}
 	memset(&req, 0, sizeof(req));

@@ -35,11 +35,13 @@ enum section {
 	SECT_TIER,
 	SECT_AGENT,
 	SECT_TASK,
+	SECT_ALERT,
 	SECT__MAX
 };
 
 static const char *const section_names[SECT__MAX] = {
 	"gateway", "retry", "provider", "model", "tier", "agent", "task",
+	"alert",
 };
 
 enum key_type {
@@ -61,6 +63,7 @@ enum key_type {
 	K_DURABILITY,	/* fsync | nosync */
 	K_ONOFF,	/* on | off -> int 1 | 0 */
 	K_UNPRICED,	/* refuse | free -> int 0 | 1 */
+	K_LOGFORMAT,	/* text | json -> int 0 | 1 */
 };
 
 struct key_def {
@@ -80,6 +83,7 @@ struct key_def {
 #define T(f)	offsetof(struct tier_cfg, f)
 #define A(f)	offsetof(struct agent_cfg, f)
 #define K(f)	offsetof(struct task_cfg, f)
+#define AL(f)	offsetof(struct alert_cfg, f)
 
 /* Largest budget in whole USD (money_parse_usd reads up to 5 digits). */
 #define BUDGET_MAX_USD	99999
@@ -111,6 +115,8 @@ static const struct key_def keys[] = {
 	  "nosync", "store commits: fsync, or nosync (survives a process crash)" },
 	{ SECT_GATEWAY, "log_level", K_LOGLEVEL, G(log_level), 0, 0, "info",
 	  "error, warn, info or debug" },
+	{ SECT_GATEWAY, "log_format", K_LOGFORMAT, G(log_json), 0, 0, "text",
+	  "text (key=value lines) or json (one JSON object per line)" },
 	{ SECT_GATEWAY, "default_tier", K_STR, G(default_tier), 0, 0, "T3",
 	  "[tier] of keys and agents that name none" },
 	{ SECT_GATEWAY, "reservation_ttl", K_LONG, G(reservation_ttl), 10,
@@ -308,6 +314,27 @@ static const struct key_def keys[] = {
 	  "model that serves this task (required)" },
 	{ SECT_TASK, "fallback", K_WORDS, K(fallback), 0, 0, NULL,
 	  "[model]s tried in order when the task's model fails" },
+
+	{ SECT_ALERT, "url", K_URL, AL(url), 0, 0, NULL,
+	  "webhook the events are POSTed to as JSON (required)" },
+	{ SECT_ALERT, "events", K_WORDS, AL(events), 0, 0, NULL,
+	  "budget_warning, budget_exceeded, balance_low, breaker_open "
+	  "(required)" },
+	{ SECT_ALERT, "balance_below", K_USD, AL(balance_below), 0,
+	  BUDGET_MAX_USD, "1.00", "balance_low: a prepaid key's balance in "
+	  "USD under which it fires after a settlement" },
+	{ SECT_ALERT, "period_s", K_LONG, AL(period), 1, 31 * 86400, "3600",
+	  "seconds: one event of a kind about one subject is sent at most "
+	  "once per period, across all processes" },
+	{ SECT_ALERT, "header", K_STR, AL(header_ref), 0, 0, NULL,
+	  "\"Name: [text ]env:VAR\" (or file:/path): one header with a "
+	  "secret, e.g. Authorization: Bearer env:ALERT_TOKEN" },
+	{ SECT_ALERT, "attempts", K_LONG, AL(attempts), 1, 20, "5",
+	  "deliveries tried before the event is given up (spool .failed)" },
+	{ SECT_ALERT, "backoff_ms", K_LONG, AL(backoff_ms), 10, 600000,
+	  "1000", "wait before the second attempt, doubled after each" },
+	{ SECT_ALERT, "timeout_s", K_LONG, AL(timeout), 1, 300, "10",
+	  "seconds one delivery attempt may take" },
 };
 
 #define NKEYS	(sizeof(keys) / sizeof(keys[0]))
@@ -794,6 +821,11 @@ set_value(struct loader *l, const struct key_def *k, const char *v)
 			return fail(l, "%s: expected on or off", k->name);
 		*(int *)field = strcmp(v, "on") == 0;
 		return 1;
+	case K_LOGFORMAT:
+		if (strcmp(v, "text") && strcmp(v, "json"))
+			return fail(l, "%s: expected text or json", k->name);
+		*(int *)field = strcmp(v, "json") == 0;
+		return 1;
 	case K_UNPRICED:
 		if (strcmp(v, "refuse") && strcmp(v, "free"))
 			return fail(l, "%s: expected refuse or free", k->name);
@@ -841,6 +873,8 @@ static const struct named_def named[SECT__MAX] = {
 	    A(name), A(line) },
 	[SECT_TASK] = { C(tasks), C(ntasks), sizeof(struct task_cfg), K(name),
 	    K(line) },
+	[SECT_ALERT] = { C(alerts), C(nalerts), sizeof(struct alert_cfg),
+	    AL(name), AL(line) },
 };
 
 /* breaker: every field unset (-1), for a new [provider]. */
@@ -1286,6 +1320,63 @@ finish_deployments(struct loader *l, struct model_cfg *m)
 }
 
 /* Checks that need the whole file: references, required keys, secrets. */
+const char *const alert_event_names[ALERT__MAX] = {
+	"budget_warning", "budget_exceeded", "balance_low", "breaker_open",
+};
+
+/*
+ * [alert]: a url, known events, and the header's secret read now: the
+ * text before env:NAME or file:/path is kept, the secret appended.
+ */
+static int
+finish_alerts(struct loader *l)
+{
+	struct alert_cfg	*a;
+	const char		*ref, *colon;
+	char			 why[256], *secret;
+	size_t			 i, j, n;
+	int			 e;
+
+	for (i = 0; i < l->cfg->nalerts; i++) {
+		a = &l->cfg->alerts[i];
+		l->line = a->line;
+		if (a->url == NULL)
+			return fail(l, "[alert %s] needs url", a->name);
+		if (a->events.n == 0)
+			return fail(l, "[alert %s] needs events", a->name);
+		for (j = 0; j < a->events.n; j++) {
+			for (e = 0; e < ALERT__MAX; e++)
+				if (strcmp(a->events.v[j], alert_event_names[e]) == 0)
+					break;
+			if (e == ALERT__MAX)
+				return fail(l, "[alert %s] events: unknown event "
+				    "'%s' (budget_warning, budget_exceeded, "
+				    "balance_low, breaker_open)", a->name,
+				    a->events.v[j]);
+			a->mask |= 1u << e;
+		}
+		if (a->header_ref == NULL)
+			continue;
+		colon = strchr(a->header_ref, ':');
+		ref = strstr(a->header_ref, "env:");
+		if (ref == NULL)
+			ref = strstr(a->header_ref, "file:/");
+		if (colon == NULL || colon == a->header_ref || ref == NULL ||
+		    ref <= colon)
+			return fail(l, "[alert %s] header: expected \"Name: "
+			    "[text ]env:VAR\" or file:/path (secrets never live "
+			    "in the INI)", a->name);
+		if ((secret = secret_resolve(ref, why, sizeof(why))) == NULL)
+			return fail(l, "[alert %s] header: %s", a->name, why);
+		n = (size_t)(ref - a->header_ref);
+		a->header = xgrow(NULL, n + strlen(secret) + 1, 1);
+		memcpy(a->header, a->header_ref, n);
+		strcpy(a->header + n, secret);
+		free(secret);
+	}
+	return 1;
+}
+
 static int
 finish(struct loader *l)
 {
@@ -1372,7 +1463,7 @@ finish(struct loader *l)
 	    config_provider(c, c->gw.default_provider)) == NULL)
 		return fail(l, "default_provider: no [provider %s]",
 		    c->gw.default_provider);
-	if (!finish_routing(l))
+	if (!finish_routing(l) || !finish_alerts(l))
 		return 0;
 	l->line = key_line(l, "master_key");
 	if (c->gw.master_key_ref != NULL && !(l->opts & CONFIG_NO_MASTER_KEY) &&
@@ -1552,7 +1643,13 @@ config_free(struct config *c)
 	free(c->models);
 	free(c->tiers);
 	free(c->agents);
+	for (i = 0; i < c->nalerts; i++) {
+		free_fields(SECT_ALERT, &c->alerts[i]);
+		free(c->alerts[i].name);
+		free(c->alerts[i].header);
+	}
 	free(c->tasks);
+	free(c->alerts);
 	free(c->path);
 	free(c);
 }

@@ -145,6 +145,7 @@ struct gateway_cfg {
 	char			*durability;
 	int			 accounting;	/* 0: no store, master key only */
 	char			*log_level;
+	int			 log_json;	/* log_format = json */
 	long			 max_body;
 	long			 max_upstream_body;
 	long			 max_json_depth;
@@ -199,6 +200,32 @@ struct task_cfg {
 	int		 line;
 };
 
+/* Events an [alert] webhook may receive. */
+enum alert_event {
+	ALERT_BUDGET_WARNING,	/* budget_warn_percent of a budget spent */
+	ALERT_BUDGET_EXCEEDED,	/* a request refused: 429 budget_exceeded */
+	ALERT_BALANCE_LOW,	/* a prepaid balance under balance_below */
+	ALERT_BREAKER_OPEN,	/* a deployment's circuit breaker opened */
+	ALERT__MAX
+};
+extern const char *const alert_event_names[ALERT__MAX];
+
+/* A webhook: the events it gets, how often and how hard it is tried. */
+struct alert_cfg {
+	char		*name;
+	char		*url;
+	struct strlist	 events;
+	unsigned	 mask;		/* 1 << alert_event */
+	money_t		 balance_below;
+	long		 period;	/* s */
+	char		*header_ref;	/* as read: "Name: text env:VAR" */
+	char		*header;	/* with the secret; NULL: none */
+	long		 attempts;
+	long		 backoff_ms;
+	long		 timeout;	/* s */
+	int		 line;
+};
+
 struct config {
 	char			*path;
 	time_t			 mtime;
@@ -214,6 +241,8 @@ struct config {
 	size_t			 nagents;
 	struct task_cfg		*tasks;
 	size_t			 ntasks;
+	struct alert_cfg	*alerts;
+	size_t			 nalerts;
 };
 
 /* Load path; on error return NULL and write "file:line: reason" to err. */

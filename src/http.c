@@ -68,6 +68,7 @@ http_request_init(struct request *r, const struct config *cfg,
 	clock_gettime(CLOCK_MONOTONIC, &r->start);
 	store_wall(&r->wall);
 	new_request_id(r->id);
+	r->trace_in = trace_begin(&r->trace, http_header_in(r, "traceparent"));
 }
 
 void
@@ -292,6 +293,7 @@ int
 http_begin(struct request *r, int status, const char *content_type)
 {
 	struct buf	 h;
+	char		 tp[TRACEPARENT_LEN + 1];
 	int		 rc;
 
 	if (r->headers_sent)
@@ -303,6 +305,9 @@ http_begin(struct request *r, int status, const char *content_type)
 	buf_init(&h, HEADERS_MAX * 2);
 	buf_printf(&h, "Status: %d %s\r\nContent-Type: %s\r\n"
 	    "X-Request-Id: %s\r\n", status, reason(status), content_type, r->id);
+	trace_header(&r->trace, tp, sizeof(tp));
+	if (tp[0] != '\0')
+		buf_printf(&h, "Traceparent: %s\r\n", tp);
 	if (strncmp(content_type, "text/event-stream", 17) == 0)
 		buf_puts(&h, "Cache-Control: no-cache\r\n"
 		    "X-Accel-Buffering: no\r\n");

@@ -9,6 +9,7 @@
 #include <json-c/json.h>
 
 #include "buf.h"
+#include "trace.h"
 
 struct config;
 struct principal;
@@ -46,6 +47,8 @@ struct request {
 	struct timespec		 start;
 	struct timespec		 wall;		/* store_wall() at start */
 	const struct principal	*who;		/* set by the router's key check */
+	struct trace		 trace;		/* W3C traceparent: the client's or new */
+	int			 trace_in;	/* 1 taken, 0 none sent, -1 malformed */
 
 	/* Response state. */
 	int			 status;

@@ -17,6 +17,7 @@
 #include <curl/curl.h>
 #include <fcgiapp.h>
 
+#include "alert.h"
 #include "billing.h"
 #include "config.h"
 #include "store.h"
@@ -794,12 +795,13 @@ main(int argc, char *argv[])
 		{ "check-config", no_argument, NULL, 'C' },
 		{ "model", required_argument, NULL, 'M' },
 		{ "help-config", no_argument, NULL, 'H' },
+		{ "deliver-alert", required_argument, NULL, 'D' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct config	*c;
-	const char	*path = NULL, *models[MODELS_MAX];
+	const char	*path = NULL, *models[MODELS_MAX], *deliver = NULL;
 	char		 err[1024], *end;
 	long		 nthreads = 0;	/* 0: [gateway] workers_max */
 	int		 ch, check = 0, cgi, rc;
@@ -822,6 +824,9 @@ main(int argc, char *argv[])
 			break;
 		case 'C':
 			check = 1;
+			break;
+		case 'D':
+			deliver = optarg;	/* started by alert.c */
 			break;
 		case 'M':
 			if (nmodels == MODELS_MAX) {
@@ -851,7 +856,7 @@ main(int argc, char *argv[])
 	if (path == NULL && (path = getenv("LLMGATE_CONFIG")) == NULL)
 		path = SYSCONFDIR "/llmgate.ini";
 
-	cgi = !check && FCGX_IsCGI();
+	cgi = !check && deliver == NULL && FCGX_IsCGI();
 	signal(SIGPIPE, SIG_IGN);
 	srandom((unsigned)time(NULL) ^ (unsigned)getpid());
 
@@ -864,9 +869,18 @@ main(int argc, char *argv[])
 	provider_check(c);
 	if (log_level_parse(c->gw.log_level, &level) == 0)
 		log_threshold = level;
+	log_json = c->gw.log_json;
 	cfg = c;
 	usage_set_rescue(c);
+	if (deliver != NULL) {
+		curl_global_init(CURL_GLOBAL_DEFAULT);
+		rc = alert_deliver(c, deliver);
+		curl_global_cleanup();
+		config_free(c);
+		return rc;
+	}
 	metrics_init(c, 1);
+	alert_setup(c);
 	if (check) {
 		print_summary(c);
 		for (i = 0; i < nmodels; i++)

@@ -1,4 +1,5 @@
 /* router.c: the route table; flags (key, admin, body) are enforced before a handler runs. */
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -142,6 +143,33 @@ dispatch(struct request *r, struct principal *who)
 	    "no route %s %s", r->method_name, r->path);
 }
 
+/* The access line in JSON format. */
+static void
+access_json(const struct request *r)
+{
+	struct log_fields	*f;
+	char			 tp[TRACEPARENT_LEN + 1];
+
+	if ((f = malloc(sizeof(*f))) == NULL)
+		return;
+	log_fields_init(f);
+	log_field_str(f, "event", "access");
+	log_field_str(f, "request_id", r->id);
+	log_field_str(f, "method", r->method_name);
+	log_field_str(f, "path", r->path);
+	log_field_int(f, "status", r->status);
+	log_field_str(f, "route", r->route ? r->route : "");
+	log_field_str(f, "served", r->served);
+	log_field_int(f, "attempts", r->attempts);
+	log_field_int(f, "bytes", (long long)r->bytes_out);
+	log_field_int(f, "latency_ms", (long long)http_elapsed_ms(r));
+	log_field_int(f, "client_gone", r->client_gone != 0);
+	trace_header(&r->trace, tp, sizeof(tp));
+	log_field_str(f, "traceparent", tp);
+	log_msg_fields(LOG_INFO, f, "access %s", r->id);
+	free(f);
+}
+
 /*
  * Route one request, then write its access log line, unless the handler
  * already logged the request in a usage line (one line per request).
@@ -158,6 +186,10 @@ router_dispatch(struct request *r)
 		    "the handler sent no response");
 	if (r->logged && !r->client_gone)
 		return rc;
+	if (log_json) {
+		access_json(r);
+		return rc;
+	}
 	log_info("access id=%s %s %s %d route=%s served=%s attempts=%d "
 	    "bytes=%llu ms=%.1f%s", r->id, r->method_name, r->path, r->status,
 	    r->route ? r->route : "-", r->served[0] ? r->served : "-",

@@ -57,6 +57,8 @@ row_key(unsigned char k[16], int64_t time_us, uint64_t id)
 
 _Static_assert(offsetof(struct usage_row, worker_died) == USAGE_V1_SIZE,
     "version 1 usage rows are a prefix of version 2 rows");
+_Static_assert(offsetof(struct usage_row, traceparent) == USAGE_V2_SIZE,
+    "version 2 usage rows are a prefix of version 3 rows");
 
 static const struct config	*rescue_cfg;
 
@@ -98,6 +100,7 @@ usage_rec(const void *v, size_t vlen, struct usage_row *r)
 	const uint8_t	*p = v;
 
 	if (vlen == 0 || !((p[0] == USAGE_VERSION && vlen == sizeof(*r)) ||
+	    (p[0] == 2 && vlen == USAGE_V2_SIZE) ||
 	    (p[0] == 1 && vlen == USAGE_V1_SIZE)))
 		return -1;
 	memset(r, 0, sizeof(*r));
@@ -152,6 +155,9 @@ usage_to_json(const struct usage_row *r)
 	JB(o, "unpriced", (r->flags & USAGE_UNPRICED) != 0);
 	snprintf(usd, sizeof(usd), "%" PRIu64, r->reservation);
 	JS(o, "reservation", usd);
+	JS(o, "traceparent", r->traceparent);
+	JS(o, "trace_parent_id", r->trace_parent);
+	JS(o, "key_prefix", r->key_prefix);
 	return o;
 }
 
@@ -253,6 +259,10 @@ usage_from_json(struct json_object *o, struct usage_row *r)
 	/* Fields a row written before they existed does not carry. */
 	if (get_int(o, "reserved_micro_usd", &r->reserved) == -1)
 		r->reserved = 0;
+	(void)get_str(o, "traceparent", r->traceparent, sizeof(r->traceparent));
+	(void)get_str(o, "trace_parent_id", r->trace_parent,
+	    sizeof(r->trace_parent));
+	(void)get_str(o, "key_prefix", r->key_prefix, sizeof(r->key_prefix));
 	for (i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
 		if (get_int(o, flags[i].name, &v[12]) == 0 && v[12] != 0)
 			r->flags |= flags[i].bit;
@@ -586,6 +596,44 @@ usage_purge(struct store *s, int64_t before_us, long *n)
 	return STORE_OK;
 }
 
+/* The usage line's members in JSON format; never a key, only its prefix. */
+static void
+usage_fields(const struct usage_row *u, struct log_fields *f)
+{
+	char	 usd[32];
+
+	log_fields_init(f);
+	log_field_str(f, "event", "usage");
+	log_field_str(f, "request_id", u->request_id);
+	log_field_str(f, "key_prefix", u->key_prefix);
+	log_field_int(f, "key_id", (long long)u->key_id);
+	log_field_str(f, "key_name", u->key_name);
+	log_field_str(f, "agent", u->agent);
+	log_field_str(f, "tier", u->tier);
+	log_field_str(f, "route", u->route);
+	log_field_str(f, "model", u->requested);
+	log_field_str(f, "served", u->served);
+	log_field_str(f, "provider", u->provider);
+	log_field_int(f, "status", u->status);
+	log_field_int(f, "latency_ms", u->latency_ms);
+	log_field_int(f, "ttft_ms", u->ttft_ms);
+	log_field_int(f, "prompt_tokens", u->prompt);
+	log_field_int(f, "completion_tokens", u->completion);
+	log_field_int(f, "cached_tokens", u->cached);
+	log_field_int(f, "estimated", u->estimated);
+	log_field_int(f, "cost_micro_usd", u->cost);
+	money_format_usd(u->cost, usd, sizeof(usd));
+	log_field_str(f, "cost_usd", usd);
+	log_field_int(f, "attempts", u->attempts);
+	log_field_int(f, "stream", u->stream);
+	log_field_int(f, "client_aborted", u->client_aborted);
+	if (u->worker_died)
+		log_field_int(f, "worker_died", 1);
+	log_field_str(f, "traceparent", u->traceparent);
+	if (u->trace_parent[0] != '\0')
+		log_field_str(f, "trace_parent_id", u->trace_parent);
+}
+
 /*
  * The one log line per request: operators grep it; the store has the rest.
  * Names come from clients and admins: log_value() quotes any that could
@@ -594,12 +642,21 @@ usage_purge(struct store *s, int64_t before_us, long *n)
 void
 usage_log(const struct usage_row *u)
 {
+	struct log_fields	*f = NULL;
 	char	 key[LOG_VALUE_SIZE(sizeof(u->key_name))];
 	char	 agent[LOG_VALUE_SIZE(sizeof(u->agent))];
 	char	 model[LOG_VALUE_SIZE(sizeof(u->requested))];
 	char	 served[LOG_VALUE_SIZE(sizeof(u->served))];
 	char	 provider[LOG_VALUE_SIZE(sizeof(u->provider))];
 
+	/* The members go on the heap: worker stacks are small. */
+	if (log_json && (f = malloc(sizeof(*f))) != NULL)
+		usage_fields(u, f);
+	if (f != NULL) {
+		log_msg_fields(LOG_INFO, f, "usage %s", u->request_id);
+		free(f);
+		return;
+	}
 	log_info("usage id=%s key=%s agent=%s model=%s served=%s provider=%s "
 	    "status=%d attempts=%d stream=%d prompt=%" PRId64 " completion=%"
 	    PRId64 " cached=%" PRId64 " estimated=%d cost_micro_usd=%" PRId64

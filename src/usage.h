@@ -15,11 +15,13 @@ struct json_object;
 
 /*
  * One request as stored (SDB_USAGE); fixed layout, version first. Version
- * 1 rows end after route (USAGE_V1_SIZE bytes) and read as version 2
- * rows with every later field zero.
+ * 1 rows end after route (USAGE_V1_SIZE bytes), version 2 rows after
+ * reserved (USAGE_V2_SIZE); both read as current rows with every later
+ * field zero.
  */
-#define USAGE_VERSION	2
+#define USAGE_VERSION	3
 #define USAGE_V1_SIZE	848
+#define USAGE_V2_SIZE	864
 
 /* usage_row.flags */
 #define USAGE_OVER_RESERVATION	0x01u	/* cost more than was reserved */
@@ -56,6 +58,12 @@ struct usage_row {
 	uint8_t		 spare[3];	/* zero */
 	uint32_t	 flags;		/* USAGE_* */
 	money_t		 reserved;	/* the worst case admitted; 0: none */
+	/* Version 3. */
+	char		 traceparent[56];	/* as sent upstream: the trace id
+						   and the gateway's span; "" */
+	char		 trace_parent[17];	/* the client's span id, or "" */
+	char		 key_prefix[11];	/* the key's listed prefix ("sk-" + 7) */
+	uint8_t		 spare3[4];	/* zero */
 };
 
 money_t	usage_cost(const struct candidate *, const struct usage *);

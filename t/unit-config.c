@@ -1163,10 +1163,55 @@ test_deployments(void)
 	bad("template with deployments", text, 7, "deployment is not allowed");
 }
 
+/* [alert NAME] and log_format. */
+static void
+test_alerts(void)
+{
+	struct config	*c;
+	char		 path[64], err[512];
+
+	setenv("UNIT_ALERT_TOKEN", "tok-123", 1);
+	c = load("[gateway]\ndata_dir = /tmp\nlog_format = json\n"
+	    "[alert ops]\nurl = https://hooks.example/x\n"
+	    "events = budget_warning, breaker_open\nbalance_below = 2.50\n"
+	    "header = Authorization: Bearer env:UNIT_ALERT_TOKEN\n"
+	    "[alert two]\nurl = http://127.0.0.1:1/y\nevents = balance_low\n",
+	    path, sizeof(path), err, sizeof(err));
+	ok(c != NULL, "two alerts load (%s)", err);
+	if (c != NULL) {
+		is_int(c->gw.log_json, 1, "log_format = json");
+		is_int((long)c->nalerts, 2, "two [alert]s");
+		is_int(c->alerts[0].mask, (1 << ALERT_BUDGET_WARNING) |
+		    (1 << ALERT_BREAKER_OPEN), "their events");
+		is_int(c->alerts[0].balance_below, 2500000, "balance_below");
+		is_str(c->alerts[0].header, "Authorization: Bearer tok-123",
+		    "the header with its secret");
+		is_int(c->alerts[1].period, 3600, "period_s default");
+		is_int(c->alerts[1].attempts, 5, "attempts default");
+		ok(c->alerts[1].header == NULL, "no header");
+	}
+	config_free(c);
+	bad("log_format", "[gateway]\ndata_dir = /tmp\nlog_format = xml\n",
+	    3, "text or json");
+	bad("alert event", "[gateway]\ndata_dir = /tmp\n[alert a]\n"
+	    "url = http://x/\nevents = budget_warning, lunch\n", 3,
+	    "unknown event 'lunch'");
+	bad("alert url", "[gateway]\ndata_dir = /tmp\n[alert a]\n"
+	    "events = balance_low\n", 3, "needs url");
+	bad("alert literal secret", "[gateway]\ndata_dir = /tmp\n[alert a]\n"
+	    "url = http://x/\nevents = balance_low\n"
+	    "header = Authorization: Bearer sk-literal\n", 3,
+	    "secrets never live in the INI");
+	bad("alert missing env", "[gateway]\ndata_dir = /tmp\n[alert a]\n"
+	    "url = http://x/\nevents = balance_low\n"
+	    "header = X-Token: env:UNIT_NO_SUCH_VAR\n", 3, "UNIT_NO_SUCH_VAR");
+}
+
 int
 main(void)
 {
 	test_full();
+	test_alerts();
 	test_defaults();
 	test_comments();
 	test_errors();
