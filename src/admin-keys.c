@@ -88,15 +88,46 @@ parse_expires(const char *s, time_t now, int64_t *out)
 }
 
 /*
- * The limits key create and key update both set: 1 when ch is one of
- * them (*rc: 0, or -1 reported), else 0.
+ * The fields key create and key set both take: 1 when ch is one of them
+ * (*rc: 0, or -1 reported), else 0. Every field a key has is here.
  */
 static int
-key_limit_opt(int ch, const char *arg, struct key_rec *k, int *rc)
+key_opt(int ch, const char *arg, struct key_rec *k, time_t now, int *rc)
 {
 	int64_t	 n;
 
+	*rc = 0;
 	switch (ch) {
+	case 'n':
+		*rc = set_field(k->name, sizeof(k->name), arg, "--name");
+		return 1;
+	case 'a':
+		*rc = set_field(k->agent, sizeof(k->agent), arg, "--agent");
+		return 1;
+	case 't':
+		*rc = set_field(k->tier, sizeof(k->tier), arg, "--tier");
+		return 1;
+	case 'm':
+		*rc = set_models(k->models, sizeof(k->models), arg);
+		return 1;
+	case 'e':
+		if (strcmp(arg, "never") == 0 || strcmp(arg, "0") == 0)
+			k->expires = 0;
+		else
+			*rc = parse_expires(arg, now, &k->expires);
+		return 1;
+	case 'p':
+		k->prepaid = 1;
+		return 1;
+	case 'P':
+		k->prepaid = 0;
+		return 1;
+	case 'H':
+		k->agent_header = 1;
+		return 1;
+	case 'N':
+		k->agent_header = 0;
+		return 1;
 	case 'R':
 		*rc = parse_count(arg, "--rpm", INT32_MAX, &k->rpm);
 		return 1;
@@ -119,25 +150,37 @@ key_limit_opt(int ch, const char *arg, struct key_rec *k, int *rc)
 	}
 }
 
-#define KEY_LIMIT_OPTIONS						\
+#define KEY_OPTIONS							\
+	{ "name", required_argument, NULL, 'n' },			\
+	{ "agent", required_argument, NULL, 'a' },			\
+	{ "tier", required_argument, NULL, 't' },			\
+	{ "models", required_argument, NULL, 'm' },			\
 	{ "rpm", required_argument, NULL, 'R' },			\
 	{ "tpm", required_argument, NULL, 'T' },			\
 	{ "daily-budget", required_argument, NULL, 'd' },		\
 	{ "monthly-budget", required_argument, NULL, 'M' },		\
-	{ "max-concurrent", required_argument, NULL, 'C' }
+	{ "max-concurrent", required_argument, NULL, 'C' },		\
+	{ "expires", required_argument, NULL, 'e' },			\
+	{ "prepaid", no_argument, NULL, 'p' },				\
+	{ "allow-agent-header", no_argument, NULL, 'H' }
+
+/* A key's tier must be one of the config's; ADM_OK or ADM_FAIL. */
+static int
+tier_known(struct admin *a, const struct key_rec *k)
+{
+	if (k->tier[0] != '\0' && config_tier(a->cfg, k->tier) == NULL) {
+		complain("--tier: no [tier %.*s] in %s", FIX(k->tier),
+		    a->cfg->path);
+		return ADM_FAIL;
+	}
+	return ADM_OK;
+}
 
 int
 cmd_key_create(struct admin *a, int argc, char **argv)
 {
 	static const struct option lo[] = {
-		{ "name", required_argument, NULL, 'n' },
-		{ "agent", required_argument, NULL, 'a' },
-		{ "tier", required_argument, NULL, 't' },
-		{ "models", required_argument, NULL, 'm' },
-		KEY_LIMIT_OPTIONS,
-		{ "expires", required_argument, NULL, 'e' },
-		{ "prepaid", no_argument, NULL, 'p' },
-		{ "allow-agent-header", no_argument, NULL, 'H' },
+		KEY_OPTIONS,
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -155,40 +198,12 @@ cmd_key_create(struct admin *a, int argc, char **argv)
 	opt_reset();
 	while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
 		rc = 0;
-		switch (ch) {
-		case 'n':
-			rc = set_field(k.name, sizeof(k.name), optarg,
-			    "--name");
-			break;
-		case 'a':
-			rc = set_field(k.agent, sizeof(k.agent), optarg,
-			    "--agent");
-			break;
-		case 't':
-			rc = set_field(k.tier, sizeof(k.tier), optarg,
-			    "--tier");
-			break;
-		case 'm':
-			rc = set_models(k.models, sizeof(k.models), optarg);
-			break;
-		case 'e':
-			rc = parse_expires(optarg, now, &k.expires);
-			break;
-		case 'p':
-			k.prepaid = 1;
-			break;
-		case 'H':
-			k.agent_header = 1;
-			break;
-		case 'j':
+		if (ch == 'j')
 			json = 1;
-			break;
-		case 'h':
+		else if (ch == 'h')
 			return cmd_usage(a, stdout);
-		default:
-			if (!key_limit_opt(ch, optarg, &k, &rc))
-				return cmd_usage(a, stderr);
-		}
+		else if (!key_opt(ch, optarg, &k, now, &rc))
+			return cmd_usage(a, stderr);
 		if (rc != 0)
 			return ADM_USAGE;
 	}
@@ -199,12 +214,8 @@ cmd_key_create(struct admin *a, int argc, char **argv)
 		complain("--%s: %s", f.field, f.why);
 		return ADM_USAGE;
 	}
-	if (admin_open(a, STORE_ADMIN) != ADM_OK)
+	if (admin_open(a, STORE_ADMIN) != ADM_OK || tier_known(a, &k) != ADM_OK)
 		return ADM_FAIL;
-	if (k.tier[0] != '\0' && config_tier(a->cfg, k.tier) == NULL) {
-		complain("--tier: no [tier %s] in %s", k.tier, a->cfg->path);
-		return ADM_FAIL;
-	}
 	if ((rc = keys_create(a->st, &k, secret, sizeof(secret))) != STORE_OK) {
 		if (rc == STORE_EXISTS) {
 			complain("a key named %s exists", k.name);
@@ -227,6 +238,7 @@ cmd_key_create(struct admin *a, int argc, char **argv)
 	explicit_bzero(secret, sizeof(secret));
 	return rc;
 }
+
 static int
 key_collect(void *arg, const struct key_rec *k)
 {
@@ -329,18 +341,25 @@ cmd_key_show(struct admin *a, int argc, char **argv)
 	return ADM_OK;
 }
 
-/* key update: change a key's limits; 0 clears one (the tier's, or none). */
+/*
+ * key set (and its old name, key update): change any of a key's fields;
+ * a limit of 0 clears it (the tier's, or none), --expires never clears
+ * the expiry, --no-prepaid and --no-agent-header clear those flags.
+ */
 int
 cmd_key_set(struct admin *a, int argc, char **argv)
 {
 	static const struct option lo[] = {
-		KEY_LIMIT_OPTIONS,
+		KEY_OPTIONS,
+		{ "no-prepaid", no_argument, NULL, 'P' },
+		{ "no-agent-header", no_argument, NULL, 'N' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct key_rec		 k, set;
 	struct keys_fault	 f;
+	time_t			 now = time(NULL);
 	int			 ch, rc, json = 0, any = 0;
 
 	memset(&set, 0, sizeof(set));
@@ -352,7 +371,7 @@ cmd_key_set(struct admin *a, int argc, char **argv)
 			json = 1;
 		else if (ch == 'h')
 			return cmd_usage(a, stdout);
-		else if (!key_limit_opt(ch, optarg, &set, &rc))
+		else if (!key_opt(ch, optarg, &set, now, &rc))
 			return cmd_usage(a, stderr);
 		else
 			any = 1;
@@ -365,16 +384,148 @@ cmd_key_set(struct admin *a, int argc, char **argv)
 		return ADM_FAIL;
 	opt_reset();
 	while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1)
-		(void)key_limit_opt(ch, optarg, &k, &rc);
+		(void)key_opt(ch, optarg, &k, now, &rc);
+	/* The same rules as POST /admin/keys/KEY. */
 	if (keys_check(&k, &f) == -1) {
 		complain("--%s: %s", f.field, f.why);
 		return ADM_USAGE;
 	}
-	if ((rc = keys_update(a->st, &k)) != STORE_OK)
-		return store_failed("cannot update the key", rc);
+	if (tier_known(a, &k) != ADM_OK)
+		return ADM_FAIL;
+	if ((rc = keys_update(a->st, &k)) == STORE_EXISTS) {
+		complain("--name: a key named %.*s exists", FIX(k.name));
+		return ADM_FAIL;
+	}
+	if (rc == STORE_NOTFOUND) {
+		complain("no such key: %s", argv[optind]);
+		return ADM_FAIL;
+	}
+	if (rc != STORE_OK)
+		return store_failed("cannot update the key (rotated or deleted "
+		    "meanwhile? try again)", rc);
 	if (json)
+		return print_json(keys_to_json(&k, now));
+	print_key(&k, now);
+	return ADM_OK;
+}
+
+/* key rotate: a new secret, the same id and books. */
+int
+cmd_key_rotate(struct admin *a, int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "grace", required_argument, NULL, 'g' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct key_rec		 k, out;
+	struct json_object	*o;
+	char			 secret[KEY_SECRET_LEN + 1], buf[32];
+	time_t			 now = time(NULL);
+	int64_t			 grace = 0;
+	int			 ch, rc, json = 0;
+
+	opt_reset();
+	while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1)
+		switch (ch) {
+		case 'g':
+			if (parse_count(optarg, "--grace", KEY_GRACE_MAX,
+			    &grace) != 0)
+				return ADM_USAGE;
+			break;
+		case 'j':
+			json = 1;
+			break;
+		case 'h':
+			return cmd_usage(a, stdout);
+		default:
+			return cmd_usage(a, stderr);
+		}
+	if (argc - optind != 1)
+		return cmd_usage(a, stderr);
+	if (open_key(a, argv[optind], &k) != ADM_OK)
+		return ADM_FAIL;
+	memset(secret, 0, sizeof(secret));
+	rc = keys_rotate(a->st, k.id, grace, &out, secret, sizeof(secret));
+	if (rc == STORE_NOTFOUND) {
+		complain("no such key: %s", argv[optind]);
+		return ADM_FAIL;
+	}
+	if (rc != STORE_OK)
+		return store_failed("cannot rotate the key", rc);
+	if (json) {
+		if ((o = keys_to_json(&out, now)) != NULL) {
+			json_object_object_add(o, "key",
+			    json_object_new_string(secret));
+			jint(o, "grace_s", grace);
+			jint(o, "old_secret_until", (int64_t)now + grace);
+		}
+		rc = print_json(o);
+	} else {
+		printf("%s\n", secret);
+		print_key(&out, now);
+		if (grace > 0)
+			printf("old secret (%.*s): works until %s\n",
+			    FIX(k.prefix), fmt_time((int64_t)now + grace, buf,
+			    sizeof(buf)));
+		else
+			printf("old secret (%.*s): stopped\n", FIX(k.prefix));
+		rc = ADM_OK;
+	}
+	fflush(stdout);
+	fputs("store it now: it is not shown again\n", stderr);
+	explicit_bzero(secret, sizeof(secret));
+	return rc;
+}
+
+/* key delete: refused while money is held; the books stay. */
+int
+cmd_key_delete(struct admin *a, int argc, char **argv)
+{
+	struct keys_held	 h;
+	struct key_rec		 k;
+	char			 b1[32];
+	int			 rc, json = 0;
+
+	if ((rc = plain_opts(a, argc, argv, &json, 1, 1)) >= 0)
+		return rc;
+	if (open_key(a, argv[optind], &k) != ADM_OK)
+		return ADM_FAIL;
+	rc = keys_delete(a->st, k.id, &h);
+	if (rc == STORE_NOTFOUND) {
+		complain("no such key: %s", argv[optind]);
+		return ADM_FAIL;
+	}
+	if (rc == STORE_EXISTS && h.requests > 0) {
+		complain("key %" PRIu64 " (%.*s) has %ld requests in flight "
+		    "holding %s: wait for them to end (key disable stops new "
+		    "ones), then delete it", k.id, FIX(k.name), h.requests,
+		    fmt_usd(h.reserved, b1, sizeof(b1)));
+		return ADM_FAIL;
+	}
+	if (rc == STORE_EXISTS && h.balance > 0) {
+		complain("key %" PRIu64 " (%.*s) has a balance of %s paid in: "
+		    "refund it first (llmgate-admin adjust %" PRIu64 " -%s "
+		    "--reason refund), then delete it", k.id, FIX(k.name),
+		    fmt_usd(h.balance, b1, sizeof(b1)), k.id, b1);
+		return ADM_FAIL;
+	}
+	if (rc == STORE_EXISTS) {
+		complain("prepaid key %" PRIu64 " (%.*s) is overdrawn by %s: "
+		    "settle it first (llmgate-admin topup or adjust), then "
+		    "delete it", k.id, FIX(k.name),
+		    fmt_usd(-h.balance, b1, sizeof(b1)));
+		return ADM_FAIL;
+	}
+	if (rc != STORE_OK)
+		return store_failed("cannot delete the key", rc);
+	if (json) {
+		k.disabled = KEY_DELETED;
 		return print_json(keys_to_json(&k, time(NULL)));
-	print_key(&k, time(NULL));
+	}
+	printf("key %" PRIu64 " (%.*s) deleted; its usage and ledger are "
+	    "kept\n", k.id, FIX(k.name));
 	return ADM_OK;
 }
 
@@ -398,7 +549,11 @@ cmd_key_state(struct admin *a, int argc, char **argv)
 		return ADM_OK;
 	}
 	k.disabled = (uint8_t)disable;
-	if ((rc = keys_update(a->st, &k)) != STORE_OK)
+	if ((rc = keys_update(a->st, &k)) == STORE_NOTFOUND) {
+		complain("no such key: %s", argv[optind]);
+		return ADM_FAIL;
+	}
+	if (rc != STORE_OK)
 		return store_failed("cannot update the key", rc);
 	printf("key %" PRIu64 " (%.*s) %s\n", k.id, FIX(k.name), verb);
 	return ADM_OK;

@@ -18,45 +18,18 @@
 
 #define USAGE_DAYS	30		/* default range of `usage` */
 
-/* A CSV field, quoted when it holds a comma, quote or line break. */
-static void
-csv_field(const char *s, size_t size)
-{
-	size_t	 i, n = strnlen(s, size);
-
-	if (strcspn(s, ",\"\r\n") >= n) {
-		printf("%.*s", (int)n, s);
-		return;
-	}
-	putchar('"');
-	for (i = 0; i < n; i++) {
-		if (s[i] == '"')
-			putchar('"');
-		putchar(s[i]);
-	}
-	putchar('"');
-}
-
-static void
-csv_row(const struct report_row *r)
-{
-	char	 buf[32];
-
-	csv_field(r->group, sizeof(r->group));
-	money_format_usd(r->cost, buf, sizeof(buf));
-	printf(",%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64
-	    ",%" PRId64 ",%s\n", r->requests, r->errors, r->prompt,
-	    r->completion, r->cached, r->cost, buf);
-}
-
 static void
 text_row(const struct report_row *r, const char *group)
 {
-	char	 buf[32];
+	char	 buf[32], p50[16], p95[16];
+	int64_t	 l50 = report_latency(r, 50), l95 = report_latency(r, 95);
 
+	snprintf(p50, sizeof(p50), l50 >= 0 ? "%" PRId64 : "-", l50);
+	snprintf(p95, sizeof(p95), l95 >= 0 ? "%" PRId64 : "-", l95);
 	printf("%-24s %9" PRId64 " %7" PRId64 " %12" PRId64 " %12" PRId64
-	    " %12" PRId64 " %14s\n", group, r->requests, r->errors, r->prompt,
-	    r->completion, r->cached, fmt_usd(r->cost, buf, sizeof(buf)));
+	    " %12" PRId64 " %14s %7s %7s\n", group, r->requests, r->errors,
+	    r->prompt, r->completion, r->cached, fmt_usd(r->cost, buf,
+	    sizeof(buf)), p50, p95);
 }
 
 /* --rows: every usage row in the range, one JSON object per line. */
@@ -101,13 +74,15 @@ cmd_usage_report(struct admin *a, int argc, char **argv)
 	struct report		 rep;
 	struct key_rec		 k;
 	struct json_object	*o = NULL, *data;
-	enum report_group	 group = REPORT_NONE;
+	enum report_group	 by[REPORT_DEPTH];
+	size_t			 nby = 0, len;
 	const char		*keyref = NULL, *fromarg = NULL, *toarg = NULL;
 	char			 b1[32], b2[32], gname[200];
 	time_t			 now = time(NULL);
 	int64_t			 from, to;
 	uint64_t		 key_id = 0;
-	size_t			 i;
+	char			*out;
+	size_t			 i, j;
 	int			 ch, rc, json = 0, csv = 0, rows = 0;
 
 	memset(&rep, 0, sizeof(rep));
@@ -121,9 +96,10 @@ cmd_usage_report(struct admin *a, int argc, char **argv)
 			toarg = optarg;
 			break;
 		case 'g':
-			if (report_group_parse(optarg, &group) != 0) {
-				complain("--group-by: expected day, model, "
-				    "key or agent");
+			if (report_groups_parse(optarg, by, &nby) != 0) {
+				complain("--group-by: expected up to %d of day, "
+				    "month, model, key, agent, provider, tier "
+				    "(comma-separated)", REPORT_DEPTH);
 				return ADM_USAGE;
 			}
 			break;
@@ -185,51 +161,47 @@ cmd_usage_report(struct admin *a, int argc, char **argv)
 			return store_failed("cannot read the usage", rc);
 		return ADM_OK;
 	}
-	rc = report_build(a->st, from * 1000000, to * 1000000,
-	    keyref != NULL, key_id, group, &rep);
+	rc = report_build_by(a->st, from * 1000000, to * 1000000,
+	    keyref != NULL, key_id, by, nby, &rep);
 	if (rc != STORE_OK) {
 		report_free(&rep);
 		return store_failed("cannot read the usage", rc);
 	}
 
 	if (json) {
-		if ((o = json_object_new_object()) == NULL ||
-		    (data = json_object_new_array()) == NULL) {
-			json_object_put(o);
+		if ((data = report_to_json(&rep)) == NULL ||
+		    (o = json_object_new_object()) == NULL) {
+			json_object_put(data);
 			o = NULL;
 			goto done;
 		}
 		jint(o, "from", from);
 		jint(o, "to", to);
-		json_object_object_add(o, "group_by",
-		    json_object_new_string(report_group_names[group]));
-		for (i = 0; i < rep.n; i++)
-			json_object_array_add(data,
-			    report_row_to_json(&rep.rows[i], 1));
-		json_object_object_add(o, "data", data);
-		json_object_object_add(o, "total",
-		    report_row_to_json(&rep.total, 0));
+		json_object_object_foreach(data, name, val)
+			json_object_object_add(o, name, json_object_get(val));
+		json_object_put(data);
 	} else if (csv) {
-		printf("group,requests,errors,prompt_tokens,completion_tokens,"
-		    "cached_tokens,cost_micro_usd,cost_usd\n");
-		for (i = 0; i < rep.n; i++)
-			csv_row(&rep.rows[i]);
-		if (group == REPORT_NONE && rep.n == 0) {
-			snprintf(rep.total.group, sizeof(rep.total.group),
-			    "total");
-			csv_row(&rep.total);
+		if ((out = report_to_csv(&rep, &len)) == NULL) {
+			complain("out of memory");
+			rc = ADM_FAIL;
+			goto done;
 		}
+		fwrite(out, 1, len, stdout);
+		free(out);
 	} else {
 		printf("usage from %s to %s (exclusive)%s%s\n",
 		    fmt_time(from, b1, sizeof(b1)), fmt_time(to, b2,
-		    sizeof(b2)), group != REPORT_NONE ? ", by " : "",
-		    group != REPORT_NONE ? report_group_names[group] : "");
-		printf("%-24s %9s %7s %12s %12s %12s %14s\n", "GROUP",
+		    sizeof(b2)), nby > 0 ? ", by " : "", nby > 0 ?
+		    report_groups_name(&rep, gname, sizeof(gname)) : "");
+		printf("%-24s %9s %7s %12s %12s %12s %14s %7s %7s\n", "GROUP",
 		    "REQUESTS", "ERRORS", "PROMPT", "COMPLETION", "CACHED",
-		    "COST_USD");
+		    "COST_USD", "P50_MS", "P95_MS");
 		for (i = 0; i < rep.n; i++) {
 			snprintf(gname, sizeof(gname), "%.*s",
 			    FIX(rep.rows[i].group));
+			for (j = 0; gname[j] != '\0'; j++)
+				if (gname[j] == REPORT_SEP)
+					gname[j] = ' ';
 			text_row(&rep.rows[i], gname);
 		}
 		text_row(&rep.total, "total");

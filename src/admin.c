@@ -459,10 +459,36 @@ static const struct cmd_entry commands[] = {
 	  NULL, cmd_key_list },
 	{ "key show", "KEY [--json]",
 	  "Show one key.", KEY_REF, cmd_key_show },
-	{ "key update", "KEY [--rpm N] [--tpm N] [--daily-budget USD]\n"
-	  "    [--monthly-budget USD] [--max-concurrent N] [--json]",
-	  "Change a key's limits (0 clears one: the tier's, or none).",
-	  KEY_REF, cmd_key_set },
+	{ "key set", "KEY [options] [--json]",
+	  "Change any of a key's fields and limits.",
+	  "  --name NAME, --agent A, --tier T, --models \"GLOB ...\"\n"
+	  "                          as for key create; \"\" clears agent, tier "
+	  "and models\n"
+	  "  --rpm N, --tpm N, --max-concurrent N\n"
+	  "  --daily-budget USD, --monthly-budget USD\n"
+	  "                          0 clears a limit (the tier's, or none)\n"
+	  "  --expires DATE|Nd|never YYYY-MM-DD (UTC), days from now, or no "
+	  "expiry\n"
+	  "  --prepaid, --no-prepaid\n"
+	  "  --allow-agent-header, --no-agent-header\n"
+	  "  --json                  print JSON\n" KEY_REF,
+	  cmd_key_set },
+	{ "key update", "KEY [options] [--json]",
+	  "The same as key set (its former name).", KEY_REF, cmd_key_set },
+	{ "key rotate", "KEY [--grace SECONDS] [--json]",
+	  "A new secret for the key, printed once; the same id and books.",
+	  "  --grace SECONDS   the old secret works this much longer (default 0:\n"
+	  "                    it stops at once; at most 2592000, 30 days).\n"
+	  "                    Both secrets work meanwhile; a secret still in\n"
+	  "                    a grace period from an earlier rotation stops now.\n"
+	  KEY_REF, cmd_key_rotate },
+	{ "key delete", "KEY [--json]",
+	  "Delete a key: its secret stops at once, its books stay.",
+	  "Refused while money is held: requests in flight (disable the key,\n"
+	  "wait for them), a balance paid in (refund it with adjust), or a\n"
+	  "prepaid key overdrawn. Usage rows, ledger and balance stay under\n"
+	  "its id (usage --key ID, ledger ID); the name may be used again.\n"
+	  KEY_REF, cmd_key_delete },
 	{ "key disable", "KEY",
 	  "Disable a key: its requests get 401 at once.", KEY_REF,
 	  cmd_key_state },
@@ -482,11 +508,12 @@ static const struct cmd_entry commands[] = {
 	  "  --from DATE         YYYY-MM-DD (UTC) or unix seconds "
 	  "(default: 30 days ago)\n"
 	  "  --to DATE           exclusive end (default: now)\n"
-	  "  --group-by G        day, model, key or agent (default: one "
-	  "total)\n"
+	  "  --group-by G[,G...] up to 3 of day, month, model, key, agent,\n"
+	  "                      provider, tier (default: one total)\n"
 	  "  --key KEY           only this key's requests (0: the master "
 	  "key's)\n"
-	  "  --json, --csv       print JSON or CSV\n"
+	  "  --json, --csv       print JSON or CSV (latency p50/p95 in ms are\n"
+	  "                      approximate: within 10%)\n"
 	  "  --rows              every request's row, one JSON object a line\n",
 	  cmd_usage_report },
 	{ "ledger", "KEY [--limit N] [--offset N] [--json]",
@@ -632,8 +659,8 @@ main(int argc, char *argv[])
 	}
 	if ((a.cmd = cmd_find(argc, argv, &words)) == NULL) {
 		if (strcmp(argv[0], "key") == 0)
-			complain("key: expected create, list, show, disable "
-			    "or enable");
+			complain("key: expected create, list, show, set, "
+			    "rotate, delete, disable or enable");
 		else
 			complain("unknown command: %s", argv[0]);
 		fprintf(stderr, "see llmgate-admin --help\n");

@@ -91,8 +91,8 @@ int	cmd_key_create(struct admin *, int, char **);
 int	cmd_key_list(struct admin *, int, char **);
 int	cmd_key_show(struct admin *, int, char **);
 int	cmd_key_set(struct admin *, int, char **);
-
-
+int	cmd_key_rotate(struct admin *, int, char **);
+int	cmd_key_delete(struct admin *, int, char **);
 int	cmd_key_state(struct admin *, int, char **);
 
 /* admin-money.c: topup, adjust, balance, ledger. */
