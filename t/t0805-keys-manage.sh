@@ -14,9 +14,10 @@
 #      /admin/keys/KEY), master key only, under every server;
 #   5. reports by month, provider, tier (several at once), JSON and CSV,
 #      CLI and GET /admin/usage, /billing/usage: they match the rows;
-#   6. the attack: a key rotated while 16 of its streams are in flight:
-#      each request answered 200 is billed once to the key's id, none to
-#      nothing; the old secret's later requests 401; the books agree.
+#   6. the attack: a key rotated while its streams are in flight (16
+#      fired): each request answered 200 is billed once to the key's id,
+#      none to nothing; the old secret's later requests 401; the books
+#      agree.
 . "$(dirname "$0")/lib.sh"
 
 setup_tmp
@@ -340,13 +341,17 @@ delete_cli() {	# refused while a stream holds money; books kept after
 }
 
 rotate_attack() {	# 16 streams in flight, rotated under them
-	local k=$SERVER_KIND d=$TMPDIR_T/att-$SERVER_KIND i ok200=0 n401=0 other=0
+	local k=$SERVER_KIND d=$TMPDIR_T/att-$SERVER_KIND i ok200=0 n401=0 other=0 inflight
 	mkdir -p "$d"
 	create_key A --name "att-$k"
 	mock_clear
-	for i in $(seq 1 16); do fire "$d/$i" "$A" "$(slow 10)"; done
-	wait_until 30 test "$(open_upstream)" -ge 16
-	is "$(open_upstream)" 16 "$k attack: 16 streams in flight upstream"
+	for i in $(seq 1 16); do fire "$d/$i" "$A" "$(slow 25)"; done
+	# As many as the server's workers take at once (its pool may queue
+	# the rest: those authenticate after the rotation, and get 401).
+	wait_until 30 test "$(open_upstream)" -ge 4
+	inflight=$(open_upstream)
+	ok "$k attack: streams in flight upstream when rotated ($inflight)" \
+	    test "$inflight" -ge 4
 	admin key rotate "att-$k" >/dev/null 2>&1
 	for i in $(seq 17 24); do fire "$d/$i" "$A" "$(slow 2)"; done
 	wait_fired
@@ -359,7 +364,10 @@ rotate_attack() {	# 16 streams in flight, rotated under them
 	done
 	diag "rotate attack: $ok200 answered 200, $n401 got 401, $other else"
 	is "$other" 0 "$k attack: every answer 200 or 401"
-	is "$n401" 8 "$k attack: the 8 requests with the old secret after the rotation -> 401"
+	ok "$k attack: the 8 requests with the old secret after the rotation -> 401" \
+	    test "$n401" -ge 8
+	ok "$k attack: the streams in flight when rotated ended 200 ($ok200)" \
+	    test "$ok200" -ge "$inflight"
 	is "$(admin usage --rows --key "$A_ID" | python3 -c '
 import json, sys
 print(sum(1 for l in sys.stdin if json.loads(l)["status"] == 200))')" "$ok200" \
