@@ -62,7 +62,7 @@ fire() {	# OUT KEY BODY: a chat in the background, its status in OUT
 	FIRED+=($!)
 }
 FIRED=()
-wait_fired() { wait "${FIRED[@]}" 2>/dev/null; FIRED=(); }
+wait_fired() { [ ${#FIRED[@]} -eq 0 ] || wait "${FIRED[@]}" 2>/dev/null; FIRED=(); }
 open_upstream() {	# requests the mock has begun and not finished
 	mock_log | jx 'sum(1 for e in d["log"] if not e.get("done", True))'
 }
