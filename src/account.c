@@ -527,6 +527,9 @@ account_admit(struct request *r, const struct plan *pl,
 		    "key_monthly");
 		return http_error(r, 429, "insufficient_quota",
 		    "budget_exceeded", NULL, "%s", a->message);
+	case ADMIT_KEY_GONE:
+		return http_error(r, 401, "invalid_request_error",
+		    "invalid_api_key", NULL, "%s", a->message);
 	case ADMIT_BALANCE:
 		return http_error(r, 402, "insufficient_quota",
 		    "insufficient_balance", NULL, "%s", a->message);

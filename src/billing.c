@@ -533,6 +533,28 @@ usd(money_t m, char *buf, size_t len)
 	money_format_usd(m, buf, len);
 }
 
+/*
+ * Whether the key is still there and enabled in this transaction: one
+ * deleted or disabled since it was authenticated is refused, so that
+ * keys_delete, which writes the record, never sees a reservation made
+ * after its check. 1, 0, or a store_rc below 0.
+ */
+static int
+key_live(struct store_txn *t, uint64_t key_id)
+{
+	struct key_rec	 k;
+	unsigned char	 id[8];
+	int		 rc;
+
+	store_be64(id, key_id);
+	rc = store_get_rec(t, SDB_KEYS, id, sizeof(id), &k, sizeof(k), 0);
+	if (rc == STORE_NOTFOUND)
+		return 1;	/* a principal made without a record (tests) */
+	if (rc != STORE_OK)
+		return rc < 0 ? rc : STORE_ERROR;
+	return k.disabled == 0;
+}
+
 /* The admission transaction: read every limit, decide, then write. */
 static int
 admit_txn(struct store_txn *t, void *arg)
@@ -566,6 +588,14 @@ admit_txn(struct store_txn *t, void *arg)
 	al = scope_key(as, sizeof(as), 'a', 0, p->agent);
 	ml = scope_key(ms, sizeof(ms), 'm', 0, in->model);
 	tl = scope_key(ts, sizeof(ts), 't', 0, p->tier);
+
+	if ((rc = key_live(t, p->key.id)) < 0)
+		return rc;
+	if (rc == 0) {
+		refuse(a, ADMIT_KEY_GONE, 0, "This API key has been disabled "
+		    "or deleted.");
+		return STORE_OK;
+	}
 
 	/*
 	 * The key's rate window, read for update, is also the gate of its
@@ -1342,6 +1372,21 @@ balance_txn(struct store_txn *t, void *arg)
 	kl = scope_key(ks, sizeof(ks), 'k', c->key_id, NULL);
 	store_wall(&now);
 	return held(t, ks, kl, now.tv_sec, 0, c->held, NULL);
+}
+
+int
+billing_key_holds(struct store_txn *t, uint64_t key_id, money_t *reserved,
+    long *requests, struct balance_rec *bal)
+{
+	char	 ks[SCOPE_MAX];
+	size_t	 kl;
+	int	 rc;
+
+	if ((rc = get_balance(t, key_id, bal, STORE_RMW)) != STORE_OK)
+		return rc;
+	kl = scope_key(ks, sizeof(ks), 'k', key_id, NULL);
+	/* At time 0 every reservation counts, expired ones too. */
+	return held(t, ks, kl, 0, 0, reserved, requests);
 }
 
 int

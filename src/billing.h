@@ -160,6 +160,7 @@ enum admit_verdict {
 	ADMIT_KEY_CONCURRENT,	/* the key's max_concurrent in flight */
 	ADMIT_TIER_CONCURRENT,	/* the tier's, all its keys together */
 	ADMIT_STORE,		/* the store failed: 503 */
+	ADMIT_KEY_GONE,		/* disabled or deleted since authenticated: 401 */
 	ADMIT__MAX
 };
 
@@ -245,6 +246,13 @@ int	billing_reclaim(struct store *, time_t, struct reclaim_result *,
 int	billing_credit(struct store *, uint64_t, money_t, enum ledger_kind,
 	    const char *, struct ledger_rec *);
 /* A key's balance and what its requests in flight hold now. */
+/*
+ * In a transaction: what key_id's reservations hold, every one until
+ * settled or reclaimed, and its balance (read for update; zero when it
+ * has none). For keys_delete.
+ */
+int	billing_key_holds(struct store_txn *, uint64_t, money_t *, long *,
+	    struct balance_rec *);
 int	billing_balance(struct store *, uint64_t, struct balance_rec *,
 	    money_t *);
 typedef int (*ledger_fn)(void *, const struct ledger_rec *);

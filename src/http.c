@@ -19,7 +19,7 @@
 #define DRAIN_MAX	(64LL << 20)	/* refused CGI bodies read up to this */
 
 static const char *const method_names[HTTP__MAX] = {
-	"GET", "POST", "HEAD", "OTHER",
+	"GET", "POST", "HEAD", "DELETE", "OTHER",
 };
 
 static const struct {

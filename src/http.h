@@ -19,6 +19,7 @@ enum http_method {
 	HTTP_GET,
 	HTTP_POST,
 	HTTP_HEAD,
+	HTTP_DELETE,
 	HTTP_OTHER,
 	HTTP__MAX
 };

@@ -14,6 +14,7 @@
 #include <json-c/json.h>
 #include <openssl/evp.h>
 
+#include "billing.h"
 #include "keys.h"
 #include "log.h"
 #include "store.h"
@@ -66,6 +67,8 @@ match_name(void *arg, const void *k, size_t klen, const void *v, size_t vlen)
 	(void)klen;
 	if (store_rec(v, vlen, &rec, sizeof(rec)) == -1)
 		return STORE_ERROR;
+	if (rec.disabled == KEY_DELETED)
+		return 0;	/* its name is free again */
 	if ((b->name != NULL && strcmp(rec.name, b->name) == 0) ||
 	    (b->prefix != NULL && strcmp(rec.prefix, b->prefix) == 0)) {
 		if (b->out != NULL)
@@ -273,24 +276,40 @@ struct lookup {
 	struct key_rec		*out;
 };
 
+/*
+ * A hash index entry: the key's id (8 bytes, big-endian), and for the
+ * secret a rotation replaced, the unix second its grace ends (8 more).
+ */
+#define HASH_ENTRY	8
+#define HASH_GRACE	16
+
 static int
 lookup_txn(struct store_txn *t, void *arg)
 {
 	struct lookup	*l = arg;
-	unsigned char	 id[8];
-	size_t		 n = sizeof(id);
+	unsigned char	 v[HASH_GRACE];
+	size_t		 n = sizeof(v);
 	int		 rc;
 
 	if (l->hash != NULL) {
-		if ((rc = store_get(t, SDB_KEYHASH, l->hash, KEY_HASH_LEN, id,
+		if ((rc = store_get(t, SDB_KEYHASH, l->hash, KEY_HASH_LEN, v,
 		    &n, 0)) != STORE_OK)
 			return rc;
-		if (n != sizeof(id))
+		if (n != HASH_ENTRY && n != HASH_GRACE)
 			return STORE_ERROR;
+		/* A replaced secret past its grace: gone. */
+		if (n == HASH_GRACE &&
+		    (int64_t)store_get_be64(v + 8) <= (int64_t)time(NULL))
+			return STORE_NOTFOUND;
 	} else
-		store_be64(id, l->id);
-	return store_get_rec(t, SDB_KEYS, id, sizeof(id), l->out,
-	    sizeof(*l->out), 0);
+		store_be64(v, l->id);
+	if ((rc = store_get_rec(t, SDB_KEYS, v, 8, l->out, sizeof(*l->out),
+	    0)) != STORE_OK)
+		return rc;
+	/* A secret of a deleted key (none should be left) opens nothing. */
+	if (l->hash != NULL && l->out->disabled == KEY_DELETED)
+		return STORE_NOTFOUND;
+	return STORE_OK;
 }
 
 int
@@ -355,6 +374,7 @@ update_txn(struct store_txn *t, void *arg)
 {
 	const struct key_rec	*rec = arg;
 	struct key_rec		 old;
+	struct by_name		 b = { NULL, NULL, NULL, 0 };
 	unsigned char		 id[8];
 	int			 rc;
 
@@ -362,8 +382,21 @@ update_txn(struct store_txn *t, void *arg)
 	if ((rc = store_get_rec(t, SDB_KEYS, id, sizeof(id), &old,
 	    sizeof(old), STORE_RMW)) != STORE_OK)
 		return rc;
+	if (old.disabled == KEY_DELETED)
+		return STORE_NOTFOUND;
 	if (memcmp(old.hash, rec->hash, KEY_HASH_LEN) != 0)
 		return STORE_ERROR;
+	if (rec->disabled == KEY_DELETED)
+		return STORE_ERROR;	/* keys_delete's job */
+	/* A new name must be free, as at creation. */
+	if (strncmp(old.name, rec->name, sizeof(old.name)) != 0) {
+		b.name = rec->name;
+		if ((rc = store_scan(t, SDB_KEYS, NULL, 0, NULL, 0, 0,
+		    match_name, &b)) != STORE_OK)
+			return rc;
+		if (b.found)
+			return STORE_EXISTS;
+	}
 	return store_put(t, SDB_KEYS, id, sizeof(id), rec, sizeof(*rec));
 }
 
@@ -371,6 +404,151 @@ int
 keys_update(struct store *s, const struct key_rec *rec)
 {
 	return store_txn(s, update_txn, (void *)rec);
+}
+
+/* Hash index entries of one key, other than the current secret's. */
+struct old_hashes {
+	uint64_t	 id;
+	unsigned char	 keep[KEY_HASH_LEN];
+};
+
+static int
+drop_old(void *arg, const void *k, size_t klen, const void *v, size_t vlen)
+{
+	struct old_hashes	*o = arg;
+
+	if (vlen < 8 || store_get_be64(v) != o->id)
+		return 0;
+	if (klen == KEY_HASH_LEN && memcmp(k, o->keep, KEY_HASH_LEN) == 0)
+		return 0;
+	return STORE_SCAN_DELETE;
+}
+
+/* Delete every hash index entry of key id but keep's; keep may be NULL. */
+static int
+drop_hashes(struct store_txn *t, uint64_t id, const unsigned char *keep)
+{
+	struct old_hashes	 o;
+
+	memset(&o, 0, sizeof(o));
+	o.id = id;
+	if (keep != NULL)
+		memcpy(o.keep, keep, KEY_HASH_LEN);
+	return store_scan(t, SDB_KEYHASH, NULL, 0, NULL, 0, 0, drop_old, &o);
+}
+
+struct rotate {
+	uint64_t	 id;
+	int64_t		 grace_s;
+	unsigned char	 hash[KEY_HASH_LEN];
+	char		 prefix[KEY_PREFIX_LEN + 1];
+	struct key_rec	*out;
+};
+
+static int
+rotate_txn(struct store_txn *t, void *arg)
+{
+	struct rotate	*r = arg;
+	struct key_rec	 k;
+	unsigned char	 id[8], v[HASH_GRACE];
+	int		 rc;
+
+	store_be64(id, r->id);
+	if ((rc = store_get_rec(t, SDB_KEYS, id, sizeof(id), &k, sizeof(k),
+	    STORE_RMW)) != STORE_OK)
+		return rc;
+	if (k.disabled == KEY_DELETED)
+		return STORE_NOTFOUND;
+	/* Older secrets still in a grace period end now. */
+	if ((rc = drop_hashes(t, r->id, k.hash)) != STORE_OK)
+		return rc;
+	if (r->grace_s > 0) {
+		store_be64(v, r->id);
+		store_be64(v + 8, (uint64_t)((int64_t)time(NULL) + r->grace_s));
+		rc = store_put(t, SDB_KEYHASH, k.hash, KEY_HASH_LEN, v,
+		    HASH_GRACE);
+	} else
+		rc = store_del(t, SDB_KEYHASH, k.hash, KEY_HASH_LEN);
+	if (rc != STORE_OK && rc != STORE_NOTFOUND)
+		return rc;
+	if ((rc = store_put_new(t, SDB_KEYHASH, r->hash, KEY_HASH_LEN, id,
+	    sizeof(id))) != STORE_OK)
+		return rc == STORE_EXISTS ? STORE_ERROR : rc;
+	memcpy(k.hash, r->hash, KEY_HASH_LEN);
+	memcpy(k.prefix, r->prefix, sizeof(k.prefix));
+	if ((rc = store_put(t, SDB_KEYS, id, sizeof(id), &k, sizeof(k))) !=
+	    STORE_OK)
+		return rc;
+	*r->out = k;
+	return STORE_OK;
+}
+
+int
+keys_rotate(struct store *s, uint64_t id, int64_t grace_s,
+    struct key_rec *out, char *secret, size_t secretlen)
+{
+	struct rotate	 r;
+	int		 rc;
+
+	if (grace_s < 0 || grace_s > KEY_GRACE_MAX ||
+	    secretlen < KEY_SECRET_LEN + 1 || new_secret(secret) == -1)
+		return STORE_ERROR;
+	memset(&r, 0, sizeof(r));
+	r.id = id;
+	r.grace_s = grace_s;
+	r.out = out;
+	keys_hash(secret, r.hash);
+	memcpy(r.prefix, secret, KEY_PREFIX_LEN);
+	r.prefix[KEY_PREFIX_LEN] = '\0';
+	if ((rc = store_txn(s, rotate_txn, &r)) != STORE_OK)
+		explicit_bzero(secret, secretlen);
+	explicit_bzero(r.hash, sizeof(r.hash));
+	return rc;
+}
+
+struct delete {
+	uint64_t		 id;
+	struct keys_held	*held;
+};
+
+static int
+delete_txn(struct store_txn *t, void *arg)
+{
+	struct delete		*d = arg;
+	struct keys_held	*h = d->held;
+	struct balance_rec	 bal;
+	struct key_rec		 k;
+	unsigned char		 id[8];
+	int			 rc;
+
+	memset(h, 0, sizeof(*h));
+	store_be64(id, d->id);
+	/* Written below: admissions of this key wait for this transaction. */
+	if ((rc = store_get_rec(t, SDB_KEYS, id, sizeof(id), &k, sizeof(k),
+	    STORE_RMW)) != STORE_OK)
+		return rc;
+	if (k.disabled == KEY_DELETED)
+		return STORE_NOTFOUND;
+	if ((rc = billing_key_holds(t, d->id, &h->reserved, &h->requests,
+	    &bal)) != STORE_OK)
+		return rc;
+	h->balance = bal.balance;
+	h->prepaid = k.prepaid;
+	if (h->requests > 0 || h->balance > 0 || (k.prepaid && h->balance < 0))
+		return STORE_EXISTS;
+	if ((rc = drop_hashes(t, d->id, NULL)) != STORE_OK)
+		return rc;
+	k.disabled = KEY_DELETED;
+	memset(k.hash, 0, sizeof(k.hash));
+	return store_put(t, SDB_KEYS, id, sizeof(id), &k, sizeof(k));
+}
+
+int
+keys_delete(struct store *s, uint64_t id, struct keys_held *held)
+{
+	struct delete	 d = { id, held };
+
+	return store_txn(s, delete_txn, &d);
 }
 
 /* Keys are collected in the read transaction and handed out after it. */
@@ -395,7 +573,8 @@ list_one(void *arg, const void *k, size_t klen, const void *v, size_t vlen)
 	}
 	if (store_rec(v, vlen, &l->v[l->n], sizeof(l->v[0])) == -1)
 		return STORE_ERROR;
-	l->n++;
+	if (l->v[l->n].disabled != KEY_DELETED)
+		l->n++;
 	return 0;
 }
 
@@ -452,6 +631,8 @@ keys_model_allowed(const struct key_rec *k, const char *model)
 const char *
 keys_state(const struct key_rec *k, time_t now)
 {
+	if (k->disabled == KEY_DELETED)
+		return "deleted";
 	if (k->disabled)
 		return "disabled";
 	if (k->expires != 0 && k->expires <= now)
@@ -524,6 +705,9 @@ keys_to_json(const struct key_rec *k, time_t now)
 	    json_object_new_boolean(k->agent_header));
 	json_object_object_add(o, "disabled",
 	    json_object_new_boolean(k->disabled));
+	if (k->disabled == KEY_DELETED)
+		json_object_object_add(o, "deleted",
+		    json_object_new_boolean(1));
 	json_object_object_add(o, "created", json_object_new_int64(k->created));
 	json_object_object_add(o, "expires", k->expires != 0 ?
 	    json_object_new_int64(k->expires) : NULL);

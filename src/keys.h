@@ -24,7 +24,7 @@ struct store;
 /* One client key as stored (SDB_KEYS); fixed layout, version first. */
 struct key_rec {
 	uint8_t		 version;
-	uint8_t		 disabled;
+	uint8_t		 disabled;	/* 1: disabled; KEY_DELETED: deleted */
 	uint8_t		 prepaid;	/* balance enforced: 402 when short */
 	uint8_t		 agent_header;	/* the key may name its agent (X-Agent) */
 	/*
@@ -47,6 +47,16 @@ struct key_rec {
 	char		 tier[KEY_TIER_MAX];	/* "": the agent's tier */
 	char		 models[KEY_MODELS_MAX];	/* globs; "": every model */
 };
+
+/*
+ * A deleted key stays as a record (its id names its usage rows, ledger
+ * and balance, which are kept) with disabled = KEY_DELETED and no secret:
+ * its secrets are gone from the hash index, its name is free again, and
+ * listings leave it out.
+ */
+#define KEY_DELETED	2
+/* Longest grace period of a rotated secret: 30 days. */
+#define KEY_GRACE_MAX	(30 * 86400)
 
 /* Which field of a key breaks the rules, and why. */
 struct keys_fault {
@@ -80,14 +90,44 @@ int	keys_authenticate(struct store *, const char *, struct key_rec *);
 int	keys_get(struct store *, uint64_t, struct key_rec *);
 /* A key by id ("12"), by name or by its listed prefix ("sk-AbC1234"). */
 int	keys_find(struct store *, const char *, struct key_rec *);
-/* Replace a key's stored fields (id and hash unchanged). */
+/*
+ * Replace a key's stored fields (id and hash unchanged): STORE_OK,
+ * STORE_NOTFOUND (gone or deleted), STORE_EXISTS (another key has the
+ * new name), or STORE_ERROR (also when the key was rotated meanwhile).
+ */
 int	keys_update(struct store *, const struct key_rec *);
+/*
+ * A new secret for key id, written to secret (KEY_SECRET_LEN + 1 bytes,
+ * shown once); the id, and with it the books, stay. The secret replaced
+ * stops at once when grace_s is 0, else it works grace_s seconds more;
+ * older secrets still in a grace period stop at once. *out is the key
+ * as rotated. STORE_OK, STORE_NOTFOUND (no such key, or deleted) or an
+ * error.
+ */
+int	keys_rotate(struct store *, uint64_t, int64_t, struct key_rec *,
+	    char *, size_t);
+/* What stops a key from being deleted: money held or owed. */
+struct keys_held {
+	long		 requests;	/* reservations in flight */
+	money_t		 reserved;	/* what they hold */
+	money_t		 balance;	/* the key's balance */
+	int		 prepaid;
+};
+/*
+ * Delete key id, unless money is held: requests in flight (reservations),
+ * a positive balance (money paid in), or a prepaid key overdrawn; then
+ * STORE_EXISTS with *h saying which. Its usage rows, ledger and balance
+ * stay; its secrets stop at once (401). STORE_OK, STORE_NOTFOUND, or an
+ * error. The check and the deletion are one transaction, and admission
+ * reads the key record in its own: no request is admitted after.
+ */
+int	keys_delete(struct store *, uint64_t, struct keys_held *);
 typedef int (*keys_fn)(void *, const struct key_rec *);
-/* Every key in id order; the callback returns 0 to go on. */
+/* Every key but deleted ones in id order; the callback returns 0 to go on. */
 int	keys_list(struct store *, keys_fn, void *);
 /* Nonzero when the key may use this model name. */
 int	keys_model_allowed(const struct key_rec *, const char *);
-/* "active", "disabled" or "expired" at time now. */
+/* "active", "disabled", "expired" or "deleted" at time now. */
 const char *keys_state(const struct key_rec *, time_t);
 /*
  * The key as the admin routes and llmgate-admin show it, never its hash

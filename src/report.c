@@ -1,6 +1,7 @@
-/* report.c: usage totals over a time range, grouped by day, model, key or agent (routes and llmgate-admin). */
+/* report.c: usage totals over a time range, grouped by day, month, model, key, agent, provider or tier, or several of them (routes and llmgate-admin). */
 #include <ctype.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,13 +20,12 @@
 #define REPORT_TIME_MAX		INT64_C(253402300799)
 
 const char *const report_group_names[REPORT__MAX] = {
-	"none", "day", "model", "key", "agent",
+	"none", "day", "model", "key", "agent", "month", "provider", "tier",
 };
 
 /* One report being built: rows plus an index of row numbers by group. */
 struct build {
 	struct report	*rep;
-	enum report_group group;
 	int		 only_key;
 	uint64_t	 key_id;
 	int64_t		 from_us, to_us;
@@ -63,6 +63,48 @@ digits(const char *s, size_t n)
 		if (!isdigit((unsigned char)s[i]))
 			return 0;
 	return 1;
+}
+
+int
+report_groups_parse(const char *s, enum report_group *out, size_t *n)
+{
+	char		 name[32];
+	size_t		 len, i, k = 0;
+	enum report_group g;
+
+	*n = 0;
+	if (s == NULL || *s == '\0' || strcmp(s, "none") == 0)
+		return 0;
+	for (;;) {
+		len = strcspn(s, ",");
+		if (len == 0 || len >= sizeof(name) || k == REPORT_DEPTH)
+			return -1;
+		memcpy(name, s, len);
+		name[len] = '\0';
+		if (report_group_parse(name, &g) == -1 || g == REPORT_NONE)
+			return -1;
+		for (i = 0; i < k; i++)
+			if (out[i] == g)
+				return -1;
+		out[k++] = g;
+		if (s[len] == '\0')
+			break;
+		s += len + 1;
+	}
+	*n = k;
+	return 0;
+}
+
+const char *
+report_groups_name(const struct report *rep, char *buf, size_t len)
+{
+	size_t	 i, n = 0;
+
+	snprintf(buf, len, "none");
+	for (i = 0; i < rep->nby && n < len; i++)
+		n += (size_t)snprintf(buf + n, len - n, "%s%s", i > 0 ? "," : "",
+		    report_group_names[rep->by[i]]);
+	return buf;
 }
 
 /* A date "YYYY-MM-DD" (UTC midnight) or unix seconds into *out (seconds). */
@@ -117,14 +159,23 @@ group_of(enum report_group g, const struct usage_row *u, char *dst,
 
 	switch (g) {
 	case REPORT_DAY:
+	case REPORT_MONTH:
 		/* Floor division: a row before 1970 still gets its own day. */
 		s = u->time_us / US_PER_S;
 		if (u->time_us % US_PER_S < 0)
 			s--;
 		t = (time_t)s;
-		if (gmtime_r(&t, &tm) == NULL ||
-		    strftime(dst, len, "%Y-%m-%d", &tm) == 0)
+		if (gmtime_r(&t, &tm) == NULL || strftime(dst, len,
+		    g == REPORT_DAY ? "%Y-%m-%d" : "%Y-%m", &tm) == 0)
 			snprintf(dst, len, "?");
+		break;
+	case REPORT_PROVIDER:
+		snprintf(dst, len, "%.*s", (int)sizeof(u->provider),
+		    u->provider[0] != '\0' ? u->provider : "-");
+		break;
+	case REPORT_TIER:
+		snprintf(dst, len, "%.*s", (int)sizeof(u->tier),
+		    u->tier[0] != '\0' ? u->tier : "-");
 		break;
 	case REPORT_MODEL:
 		snprintf(dst, len, "%.*s", (int)sizeof(u->served),
@@ -143,6 +194,22 @@ group_of(enum report_group g, const struct usage_row *u, char *dst,
 	default:
 		dst[0] = '\0';
 		break;
+	}
+}
+
+/* The values of every grouping of b, joined by REPORT_SEP, into dst. */
+static void
+groups_of(const struct build *b, const struct usage_row *u, char *dst,
+    size_t len)
+{
+	size_t	 i, n = 0;
+
+	dst[0] = '\0';
+	for (i = 0; i < b->rep->nby && n + 1 < len; i++) {
+		if (i > 0)
+			dst[n++] = REPORT_SEP;
+		group_of(b->rep->by[i], u, dst + n, len - n);
+		n += strlen(dst + n);
 	}
 }
 
@@ -216,9 +283,43 @@ find_row(struct build *b, const char *group)
 	return &rep->rows[rep->n++];
 }
 
+/* The latency bucket of ms: 0 for none, else 1 + 4 log2(ms), capped. */
+static int
+lat_bucket(int32_t ms)
+{
+	int	 b;
+
+	if (ms <= 0)
+		return 0;
+	b = 1 + (int)floor(4.0 * log2((double)ms));
+	return b < REPORT_LAT_BUCKETS ? b : REPORT_LAT_BUCKETS - 1;
+}
+
+int64_t
+report_latency(const struct report_row *row, int pct)
+{
+	uint64_t	 n = 0, want, seen = 0;
+	int		 b;
+
+	for (b = 1; b < REPORT_LAT_BUCKETS; b++)
+		n += row->lat[b];
+	if (n == 0)
+		return -1;
+	/* The smallest bucket holding at least pct percent of them. */
+	want = (n * (uint64_t)pct + 99) / 100;
+	if (want == 0)
+		want = 1;
+	for (b = 1; b < REPORT_LAT_BUCKETS; b++)
+		if ((seen += row->lat[b]) >= want)
+			break;
+	/* The bucket's middle: it spans 2^((b-1)/4) to 2^(b/4) ms. */
+	return (int64_t)llround(pow(2.0, ((double)b - 0.5) / 4.0));
+}
+
 static void
 add(struct report_row *row, const struct usage_row *u)
 {
+	row->lat[lat_bucket(u->latency_ms)]++;
 	row->requests++;
 	if (u->status >= 400)
 		row->errors++;
@@ -263,9 +364,9 @@ count(void *arg, const struct usage_row *u)
 	if (b->only_key && u->key_id != b->key_id)
 		return 0;
 	add(&b->rep->total, u);
-	if (b->group == REPORT_NONE)
+	if (b->rep->nby == 0)
 		return 0;
-	group_of(b->group, u, group, sizeof(group));
+	groups_of(b, u, group, sizeof(group));
 	if ((row = find_row(b, group)) == NULL) {
 		b->failed = 1;
 		return STORE_ERROR;
@@ -290,18 +391,33 @@ int
 report_build(struct store *st, int64_t from_us, int64_t to_us, int only_key,
     uint64_t key_id, enum report_group group, struct report *rep)
 {
+	return report_build_by(st, from_us, to_us, only_key, key_id, &group,
+	    group == REPORT_NONE ? 0 : 1, rep);
+}
+
+int
+report_build_by(struct store *st, int64_t from_us, int64_t to_us,
+    int only_key, uint64_t key_id, const enum report_group *by, size_t nby,
+    struct report *rep)
+{
 	struct build	 b;
+	size_t		 i;
 	int		 rc;
 
 	memset(rep, 0, sizeof(*rep));
 	snprintf(rep->total.group, sizeof(rep->total.group), "total");
-	if (group < REPORT_NONE || group >= REPORT__MAX)
+	if (nby > REPORT_DEPTH)
 		return STORE_ERROR;
+	for (i = 0; i < nby; i++) {
+		if (by[i] <= REPORT_NONE || by[i] >= REPORT__MAX)
+			return STORE_ERROR;
+		rep->by[i] = by[i];
+	}
+	rep->nby = nby;
 	if (from_us >= to_us)
 		return STORE_OK;
 	memset(&b, 0, sizeof(b));
 	b.rep = rep;
-	b.group = group;
 	b.only_key = only_key;
 	b.key_id = key_id;
 	b.from_us = from_us;
@@ -326,17 +442,55 @@ report_free(struct report *rep)
 	memset(rep, 0, sizeof(*rep));
 }
 
+const char *
+report_value(const struct report_row *row, size_t i, char *buf, size_t len)
+{
+	const char	*p = row->group, *end;
+	size_t		 n;
+
+	for (; i > 0 && p != NULL; i--)
+		if ((p = strchr(p, REPORT_SEP)) != NULL)
+			p++;
+	if (p == NULL) {
+		snprintf(buf, len, "%s", "");
+		return buf;
+	}
+	end = strchr(p, REPORT_SEP);
+	n = end != NULL ? (size_t)(end - p) : strlen(p);
+	snprintf(buf, len, "%.*s", (int)n, p);
+	return buf;
+}
+
+/* A latency figure, or null when no row had one. */
+static struct json_object *
+latency_json(const struct report_row *row, int pct)
+{
+	int64_t	 ms = report_latency(row, pct);
+
+	return ms < 0 ? NULL : json_object_new_int64(ms);
+}
+
 struct json_object *
 report_row_to_json(const struct report_row *row, int with_group)
 {
 	struct json_object	*o;
-	char			 usd[32];
+	char			 usd[32], g[sizeof(row->group) * 2];
+	size_t			 i, n = 0;
 
 	if ((o = json_object_new_object()) == NULL)
 		return NULL;
-	if (with_group)
-		json_object_object_add(o, "group", json_object_new_string_len(
-		    row->group, (int)strnlen(row->group, sizeof(row->group))));
+	if (with_group) {
+		/* The values joined by ", " for people; each apart in report_to_json. */
+		for (i = 0; row->group[i] != '\0' && i < sizeof(row->group) &&
+		    n + 3 < sizeof(g); i++)
+			if (row->group[i] == REPORT_SEP) {
+				g[n++] = ',';
+				g[n++] = ' ';
+			} else
+				g[n++] = row->group[i];
+		g[n] = '\0';
+		json_object_object_add(o, "group", json_object_new_string(g));
+	}
 	json_object_object_add(o, "requests",
 	    json_object_new_int64(row->requests));
 	json_object_object_add(o, "errors", json_object_new_int64(row->errors));
@@ -350,5 +504,108 @@ report_row_to_json(const struct report_row *row, int with_group)
 	    json_object_new_int64(row->cost));
 	money_format_usd(row->cost, usd, sizeof(usd));
 	json_object_object_add(o, "cost_usd", json_object_new_string(usd));
+	json_object_object_add(o, "latency_p50_ms", latency_json(row, 50));
+	json_object_object_add(o, "latency_p95_ms", latency_json(row, 95));
 	return o;
+}
+
+struct json_object *
+report_to_json(const struct report *rep)
+{
+	struct json_object	*o, *data, *e;
+	char			 v[sizeof(rep->rows[0].group)];
+	size_t			 i, j;
+
+	if ((o = json_object_new_object()) == NULL)
+		return NULL;
+	json_object_object_add(o, "group_by",
+	    json_object_new_string(report_groups_name(rep, v, sizeof(v))));
+	data = json_object_new_array();
+	for (i = 0; i < rep->n; i++) {
+		if ((e = report_row_to_json(&rep->rows[i], 1)) == NULL)
+			continue;
+		for (j = 0; j < rep->nby; j++)
+			json_object_object_add(e, report_group_names[rep->by[j]],
+			    json_object_new_string(report_value(&rep->rows[i], j,
+			    v, sizeof(v))));
+		json_object_array_add(data, e);
+	}
+	json_object_object_add(o, "data", data);
+	json_object_object_add(o, "total", report_row_to_json(&rep->total, 0));
+	return o;
+}
+
+/* A CSV field, quoted when it holds a comma, quote or line break. */
+static void
+csv_field(FILE *fp, const char *s)
+{
+	if (strcspn(s, ",\"\r\n") == strlen(s)) {
+		fputs(s, fp);
+		return;
+	}
+	fputc('"', fp);
+	for (; *s != '\0'; s++) {
+		if (*s == '"')
+			fputc('"', fp);
+		fputc(*s, fp);
+	}
+	fputc('"', fp);
+}
+
+static void
+csv_row(FILE *fp, const struct report *rep, const struct report_row *row,
+    int total)
+{
+	char	 v[sizeof(row->group)], usd[32];
+	size_t	 i, n = rep->nby > 1 ? rep->nby : 1;
+	int64_t	 p50 = report_latency(row, 50), p95 = report_latency(row, 95);
+
+	for (i = 0; i < n; i++) {
+		if (i > 0)
+			fputc(',', fp);
+		csv_field(fp, total ? (i == 0 ? "total" : "") :
+		    report_value(row, i, v, sizeof(v)));
+	}
+	money_format_usd(row->cost, usd, sizeof(usd));
+	fprintf(fp, ",%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64
+	    ",%" PRId64 ",%s,", row->requests, row->errors, row->prompt,
+	    row->completion, row->cached, row->cost, usd);
+	if (p50 >= 0)
+		fprintf(fp, "%" PRId64 ",%" PRId64, p50, p95);
+	else
+		fputc(',', fp);
+	fputc('\n', fp);
+}
+
+char *
+report_to_csv(const struct report *rep, size_t *len)
+{
+	FILE	*fp;
+	char	*out = NULL;
+	size_t	 i;
+
+	if ((fp = open_memstream(&out, len)) == NULL)
+		return NULL;
+	if (rep->nby > 1)
+		for (i = 0; i < rep->nby; i++)
+			fprintf(fp, "%s,", report_group_names[rep->by[i]]);
+	else
+		fputs("group,", fp);
+	fputs("requests,errors,prompt_tokens,completion_tokens,cached_tokens,"
+	    "cost_micro_usd,cost_usd,latency_p50_ms,latency_p95_ms\n", fp);
+	for (i = 0; i < rep->n; i++)
+		csv_row(fp, rep, &rep->rows[i], 0);
+	/* A report of one total shows it; a grouped one's rows add up to it. */
+	if (rep->nby == 0)
+		csv_row(fp, rep, &rep->total, 1);
+	if (ferror(fp)) {
+		fclose(fp);
+		free(out);
+		return NULL;
+	}
+	if (fclose(fp) != 0) {
+		free(out);
+		return NULL;
+	}
+	return out;
 }

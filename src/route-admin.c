@@ -1,4 +1,4 @@
-/* route-admin.c: the master key's routes: list, create, show, disable and enable keys; top up and adjust balances. */
+/* route-admin.c: the master key's routes: list, create, show, set, rotate, delete, disable and enable keys; top up and adjust balances. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,20 +19,39 @@
 /* Latest expiry accepted: 9999-12-31T23:59:59Z. */
 #define EXPIRES_MAX	253402300799.0
 
+#define KEY_FIELDS							\
+	{ "agent", J_STRING | J_NULL, 0, 0, KEY_AGENT_MAX - 1, 0 },		\
+	{ "tier", J_STRING | J_NULL, 0, 0, KEY_TIER_MAX - 1, 0 },		\
+	{ "models", J_ARRAY | J_NULL, 0, 0, 64, 0 },			\
+	{ "rpm", J_INT | J_NULL, 0, 0, 1000000000, 0 },			\
+	{ "tpm", J_INT | J_NULL, 0, 0, 1000000000000.0, 0 },		\
+	{ "max_concurrent", J_INT | J_NULL, 0, 0, KEY_CONCURRENT_MAX, 0 },	\
+	{ "daily_budget_usd", J_STRING | J_NUMBER | J_NULL, 0, NOBOUND },	\
+	{ "monthly_budget_usd", J_STRING | J_NUMBER | J_NULL, 0, NOBOUND },	\
+	{ "daily_budget_micro_usd", J_INT | J_NULL, 0, 0, 1e15, 0 },	\
+	{ "monthly_budget_micro_usd", J_INT | J_NULL, 0, 0, 1e15, 0 },	\
+	{ "expires", J_INT | J_NULL, 0, 0, EXPIRES_MAX, 0 },		\
+	{ "prepaid", J_BOOL | J_NULL, 0, NOBOUND },			\
+	{ "allow_agent_header", J_BOOL | J_NULL, 0, NOBOUND }
+
+/* POST /admin/keys: every field of a key, the name required. */
 static const struct field_rule create_rules[] = {
 	{ "name", J_STRING, 1, 1, KEY_NAME_MAX - 1, 0 },
-	{ "agent", J_STRING | J_NULL, 0, 0, KEY_AGENT_MAX - 1, 0 },
-	{ "tier", J_STRING | J_NULL, 0, 0, KEY_TIER_MAX - 1, 0 },
-	{ "models", J_ARRAY | J_NULL, 0, 0, 64, 0 },
-	{ "rpm", J_INT | J_NULL, 0, 0, 1000000000, 0 },
-	{ "tpm", J_INT | J_NULL, 0, 0, 1000000000000.0, 0 },
-	{ "max_concurrent", J_INT | J_NULL, 0, 0, KEY_CONCURRENT_MAX, 0 },
-	{ "daily_budget_usd", J_STRING | J_NUMBER | J_NULL, 0, NOBOUND },
-	{ "monthly_budget_usd", J_STRING | J_NUMBER | J_NULL, 0, NOBOUND },
-	{ "expires", J_INT | J_NULL, 0, 0, EXPIRES_MAX, 0 },
-	{ "prepaid", J_BOOL | J_NULL, 0, NOBOUND },
-	{ "allow_agent_header", J_BOOL | J_NULL, 0, NOBOUND },
+	KEY_FIELDS,
 };
+
+/* POST /admin/keys/KEY: any of them, names as GET /admin/keys shows. */
+static const struct field_rule set_rules[] = {
+	{ "name", J_STRING, 0, 1, KEY_NAME_MAX - 1, 0 },
+	KEY_FIELDS,
+	{ "disabled", J_BOOL | J_NULL, 0, NOBOUND },
+};
+
+/* POST /admin/keys/KEY/rotate. */
+static const struct field_rule rotate_rules[] = {
+	{ "grace_s", J_INT | J_NULL, 0, 0, KEY_GRACE_MAX, 0 },
+};
+
 
 /* POST /admin/topup and /admin/adjust. */
 static const struct field_rule money_rules[] = {
@@ -254,77 +273,129 @@ whole_string(struct json_object *v)
 	return strlen(s) == (size_t)json_object_get_string_len(v) ? s : NULL;
 }
 
-/* A money field of the create body into *out (0 when absent). */
+/* Nonzero when the body has the field, null or not. */
+static int
+has(struct json_object *o, const char *name)
+{
+	return json_object_object_get_ex(o, name, NULL);
+}
+
+/*
+ * A budget given as name_usd (an amount of USD) or name_micro_usd (an
+ * integer, as GET /admin/keys shows it) into *out; null clears it, and
+ * absent leaves it. 0 or the status sent.
+ */
 static int
 take_budget(struct request *r, struct json_object *o, const char *name,
     money_t *out)
 {
 	struct json_object	*v;
+	char			 usd[48], micro[48];
 
+	snprintf(usd, sizeof(usd), "%s_usd", name);
+	snprintf(micro, sizeof(micro), "%s_micro_usd", name);
+	if (has(o, usd) && has(o, micro))
+		return http_bad_param(r, micro, "give '%s' or '%s', not both",
+		    usd, micro);
+	if (has(o, micro)) {
+		v = field(o, micro);
+		*out = v != NULL ? json_object_get_int64(v) : 0;
+		return 0;
+	}
+	if (!has(o, usd))
+		return 0;
 	*out = 0;
-	if ((v = field(o, name)) == NULL)
+	if ((v = field(o, usd)) == NULL)
 		return 0;
 	if (parse_amount(v, 0, out) == -1)
-		return http_bad_param(r, name, "'%s' must be an amount of USD "
+		return http_bad_param(r, usd, "'%s' must be an amount of USD "
 		    "such as \"25.00\" (at most six decimals, not negative)",
-		    name);
+		    usd);
 	return 0;
 }
 
-/* Fill k from a validated create body; 0 or the status sent. */
+/* A string field into a fixed one: null or "" clears it. */
 static int
-take_key(struct request *r, struct json_object *o, struct key_rec *k)
+take_word(struct request *r, struct json_object *o, const char *name,
+    char *dst, size_t len)
 {
 	struct json_object	*v;
 	const char		*s;
+
+	if (!has(o, name))
+		return 0;
+	if ((v = field(o, name)) == NULL) {
+		dst[0] = '\0';
+		return 0;
+	}
+	if ((s = whole_string(v)) == NULL)
+		return http_bad_param(r, name, "'%s' must not hold control "
+		    "characters", name);
+	snprintf(dst, len, "%s", s);
+	return 0;
+}
+
+/* An integer field: null clears it (0), absent leaves it. */
+static void
+take_int(struct json_object *o, const char *name, int64_t *dst)
+{
+	struct json_object	*v;
+
+	if (has(o, name))
+		*dst = (v = field(o, name)) != NULL ? json_object_get_int64(v) :
+		    0;
+}
+
+/* A boolean field: null is false, absent leaves it. */
+static void
+take_bool(struct json_object *o, const char *name, uint8_t *dst)
+{
+	struct json_object	*v;
+
+	if (has(o, name))
+		*dst = (v = field(o, name)) != NULL &&
+		    json_object_get_boolean(v);
+}
+
+/*
+ * Apply the fields of a validated create or set body to k: an absent
+ * field leaves k's, null clears it. 0 or the status sent.
+ */
+static int
+take_key(struct request *r, struct json_object *o, struct key_rec *k)
+{
+	struct keys_fault	 f;
+	int64_t			 n;
 	int			 rc;
 
-	struct keys_fault	 f;
-
-	memset(k, 0, sizeof(*k));
-	k->version = STORE_VERSION;
-	if ((s = whole_string(field(o, "name"))) == NULL)
-		return http_bad_param(r, "name", "'name' must not hold control "
-		    "characters");
-	snprintf(k->name, sizeof(k->name), "%s", s);
-	if ((v = field(o, "agent")) != NULL) {
-		if ((s = whole_string(v)) == NULL)
-			return http_bad_param(r, "agent", "'agent' must not "
-			    "hold control characters");
-		snprintf(k->agent, sizeof(k->agent), "%s", s);
-	}
-	if ((v = field(o, "tier")) != NULL &&
-	    *(s = json_object_get_string(v)) != '\0') {
-		if (config_tier(r->cfg, s) == NULL)
-			return http_bad_param(r, "tier", r->cfg->ntiers == 0 ?
-			    "'tier': no tiers are configured" :
-			    "'tier': no tier '%s' in the configuration", s);
-		snprintf(k->tier, sizeof(k->tier), "%s", s);
-	}
-	if ((rc = take_models(r, field(o, "models"), k->models,
-	    sizeof(k->models))) != 0)
+	if ((rc = take_word(r, o, "name", k->name, sizeof(k->name))) != 0 ||
+	    (rc = take_word(r, o, "agent", k->agent, sizeof(k->agent))) != 0 ||
+	    (rc = take_word(r, o, "tier", k->tier, sizeof(k->tier))) != 0)
 		return rc;
-	/* The same rules as llmgate-admin key create. */
+	if (k->tier[0] != '\0' && has(o, "tier") &&
+	    config_tier(r->cfg, k->tier) == NULL)
+		return http_bad_param(r, "tier", r->cfg->ntiers == 0 ?
+		    "'tier': no tiers are configured" :
+		    "'tier': no tier '%s' in the configuration", k->tier);
+	if (has(o, "models") && (rc = take_models(r, field(o, "models"),
+	    k->models, sizeof(k->models))) != 0)
+		return rc;
+	/* The same rules as llmgate-admin key create and key set. */
 	if (keys_check(k, &f) == -1)
 		return http_bad_param(r, f.field, "'%s' %s", f.field, f.why);
-	if ((v = field(o, "rpm")) != NULL)
-		k->rpm = json_object_get_int64(v);
-	if ((v = field(o, "tpm")) != NULL)
-		k->tpm = json_object_get_int64(v);
-	if ((v = field(o, "max_concurrent")) != NULL)
-		k->max_concurrent = json_object_get_int(v);
-	if ((rc = take_budget(r, o, "daily_budget_usd",
-	    &k->daily_budget)) != 0 ||
-	    (rc = take_budget(r, o, "monthly_budget_usd",
-	    &k->monthly_budget)) != 0)
+	take_int(o, "rpm", &k->rpm);
+	take_int(o, "tpm", &k->tpm);
+	n = k->max_concurrent;
+	take_int(o, "max_concurrent", &n);
+	k->max_concurrent = (int32_t)n;
+	if ((rc = take_budget(r, o, "daily_budget", &k->daily_budget)) != 0 ||
+	    (rc = take_budget(r, o, "monthly_budget", &k->monthly_budget)) != 0)
 		return rc;
 	/* A past expiry is allowed: the key is made already expired. */
-	if ((v = field(o, "expires")) != NULL)
-		k->expires = json_object_get_int64(v);
-	if ((v = field(o, "prepaid")) != NULL)
-		k->prepaid = (uint8_t)json_object_get_boolean(v);
-	if ((v = field(o, "allow_agent_header")) != NULL)
-		k->agent_header = (uint8_t)json_object_get_boolean(v);
+	take_int(o, "expires", &k->expires);
+	take_bool(o, "prepaid", &k->prepaid);
+	take_bool(o, "allow_agent_header", &k->agent_header);
+	take_bool(o, "disabled", &k->disabled);
 	return 0;
 }
 
@@ -342,6 +413,8 @@ route_admin_key_create(struct request *r, const char *arg)
 		return r->status;
 	if ((body = parse_body(r, create_rules, NRULES(create_rules))) == NULL)
 		return r->status;
+	memset(&k, 0, sizeof(k));
+	k.version = STORE_VERSION;
 	rc = take_key(r, body, &k);
 	json_object_put(body);
 	if (rc != 0)
@@ -383,48 +456,213 @@ route_admin_key(struct request *r, const char *arg)
 	return send_key(r, 200, &k);
 }
 
-/* POST /admin/keys/{ref}/disable and /enable; any body is ignored. */
+/* The key a path names ("12", "alice", "sk-AbC1234"); 0 or the status sent. */
+static int
+path_key(struct request *r, struct store *st, const char *ref, size_t n,
+    struct key_rec *k)
+{
+	char	 dec[REF_MAX];
+	int	 rc;
+
+	if (http_decode(ref, n, dec, sizeof(dec), 0) == -1 || dec[0] == '\0' ||
+	    strchr(dec, '/') != NULL)
+		return http_error(r, 404, "invalid_request_error", "not_found",
+		    NULL, "no route %s %s", r->method_name, r->path);
+	if ((rc = keys_find(st, dec, k)) == STORE_NOTFOUND)
+		return key_not_found(r, dec);
+	if (rc != STORE_OK)
+		return store_failed(r, "keys_find", rc);
+	return 0;
+}
+
+/* Write k back; 0 or the status sent. */
+static int
+save_key(struct request *r, struct store *st, const struct key_rec *k)
+{
+	int	 rc;
+
+	if ((rc = keys_update(st, k)) == STORE_NOTFOUND)
+		return http_error(r, 404, "invalid_request_error",
+		    "key_not_found", "key", "No key %" PRIu64, k->id);
+	if (rc == STORE_EXISTS)
+		return http_error(r, 409, "invalid_request_error", "key_exists",
+		    "name", "A key named '%s' exists already", k->name);
+	if (rc == STORE_ERROR)
+		return http_error(r, 409, "invalid_request_error",
+		    "key_changed", NULL, "The key was rotated or deleted "
+		    "meanwhile; read it again and retry");
+	if (rc != STORE_OK)
+		return store_failed(r, "keys_update", rc);
+	return 0;
+}
+
+/* POST /admin/keys/KEY: set any of its fields. */
+static int
+key_set(struct request *r, struct store *st, struct key_rec *k)
+{
+	struct json_object	*body;
+	char			 name[LOG_VALUE_SIZE(KEY_NAME_MAX)];
+	int			 rc;
+
+	if ((body = parse_body(r, set_rules, NRULES(set_rules))) == NULL)
+		return r->status;
+	rc = take_key(r, body, k);
+	json_object_put(body);
+	if (rc != 0 || (rc = save_key(r, st, k)) != 0)
+		return rc;
+	log_info("%s: admin set key id=%" PRIu64 " name=%s", r->id, k->id,
+	    log_value(name, sizeof(name), k->name));
+	return send_key(r, 200, k);
+}
+
+/* POST /admin/keys/KEY/disable and /enable; any body is ignored. */
+static int
+key_state(struct request *r, struct store *st, struct key_rec *k,
+    int disable)
+{
+	char	 name[LOG_VALUE_SIZE(KEY_NAME_MAX)];
+	int	 rc;
+
+	if (k->disabled != disable) {
+		k->disabled = (uint8_t)disable;
+		if ((rc = save_key(r, st, k)) != 0)
+			return rc;
+		/* A key made before names had rules may need quotes. */
+		log_info("%s: admin %s key id=%" PRIu64 " name=%s", r->id,
+		    disable ? "disabled" : "enabled", k->id,
+		    log_value(name, sizeof(name), k->name));
+	}
+	return send_key(r, 200, k);
+}
+
+/* POST /admin/keys/KEY/rotate {"grace_s": N}: the one answer with the new secret. */
+static int
+key_rotate(struct request *r, struct store *st, struct key_rec *k)
+{
+	struct json_object	*body = NULL, *o, *v;
+	struct key_rec		 out;
+	char			 secret[KEY_SECRET_LEN + 1];
+	char			 name[LOG_VALUE_SIZE(KEY_NAME_MAX)];
+	int64_t			 grace = 0;
+	int			 rc;
+
+	if (r->body.len > 0) {
+		if ((body = parse_body(r, rotate_rules,
+		    NRULES(rotate_rules))) == NULL)
+			return r->status;
+		if ((v = field(body, "grace_s")) != NULL)
+			grace = json_object_get_int64(v);
+		json_object_put(body);
+	}
+	rc = keys_rotate(st, k->id, grace, &out, secret, sizeof(secret));
+	if (rc == STORE_NOTFOUND)
+		return http_error(r, 404, "invalid_request_error",
+		    "key_not_found", "key", "No key %" PRIu64, k->id);
+	if (rc != STORE_OK)
+		return store_failed(r, "keys_rotate", rc);
+	log_info("%s: admin rotated key id=%" PRIu64 " name=%s prefix=%s "
+	    "grace_s=%" PRId64, r->id, out.id, log_value(name, sizeof(name),
+	    out.name), out.prefix, grace);
+	o = keys_to_json(&out, 0);
+	json_object_object_add(o, "key", json_object_new_string(secret));
+	explicit_bzero(secret, sizeof(secret));
+	json_object_object_add(o, "grace_s", json_object_new_int64(grace));
+	json_object_object_add(o, "old_secret_until",
+	    json_object_new_int64((int64_t)r->wall.tv_sec + grace));
+	http_send_json(r, 200, o);
+	json_object_put(o);
+	return 200;
+}
+
+/*
+ * POST /admin/keys/KEY (set), /admin/keys/KEY/disable, /enable and
+ * /rotate.
+ */
 int
 route_admin_key_update(struct request *r, const char *arg)
 {
 	struct store	*st;
 	struct key_rec	 k;
-	const char	*slash;
-	char		 ref[REF_MAX], name[LOG_VALUE_SIZE(KEY_NAME_MAX)];
-	int		 disable, rc;
+	const char	*slash, *verb = "";
+	size_t		 n;
+	int		 rc;
 
 	if ((st = admin_store(r)) == NULL)
 		return r->status;
-	if ((slash = strrchr(arg, '/')) == NULL || slash == arg)
-		goto nothing;
-	if (strcmp(slash + 1, "disable") == 0)
-		disable = 1;
-	else if (strcmp(slash + 1, "enable") == 0)
-		disable = 0;
-	else
-		goto nothing;
-	if (http_decode(arg, (size_t)(slash - arg), ref, sizeof(ref), 0) == -1)
-		return key_not_found(r, arg);
-	if ((rc = keys_find(st, ref, &k)) == STORE_NOTFOUND)
-		return key_not_found(r, ref);
-	if (rc != STORE_OK)
-		return store_failed(r, "keys_find", rc);
-	if (k.disabled != disable) {
-		k.disabled = (uint8_t)disable;
-		if ((rc = keys_update(st, &k)) == STORE_NOTFOUND)
-			return key_not_found(r, ref);
-		if (rc != STORE_OK)
-			return store_failed(r, "keys_update", rc);
-		/* A key made before names had rules may need quotes. */
-		log_info("%s: admin %s key id=%" PRIu64 " name=%s", r->id,
-		    disable ? "disabled" : "enabled", k.id,
-		    log_value(name, sizeof(name), k.name));
+	n = strlen(arg);
+	if ((slash = strchr(arg, '/')) != NULL) {
+		n = (size_t)(slash - arg);
+		verb = slash + 1;
+		if (strcmp(verb, "disable") != 0 && strcmp(verb, "enable") != 0 &&
+		    strcmp(verb, "rotate") != 0)
+			return http_error(r, 404, "invalid_request_error",
+			    "not_found", NULL, "no route %s %s (use "
+			    "/admin/keys/KEY, /KEY/disable, /KEY/enable or "
+			    "/KEY/rotate)", r->method_name, r->path);
 	}
-	return send_key(r, 200, &k);
-nothing:
-	return http_error(r, 404, "invalid_request_error", "not_found", NULL,
-	    "no route %s %s (use /admin/keys/KEY/disable or /enable)",
-	    r->method_name, r->path);
+	if ((rc = path_key(r, st, arg, n, &k)) != 0)
+		return rc;
+	if (strcmp(verb, "disable") == 0)
+		return key_state(r, st, &k, 1);
+	if (strcmp(verb, "enable") == 0)
+		return key_state(r, st, &k, 0);
+	if (strcmp(verb, "rotate") == 0)
+		return key_rotate(r, st, &k);
+	return key_set(r, st, &k);
+}
+
+/*
+ * DELETE /admin/keys/KEY: 409 while money is held, saying which; the
+ * key's usage, ledger and balance stay.
+ */
+int
+route_admin_key_delete(struct request *r, const char *arg)
+{
+	struct store		*st;
+	struct key_rec		 k;
+	struct keys_held	 h;
+	struct json_object	*o;
+	char			 b[32], name[LOG_VALUE_SIZE(KEY_NAME_MAX)];
+	int			 rc;
+
+	if ((st = admin_store(r)) == NULL)
+		return r->status;
+	if ((rc = path_key(r, st, arg, strlen(arg), &k)) != 0)
+		return rc;
+	rc = keys_delete(st, k.id, &h);
+	if (rc == STORE_NOTFOUND)
+		return key_not_found(r, k.name);
+	if (rc == STORE_EXISTS && h.requests > 0) {
+		money_format_usd(h.reserved, b, sizeof(b));
+		return http_error(r, 409, "invalid_request_error",
+		    "key_in_use", NULL, "Key %" PRIu64 " has %ld requests in "
+		    "flight holding $%s: wait for them to end (disable the key "
+		    "to stop new ones), then delete it", k.id, h.requests, b);
+	}
+	if (rc == STORE_EXISTS && h.balance > 0) {
+		money_format_usd(h.balance, b, sizeof(b));
+		return http_error(r, 409, "invalid_request_error",
+		    "key_has_balance", NULL, "Key %" PRIu64 " has a balance of "
+		    "$%s paid in: refund it first (POST /admin/adjust with "
+		    "amount_usd \"-%s\"), then delete it", k.id, b, b);
+	}
+	if (rc == STORE_EXISTS) {
+		money_format_usd(-h.balance, b, sizeof(b));
+		return http_error(r, 409, "invalid_request_error",
+		    "key_overdrawn", NULL, "Prepaid key %" PRIu64 " is "
+		    "overdrawn by $%s: settle it first (POST /admin/topup or "
+		    "/admin/adjust), then delete it", k.id, b);
+	}
+	if (rc != STORE_OK)
+		return store_failed(r, "keys_delete", rc);
+	log_info("%s: admin deleted key id=%" PRIu64 " name=%s", r->id, k.id,
+	    log_value(name, sizeof(name), k.name));
+	k.disabled = KEY_DELETED;
+	memset(k.hash, 0, sizeof(k.hash));
+	o = keys_to_json(&k, 0);
+	http_send_json(r, 200, o);
+	json_object_put(o);
+	return 200;
 }
 
 /*

@@ -264,8 +264,10 @@ query_time(struct request *r, const char *name, int64_t def, int64_t *out)
 }
 
 /*
- * GET /billing/usage?from=&to=&group_by=&key=: totals of the usage rows
- * in [from, to), grouped by day (the default), model, key or agent.
+ * GET /billing/usage and /admin/usage ?from&to&group_by=day,model&key&
+ * format=json|csv: usage totals, grouped by up to REPORT_DEPTH of day,
+ * month, model, key, agent, provider, tier (default day). A client key
+ * reads its own; the master key everyone's, or key='s.
  */
 int
 route_billing_usage(struct request *r, const char *arg)
@@ -273,12 +275,12 @@ route_billing_usage(struct request *r, const char *arg)
 	struct store		*st;
 	struct target		 t;
 	struct report		 rep;
-	struct json_object	*o, *data;
-	enum report_group	 g = REPORT_DAY;
-	char			 v[32];
+	struct json_object	*o, *rj;
+	enum report_group	 by[REPORT_DEPTH] = { REPORT_DAY };
+	char			 v[64], *csv;
 	int64_t			 now = (int64_t)r->wall.tv_sec, from, to;
-	size_t			 i;
-	int			 rc, found;
+	size_t			 nby = 1, len;
+	int			 rc, found, as_csv = 0;
 
 	if ((st = need_store(r)) == NULL)
 		return 503;
@@ -289,41 +291,65 @@ route_billing_usage(struct request *r, const char *arg)
 		return http_bad_param(r, "from", "'from' must be before 'to' "
 		    "(to is exclusive)");
 	found = http_query(r, "group_by", v, sizeof(v));
-	if (found == -1 || (found == 1 && (report_group_parse(v, &g) == -1 ||
-	    g == REPORT_NONE)))
-		return http_bad_param(r, "group_by", "'group_by' must be day, "
-		    "model, key or agent");
+	if (found == -1 || (found == 1 &&
+	    report_groups_parse(v, by, &nby) == -1))
+		return http_bad_param(r, "group_by", "'group_by' must be none "
+		    "or up to %d of day, month, model, key, agent, provider, "
+		    "tier, comma-separated", REPORT_DEPTH);
+	found = http_query(r, "format", v, sizeof(v));
+	if (found == -1 || (found == 1 && strcmp(v, "json") != 0 &&
+	    !(as_csv = strcmp(v, "csv") == 0)))
+		return http_bad_param(r, "format", "'format' must be json or "
+		    "csv");
 	if ((rc = get_target(r, st, 0, &t)) != 0)
 		return rc;
 
-	rc = report_build(st, from * US_PER_S, to * US_PER_S, !t.all, t.key.id,
-	    g, &rep);
+	rc = report_build_by(st, from * US_PER_S, to * US_PER_S, !t.all,
+	    t.key.id, by, nby, &rep);
 	if (rc != STORE_OK) {
 		report_free(&rep);
 		return store_failed(r, "report_build", rc);
 	}
-	data = json_object_new_array();
-	for (i = 0; i < rep.n; i++)
-		json_object_array_add(data,
-		    report_row_to_json(&rep.rows[i], 1));
+	if (as_csv) {
+		csv = report_to_csv(&rep, &len);
+		report_free(&rep);
+		if (csv == NULL)
+			return http_error(r, 500, "server_error", NULL, NULL,
+			    "out of memory");
+		http_header(r, "Content-Length", "%zu", len);
+		http_header(r, "Content-Disposition", "attachment; "
+		    "filename=\"usage.csv\"");
+		if (http_begin(r, 200, "text/csv; charset=utf-8") == 0 &&
+		    http_write(r, csv, len) == 0)
+			http_flush(r);
+		free(csv);
+		return 200;
+	}
+	rj = report_to_json(&rep);
+	report_free(&rep);
 	o = json_object_new_object();
 	json_object_object_add(o, "object", json_object_new_string("usage"));
 	json_object_object_add(o, "from", json_object_new_int64(from));
 	json_object_object_add(o, "to", json_object_new_int64(to));
-	json_object_object_add(o, "group_by",
-	    json_object_new_string(report_group_names[g]));
 	if (!t.all) {
 		json_object_object_add(o, "key_id",
 		    json_object_new_uint64(t.key.id));
 		json_object_object_add(o, "key_name",
 		    json_object_new_string(t.key.name));
 	}
-	json_object_object_add(o, "data", data);
-	json_object_object_add(o, "total", report_row_to_json(&rep.total, 0));
-	report_free(&rep);
+	json_object_object_foreach(rj, name, val)
+		json_object_object_add(o, name, json_object_get(val));
+	json_object_put(rj);
 	http_send_json(r, 200, o);
 	json_object_put(o);
 	return 200;
+}
+
+/* GET /admin/usage: the same for the master key (the router checks). */
+int
+route_admin_usage(struct request *r, const char *arg)
+{
+	return route_billing_usage(r, arg);
 }
 
 /* Who a key bills as when the master key asks about it (the router's rules). */

@@ -54,7 +54,9 @@ int	route_usage(struct request *, const char *);
 int	route_admin_keys(struct request *, const char *);	/* GET list */
 int	route_admin_key_create(struct request *, const char *);	/* POST */
 int	route_admin_key(struct request *, const char *);	/* GET /admin/keys/ID */
-int	route_admin_key_update(struct request *, const char *); /* POST /admin/keys/ID/disable|enable */
+int	route_admin_key_update(struct request *, const char *); /* POST /admin/keys/ID[/disable|enable|rotate] */
+int	route_admin_key_delete(struct request *, const char *); /* DELETE /admin/keys/ID */
+int	route_admin_usage(struct request *, const char *);	/* GET /admin/usage */
 int	route_admin_topup(struct request *, const char *);	/* POST */
 int	route_admin_adjust(struct request *, const char *);	/* POST */
 /* route-dashboard.c: master key only */

@@ -36,6 +36,10 @@ static const struct route routes[] = {
 	  route_admin_key, "admin_key" },
 	{ HTTP_POST, "/admin/keys/", ROUTE_ADMIN | ROUTE_PREFIX | ROUTE_BODY,
 	  route_admin_key_update, "admin_key_update" },
+	{ HTTP_DELETE, "/admin/keys/", ROUTE_ADMIN | ROUTE_PREFIX,
+	  route_admin_key_delete, "admin_key_delete" },
+	{ HTTP_GET, "/admin/usage", ROUTE_ADMIN, route_admin_usage,
+	  "admin_usage" },
 	{ HTTP_POST, "/admin/topup", ROUTE_ADMIN | ROUTE_BODY,
 	  route_admin_topup, "admin_topup" },
 	{ HTTP_POST, "/admin/adjust", ROUTE_ADMIN | ROUTE_BODY,
@@ -81,9 +85,10 @@ match(const struct route *rt, const char *path)
 static int
 dispatch(struct request *r, struct principal *who)
 {
-	const struct route	*rt, *path_hit = NULL;
+	const struct route	*rt;
 	const char		*arg;
-	size_t			 i;
+	char			 allow[64];
+	size_t			 i, n = 0;
 	int			 rc;
 
 	if (http_parse(r) == -1)
@@ -95,7 +100,12 @@ dispatch(struct request *r, struct principal *who)
 			continue;
 		if (rt->method != r->method &&
 		    !(rt->method == HTTP_GET && r->method == HTTP_HEAD)) {
-			path_hit = rt;
+			/* The methods the path takes, for a 405's Allow. */
+			if (n < sizeof(allow))
+				n += (size_t)snprintf(allow + n, sizeof(allow) -
+				    n, "%s%s", n > 0 ? ", " : "",
+				    rt->method == HTTP_GET ? "GET, HEAD" :
+				    rt->method == HTTP_DELETE ? "DELETE" : "POST");
 			continue;
 		}
 		r->route = rt->name;
@@ -132,9 +142,8 @@ dispatch(struct request *r, struct principal *who)
 		metrics_inflight(-1);
 		return rc;
 	}
-	if (path_hit != NULL) {
-		http_header(r, "Allow", "%s",
-		    path_hit->method == HTTP_GET ? "GET, HEAD" : "POST");
+	if (n > 0) {
+		http_header(r, "Allow", "%s", allow);
 		return http_error(r, 405, "invalid_request_error",
 		    "method_not_allowed", NULL, "%s is not allowed on %s",
 		    r->method_name, r->path);

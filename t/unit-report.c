@@ -1,8 +1,10 @@
-/* unit-report.c: report_parse_time, report_group_parse and report_build over a scratch store. */
+/* unit-report.c: report_parse_time, report_group_parse, report_groups_parse, report_build and report_build_by (month, provider, tier, several at once, latency, JSON, CSV) over a scratch store. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <json-c/json.h>
 
 #include "../src/report.h"
 #include "../src/store.h"
@@ -197,6 +199,96 @@ test_build(struct store *st)
 	report_free(&rep);
 }
 
+static void
+test_build_by(struct store *st)
+{
+	struct report		 rep;
+	struct json_object	*o, *e;
+	enum report_group	 by[REPORT_DEPTH];
+	size_t			 n = 9, len;
+	char			 v[64], *csv;
+	int64_t			 p50, p95;
+	int			 rc;
+
+	ok(report_groups_parse("month,provider", by, &n) == 0 && n == 2 &&
+	    by[0] == REPORT_MONTH && by[1] == REPORT_PROVIDER,
+	    "groups: month,provider");
+	ok(report_groups_parse("tier", by, &n) == 0 && n == 1 &&
+	    by[0] == REPORT_TIER, "groups: tier");
+	ok(report_groups_parse("none", by, &n) == 0 && n == 0, "groups: none");
+	ok(report_groups_parse("", by, &n) == 0 && n == 0, "groups: \"\"");
+	ok(report_groups_parse("day,day", by, &n) == -1, "a grouping twice");
+	ok(report_groups_parse("day,month,model,key", by, &n) == -1,
+	    "four groupings: too many");
+	ok(report_groups_parse("day,", by, &n) == -1, "an empty name");
+	ok(report_groups_parse("day,none", by, &n) == -1, "none in a list");
+	ok(report_groups_parse("week", by, &n) == -1, "week");
+
+	/* Two rows in April with a provider, a tier and latencies. */
+	nrows = 0;
+	row(D + 40 * DAY, 1, "alice", "bot", "gpt-4o", "gpt-4o", 200, 10);
+	rows[0].latency_ms = 100;
+	row(D + 41 * DAY, 1, "alice", "bot", "gpt-4o", "gpt-4o", 429, 0);
+	rows[1].latency_ms = 1000;
+	for (n = 0; n < 2; n++) {
+		snprintf(rows[n].provider, sizeof(rows[n].provider), "p1");
+		snprintf(rows[n].tier, sizeof(rows[n].tier), "T1");
+	}
+	is_int(store_txn(st, put_rows, NULL), STORE_OK, "two April rows");
+
+	by[0] = REPORT_MONTH;
+	by[1] = REPORT_PROVIDER;
+	rc = report_build_by(st, (D - DAY) * US, (D + 60 * DAY) * US, 0, 0, by,
+	    2, &rep);
+	is_int(rc, STORE_OK, "report by month,provider");
+	is_int(rep.n, 2, "two groups");
+	is_str(report_value(group(&rep, 0), 0, v, sizeof(v)), "2026-03",
+	    "March first");
+	is_str(report_value(group(&rep, 0), 1, v, sizeof(v)), "-",
+	    "no provider: -");
+	is_int(group(&rep, 0)->requests, 4, "March's four rows");
+	is_str(report_value(group(&rep, 1), 0, v, sizeof(v)), "2026-04",
+	    "then April");
+	is_str(report_value(group(&rep, 1), 1, v, sizeof(v)), "p1",
+	    "by p1");
+	is_str(report_value(group(&rep, 1), 2, v, sizeof(v)), "",
+	    "no third value");
+	is_int(group(&rep, 1)->errors, 1, "a 429 is an error");
+	is_int(report_latency(group(&rep, 0), 50), -1, "no latency in March");
+	p50 = report_latency(group(&rep, 1), 50);
+	p95 = report_latency(group(&rep, 1), 95);
+	ok(p50 >= 90 && p50 <= 110, "p50 of 100 and 1000 ms: ~100 (%lld)",
+	    (long long)p50);
+	ok(p95 >= 900 && p95 <= 1100, "p95: ~1000 (%lld)", (long long)p95);
+	o = report_to_json(&rep);
+	e = json_object_array_get_idx(json_object_object_get(o, "data"), 1);
+	is_str(json_object_get_string(json_object_object_get(o, "group_by")),
+	    "month,provider", "JSON: group_by");
+	is_str(json_object_get_string(json_object_object_get(e, "month")),
+	    "2026-04", "JSON: a field per grouping: month");
+	is_str(json_object_get_string(json_object_object_get(e, "provider")),
+	    "p1", "JSON: provider");
+	is_str(json_object_get_string(json_object_object_get(e, "group")),
+	    "2026-04, p1", "JSON: group joins them");
+	json_object_put(o);
+	csv = report_to_csv(&rep, &len);
+	ok(csv != NULL && strncmp(csv, "month,provider,requests,errors,", 31)
+	    == 0, "CSV: a column per grouping");
+	ok(csv != NULL && strstr(csv, "\n2026-04,p1,2,1,20,10,4,10,0.00001") !=
+	    NULL, "CSV: April's row");
+	free(csv);
+	report_free(&rep);
+
+	rc = report_build(st, (D - DAY) * US, (D + 60 * DAY) * US, 0, 0,
+	    REPORT_TIER, &rep);
+	is_int(rc, STORE_OK, "report by tier");
+	is_int(rep.n, 2, "two tiers");
+	is_str(group(&rep, 0)->group, "-", "no tier: -");
+	is_str(group(&rep, 1)->group, "T1", "T1");
+	is_int(group(&rep, 1)->requests, 2, "T1's two");
+	report_free(&rep);
+}
+
 int
 main(void)
 {
@@ -219,6 +311,7 @@ main(void)
 	ok(st != NULL, "store reopened: %s", st ? "ok" : err);
 	if (st != NULL) {
 		test_build(st);
+		test_build_by(st);
 		store_close(st);
 	}
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);

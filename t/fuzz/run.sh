@@ -1,7 +1,7 @@
 #!/bin/bash
 # run.sh: build the libFuzzer targets t/fuzz/fuzz-*.c with clang (ASan +
 # UBSan, leaks detected) against every source of the gateway but main.c and
-# admin.c, and run them, seeded with seeds.tar.gz and the unit-test fixtures.
+# admin*.c, and run them, seeded with seeds.tar.gz and the unit-test fixtures.
 #
 # To refresh seeds.tar.gz after a long run (say run.sh 600) found more:
 #   for t in provider request sse; do mkdir -p new/corpus-$t
@@ -73,7 +73,7 @@ build() {
 	command -v "$CC_FUZZ" >/dev/null || die "$CC_FUZZ not found (t/setup-deps.sh installs clang)"
 	mkdir -p "$out/obj" || die "cannot create $out/obj"
 	for c in "$srcdir"/src/*.c; do
-		case ${c##*/} in main.c|admin.c) continue ;; esac
+		case ${c##*/} in main.c|admin.c|admin-*.c) continue ;; esac
 		o=$out/obj/$(basename "$c" .c).o
 		objs+=("$o")
 		stale "$o" "$c" || continue
