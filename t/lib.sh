@@ -312,8 +312,13 @@ _lib_secs() {		# T0: seconds since _now_usec printed T0, e.g. 1.25
 	printf '%d.%02d' $((d / 1000000)) $((d % 1000000 / 10000))
 }
 
-wait_until() {		# SECONDS CMD [ARGS...]: poll CMD every 0.1 s; 0 once it
-	local deadline	# succeeds, 1 when SECONDS have passed
+# wait_until SECONDS CMD [ARGS...]: poll CMD every 0.1 s; 0 once it
+# succeeds, 1 when SECONDS have passed. The arguments are expanded once,
+# before the first poll: `wait_until 9 test "$(f)" -gt 0` tests one value
+# for 9 s. Poll a function, or eval a single-quoted condition:
+# `wait_until 9 eval '[ "$(f)" -gt 0 ]'`.
+wait_until() {
+	local deadline
 	deadline=$(( $(_now_usec) + $(_usec "$1") ))
 	shift
 	while :; do
