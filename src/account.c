@@ -650,3 +650,13 @@ account_store_failed(struct request *r, const char *which, const char *what,
 	return http_error(r, 503, "server_error", "store_unavailable", NULL,
 	    "The %s store is unavailable; try again later", which);
 }
+
+struct store *
+account_need_store(struct request *r, const char *which)
+{
+	if (r->worker == NULL || r->worker->store == NULL) {
+		account_store_failed(r, which, NULL, 0);
+		return NULL;
+	}
+	return r->worker->store;
+}

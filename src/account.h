@@ -91,5 +91,10 @@ void	account_settle(struct request *, struct account *, struct usage_row *);
  * the store ("key", "usage") without it. Returns 503.
  */
 int	account_store_failed(struct request *, const char *, const char *, int);
+/*
+ * The worker's store, or NULL after answering 503 as account_store_failed
+ * does (which: "key", "usage").
+ */
+struct store *account_need_store(struct request *, const char *);
 
 #endif

@@ -83,11 +83,7 @@ admin_store(struct request *r)
 		    "This route needs the master key");
 		return NULL;
 	}
-	if (r->worker == NULL || r->worker->store == NULL) {
-		account_store_failed(r, "key", NULL, 0);
-		return NULL;
-	}
-	return r->worker->store;
+	return account_need_store(r, "key");
 }
 
 /*

@@ -31,17 +31,6 @@ store_failed(struct request *r, const char *what, int rc)
 	return account_store_failed(r, "usage", what, rc);
 }
 
-/* The store, or NULL after answering 503. */
-static struct store *
-need_store(struct request *r)
-{
-	if (r->worker == NULL || r->worker->store == NULL) {
-		account_store_failed(r, "usage", NULL, 0);
-		return NULL;
-	}
-	return r->worker->store;
-}
-
 /*
  * Decide whose data the request reads: a client key its own (key= may
  * only name itself), the master key everyone or the key named by key=.
@@ -121,7 +110,7 @@ route_billing_balance(struct request *r, const char *arg)
 	money_t			 reserved = 0;
 	int			 rc;
 
-	if ((st = need_store(r)) == NULL)
+	if ((st = account_need_store(r, "usage")) == NULL)
 		return 503;
 	if ((rc = get_target(r, st, 1, &t)) != 0)
 		return rc;
@@ -218,7 +207,7 @@ route_billing_transactions(struct request *r, const char *arg)
 	long			 limit, offset;
 	int			 rc;
 
-	if ((st = need_store(r)) == NULL)
+	if ((st = account_need_store(r, "usage")) == NULL)
 		return 503;
 	if ((rc = query_long(r, "limit", 20, 1, LEDGER_LIMIT, &limit)) != 0 ||
 	    (rc = query_long(r, "offset", 0, 0, 1000000000L, &offset)) != 0)
@@ -282,7 +271,7 @@ route_billing_usage(struct request *r, const char *arg)
 	size_t			 nby = 1, len;
 	int			 rc, found, as_csv = 0;
 
-	if ((st = need_store(r)) == NULL)
+	if ((st = account_need_store(r, "usage")) == NULL)
 		return 503;
 	if ((rc = query_time(r, "from", now - 30 * DAY_S, &from)) != 0 ||
 	    (rc = query_time(r, "to", now + 1, &to)) != 0)
@@ -402,7 +391,7 @@ route_usage(struct request *r, const char *arg)
 	size_t			 i;
 	int			 rc;
 
-	if ((st = need_store(r)) == NULL)
+	if ((st = account_need_store(r, "usage")) == NULL)
 		return 503;
 	if ((rc = get_target(r, st, 0, &t)) != 0)
 		return rc;

@@ -64,16 +64,6 @@ store_failed(struct request *r, const char *what, int rc)
 	return account_store_failed(r, "usage", what, rc);
 }
 
-static struct store *
-need_store(struct request *r)
-{
-	if (r->worker == NULL || r->worker->store == NULL) {
-		account_store_failed(r, "usage", NULL, 0);
-		return NULL;
-	}
-	return r->worker->store;
-}
-
 /* A time parameter in unix seconds, or def when absent; 0 or the status sent. */
 static int
 query_time(struct request *r, const char *name, int64_t def, int64_t *out)
@@ -410,7 +400,7 @@ route_dashboard_series(struct request *r, const char *arg)
 	int64_t			 now = (int64_t)r->wall.tv_sec, from, to, bs;
 	int			 found, rc;
 
-	if ((st = need_store(r)) == NULL)
+	if ((st = account_need_store(r, "usage")) == NULL)
 		return r->status;
 	found = http_query(r, "bucket", bucket, sizeof(bucket));
 	if (found == 0)
@@ -589,7 +579,7 @@ route_dashboard_log(struct request *r, const char *arg)
 	long			 limit = 100;
 	int			 found, rc;
 
-	if ((st = need_store(r)) == NULL)
+	if ((st = account_need_store(r, "usage")) == NULL)
 		return r->status;
 	if ((rc = query_time(r, "from", now - 7 * DAY_S, &from)) != 0 ||
 	    (rc = query_time(r, "to", now + 1, &to)) != 0)
