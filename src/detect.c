@@ -108,6 +108,26 @@ dec(const unsigned char *s, size_t n, size_t i, size_t *len)
 	return c;
 }
 
+/* s[j] starts a character that the text's end cuts short. */
+static int
+utf8_cut(const unsigned char *s, size_t n, size_t j)
+{
+	size_t	 need, k;
+
+	if (s[j] >= 0xC2 && s[j] <= 0xDF)
+		need = 1;
+	else if (s[j] >= 0xE0 && s[j] <= 0xF4)
+		need = s[j] >= 0xF0 ? 3 : 2;
+	else
+		return 0;
+	if (j + need < n)
+		return 0;
+	for (k = j + 1; k < n; k++)
+		if ((s[k] & 0xC0) != 0x80)
+			return 0;
+	return 1;
+}
+
 /* Letters of the scripts a prompt is written in, digits and '_'. */
 static int
 word_cp(uint32_t c)
@@ -355,7 +375,7 @@ kw_match(const struct kw *k, const unsigned char *s, size_t n, size_t i,
 				j += b;
 			continue;
 		}
-		if (j >= n)
+		if (j >= n || utf8_cut(s, n, j))
 			return KW_PARTIAL;
 		if (fold(dec(s, n, j, &len)) != k->cp[m])
 			return KW_NO;
@@ -1293,7 +1313,29 @@ numberish(const unsigned char *s, size_t b, size_t e)
 		else if (strchr("()+-.", s[k]) == NULL || s[k] == '\0')
 			return 0;
 	}
-	return dg || (!up && e > b);
+	/* "+" or "(" alone: a phone's start. */
+	return dg || (!up && e - b == 1 && (s[b] == '+' || s[b] == '('));
+}
+
+/* Where the number ending token [b, e) starts ("ИНН:7707" -> "7707"), or e. */
+static size_t
+numtail(const unsigned char *s, size_t b, size_t e)
+{
+	size_t	 q = e;
+
+	while (q > b) {
+		if (isdig(s[q - 1]) || isup(s[q - 1]) ||
+		    strchr("()+-.", s[q - 1]) != NULL)
+			q--;
+		else if (q - b >= 3 && s[q - 3] == 0xE2 && s[q - 2] == 0x84 &&
+		    s[q - 1] == 0x96)
+			q -= 3;
+		else
+			break;
+	}
+	while (q < e && !numberish(s, q, e))
+		q++;
+	return q;
 }
 
 size_t
@@ -1301,8 +1343,8 @@ det_hold(const struct det_rules *r, unsigned mask, const char *text,
     size_t n)
 {
 	const unsigned char	*s = (const unsigned char *)text;
-	size_t			 p = n, j, b, e, lo, st[16], k, end;
-	unsigned		 nst = 0, w;
+	size_t			 p = n, j, b, e, lo, k, end, len;
+	unsigned		 nst = 0;
 	const unsigned char	*q, *qq;
 
 	mask &= DET_SPAN_MASK;
@@ -1320,35 +1362,41 @@ det_hold(const struct det_rules *r, unsigned mask, const char *text,
 		for (;;) {
 			for (b = e; b > lo && !isblank_(s[b - 1]); b--)
 				;
-			if (b == e || !numberish(s, b, e))
+			if ((k = numtail(s, b, e)) == e)
 				break;
-			if (b < p)
-				p = b;
-			if (b < 2 || s[b - 1] != ' ' || isblank_(s[b - 2]))
+			if (k < p)
+				p = k;
+			if (k > b || b < 2 || s[b - 1] != ' ' || isblank_(s[b - 2]))
 				break;
 			e = b - 1;
 		}
 	}
-	/* (c) The first words of a keyword phrase. */
+	/* (c) The first words of a keyword phrase: the words of the last
+	   maxwords blank-separated tokens, each a possible start. */
 	if ((mask & DET_BIT(DET_CONFIDENTIAL)) && r->nkw > 0) {
-		/* Word starts back from the end, the last maxwords + 1. */
-		for (j = n; j > lo && nst < r->maxwords + 1 && nst < 16; ) {
+		for (j = n; j > lo && nst < r->maxwords; nst++) {
 			while (j > lo && isblank_(s[j - 1]))
 				j--;
 			while (j > lo && !isblank_(s[j - 1]))
 				j--;
-			if (j == lo && lo > 0)
-				break;
-			st[nst++] = j;
 		}
-		for (w = nst; w-- > 0; ) {
+		while (j < n && (s[j] & 0xC0) == 0x80)
+			j++;
+		for (; j < p; j += len) {
+			if (s[j] < 0x80)
+				len = 1;
+			else
+				dec(s, n, j, &len);
+			if (!word_at(s, n, j) && !utf8_cut(s, n, j))
+				continue;
+			if (word_before(s, n, j))
+				continue;
 			for (k = 0; k < r->nkw; k++)
-				if (kw_match(&r->kw[k], s, n, st[w], &end) ==
+				if (kw_match(&r->kw[k], s, n, j, &end) ==
 				    KW_PARTIAL)
 					break;
 			if (k < r->nkw) {
-				if (st[w] < p)
-					p = st[w];
+				p = j;
 				break;
 			}
 		}

@@ -357,7 +357,8 @@ process(struct redact_stream *st, struct buf *out, int final)
 			end = sp[i].off + sp[i].len;
 			if (sp[i].off >= cut)
 				goto done;
-			if (end > cut) {
+			/* A span that reaches the end may grow with more text. */
+			if (end > cut || (end == n && !final)) {
 				if (n - sp[i].off <= DET_HOLD_MAX) {
 					cut = sp[i].off;
 					goto done;
