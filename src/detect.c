@@ -748,8 +748,8 @@ m_ipv4(const unsigned char *s, size_t n, size_t i)
 static size_t
 m_ipv6(const unsigned char *s, size_t n, size_t i)
 {
-	size_t	 j = i, h, v4;
-	int	 ng = 0, dbl = 0, digit = 0;
+	size_t	 j = i, h, v4 = 0;
+	int	 ng = 0, dbl = 0, digit = 0, long_group = 0;
 
 	if (i > 0 && s[i - 1] == ':')
 		return 0;
@@ -772,6 +772,8 @@ m_ipv6(const unsigned char *s, size_t n, size_t i)
 				digit = 1;
 		if (h == 0 || h > 4)
 			return 0;
+		if (h == 4)
+			long_group = 1;
 		j += h;
 		ng++;
 		if (j + 1 < n && s[j] == ':' && s[j + 1] == ':') {
@@ -790,6 +792,11 @@ m_ipv6(const unsigned char *s, size_t n, size_t i)
 	if (dbl ? ng > 7 || (ng == 0 && j - i < 3) : ng != 8)
 		return 0;
 	if (!digit && ng < 2)
+		return 0;
+	/* "x[1::2]" is a slice: a short compressed form needs a group of
+	   four ("fe80::1") or is the loopback "::1". */
+	if (dbl && ng <= 2 && !long_group && v4 == 0 &&
+	    !(j - i == 3 && s[i] == ':' && s[i + 2] == '1'))
 		return 0;
 	if (j < n && (s[j] == ':' || word_at(s, n, j)))
 		return 0;
@@ -1317,6 +1324,20 @@ numberish(const unsigned char *s, size_t b, size_t e)
 	return dg || (!up && e - b == 1 && (s[b] == '+' || s[b] == '('));
 }
 
+/* Token [b, e) is one to four capital letters. */
+static int
+upper_group(const unsigned char *s, size_t b, size_t e)
+{
+	size_t	 k;
+
+	if (e - b > 4)
+		return 0;
+	for (k = b; k < e; k++)
+		if (!isup(s[k]))
+			return 0;
+	return 1;
+}
+
 /* Where the number ending token [b, e) starts ("ИНН:7707" -> "7707"), or e. */
 static size_t
 numtail(const unsigned char *s, size_t b, size_t e)
@@ -1362,9 +1383,13 @@ det_hold(const struct det_rules *r, unsigned mask, const char *text,
 		for (;;) {
 			for (b = e; b > lo && !isblank_(s[b - 1]); b--)
 				;
-			if ((k = numtail(s, b, e)) == e)
-				break;
-			if (k < p)
+			/* An IBAN's letter group ("GB82 WEST 1234") goes on
+			   the chain; it holds nothing by itself. */
+			if ((k = numtail(s, b, e)) == e) {
+				if (!upper_group(s, b, e))
+					break;
+				k = b;
+			} else if (k < p)
 				p = k;
 			if (k > b || b < 2 || s[b - 1] != ' ' || isblank_(s[b - 2]))
 				break;

@@ -5,6 +5,7 @@
  * (text start and end, punctuation, inside words); overlaps; det_hold on
  * every kind of unfinished tail and on text that ends cleanly.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,6 +171,7 @@ t_ip(void)
 	none("00:1A:2B:3C:4D:5E");
 	none("std::vector and Foo::bar");
 	none("1:2:3:4:5:6:7:8:9");
+	none("x[1::2] and a[::2] and b[10::20]");
 }
 
 static void
@@ -309,6 +311,50 @@ t_hold(void)
 	ok(det_hold(R, ALL, big, 301 + DET_HOLD_MAX) <= DET_HOLD_MAX, "capped on a character");
 }
 
+/*
+ * Random bytes (digits, separators, letters, UTF-8 pieces and broken
+ * UTF-8) in buffers of their exact size, so that valgrind sees any read
+ * past the end: spans in order, not overlapping, inside the text; the
+ * hold never more than the text nor DET_HOLD_MAX.
+ */
+static void
+t_random(void)
+{
+	static const char alpha[] = "0123456789 -+().:@_=\"'/abcdefxyzABCDEFKX\n";
+	static const unsigned char hi[] = { 0xD0, 0xD1, 0xB0, 0x9F, 0xE2, 0x84,
+	    0x96, 0xC2, 0xA0, 0xF0, 0xFF, 0x80 };
+	struct det_span	 sp[64];
+	unsigned char	*buf;
+	uint32_t	 seed = 7;
+	size_t		 n, k, got, h;
+	int		 t, bad = 0;
+
+	for (t = 0; t < 3000; t++) {
+		seed = seed * 1103515245u + 12345u;
+		n = (seed >> 16) % 300;
+		if ((buf = malloc(n ? n : 1)) == NULL)
+			break;
+		for (k = 0; k < n; k++) {
+			seed = seed * 1103515245u + 12345u;
+			if ((seed >> 16) % 5 == 0)
+				buf[k] = hi[(seed >> 20) % sizeof(hi)];
+			else
+				buf[k] = (unsigned char)alpha[(seed >> 20) %
+				    (sizeof(alpha) - 1)];
+		}
+		got = det_scan(R, ALL, (const char *)buf, n, sp, 64);
+		for (k = 0; k < got && k < 64; k++)
+			if (sp[k].len == 0 || sp[k].off + sp[k].len > n ||
+			    (k > 0 && sp[k].off < sp[k - 1].off + sp[k - 1].len))
+				bad++;
+		h = det_hold(R, ALL, (const char *)buf, n);
+		if (h > n || h > DET_HOLD_MAX)
+			bad++;
+		free(buf);
+	}
+	ok(bad == 0, "3000 random texts: spans in order and inside, holds bounded");
+}
+
 int
 main(void)
 {
@@ -331,6 +377,7 @@ main(void)
 	t_overlap();
 	t_many();
 	t_hold();
+	t_random();
 	ok(det_injection(R, "hello", 5, names, 4) >= 0, "det_injection answers");
 	det_rules_free(R);
 	return tap_done();

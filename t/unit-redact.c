@@ -190,7 +190,7 @@ leaks(const char *s, size_t n, const char *out)
 }
 
 #ifndef FUZZ_N
-#define FUZZ_N	600
+#define FUZZ_N	2000
 #endif
 
 static uint32_t	 seed = 12345;
@@ -263,7 +263,8 @@ t_stream_text(const char *s, int idx, enum redact_out mode)
 
 /*
  * Random texts built of pieces that make findings and near-findings
- * (digits, separators, '@', keyword words, placeholders), fixed seed:
+ * (digits, separators, '@', keyword words, placeholders, pieces of
+ * UTF-8 and broken UTF-8), fixed seed:
  * each through the stream in random pieces, as the whole text.
  */
 static void
@@ -276,7 +277,7 @@ t_stream_fuzz(void)
 		"::", "fe80", "sk-", "abcdefghijklmnopqrstuvwxyz", "=", "token",
 		"паспорт", "45 08 ", "123456", "CONFIDENTIAL", "ё", "Ж", "DE89",
 		" 3704 0044 0532 0130 00", "-----BEGIN RSA PRIVATE KEY-----\nAB",
-		"\n-----END RSA PRIVATE KEY-----", "112-233-445 95", ",", "!",
+		"\n-----END RSA PRIVATE KEY-----", "112-233-445 95", ",", "!", "\xD0", "\xE2\x84", "\x96", "\xC2\xA0", "\xFF", "\xD1\x91", "а", "Т", "ТАЙНА", "строго", "секретно", "СЕРИЯ", "Bearer ", "abcdef0123456789XYZ", "api_key", ": ", "\"", "Zx81kQ0pLm2", "+44 20 ", "7946 0958", "AKIAIOSFODNN7EXAMPLE", "ivan@", "почта.рф", "GB82 WEST 1234 5698 7654 32", "2001:db8", "::1", "fe80::", "89", "12", "-", "--", "-----BEGIN PRIVATE KEY-----\n",
 	};
 	struct buf	 text, want, got;
 	size_t		 cuts[2048], ncut, k;
