@@ -1106,13 +1106,14 @@ m_keyvalue(const unsigned char *s, size_t n, size_t i)
 		j--;
 	for (sp = 0; j > 0 && s[j - 1] == ' ' && sp < 4; sp++)
 		j--;
-	e = tok_end(s, n, i);
-	if (e <= i)
-		return 0;
-	if (sp > 0 && j >= 6 && (j == 6 || !word_before(s, n, j - 6)) &&
-	    stem_at(s, n, j - 6, "bearer"))
-		return e - i >= 16 ? e - i : 0;
+	if (sp > 0 && j >= 6 && (s[j - 1] | 0x20) == 'r' &&
+	    !word_before(s, n, j - 6) && stem_at(s, n, j - 6, "bearer")) {
+		e = tok_end(s, n, i);
+		return e >= i + 16 ? e - i : 0;
+	}
 	if (j == 0 || (s[j - 1] != '=' && s[j - 1] != ':'))
+		return 0;
+	if ((e = tok_end(s, n, i)) <= i)
 		return 0;
 	j--;
 	while (j > 0 && s[j - 1] == ' ' && i - j < 16)
@@ -1359,6 +1360,19 @@ numtail(const unsigned char *s, size_t b, size_t e)
 	return q;
 }
 
+/*
+ * The tail a stream holds back: from the earliest of (a) the last token
+ * when the text does not end with a blank (any word may still become an
+ * e-mail's local part, a card's last group, a longer word); (b) a number
+ * written in groups joined by single spaces ("4276 1234 ", "+7 (912) ",
+ * "GB82 WEST "), which the next group may continue; (c) the first words
+ * of a keyword phrase ("коммерческая "); (d) a private key's BEGIN line
+ * without its END. Whatever a longer text could still make a span starts
+ * at or after this point, so a stream that releases only the text before
+ * it releases what the whole text would. Context that is not part of a
+ * span (a passport's "серия", a secret's "password=") is not held: the
+ * stream keeps some released text to look back at.
+ */
 size_t
 det_hold(const struct det_rules *r, unsigned mask, const char *text,
     size_t n)

@@ -81,7 +81,11 @@ map_get(struct redact_map *m, enum det_kind kind, const char *v, size_t len,
 static int
 placeholder(struct buf *out, enum det_kind kind, unsigned num)
 {
-	return buf_printf(out, "[%s_%u]", det_labels[kind], num);
+	char	 ph[PH_MAX + 8];
+	int	 len;
+
+	len = snprintf(ph, sizeof(ph), "[%s_%u]", det_labels[kind], num);
+	return buf_append(out, ph, (size_t)len);
 }
 
 int
@@ -270,10 +274,14 @@ swallow(struct redact_stream *st)
 
 	switch (st->swallow) {
 	case SW_TOKEN:
+		/* Up to the token's end; its trailing dots are the sentence's
+		   (detect.c's tok_end), so they wait for what follows them. */
 		for (k = 0; k < h->len && tok_ch((unsigned char)h->data[k]); k++)
 			;
-		held_keep(st, k);
-		if (h->len > 0)
+		for (nl = k; nl > 0 && h->data[nl - 1] == '.'; nl--)
+			;
+		held_keep(st, nl);
+		if (k - nl < h->len)	/* the token ended in held */
 			st->swallow = SW_NONE;
 		return;
 	case SW_PEM:
@@ -305,6 +313,15 @@ swallow(struct redact_stream *st)
 		held_keep(st, h->len);
 		return;
 	}
+}
+
+/* s[end..n) is empty or dots: a token may go on after them. */
+static int
+dots_to_end(const char *s, size_t end, size_t n)
+{
+	while (end < n && s[end] == '.')
+		end++;
+	return end == n;
 }
 
 /* Released raw text, its placeholders restored. */
@@ -365,7 +382,8 @@ process(struct redact_stream *st, struct buf *out, int final)
 				}
 				/* Too long to hold: it is what it is now. */
 				cut = end;
-				forced = end == n && sp[i].kind == DET_SECRET;
+				forced = sp[i].kind == DET_SECRET &&
+				    dots_to_end(s, end, n);
 				foff = sp[i].off;
 			}
 			if ((rc = release(st, s + pos, sp[i].off - pos, out)) != 0)

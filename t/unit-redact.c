@@ -148,7 +148,7 @@ done:
 	return rc;
 }
 
-static char	 pem[2048], longtok[600];
+static char	 pem[2048], longtok[700];
 
 static const char *texts[] = {
 	"Hi [EMAIL_1], your card 4111 1111 1111 1111 is on file; call +7 (912) "
@@ -338,11 +338,20 @@ t_stream(void)
 		n += (size_t)snprintf(pem + n, sizeof(pem) - n,
 		    "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun%02zu\n", k);
 	snprintf(pem + n, sizeof(pem) - n, "-----END RSA PRIVATE KEY-----\nthen 10.0.0.1 ok");
-	n = (size_t)snprintf(longtok, sizeof(longtok), "tok sk-");
+	n = (size_t)snprintf(longtok, sizeof(longtok), "tok sk-Ab3dE6gH9kXy3dE6gH9kZ");
 	for (k = 0; k < 40; k++)
-		n += (size_t)snprintf(longtok + n, sizeof(longtok) - n, "Ab3dE6gH9k");
-	snprintf(longtok + n, sizeof(longtok) - n, " then a@b.io");
+		n += (size_t)snprintf(longtok + n, sizeof(longtok) - n, "Ab3dE.6gH9k");
+	snprintf(longtok + n, sizeof(longtok) - n, ".. Then a@b.io");
 
+	{
+		struct det_span	 sp[2];
+
+		ok(det_scan(R, ALL, pem, strlen(pem), sp, 2) == 2 &&
+		    sp[0].len > 2 * DET_HOLD_MAX, "a private key longer than the window");
+		ok(det_scan(R, ALL, longtok, strlen(longtok), sp, 2) == 2 &&
+		    sp[0].len > DET_HOLD_MAX && longtok[sp[0].off + sp[0].len] == '.',
+		    "a token longer than the window, its sentence's dots not in it");
+	}
 	for (k = 0; k < sizeof(texts) / sizeof(*texts); k++)
 		for (mode = REDACT_OUT_OFF; mode <= REDACT_OUT_STOP; mode++)
 			t_stream_text(texts[k], (int)k, (enum redact_out)mode);
