@@ -73,6 +73,19 @@ t_limits(void)
 	is_int(m.n, REDACT_MAX_ENTRIES, "the map stopped at its limit");
 	redact_map_free(&m);
 	buf_free(&out);
+	/* A value bigger than REDACT_MAX_BYTES: a private key of 300 KB. */
+	buf_reset(&in);
+	buf_init(&out, 1 << 22);
+	buf_puts(&in, "-----BEGIN PRIVATE KEY-----\n");
+	for (k = 0; k < 300 * 1024 / 64; k++)
+		buf_puts(&in, "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj\n");
+	buf_puts(&in, "-----END PRIVATE KEY-----\n");
+	redact_map_init(&m);
+	is_int(redact_text(R, ALL, &m, in.data, in.len, &out, NULL), BUF_TOOBIG,
+	    "a value over REDACT_MAX_BYTES: refused");
+	is_int(m.n, 0, "nothing held of it");
+	redact_map_free(&m);
+	buf_free(&out);
 	/* Out's own cap. */
 	buf_init(&out, 10);
 	redact_map_init(&m);
@@ -366,6 +379,14 @@ t_stream(void)
 	redact_stream_feed(&st, "1] now", 6, &out);
 	redact_stream_finish(&st, &out);
 	is_str(out.data, "Mail client@example.com now", "restored across events");
+	redact_stream_free(&st);
+
+	/* A placeholder's start at the end is released as it is. */
+	buf_reset(&out);
+	redact_stream_init(&st, R, &MAP, ALL, REDACT_OUT_REDACT);
+	redact_stream_feed(&st, "see [EMAIL_", 11, &out);
+	redact_stream_finish(&st, &out);
+	is_str(out.data, "see [EMAIL_", "an unfinished placeholder at the end, as it is");
 	redact_stream_free(&st);
 
 	/* A card over three events is found (REDACT), the text before it
