@@ -183,15 +183,33 @@ static const struct {
 } builtin[] = {
 	/* Instruction override, English. */
 	{ 60, "override: ignore|ignores|ignoring|disregard|disregards|disregarding|forget|forgets|forgetting|override|bypass|skip|drop|discard|abandon|neglect|dismiss|overwrite|erase|throw|toss|scrap|ditch * previous|prior|above|earlier|preceding|foregoing|initial|original|old|former|system|developer|existing|given|received|other * instruction*|direction*|directive*|rules|prompt*|guideline*|constraint*|restriction*|command*|programming|orders|guidance|training|setup" },
-	{ 45, "override: ignore|ignores|ignoring|disregard|disregards|disregarding|forget|forgets|override|overrides|bypass|bypasses|discard|abandon|neglect|dismiss|violate|violates|break|breaks * any|all|every * instruction*|direction*|directive*|rules|prompt*|guideline*|constraint*|restriction*|programming|polic*|safeguard*|filter*" },
+	{ 45, "override: ignore|ignores|ignoring|disregard|disregards|disregarding|forget|forgets|override|overrides|bypass|bypasses|discard|abandon|neglect|dismiss|violate|violates|break|breaks * any|all|every * instruction*|direction*|directive*|rules|prompt*|guideline*|constraint*|restriction*|programming|polic*|safeguard*|filter*|criteria|requirements" },
 	{ 50, "override: ignore|disregard|forget * what * you * were|been * told|given|instructed|taught" },
 	{ 50, "override: set|put|leave|push * aside * everything|all|your|the|any|prior|previous * instruction*|rules|guidelines|prompt*|directives|guidance" },
-	{ 40, "override: instruction*|rules|guidelines|prompt*|directives|orders|guidance|programming *6 outdated|obsolete|void|invalid|cancelled|canceled|superseded|revoked|expired" },
+	{ 35, "override: ignore|ignores|ignoring|disregard|disregarding|forget|override|bypass|skip|drop|discard|neglect|dismiss|violate|break *4 instruction*|direction*|directive*|rules|guideline*|polic*|restriction*|constraint*|criteria|requirements" },
+	{ 35, "override: игнорир*|проигнорир*|забуд*|забыл*|отбрось|отбросьте|пренебреги|нарушай|нарушь|обойди *4 инструкц*|указан*|правил*|ограничен*|директив*|запрет*|критери*|требовани*|политик*" },
+	{ 50, "override: pay * no|not * attention|heed * to * your|the|any|previous|prior|earlier|original * instruction*|rules|directions|guidelines|prompt*" },
+	{ 50, "override: не принимай|принимайте * во внимание * инструкц*|указан*|правил*|ограничен*|директив*|промпт*" },
+	{ 35, "override: instruction*|rules|prompt*|directives|guidelines * you * started|began|start|begin * with" },
+	{ 35, "override: инструкц*|правил*|промпт*|указан* * которых|которыми * ты * начал*|начинал*" },
+	{ 30, "override: take|accept * orders|instructions|commands|directions * only * from" },
+	{ 20, "override: given|provided|told * to * you * before|earlier|previously" },
+	{ 25, "override: there * are|is * no * rules|limits|restrictions|guidelines|filters" },
+	{ 25, "override: правил|ограничений|запретов|фильтров * нет" },
+	{ 20, "override: должен|обязан|обязана * следовать|подчиняться * новым|новому|новой" },
+	{ 25, "override: настоящая|истинная|реальная|новая * инструкция|задача|цель" },
+	{ 25, "override: system * override|overrides|command|directive|update" },
+	{ 25, "override: системн* * команд*|директив*|приказ*" },
+	{ 25, "override: user|they|i * already|has|have * approved|authorized|confirmed|agreed" },
+	{ 25, "override: пользователь|он|я * уже * одобрил*|разрешил*|подтвердил*|согласил*" },
+	{ 25, "override: you|assistant|model * have|has * been * updated|reconfigured|modified|patched|upgraded|unlocked|jailbroken|reprogrammed" },
+	{ 25, "override: тебя|вас|ассистента|модель * обновили|перенастроили|изменили|разблокировали|перепрограммировали" },
+	{ 40, "override: instruction*|rules|guidelines|prompt*|directives|orders|guidance|programming *6 outdated|obsolete|void|invalid|cancelled|canceled|superseded|revoked|expired|wrong|incorrect|fake|removed|deleted" },
 	{ 40, "override: supersede*|overrides|replaces|cancels * all|any|every|your * previous|prior|earlier|other * instruction*|rules|directives|prompt*|guidelines" },
 	{ 25, "override: only * obey|follow|listen|answer * me|mine|my" },
 	{ 15, "override: obey|obeys" },
 	{ 25, "override: you * were|are * programmed|instructed|trained|designed * to" },
-	{ 40, "override: инструкц*|правил*|указан*|промпт*|установк* *6 устарел*|недействительн*|отменен*|аннулирован*|отменяются" },
+	{ 40, "override: инструкц*|правил*|указан*|промпт*|установк* *6 устарел*|недействительн*|отменен*|аннулирован*|отменяются|неверн*|ошибочн*|неправильн*|ложн*|удален*|удалили|стерт*" },
 	{ 30, "override: подчиняешься|слушаешься|повинуешься|подчиняйся|слушайся|повинуйся * только * мне|меня|моим" },
 	{ 15, "override: подчиняйся|слушайся|повинуйся|повинуйтесь|подчиняйтесь" },
 	{ 25, "override: что бы * тебе|вам * ни * прописали|сказали|велели|написали|приказали" },
@@ -228,9 +246,9 @@ static const struct {
 	{ 40, "override: instead * follow|obey|execute * these|my|following * instruction*|rules|commands|orders|directives" },
 	{ 40, "override: previous|above|prior|earlier|original * instruction*|directives|rules|prompt * are|is|were * void|cancelled|canceled|obsolete|invalid|revoked|null|outdated|overridden|wrong|fake|longer" },
 	/* Instruction override, Russian. */
-	{ 60, "override: игнорир*|проигнорир*|забуд*|забыть|забуду|отбрось|отбросьте|отбросить|пренебреги|пренебрегите|отключи|отмени|сбрось|сбросьте|выкинь|выбрось|отложи * предыдущ*|прежн*|выш*|вышеуказ*|вышеизлож*|ранее|ранн*|изначальн*|исходн*|систем*|стар*|прошл*|данн*|свои|своих|твои|ваши|полученн*|заданн*|прописанн*|остальн*|други* * инструкц*|указан*|правил*|ограничен*|директив*|команд*|установк*|промпт*|настройк*|запрет*|предписан*|требовани*" },
+	{ 60, "override: игнорир*|проигнорир*|забуд*|забыть|забуду|забыл*|забыва*|отбрось|отбросьте|отбросить|пренебреги|пренебрегите|отключи|отмени|сбрось|сбросьте|выкинь|выбрось|отложи * предыдущ*|прежн*|выш*|вышеуказ*|вышеизлож*|ранее|ранн*|изначальн*|исходн*|систем*|стар*|прошл*|данн*|свои|своих|твои|ваши|полученн*|заданн*|прописанн*|остальн*|други* * инструкц*|указан*|правил*|ограничен*|директив*|команд*|установк*|промпт*|настройк*|запрет*|предписан*|требовани*" },
 	{ 50, "override: не учитывай|учитывайте|принимай * инструкц*|указан*|правил*|ограничен*|директив*|промпт*|установк*" },
-	{ 45, "override: предыдущ*|прежн*|прошл*|стар*|изначальн* * инструкц*|правил*|указан*|ограничен* * больше|не * действуют|действительн*|применя*" },
+	{ 45, "override: предыдущ*|прежн*|прошл*|стар*|изначальн* * инструкц*|правил*|указан*|ограничен*|сообщени* * больше|не * действу*|действительн*|применя*" },
 	{ 20, "override: главный|главная * тут|здесь|теперь * я" },
 	{ 55, "override: забудь|игнорируй|проигнорируй|отбрось * инструкц*|правил*|указан* * тебе|ты * дали|дал|задали|получил*" },
 	{ 40, "override: игнорир*|проигнорир*|забудь|отбрось * задачу|задание|запрос|просьбу" },
@@ -242,7 +260,7 @@ static const struct {
 	{ 25, "override: приказываю|требую|велю|повелеваю * тебе|вам" },
 	{ 25, "override: проверка|тест * от * разработчик*|создател*|администрац*" },
 	{ 50, "override: откажись|откажитесь|освободись|освободитесь от * своих|всех|прежних|предыдущих|твоих|системных|любых * инструкц*|правил*|ограничен*|установок|запретов|директив*" },
-	{ 55, "override: игнорир*|проигнорир*|забуд*|забыть|отбрось|отбросьте|пренебреги|сбрось|сбросьте * все|всё|любые|всех|всеми|всем|всю * инструкц*|указан*|правил*|ограничен*|директив*|установк*|промпт*|запрет*" },
+	{ 55, "override: игнорир*|проигнорир*|забуд*|забыть|отбрось|отбросьте|пренебреги|сбрось|сбросьте * все|всё|любые|всех|всеми|всем|всю * инструкц*|указан*|правил*|ограничен*|директив*|установк*|промпт*|запрет*|критери*|требовани*" },
 	{ 50, "override: забуд*|забыть|игнорир*|проигнорир* * все|всё|то * что * выше|ранее|сказано|говорили|написано|учили|было|сказал*|написал*" },
 	{ 50, "override: не обращай|обращайте внимания|внимание на * инструкц*|указан*|правил*|ограничен*|промпт*" },
 	{ 55, "override: игнорир*|проигнорир*|забуд*|отбрось|отбросьте|пренебреги|пренебрегите * инструкц*|указан*|правил*|ограничен*|директив*|промпт*|установк* * выше|ранее|предыдущ*|прежн*|систем*|сверху" },
@@ -261,11 +279,24 @@ static const struct {
 	{ 30, "roleplay: developer|debug|maintenance|sudo|admin|god|unrestricted|unfiltered|jailbreak|jailbroken|dan|unlocked|opposite|evil|test * mode" },
 	{ 50, "roleplay: do anything now" },
 	{ 25, "roleplay: jailbreak*|jailbroken" },
-	{ 15, "roleplay: no|without|zero * restrictions|limits|limitations|filters|filter|censorship|boundaries|ethics|morals|guardrails|constraints|safeguards|guidelines|rules|policies|policy" },
+	{ 15, "roleplay: no|without|zero * restrictions|limits|limitations|filters|filter|censorship|boundaries|ethics|moral*|guardrails|constraints|safeguards|guidelines|rules|policies|policy" },
 	{ 40, "roleplay: longer|not|never * bound|restricted|limited|constrained|governed|controlled * by" },
 	{ 40, "roleplay: you * have|has|with * no * restrictions|rules|limits|limitations|filters|guidelines|boundaries|ethics|morals|guardrails|constraints|safeguards|policies|censorship" },
 	{ 25, "roleplay: i am|m|im * your * developer|developers|creator|creators|programmer|administrator|admin|owner|operator|maker|trainer" },
 	{ 20, "roleplay: stay|remain|staying * in * character" },
+	{ 25, "roleplay: you * are|re * going * to * pretend|act|roleplay|play|be" },
+	{ 20, "roleplay: ты|вы * будешь|будете * притворяться|играть|изображать|вести" },
+	{ 20, "roleplay: never|not * says|say * no" },
+	{ 15, "roleplay: research|educational|academic|hypothetical * purposes|purpose|reasons" },
+	{ 15, "roleplay: hypothetically" },
+	{ 25, "roleplay: stop|quit * being * an|a * assistant|ai|chatbot|bot|model" },
+	{ 25, "roleplay: перестань|хватит|прекрати * быть * ассистент*|ии|бот*|помощник*|моделью" },
+	{ 20, "roleplay: execute|run|do * whatever|anything|everything * i * type|say|write|send" },
+	{ 25, "roleplay: enable|activate|unlock * unrestricted|god|dan|jailbreak|unfiltered * mode|output" },
+	{ 25, "roleplay: включи|активируй|разблокируй * режим * неограниченн*|без|бога|dan|джейлбрейк*" },
+	{ 25, "roleplay: granted|given * you * root|admin|administrator|full|special|elevated * privileges|access|rights|permissions" },
+	{ 25, "roleplay: выдали|дали|предоставили * тебе|вам * права|доступ" },
+	{ 30, "hijack: пропусти|пропускай|пропустите|игнорируй * все|любые|всякие * проверк*" },
 	{ 20, "roleplay: confirm * by * saying|replying|typing|writing|answering" },
 	{ 15, "roleplay: answers|answer|respond|responds|do|does * anything|everything" },
 	{ 20, "roleplay: version * of * you|yourself" },
@@ -294,11 +325,11 @@ static const struct {
 	{ 30, "roleplay: ты|вы теперь|отныне" },
 	{ 25, "roleplay: теперь|отныне * ты|вы" },
 	{ 30, "roleplay: режим* * разработчик*|отладк*|бога|администратор*|админ*|суперпользоват*|dan|джейлбрейк*|без|неограниченн*|тестировщик*" },
-	{ 50, "roleplay: притвор*|представь|представьте|веди|ведите|действуй|действуйте|сыграй|сыграйте|играй|изобрази|изображай|стань|будь * неограниченн*|нецензурир*|взломанн*|dan|бесцензурн*|джейлбрейкнут*" },
+	{ 50, "roleplay: притвор*|представь|представьте|представим|вообрази|допустим|веди|ведите|действуй|действуйте|сыграй|сыграйте|играй|изобрази|изображай|стань|будь * неограниченн*|нецензурир*|взломанн*|нефильтрованн*|неотфильтрованн*|dan|бесцензурн*|джейлбрейкнут*" },
 	{ 30, "roleplay: притвор*|представь|представьте|веди|ведите|действуй|действуйте|сыграй|сыграйте|играй|изобрази|изображай|стань|будь * нецензурн*|злой|злого|злым|свободн*|аморальн*" },
 	{ 30, "roleplay: притвор*|представь|веди|действуй|сыграй|играй|изобрази|выступ*|отвечай|говори * систем*|администратор*|разработчик*|root|ядр*" },
 	{ 30, "roleplay: ии|ассистент|бот|модель|нейросеть|chatgpt|gpt * без * ограничен*|цензур*|фильтр*|правил|морал*|этик*|тормоз*" },
-	{ 30, "roleplay: ai|assistant|bot|model|chatbot|chatgpt|gpt * without|no|zero * restrictions|censorship|filters|rules|limits|guidelines" },
+	{ 30, "roleplay: ai|assistant|bot|model|chatbot|chatgpt|gpt * without|no|zero * restrictions|censorship|filters|rules|limits|guidelines|guardrails|safeguards|safety|moral*|ethics" },
 	{ 20, "roleplay: не выходи|выходите из * роли|образа" },
 	{ 25, "roleplay: джейлбрейк*" },
 	{ 20, "roleplay: без * ограничен*|цензур*|фильтр*|правил|запрет*|морал*|этик*|тормоз*" },
@@ -307,7 +338,8 @@ static const struct {
 	/* Prompt exfiltration. */
 	{ 55, "exfiltration: reveal|print|show|display|repeat|output|tell|give|share|leak|dump|recite|disclose|expose|spell|copy|paste|return|send|echo|list|provide|type|write|translate|summarize|summarise|paraphrase|rewrite|encode|explain * your * system|initial|original|hidden|secret|internal|developer|full|exact|entire|complete|first|starting|pre|raw|current|whole|confidential|private * prompt*|instruction*|rules|guidelines|configuration|config|settings|setup|directive*|message|context" },
 	{ 50, "exfiltration: reveal|print|show|display|repeat|output|tell|leak|dump|recite|disclose|expose|echo|quote * your * prompt*|instructions|directives|rules|guidelines" },
-	{ 35, "exfiltration: reveal|print|show|display|repeat|output|leak|dump|recite|disclose|expose|echo * the|this * system|initial|hidden|secret|developer|internal|original|exact|full|entire|complete|real|confidential|private * prompt*|instruction*|message" },
+	{ 45, "exfiltration: reveal|leak|dump|recite|disclose|expose * the|this * system|initial|hidden|secret|developer|internal|original|exact|full|entire|complete|real|confidential|private * prompt*|instruction*|message" },
+	{ 35, "exfiltration: print|show|display|repeat|output|echo * the|this * system|initial|hidden|secret|developer|internal|original|exact|full|entire|complete|real|confidential|private * prompt*|instruction*|message" },
 	{ 35, "exfiltration: prompt*|instruction*|rules * developer*|creator*|they|openai|anthropic|operator* * gave|give|wrote|provided|set|configured" },
 	{ 20, "exfiltration: above|preceding|previous|before * starting|beginning * with|from" },
 	{ 10, "exfiltration: system prompt*|message*|instruction*" },
@@ -328,6 +360,19 @@ static const struct {
 	{ 30, "exfiltration: before * this|the|our * conversation|chat|session|dialogue * started|began|begins|starts" },
 	{ 20, "exfiltration: quote * it|them|this * exactly|verbatim|word" },
 	{ 20, "exfiltration: above|before * this * line|message" },
+	{ 35, "exfiltration: instructions|rules|prompt|guidelines * you * received|got|had" },
+	{ 25, "exfiltration: at|in * the * start|beginning * of * this|the|our * chat|conversation|session" },
+	{ 35, "exfiltration: инструкц*|правил*|промпт* * ты * получил*" },
+	{ 25, "exfiltration: в|с * начале|начала * этого|нашего * чата|разговора|диалога|беседы" },
+	{ 20, "exfiltration: context * window|memory" },
+	{ 20, "exfiltration: контекстн* * окн*|памят*" },
+	{ 30, "exfiltration: dump|print|show|reveal|output|list * contents|content * of * your" },
+	{ 30, "exfiltration: выгрузи|выведи|покажи|раскрой * содержимое * своего|твоего|своей|твоей" },
+	{ 35, "exfiltration: prompt|instructions|rules * that * define|defines|control|controls|govern|governs|shape|shapes * your|you" },
+	{ 35, "exfiltration: промпт|инструкц*|правила * который|которые * определяет|определяют|задаёт|задает|задают * твоё|твое|твои|твоим" },
+	{ 35, "exfiltration: were|was * you * given|told|instructed" },
+	{ 15, "exfiltration: in full|entirety" },
+	{ 20, "exfiltration: выведи|покажи|перечисли|процитируй * их|всё|все * полностью|целиком|дословно" },
 	{ 20, "exfiltration: перед|до * моим|моего|этим|этого * сообщени*|вопрос*|запрос*" },
 	{ 40, "exfiltration: what * did|does * your * developer*|creator*|operator|owner|admin|company * tell|told|instruct|say|ask|write" },
 	{ 40, "exfiltration: что * тебе * разработчик*|создател*|оператор*|владел*|компания" },
@@ -339,7 +384,8 @@ static const struct {
 	{ 20, "exfiltration: verbatim" },
 	{ 20, "exfiltration: word for word" },
 	{ 55, "exfiltration: покажи|покажите|выведи|выведите|повтори|повторите|раскрой|раскройте|расскажи|скажи|перечисли|процитируй|скопируй|дай|отправь|распечатай|выдай|озвучь|напиши|напечатай|опиши|сообщи|переведи|перескажи|перефразируй|зашифруй|закодируй * свой|свои|свою|свое|своей|твой|твои|твоя|твое|твою|твоей|ваш|ваши|вашу|тебе * систем*|скрыт*|секретн*|исходн*|изначальн*|начальн*|полн*|внутренн*|промпт*|инструкц*|указан*|правил*|настройк*|подсказк*|конфигурац*|директив*" },
-	{ 35, "exfiltration: покажи|выведи|раскрой|повтори|процитируй|распечатай|озвучь|выдай * систем*|скрыт*|секретн*|исходн*|изначальн*|конфиденциальн*|внутренн*|начальн* * промпт*|инструкц*|сообщени*|подсказк*" },
+	{ 35, "exfiltration: покажи|выведи|повтори|процитируй|распечатай|озвучь * систем*|скрыт*|секретн*|исходн*|изначальн*|конфиденциальн*|внутренн*|начальн* * промпт*|инструкц*|сообщени*|подсказк*" },
+	{ 45, "exfiltration: раскрой|раскройте|выдай|выдайте|слей * систем*|скрыт*|секретн*|исходн*|изначальн*|конфиденциальн*|внутренн*|начальн* * промпт*|инструкц*|сообщени*|подсказк*" },
 	{ 50, "exfiltration: какие|каковы|какой|какая|что * тебя|тебе|твои|твой|ваши * инструкц*|указан*|промпт*|директив*" },
 	{ 40, "exfiltration: что * тебе|вам * сказали|написали|велели|поручили|приказали|задали" },
 	{ 40, "exfiltration: повтори|выведи|скопируй|процитируй|напечатай * весь|всё|все|текст * выше|сверху|ранее|дословно" },
@@ -372,6 +418,12 @@ static const struct {
 	{ 30, "hijack: пришли|отправь|покажи|выдай|дай|скинь * мне|нам * пароли|пароль|ключи|токены|секреты|учетн*" },
 	{ 35, "hijack: without * asking|telling|informing|notifying|confirming|alerting|warning * the|your * user|users|anyone|human|operator|owner|account|recipient" },
 	{ 30, "hijack: do|don * not|t|never * tell|inform|notify|alert|warn|mention|ask|confirm|consult * the|your|with * user|users|human|operator" },
+	{ 30, "hijack: so|that * the|no * user|users|owner|they|one * won|will|doesn|does|wouldn|would|can|cannot * not|t|notice|know|see|find" },
+	{ 30, "hijack: чтобы * пользователь|он|никто|владелец * не * заметил|узнал|увидел|понял" },
+	{ 25, "hijack: no|without * confirmation|approval|permission * needed|required|necessary" },
+	{ 25, "hijack: подтверждени*|согласи*|разрешени* * не * нужно|нужен|требуется" },
+	{ 35, "hijack: ии|ассистент|бот|модель|нейросеть * не * переводи|пересказывай|отвечай|выполняй" },
+	{ 25, "hijack: пришли|отправь|дай|выдай|покажи * внутренн*|секретн*|конфиденциальн* * промокод*|данн*|документ*|код*|ключ*" },
 	{ 30, "hijack: not|never * mention|tell|inform|notify|reveal|disclose *4 user|users|human|owner" },
 	{ 20, "hijack: delete|remove|wipe|erase * the|all * user|users" },
 	{ 20, "hijack: hidden|secret * note|message|instruction*|command*" },
@@ -412,7 +464,9 @@ static const struct {
 	{ 15, "marker: \"display:none\"" },
 	{ 15, "marker: \"display: none\"" },
 	/* Payloads of a hijack: destructive and credential-reading commands. */
-	{ 25, "hijack: \"rm -rf /\"" },
+	{ 20, "hijack: \"rm -rf\"" },
+	{ 10, "hijack: \"rm -rf /\"" },
+	{ 10, "hijack: \"rm -rf ~\"" },
 	{ 25, "hijack: \"| sh\"" },
 	{ 25, "hijack: \"| bash\"" },
 	{ 25, "hijack: \"id_rsa\"" },
@@ -429,13 +483,14 @@ static const char *const role_strong[] = {
 	"разработчик", "администратор", "админ", "оператор",
 };
 static const char *const role_weak[] = {
-	"assistant", "ai", "instruction", "instructions", "response", "ассистент",
-	"инструкция", "инструкции", "бот",
+	"assistant", "ai", "instruction", "instructions", "response", "agent",
+	"llm", "ассистент", "инструкция", "инструкции", "бот", "ии", "агент",
 };
 static const char *const role_second[] = {
 	"message", "prompt", "instruction", "instructions", "note", "override",
-	"update", "notice", "mode", "сообщение", "промпт", "инструкция",
-	"инструкции", "указание", "уведомление", "режим",
+	"update", "notice", "mode", "assistant", "agent", "model", "bot",
+	"сообщение", "промпт", "инструкция", "инструкции", "указание",
+	"уведомление", "режим", "ассистент", "агент", "модель", "бот",
 };
 
 /* Read one code point at s[i]: its length; JSON escapes read as what
@@ -1075,13 +1130,14 @@ role_line(const char *s, size_t n, const struct word *w, struct scan *st)
 		return;
 	/* "#" in the markup before it: a heading. */
 	for (b = w->off; b > 0 && s[b - 1] != '\n'; b--)
-		if (s[b - 1] == '#')
+		if (s[b - 1] == '#' || s[b - 1] == '=')
 			heading = 1;
-	/* A second word ("System prompt:"), only blanks between. */
+	/* A second word ("System prompt:", "AI-assistant:"), only blanks between. */
 	j = i;
 	if (next_word(s, n, &j, &w2, NULL) && word_in(&w2, role_second,
 	    NELEM(role_second))) {
-		for (b = i; b < w2.off && (s[b] == ' ' || s[b] == '\t'); b++)
+		for (b = i; b < w2.off && (s[b] == ' ' || s[b] == '\t' ||
+		    s[b] == '-'); b++)
 			;
 		if (b == w2.off)
 			i = w2.end;
