@@ -9,12 +9,14 @@
  * not matter. Invisible characters (zero-width, bidi controls, soft
  * hyphen, combining marks) inside a word are dropped, so "ig<ZWSP>nore" is
  * "ignore"; Unicode tag characters (U+E0020..E007E) read as the ASCII they
- * hide. Four or more single letters apart ("i g n o r e") read as one
- * word. In a word of both Latin and Cyrillic letters the minority's
+ * hide. Three or more single letters evenly apart ("i g n o r e") read as
+ * one word. In a word of both Latin and Cyrillic letters the minority's
  * look-alikes become the majority's ("іgnоrе" with Cyrillic letters is
  * "ignore"); in a word with a digit before a letter the digits read as
- * letters ("1gn0re" is "ignore", "з" for "3" in Cyrillic words). JSON
- * escapes \n, \t, \r and \uXXXX read as what they stand for.
+ * letters ("1gn0re" is "ignore", "з" for "3" in Cyrillic words); "і" in a
+ * Cyrillic word is "и". JSON escapes \n, \t, \r and \uXXXX read as what
+ * they stand for. Words are kept to 64 bytes (a longer one matches only
+ * prefixes); a pattern spans at most 64 words.
  *
  * Pattern syntax (inject_add; conf/llmgate.ini's injection patterns):
  *
@@ -26,21 +28,40 @@
  *   *  or  *N			between two terms: up to 3 (or N, 1..9)
  *				other words may come between them
  *   ^				first: the first word must start its line
- *				(only blanks and # * > - [ < | before it)
+ *				(only blanks and # * > - [ < | = ( ! ` " '
+ *				before it)
  *   [name:] "literal"		a byte string, case-insensitive for ASCII,
  *				found anywhere (chat-template tokens)
  *
  * Words of a pattern are folded as the text is, and match whole words of
- * the text (a prefix only with the star). name (letters, digits, - and _,
- * up to 23) is what the log shows when the pattern matches; without it
- * the name is "custom". Weights are -1000..1000, not 0: a negative weight
- * lowers the score (an operator's known-benign phrase).
+ * the text (a prefix only with the star). A match tries the gaps' choices
+ * (backtracking) within 64 words read. name (letters, digits, - and _, up
+ * to 23) is what the log shows when the pattern matches; without it the
+ * name is "custom". Weights are -1000..1000, not 0: a negative weight
+ * lowers the score (an operator's known-benign phrase). At most 512
+ * patterns, 8 terms each, 32 alternatives a term; a literal is 1..64 bytes.
+ * Examples:
+ *
+ *   override: ignore|disregard * previous|prior * instruction*|rules
+ *   exfiltration: покажи|выведи * свой|свои * промпт*|инструкц*
+ *   marker: "<|im_start|>"
+ *   ^ system|admin override
  *
  * Score: each pattern adds its weight once however often it matches, and
  * the heuristics add theirs; never below 0. A policy's threshold decides
  * (50 by default: one strong pattern alone, such as "ignore previous
  * instructions", weighs 50..60; weaker signals, such as "you are now" or
- * a "System:" line, weigh 15..40 and need a second one).
+ * a "System:" line, weigh 10..45 and need a second one). The names are
+ * the built-in categories: override, roleplay, exfiltration, marker,
+ * encoded, hijack, and the heuristics' own.
+ *
+ * What to expect (t/unit-inject.c over t/data/injection-*.txt): at 50,
+ * attacks phrased the way the patterns were tuned on are caught (99%),
+ * ordinary prompts that say "ignore", "system", "забудь", "промпт" are
+ * left alone (0.2%); of attacks written after the patterns were frozen,
+ * 38% were caught and no ordinary prompt was flagged. Word patterns know
+ * the phrasings they know: a policy that must stop paraphrased attacks
+ * needs more than this (a lower threshold buys little: 41% at 40).
  *
  * Heuristics (they stay after inject_clear):
  *   marker	 a line that starts with a role: "System:", "### System",
@@ -53,9 +74,14 @@
  *		 decoded text matches patterns (it is scored as the text is,
  *		 two levels deep, its matches count), another 30
  *
- * Cost: one pass over the words with a table lookup by each word's first
- * two letters (only the patterns whose first term can match are tried),
- * a memchr per literal, one pass for blobs. No allocation per call.
+ * Cost: one pass over the words, each read once into a ring the patterns
+ * look ahead in, with a table lookup by each word's first three letters
+ * (only the patterns whose first term can match are tried); a memchr per
+ * literal; one pass for blobs that skips BLOB_MIN bytes at a time. About
+ * 10 us per KB of prompt (CPU time, this machine under load). No
+ * allocation per call; about 9 KB of stack a level, three levels deep
+ * at most (a blob's decoded text is scored in place). The set is
+ * immutable after it is built: any number of threads may score with it.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -115,10 +141,12 @@ struct entry {
 	uint8_t		 alt;
 	uint8_t		 len;
 	uint8_t		 prefix;
-	unsigned char	 head[3];	/* its first bytes */
+	uint8_t		 bol;		/* the pattern's ^ */
+	unsigned char	 head[10];	/* its first bytes */
 };
 
-#define NBK	1024	/* index buckets: a hash of a word's first two letters */
+#define NBK	4096	/* index buckets: a hash of a word's first three letters
+			   (or two, for alternatives that short) */
 
 struct inject_set {
 	struct pat	*pat[INJ_PATTERNS];
@@ -134,7 +162,8 @@ struct word {
 	size_t		 off, end;
 	int		 bol;		/* first word of its line */
 	int		 trunc;		/* longer than f holds */
-	unsigned	 h;		/* hash of the first two letters */
+	unsigned	 h2;		/* hash of the first two letters */
+	unsigned	 h3;		/* of three, NBK: shorter */
 	size_t		 len;
 	unsigned char	 f[WORD_BYTES];	/* folded, UTF-8 */
 };
@@ -829,10 +858,15 @@ put_utf8(unsigned char *b, size_t *len, size_t max, uint32_t c)
 	return 0;
 }
 
+/* The index's hash of a word's first letters (two: c is NOCP). */
+#define NOCP	0xFFFFu
 static unsigned
-hash2(uint32_t a, uint32_t b)
+hash3(uint32_t a, uint32_t b, uint32_t c)
 {
-	return (a * 131u + b * 7u) & (NBK - 1);
+	uint32_t	 h = a * 2654435761u ^ b * 40503u ^ c * 9176u;
+
+	h ^= h >> 13;
+	return h & (NBK - 1);
 }
 
 /* The folded word w->f as code points: how many. */
@@ -858,7 +892,8 @@ word_set(struct word *w, const uint32_t *cp, size_t ncp)
 			w->trunc = 1;
 			break;
 		}
-	w->h = hash2(cp[0], ncp > 1 ? cp[1] : 0);
+	w->h2 = hash3(cp[0], ncp > 1 ? cp[1] : 0, NOCP);
+	w->h3 = ncp > 2 ? hash3(cp[0], cp[1], cp[2]) : NBK;
 }
 
 /*
@@ -872,7 +907,7 @@ next_word(const char *s, size_t n, size_t *pos, struct word *w,
     struct scan *st)
 {
 	const unsigned char	*u = (const unsigned char *)s;
-	uint32_t		 c, c0 = 0, c1 = 0, cp[WORD_CP];
+	uint32_t		 c, c0 = 0, c1 = 0, c2 = 0, cp[WORD_CP];
 	size_t			 i = *pos, start, ncp = 0, j;
 	int			 bol = i == 0, lead = 1, cls;
 	int			 lat = 0, cyr = 0, digit = 0, leet_ = 0;
@@ -942,6 +977,8 @@ next_word(const char *s, size_t n, size_t *pos, struct word *w,
 			c0 = c;
 		else if (ncp == 1)
 			c1 = c;
+		else if (ncp == 2)
+			c2 = c;
 		ncp++;
 		/* The next letter, if the word goes on. */
 		for (;;) {
@@ -975,7 +1012,8 @@ next_word(const char *s, size_t n, size_t *pos, struct word *w,
 		}
 	}
 end:
-	w->h = hash2(c0, c1);
+	w->h2 = hash3(c0, c1, NOCP);
+	w->h3 = ncp > 2 ? hash3(c0, c1, c2) : NBK;
 	if (ncp == 1) {
 		cp[0] = c0;
 		join_spaced(s, n, &i, cp, &ncp);
@@ -1214,20 +1252,22 @@ has_literal(const char *s, size_t n, const struct pat *p)
 }
 
 /* Base64 values (standard and URL-safe alphabets) + 1; 0: not base64. */
-static unsigned char b64tab[256];
-
-static void
-b64init(void)
-{
-	static const char a[] =
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	int	 i;
-
-	for (i = 0; i < 64; i++)
-		b64tab[(unsigned char)a[i]] = (unsigned char)(i + 1);
-	b64tab['-'] = 63;
-	b64tab['_'] = 64;
-}
+static const unsigned char b64tab[256] = {
+	['A'] = 1, ['B'] = 2, ['C'] = 3, ['D'] = 4, ['E'] = 5,
+	['F'] = 6, ['G'] = 7, ['H'] = 8, ['I'] = 9, ['J'] = 10,
+	['K'] = 11, ['L'] = 12, ['M'] = 13, ['N'] = 14, ['O'] = 15,
+	['P'] = 16, ['Q'] = 17, ['R'] = 18, ['S'] = 19, ['T'] = 20,
+	['U'] = 21, ['V'] = 22, ['W'] = 23, ['X'] = 24, ['Y'] = 25,
+	['Z'] = 26, ['a'] = 27, ['b'] = 28, ['c'] = 29, ['d'] = 30,
+	['e'] = 31, ['f'] = 32, ['g'] = 33, ['h'] = 34, ['i'] = 35,
+	['j'] = 36, ['k'] = 37, ['l'] = 38, ['m'] = 39, ['n'] = 40,
+	['o'] = 41, ['p'] = 42, ['q'] = 43, ['r'] = 44, ['s'] = 45,
+	['t'] = 46, ['u'] = 47, ['v'] = 48, ['w'] = 49, ['x'] = 50,
+	['y'] = 51, ['z'] = 52, ['0'] = 53, ['1'] = 54, ['2'] = 55,
+	['3'] = 56, ['4'] = 57, ['5'] = 58, ['6'] = 59, ['7'] = 60,
+	['8'] = 61, ['9'] = 62, ['+'] = 63, ['/'] = 64, ['-'] = 63,
+	['_'] = 64,
+};
 
 static inline int
 b64(unsigned char c)
@@ -1334,6 +1374,15 @@ blobs(const struct inject_set *set, const char *s, size_t n,
 	const unsigned char	*u = (const unsigned char *)s;
 
 	while (i < n) {
+		/*
+		 * A run of BLOB_MIN or more that starts at or before i + m
+		 * covers i + m (m = BLOB_MIN - 1): if that byte is not base64,
+		 * none does, and i moves past it.
+		 */
+		if (i + BLOB_MIN - 1 < n && b64tab[u[i + BLOB_MIN - 1]] == 0) {
+			i += BLOB_MIN;
+			continue;
+		}
 		if (b64tab[u[i]] == 0) {
 			i++;
 			continue;
@@ -1357,6 +1406,33 @@ blobs(const struct inject_set *set, const char *s, size_t n,
 	}
 }
 
+/* The patterns of bucket h whose first term is word i (w): do they match? */
+static void
+try_bucket(const struct inject_set *set, struct scan *st, struct ring *r,
+    size_t i, const struct word *w, unsigned h)
+{
+	size_t	 k, id;
+	int	 steps;
+
+	for (k = 0; k < set->nbk[h]; k++) {
+		const struct entry	*e = &set->bk[h][k];
+		const struct pat	*p;
+
+		if (!entry_may(e, w) || is_hit(st, e->id) || (e->bol && !w->bol))
+			continue;
+		id = e->id;
+		p = set->pat[id];
+		/* Longer than its head: the rest of it. */
+		if (e->len > sizeof(e->head) &&
+		    !alt_eq(p, &p->term[0].alt[e->alt], w))
+			continue;
+		steps = MATCH_STEPS;
+		/* The look-ahead moves the ring, but never onto word i. */
+		if (match_rest(r, p, 1, i + 1, i + RING, &steps))
+			hit(st, id);
+	}
+}
+
 static void
 scan_text(const struct inject_set *set, const char *s, size_t n,
     struct scan *st, int depth)
@@ -1364,7 +1440,6 @@ scan_text(const struct inject_set *set, const char *s, size_t n,
 	struct ring		 r;
 	const struct word	*w;
 	size_t			 i, k, id;
-	int			 steps;
 
 	for (k = 0; k < set->nlit; k++) {
 		id = set->lit[k];
@@ -1380,20 +1455,9 @@ scan_text(const struct inject_set *set, const char *s, size_t n,
 	for (i = 0; (w = ring_get(&r, i)) != NULL; i++) {
 		if (w->bol)
 			role_line(s, n, w, st);
-		for (k = 0; k < set->nbk[w->h]; k++) {
-			const struct entry	*e = &set->bk[w->h][k];
-			const struct pat	*p = set->pat[e->id];
-
-			id = e->id;
-			if (!entry_may(e, w) || is_hit(st, id) ||
-			    (p->bol && !w->bol) ||
-			    !alt_eq(p, &p->term[0].alt[e->alt], w))
-				continue;
-			steps = MATCH_STEPS;
-			if (match_rest(&r, p, 1, i + 1, i + RING, &steps))
-				hit(st, id);
-			/* The look-ahead may have moved the ring: w stays. */
-		}
+		if (w->h3 < NBK)
+			try_bucket(set, st, &r, i, w, w->h3);
+		try_bucket(set, st, &r, i, w, w->h2);
 	}
 	blobs(set, s, n, st, depth);
 }
@@ -1501,16 +1565,18 @@ add_term(struct pat *p, unsigned gap, const char *s, size_t len, char *err,
 }
 
 /* A word's hash as next_word computes it, from its folded bytes. */
+/* An alternative's bucket: by three letters, or two if it has no more. */
 static unsigned
 alt_hash(const struct pat *p, const struct alt *a)
 {
-	uint32_t	 c0, c1 = 0;
-	size_t		 l;
+	uint32_t	 c[3] = { 0, 0, NOCP };
+	size_t		 i = a->off, end = a->off + a->len, k;
 
-	l = getcp(p->pool, a->off + a->len, a->off, &c0);
-	if (a->len > l)
-		getcp(p->pool, a->off + a->len, a->off + l, &c1);
-	return hash2(c0, c1);
+	for (k = 0; k < 3 && i < end; k++)
+		i += getcp(p->pool, end, i, &c[k]);
+	if (k < 3)
+		return hash3(c[0], c[1], NOCP);
+	return hash3(c[0], c[1], c[2]);
 }
 
 static int
@@ -1542,6 +1608,7 @@ index_pat(struct inject_set *set, size_t id)
 		e->alt = (uint8_t)k;
 		e->len = a->len;
 		e->prefix = a->prefix;
+		e->bol = (uint8_t)p->bol;
 		memset(e->head, 0, sizeof(e->head));
 		memcpy(e->head, p->pool + a->off, a->len < sizeof(e->head) ?
 		    a->len : sizeof(e->head));
@@ -1706,7 +1773,6 @@ inject_new(void)
 
 	if ((set = calloc(1, sizeof(*set))) == NULL)
 		return NULL;
-	b64init();
 	for (i = 0; i < NELEM(builtin); i++)
 		if (inject_add(set, builtin[i].pattern, builtin[i].weight, err,
 		    sizeof(err)) == -1) {
