@@ -77,6 +77,14 @@ void	det_rules_free(struct det_rules *);
  */
 size_t	det_scan(const struct det_rules *, unsigned, const char *, size_t,
 	    struct det_span *, size_t);
+/*
+ * The same for the spans that start at or after from, s[0..from) being
+ * the text before (word boundaries, a passport's context word, the name
+ * before a secret's value): what det_scan finds after from when no span
+ * of it crosses from. A streamed text scans its new part with this.
+ */
+size_t	det_scan_from(const struct det_rules *, unsigned, const char *,
+	    size_t, size_t, struct det_span *, size_t);
 
 /*
  * How many bytes at the end of s[0..n) might be the start of a span of

@@ -12,6 +12,14 @@
 #include "buf.h"
 #include "detect.h"
 
+/*
+ * The limits of one map: a request with more findings, or more bytes of
+ * found values, than this is refused (BUF_TOOBIG) rather than sent with
+ * findings left in it.
+ */
+#define REDACT_MAX_ENTRIES	1024
+#define REDACT_MAX_BYTES	(256 * 1024)
+
 /* Placeholders of one request: the same value gets the same placeholder. */
 struct redact_map {
 	struct redact_entry	*e;	/* owned */
@@ -56,6 +64,11 @@ struct redact_stream {
 	struct buf		 held;		/* not released yet */
 	unsigned		 found;		/* kinds found in the output */
 	int			 stopped;	/* REDACT_OUT_STOP fired */
+	/* Private to redact.c. */
+	size_t			 ctx;		/* held's first bytes: released
+						   text kept as context */
+	unsigned		 count[DET__MAX]; /* output findings numbered */
+	int			 swallow;	/* inside a long secret */
 };
 
 void	redact_stream_init(struct redact_stream *, const struct det_rules *,
@@ -67,6 +80,15 @@ void	redact_stream_init(struct redact_stream *, const struct det_rules *,
  */
 int	redact_stream_feed(struct redact_stream *, const char *, size_t,
 	    struct buf *);
+/*
+ * Output findings (REDACT_OUT_REDACT) get placeholders of their own,
+ * numbered per kind from 1 in the order they appear, one per finding
+ * (no map is kept of the answer's values): "[CARD_1]" in an answer is
+ * the answer's first card, whatever the request's "[CARD_1]" was. The
+ * check runs on the upstream's text before restore, so the request's
+ * own values put back by restore are never flagged. A whole
+ * (non-streamed) answer is one feed and the finish.
+ */
 /* The stream's end: everything held, checked and restored, to out. */
 int	redact_stream_finish(struct redact_stream *, struct buf *);
 void	redact_stream_free(struct redact_stream *);
