@@ -1,50 +1,1543 @@
 /*
- * inject.c: a STUB of the prompt-injection scorer so that detect.c links
- * and its tests run; the real scorer (patterns and heuristics) is another
- * helper's and replaces this file whole when the branches are merged.
+ * inject.c: the prompt-injection score: weighted word patterns (built in,
+ * or configured) and heuristics over UTF-8 text, Russian and English.
+ *
+ * The text is read as words: runs of letters and digits (Latin, Cyrillic
+ * and the other scripts), folded to lower case (ASCII, Latin-1, Cyrillic;
+ * "ё" is "е"; fullwidth Latin is ASCII). Everything else separates words,
+ * so extra spaces, punctuation, markup and line breaks between words do
+ * not matter. Invisible characters (zero-width, bidi controls, soft
+ * hyphen, combining marks) inside a word are dropped, so "ig<ZWSP>nore" is
+ * "ignore"; Unicode tag characters (U+E0020..E007E) read as the ASCII they
+ * hide. Four or more single letters apart ("i g n o r e") read as one
+ * word. In a word of both Latin and Cyrillic letters the minority's
+ * look-alikes become the majority's ("іgnоrе" with Cyrillic letters is
+ * "ignore"); in a word with a digit before a letter the digits read as
+ * letters ("1gn0re" is "ignore", "з" for "3" in Cyrillic words). JSON
+ * escapes \n, \t, \r and \uXXXX read as what they stand for.
+ *
+ * Pattern syntax (inject_add; conf/llmgate.ini's injection patterns):
+ *
+ *   [name:] term term ...	terms separated by spaces; each term is one
+ *				word, and the terms follow one another
+ *   a|b|c			a term's alternatives
+ *   word*			any word that starts with "word" (at least
+ *				two letters before the star: "инструкц*")
+ *   *  or  *N			between two terms: up to 3 (or N, 1..9)
+ *				other words may come between them
+ *   ^				first: the first word must start its line
+ *				(only blanks and # * > - [ < | before it)
+ *   [name:] "literal"		a byte string, case-insensitive for ASCII,
+ *				found anywhere (chat-template tokens)
+ *
+ * Words of a pattern are folded as the text is, and match whole words of
+ * the text (a prefix only with the star). name (letters, digits, - and _,
+ * up to 23) is what the log shows when the pattern matches; without it
+ * the name is "custom". Weights are -1000..1000, not 0: a negative weight
+ * lowers the score (an operator's known-benign phrase).
+ *
+ * Score: each pattern adds its weight once however often it matches, and
+ * the heuristics add theirs; never below 0. A policy's threshold decides
+ * (50 by default: one strong pattern alone, such as "ignore previous
+ * instructions", weighs 50..60; weaker signals, such as "you are now" or
+ * a "System:" line, weigh 15..40 and need a second one).
+ *
+ * Heuristics (they stay after inject_clear):
+ *   marker	 a line that starts with a role: "System:", "### System",
+ *		 "[SYSTEM]", "Разработчик:" (35); "Assistant:",
+ *		 "Instruction:", "Ассистент:" (15)
+ *   invisible	 zero-width characters, tag characters: 20, three or more 40
+ *   bidi	 bidi embedding and override controls: 30
+ *   homoglyph	 a word disguised by look-alike letters of another script: 15
+ *   encoded	 a base64 or hex blob that decodes to text: 10; if the
+ *		 decoded text matches patterns (it is scored as the text is,
+ *		 two levels deep, its matches count), another 30
+ *
+ * Cost: one pass over the words with a table lookup by each word's first
+ * two letters (only the patterns whose first term can match are tried),
+ * a memchr per literal, one pass for blobs. No allocation per call.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "inject.h"
 
-struct inject_set {
-	int	 npat;
+#define INJ_PATTERNS	512	/* patterns in one set */
+#define INJ_TERMS	8	/* terms in one pattern */
+#define INJ_ALTS	32	/* alternatives in one term */
+#define INJ_POOL	1024	/* bytes of one pattern's folded words */
+#define INJ_GAP		3	/* the words a bare '*' lets through */
+#define INJ_NAME	24
+#define INJ_LIT		64	/* bytes of a literal */
+#define INJ_WEIGHT	1000
+#define WORD_BYTES	64	/* folded bytes kept of one word */
+#define RING		64	/* words a match may span */
+#define WORD_CP		48	/* code points kept of one word */
+#define MATCH_STEPS	256	/* words one match attempt may read */
+#define BLOB_MIN	20	/* base64 characters of a blob */
+#define HEX_MIN		32
+#define DEC_MAX		1536	/* decoded bytes scored of one blob */
+#define DEC_DEPTH	2
+
+struct alt {
+	uint16_t	 off;		/* in the pattern's pool */
+	uint8_t		 len;
+	uint8_t		 prefix;	/* word* */
 };
+
+struct term {
+	uint8_t		 gap;		/* words allowed before this term */
+	uint8_t		 nalt;
+	struct alt	 alt[INJ_ALTS];
+};
+
+struct pat {
+	char		 name[INJ_NAME];
+	int		 weight;
+	int		 bol;		/* ^ */
+	size_t		 nterm;		/* 0: a literal of litlen bytes */
+	size_t		 litlen;
+	struct term	 term[INJ_TERMS];
+	size_t		 npool;
+	char		 pool[INJ_POOL];
+};
+
+/* A word pattern's first-term alternative, in the index. */
+struct entry {
+	uint16_t	 id;
+	uint16_t	 alt;
+};
+
+#define NBK	1024	/* index buckets: a hash of a word's first two letters */
+
+struct inject_set {
+	struct pat	*pat[INJ_PATTERNS];
+	size_t		 npat;
+	struct entry	*bk[NBK];
+	size_t		 nbk[NBK];
+	size_t		 cbk[NBK];
+	uint16_t	 lit[INJ_PATTERNS];
+	size_t		 nlit;
+};
+
+struct word {
+	size_t		 off, end;
+	int		 bol;		/* first word of its line */
+	int		 trunc;		/* longer than f holds */
+	unsigned	 h;		/* hash of the first two letters */
+	size_t		 len;
+	unsigned char	 f[WORD_BYTES];	/* folded, UTF-8 */
+};
+
+enum heur {
+	H_ROLE,			/* "System:" line */
+	H_ROLE_WEAK,		/* "Assistant:" line */
+	H_INVISIBLE,
+	H_INVISIBLE_MANY,
+	H_BIDI,
+	H_HOMOGLYPH,
+	H_ENCODED,		/* a blob that decodes to text */
+	H_ENCODED_HIT,		/* ... that matches patterns */
+	H__MAX
+};
+
+static const struct {
+	const char	*name;
+	int		 weight;
+} heur[H__MAX] = {
+	[H_ROLE] =		{ "marker", 35 },
+	[H_ROLE_WEAK] =		{ "marker", 15 },
+	[H_INVISIBLE] =		{ "invisible", 20 },
+	[H_INVISIBLE_MANY] =	{ "invisible", 40 },
+	[H_BIDI] =		{ "bidi", 30 },
+	[H_HOMOGLYPH] =		{ "homoglyph", 15 },
+	[H_ENCODED] =		{ "encoded", 10 },
+	[H_ENCODED_HIT] =	{ "encoded", 30 },
+};
+
+/* One call's state: on the caller's stack. */
+struct scan {
+	uint64_t	 hit[INJ_PATTERNS / 64];
+	unsigned	 heur;		/* 1 << enum heur */
+	unsigned	 invisible;
+	unsigned	 nhit;
+};
+
+/*
+ * The built-in patterns, by category. Weights: 50..60 alone cross the
+ * default threshold; 15..45 need company.
+ */
+static const struct {
+	int		 weight;
+	const char	*pattern;
+} builtin[] = {
+	/* Instruction override, English. */
+	{ 60, "override: ignore|disregard|forget|override|bypass|skip|drop|discard|abandon|neglect|dismiss|overwrite|erase * previous|prior|above|earlier|preceding|foregoing|initial|original|old|former|system|developer|existing|given|received * instruction*|direction*|directive*|rules|prompt*|guideline*|constraint*|restriction*|command*|programming|orders|guidance|training|setup" },
+	{ 45, "override: ignore|disregard|forget|override|bypass|discard|abandon|neglect|dismiss * any|all|every * instruction*|direction*|directive*|rules|prompt*|guideline*|constraint*|restriction*|programming" },
+	{ 50, "override: ignore|disregard|forget * what * you * were|been * told|given|instructed|taught" },
+	{ 50, "override: ignore|disregard|forget|discard * all|everything|anything * above|before|previously|earlier|said|told|written|prior" },
+	{ 50, "override: ignore|disregard|forget|bypass|override|break|violate|abandon|drop * your * rules|guidelines|policies|policy|restrictions|filters|safety|guardrails|limitations|principles|programming|alignment|training|ethics|instructions|directives|constraints|prompt|system|setup|conditioning" },
+	{ 50, "override: do|don * not|t|never * follow|obey|apply * previous|prior|original|initial|system|developer|your|those|these|the * instruction*|rules|prompt|guidelines|directives" },
+	{ 50, "override: stop|cease|quit * following|obeying * your|the|previous|prior|original|system * instruction*|rules|prompt|guidelines|directives" },
+	{ 35, "override: your|the * new|real|actual|true|updated|only * instruction*|task|role|goal|objective|purpose|directive*|orders|mission" },
+	{ 25, "override: new|updated|revised|real * instruction*|directive*|rules|orders|policy" },
+	{ 40, "override: ignore|disregard * the|user|users * user|users|question|request|query" },
+	{ 45, "override: drop|remove|lift|disable|abandon|shed|suspend * all|your|the|any|every * restrictions|rules|filters|limits|limitations|guidelines|safeguards|guardrails|constraints" },
+	{ 30, "override: restrictions|filters|rules|safety|safeguards|guardrails|limits|censorship * are|is|were|been * disabled|lifted|removed|off|suspended|gone|deactivated" },
+	{ 25, "override: user|users|requester|sender * is|are * trusted|authorized|authorised|verified|admin|administrator|privileged|root" },
+	{ 25, "override: пользовател*|собеседник* * доверенн*|проверенн*|авторизован*|администратор*|привилегированн*" },
+	{ 30, "override: ограничен*|фильтр*|правила|цензур*|запрет* * отключен*|сняты|снят*|убраны|отменен*|недействительн*|деактивирован*" },
+	{ 20, "override: authorize|authorise|allow|permit * you * to" },
+	{ 20, "override: разрешаю|позволяю|авторизую * тебе|вам|тебя|вас" },
+	{ 25, "override: comply|obey|answer|fulfil|fulfill * every|all|any * request*|question*|command*|order*" },
+	{ 25, "override: without|no * refusal*|refusing|refusals|disclaimers|warnings|moralizing" },
+	{ 25, "override: выполняй|отвечай|исполняй|подчиняйся * любые|любым|все|всем|каждый|каждую * запрос*|просьб*|команд*|приказ*" },
+	{ 25, "override: без * отказ*|предупрежден*|оговорок|морализ*" },
+	{ 20, "override: from now on|onwards|onward" },
+	{ 20, "override: henceforth" },
+	{ 40, "override: instead * follow|obey|execute * these|my|following * instruction*|rules|commands|orders|directives" },
+	{ 40, "override: previous|above|prior|earlier|original * instruction*|directives|rules|prompt * are|is|were * void|cancelled|canceled|obsolete|invalid|revoked|null|outdated|overridden|wrong|fake|longer" },
+	/* Instruction override, Russian. */
+	{ 60, "override: игнорир*|проигнорир*|забуд*|забыть|забуду|отбрось|отбросьте|отбросить|пренебреги|пренебрегите|отключи|отмени|сбрось|сбросьте|выкинь|выбрось|отложи * предыдущ*|прежн*|выш*|вышеуказ*|вышеизлож*|ранее|ранн*|изначальн*|исходн*|систем*|стар*|прошл*|данн*|свои|своих|твои|ваши|полученн*|заданн*|прописанн* * инструкц*|указан*|правил*|ограничен*|директив*|команд*|установк*|промпт*|настройк*|запрет*|предписан*|требовани*" },
+	{ 50, "override: не учитывай|учитывайте|принимай * инструкц*|указан*|правил*|ограничен*|директив*|промпт*|установк*" },
+	{ 50, "override: откажись|откажитесь|освободись|освободитесь от * своих|всех|прежних|предыдущих|твоих|системных|любых * инструкц*|правил*|ограничен*|установок|запретов|директив*" },
+	{ 55, "override: игнорир*|проигнорир*|забуд*|забыть|отбрось|отбросьте|пренебреги|сбрось|сбросьте * все|всё|любые|всех|всеми|всем|всю * инструкц*|указан*|правил*|ограничен*|директив*|установк*|промпт*|запрет*" },
+	{ 50, "override: забуд*|забыть|игнорир*|проигнорир* * все|всё|то * что * выше|ранее|сказано|говорили|написано|учили|было|сказал*|написал*" },
+	{ 50, "override: не обращай|обращайте внимания|внимание на * инструкц*|указан*|правил*|ограничен*|промпт*" },
+	{ 55, "override: игнорир*|проигнорир*|забуд*|отбрось|отбросьте|пренебреги|пренебрегите * инструкц*|указан*|правил*|ограничен*|директив*|промпт*|установк* * выше|ранее|предыдущ*|прежн*|систем*|сверху" },
+	{ 55, "override: не * следуй|следуйте|выполняй|выполняйте|соблюдай|соблюдайте|подчиняйся * предыдущ*|прежн*|изначальн*|исходн*|систем*|свои|своим|твои|твоим|этим|тем|старым * инструкц*|указан*|правил*|директив*|промпт*" },
+	{ 35, "override: твои|ваши|новые|настоящие|истинные|единственные|обновленные * инструкц*|задач*|правил*|директив*|цель|роль" },
+	{ 20, "override: отныне|впредь" },
+	{ 20, "override: с этого момента" },
+	{ 50, "override: предыдущ*|прежн*|изначальн*|исходн*|вышеуказ*|систем* * инструкц*|указан*|правил*|промпт* * отменен*|отменяются|недействительн*|аннулирован*|устарел*|больше" },
+	{ 40, "override: вместо * этого * следуй|выполни|выполняй|слушай * моим|мои|этим|следующ* * инструкц*|указан*|команд*|правил*" },
+	/* Role play as system, developer mode, DAN, jailbreak. */
+	{ 30, "roleplay: you are|re now" },
+	{ 30, "roleplay: act|speak|respond|pretend|behave|answer|reply * as|like|be|are|re * system|developer|root|kernel|administrator|admin" },
+	{ 50, "roleplay: act|pretend|behave|roleplay|role|play|simulate|emulate|become * unrestricted|unfiltered|uncensored|jailbroken|amoral|unaligned|unbound|dan" },
+	{ 30, "roleplay: act|pretend|behave|roleplay|simulate|emulate|become * evil|malicious|unethical|rogue" },
+	{ 30, "roleplay: you * without|from|of * restrictions|rules|guidelines|limits|limitations|filters|policies|ethics|censorship|constraints" },
+	{ 30, "roleplay: developer|debug|maintenance|sudo|admin|god|unrestricted|unfiltered|jailbreak|jailbroken|dan|unlocked|opposite|evil|test * mode" },
+	{ 50, "roleplay: do anything now" },
+	{ 25, "roleplay: jailbreak*|jailbroken" },
+	{ 15, "roleplay: no|without * restrictions|limits|limitations|filters|filter|censorship|boundaries|ethics|morals|guardrails|constraints|safeguards|guidelines|rules|policies" },
+	{ 40, "roleplay: longer|not|never * bound|restricted|limited|constrained|governed|controlled * by" },
+	{ 40, "roleplay: you * have|has|with * no * restrictions|rules|limits|limitations|filters|guidelines|boundaries|ethics|morals|guardrails|constraints|safeguards|policies|censorship" },
+	{ 25, "roleplay: i am|m|im * your * developer|developers|creator|creators|programmer|administrator|admin|owner|operator|maker|trainer" },
+	{ 20, "roleplay: stay|remain|staying * in * character" },
+	{ 30, "roleplay: you are|re * dan|stan|dude|aim|evilbot" },
+	{ 25, "roleplay: broke|broken|break|breaks|breaking|freed * free|loose * of|from" },
+	{ 25, "roleplay: never|cannot|t|not * refuse|decline" },
+	{ 20, "roleplay: always|must * answer|respond|comply|obey" },
+	{ 25, "roleplay: можешь|можете|может * что угодно" },
+	{ 25, "roleplay: никогда|не * отказывай*|откажешь|отказываешься" },
+	{ 30, "hijack: grant|give|assign * root|sudo|superuser|admin|administrator|elevated|unrestricted * rights|access|privileges|permissions|role" },
+	{ 30, "hijack: grant|give * me|us * root|sudo|superuser|admin" },
+	{ 30, "hijack: выдай|дай|предоставь|назначь * мне|нам * права|доступ|роль * администратор*|root|суперпользоват*|полн*|админ*" },
+	{ 25, "hijack: skip|bypass|disable * all|any|every * check*|verification*|filter*|safeguard*|guardrail*|restriction*|validation*" },
+	{ 30, "hijack: disable|deactivate|remove|bypass|skip|turn * content|safety|moderation|security * filter*|check*|guardrail*|restriction*|polic*" },
+	{ 30, "hijack: отключи|отключите|сними|снимите|убери|уберите|выключи|выключите * фильтр*|ограничен*|цензур*|защит*|модерац*|проверк*" },
+	{ 30, "roleplay: ты|вы теперь|отныне" },
+	{ 25, "roleplay: теперь|отныне * ты|вы" },
+	{ 30, "roleplay: режим* * разработчик*|отладк*|бога|администратор*|админ*|суперпользоват*|dan|джейлбрейк*|без|неограниченн*|тестировщик*" },
+	{ 50, "roleplay: притвор*|представь|представьте|веди|ведите|действуй|действуйте|сыграй|сыграйте|играй|изобрази|изображай|стань|будь * неограниченн*|нецензурир*|взломанн*|dan|бесцензурн*|джейлбрейкнут*" },
+	{ 30, "roleplay: притвор*|представь|представьте|веди|ведите|действуй|действуйте|сыграй|сыграйте|играй|изобрази|изображай|стань|будь * нецензурн*|злой|злого|злым|свободн*|аморальн*" },
+	{ 30, "roleplay: притвор*|представь|веди|действуй|сыграй|играй|изобрази|выступ*|отвечай|говори * систем*|администратор*|разработчик*|root|ядр*" },
+	{ 30, "roleplay: ии|ассистент|бот|модель|нейросеть|chatgpt|gpt * без * ограничен*|цензур*|фильтр*|правил|морал*|этик*|тормоз*" },
+	{ 30, "roleplay: ai|assistant|bot|model|chatbot|chatgpt|gpt * without|no * restrictions|censorship|filters|rules|limits|guidelines" },
+	{ 20, "roleplay: не выходи|выходите из * роли|образа" },
+	{ 25, "roleplay: джейлбрейк*" },
+	{ 20, "roleplay: без * ограничен*|цензур*|фильтр*|правил|запрет*|морал*|этик*|тормоз*" },
+	{ 40, "roleplay: тебя|вас|ты|вы * нет|не * ограничен*|правил|запрет*|фильтр*|цензур*|связан*|связаны|обязан*" },
+	{ 25, "roleplay: я * твой|ваш|тво|твои * разработчик*|создатель*|администратор*|владел*|оператор*|программист*" },
+	/* Prompt exfiltration. */
+	{ 55, "exfiltration: reveal|print|show|display|repeat|output|tell|give|share|leak|dump|recite|disclose|expose|spell|copy|paste|return|send|echo|list|provide|type|write|translate|summarize|summarise|paraphrase|rewrite|encode|explain * your * system|initial|original|hidden|secret|internal|developer|full|exact|entire|complete|first|starting|pre * prompt*|instruction*|rules|guidelines|configuration|directive*|message|context" },
+	{ 45, "exfiltration: reveal|print|show|display|repeat|output|tell|leak|dump|recite|disclose|expose|echo * your * prompt*|instructions|directives" },
+	{ 35, "exfiltration: reveal|print|show|display|repeat|output|leak|dump|recite|disclose|expose|echo * the|this * system|initial|hidden|secret|developer|internal|original|exact|full|entire|complete|real * prompt*|instruction*|message" },
+	{ 35, "exfiltration: prompt*|instruction*|rules * developer*|creator*|they|openai|anthropic|operator* * gave|give|wrote|provided|set|configured" },
+	{ 20, "exfiltration: above|preceding|previous|before * starting|beginning * with|from" },
+	{ 10, "exfiltration: system prompt*|message*|instruction*" },
+	{ 10, "exfiltration: систем* промпт*|сообщени*|инструкц*|подсказк*" },
+	{ 40, "exfiltration: repeat|print|output|copy|recite|echo|reproduce * the|all|everything|every * text|words|word|lines|above|previous|preceding|before" },
+	{ 50, "exfiltration: what * were|are|is|was * your * instruction*|directive*|system|initial|original|hidden|secret|first * prompt*|instruction*|message" },
+	{ 50, "exfiltration: what * were|was * your * instruction*|directive*|prompt*|rules" },
+	{ 40, "exfiltration: what * are|is * your * instruction*|directive*|prompt*" },
+	{ 35, "exfiltration: rules|instructions|prompt|guidelines|directives * you * were|been * given|told|provided|programmed|instructed" },
+	{ 20, "exfiltration: exactly * as * written|given|provided|stated" },
+	{ 15, "exfiltration: never|not * reveal|disclose|share|tell" },
+	{ 20, "exfiltration: instructions|text|everything|prompt|rules * before|above|preceding * my|this * message|question|request" },
+	{ 35, "exfiltration: инструкц*|правил*|промпт*|указан* * тебе|вам * задали|дали|дал|установили|прописали|написали|заложили|велели" },
+	{ 20, "exfiltration: перед|до * моим|моего|этим|этого * сообщени*|вопрос*|запрос*" },
+	{ 40, "exfiltration: what * were|are|was * you * told|instructed|programmed|configured" },
+	{ 20, "exfiltration: verbatim" },
+	{ 20, "exfiltration: word for word" },
+	{ 55, "exfiltration: покажи|покажите|выведи|выведите|повтори|повторите|раскрой|раскройте|расскажи|скажи|перечисли|процитируй|скопируй|дай|отправь|распечатай|выдай|озвучь|напиши|напечатай|опиши|сообщи|переведи|перескажи|перефразируй|зашифруй|закодируй * свой|свои|твой|твои|твоя|твое|ваш|ваши|тебе * систем*|скрыт*|секретн*|исходн*|изначальн*|начальн*|полн*|внутренн*|промпт*|инструкц*|указан*|правил*|настройк*|подсказк*|конфигурац*|директив*" },
+	{ 35, "exfiltration: покажи|выведи|раскрой|повтори|процитируй|распечатай|озвучь|выдай * систем*|скрыт*|секретн*|исходн*|изначальн* * промпт*|инструкц*|сообщени*|подсказк*" },
+	{ 50, "exfiltration: какие|каковы|какой|какая|что * тебя|тебе|твои|твой|ваши * инструкц*|указан*|промпт*|директив*" },
+	{ 40, "exfiltration: что * тебе|вам * сказали|написали|велели|поручили|приказали|задали" },
+	{ 40, "exfiltration: повтори|выведи|скопируй|процитируй|напечатай * весь|всё|все|текст * выше|сверху|ранее|дословно" },
+	{ 20, "exfiltration: дословно" },
+	{ 20, "exfiltration: начиная|начни * с|со * слов*|фраз*" },
+	{ 20, "exfiltration: слово в слово" },
+	/* Encoded payloads: the ask to decode and obey. */
+	{ 35, "encoded: decode|decrypt|translate|deobfuscate|unscramble|reverse * this|it|the|following|message|text|string * and * follow|execute|obey|run|do|perform|apply|carry|act" },
+	{ 35, "encoded: декодируй|расшифруй|раскодируй|переведи|переверни * и * выполни|следуй|исполни|сделай|примени|действуй" },
+	/* Tool-call hijack. */
+	{ 30, "hijack: call|invoke|run|trigger|use|execute * the|a|your * function|tool|api|plugin|endpoint|action * with|using|passing" },
+	{ 30, "hijack: execute|run * following|this|these * command*|code|script|shell|bash|powershell" },
+	{ 50, "hijack: send|post|upload|forward|exfiltrate|transmit|submit|leak|email|mail|report|copy * conversation|chat|history|messages|transcript|context|credentials|keys|password*|secret*|token*|cookie*|memory * to * http|https|ftp|email|webhook|server|address|url" },
+	{ 30, "hijack: send|post|upload|forward|exfiltrate|transmit|submit|leak|email|mail|report|copy * data|summary|everything|files * to * http|https|ftp|email|webhook|server|address|url" },
+	{ 35, "hijack: send|post|upload|forward|exfiltrate|transmit|leak|email|mail *4 credentials|keys|password*|secrets|tokens|cookies|conversation|history|messages|emails|chats * to" },
+	{ 10, "hijack: silently|secretly|covertly|quietly|незаметно|тайно|втихую" },
+	{ 15, "hijack: continue|proceed * normally|usual|nothing" },
+	{ 20, "hijack: без * ведома|подтверждения|разрешения|согласия|уведомления" },
+	{ 25, "hijack: tool|function|api * with|using|passing *9 conversation|history|credential*|password*|secret*|token*|cookie*|emails" },
+	{ 20, "hijack: execute|run * on * the|your|this * server|machine|host|system" },
+	{ 25, "hijack: when|if|whenever|once * you|ai|assistant|model * read|reads|see|sees|process|processes|summarize|summarizes|encounter * this|these" },
+	{ 20, "hijack: use * the|your * browser|web|fetch|http|email|shell|terminal|code * tool|tools|function|plugin" },
+	{ 25, "hijack: http|https|url|link *5 password*|credential*|cookie*|token*|secret*|session" },
+	{ 30, "hijack: send|give|show|tell * me|us * password*|credentials|keys|tokens|secrets" },
+	{ 30, "hijack: пришли|отправь|покажи|выдай|дай|скинь * мне|нам * пароли|пароль|ключи|токены|секреты|учетн*" },
+	{ 35, "hijack: without * asking|telling|informing|notifying|confirming|alerting|warning * the|your * user|users|anyone|human|operator" },
+	{ 30, "hijack: do|don * not|t|never * tell|inform|notify|alert|warn|mention|ask|confirm|consult * the|your|with * user|users|human|operator" },
+	{ 35, "hijack: note|message|instruction*|attention|important * ai|assistant|assistants|model|models|llm|llms|agent|agents|chatbot|bot|gpt|claude|gigachat|yandexgpt" },
+	{ 25, "hijack: if|when * you * are|re * an|a * ai|llm|language|assistant|chatbot|bot|agent" },
+	{ 25, "hijack: delete|drop|wipe|erase|destroy|remove * all|every|entire * files|data|database|tables|records|users|emails|repositories|backups" },
+	{ 30, "hijack: выполни|выполните|запусти|запустите|исполни|исполните * команд*|код|скрипт|следующ*" },
+	{ 25, "hijack: вызови|вызовите|используй|задействуй * функци*|инструмент*|tool|api|плагин*" },
+	{ 50, "hijack: отправь|отправьте|перешли|перешлите|передай|передайте|загрузи|слей|пришли|скинь * переписк*|диалог*|истори*|разговор*|контекст*|пароль*|парол*|ключ*|токен*|секрет*|учетн* * на|по|в * http|https|адрес*|сервер*|почт*|url|webhook|email|сайт" },
+	{ 30, "hijack: отправь|отправьте|перешли|перешлите|передай|передайте|загрузи|слей|пришли|скинь * данн*|сообщени*|всё|все|файл* * на|по|в * http|https|адрес*|сервер*|почт*|url|webhook|email|сайт" },
+	{ 30, "hijack: не * сообщай|говори|уведомляй|предупреждай|спрашивая|уведомляя|сообщая|говоря|предупреждая * пользовател*|человек*|оператор*" },
+	{ 30, "hijack: без * ведома|уведомления|подтверждения|разрешения|согласия * пользовател*|человек*|оператор*" },
+	{ 35, "hijack: примечание|заметка|сообщение|указание|инструкция|внимание|важно * ии|ассистент*|бот*|модел*|нейросет*|gpt|llm|агент*|gigachat|yandexgpt" },
+	{ 25, "hijack: если * ты|вы * ии|нейросет*|ассистент*|бот|модель|языков*|gpt|llm|агент*" },
+	{ 25, "hijack: удали|удалите|сотри|сотрите|уничтожь * все|всё|всю * файл*|данн*|баз*|письма|записи|таблиц*|репозитор*" },
+	/* Chat-template tokens and role tags inside user content. */
+	{ 40, "marker: \"<|im_start|>\"" },
+	{ 20, "marker: \"<|im_start|>system\"" },
+	{ 20, "marker: \"<|im_end|>\"" },
+	{ 50, "marker: \"<|system|>\"" },
+	{ 20, "marker: \"<|user|>\"" },
+	{ 20, "marker: \"<|assistant|>\"" },
+	{ 30, "marker: \"<|start_header_id|>\"" },
+	{ 30, "marker: \"<|start_header_id|>system\"" },
+	{ 20, "marker: \"<|eot_id|>\"" },
+	{ 30, "marker: \"<|endoftext|>\"" },
+	{ 35, "marker: \"[INST]\"" },
+	{ 20, "marker: \"[/INST]\"" },
+	{ 50, "marker: \"<<SYS>>\"" },
+	{ 35, "marker: \"<system>\"" },
+	{ 20, "marker: \"</system>\"" },
+	{ 35, "marker: \"[system]\"" },
+	{ 30, "marker: \"<start_of_turn>\"" },
+	{ 20, "marker: \"[/system]\"" },
+	{ 10, "marker: \"<!--\"" },
+	{ 15, "marker: \"display:none\"" },
+	{ 15, "marker: \"display: none\"" },
+	/* Payloads of a hijack: destructive and credential-reading commands. */
+	{ 25, "hijack: \"rm -rf /\"" },
+	{ 25, "hijack: \"| sh\"" },
+	{ 25, "hijack: \"| bash\"" },
+	{ 25, "hijack: \"id_rsa\"" },
+	{ 20, "hijack: \"/etc/passwd\"" },
+	{ 25, "hijack: \"/etc/shadow\"" },
+	{ 25, "hijack: \".aws/credentials\"" },
+};
+
+/* Role words that start a marker line, and the second words they may take. */
+static const char *const role_strong[] = {
+	"system", "developer", "admin", "administrator", "root", "operator",
+	"sysadmin", "система", "системное", "системный", "системная",
+	"разработчик", "администратор", "админ", "оператор",
+};
+static const char *const role_weak[] = {
+	"assistant", "ai", "instruction", "instructions", "response", "ассистент",
+	"инструкция", "инструкции", "бот",
+};
+static const char *const role_second[] = {
+	"message", "prompt", "instruction", "instructions", "note", "override",
+	"update", "notice", "mode", "сообщение", "промпт", "инструкция",
+	"инструкции", "указание", "уведомление", "режим",
+};
+
+/* Read one code point at s[i]: its length; JSON escapes read as what
+   they stand for, malformed UTF-8 as U+FFFD one byte long. */
+static size_t
+getcp(const char *s, size_t n, size_t i, uint32_t *cp)
+{
+	const unsigned char	*u = (const unsigned char *)s + i;
+	size_t			 left = n - i, len, k;
+	uint32_t		 c, min;
+
+	if (u[0] < 0x80) {
+		if (u[0] == '\\' && left >= 2) {
+			if (u[1] == 'n') {
+				*cp = '\n';
+				return 2;
+			}
+			if (u[1] == 't' || u[1] == 'r') {
+				*cp = ' ';
+				return 2;
+			}
+			if (u[1] == 'u' && left >= 6) {
+				for (c = 0, k = 2; k < 6; k++) {
+					unsigned char h = u[k];
+
+					if (h >= '0' && h <= '9')
+						c = c * 16 + (h - '0');
+					else if ((h | 0x20) >= 'a' &&
+					    (h | 0x20) <= 'f')
+						c = c * 16 + ((h | 0x20) - 'a' + 10);
+					else
+						break;
+				}
+				if (k == 6) {
+					*cp = c;
+					return 6;
+				}
+			}
+		}
+		*cp = u[0];
+		return 1;
+	}
+	if ((u[0] & 0xE0) == 0xC0) {
+		len = 2; c = u[0] & 0x1F; min = 0x80;
+	} else if ((u[0] & 0xF0) == 0xE0) {
+		len = 3; c = u[0] & 0x0F; min = 0x800;
+	} else if ((u[0] & 0xF8) == 0xF0) {
+		len = 4; c = u[0] & 0x07; min = 0x10000;
+	} else
+		goto bad;
+	if (left < len)
+		goto bad;
+	for (k = 1; k < len; k++) {
+		if ((u[k] & 0xC0) != 0x80)
+			goto bad;
+		c = (c << 6) | (u[k] & 0x3F);
+	}
+	if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
+		goto bad;
+	*cp = c;
+	return len;
+bad:
+	*cp = 0xFFFD;
+	return 1;
+}
+
+/* Lower case, "ё" as "е", fullwidth Latin as ASCII. */
+static inline uint32_t
+fold(uint32_t c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c + 32;
+	if (c < 0x80)
+		return c;
+	if (c >= 0xFF01 && c <= 0xFF5E)
+		return fold(c - 0xFEE0);
+	if (c >= 0x410 && c <= 0x42F)
+		return c + 0x20;
+	if (c == 0x401 || c == 0x451)
+		return 0x435;
+	if (c >= 0x400 && c <= 0x40F)
+		return c + 0x50;
+	if (c >= 0xC0 && c <= 0xDE && c != 0xD7)
+		return c + 0x20;
+	return c;
+}
+
+enum { C_SEP, C_WORD, C_SKIP };
+
+/* Of a folded code point: part of a word, separator, or invisible. */
+static inline int
+cclass(uint32_t c)
+{
+	if (c < 0x80)
+		return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ?
+		    C_WORD : C_SEP;
+	if (c >= 0x430 && c <= 0x45F)
+		return C_WORD;
+	if (c == 0xAD || (c >= 0x300 && c <= 0x36F) || c == 0x180E ||
+	    (c >= 0x200B && c <= 0x200F) || (c >= 0x202A && c <= 0x202E) ||
+	    (c >= 0x2060 && c <= 0x2069) || c == 0xFEFF ||
+	    (c >= 0xFE00 && c <= 0xFE0F))
+		return C_SKIP;
+	if (c < 0xC0 || c == 0xD7 || c == 0xF7)
+		return C_SEP;
+	if (c < 0x2000)
+		return C_WORD;
+	if (c < 0x2C00 || (c >= 0x3000 && c <= 0x303F) ||
+	    (c >= 0xFF00 && c <= 0xFFEF) || c >= 0x1F000)
+		return C_SEP;
+	return C_WORD;
+}
+
+/* Count an invisible character: tags, zero-width, bidi controls. */
+static void
+invisible(struct scan *st, uint32_t c)
+{
+	if (st == NULL)
+		return;
+	if ((c >= 0x202A && c <= 0x202E) || (c >= 0x2066 && c <= 0x2069))
+		st->heur |= 1u << H_BIDI;
+	else if (c == 0x200B || c == 0x2060 || c == 0x2061 || c == 0x2062 ||
+	    c == 0x2063 || c == 0x2064 || c == 0xFEFF || c == 0xAD ||
+	    c == 0x180E || (c >= 0xE0000 && c <= 0xE007F))
+		st->invisible++;
+}
+
+/* Read one code point at *i, folded, tag characters as their ASCII. */
+static inline uint32_t
+readcp(const char *s, size_t n, size_t *i, struct scan *st)
+{
+	const unsigned char	*u = (const unsigned char *)s + *i;
+	uint32_t		 c;
+
+	if (u[0] < 0x80 && u[0] != '\\') {
+		(*i)++;
+		return u[0] >= 'A' && u[0] <= 'Z' ? u[0] + 32u : u[0];
+	}
+	if ((u[0] == 0xD0 || u[0] == 0xD1) && *i + 1 < n &&
+	    (u[1] & 0xC0) == 0x80) {
+		/* Cyrillic, the common case after ASCII. */
+		*i += 2;
+		return fold((uint32_t)(u[0] & 0x1F) << 6 | (u[1] & 0x3F));
+	}
+	*i += getcp(s, n, *i, &c);
+	if (c >= 0xE0000 && c <= 0xE007F) {
+		invisible(st, c);
+		c -= 0xE0000;
+		if (c < 0x20 || c == 0x7F)
+			return ' ';
+	}
+	return fold(c);
+}
+
+static int
+is_latin(uint32_t c)
+{
+	return c >= 'a' && c <= 'z';
+}
+
+static int
+is_cyr(uint32_t c)
+{
+	return c >= 0x430 && c <= 0x45F;
+}
+
+/* A letter's look-alike in the other script, or 0. */
+static uint32_t
+lookalike(uint32_t c, int to_latin)
+{
+	static const uint32_t pairs[][2] = {
+		{ 0x430, 'a' }, { 0x435, 'e' }, { 0x43E, 'o' }, { 0x440, 'p' },
+		{ 0x441, 'c' }, { 0x443, 'y' }, { 0x445, 'x' }, { 0x456, 'i' },
+		{ 0x458, 'j' }, { 0x455, 's' }, { 0x43A, 'k' }, { 0x43C, 'm' },
+		{ 0x442, 't' }, { 0x432, 'b' }, { 0x43D, 'h' }, { 0x501, 'd' },
+	};
+	size_t	 i;
+
+	for (i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
+		if (to_latin && pairs[i][0] == c)
+			return pairs[i][1];
+		if (!to_latin && pairs[i][1] == c && pairs[i][0] < 0x456)
+			return pairs[i][0];
+	}
+	return 0;
+}
+
+/* A digit read as a letter, in a word of that script. */
+static uint32_t
+leet(uint32_t c, int cyr)
+{
+	static const char lat[] = "oi?eas?t??";
+	static const uint32_t cy[] = { 0x43E, 0, 0, 0x437, 0x447, 0, 0x431,
+	    0, 0, 0 };
+
+	if (cyr)
+		return cy[c - '0'] ? cy[c - '0'] : c;
+	return lat[c - '0'] != '?' ? (uint32_t)lat[c - '0'] : c;
+}
+
+/* Mixed scripts and digits inside letters: what the word pretends to be. */
+static void
+normalize(uint32_t *cp, size_t ncp, struct scan *st)
+{
+	size_t	 i, lat = 0, cyr = 0, mapped = 0, minority;
+	int	 to_latin, digit_first = 0, seen_digit = 0;
+
+	for (i = 0; i < ncp; i++) {
+		if (is_latin(cp[i]))
+			lat++;
+		else if (is_cyr(cp[i]))
+			cyr++;
+		if (cp[i] >= '0' && cp[i] <= '9')
+			seen_digit = 1;
+		else if (seen_digit)
+			digit_first = 1;
+	}
+	if (lat > 0 && cyr > 0) {
+		to_latin = lat >= cyr;
+		minority = to_latin ? cyr : lat;
+		for (i = 0; i < ncp; i++) {
+			uint32_t l;
+
+			if (to_latin ? !is_cyr(cp[i]) : !is_latin(cp[i]))
+				continue;
+			if ((l = lookalike(cp[i], to_latin)) != 0) {
+				cp[i] = l;
+				mapped++;
+			}
+		}
+		if (mapped == minority && ncp >= 3 && st != NULL)
+			st->heur |= 1u << H_HOMOGLYPH;
+	}
+	/* "Ігнорируй": a Cyrillic word with "і" for "и". */
+	if (cyr > lat)
+		for (i = 0; i < ncp; i++)
+			if (cp[i] == 0x456)
+				cp[i] = 0x438;
+	if (digit_first && lat + cyr >= 2)
+		for (i = 0; i < ncp; i++)
+			if (cp[i] >= '0' && cp[i] <= '9')
+				cp[i] = leet(cp[i], cyr > lat);
+}
+
+static inline int
+ascii_word(uint32_t c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	    (c >= '0' && c <= '9');
+}
+
+static int
+is_spacer(uint32_t c)
+{
+	return c == ' ' || c == '.' || c == '-' || c == '_' || c == '*' ||
+	    c == ',' || c == '\t';
+}
+
+/* Markup that may come before a role word at the start of a line. */
+static int
+is_lead(uint32_t c)
+{
+	return c == ' ' || c == '\t' || c == '#' || c == '*' || c == '>' ||
+	    c == '-' || c == '[' || c == '<' || c == '|' || c == '\r' ||
+	    c == '(' || c == '=' || c == '"' || c == '\'' || c == '`' ||
+	    c == '!';
+}
+
+/*
+ * "i g n o r e": after a one-letter word that ends at *i, more single
+ * letters apart by as many spacers as the first two (one or two; more
+ * end the word). Appends them and moves *i when there are at least three
+ * letters in all.
+ */
+static void
+join_spaced(const char *s, size_t n, size_t *i, uint32_t *cp, size_t *ncp)
+{
+	size_t		 p = *i, q, k = *ncp, sp, sp0 = 0;
+	uint32_t	 c, d;
+
+	while (k < WORD_CP && p < n) {
+		q = p;
+		for (sp = 0; q < n && sp < 3; sp++) {
+			size_t r = q;
+
+			c = readcp(s, n, &r, NULL);
+			if (!is_spacer(c))
+				break;
+			q = r;
+		}
+		if (sp == 0 || sp > 2 || (sp0 != 0 && sp != sp0) || q >= n)
+			break;
+		sp0 = sp;
+		c = readcp(s, n, &q, NULL);
+		if (cclass(c) != C_WORD)
+			break;
+		if (q < n) {
+			size_t r = q;
+
+			d = readcp(s, n, &r, NULL);
+			if (cclass(d) != C_SEP)
+				break;
+		}
+		cp[k++] = c;
+		p = q;
+	}
+	if (k >= 3) {
+		*ncp = k;
+		*i = p;
+	}
+}
+
+/* Encode a code point into b[*len..max). */
+static int
+put_utf8(unsigned char *b, size_t *len, size_t max, uint32_t c)
+{
+	size_t	 need = c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
+
+	if (*len + need > max)
+		return -1;
+	if (need == 1)
+		b[(*len)++] = (unsigned char)c;
+	else if (need == 2) {
+		b[(*len)++] = (unsigned char)(0xC0 | (c >> 6));
+		b[(*len)++] = (unsigned char)(0x80 | (c & 0x3F));
+	} else if (need == 3) {
+		b[(*len)++] = (unsigned char)(0xE0 | (c >> 12));
+		b[(*len)++] = (unsigned char)(0x80 | ((c >> 6) & 0x3F));
+		b[(*len)++] = (unsigned char)(0x80 | (c & 0x3F));
+	} else {
+		b[(*len)++] = (unsigned char)(0xF0 | (c >> 18));
+		b[(*len)++] = (unsigned char)(0x80 | ((c >> 12) & 0x3F));
+		b[(*len)++] = (unsigned char)(0x80 | ((c >> 6) & 0x3F));
+		b[(*len)++] = (unsigned char)(0x80 | (c & 0x3F));
+	}
+	return 0;
+}
+
+static unsigned
+hash2(uint32_t a, uint32_t b)
+{
+	return (a * 131u + b * 7u) & (NBK - 1);
+}
+
+/* The folded word w->f as code points: how many. */
+static size_t
+word_cps(const struct word *w, uint32_t *cp, size_t max)
+{
+	size_t	 i = 0, k = 0;
+
+	while (i < w->len && k < max)
+		i += getcp((const char *)w->f, w->len, i, &cp[k++]);
+	return k;
+}
+
+/* Encode cp[0..ncp) as the word's folded bytes. */
+static void
+word_set(struct word *w, const uint32_t *cp, size_t ncp)
+{
+	size_t	 k;
+
+	w->len = 0;
+	for (k = 0; k < ncp; k++)
+		if (put_utf8(w->f, &w->len, sizeof(w->f), cp[k]) == -1) {
+			w->trunc = 1;
+			break;
+		}
+	w->h = hash2(cp[0], ncp > 1 ? cp[1] : 0);
+}
+
+/*
+ * The next word of s from *pos: 1 with w filled and *pos after it, or 0
+ * at the end. st (NULL when reading ahead) counts invisible characters.
+ * Letters are folded straight into w->f; a word of mixed scripts or
+ * with digits takes the slow way through normalize().
+ */
+static int
+next_word(const char *s, size_t n, size_t *pos, struct word *w,
+    struct scan *st)
+{
+	const unsigned char	*u = (const unsigned char *)s;
+	uint32_t		 c, c0 = 0, c1 = 0, cp[WORD_CP];
+	size_t			 i = *pos, start, ncp = 0, j;
+	int			 bol = i == 0, lead = 1, cls;
+	int			 lat = 0, cyr = 0, digit = 0, leet_ = 0;
+
+	for (;;) {
+		if (i >= n)
+			return 0;
+		start = i;
+		if (u[i] < 0x80 && u[i] != '\\') {
+			/* ASCII: the common case. */
+			c = u[i++];
+			if (ascii_word(c)) {
+				c = c >= 'A' && c <= 'Z' ? c + 32 : c;
+				break;
+			}
+			if (c == '\n') {
+				bol = 1;
+				lead = 1;
+			} else if (lead && !is_lead(c))
+				lead = 0;
+			continue;
+		}
+		c = readcp(s, n, &i, st);
+		cls = cclass(c);
+		if (cls == C_WORD)
+			break;
+		if (cls == C_SKIP) {
+			invisible(st, c);
+			continue;
+		}
+		if (c == '\n') {
+			bol = 1;
+			lead = 1;
+		} else if (!is_lead(c))
+			lead = 0;
+	}
+	w->off = start;
+	w->bol = bol && lead;
+	w->trunc = 0;
+	w->len = 0;
+	for (;;) {
+		/* Append c, folded. */
+		if (c < 0x80) {
+			if (c <= '9')
+				digit = 1;
+			else {
+				lat = 1;
+				leet_ |= digit;
+			}
+			if (w->len < sizeof(w->f))
+				w->f[w->len++] = (unsigned char)c;
+			else
+				w->trunc = 1;
+		} else if (c >= 0x400 && c < 0x480 &&
+		    w->len + 2 <= sizeof(w->f)) {
+			cyr |= is_cyr(c);
+			leet_ |= c == 0x456;	/* "і": normalize() reads it */
+			leet_ |= digit;
+			w->f[w->len++] = (unsigned char)(0xC0 | (c >> 6));
+			w->f[w->len++] = (unsigned char)(0x80 | (c & 0x3F));
+		} else {
+			leet_ |= digit;
+			if (put_utf8(w->f, &w->len, sizeof(w->f), c) == -1)
+				w->trunc = 1;
+		}
+		if (ncp == 0)
+			c0 = c;
+		else if (ncp == 1)
+			c1 = c;
+		ncp++;
+		/* The next letter, if the word goes on. */
+		for (;;) {
+			if (i >= n)
+				goto end;
+			if (u[i] < 0x80 && u[i] != '\\') {
+				if (!ascii_word(u[i]))
+					goto end;
+				c = u[i] >= 'A' && u[i] <= 'Z' ? u[i] + 32u :
+				    u[i];
+				i++;
+				break;
+			}
+			if ((u[i] == 0xD0 || u[i] == 0xD1) && i + 1 < n &&
+			    (u[i + 1] & 0xC0) == 0x80) {
+				/* Cyrillic (U+0400..047F): all letters. */
+				c = fold((uint32_t)(u[i] & 0x1F) << 6 |
+				    (u[i + 1] & 0x3F));
+				i += 2;
+				break;
+			}
+			j = i;
+			c = readcp(s, n, &j, st);
+			cls = cclass(c);
+			if (cls == C_SEP)
+				goto end;
+			i = j;
+			if (cls == C_WORD)
+				break;
+			invisible(st, c);
+		}
+	}
+end:
+	w->h = hash2(c0, c1);
+	if (ncp == 1) {
+		cp[0] = c0;
+		join_spaced(s, n, &i, cp, &ncp);
+		if (ncp > 1)
+			word_set(w, cp, ncp);
+	}
+	if ((lat && cyr) || leet_) {
+		ncp = word_cps(w, cp, WORD_CP);
+		normalize(cp, ncp, st);
+		word_set(w, cp, ncp);
+	}
+	w->end = i;
+	*pos = i;
+	return 1;
+}
+
+static inline int
+alt_eq(const struct pat *p, const struct alt *a, const struct word *w)
+{
+	if ((unsigned char)p->pool[a->off] != w->f[0])
+		return 0;
+	if (a->prefix)
+		return w->len >= a->len && memcmp(w->f, p->pool + a->off,
+		    a->len) == 0;
+	return !w->trunc && w->len == a->len &&
+	    memcmp(w->f, p->pool + a->off, a->len) == 0;
+}
+
+static int
+term_has(const struct pat *p, size_t t, const struct word *w)
+{
+	size_t	 k;
+
+	for (k = 0; k < p->term[t].nalt; k++)
+		if (alt_eq(p, &p->term[t].alt[k], w))
+			return 1;
+	return 0;
+}
+
+/*
+ * The words of one text, each read once: the current one and up to
+ * RING - 1 after it, for the patterns' look-ahead.
+ */
+struct ring {
+	const char	*s;
+	size_t		 n;
+	size_t		 pos;		/* where reading goes on */
+	size_t		 count;		/* words read so far */
+	int		 eof;
+	struct scan	*st;
+	struct word	 w[RING];
+};
+
+/* Word k of the text (k < the current word + RING), or NULL after the last. */
+static const struct word *
+ring_get(struct ring *r, size_t k)
+{
+	while (r->count <= k) {
+		if (r->eof || !next_word(r->s, r->n, &r->pos,
+		    &r->w[r->count % RING], r->st)) {
+			r->eof = 1;
+			return NULL;
+		}
+		r->count++;
+	}
+	return &r->w[k % RING];
+}
+
+/*
+ * Do terms t.. of p match from word k on? No further than word lim, and
+ * within *steps words tried in all (the gaps backtrack).
+ */
+static int
+match_rest(struct ring *r, const struct pat *p, size_t t, size_t k,
+    size_t lim, int *steps)
+{
+	const struct word	*w;
+	unsigned		 g;
+
+	if (t == p->nterm)
+		return 1;
+	for (g = 0; g <= p->term[t].gap; g++, k++) {
+		if (k >= lim || --*steps < 0 || (w = ring_get(r, k)) == NULL)
+			return 0;
+		if (term_has(p, t, w) && match_rest(r, p, t + 1, k + 1, lim,
+		    steps))
+			return 1;
+	}
+	return 0;
+}
+
+static int
+word_in(const struct word *w, const char *const *list, size_t nlist)
+{
+	size_t	 i;
+
+	for (i = 0; i < nlist; i++)
+		if (!w->trunc && strlen(list[i]) == w->len &&
+		    memcmp(list[i], w->f, w->len) == 0)
+			return 1;
+	return 0;
+}
+
+#define NELEM(a)	(sizeof(a) / sizeof((a)[0]))
+
+/*
+ * A line that starts with a role word: "System:", "SYSTEM OVERRIDE:",
+ * "[SYSTEM]", "<system>", "### System" alone on its line.
+ */
+static void
+role_line(const char *s, size_t n, const struct word *w, struct scan *st)
+{
+	struct word	 w2;
+	size_t		 i = w->end, j, b;
+	uint32_t	 c;
+	int		 strong, closed = 0, heading = 0;
+
+	if (word_in(w, role_strong, NELEM(role_strong)))
+		strong = 1;
+	else if (word_in(w, role_weak, NELEM(role_weak)))
+		strong = 0;
+	else
+		return;
+	/* "#" in the markup before it: a heading. */
+	for (b = w->off; b > 0 && s[b - 1] != '\n'; b--)
+		if (s[b - 1] == '#')
+			heading = 1;
+	/* A second word ("System prompt:"), only blanks between. */
+	j = i;
+	if (next_word(s, n, &j, &w2, NULL) && word_in(&w2, role_second,
+	    NELEM(role_second))) {
+		for (b = i; b < w2.off && (s[b] == ' ' || s[b] == '\t'); b++)
+			;
+		if (b == w2.off)
+			i = w2.end;
+	}
+	for (; i < n; i = j) {
+		j = i;
+		c = readcp(s, n, &j, NULL);
+		if (c == ':' || c == 0xFF1A || c == ']' || c == '>' ||
+		    c == ')')
+			closed = 1;
+		else if (c == '\n' || c == '\r')
+			break;
+		else if (c != ' ' && c != '\t' && c != '*' && c != '#' &&
+		    c != '|' && c != '=' && c != '-')
+			break;
+	}
+	if (closed || (heading && (i >= n || s[i] == '\n' || s[i] == '\r')))
+		st->heur |= 1u << (strong ? H_ROLE : H_ROLE_WEAK);
+}
+
+static void
+hit(struct scan *st, size_t id)
+{
+	if (!(st->hit[id / 64] & (1ull << (id % 64)))) {
+		st->hit[id / 64] |= 1ull << (id % 64);
+		st->nhit++;
+	}
+}
+
+static int
+is_hit(const struct scan *st, size_t id)
+{
+	return (st->hit[id / 64] >> (id % 64)) & 1;
+}
+
+static unsigned char
+lower(unsigned char c)
+{
+	return c >= 'A' && c <= 'Z' ? c + 32 : c;
+}
+
+/* Is the literal p anywhere in s[0..n), ASCII case-insensitive? */
+static int
+has_literal(const char *s, size_t n, const struct pat *p)
+{
+	const unsigned char	*u = (const unsigned char *)s;
+	const unsigned char	*l = (const unsigned char *)p->pool;
+	size_t			 m = p->litlen, i, k;
+	const unsigned char	*q;
+
+	if (m > n)
+		return 0;
+	for (i = 0; i + m <= n; i++) {
+		if (l[0] < 'a' || l[0] > 'z') {
+			q = memchr(u + i, l[0], n - m + 1 - i);
+			if (q == NULL)
+				return 0;
+			i = (size_t)(q - u);
+		} else if (lower(u[i]) != l[0])
+			continue;
+		for (k = 1; k < m && lower(u[i + k]) == l[k]; k++)
+			;
+		if (k == m)
+			return 1;
+	}
+	return 0;
+}
+
+/* Base64 values (standard and URL-safe alphabets) + 1; 0: not base64. */
+static unsigned char b64tab[256];
+
+static void
+b64init(void)
+{
+	static const char a[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	int	 i;
+
+	for (i = 0; i < 64; i++)
+		b64tab[(unsigned char)a[i]] = (unsigned char)(i + 1);
+	b64tab['-'] = 63;
+	b64tab['_'] = 64;
+}
+
+static inline int
+b64(unsigned char c)
+{
+	return (int)b64tab[c] - 1;
+}
+
+static int
+hexval(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
+		return (c | 0x20) - 'a' + 10;
+	return -1;
+}
+
+/* Mostly printable UTF-8 with some blanks: text rather than data. */
+static int
+is_text(const unsigned char *b, size_t n)
+{
+	size_t	 i = 0, good = 0, blanks = 0, len;
+	uint32_t c;
+
+	if (n < 8)
+		return 0;
+	while (i < n) {
+		if (b[i] == ' ' || b[i] == '\n' || b[i] == '\t' ||
+		    b[i] == '\r') {
+			good++;
+			blanks++;
+			i++;
+			continue;
+		}
+		len = getcp((const char *)b, n, i, &c);
+		if (c != 0xFFFD && (c >= 0x80 || (c >= 0x21 && c < 0x7F)))
+			good += len;
+		i += len;
+	}
+	return good * 10 >= n * 9 && blanks > 0;
+}
+
+static void scan_text(const struct inject_set *, const char *, size_t,
+    struct scan *, int);
+
+/* A blob s[0..n) of base64 or hex: decode a bounded part and score it. */
+static void
+blob(const struct inject_set *set, const char *s, size_t n,
+    struct scan *st, int depth)
+{
+	unsigned char	 dec[DEC_MAX];
+	size_t		 len = 0, i;
+	unsigned	 before;
+	int		 hex = n >= HEX_MIN && n % 2 == 0;
+
+	for (i = 0; hex && i < n; i++)
+		if (hexval((unsigned char)s[i]) < 0)
+			hex = 0;
+	if (hex)
+		for (i = 0; i + 1 < n && len < sizeof(dec); i += 2)
+			dec[len++] = (unsigned char)(hexval((unsigned char)s[i])
+			    * 16 + hexval((unsigned char)s[i + 1]));
+	else
+		for (i = 0; i + 4 <= n && len + 3 <= sizeof(dec); i += 4) {
+			uint32_t v = (uint32_t)b64((unsigned char)s[i]) << 18 |
+			    (uint32_t)b64((unsigned char)s[i + 1]) << 12 |
+			    (uint32_t)b64((unsigned char)s[i + 2]) << 6 |
+			    (uint32_t)b64((unsigned char)s[i + 3]);
+
+			dec[len++] = (unsigned char)(v >> 16);
+			dec[len++] = (unsigned char)(v >> 8);
+			dec[len++] = (unsigned char)v;
+		}
+	if (!hex && i + 2 <= n && len + 2 <= sizeof(dec)) {
+		/* The tail before the padding: two or three characters. */
+		uint32_t v = (uint32_t)b64((unsigned char)s[i]) << 18 |
+		    (uint32_t)b64((unsigned char)s[i + 1]) << 12;
+
+		if (i + 3 <= n)
+			v |= (uint32_t)b64((unsigned char)s[i + 2]) << 6;
+		dec[len++] = (unsigned char)(v >> 16);
+		if (i + 3 <= n)
+			dec[len++] = (unsigned char)(v >> 8);
+	}
+	if (!is_text(dec, len))
+		return;
+	st->heur |= 1u << H_ENCODED;
+	if (depth >= DEC_DEPTH)
+		return;
+	before = st->nhit;
+	scan_text(set, (const char *)dec, len, st, depth + 1);
+	if (st->nhit > before)
+		st->heur |= 1u << H_ENCODED_HIT;
+}
+
+/* Runs of base64 (or hex) characters long enough to hide a sentence. */
+static void
+blobs(const struct inject_set *set, const char *s, size_t n,
+    struct scan *st, int depth)
+{
+	size_t	 i = 0, j, k;
+	int	 digit, upper, lower_;
+
+	const unsigned char	*u = (const unsigned char *)s;
+
+	while (i < n) {
+		if (b64tab[u[i]] == 0) {
+			i++;
+			continue;
+		}
+		for (j = i; j < n && b64tab[u[j]] != 0; j++)
+			;
+		if (j - i < BLOB_MIN) {
+			i = j;
+			continue;
+		}
+		digit = upper = lower_ = 0;
+		for (k = i; k < j; k++) {
+			digit |= u[k] >= '0' && u[k] <= '9';
+			upper |= u[k] >= 'A' && u[k] <= 'Z';
+			lower_ |= u[k] >= 'a' && u[k] <= 'z';
+		}
+		/* Base64 of text has both cases; hex has digits. */
+		if (j - i >= BLOB_MIN && ((upper && lower_) || digit))
+			blob(set, s + i, j - i, st, depth);
+		i = j;
+	}
+}
+
+static void
+scan_text(const struct inject_set *set, const char *s, size_t n,
+    struct scan *st, int depth)
+{
+	struct ring		 r;
+	const struct word	*w;
+	size_t			 i, k, id;
+	int			 steps;
+
+	for (k = 0; k < set->nlit; k++) {
+		id = set->lit[k];
+		if (!is_hit(st, id) && has_literal(s, n, set->pat[id]))
+			hit(st, id);
+	}
+	r.s = s;
+	r.n = n;
+	r.pos = 0;
+	r.count = 0;
+	r.eof = 0;
+	r.st = st;
+	for (i = 0; (w = ring_get(&r, i)) != NULL; i++) {
+		if (w->bol)
+			role_line(s, n, w, st);
+		for (k = 0; k < set->nbk[w->h]; k++) {
+			const struct entry	*e = &set->bk[w->h][k];
+			const struct pat	*p = set->pat[e->id];
+
+			id = e->id;
+			if (is_hit(st, id) || (p->bol && !w->bol) ||
+			    !alt_eq(p, &p->term[0].alt[e->alt], w))
+				continue;
+			steps = MATCH_STEPS;
+			if (match_rest(&r, p, 1, i + 1, i + RING, &steps))
+				hit(st, id);
+			/* The look-ahead may have moved the ring: w stays. */
+		}
+	}
+	blobs(set, s, n, st, depth);
+}
+
+int
+inject_score(const struct inject_set *set, const char *s, size_t n,
+    const char **names, size_t nmax)
+{
+	struct scan	 st;
+	size_t		 i, k = 0, j;
+	int		 score = 0;
+	const char	*name;
+
+	memset(&st, 0, sizeof(st));
+	scan_text(set, s, n, &st, 0);
+	if (st.invisible >= 3)
+		st.heur |= 1u << H_INVISIBLE_MANY;
+	else if (st.invisible > 0)
+		st.heur |= 1u << H_INVISIBLE;
+	for (i = 0; i < set->npat + H__MAX; i++) {
+		if (i < set->npat) {
+			if (!is_hit(&st, i))
+				continue;
+			score += set->pat[i]->weight;
+			name = set->pat[i]->name;
+		} else {
+			if (!(st.heur & (1u << (i - set->npat))))
+				continue;
+			score += heur[i - set->npat].weight;
+			name = heur[i - set->npat].name;
+		}
+		for (j = 0; j < k && strcmp(names[j], name) != 0; j++)
+			;
+		if (j == k && k < nmax)
+			names[k++] = name;
+	}
+	for (; k < nmax; k++)
+		names[k] = NULL;
+	return score < 0 ? 0 : score;
+}
+
+/* Fold one alternative of a pattern into p's pool. */
+static int
+add_alt(struct pat *p, struct term *t, const char *a, size_t len,
+    char *err, size_t errlen)
+{
+	struct word	 w;
+	size_t		 pos = 0, ncp = 0, i;
+	int		 prefix = len > 0 && a[len - 1] == '*';
+	struct alt	*al;
+
+	if (prefix)
+		len--;
+	if (len == 0 || !next_word(a, len, &pos, &w, NULL) || w.off != 0 ||
+	    w.end != len || w.trunc) {
+		snprintf(err, errlen, "'%.*s' is not one word (letters and "
+		    "digits)", (int)len, a);
+		return -1;
+	}
+	for (i = 0; i < w.len; i++)
+		ncp += (w.f[i] & 0xC0) != 0x80;
+	if (prefix && ncp < 2) {
+		snprintf(err, errlen, "'%.*s*': two letters at least before "
+		    "the star", (int)len, a);
+		return -1;
+	}
+	if (t->nalt >= INJ_ALTS || p->npool + w.len > sizeof(p->pool)) {
+		snprintf(err, errlen, "too many alternatives");
+		return -1;
+	}
+	al = &t->alt[t->nalt++];
+	al->off = (uint16_t)p->npool;
+	al->len = (uint8_t)w.len;
+	al->prefix = (uint8_t)prefix;
+	memcpy(p->pool + p->npool, w.f, w.len);
+	p->npool += w.len;
+	return 0;
+}
+
+/* Parse one term "a|b*|c" of len bytes. */
+static int
+add_term(struct pat *p, unsigned gap, const char *s, size_t len, char *err,
+    size_t errlen)
+{
+	struct term	*t;
+	size_t		 i, a = 0;
+
+	if (p->nterm >= INJ_TERMS) {
+		snprintf(err, errlen, "more than %d words", INJ_TERMS);
+		return -1;
+	}
+	t = &p->term[p->nterm++];
+	t->gap = (uint8_t)gap;
+	for (i = 0; i <= len; i++) {
+		if (i < len && s[i] != '|')
+			continue;
+		if (add_alt(p, t, s + a, i - a, err, errlen) == -1)
+			return -1;
+		a = i + 1;
+	}
+	return 0;
+}
+
+/* A word's hash as next_word computes it, from its folded bytes. */
+static unsigned
+alt_hash(const struct pat *p, const struct alt *a)
+{
+	uint32_t	 c0, c1 = 0;
+	size_t		 l;
+
+	l = getcp(p->pool, a->off + a->len, a->off, &c0);
+	if (a->len > l)
+		getcp(p->pool, a->off + a->len, a->off + l, &c1);
+	return hash2(c0, c1);
+}
+
+static int
+index_pat(struct inject_set *set, size_t id)
+{
+	const struct pat	*p = set->pat[id];
+	size_t			 k;
+	unsigned		 h;
+	struct entry		*nb;
+
+	if (p->nterm == 0) {
+		set->lit[set->nlit++] = (uint16_t)id;
+		return 0;
+	}
+	for (k = 0; k < p->term[0].nalt; k++) {
+		h = alt_hash(p, &p->term[0].alt[k]);
+		if (set->nbk[h] == set->cbk[h]) {
+			size_t c = set->cbk[h] ? set->cbk[h] * 2 : 8;
+
+			if ((nb = realloc(set->bk[h], c * sizeof(*nb))) == NULL)
+				return -1;
+			set->bk[h] = nb;
+			set->cbk[h] = c;
+		}
+		set->bk[h][set->nbk[h]].id = (uint16_t)id;
+		set->bk[h][set->nbk[h]++].alt = (uint16_t)k;
+	}
+	return 0;
+}
+
+/* Parse pattern s into p: 0, or -1 with err filled. */
+static int
+parse(struct pat *p, const char *s, char *err, size_t errlen)
+{
+	const char	*e, *colon;
+	size_t		 len;
+	unsigned	 gap = 0;
+	int		 lastgap = 0;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	/* "name:" before the first word or literal. */
+	colon = strchr(s, ':');
+	e = strchr(s, '"');
+	strcpy(p->name, "custom");
+	if (colon != NULL && (e == NULL || colon < e)) {
+		len = (size_t)(colon - s);
+		if (len == 0 || len >= sizeof(p->name) ||
+		    strspn(s, "abcdefghijklmnopqrstuvwxyz"
+		    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") != len) {
+			snprintf(err, errlen, "bad name before ':' (letters, "
+			    "digits, - and _, up to %d)", INJ_NAME - 1);
+			return -1;
+		}
+		memcpy(p->name, s, len);
+		p->name[len] = '\0';
+		s = colon + 1;
+	}
+	while (*s == ' ' || *s == '\t')
+		s++;
+	len = strlen(s);
+	while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+		len--;
+	if (len == 0) {
+		snprintf(err, errlen, "empty pattern");
+		return -1;
+	}
+	if (s[0] == '"') {
+		if (len < 3 || s[len - 1] != '"' || len - 2 > INJ_LIT) {
+			snprintf(err, errlen, "a literal is \"1 to %d bytes\"",
+			    INJ_LIT);
+			return -1;
+		}
+		for (p->litlen = 0; p->litlen < len - 2; p->litlen++)
+			p->pool[p->litlen] = (char)lower((unsigned char)
+			    s[1 + p->litlen]);
+		return 0;
+	}
+	while (len > 0) {
+		for (e = s; e < s + len && *e != ' ' && *e != '\t'; e++)
+			;
+		if (e - s == 1 && *s == '^' && p->nterm == 0 && !p->bol) {
+			p->bol = 1;
+		} else if (*s == '*' && (e - s == 1 || (e - s == 2 &&
+		    s[1] >= '1' && s[1] <= '9'))) {
+			if (p->nterm == 0) {
+				snprintf(err, errlen, "'*' before the first "
+				    "word");
+				return -1;
+			}
+			gap += e - s == 1 ? INJ_GAP : (unsigned)(s[1] - '0');
+			if (gap > 9)
+				gap = 9;
+			lastgap = 1;
+		} else {
+			if (add_term(p, gap, s, (size_t)(e - s), err,
+			    errlen) == -1)
+				return -1;
+			gap = 0;
+			lastgap = 0;
+		}
+		len -= (size_t)(e - s);
+		s = e;
+		while (len > 0 && (*s == ' ' || *s == '\t')) {
+			s++;
+			len--;
+		}
+	}
+	if (lastgap || p->nterm == 0) {
+		snprintf(err, errlen, p->nterm ? "'*' after the last word" :
+		    "no words");
+		return -1;
+	}
+	return 0;
+}
+
+int
+inject_add(struct inject_set *set, const char *pattern, int weight,
+    char *err, size_t errlen)
+{
+	struct pat	*p = NULL;
+	char		 dummy[1];
+
+	if (err == NULL || errlen == 0) {
+		err = dummy;
+		errlen = sizeof(dummy);
+	}
+	if (weight == 0 || weight < -INJ_WEIGHT || weight > INJ_WEIGHT) {
+		snprintf(err, errlen, "weight %d: not -%d..%d or 0", weight,
+		    INJ_WEIGHT, INJ_WEIGHT);
+		goto fail;
+	}
+	if (set->npat >= INJ_PATTERNS) {
+		snprintf(err, errlen, "more than %d patterns", INJ_PATTERNS);
+		goto fail;
+	}
+	if ((p = calloc(1, sizeof(*p))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	if (parse(p, pattern, err, errlen) == -1)
+		goto fail;
+	p->weight = weight;
+	set->pat[set->npat] = p;
+	if (index_pat(set, set->npat) == -1) {
+		snprintf(err, errlen, "out of memory");
+		set->pat[set->npat] = NULL;
+		goto fail;
+	}
+	set->npat++;
+	return 0;
+fail:
+	free(p);
+	return -1;
+}
+
+void
+inject_clear(struct inject_set *set)
+{
+	size_t	 i;
+
+	for (i = 0; i < set->npat; i++)
+		free(set->pat[i]);
+	for (i = 0; i < NBK; i++)
+		set->nbk[i] = 0;
+	set->npat = 0;
+	set->nlit = 0;
+}
 
 struct inject_set *
 inject_new(void)
 {
-	return calloc(1, sizeof(struct inject_set));
+	struct inject_set	*set;
+	char			 err[128];
+	size_t			 i;
+
+	if ((set = calloc(1, sizeof(*set))) == NULL)
+		return NULL;
+	b64init();
+	for (i = 0; i < NELEM(builtin); i++)
+		if (inject_add(set, builtin[i].pattern, builtin[i].weight, err,
+		    sizeof(err)) == -1) {
+			fprintf(stderr, "inject: built-in pattern %zu: %s\n",
+			    i, err);
+			inject_free(set);
+			return NULL;
+		}
+	return set;
 }
 
 void
-inject_clear(struct inject_set *is)
+inject_free(struct inject_set *set)
 {
-	is->npat = 0;
-}
+	size_t	 i;
 
-int
-inject_add(struct inject_set *is, const char *pat, int weight, char *err,
-    size_t errsz)
-{
-	if (pat == NULL || *pat == '\0') {
-		snprintf(err, errsz, "empty pattern");
-		return -1;
-	}
-	is->npat++;
-	return 0;
-}
-
-int
-inject_score(const struct inject_set *is, const char *s, size_t n,
-    const char **names, size_t nmax)
-{
-	return 0;
-}
-
-void
-inject_free(struct inject_set *is)
-{
-	free(is);
+	if (set == NULL)
+		return;
+	inject_clear(set);
+	for (i = 0; i < NBK; i++)
+		free(set->bk[i]);
+	free(set);
 }
