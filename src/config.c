@@ -394,7 +394,8 @@ static const struct key_def keys[] = {
 	  "confidentiality keywords and phrases, comma-separated, any case "
 	  "(Cyrillic too); the first line replaces the built-in list" },
 	{ SECT_POLICY, "injection_threshold", K_LONG, PO(injection_threshold),
-	  1, 1000000, "10", "injection score that counts as an injection" },
+	  1, 1000000, "50", "injection score that counts as an injection (one "
+	  "strong pattern weighs 50..60)" },
 	{ SECT_POLICY, "injection_pattern", K_INJECT, PO(rules), 0, 0, NULL,
 	  "\"WEIGHT PATTERN\": one more injection pattern and its score; "
 	  "repeat the key" },
@@ -838,7 +839,7 @@ set_guard(struct loader *l, const struct key_def *k, const char *v,
 		memcpy(word, v, n);
 		word[n] = '\0';
 		if (parse_long(word, &weight) == -1 || weight < -1000 ||
-		    weight > 1000000 || weight == 0)
+		    weight > 1000 || weight == 0)
 			goto inject_bad;
 		p = v + n;
 		while (*p == ' ' || *p == '\t')
@@ -852,8 +853,8 @@ set_guard(struct loader *l, const struct key_def *k, const char *v,
 			    "a bad pattern");
 		return 1;
 inject_bad:
-		return fail(l, "%s: expected \"WEIGHT PATTERN\" (a non-zero "
-		    "integer score, then the pattern)", k->name);
+		return fail(l, "%s: expected \"WEIGHT PATTERN\" (a score "
+		    "-1000..1000, not 0, then the pattern)", k->name);
 	case K_OUTMODE:
 		if (strcmp(v, "off") == 0)
 			*(int *)field = REDACT_OUT_OFF;

@@ -131,8 +131,8 @@ test_load(const struct config *c)
 	    !(s->scan_mask & DET_BIT(DET_IP)),
 	    "masks: redacted kinds apart, off kinds not looked for");
 	ok(s->restore == 1 && s->output == REDACT_OUT_OFF &&
-	    s->out_mask == DET_PII_MASK && s->injection_threshold == 10,
-	    "defaults: restore on, output off over the pii kinds, threshold 10");
+	    s->out_mask == DET_PII_MASK && s->injection_threshold == 50,
+	    "defaults: restore on, output off over the pii kinds, threshold 50");
 	ok(r->action[DET_EMAIL] == POLICY_OFF && r->action[DET_LENGTH] ==
 	    POLICY_OFF, "no pii shorthand, no maximum: off");
 	v[0] = "ru";
