@@ -365,6 +365,9 @@ print_key_row(const struct key_rec *k, time_t now)
 	if (k->agent_header && n < sizeof(lim))
 		n += (size_t)snprintf(lim + n, sizeof(lim) - n,
 		    " agent-header");
+	if (k->policy[0] != '\0' && n < sizeof(lim))
+		n += (size_t)snprintf(lim + n, sizeof(lim) - n, " policy=%.*s",
+		    FIX(k->policy));
 	if (k->models[0] != '\0' && n < sizeof(lim))
 		snprintf(lim + n, sizeof(lim) - n, " models=%.*s",
 		    FIX(k->models));

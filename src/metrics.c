@@ -1003,7 +1003,11 @@ expose_unbuilt(struct buf *b)
 	buf_puts(b, "llm_cache_hits_total 0\n");
 }
 
-/* Guardrail findings: a series per detector and action that counted. */
+/*
+ * Guardrail findings: a series per detector and each action it can take,
+ * at 0 until it counts (rate() and dashboards see every series from the
+ * start; injection and length have nothing to redact).
+ */
 static void
 expose_security(struct buf *b, const struct region *r)
 {
@@ -1014,13 +1018,16 @@ expose_security(struct buf *b, const struct region *r)
 	    "findings, once per request per detector, by the action its "
 	    "policy took (log, redact, block, route; the answer's findings "
 	    "too).");
-	for (k = 0; r != NULL && k < DET__MAX; k++)
-		for (a = 0; a < POLICY__MAX; a++)
-			if ((n = load(&r->hdr->security[k][a])) > 0)
-				buf_printf(b, "llm_security_violations_total{"
-				    "detector=\"%s\",action=\"%s\"} %" PRIu64
-				    "\n", det_names[k], policy_action_names[a],
-				    n);
+	for (k = 0; k < DET__MAX; k++)
+		for (a = POLICY_LOG; a < POLICY__MAX; a++) {
+			n = r != NULL ? load(&r->hdr->security[k][a]) : 0;
+			if (n == 0 && a == POLICY_REDACT &&
+			    !(DET_BIT(k) & DET_SPAN_MASK))
+				continue;
+			buf_printf(b, "llm_security_violations_total{detector="
+			    "\"%s\",action=\"%s\"} %" PRIu64 "\n",
+			    det_names[k], policy_action_names[a], n);
+		}
 }
 
 int

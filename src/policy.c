@@ -394,7 +394,10 @@ policy_request(struct request *r, enum policy_route route,
 	memset(&sc, 0, sizeof(sc));
 	sc.pol = pol;
 	sc.mask = pol->scan_mask | pol->redact_mask;
-	walk(route, req, scan_one, &sc);
+	/* A policy of residency alone reads no text. */
+	if (sc.mask != 0 || pol->action[DET_INJECTION] != POLICY_OFF ||
+	    pol->action[DET_LENGTH] != POLICY_OFF)
+		walk(route, req, scan_one, &sc);
 	g->injection = sc.injection;
 	if (pol->action[DET_INJECTION] != POLICY_OFF &&
 	    sc.injection >= pol->injection_threshold)
