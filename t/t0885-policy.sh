@@ -346,6 +346,35 @@ scenario() {
 		    "$k: redact: no value in any usage row"
 	fi
 
+	# A stream's request is redacted the same; a body with more findings
+	# than one request's map holds is refused whole, never sent half done.
+	mock_clear
+	n=$(jx 'd["card"][1]' <"$TMPDIR_T/values.json")
+	out=$(gw_curl -H "Authorization: Bearer $red" -H 'Content-Type: application/json' --data-binary \
+	    "{\"model\":\"gonly\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"pay with $n\"}]}" \
+	    "$GW_URL/v1/chat/completions")
+	like "$out" 'data: \[DONE\]' "$k: redact: a stream served"
+	is "$(bodies | leaked) $(mock_log | jx 'd["log"][0]["body"]["messages"][0]["content"]')" "none pay with [CARD_1]" \
+	    "$k: redact: the stream's upstream body holds the placeholder"
+	python3 -c '
+import json, sys
+print(json.dumps({"model": "gonly", "messages": [{"role": "user", "content":
+    " ".join("user%d@example.com" % i for i in range(3000))}]}))' >"$TMPDIR_T/many.json"
+	post "$red" /v1/chat/completions "$TMPDIR_T/many.json"
+	is "$STATUS $(code) $(sent gonly-up)" "400 policy_violation 1" \
+	    "$k: redact: 3000 e-mails in one body: refused, nothing sent"
+	like "$(jx 'd["error"]["message"]' <<<"$BODY")" 'too many findings' "$k: redact: saying why"
+
+	# Concurrent requests: each its own map, nothing of one in another.
+	mock_clear
+	seq 1 16 | xargs -P 8 -I{} curl -sS -o /dev/null -w '%{http_code}\n' \
+	    -H "Authorization: Bearer $red" -H 'Content-Type: application/json' \
+	    --data-binary '{"model":"gonly","messages":[{"role":"user","content":"mail conc{}.user@example.com now"}]}' \
+	    "$GW_URL/v1/chat/completions" >"$TMPDIR_T/conc.codes"
+	is "$(sort "$TMPDIR_T/conc.codes" | uniq -c | awk '{ print $1 "*" $2 }')" "16*200" "$k: 16 concurrent redactions served"
+	is "$(mock_log | jx '[e["body"]["messages"][0]["content"] for e in d["log"]].count("mail [EMAIL_1] now")') $(bodies | grep -c 'conc[0-9]*\.user')" \
+	    "16 0" "$k: each upstream body has its own [EMAIL_1], no address"
+
 	# --- block: 400 naming the detectors, nothing forwarded, recorded ------------------
 	mock_clear
 	before=$(rows blocker 400)
