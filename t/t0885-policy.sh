@@ -101,6 +101,19 @@ policy = agentpol
 [agent ops]
 tier = T1
 
+; The master key names these with X-Agent (the valgrind runs below).
+[agent vg-red]
+policy = redactall
+
+[agent vg-blk]
+policy = blocker
+
+[agent vg-ru]
+policy = ruonly
+
+[agent vg-rt]
+policy = router
+
 [policy defpol]
 email = log
 
@@ -459,5 +472,29 @@ print(json.dumps({"model": "gonly", "messages": [{"role": "user", "content":
 }
 
 for_each_server "$CONF" scenario
+
+# The policy step under valgrind, one CGI request each: redact (every kind
+# of text part), block, residency refused, route. No invalid access and
+# nothing definitely or indirectly lost.
+vg() {	# LABEL AGENT BODY-FILE STATUS [PATH]
+	local log=$TMPDIR_T/vg.$1 out
+	out=$(env REQUEST_METHOD=POST REQUEST_URI=${5:-/v1/chat/completions} \
+	    CONTENT_LENGTH=$(wc -c <"$3") HTTP_AUTHORIZATION="Bearer $LLMGATE_MASTER_KEY" \
+	    HTTP_X_AGENT="$2" LLMGATE_CONFIG="$CONF" \
+	    valgrind --suppressions="$top_srcdir/t/valgrind.supp" --leak-check=full \
+	    --errors-for-leak-kinds=definite,indirect --error-exitcode=99 --log-file="$log" \
+	    "$LLMGATE" <"$3" 2>"$log.stderr")
+	is "$?" 0 "valgrind $1: exit status"
+	like "$(cat "$log")" 'ERROR SUMMARY: 0 errors' "valgrind $1: no errors"
+	like "$out" "^Status: $4" "valgrind $1: answered $4"
+}
+printf '{"model":"gonly","messages":[{"role":"user","content":"Это конфиденциально"}]}' >"$TMPDIR_T/conf.json"
+vg redact vg-red "$TMPDIR_T/chat.json" 200
+vg block vg-blk "$TMPDIR_T/chat.json" 400
+vg residency vg-ru "$TMPDIR_T/chat.json" 403
+vg route vg-rt "$TMPDIR_T/conf.json" 403
+vg embeddings vg-red "$TMPDIR_T/emb.json" 200 /v1/embeddings
+vg image-block vg-blk "$TMPDIR_T/img.json" 400 /v1/images/generations
+vg image-residency vg-ru "$TMPDIR_T/img.json" 403 /v1/images/generations
 
 done_testing
