@@ -285,6 +285,10 @@ bad tier-policy "policy = nosuch" '\[tier T9\] policy: no \[policy nosuch\]' "[t
 bad agent-policy "policy = nosuch" '\[agent a9\] policy: no \[policy nosuch\]' "[agent a9]" "policy = nosuch"
 bad detectors "output_detectors = email injection" 'output_detectors: "injection" is not a detector of text spans' \
     "[policy p5]" "output_detectors = email injection"
+bad pattern "injection_pattern = 60 a* b" "injection_pattern: 'a\\*': two letters at least before the star" \
+    "[policy p7]" "injection_pattern = 60 a* b"
+bad weight "injection_pattern = 5000 ignore rules" 'injection_pattern: expected "WEIGHT PATTERN"' \
+    "[policy p8]" "injection_pattern = 5000 ignore rules"
 bad unknown-key "colour = red" 'unknown key "colour" in \[policy p6\]' "[policy p6]" "colour = red"
 
 # --- keys and precedence: key > agent > tier > default ---------------------------
