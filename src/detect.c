@@ -731,17 +731,32 @@ ipv4_at(const unsigned char *s, size_t n, size_t i)
 	return j - i;
 }
 
+/* "/24" after an address: its prefix length, part of the span. */
+static size_t
+cidr(const unsigned char *s, size_t n, size_t j)
+{
+	size_t	 k;
+
+	if (j + 1 >= n || s[j] != '/' || !isdig(s[j + 1]))
+		return 0;
+	for (k = j + 1; k < n && isdig(s[k]) && k - j <= 3; k++)
+		;
+	return k - j <= 3 && num_end_ok(s, n, k) ? k - j : 0;
+}
+
 static size_t
 m_ipv4(const unsigned char *s, size_t n, size_t i)
 {
 	size_t	 len = ipv4_at(s, n, i);
 
+	if (len > 0 && cidr(s, n, i + len) > 0)
+		return len + cidr(s, n, i + len);
 	if (len == 0 || !num_end_ok(s, n, i + len))
 		return 0;
 	if (i + len + 1 < n && (s[i + len] == '.' || s[i + len] == '-') &&
 	    isalnum_(s[i + len + 1]))
 		return 0;
-	return len;
+	return len + cidr(s, n, i + len);
 }
 
 /* Full (8 groups) and compressed ("::") forms, an IPv4 tail allowed. */
@@ -800,6 +815,8 @@ m_ipv6(const unsigned char *s, size_t n, size_t i)
 		return 0;
 	if (j < n && (s[j] == ':' || word_at(s, n, j)))
 		return 0;
+	if (cidr(s, n, j) > 0)
+		return j - i + cidr(s, n, j);
 	if (!num_end_ok(s, n, j))
 		return 0;
 	return j - i;
@@ -1027,26 +1044,28 @@ m_prefixed(const unsigned char *s, size_t n, size_t i)
 	return e > i ? e - i : 0;
 }
 
-/* Entropy enough for a value after "password=": two classes, 8 bytes. */
+/*
+ * A value after "password=" that looks like a secret, not like code or
+ * a word: 8 bytes or more, letters and digits mixed (or upper and lower
+ * case), not a shell variable, not a function called.
+ */
 static int
-secret_value(const unsigned char *s, size_t len)
+secret_value(const unsigned char *s, size_t n, size_t i, size_t e)
 {
-	int	 lo = 0, up = 0, dg = 0, ot = 0;
+	int	 lo = 0, up = 0, dg = 0;
 	size_t	 k;
 
-	if (len < 8)
+	if (e - i < 8 || s[i] == '$' || (e < n && s[e] == '('))
 		return 0;
-	for (k = 0; k < len; k++) {
+	for (k = i; k < e; k++) {
 		if (s[k] >= 'a' && s[k] <= 'z')
 			lo = 1;
 		else if (isup(s[k]))
 			up = 1;
 		else if (isdig(s[k]))
 			dg = 1;
-		else
-			ot = 1;
 	}
-	return lo + up + dg + ot >= 2;
+	return (dg && (lo || up)) || (lo && up);
 }
 
 /* The name before "=" / ":" ends at e (exclusive): a secret's name? */
@@ -1106,38 +1125,51 @@ m_keyvalue(const unsigned char *s, size_t n, size_t i)
 		j--;
 	for (sp = 0; j > 0 && s[j - 1] == ' ' && sp < 4; sp++)
 		j--;
-	e = tok_end(s, n, i);
-	if (e <= i)
-		return 0;
-	if (sp > 0 && j >= 6 && (j == 6 || !word_before(s, n, j - 6)) &&
-	    stem_at(s, n, j - 6, "bearer"))
-		return e - i >= 16 ? e - i : 0;
+	if (sp > 0 && j >= 6 && (s[j - 1] | 0x20) == 'r' &&
+	    !word_before(s, n, j - 6) && stem_at(s, n, j - 6, "bearer")) {
+		e = tok_end(s, n, i);
+		return e >= i + 16 && s[i] != '$' ? e - i : 0;
+	}
 	if (j == 0 || (s[j - 1] != '=' && s[j - 1] != ':'))
+		return 0;
+	if ((e = tok_end(s, n, i)) <= i)
 		return 0;
 	j--;
 	while (j > 0 && s[j - 1] == ' ' && i - j < 16)
 		j--;
 	if (j > 0 && (s[j - 1] == '"' || s[j - 1] == '\''))
 		j--;
-	if (!secret_name(s, n, j) || !secret_value(s + i, e - i))
+	if (!secret_name(s, n, j) || !secret_value(s, n, i, e))
 		return 0;
 	return e - i;
 }
 
-/* "-----BEGIN ... PRIVATE KEY-----" through its END line (or the text's end). */
+/*
+ * "-----BEGIN [A-Z ]*PRIVATE KEY-----" (or "... PRIVATE KEY BLOCK-----")
+ * ending its line, through its END line, or to the text's end when the
+ * END line is missing (a key pasted in part is still a key).
+ */
 static size_t
 m_pem(const unsigned char *s, size_t n, size_t i)
 {
 	const unsigned char	*p, *q;
-	size_t			 j, lim;
+	size_t			 j;
 
 	if (!has(s, n, i, "-----BEGIN "))
 		return 0;
-	lim = i + 80 < n ? i + 80 : n;
-	for (j = i + 11; j < lim && s[j] != '\n'; j++)
-		if (has(s, n, j, "PRIVATE KEY"))
-			break;
-	if (j >= lim || s[j] == '\n')
+	for (j = i + 11; j < n && j - i < 64 && !has(s, n, j, "PRIVATE KEY");
+	    j++)
+		if (!isup(s[j]) && s[j] != ' ')
+			return 0;
+	if (!has(s, n, j, "PRIVATE KEY"))
+		return 0;
+	j += 11;
+	if (has(s, n, j, " BLOCK"))
+		j += 6;
+	if (!has(s, n, j, "-----"))
+		return 0;
+	j += 5;
+	if (j < n && !isblank_(s[j]))
 		return 0;
 	p = memmem(s + j, n - j, "-----END ", 9);
 	if (p == NULL)
@@ -1359,6 +1391,19 @@ numtail(const unsigned char *s, size_t b, size_t e)
 	return q;
 }
 
+/*
+ * The tail a stream holds back: from the earliest of (a) the last token
+ * when the text does not end with a blank (any word may still become an
+ * e-mail's local part, a card's last group, a longer word); (b) a number
+ * written in groups joined by single spaces ("4276 1234 ", "+7 (912) ",
+ * "GB82 WEST "), which the next group may continue; (c) the first words
+ * of a keyword phrase ("коммерческая "); (d) a private key's BEGIN line
+ * without its END. Whatever a longer text could still make a span starts
+ * at or after this point, so a stream that releases only the text before
+ * it releases what the whole text would. Context that is not part of a
+ * span (a passport's "серия", a secret's "password=") is not held: the
+ * stream keeps some released text to look back at.
+ */
 size_t
 det_hold(const struct det_rules *r, unsigned mask, const char *text,
     size_t n)

@@ -81,7 +81,11 @@ map_get(struct redact_map *m, enum det_kind kind, const char *v, size_t len,
 static int
 placeholder(struct buf *out, enum det_kind kind, unsigned num)
 {
-	return buf_printf(out, "[%s_%u]", det_labels[kind], num);
+	char	 ph[PH_MAX + 8];
+	int	 len;
+
+	len = snprintf(ph, sizeof(ph), "[%s_%u]", det_labels[kind], num);
+	return buf_append(out, ph, (size_t)len);
 }
 
 int
@@ -238,6 +242,30 @@ ph_hold(const struct redact_map *m, const char *s, size_t n, size_t from)
 	return 0;
 }
 
+/*
+ * The cut moved past a placeholder it would split: a hold capped at
+ * DET_HOLD_MAX (a long run without blanks) may end inside one.
+ */
+static size_t
+ph_whole(const struct redact_map *m, const char *s, size_t from, size_t cut,
+    size_t n)
+{
+	const char	*p;
+	size_t		 b, len;
+	enum det_kind	 kind;
+	unsigned	 num;
+
+	if (m == NULL || m->n == 0)
+		return cut;
+	b = cut - from > PH_MAX ? cut - PH_MAX : from;
+	if ((p = memrchr(s + b, '[', cut - b)) == NULL)
+		return cut;
+	len = parse_ph(p, n - (size_t)(p - s), &kind, &num);
+	if (len > 0 && (size_t)(p - s) + len > cut && map_find(m, kind, num))
+		return (size_t)(p - s) + len;
+	return cut;
+}
+
 /* A secret's value continues (detect.c's tok_ch). */
 static int
 tok_ch(unsigned char c)
@@ -245,66 +273,92 @@ tok_ch(unsigned char c)
 	return c > ' ' && c < 0x7F && strchr("\"'`,;:<>&()[]{}\\|", c) == NULL;
 }
 
-/* Keep held[from..len) only, with no context before it. */
+/*
+ * Keep held[at..len) and up to CTX_KEEP bytes before it as context: the
+ * text detect.c looks back at (word boundaries, a passport's "серия", a
+ * secret's name) though it was released or dropped already.
+ */
 static void
-held_keep(struct redact_stream *st, size_t from)
+held_ctx(struct redact_stream *st, size_t at)
 {
-	memmove(st->held.data, st->held.data + from, st->held.len - from);
-	st->held.len -= from;
-	if (st->held.data != NULL)
-		st->held.data[st->held.len] = '\0';
-	st->ctx = 0;
+	char	*s = st->held.data;
+	size_t	 c0;
+
+	c0 = at > CTX_KEEP ? at - CTX_KEEP : 0;
+	while (c0 < at && (s[c0] & 0xC0) == 0x80)
+		c0++;
+	memmove(s, s + c0, st->held.len - c0);
+	st->held.len -= c0;
+	s[st->held.len] = '\0';
+	st->ctx = at - c0;
 }
 
 /*
  * Inside a secret too long to hold (SW_TOKEN: a token; SW_PEM: a private
- * key, until "-----END ...-----"): drop it. held has the bytes not
- * looked at yet; on leaving, held has the text after the secret.
+ * key, until "-----END ...-----"): drop it. held[ctx..) are the bytes not
+ * looked at yet; on leaving, the text after the secret.
  */
 static void
 swallow(struct redact_stream *st)
 {
 	struct buf	*h = &st->held;
 	const char	*p;
-	size_t		 k, lim, nl;
+	size_t		 k, b, lim, nl;
 
 	switch (st->swallow) {
 	case SW_TOKEN:
-		for (k = 0; k < h->len && tok_ch((unsigned char)h->data[k]); k++)
+		/* Up to the token's end; its trailing dots are the sentence's
+		   (detect.c's tok_end), so they wait for what follows them. */
+		for (k = st->ctx; k < h->len && tok_ch((unsigned char)h->data[k]);
+		    k++)
 			;
-		held_keep(st, k);
-		if (h->len > 0)
+		for (nl = k; nl > st->ctx && h->data[nl - 1] == '.'; nl--)
+			;
+		if (k < h->len)		/* the token ended in held */
 			st->swallow = SW_NONE;
+		held_ctx(st, nl);
 		return;
 	case SW_PEM:
-		if (h->len == 0)
-			return;
-		if ((p = memmem(h->data, h->len, "-----END ", 9)) == NULL) {
-			held_keep(st, h->len > 8 ? h->len - 8 : 0);
+		/* The marker may have begun in the last bytes looked at. */
+		b = st->ctx > 8 ? st->ctx - 8 : 0;
+		if ((p = memmem(h->data + b, h->len - b, "-----END ", 9)) ==
+		    NULL) {
+			held_ctx(st, h->len);
 			return;
 		}
-		held_keep(st, (size_t)(p - h->data) + 9);
+		held_ctx(st, (size_t)(p - h->data) + 9);
 		st->swallow = SW_PEM_END;
 		/* FALLTHROUGH */
 	case SW_PEM_END:
 		/* detect.c's m_pem: "-----" within 80 bytes of the END marker,
-		   on its line, or the key runs to the text's end. */
-		p = memchr(h->data, '\n', h->len);
-		nl = p != NULL ? (size_t)(p - h->data) : h->len;
+		   on its line, or the key runs to the text's end. held[ctx..)
+		   starts right after the marker until this is decided. */
+		b = st->ctx;
+		p = memchr(h->data + b, '\n', h->len - b);
+		nl = p != NULL ? (size_t)(p - h->data) - b : h->len - b;
 		lim = nl < 71 ? nl : 71;
-		for (k = 0; k < lim && k + 5 <= h->len; k++)
-			if (memcmp(h->data + k, "-----", 5) == 0) {
-				held_keep(st, k + 5);
+		for (k = 0; k < lim && b + k + 5 <= h->len; k++)
+			if (memcmp(h->data + b + k, "-----", 5) == 0) {
 				st->swallow = SW_NONE;
+				held_ctx(st, b + k + 5);
 				return;
 			}
-		if (p != NULL || h->len >= 75)
+		if (p != NULL || h->len - b >= 75)
 			st->swallow = SW_ALL;
 		return;
 	case SW_ALL:
-		held_keep(st, h->len);
+		held_ctx(st, h->len);
 		return;
 	}
+}
+
+/* s[end..n) is empty or dots: a token may go on after them. */
+static int
+dots_to_end(const char *s, size_t end, size_t n)
+{
+	while (end < n && s[end] == '.')
+		end++;
+	return end == n;
 }
 
 /* Released raw text, its placeholders restored. */
@@ -324,7 +378,7 @@ process(struct redact_stream *st, struct buf *out, int final)
 	struct det_span	 sp[SPANS];
 	const char	*s;
 	const char	*p;
-	size_t		 n, from, hold, h2, cut, pos, scan, got, k, i, end, c0;
+	size_t		 n, from, hold, h2, cut, pos, scan, got, k, i, end;
 	size_t		 foff = 0;
 	int		 rc, forced = 0;
 
@@ -348,6 +402,8 @@ process(struct redact_stream *st, struct buf *out, int final)
 			hold = n - from;
 	}
 	cut = n - hold;
+	if (cut < n)
+		cut = ph_whole(st->map, s, from, cut, n);
 	pos = scan = from;
 	for (;;) {
 		got = st->mask ? det_scan_from(st->rules, st->mask, s, n, scan,
@@ -365,7 +421,8 @@ process(struct redact_stream *st, struct buf *out, int final)
 				}
 				/* Too long to hold: it is what it is now. */
 				cut = end;
-				forced = end == n && sp[i].kind == DET_SECRET;
+				forced = sp[i].kind == DET_SECRET &&
+				    dots_to_end(s, end, n);
 				foff = sp[i].off;
 			}
 			if ((rc = release(st, s + pos, sp[i].off - pos, out)) != 0)
@@ -393,24 +450,18 @@ done:
 		/* The rest of the secret is dropped as it comes. */
 		if (s[foff] != '-') {
 			st->swallow = SW_TOKEN;
-			held_keep(st, cut);
+			held_ctx(st, cut);
 		} else if ((p = memmem(s + foff + 11, cut - foff - 11,
 		    "-----END ", 9)) != NULL) {
 			st->swallow = SW_PEM_END;
-			held_keep(st, (size_t)(p - s) + 9);
+			held_ctx(st, (size_t)(p - s) + 9);
 		} else {
-			/* "-----END " may have begun in the span's last bytes. */
 			st->swallow = SW_PEM;
-			held_keep(st, cut - 8);
+			held_ctx(st, cut);
 		}
 		return 0;
 	}
-	/* Keep CTX_KEEP released bytes before the held ones as context. */
-	c0 = cut > CTX_KEEP ? cut - CTX_KEEP : 0;
-	while (c0 < cut && (s[c0] & 0xC0) == 0x80)
-		c0++;
-	held_keep(st, c0);
-	st->ctx = cut - c0;
+	held_ctx(st, cut);
 	return 0;
 }
 
@@ -437,8 +488,6 @@ redact_stream_finish(struct redact_stream *st, struct buf *out)
 	if (st->stopped)
 		return 1;
 	rc = process(st, out, 1);
-	if (st->swallow != SW_NONE)
-		held_keep(st, st->held.len);
 	buf_reset(&st->held);
 	st->ctx = 0;
 	return rc;

@@ -71,6 +71,7 @@ t_phone(void)
 	found("89123456789", "phone=89123456789");
 	found("+79123456789.", "phone=+79123456789");
 	found("8 (495) 123 45 67", "phone=8 (495) 123 45 67");
+	found("8 800 555-35-35", "phone=8 800 555-35-35");
 	found("+44 20 7946 0958", "phone=+44 20 7946 0958");
 	found("call +1-202-555-0143 now", "phone=+1-202-555-0143");
 	none("+7 (123) 345-67-89");		/* no such Russian area */
@@ -162,6 +163,8 @@ t_ip(void)
 	found("[2001:db8::8a2e:370:7334]", "ip=2001:db8::8a2e:370:7334");
 	found("::1", "ip=::1");
 	found("::ffff:192.0.2.1", "ip=::ffff:192.0.2.1");
+	found("allow 10.0.0.0/8, 2001:db8::/32.", "ip=10.0.0.0/8|ip=2001:db8::/32");
+	none("10.0.0.0/8/9");
 	none("version 1.2.3");
 	none("1.2.3.4.5");
 	none("v1.2.3.4");
@@ -196,6 +199,15 @@ t_secret(void)
 	found(pem, "secret=-----BEGIN RSA PRIVATE KEY-----\nMIIEow\nAAA=\n-----END RSA PRIVATE KEY-----");
 	found("-----BEGIN PRIVATE KEY-----\nMIIE", "secret=-----BEGIN PRIVATE KEY-----\nMIIE");
 	none("-----BEGIN CERTIFICATE-----\nMIIE\n-----END CERTIFICATE-----");
+	none("/* \"-----BEGIN ... PRIVATE KEY-----\" through its END line */");
+	none("the -----BEGIN RSA PRIVATE KEY-----line");
+	found("-----BEGIN OPENSSH PRIVATE KEY----- b3Blbn -----END OPENSSH PRIVATE KEY-----",
+	    "secret=-----BEGIN OPENSSH PRIVATE KEY----- b3Blbn -----END OPENSSH PRIVATE KEY-----");
+	none("secret = secret_resolve(ref, why);");
+	none("pc.api_key = provider_key_secret(&c->key);");
+	none("token = token_ok(handler)");
+	none("Authorization: Bearer $LLMGATE_MASTER_KEY");
+	none("password = correcthorse");
 	none("sk-short");
 	none("ask-abcdefghijklmnopqrstuvwxyz12");
 	none("the token: a word");

@@ -73,6 +73,19 @@ t_limits(void)
 	is_int(m.n, REDACT_MAX_ENTRIES, "the map stopped at its limit");
 	redact_map_free(&m);
 	buf_free(&out);
+	/* A value bigger than REDACT_MAX_BYTES: a private key of 300 KB. */
+	buf_reset(&in);
+	buf_init(&out, 1 << 22);
+	buf_puts(&in, "-----BEGIN PRIVATE KEY-----\n");
+	for (k = 0; k < 300 * 1024 / 64; k++)
+		buf_puts(&in, "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj\n");
+	buf_puts(&in, "-----END PRIVATE KEY-----\n");
+	redact_map_init(&m);
+	is_int(redact_text(R, ALL, &m, in.data, in.len, &out, NULL), BUF_TOOBIG,
+	    "a value over REDACT_MAX_BYTES: refused");
+	is_int(m.n, 0, "nothing held of it");
+	redact_map_free(&m);
+	buf_free(&out);
 	/* Out's own cap. */
 	buf_init(&out, 10);
 	redact_map_init(&m);
@@ -148,7 +161,7 @@ done:
 	return rc;
 }
 
-static char	 pem[2048], longtok[600];
+static char	 pem[2048], longtok[700];
 
 static const char *texts[] = {
 	"Hi [EMAIL_1], your card 4111 1111 1111 1111 is on file; call +7 (912) "
@@ -338,11 +351,20 @@ t_stream(void)
 		n += (size_t)snprintf(pem + n, sizeof(pem) - n,
 		    "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun%02zu\n", k);
 	snprintf(pem + n, sizeof(pem) - n, "-----END RSA PRIVATE KEY-----\nthen 10.0.0.1 ok");
-	n = (size_t)snprintf(longtok, sizeof(longtok), "tok sk-");
+	n = (size_t)snprintf(longtok, sizeof(longtok), "tok sk-Ab3dE6gH9kXy3dE6gH9kZ");
 	for (k = 0; k < 40; k++)
-		n += (size_t)snprintf(longtok + n, sizeof(longtok) - n, "Ab3dE6gH9k");
-	snprintf(longtok + n, sizeof(longtok) - n, " then a@b.io");
+		n += (size_t)snprintf(longtok + n, sizeof(longtok) - n, "Ab3dE.6gH9k");
+	snprintf(longtok + n, sizeof(longtok) - n, ".. Then a@b.io");
 
+	{
+		struct det_span	 sp[2];
+
+		ok(det_scan(R, ALL, pem, strlen(pem), sp, 2) == 2 &&
+		    sp[0].len > 2 * DET_HOLD_MAX, "a private key longer than the window");
+		ok(det_scan(R, ALL, longtok, strlen(longtok), sp, 2) == 2 &&
+		    sp[0].len > DET_HOLD_MAX && longtok[sp[0].off + sp[0].len] == '.',
+		    "a token longer than the window, its sentence's dots not in it");
+	}
 	for (k = 0; k < sizeof(texts) / sizeof(*texts); k++)
 		for (mode = REDACT_OUT_OFF; mode <= REDACT_OUT_STOP; mode++)
 			t_stream_text(texts[k], (int)k, (enum redact_out)mode);
@@ -357,6 +379,14 @@ t_stream(void)
 	redact_stream_feed(&st, "1] now", 6, &out);
 	redact_stream_finish(&st, &out);
 	is_str(out.data, "Mail client@example.com now", "restored across events");
+	redact_stream_free(&st);
+
+	/* A placeholder's start at the end is released as it is. */
+	buf_reset(&out);
+	redact_stream_init(&st, R, &MAP, ALL, REDACT_OUT_REDACT);
+	redact_stream_feed(&st, "see [EMAIL_", 11, &out);
+	redact_stream_finish(&st, &out);
+	is_str(out.data, "see [EMAIL_", "an unfinished placeholder at the end, as it is");
 	redact_stream_free(&st);
 
 	/* A card over three events is found (REDACT), the text before it
