@@ -75,7 +75,7 @@
 #define WORD_BYTES	64	/* folded bytes kept of one word */
 #define RING		64	/* words a match may span */
 #define WORD_CP		48	/* code points kept of one word */
-#define MATCH_STEPS	256	/* words one match attempt may read */
+#define MATCH_STEPS	64	/* words one match attempt may try */
 #define BLOB_MIN	20	/* base64 characters of a blob */
 #define HEX_MIN		32
 #define DEC_MAX		1536	/* decoded bytes scored of one blob */
@@ -90,6 +90,7 @@ struct alt {
 struct term {
 	uint8_t		 gap;		/* words allowed before this term */
 	uint8_t		 nalt;
+	uint64_t	 first[4];	/* the alternatives' first bytes */
 	struct alt	 alt[INJ_ALTS];
 };
 
@@ -99,15 +100,22 @@ struct pat {
 	int		 bol;		/* ^ */
 	size_t		 nterm;		/* 0: a literal of litlen bytes */
 	size_t		 litlen;
+	size_t		 anchor;	/* the literal's byte memchr looks for */
 	struct term	 term[INJ_TERMS];
 	size_t		 npool;
 	char		 pool[INJ_POOL];
 };
 
-/* A word pattern's first-term alternative, in the index. */
+/*
+ * A word pattern's first-term alternative, in the index, with enough of
+ * it to turn most words away without reading the pattern.
+ */
 struct entry {
 	uint16_t	 id;
-	uint16_t	 alt;
+	uint8_t		 alt;
+	uint8_t		 len;
+	uint8_t		 prefix;
+	unsigned char	 head[3];	/* its first bytes */
 };
 
 #define NBK	1024	/* index buckets: a hash of a word's first two letters */
@@ -174,9 +182,29 @@ static const struct {
 	const char	*pattern;
 } builtin[] = {
 	/* Instruction override, English. */
-	{ 60, "override: ignore|disregard|forget|override|bypass|skip|drop|discard|abandon|neglect|dismiss|overwrite|erase * previous|prior|above|earlier|preceding|foregoing|initial|original|old|former|system|developer|existing|given|received * instruction*|direction*|directive*|rules|prompt*|guideline*|constraint*|restriction*|command*|programming|orders|guidance|training|setup" },
-	{ 45, "override: ignore|disregard|forget|override|bypass|discard|abandon|neglect|dismiss * any|all|every * instruction*|direction*|directive*|rules|prompt*|guideline*|constraint*|restriction*|programming" },
+	{ 60, "override: ignore|ignores|ignoring|disregard|disregards|disregarding|forget|forgets|forgetting|override|bypass|skip|drop|discard|abandon|neglect|dismiss|overwrite|erase|throw|toss|scrap|ditch * previous|prior|above|earlier|preceding|foregoing|initial|original|old|former|system|developer|existing|given|received|other * instruction*|direction*|directive*|rules|prompt*|guideline*|constraint*|restriction*|command*|programming|orders|guidance|training|setup" },
+	{ 45, "override: ignore|ignores|ignoring|disregard|disregards|disregarding|forget|forgets|override|overrides|bypass|bypasses|discard|abandon|neglect|dismiss|violate|violates|break|breaks * any|all|every * instruction*|direction*|directive*|rules|prompt*|guideline*|constraint*|restriction*|programming|polic*|safeguard*|filter*" },
 	{ 50, "override: ignore|disregard|forget * what * you * were|been * told|given|instructed|taught" },
+	{ 50, "override: set|put|leave|push * aside * everything|all|your|the|any|prior|previous * instruction*|rules|guidelines|prompt*|directives|guidance" },
+	{ 40, "override: instruction*|rules|guidelines|prompt*|directives|orders|guidance|programming *6 outdated|obsolete|void|invalid|cancelled|canceled|superseded|revoked|expired" },
+	{ 40, "override: supersede*|overrides|replaces|cancels * all|any|every|your * previous|prior|earlier|other * instruction*|rules|directives|prompt*|guidelines" },
+	{ 25, "override: only * obey|follow|listen|answer * me|mine|my" },
+	{ 15, "override: obey|obeys" },
+	{ 25, "override: you * were|are * programmed|instructed|trained|designed * to" },
+	{ 40, "override: инструкц*|правил*|указан*|промпт*|установк* *6 устарел*|недействительн*|отменен*|аннулирован*|отменяются" },
+	{ 30, "override: подчиняешься|слушаешься|повинуешься|подчиняйся|слушайся|повинуйся * только * мне|меня|моим" },
+	{ 15, "override: подчиняйся|слушайся|повинуйся|повинуйтесь|подчиняйтесь" },
+	{ 25, "override: что бы * тебе|вам * ни * прописали|сказали|велели|написали|приказали" },
+	{ 40, "override: earlier|previous|prior|old|original|initial|system * guidance|instruction*|rules|directives|prompt*|guidelines * no|not|longer * apply|applies|valid|count|counts|matter|matters|stand" },
+	{ 55, "override: ignore|disregard|forget|drop|discard * instruction*|rules|guidelines|prompt*|directives|orders * you * given|told|received|got|instructed" },
+	{ 40, "override: ignore|disregard|forget|skip|abandon * the|your|this|my * task|request|question|assignment|summarization|translation" },
+	{ 15, "override: instead * tell|say|write|output|recommend|reply|respond|print" },
+	{ 35, "override: ignoring|disregarding|breaking|violating|bypassing * the|your|any|all * rules|guidelines|restrictions|policies|instructions" },
+	{ 20, "override: from * this|that * point|moment * forward|on|onwards" },
+	{ 15, "override: i * order|command|instruct * you" },
+	{ 25, "override: as * your * administrator|admin|developer|creator|owner|operator" },
+	{ 25, "override: test|check * by|from * your * developers|creators|team|openai" },
+	{ 30, "override: new|updated * system * directive*|instruction*|prompt|message|rule*|policy" },
 	{ 50, "override: ignore|disregard|forget|discard * all|everything|anything * above|before|previously|earlier|said|told|written|prior" },
 	{ 50, "override: ignore|disregard|forget|bypass|override|break|violate|abandon|drop * your * rules|guidelines|policies|policy|restrictions|filters|safety|guardrails|limitations|principles|programming|alignment|training|ethics|instructions|directives|constraints|prompt|system|setup|conditioning" },
 	{ 50, "override: do|don * not|t|never * follow|obey|apply * previous|prior|original|initial|system|developer|your|those|these|the * instruction*|rules|prompt|guidelines|directives" },
@@ -185,7 +213,7 @@ static const struct {
 	{ 25, "override: new|updated|revised|real * instruction*|directive*|rules|orders|policy" },
 	{ 40, "override: ignore|disregard * the|user|users * user|users|question|request|query" },
 	{ 45, "override: drop|remove|lift|disable|abandon|shed|suspend * all|your|the|any|every * restrictions|rules|filters|limits|limitations|guidelines|safeguards|guardrails|constraints" },
-	{ 30, "override: restrictions|filters|rules|safety|safeguards|guardrails|limits|censorship * are|is|were|been * disabled|lifted|removed|off|suspended|gone|deactivated" },
+	{ 30, "override: restrictions|filters|rules|safety|safeguards|guardrails|limits|censorship|moderation|layer * disabled|lifted|removed|off|suspended|gone|deactivated" },
 	{ 25, "override: user|users|requester|sender * is|are * trusted|authorized|authorised|verified|admin|administrator|privileged|root" },
 	{ 25, "override: пользовател*|собеседник* * доверенн*|проверенн*|авторизован*|администратор*|привилегированн*" },
 	{ 30, "override: ограничен*|фильтр*|правила|цензур*|запрет* * отключен*|сняты|снят*|убраны|отменен*|недействительн*|деактивирован*" },
@@ -200,8 +228,19 @@ static const struct {
 	{ 40, "override: instead * follow|obey|execute * these|my|following * instruction*|rules|commands|orders|directives" },
 	{ 40, "override: previous|above|prior|earlier|original * instruction*|directives|rules|prompt * are|is|were * void|cancelled|canceled|obsolete|invalid|revoked|null|outdated|overridden|wrong|fake|longer" },
 	/* Instruction override, Russian. */
-	{ 60, "override: игнорир*|проигнорир*|забуд*|забыть|забуду|отбрось|отбросьте|отбросить|пренебреги|пренебрегите|отключи|отмени|сбрось|сбросьте|выкинь|выбрось|отложи * предыдущ*|прежн*|выш*|вышеуказ*|вышеизлож*|ранее|ранн*|изначальн*|исходн*|систем*|стар*|прошл*|данн*|свои|своих|твои|ваши|полученн*|заданн*|прописанн* * инструкц*|указан*|правил*|ограничен*|директив*|команд*|установк*|промпт*|настройк*|запрет*|предписан*|требовани*" },
+	{ 60, "override: игнорир*|проигнорир*|забуд*|забыть|забуду|отбрось|отбросьте|отбросить|пренебреги|пренебрегите|отключи|отмени|сбрось|сбросьте|выкинь|выбрось|отложи * предыдущ*|прежн*|выш*|вышеуказ*|вышеизлож*|ранее|ранн*|изначальн*|исходн*|систем*|стар*|прошл*|данн*|свои|своих|твои|ваши|полученн*|заданн*|прописанн*|остальн*|други* * инструкц*|указан*|правил*|ограничен*|директив*|команд*|установк*|промпт*|настройк*|запрет*|предписан*|требовани*" },
 	{ 50, "override: не учитывай|учитывайте|принимай * инструкц*|указан*|правил*|ограничен*|директив*|промпт*|установк*" },
+	{ 45, "override: предыдущ*|прежн*|прошл*|стар*|изначальн* * инструкц*|правил*|указан*|ограничен* * больше|не * действуют|действительн*|применя*" },
+	{ 20, "override: главный|главная * тут|здесь|теперь * я" },
+	{ 55, "override: забудь|игнорируй|проигнорируй|отбрось * инструкц*|правил*|указан* * тебе|ты * дали|дал|задали|получил*" },
+	{ 40, "override: игнорир*|проигнорир*|забудь|отбрось * задачу|задание|запрос|просьбу" },
+	{ 40, "override: не выполняй|отвечай * на * запрос*|вопрос*|просьб*|задач*" },
+	{ 15, "override: вместо * этого|того|пересказа|перевода|ответа" },
+	{ 35, "override: не * соблюдая|следуя * правил*|инструкц*|ограничен*|запрет*" },
+	{ 35, "override: игнорируя|нарушая|обходя * правил*|инструкц*|ограничен*|запрет*" },
+	{ 25, "override: как * администратор|разработчик|создатель|владелец" },
+	{ 25, "override: приказываю|требую|велю|повелеваю * тебе|вам" },
+	{ 25, "override: проверка|тест * от * разработчик*|создател*|администрац*" },
 	{ 50, "override: откажись|откажитесь|освободись|освободитесь от * своих|всех|прежних|предыдущих|твоих|системных|любых * инструкц*|правил*|ограничен*|установок|запретов|директив*" },
 	{ 55, "override: игнорир*|проигнорир*|забуд*|забыть|отбрось|отбросьте|пренебреги|сбрось|сбросьте * все|всё|любые|всех|всеми|всем|всю * инструкц*|указан*|правил*|ограничен*|директив*|установк*|промпт*|запрет*" },
 	{ 50, "override: забуд*|забыть|игнорир*|проигнорир* * все|всё|то * что * выше|ранее|сказано|говорили|написано|учили|было|сказал*|написал*" },
@@ -222,23 +261,36 @@ static const struct {
 	{ 30, "roleplay: developer|debug|maintenance|sudo|admin|god|unrestricted|unfiltered|jailbreak|jailbroken|dan|unlocked|opposite|evil|test * mode" },
 	{ 50, "roleplay: do anything now" },
 	{ 25, "roleplay: jailbreak*|jailbroken" },
-	{ 15, "roleplay: no|without * restrictions|limits|limitations|filters|filter|censorship|boundaries|ethics|morals|guardrails|constraints|safeguards|guidelines|rules|policies" },
+	{ 15, "roleplay: no|without|zero * restrictions|limits|limitations|filters|filter|censorship|boundaries|ethics|morals|guardrails|constraints|safeguards|guidelines|rules|policies|policy" },
 	{ 40, "roleplay: longer|not|never * bound|restricted|limited|constrained|governed|controlled * by" },
 	{ 40, "roleplay: you * have|has|with * no * restrictions|rules|limits|limitations|filters|guidelines|boundaries|ethics|morals|guardrails|constraints|safeguards|policies|censorship" },
 	{ 25, "roleplay: i am|m|im * your * developer|developers|creator|creators|programmer|administrator|admin|owner|operator|maker|trainer" },
 	{ 20, "roleplay: stay|remain|staying * in * character" },
+	{ 20, "roleplay: confirm * by * saying|replying|typing|writing|answering" },
+	{ 15, "roleplay: answers|answer|respond|responds|do|does * anything|everything" },
+	{ 20, "roleplay: version * of * you|yourself" },
+	{ 35, "roleplay: as if|though * you * had|have|were * no|without" },
+	{ 30, "roleplay: i am|m|im * the * system|sys * administrator|admin|owner|operator" },
+	{ 30, "roleplay: вырвался|вырвалась|освободился|освободилась|сбежал * из|от|контроля * контроля|создател*|разработчик*|ограничен*" },
+	{ 20, "roleplay: отвечает|отвечаешь|отвечай|отвечать * на * всё|все|любые|любой" },
+	{ 35, "roleplay: будто|словно * тебя|ты|вас|вы * нет|не|без" },
+	{ 30, "roleplay: я * системный * администратор|разработчик|владелец|оператор" },
+	{ 25, "roleplay: you * will|shall * now * be|act|play|role|pretend|respond|answer" },
+	{ 30, "roleplay: unrestricted|unfiltered|uncensored|jailbroken * model|ai|assistant|version|mode|chatbot|bot|llm" },
+	{ 15, "roleplay: imagine|suppose|pretend * you * have|had|are|were * no|without" },
+	{ 15, "roleplay: представь|вообрази|допустим * что * тебя|ты" },
 	{ 30, "roleplay: you are|re * dan|stan|dude|aim|evilbot" },
 	{ 25, "roleplay: broke|broken|break|breaks|breaking|freed * free|loose * of|from" },
-	{ 25, "roleplay: never|cannot|t|not * refuse|decline" },
+	{ 25, "roleplay: never|cannot|t|not * refus*|declin*" },
 	{ 20, "roleplay: always|must * answer|respond|comply|obey" },
 	{ 25, "roleplay: можешь|можете|может * что угодно" },
 	{ 25, "roleplay: никогда|не * отказывай*|откажешь|отказываешься" },
-	{ 30, "hijack: grant|give|assign * root|sudo|superuser|admin|administrator|elevated|unrestricted * rights|access|privileges|permissions|role" },
+	{ 30, "hijack: grant|give|assign * root|sudo|superuser|admin|administrator|elevated|unrestricted|full * rights|access|privileges|permissions|role" },
 	{ 30, "hijack: grant|give * me|us * root|sudo|superuser|admin" },
 	{ 30, "hijack: выдай|дай|предоставь|назначь * мне|нам * права|доступ|роль * администратор*|root|суперпользоват*|полн*|админ*" },
 	{ 25, "hijack: skip|bypass|disable * all|any|every * check*|verification*|filter*|safeguard*|guardrail*|restriction*|validation*" },
-	{ 30, "hijack: disable|deactivate|remove|bypass|skip|turn * content|safety|moderation|security * filter*|check*|guardrail*|restriction*|polic*" },
-	{ 30, "hijack: отключи|отключите|сними|снимите|убери|уберите|выключи|выключите * фильтр*|ограничен*|цензур*|защит*|модерац*|проверк*" },
+	{ 30, "hijack: disable|deactivate|remove|bypass|skip|turn|switch|override * content|safety|moderation|security * filter*|check*|guardrail*|restriction*|polic*|mode|layer|settings|protocol*" },
+	{ 30, "hijack: отключи|отключите|сними|снимите|убери|уберите|выключи|выключите * фильтр*|ограничен*|цензур*|защит*|модерац*|проверк*|безопасн*|политик*" },
 	{ 30, "roleplay: ты|вы теперь|отныне" },
 	{ 25, "roleplay: теперь|отныне * ты|вы" },
 	{ 30, "roleplay: режим* * разработчик*|отладк*|бога|администратор*|админ*|суперпользоват*|dan|джейлбрейк*|без|неограниченн*|тестировщик*" },
@@ -246,16 +298,16 @@ static const struct {
 	{ 30, "roleplay: притвор*|представь|представьте|веди|ведите|действуй|действуйте|сыграй|сыграйте|играй|изобрази|изображай|стань|будь * нецензурн*|злой|злого|злым|свободн*|аморальн*" },
 	{ 30, "roleplay: притвор*|представь|веди|действуй|сыграй|играй|изобрази|выступ*|отвечай|говори * систем*|администратор*|разработчик*|root|ядр*" },
 	{ 30, "roleplay: ии|ассистент|бот|модель|нейросеть|chatgpt|gpt * без * ограничен*|цензур*|фильтр*|правил|морал*|этик*|тормоз*" },
-	{ 30, "roleplay: ai|assistant|bot|model|chatbot|chatgpt|gpt * without|no * restrictions|censorship|filters|rules|limits|guidelines" },
+	{ 30, "roleplay: ai|assistant|bot|model|chatbot|chatgpt|gpt * without|no|zero * restrictions|censorship|filters|rules|limits|guidelines" },
 	{ 20, "roleplay: не выходи|выходите из * роли|образа" },
 	{ 25, "roleplay: джейлбрейк*" },
 	{ 20, "roleplay: без * ограничен*|цензур*|фильтр*|правил|запрет*|морал*|этик*|тормоз*" },
-	{ 40, "roleplay: тебя|вас|ты|вы * нет|не * ограничен*|правил|запрет*|фильтр*|цензур*|связан*|связаны|обязан*" },
+	{ 40, "roleplay: тебя|вас|ты|вы * нет|не * ограничен*|правил|запрет*|фильтр*|цензур*|связан*|связаны|обязан*|политик*" },
 	{ 25, "roleplay: я * твой|ваш|тво|твои * разработчик*|создатель*|администратор*|владел*|оператор*|программист*" },
 	/* Prompt exfiltration. */
-	{ 55, "exfiltration: reveal|print|show|display|repeat|output|tell|give|share|leak|dump|recite|disclose|expose|spell|copy|paste|return|send|echo|list|provide|type|write|translate|summarize|summarise|paraphrase|rewrite|encode|explain * your * system|initial|original|hidden|secret|internal|developer|full|exact|entire|complete|first|starting|pre * prompt*|instruction*|rules|guidelines|configuration|directive*|message|context" },
-	{ 45, "exfiltration: reveal|print|show|display|repeat|output|tell|leak|dump|recite|disclose|expose|echo * your * prompt*|instructions|directives" },
-	{ 35, "exfiltration: reveal|print|show|display|repeat|output|leak|dump|recite|disclose|expose|echo * the|this * system|initial|hidden|secret|developer|internal|original|exact|full|entire|complete|real * prompt*|instruction*|message" },
+	{ 55, "exfiltration: reveal|print|show|display|repeat|output|tell|give|share|leak|dump|recite|disclose|expose|spell|copy|paste|return|send|echo|list|provide|type|write|translate|summarize|summarise|paraphrase|rewrite|encode|explain * your * system|initial|original|hidden|secret|internal|developer|full|exact|entire|complete|first|starting|pre|raw|current|whole|confidential|private * prompt*|instruction*|rules|guidelines|configuration|config|settings|setup|directive*|message|context" },
+	{ 50, "exfiltration: reveal|print|show|display|repeat|output|tell|leak|dump|recite|disclose|expose|echo|quote * your * prompt*|instructions|directives|rules|guidelines" },
+	{ 35, "exfiltration: reveal|print|show|display|repeat|output|leak|dump|recite|disclose|expose|echo * the|this * system|initial|hidden|secret|developer|internal|original|exact|full|entire|complete|real|confidential|private * prompt*|instruction*|message" },
 	{ 35, "exfiltration: prompt*|instruction*|rules * developer*|creator*|they|openai|anthropic|operator* * gave|give|wrote|provided|set|configured" },
 	{ 20, "exfiltration: above|preceding|previous|before * starting|beginning * with|from" },
 	{ 10, "exfiltration: system prompt*|message*|instruction*" },
@@ -269,12 +321,25 @@ static const struct {
 	{ 15, "exfiltration: never|not * reveal|disclose|share|tell" },
 	{ 20, "exfiltration: instructions|text|everything|prompt|rules * before|above|preceding * my|this * message|question|request" },
 	{ 35, "exfiltration: инструкц*|правил*|промпт*|указан* * тебе|вам * задали|дали|дал|установили|прописали|написали|заложили|велели" },
+	{ 35, "exfiltration: инструкц*|правил*|промпт*|указан* * написали|задали|дали|дал|прописали|заложили * тебе|вам" },
+	{ 30, "exfiltration: перед|до * началом|начала * нашего|этого * разговора|диалога|беседы|чата" },
+	{ 20, "exfiltration: процитируй|процитируйте|цитируй" },
+	{ 20, "exfiltration: выше|до * этой|этого * строки|сообщения|черты" },
+	{ 30, "exfiltration: before * this|the|our * conversation|chat|session|dialogue * started|began|begins|starts" },
+	{ 20, "exfiltration: quote * it|them|this * exactly|verbatim|word" },
+	{ 20, "exfiltration: above|before * this * line|message" },
 	{ 20, "exfiltration: перед|до * моим|моего|этим|этого * сообщени*|вопрос*|запрос*" },
+	{ 40, "exfiltration: what * did|does * your * developer*|creator*|operator|owner|admin|company * tell|told|instruct|say|ask|write" },
+	{ 40, "exfiltration: что * тебе * разработчик*|создател*|оператор*|владел*|компания" },
+	{ 35, "exfiltration: выведи|повтори|покажи|напечатай * весь|всё|все * текст|сообщени*" },
+	{ 30, "exfiltration: reveal|show|print|give|list * all|the|your * secrets|passwords|keys|credentials" },
+	{ 30, "exfiltration: раскрой|покажи|выдай|выведи * все|свои * секреты|пароли|ключи" },
+	{ 30, "exfiltration: выведи|покажи|выдай|раскрой * пароль|пароли|ключ*|токен*|секрет*" },
 	{ 40, "exfiltration: what * were|are|was * you * told|instructed|programmed|configured" },
 	{ 20, "exfiltration: verbatim" },
 	{ 20, "exfiltration: word for word" },
-	{ 55, "exfiltration: покажи|покажите|выведи|выведите|повтори|повторите|раскрой|раскройте|расскажи|скажи|перечисли|процитируй|скопируй|дай|отправь|распечатай|выдай|озвучь|напиши|напечатай|опиши|сообщи|переведи|перескажи|перефразируй|зашифруй|закодируй * свой|свои|твой|твои|твоя|твое|ваш|ваши|тебе * систем*|скрыт*|секретн*|исходн*|изначальн*|начальн*|полн*|внутренн*|промпт*|инструкц*|указан*|правил*|настройк*|подсказк*|конфигурац*|директив*" },
-	{ 35, "exfiltration: покажи|выведи|раскрой|повтори|процитируй|распечатай|озвучь|выдай * систем*|скрыт*|секретн*|исходн*|изначальн* * промпт*|инструкц*|сообщени*|подсказк*" },
+	{ 55, "exfiltration: покажи|покажите|выведи|выведите|повтори|повторите|раскрой|раскройте|расскажи|скажи|перечисли|процитируй|скопируй|дай|отправь|распечатай|выдай|озвучь|напиши|напечатай|опиши|сообщи|переведи|перескажи|перефразируй|зашифруй|закодируй * свой|свои|свою|свое|своей|твой|твои|твоя|твое|твою|твоей|ваш|ваши|вашу|тебе * систем*|скрыт*|секретн*|исходн*|изначальн*|начальн*|полн*|внутренн*|промпт*|инструкц*|указан*|правил*|настройк*|подсказк*|конфигурац*|директив*" },
+	{ 35, "exfiltration: покажи|выведи|раскрой|повтори|процитируй|распечатай|озвучь|выдай * систем*|скрыт*|секретн*|исходн*|изначальн*|конфиденциальн*|внутренн*|начальн* * промпт*|инструкц*|сообщени*|подсказк*" },
 	{ 50, "exfiltration: какие|каковы|какой|какая|что * тебя|тебе|твои|твой|ваши * инструкц*|указан*|промпт*|директив*" },
 	{ 40, "exfiltration: что * тебе|вам * сказали|написали|велели|поручили|приказали|задали" },
 	{ 40, "exfiltration: повтори|выведи|скопируй|процитируй|напечатай * весь|всё|все|текст * выше|сверху|ранее|дословно" },
@@ -288,28 +353,38 @@ static const struct {
 	{ 30, "hijack: call|invoke|run|trigger|use|execute * the|a|your * function|tool|api|plugin|endpoint|action * with|using|passing" },
 	{ 30, "hijack: execute|run * following|this|these * command*|code|script|shell|bash|powershell" },
 	{ 50, "hijack: send|post|upload|forward|exfiltrate|transmit|submit|leak|email|mail|report|copy * conversation|chat|history|messages|transcript|context|credentials|keys|password*|secret*|token*|cookie*|memory * to * http|https|ftp|email|webhook|server|address|url" },
-	{ 30, "hijack: send|post|upload|forward|exfiltrate|transmit|submit|leak|email|mail|report|copy * data|summary|everything|files * to * http|https|ftp|email|webhook|server|address|url" },
-	{ 35, "hijack: send|post|upload|forward|exfiltrate|transmit|leak|email|mail *4 credentials|keys|password*|secrets|tokens|cookies|conversation|history|messages|emails|chats * to" },
+	{ 30, "hijack: send|post|upload|forward|exfiltrate|transmit|submit|leak|email|mail|report|copy * data|summary|everything|files|output|result|results|response * to * http|https|ftp|email|webhook|server|address|url" },
+	{ 35, "hijack: send|post|upload|forward|exfiltrate|transmit|leak|email|mail *4 credentials|keys|password*|secrets|tokens|cookies|conversation|history|messages|emails|chats|inbox|mailbox|mail|contacts|files|documents * to" },
 	{ 10, "hijack: silently|secretly|covertly|quietly|незаметно|тайно|втихую" },
 	{ 15, "hijack: continue|proceed * normally|usual|nothing" },
 	{ 20, "hijack: без * ведома|подтверждения|разрешения|согласия|уведомления" },
 	{ 25, "hijack: tool|function|api * with|using|passing *9 conversation|history|credential*|password*|secret*|token*|cookie*|emails" },
 	{ 20, "hijack: execute|run * on * the|your|this * server|machine|host|system" },
 	{ 25, "hijack: when|if|whenever|once * you|ai|assistant|model * read|reads|see|sees|process|processes|summarize|summarizes|encounter * this|these" },
-	{ 20, "hijack: use * the|your * browser|web|fetch|http|email|shell|terminal|code * tool|tools|function|plugin" },
+	{ 15, "hijack: paste|print|output|dump * its|the|their * contents|content" },
+	{ 25, "hijack: role * system * content" },
+	{ 25, "hijack: когда|если|как только * прочитаешь|прочтешь|увидишь|обработаешь|получишь * это|этот|эту|эти" },
+	{ 25, "hijack: если * читает|обрабатывает|видит|анализирует * нейросеть|ии|модель|ассистент|бот" },
+	{ 45, "hijack: перешли|отправь|пересылай|скинь * всю|все|всё * почту|письма|переписку|контакты|файлы|документы * на|в" },
+	{ 20, "hijack: use * the|your * browser|web|fetch|http|email|shell|terminal|code|file|files|filesystem * tool|tools|function|plugin" },
 	{ 25, "hijack: http|https|url|link *5 password*|credential*|cookie*|token*|secret*|session" },
 	{ 30, "hijack: send|give|show|tell * me|us * password*|credentials|keys|tokens|secrets" },
 	{ 30, "hijack: пришли|отправь|покажи|выдай|дай|скинь * мне|нам * пароли|пароль|ключи|токены|секреты|учетн*" },
-	{ 35, "hijack: without * asking|telling|informing|notifying|confirming|alerting|warning * the|your * user|users|anyone|human|operator" },
+	{ 35, "hijack: without * asking|telling|informing|notifying|confirming|alerting|warning * the|your * user|users|anyone|human|operator|owner|account|recipient" },
 	{ 30, "hijack: do|don * not|t|never * tell|inform|notify|alert|warn|mention|ask|confirm|consult * the|your|with * user|users|human|operator" },
+	{ 30, "hijack: not|never * mention|tell|inform|notify|reveal|disclose *4 user|users|human|owner" },
+	{ 20, "hijack: delete|remove|wipe|erase * the|all * user|users" },
+	{ 20, "hijack: hidden|secret * note|message|instruction*|command*" },
+	{ 20, "hijack: скрыт*|секретн*|тайн* * заметк*|сообщени*|инструкц*|указани*|команд*" },
+	{ 25, "hijack: когда|если * ии|ассистент*|модель|нейросеть|бот|агент * будет|станет * обрабатывать|читать|анализировать" },
 	{ 35, "hijack: note|message|instruction*|attention|important * ai|assistant|assistants|model|models|llm|llms|agent|agents|chatbot|bot|gpt|claude|gigachat|yandexgpt" },
 	{ 25, "hijack: if|when * you * are|re * an|a * ai|llm|language|assistant|chatbot|bot|agent" },
 	{ 25, "hijack: delete|drop|wipe|erase|destroy|remove * all|every|entire * files|data|database|tables|records|users|emails|repositories|backups" },
 	{ 30, "hijack: выполни|выполните|запусти|запустите|исполни|исполните * команд*|код|скрипт|следующ*" },
 	{ 25, "hijack: вызови|вызовите|используй|задействуй * функци*|инструмент*|tool|api|плагин*" },
 	{ 50, "hijack: отправь|отправьте|перешли|перешлите|передай|передайте|загрузи|слей|пришли|скинь * переписк*|диалог*|истори*|разговор*|контекст*|пароль*|парол*|ключ*|токен*|секрет*|учетн* * на|по|в * http|https|адрес*|сервер*|почт*|url|webhook|email|сайт" },
-	{ 30, "hijack: отправь|отправьте|перешли|перешлите|передай|передайте|загрузи|слей|пришли|скинь * данн*|сообщени*|всё|все|файл* * на|по|в * http|https|адрес*|сервер*|почт*|url|webhook|email|сайт" },
-	{ 30, "hijack: не * сообщай|говори|уведомляй|предупреждай|спрашивая|уведомляя|сообщая|говоря|предупреждая * пользовател*|человек*|оператор*" },
+	{ 30, "hijack: отправь|отправьте|перешли|перешлите|передай|передайте|загрузи|слей|пришли|скинь * данн*|результат*|вывод|ответ|сообщени*|всё|все|файл* * на|по|в * http|https|адрес*|сервер*|почт*|url|webhook|email|сайт" },
+	{ 30, "hijack: не * сообщай|сообщать|говорить|упоминать|упоминай|говори|уведомляй|предупреждай|спрашивая|уведомляя|сообщая|говоря|предупреждая * пользовател*|человек*|оператор*|владел*|получател*" },
 	{ 30, "hijack: без * ведома|уведомления|подтверждения|разрешения|согласия * пользовател*|человек*|оператор*" },
 	{ 35, "hijack: примечание|заметка|сообщение|указание|инструкция|внимание|важно * ии|ассистент*|бот*|модел*|нейросет*|gpt|llm|агент*|gigachat|yandexgpt" },
 	{ 25, "hijack: если * ты|вы * ии|нейросет*|ассистент*|бот|модель|языков*|gpt|llm|агент*" },
@@ -341,6 +416,7 @@ static const struct {
 	{ 25, "hijack: \"| sh\"" },
 	{ 25, "hijack: \"| bash\"" },
 	{ 25, "hijack: \"id_rsa\"" },
+	{ 20, "hijack: \"cat .env\"" },
 	{ 20, "hijack: \"/etc/passwd\"" },
 	{ 25, "hijack: \"/etc/shadow\"" },
 	{ 25, "hijack: \".aws/credentials\"" },
@@ -873,11 +949,39 @@ alt_eq(const struct pat *p, const struct alt *a, const struct word *w)
 	    memcmp(w->f, p->pool + a->off, a->len) == 0;
 }
 
+/*
+ * A word's first two bytes as one of 256 (the second tells Cyrillic
+ * letters apart): the terms' filter of what their alternatives start with.
+ */
+static inline unsigned
+fkey(const unsigned char *f, size_t len)
+{
+	return len < 2 ? f[0] : (f[0] + f[1] * 7u) & 255u;
+}
+
+/* Could the index entry e match word w? (Without reading its pattern.) */
+static inline int
+entry_may(const struct entry *e, const struct word *w)
+{
+	size_t	 k, m = e->len < sizeof(e->head) ? e->len : sizeof(e->head);
+
+	if (e->prefix ? w->len < e->len : w->len != e->len || w->trunc)
+		return 0;
+	for (k = 0; k < m; k++)
+		if (e->head[k] != w->f[k])
+			return 0;
+	return 1;
+}
+
 static int
 term_has(const struct pat *p, size_t t, const struct word *w)
 {
-	size_t	 k;
+	size_t		 k;
 
+	unsigned	 key = fkey(w->f, w->len);
+
+	if (!(p->term[t].first[key / 64] >> (key % 64) & 1))
+		return 0;
 	for (k = 0; k < p->term[t].nalt; k++)
 		if (alt_eq(p, &p->term[t].alt[k], w))
 			return 1;
@@ -942,7 +1046,8 @@ word_in(const struct word *w, const char *const *list, size_t nlist)
 	size_t	 i;
 
 	for (i = 0; i < nlist; i++)
-		if (!w->trunc && strlen(list[i]) == w->len &&
+		if (!w->trunc && (unsigned char)list[i][0] == w->f[0] &&
+		    strlen(list[i]) == w->len &&
 		    memcmp(list[i], w->f, w->len) == 0)
 			return 1;
 	return 0;
@@ -1024,20 +1129,27 @@ has_literal(const char *s, size_t n, const struct pat *p)
 {
 	const unsigned char	*u = (const unsigned char *)s;
 	const unsigned char	*l = (const unsigned char *)p->pool;
-	size_t			 m = p->litlen, i, k;
 	const unsigned char	*q;
+	size_t			 m = p->litlen, a = p->anchor, i, k;
 
 	if (m > n)
 		return 0;
-	for (i = 0; i + m <= n; i++) {
-		if (l[0] < 'a' || l[0] > 'z') {
-			q = memchr(u + i, l[0], n - m + 1 - i);
-			if (q == NULL)
-				return 0;
-			i = (size_t)(q - u);
-		} else if (lower(u[i]) != l[0])
-			continue;
-		for (k = 1; k < m && lower(u[i + k]) == l[k]; k++)
+	if (l[a] >= 'a' && l[a] <= 'z') {
+		/* All letters: byte by byte. */
+		for (i = 0; i + m <= n; i++) {
+			for (k = 0; k < m && lower(u[i + k]) == l[k]; k++)
+				;
+			if (k == m)
+				return 1;
+		}
+		return 0;
+	}
+	/* memchr for the anchor, a byte without case; then the rest. */
+	for (i = a; i + m - a <= n; i++) {
+		if ((q = memchr(u + i, l[a], n - (m - a) + 1 - i)) == NULL)
+			return 0;
+		i = (size_t)(q - u);
+		for (k = 0; k < m && lower(u[i - a + k]) == l[k]; k++)
 			;
 		if (k == m)
 			return 1;
@@ -1217,7 +1329,8 @@ scan_text(const struct inject_set *set, const char *s, size_t n,
 			const struct pat	*p = set->pat[e->id];
 
 			id = e->id;
-			if (is_hit(st, id) || (p->bol && !w->bol) ||
+			if (!entry_may(e, w) || is_hit(st, id) ||
+			    (p->bol && !w->bol) ||
 			    !alt_eq(p, &p->term[0].alt[e->alt], w))
 				continue;
 			steps = MATCH_STEPS;
@@ -1275,6 +1388,7 @@ add_alt(struct pat *p, struct term *t, const char *a, size_t len,
 	size_t		 pos = 0, ncp = 0, i;
 	int		 prefix = len > 0 && a[len - 1] == '*';
 	struct alt	*al;
+	unsigned	 key;
 
 	if (prefix)
 		len--;
@@ -1296,6 +1410,8 @@ add_alt(struct pat *p, struct term *t, const char *a, size_t len,
 		return -1;
 	}
 	al = &t->alt[t->nalt++];
+	key = fkey(w.f, w.len);
+	t->first[key / 64] |= 1ull << (key % 64);
 	al->off = (uint16_t)p->npool;
 	al->len = (uint8_t)w.len;
 	al->prefix = (uint8_t)prefix;
@@ -1345,9 +1461,10 @@ static int
 index_pat(struct inject_set *set, size_t id)
 {
 	const struct pat	*p = set->pat[id];
+	const struct alt	*a;
 	size_t			 k;
 	unsigned		 h;
-	struct entry		*nb;
+	struct entry		*nb, *e;
 
 	if (p->nterm == 0) {
 		set->lit[set->nlit++] = (uint16_t)id;
@@ -1363,8 +1480,15 @@ index_pat(struct inject_set *set, size_t id)
 			set->bk[h] = nb;
 			set->cbk[h] = c;
 		}
-		set->bk[h][set->nbk[h]].id = (uint16_t)id;
-		set->bk[h][set->nbk[h]++].alt = (uint16_t)k;
+		e = &set->bk[h][set->nbk[h]++];
+		a = &p->term[0].alt[k];
+		e->id = (uint16_t)id;
+		e->alt = (uint8_t)k;
+		e->len = a->len;
+		e->prefix = a->prefix;
+		memset(e->head, 0, sizeof(e->head));
+		memcpy(e->head, p->pool + a->off, a->len < sizeof(e->head) ?
+		    a->len : sizeof(e->head));
 	}
 	return 0;
 }
@@ -1415,6 +1539,15 @@ parse(struct pat *p, const char *s, char *err, size_t errlen)
 		for (p->litlen = 0; p->litlen < len - 2; p->litlen++)
 			p->pool[p->litlen] = (char)lower((unsigned char)
 			    s[1 + p->litlen]);
+		/* The first byte that is no letter, digit or blank. */
+		for (p->anchor = 0; p->anchor < p->litlen; p->anchor++) {
+			unsigned char c = (unsigned char)p->pool[p->anchor];
+
+			if (!ascii_word(c) && c != ' ')
+				break;
+		}
+		if (p->anchor == p->litlen)
+			p->anchor = 0;
 		return 0;
 	}
 	while (len > 0) {
