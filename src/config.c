@@ -1231,6 +1231,10 @@ enter_section(struct loader *l, const char *section)
 		return fail(l, "[%s NAME] needs a name of letters, digits and "
 		    "-_.:/%s", kind, l->sect == SECT_MODEL ? " (a template: "
 		    "also * ? [ ] !)" : "");
+	/* A usage row records the name whole (usage.h). */
+	if (l->sect == SECT_POLICY && strlen(name) > POLICY_NAME_MAX)
+		return fail(l, "[policy %s]: a policy's name has at most %d "
+		    "characters", name, POLICY_NAME_MAX);
 	l->obj = named_obj(l, l->sect, name);
 	return l->obj != NULL;
 }

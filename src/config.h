@@ -216,6 +216,7 @@ struct task_cfg {
  * rules are compiled once at load and shared read-only afterwards.
  */
 #define POLICY_UNSET	0xffu	/* an action the file did not set */
+#define POLICY_NAME_MAX	23	/* characters of a [policy NAME] */
 struct policy_cfg {
 	char			*name;
 	unsigned char		 action[DET__MAX];	/* enum policy_action */

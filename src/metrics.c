@@ -447,8 +447,8 @@ security(struct region *r, const struct usage_row *u)
 			out = a;
 	for (k = 0; k < DET__MAX; k++) {
 		if (u->guard_found & DET_BIT(k)) {
-			a = u->guard_action[k] < POLICY__MAX ?
-			    u->guard_action[k] : POLICY_LOG;
+			a = USAGE_GUARD_ACTION(u, k) < POLICY__MAX ?
+			    USAGE_GUARD_ACTION(u, k) : POLICY_LOG;
 			add(&r->hdr->security[k][a], 1);
 		}
 		if (u->guard_out_found & DET_BIT(k))

@@ -23,6 +23,7 @@
 #include "usage.h"
 
 _Static_assert(DET__MAX <= USAGE_GUARD_KINDS, "a usage row holds every kind");
+_Static_assert(POLICY__MAX <= 16, "an action fits the row's four bits");
 _Static_assert(DET__MAX <= 16 && POLICY__MAX <= 16,
     "kinds and actions fit the row's 16-bit masks");
 
@@ -583,7 +584,7 @@ policy_row(const struct guard *g, struct usage_row *u)
 	u->injection = g->injection;
 	for (k = 0; k < DET__MAX; k++)
 		if (g->found & DET_BIT(k))
-			u->guard_action[k] = g->pol->action[k];
+			USAGE_GUARD_SET(u, k, g->pol->action[k]);
 }
 
 void

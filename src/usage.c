@@ -63,6 +63,10 @@ _Static_assert(offsetof(struct usage_row, traceparent) == USAGE_V2_SIZE,
     "version 2 usage rows are a prefix of version 3 rows");
 _Static_assert(offsetof(struct usage_row, policy) == USAGE_V3_SIZE,
     "version 3 usage rows are a prefix of version 4 rows");
+_Static_assert(sizeof(((struct usage_row *)0)->policy) > POLICY_NAME_MAX,
+    "a usage row holds a policy's name whole");
+_Static_assert(sizeof(struct usage_row) <= 1000,
+    "a usage row fits on a 4 KiB Berkeley DB page (1009 bytes at most)");
 
 static const struct config	*rescue_cfg;
 
@@ -133,7 +137,8 @@ guard_actions(const struct usage_row *r, char *buf, size_t len)
 	for (k = 0; k < DET__MAX; k++) {
 		if (!(r->guard_found & DET_BIT(k)))
 			continue;
-		a = r->guard_action[k] < POLICY__MAX ? r->guard_action[k] : 0;
+		a = USAGE_GUARD_ACTION(r, k) < POLICY__MAX ?
+		    (int)USAGE_GUARD_ACTION(r, k) : 0;
 		w = snprintf(buf + n, len - n, "%s%s:%s", n > 0 ? " " : "",
 		    det_names[k], policy_action_names[a]);
 		if (w < 0 || (size_t)w >= len - n)
@@ -252,7 +257,7 @@ guard_from_json(struct json_object *o, struct usage_row *r)
 			k = det_kind_byname(w);
 			a = action_byname(c + 1, n - (size_t)(c + 1 - s));
 			if (k >= 0 && a >= 0) {
-				r->guard_action[k] = (uint8_t)a;
+				USAGE_GUARD_SET(r, k, (unsigned)a);
 				r->guard_acted |= (uint16_t)(1u << a);
 			}
 		}

@@ -165,6 +165,12 @@ test_load(const struct config *c)
 	ok(bad == NULL && strstr(err, "length needs max_prompt_chars") !=
 	    NULL, "length without a maximum is refused");
 	config_free(bad);
+	bad = load("[gateway]\ndata_dir = /tmp\n[policy "
+	    "a-name-of-twenty-four-ch]\n", err, sizeof(err));
+	ok(bad == NULL && strstr(err, ":3: [policy a-name-of-twenty-four-ch]: "
+	    "a policy's name has at most 23") != NULL,
+	    "a policy's name: 23 characters at most (a usage row holds it)");
+	config_free(bad);
 	bad = load("[gateway]\ndata_dir = /tmp\n[provider x]\nbase_url = "
 	    "http://h/v1\nresidency = Russia\n", err, sizeof(err));
 	ok(bad == NULL && strstr(err, ":5: residency: \"Russia\" is not a "
@@ -329,8 +335,8 @@ test_row(void)
 	u.time_us = 1700000000000000LL;
 	snprintf(u.policy, sizeof(u.policy), "pd-ru");
 	u.guard_found = DET_BIT(DET_EMAIL) | DET_BIT(DET_CARD);
-	u.guard_action[DET_EMAIL] = POLICY_LOG;
-	u.guard_action[DET_CARD] = POLICY_BLOCK;
+	USAGE_GUARD_SET(&u, DET_EMAIL, POLICY_LOG);
+	USAGE_GUARD_SET(&u, DET_CARD, POLICY_BLOCK);
 	u.guard_acted = 1u << POLICY_LOG | 1u << POLICY_BLOCK;
 	u.guard_out_found = DET_BIT(DET_PHONE);
 	u.guard_out_acted = 1u << POLICY_REDACT;
@@ -341,7 +347,8 @@ test_row(void)
 	    "the row as JSON: each kind found with its action");
 	ok(usage_from_json(o, &back) == 0 && strcmp(back.policy, "pd-ru") ==
 	    0 && back.guard_found == u.guard_found && back.guard_acted ==
-	    u.guard_acted && back.guard_action[DET_CARD] == POLICY_BLOCK &&
+	    u.guard_acted && USAGE_GUARD_ACTION(&back, DET_CARD) == POLICY_BLOCK &&
+	    back.guard_actions == u.guard_actions &&
 	    back.guard_out_found == u.guard_out_found &&
 	    back.guard_out_acted == u.guard_out_acted && back.injection == 12,
 	    "and back (a fallback line replays whole)");
