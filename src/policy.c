@@ -444,10 +444,13 @@ policy_request(struct request *r, enum policy_route route,
 	buf_init(&rw.out, (size_t)r->cfg->gw.max_body * 2 + 65536);
 	walk(route, req, redact_one, &rw);
 	buf_free(&rw.out);
-	if (rw.err != 0)
+	if (rw.err != 0) {
+		/* Refused whole, never sent with findings left in it. */
+		g->acted |= 1u << POLICY_BLOCK;
 		return refuse(r, g, sc.found & pol->redact_mask,
 		    rw.err == BUF_NOMEM ? "out of memory while redacting" :
 		    "too many findings to redact");
+	}
 	g->found |= rw.found;
 	return 0;
 }
