@@ -738,18 +738,23 @@ bad:
 	return -1;
 }
 
-/* A residency: a lower-case word such as ru, eu, us, onprem, global. */
+/*
+ * A residency: a word such as ru, eu, us, onprem, global, of letters,
+ * digits, - and _; kept in lower case ("RU" is ru), into out (33 bytes).
+ */
 static int
-valid_residency(const char *s, size_t n)
+valid_residency(const char *s, size_t n, char *out)
 {
 	size_t	 i;
 
 	if (n == 0 || n > 32)
 		return 0;
-	for (i = 0; i < n; i++)
-		if (!islower((unsigned char)s[i]) &&
-		    !isdigit((unsigned char)s[i]) && s[i] != '-' && s[i] != '_')
+	for (i = 0; i < n; i++) {
+		if (!isalnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '_')
 			return 0;
+		out[i] = (char)tolower((unsigned char)s[i]);
+	}
+	out[n] = '\0';
 	return 1;
 }
 
@@ -794,21 +799,19 @@ set_guard(struct loader *l, const struct key_def *k, const char *v,
 		*(unsigned char *)field = (unsigned char)i;
 		return 1;
 	case K_RESIDENCY:
-		if (!valid_residency(v, strlen(v)))
+		if (!valid_residency(v, strlen(v), word))
 			return fail(l, "%s: \"%s\" is not a residency (a "
-			    "lower-case word: global, ru, eu, us, onprem...)",
-			    k->name, v);
+			    "word: global, ru, eu, us, onprem...)", k->name, v);
 		free(*(char **)field);
-		*(char **)field = xstrdup(v);
+		*(char **)field = xstrdup(word);
 		return 1;
 	case K_RESIDENCIES:
 		for (p = v; (n = next_word(&p)) > 0; p += n) {
-			if (!valid_residency(p, n))
+			if (!valid_residency(p, n, word))
 				return fail(l, "%s: \"%.*s\" is not a residency "
-				    "(a lower-case word: global, ru, eu, us, "
-				    "onprem...)", k->name, (int)(n < 64 ? n : 64),
-				    p);
-			strlist_add((struct strlist *)field, p, n);
+				    "(a word: global, ru, eu, us, onprem...)",
+				    k->name, (int)(n < 64 ? n : 64), p);
+			strlist_add((struct strlist *)field, word, n);
 		}
 		return 1;
 	case K_KEYWORDS:

@@ -172,9 +172,14 @@ test_load(const struct config *c)
 	    "a policy's name: 23 characters at most (a usage row holds it)");
 	config_free(bad);
 	bad = load("[gateway]\ndata_dir = /tmp\n[provider x]\nbase_url = "
-	    "http://h/v1\nresidency = Russia\n", err, sizeof(err));
-	ok(bad == NULL && strstr(err, ":5: residency: \"Russia\" is not a "
-	    "residency") != NULL, "a provider's residency is a lower-case word");
+	    "http://h/v1\nresidency = Russia!\n", err, sizeof(err));
+	ok(bad == NULL && strstr(err, ":5: residency: \"Russia!\" is not a "
+	    "residency") != NULL, "a provider's residency is a word");
+	config_free(bad);
+	bad = load("[gateway]\ndata_dir = /tmp\n[provider x]\nbase_url = "
+	    "http://h/v1\nresidency = RU\n", err, sizeof(err));
+	ok(bad != NULL && strcmp(bad->providers[0].residency, "ru") == 0,
+	    "residency RU is ru");
 	config_free(bad);
 }
 
