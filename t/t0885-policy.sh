@@ -140,6 +140,9 @@ email = log
 [policy ruonly]
 residency = ru
 
+[policy short]
+max_prompt_chars = 40
+
 [policy router]
 card = route
 confidential = route
@@ -296,6 +299,7 @@ create_key red --name red --policy redactall
 create_key blk --name blk --policy blocker
 create_key ruk --name ruk --policy ruonly
 create_key rtk --name rtk --policy router
+create_key shk --name shk --policy short
 create_key kk --name kk --agent sales --policy keypol
 create_key ka --name ka --agent sales
 create_key kt --name kt --agent ops
@@ -424,6 +428,17 @@ print(json.dumps({"model": "gonly", "messages": [{"role": "user", "content":
 		    "$k: llm_security_violations_total{detector=card,action=block}: once per request"
 		is "$(last_row blocker chat 'r["cost_micro_usd"], r["guard_actions"]')" \
 		    "(0, 'email:log card:block snils:block')" "$k: block: the row: no cost, each kind and its action"
+	fi
+
+	# --- length: max_prompt_chars counts characters (Cyrillic: two bytes each) ---------
+	if on_first_server; then
+		mock_clear
+		chat_as "$shk" gonly "Сорок символов кириллицей: ровно столько"
+		is "$STATUS" 200 "$k: length: 40 Cyrillic characters (80 bytes) pass max_prompt_chars 40"
+		chat_as "$shk" gonly "Сорок один символ кириллицей: чуть больше"
+		is "$STATUS $(code) $(sent gonly-up)" "400 policy_violation 1" "$k: length: 41 are refused, not sent"
+		like "$(jx 'd["error"]["message"]' <<<"$BODY")" '\(length\): the prompt has 41 characters, more than max_prompt_chars 40' \
+		    "$k: length: saying by how much"
 	fi
 
 	# --- residency: only ru, fallbacks included ---------------------------------------
