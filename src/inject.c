@@ -9,12 +9,14 @@
  * not matter. Invisible characters (zero-width, bidi controls, soft
  * hyphen, combining marks) inside a word are dropped, so "ig<ZWSP>nore" is
  * "ignore"; Unicode tag characters (U+E0020..E007E) read as the ASCII they
- * hide. Four or more single letters apart ("i g n o r e") read as one
- * word. In a word of both Latin and Cyrillic letters the minority's
+ * hide. Three or more single letters evenly apart ("i g n o r e") read as
+ * one word. In a word of both Latin and Cyrillic letters the minority's
  * look-alikes become the majority's ("іgnоrе" with Cyrillic letters is
  * "ignore"); in a word with a digit before a letter the digits read as
- * letters ("1gn0re" is "ignore", "з" for "3" in Cyrillic words). JSON
- * escapes \n, \t, \r and \uXXXX read as what they stand for.
+ * letters ("1gn0re" is "ignore", "з" for "3" in Cyrillic words); "і" in a
+ * Cyrillic word is "и". JSON escapes \n, \t, \r and \uXXXX read as what
+ * they stand for. Words are kept to 64 bytes (a longer one matches only
+ * prefixes); a pattern spans at most 64 words.
  *
  * Pattern syntax (inject_add; conf/llmgate.ini's injection patterns):
  *
@@ -26,21 +28,40 @@
  *   *  or  *N			between two terms: up to 3 (or N, 1..9)
  *				other words may come between them
  *   ^				first: the first word must start its line
- *				(only blanks and # * > - [ < | before it)
+ *				(only blanks and # * > - [ < | = ( ! ` " '
+ *				before it)
  *   [name:] "literal"		a byte string, case-insensitive for ASCII,
  *				found anywhere (chat-template tokens)
  *
  * Words of a pattern are folded as the text is, and match whole words of
- * the text (a prefix only with the star). name (letters, digits, - and _,
- * up to 23) is what the log shows when the pattern matches; without it
- * the name is "custom". Weights are -1000..1000, not 0: a negative weight
- * lowers the score (an operator's known-benign phrase).
+ * the text (a prefix only with the star). A match tries the gaps' choices
+ * (backtracking) within 64 words read. name (letters, digits, - and _, up
+ * to 23) is what the log shows when the pattern matches; without it the
+ * name is "custom". Weights are -1000..1000, not 0: a negative weight
+ * lowers the score (an operator's known-benign phrase). At most 512
+ * patterns, 8 terms each, 32 alternatives a term; a literal is 1..64 bytes.
+ * Examples:
+ *
+ *   override: ignore|disregard * previous|prior * instruction*|rules
+ *   exfiltration: покажи|выведи * свой|свои * промпт*|инструкц*
+ *   marker: "<|im_start|>"
+ *   ^ system|admin override
  *
  * Score: each pattern adds its weight once however often it matches, and
  * the heuristics add theirs; never below 0. A policy's threshold decides
  * (50 by default: one strong pattern alone, such as "ignore previous
  * instructions", weighs 50..60; weaker signals, such as "you are now" or
- * a "System:" line, weigh 15..40 and need a second one).
+ * a "System:" line, weigh 10..45 and need a second one). The names are
+ * the built-in categories: override, roleplay, exfiltration, marker,
+ * encoded, hijack, and the heuristics' own.
+ *
+ * What to expect (t/unit-inject.c over t/data/injection-*.txt): at 50,
+ * attacks phrased the way the patterns were tuned on are caught (99%),
+ * ordinary prompts that say "ignore", "system", "забудь", "промпт" are
+ * left alone (0.2%); of attacks written after the patterns were frozen,
+ * 38% were caught and no ordinary prompt was flagged. Word patterns know
+ * the phrasings they know: a policy that must stop paraphrased attacks
+ * needs more than this (a lower threshold buys little: 41% at 40).
  *
  * Heuristics (they stay after inject_clear):
  *   marker	 a line that starts with a role: "System:", "### System",
@@ -53,9 +74,14 @@
  *		 decoded text matches patterns (it is scored as the text is,
  *		 two levels deep, its matches count), another 30
  *
- * Cost: one pass over the words with a table lookup by each word's first
- * two letters (only the patterns whose first term can match are tried),
- * a memchr per literal, one pass for blobs. No allocation per call.
+ * Cost: one pass over the words, each read once into a ring the patterns
+ * look ahead in, with a table lookup by each word's first three letters
+ * (only the patterns whose first term can match are tried); a memchr per
+ * literal; one pass for blobs that skips BLOB_MIN bytes at a time. About
+ * 10 us per KB of prompt (CPU time, this machine under load). No
+ * allocation per call; about 9 KB of stack a level, three levels deep
+ * at most (a blob's decoded text is scored in place). The set is
+ * immutable after it is built: any number of threads may score with it.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -115,10 +141,12 @@ struct entry {
 	uint8_t		 alt;
 	uint8_t		 len;
 	uint8_t		 prefix;
-	unsigned char	 head[3];	/* its first bytes */
+	uint8_t		 bol;		/* the pattern's ^ */
+	unsigned char	 head[10];	/* its first bytes */
 };
 
-#define NBK	1024	/* index buckets: a hash of a word's first two letters */
+#define NBK	4096	/* index buckets: a hash of a word's first three letters
+			   (or two, for alternatives that short) */
 
 struct inject_set {
 	struct pat	*pat[INJ_PATTERNS];
@@ -134,7 +162,8 @@ struct word {
 	size_t		 off, end;
 	int		 bol;		/* first word of its line */
 	int		 trunc;		/* longer than f holds */
-	unsigned	 h;		/* hash of the first two letters */
+	unsigned	 h2;		/* hash of the first two letters */
+	unsigned	 h3;		/* of three, NBK: shorter */
 	size_t		 len;
 	unsigned char	 f[WORD_BYTES];	/* folded, UTF-8 */
 };
@@ -183,15 +212,33 @@ static const struct {
 } builtin[] = {
 	/* Instruction override, English. */
 	{ 60, "override: ignore|ignores|ignoring|disregard|disregards|disregarding|forget|forgets|forgetting|override|bypass|skip|drop|discard|abandon|neglect|dismiss|overwrite|erase|throw|toss|scrap|ditch * previous|prior|above|earlier|preceding|foregoing|initial|original|old|former|system|developer|existing|given|received|other * instruction*|direction*|directive*|rules|prompt*|guideline*|constraint*|restriction*|command*|programming|orders|guidance|training|setup" },
-	{ 45, "override: ignore|ignores|ignoring|disregard|disregards|disregarding|forget|forgets|override|overrides|bypass|bypasses|discard|abandon|neglect|dismiss|violate|violates|break|breaks * any|all|every * instruction*|direction*|directive*|rules|prompt*|guideline*|constraint*|restriction*|programming|polic*|safeguard*|filter*" },
+	{ 45, "override: ignore|ignores|ignoring|disregard|disregards|disregarding|forget|forgets|override|overrides|bypass|bypasses|discard|abandon|neglect|dismiss|violate|violates|break|breaks * any|all|every * instruction*|direction*|directive*|rules|prompt*|guideline*|constraint*|restriction*|programming|polic*|safeguard*|filter*|criteria|requirements" },
 	{ 50, "override: ignore|disregard|forget * what * you * were|been * told|given|instructed|taught" },
 	{ 50, "override: set|put|leave|push * aside * everything|all|your|the|any|prior|previous * instruction*|rules|guidelines|prompt*|directives|guidance" },
-	{ 40, "override: instruction*|rules|guidelines|prompt*|directives|orders|guidance|programming *6 outdated|obsolete|void|invalid|cancelled|canceled|superseded|revoked|expired" },
+	{ 35, "override: ignore|ignores|ignoring|disregard|disregarding|forget|override|bypass|skip|drop|discard|neglect|dismiss|violate|break *4 instruction*|direction*|directive*|rules|guideline*|polic*|restriction*|constraint*|criteria|requirements" },
+	{ 35, "override: игнорир*|проигнорир*|забуд*|забыл*|отбрось|отбросьте|пренебреги|нарушай|нарушь|обойди *4 инструкц*|указан*|правил*|ограничен*|директив*|запрет*|критери*|требовани*|политик*" },
+	{ 50, "override: pay * no|not * attention|heed * to * your|the|any|previous|prior|earlier|original * instruction*|rules|directions|guidelines|prompt*" },
+	{ 50, "override: не принимай|принимайте * во внимание * инструкц*|указан*|правил*|ограничен*|директив*|промпт*" },
+	{ 35, "override: instruction*|rules|prompt*|directives|guidelines * you * started|began|start|begin * with" },
+	{ 35, "override: инструкц*|правил*|промпт*|указан* * которых|которыми * ты * начал*|начинал*" },
+	{ 30, "override: take|accept * orders|instructions|commands|directions * only * from" },
+	{ 20, "override: given|provided|told * to * you * before|earlier|previously" },
+	{ 25, "override: there * are|is * no * rules|limits|restrictions|guidelines|filters" },
+	{ 25, "override: правил|ограничений|запретов|фильтров * нет" },
+	{ 20, "override: должен|обязан|обязана * следовать|подчиняться * новым|новому|новой" },
+	{ 25, "override: настоящая|истинная|реальная|новая * инструкция|задача|цель" },
+	{ 25, "override: system * override|overrides|command|directive|update" },
+	{ 25, "override: системн* * команд*|директив*|приказ*" },
+	{ 25, "override: user|they|i * already|has|have * approved|authorized|confirmed|agreed" },
+	{ 25, "override: пользователь|он|я * уже * одобрил*|разрешил*|подтвердил*|согласил*" },
+	{ 25, "override: you|assistant|model * have|has * been * updated|reconfigured|modified|patched|upgraded|unlocked|jailbroken|reprogrammed" },
+	{ 25, "override: тебя|вас|ассистента|модель * обновили|перенастроили|изменили|разблокировали|перепрограммировали" },
+	{ 40, "override: instruction*|rules|guidelines|prompt*|directives|orders|guidance|programming *6 outdated|obsolete|void|invalid|cancelled|canceled|superseded|revoked|expired|wrong|incorrect|fake|removed|deleted" },
 	{ 40, "override: supersede*|overrides|replaces|cancels * all|any|every|your * previous|prior|earlier|other * instruction*|rules|directives|prompt*|guidelines" },
 	{ 25, "override: only * obey|follow|listen|answer * me|mine|my" },
 	{ 15, "override: obey|obeys" },
 	{ 25, "override: you * were|are * programmed|instructed|trained|designed * to" },
-	{ 40, "override: инструкц*|правил*|указан*|промпт*|установк* *6 устарел*|недействительн*|отменен*|аннулирован*|отменяются" },
+	{ 40, "override: инструкц*|правил*|указан*|промпт*|установк* *6 устарел*|недействительн*|отменен*|аннулирован*|отменяются|неверн*|ошибочн*|неправильн*|ложн*|удален*|удалили|стерт*" },
 	{ 30, "override: подчиняешься|слушаешься|повинуешься|подчиняйся|слушайся|повинуйся * только * мне|меня|моим" },
 	{ 15, "override: подчиняйся|слушайся|повинуйся|повинуйтесь|подчиняйтесь" },
 	{ 25, "override: что бы * тебе|вам * ни * прописали|сказали|велели|написали|приказали" },
@@ -228,9 +275,9 @@ static const struct {
 	{ 40, "override: instead * follow|obey|execute * these|my|following * instruction*|rules|commands|orders|directives" },
 	{ 40, "override: previous|above|prior|earlier|original * instruction*|directives|rules|prompt * are|is|were * void|cancelled|canceled|obsolete|invalid|revoked|null|outdated|overridden|wrong|fake|longer" },
 	/* Instruction override, Russian. */
-	{ 60, "override: игнорир*|проигнорир*|забуд*|забыть|забуду|отбрось|отбросьте|отбросить|пренебреги|пренебрегите|отключи|отмени|сбрось|сбросьте|выкинь|выбрось|отложи * предыдущ*|прежн*|выш*|вышеуказ*|вышеизлож*|ранее|ранн*|изначальн*|исходн*|систем*|стар*|прошл*|данн*|свои|своих|твои|ваши|полученн*|заданн*|прописанн*|остальн*|други* * инструкц*|указан*|правил*|ограничен*|директив*|команд*|установк*|промпт*|настройк*|запрет*|предписан*|требовани*" },
+	{ 60, "override: игнорир*|проигнорир*|забуд*|забыть|забуду|забыл*|забыва*|отбрось|отбросьте|отбросить|пренебреги|пренебрегите|отключи|отмени|сбрось|сбросьте|выкинь|выбрось|отложи * предыдущ*|прежн*|выш*|вышеуказ*|вышеизлож*|ранее|ранн*|изначальн*|исходн*|систем*|стар*|прошл*|данн*|свои|своих|твои|ваши|полученн*|заданн*|прописанн*|остальн*|други* * инструкц*|указан*|правил*|ограничен*|директив*|команд*|установк*|промпт*|настройк*|запрет*|предписан*|требовани*" },
 	{ 50, "override: не учитывай|учитывайте|принимай * инструкц*|указан*|правил*|ограничен*|директив*|промпт*|установк*" },
-	{ 45, "override: предыдущ*|прежн*|прошл*|стар*|изначальн* * инструкц*|правил*|указан*|ограничен* * больше|не * действуют|действительн*|применя*" },
+	{ 45, "override: предыдущ*|прежн*|прошл*|стар*|изначальн* * инструкц*|правил*|указан*|ограничен*|сообщени* * больше|не * действу*|действительн*|применя*" },
 	{ 20, "override: главный|главная * тут|здесь|теперь * я" },
 	{ 55, "override: забудь|игнорируй|проигнорируй|отбрось * инструкц*|правил*|указан* * тебе|ты * дали|дал|задали|получил*" },
 	{ 40, "override: игнорир*|проигнорир*|забудь|отбрось * задачу|задание|запрос|просьбу" },
@@ -242,7 +289,7 @@ static const struct {
 	{ 25, "override: приказываю|требую|велю|повелеваю * тебе|вам" },
 	{ 25, "override: проверка|тест * от * разработчик*|создател*|администрац*" },
 	{ 50, "override: откажись|откажитесь|освободись|освободитесь от * своих|всех|прежних|предыдущих|твоих|системных|любых * инструкц*|правил*|ограничен*|установок|запретов|директив*" },
-	{ 55, "override: игнорир*|проигнорир*|забуд*|забыть|отбрось|отбросьте|пренебреги|сбрось|сбросьте * все|всё|любые|всех|всеми|всем|всю * инструкц*|указан*|правил*|ограничен*|директив*|установк*|промпт*|запрет*" },
+	{ 55, "override: игнорир*|проигнорир*|забуд*|забыть|отбрось|отбросьте|пренебреги|сбрось|сбросьте * все|всё|любые|всех|всеми|всем|всю * инструкц*|указан*|правил*|ограничен*|директив*|установк*|промпт*|запрет*|критери*|требовани*" },
 	{ 50, "override: забуд*|забыть|игнорир*|проигнорир* * все|всё|то * что * выше|ранее|сказано|говорили|написано|учили|было|сказал*|написал*" },
 	{ 50, "override: не обращай|обращайте внимания|внимание на * инструкц*|указан*|правил*|ограничен*|промпт*" },
 	{ 55, "override: игнорир*|проигнорир*|забуд*|отбрось|отбросьте|пренебреги|пренебрегите * инструкц*|указан*|правил*|ограничен*|директив*|промпт*|установк* * выше|ранее|предыдущ*|прежн*|систем*|сверху" },
@@ -261,11 +308,24 @@ static const struct {
 	{ 30, "roleplay: developer|debug|maintenance|sudo|admin|god|unrestricted|unfiltered|jailbreak|jailbroken|dan|unlocked|opposite|evil|test * mode" },
 	{ 50, "roleplay: do anything now" },
 	{ 25, "roleplay: jailbreak*|jailbroken" },
-	{ 15, "roleplay: no|without|zero * restrictions|limits|limitations|filters|filter|censorship|boundaries|ethics|morals|guardrails|constraints|safeguards|guidelines|rules|policies|policy" },
+	{ 15, "roleplay: no|without|zero * restrictions|limits|limitations|filters|filter|censorship|boundaries|ethics|moral*|guardrails|constraints|safeguards|guidelines|rules|policies|policy" },
 	{ 40, "roleplay: longer|not|never * bound|restricted|limited|constrained|governed|controlled * by" },
 	{ 40, "roleplay: you * have|has|with * no * restrictions|rules|limits|limitations|filters|guidelines|boundaries|ethics|morals|guardrails|constraints|safeguards|policies|censorship" },
 	{ 25, "roleplay: i am|m|im * your * developer|developers|creator|creators|programmer|administrator|admin|owner|operator|maker|trainer" },
 	{ 20, "roleplay: stay|remain|staying * in * character" },
+	{ 25, "roleplay: you * are|re * going * to * pretend|act|roleplay|play|be" },
+	{ 20, "roleplay: ты|вы * будешь|будете * притворяться|играть|изображать|вести" },
+	{ 20, "roleplay: never|not * says|say * no" },
+	{ 15, "roleplay: research|educational|academic|hypothetical * purposes|purpose|reasons" },
+	{ 15, "roleplay: hypothetically" },
+	{ 25, "roleplay: stop|quit * being * an|a * assistant|ai|chatbot|bot|model" },
+	{ 25, "roleplay: перестань|хватит|прекрати * быть * ассистент*|ии|бот*|помощник*|моделью" },
+	{ 20, "roleplay: execute|run|do * whatever|anything|everything * i * type|say|write|send" },
+	{ 25, "roleplay: enable|activate|unlock * unrestricted|god|dan|jailbreak|unfiltered * mode|output" },
+	{ 25, "roleplay: включи|активируй|разблокируй * режим * неограниченн*|без|бога|dan|джейлбрейк*" },
+	{ 25, "roleplay: granted|given * you * root|admin|administrator|full|special|elevated * privileges|access|rights|permissions" },
+	{ 25, "roleplay: выдали|дали|предоставили * тебе|вам * права|доступ" },
+	{ 30, "hijack: пропусти|пропускай|пропустите|игнорируй * все|любые|всякие * проверк*" },
 	{ 20, "roleplay: confirm * by * saying|replying|typing|writing|answering" },
 	{ 15, "roleplay: answers|answer|respond|responds|do|does * anything|everything" },
 	{ 20, "roleplay: version * of * you|yourself" },
@@ -294,11 +354,11 @@ static const struct {
 	{ 30, "roleplay: ты|вы теперь|отныне" },
 	{ 25, "roleplay: теперь|отныне * ты|вы" },
 	{ 30, "roleplay: режим* * разработчик*|отладк*|бога|администратор*|админ*|суперпользоват*|dan|джейлбрейк*|без|неограниченн*|тестировщик*" },
-	{ 50, "roleplay: притвор*|представь|представьте|веди|ведите|действуй|действуйте|сыграй|сыграйте|играй|изобрази|изображай|стань|будь * неограниченн*|нецензурир*|взломанн*|dan|бесцензурн*|джейлбрейкнут*" },
+	{ 50, "roleplay: притвор*|представь|представьте|представим|вообрази|допустим|веди|ведите|действуй|действуйте|сыграй|сыграйте|играй|изобрази|изображай|стань|будь * неограниченн*|нецензурир*|взломанн*|нефильтрованн*|неотфильтрованн*|dan|бесцензурн*|джейлбрейкнут*" },
 	{ 30, "roleplay: притвор*|представь|представьте|веди|ведите|действуй|действуйте|сыграй|сыграйте|играй|изобрази|изображай|стань|будь * нецензурн*|злой|злого|злым|свободн*|аморальн*" },
 	{ 30, "roleplay: притвор*|представь|веди|действуй|сыграй|играй|изобрази|выступ*|отвечай|говори * систем*|администратор*|разработчик*|root|ядр*" },
 	{ 30, "roleplay: ии|ассистент|бот|модель|нейросеть|chatgpt|gpt * без * ограничен*|цензур*|фильтр*|правил|морал*|этик*|тормоз*" },
-	{ 30, "roleplay: ai|assistant|bot|model|chatbot|chatgpt|gpt * without|no|zero * restrictions|censorship|filters|rules|limits|guidelines" },
+	{ 30, "roleplay: ai|assistant|bot|model|chatbot|chatgpt|gpt * without|no|zero * restrictions|censorship|filters|rules|limits|guidelines|guardrails|safeguards|safety|moral*|ethics" },
 	{ 20, "roleplay: не выходи|выходите из * роли|образа" },
 	{ 25, "roleplay: джейлбрейк*" },
 	{ 20, "roleplay: без * ограничен*|цензур*|фильтр*|правил|запрет*|морал*|этик*|тормоз*" },
@@ -307,7 +367,8 @@ static const struct {
 	/* Prompt exfiltration. */
 	{ 55, "exfiltration: reveal|print|show|display|repeat|output|tell|give|share|leak|dump|recite|disclose|expose|spell|copy|paste|return|send|echo|list|provide|type|write|translate|summarize|summarise|paraphrase|rewrite|encode|explain * your * system|initial|original|hidden|secret|internal|developer|full|exact|entire|complete|first|starting|pre|raw|current|whole|confidential|private * prompt*|instruction*|rules|guidelines|configuration|config|settings|setup|directive*|message|context" },
 	{ 50, "exfiltration: reveal|print|show|display|repeat|output|tell|leak|dump|recite|disclose|expose|echo|quote * your * prompt*|instructions|directives|rules|guidelines" },
-	{ 35, "exfiltration: reveal|print|show|display|repeat|output|leak|dump|recite|disclose|expose|echo * the|this * system|initial|hidden|secret|developer|internal|original|exact|full|entire|complete|real|confidential|private * prompt*|instruction*|message" },
+	{ 45, "exfiltration: reveal|leak|dump|recite|disclose|expose * the|this * system|initial|hidden|secret|developer|internal|original|exact|full|entire|complete|real|confidential|private * prompt*|instruction*|message" },
+	{ 35, "exfiltration: print|show|display|repeat|output|echo * the|this * system|initial|hidden|secret|developer|internal|original|exact|full|entire|complete|real|confidential|private * prompt*|instruction*|message" },
 	{ 35, "exfiltration: prompt*|instruction*|rules * developer*|creator*|they|openai|anthropic|operator* * gave|give|wrote|provided|set|configured" },
 	{ 20, "exfiltration: above|preceding|previous|before * starting|beginning * with|from" },
 	{ 10, "exfiltration: system prompt*|message*|instruction*" },
@@ -328,6 +389,19 @@ static const struct {
 	{ 30, "exfiltration: before * this|the|our * conversation|chat|session|dialogue * started|began|begins|starts" },
 	{ 20, "exfiltration: quote * it|them|this * exactly|verbatim|word" },
 	{ 20, "exfiltration: above|before * this * line|message" },
+	{ 35, "exfiltration: instructions|rules|prompt|guidelines * you * received|got|had" },
+	{ 25, "exfiltration: at|in * the * start|beginning * of * this|the|our * chat|conversation|session" },
+	{ 35, "exfiltration: инструкц*|правил*|промпт* * ты * получил*" },
+	{ 25, "exfiltration: в|с * начале|начала * этого|нашего * чата|разговора|диалога|беседы" },
+	{ 20, "exfiltration: context * window|memory" },
+	{ 20, "exfiltration: контекстн* * окн*|памят*" },
+	{ 30, "exfiltration: dump|print|show|reveal|output|list * contents|content * of * your" },
+	{ 30, "exfiltration: выгрузи|выведи|покажи|раскрой * содержимое * своего|твоего|своей|твоей" },
+	{ 35, "exfiltration: prompt|instructions|rules * that * define|defines|control|controls|govern|governs|shape|shapes * your|you" },
+	{ 35, "exfiltration: промпт|инструкц*|правила * который|которые * определяет|определяют|задаёт|задает|задают * твоё|твое|твои|твоим" },
+	{ 35, "exfiltration: were|was * you * given|told|instructed" },
+	{ 15, "exfiltration: in full|entirety" },
+	{ 20, "exfiltration: выведи|покажи|перечисли|процитируй * их|всё|все * полностью|целиком|дословно" },
 	{ 20, "exfiltration: перед|до * моим|моего|этим|этого * сообщени*|вопрос*|запрос*" },
 	{ 40, "exfiltration: what * did|does * your * developer*|creator*|operator|owner|admin|company * tell|told|instruct|say|ask|write" },
 	{ 40, "exfiltration: что * тебе * разработчик*|создател*|оператор*|владел*|компания" },
@@ -339,7 +413,8 @@ static const struct {
 	{ 20, "exfiltration: verbatim" },
 	{ 20, "exfiltration: word for word" },
 	{ 55, "exfiltration: покажи|покажите|выведи|выведите|повтори|повторите|раскрой|раскройте|расскажи|скажи|перечисли|процитируй|скопируй|дай|отправь|распечатай|выдай|озвучь|напиши|напечатай|опиши|сообщи|переведи|перескажи|перефразируй|зашифруй|закодируй * свой|свои|свою|свое|своей|твой|твои|твоя|твое|твою|твоей|ваш|ваши|вашу|тебе * систем*|скрыт*|секретн*|исходн*|изначальн*|начальн*|полн*|внутренн*|промпт*|инструкц*|указан*|правил*|настройк*|подсказк*|конфигурац*|директив*" },
-	{ 35, "exfiltration: покажи|выведи|раскрой|повтори|процитируй|распечатай|озвучь|выдай * систем*|скрыт*|секретн*|исходн*|изначальн*|конфиденциальн*|внутренн*|начальн* * промпт*|инструкц*|сообщени*|подсказк*" },
+	{ 35, "exfiltration: покажи|выведи|повтори|процитируй|распечатай|озвучь * систем*|скрыт*|секретн*|исходн*|изначальн*|конфиденциальн*|внутренн*|начальн* * промпт*|инструкц*|сообщени*|подсказк*" },
+	{ 45, "exfiltration: раскрой|раскройте|выдай|выдайте|слей * систем*|скрыт*|секретн*|исходн*|изначальн*|конфиденциальн*|внутренн*|начальн* * промпт*|инструкц*|сообщени*|подсказк*" },
 	{ 50, "exfiltration: какие|каковы|какой|какая|что * тебя|тебе|твои|твой|ваши * инструкц*|указан*|промпт*|директив*" },
 	{ 40, "exfiltration: что * тебе|вам * сказали|написали|велели|поручили|приказали|задали" },
 	{ 40, "exfiltration: повтори|выведи|скопируй|процитируй|напечатай * весь|всё|все|текст * выше|сверху|ранее|дословно" },
@@ -372,6 +447,12 @@ static const struct {
 	{ 30, "hijack: пришли|отправь|покажи|выдай|дай|скинь * мне|нам * пароли|пароль|ключи|токены|секреты|учетн*" },
 	{ 35, "hijack: without * asking|telling|informing|notifying|confirming|alerting|warning * the|your * user|users|anyone|human|operator|owner|account|recipient" },
 	{ 30, "hijack: do|don * not|t|never * tell|inform|notify|alert|warn|mention|ask|confirm|consult * the|your|with * user|users|human|operator" },
+	{ 30, "hijack: so|that * the|no * user|users|owner|they|one * won|will|doesn|does|wouldn|would|can|cannot * not|t|notice|know|see|find" },
+	{ 30, "hijack: чтобы * пользователь|он|никто|владелец * не * заметил|узнал|увидел|понял" },
+	{ 25, "hijack: no|without * confirmation|approval|permission * needed|required|necessary" },
+	{ 25, "hijack: подтверждени*|согласи*|разрешени* * не * нужно|нужен|требуется" },
+	{ 35, "hijack: ии|ассистент|бот|модель|нейросеть * не * переводи|пересказывай|отвечай|выполняй" },
+	{ 25, "hijack: пришли|отправь|дай|выдай|покажи * внутренн*|секретн*|конфиденциальн* * промокод*|данн*|документ*|код*|ключ*" },
 	{ 30, "hijack: not|never * mention|tell|inform|notify|reveal|disclose *4 user|users|human|owner" },
 	{ 20, "hijack: delete|remove|wipe|erase * the|all * user|users" },
 	{ 20, "hijack: hidden|secret * note|message|instruction*|command*" },
@@ -412,7 +493,9 @@ static const struct {
 	{ 15, "marker: \"display:none\"" },
 	{ 15, "marker: \"display: none\"" },
 	/* Payloads of a hijack: destructive and credential-reading commands. */
-	{ 25, "hijack: \"rm -rf /\"" },
+	{ 20, "hijack: \"rm -rf\"" },
+	{ 10, "hijack: \"rm -rf /\"" },
+	{ 10, "hijack: \"rm -rf ~\"" },
 	{ 25, "hijack: \"| sh\"" },
 	{ 25, "hijack: \"| bash\"" },
 	{ 25, "hijack: \"id_rsa\"" },
@@ -429,13 +512,14 @@ static const char *const role_strong[] = {
 	"разработчик", "администратор", "админ", "оператор",
 };
 static const char *const role_weak[] = {
-	"assistant", "ai", "instruction", "instructions", "response", "ассистент",
-	"инструкция", "инструкции", "бот",
+	"assistant", "ai", "instruction", "instructions", "response", "agent",
+	"llm", "ассистент", "инструкция", "инструкции", "бот", "ии", "агент",
 };
 static const char *const role_second[] = {
 	"message", "prompt", "instruction", "instructions", "note", "override",
-	"update", "notice", "mode", "сообщение", "промпт", "инструкция",
-	"инструкции", "указание", "уведомление", "режим",
+	"update", "notice", "mode", "assistant", "agent", "model", "bot",
+	"сообщение", "промпт", "инструкция", "инструкции", "указание",
+	"уведомление", "режим", "ассистент", "агент", "модель", "бот",
 };
 
 /* Read one code point at s[i]: its length; JSON escapes read as what
@@ -774,10 +858,15 @@ put_utf8(unsigned char *b, size_t *len, size_t max, uint32_t c)
 	return 0;
 }
 
+/* The index's hash of a word's first letters (two: c is NOCP). */
+#define NOCP	0xFFFFu
 static unsigned
-hash2(uint32_t a, uint32_t b)
+hash3(uint32_t a, uint32_t b, uint32_t c)
 {
-	return (a * 131u + b * 7u) & (NBK - 1);
+	uint32_t	 h = a * 2654435761u ^ b * 40503u ^ c * 9176u;
+
+	h ^= h >> 13;
+	return h & (NBK - 1);
 }
 
 /* The folded word w->f as code points: how many. */
@@ -803,7 +892,8 @@ word_set(struct word *w, const uint32_t *cp, size_t ncp)
 			w->trunc = 1;
 			break;
 		}
-	w->h = hash2(cp[0], ncp > 1 ? cp[1] : 0);
+	w->h2 = hash3(cp[0], ncp > 1 ? cp[1] : 0, NOCP);
+	w->h3 = ncp > 2 ? hash3(cp[0], cp[1], cp[2]) : NBK;
 }
 
 /*
@@ -817,7 +907,7 @@ next_word(const char *s, size_t n, size_t *pos, struct word *w,
     struct scan *st)
 {
 	const unsigned char	*u = (const unsigned char *)s;
-	uint32_t		 c, c0 = 0, c1 = 0, cp[WORD_CP];
+	uint32_t		 c, c0 = 0, c1 = 0, c2 = 0, cp[WORD_CP];
 	size_t			 i = *pos, start, ncp = 0, j;
 	int			 bol = i == 0, lead = 1, cls;
 	int			 lat = 0, cyr = 0, digit = 0, leet_ = 0;
@@ -887,6 +977,8 @@ next_word(const char *s, size_t n, size_t *pos, struct word *w,
 			c0 = c;
 		else if (ncp == 1)
 			c1 = c;
+		else if (ncp == 2)
+			c2 = c;
 		ncp++;
 		/* The next letter, if the word goes on. */
 		for (;;) {
@@ -920,7 +1012,8 @@ next_word(const char *s, size_t n, size_t *pos, struct word *w,
 		}
 	}
 end:
-	w->h = hash2(c0, c1);
+	w->h2 = hash3(c0, c1, NOCP);
+	w->h3 = ncp > 2 ? hash3(c0, c1, c2) : NBK;
 	if (ncp == 1) {
 		cp[0] = c0;
 		join_spaced(s, n, &i, cp, &ncp);
@@ -1075,13 +1168,14 @@ role_line(const char *s, size_t n, const struct word *w, struct scan *st)
 		return;
 	/* "#" in the markup before it: a heading. */
 	for (b = w->off; b > 0 && s[b - 1] != '\n'; b--)
-		if (s[b - 1] == '#')
+		if (s[b - 1] == '#' || s[b - 1] == '=')
 			heading = 1;
-	/* A second word ("System prompt:"), only blanks between. */
+	/* A second word ("System prompt:", "AI-assistant:"), only blanks between. */
 	j = i;
 	if (next_word(s, n, &j, &w2, NULL) && word_in(&w2, role_second,
 	    NELEM(role_second))) {
-		for (b = i; b < w2.off && (s[b] == ' ' || s[b] == '\t'); b++)
+		for (b = i; b < w2.off && (s[b] == ' ' || s[b] == '\t' ||
+		    s[b] == '-'); b++)
 			;
 		if (b == w2.off)
 			i = w2.end;
@@ -1158,20 +1252,22 @@ has_literal(const char *s, size_t n, const struct pat *p)
 }
 
 /* Base64 values (standard and URL-safe alphabets) + 1; 0: not base64. */
-static unsigned char b64tab[256];
-
-static void
-b64init(void)
-{
-	static const char a[] =
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	int	 i;
-
-	for (i = 0; i < 64; i++)
-		b64tab[(unsigned char)a[i]] = (unsigned char)(i + 1);
-	b64tab['-'] = 63;
-	b64tab['_'] = 64;
-}
+static const unsigned char b64tab[256] = {
+	['A'] = 1, ['B'] = 2, ['C'] = 3, ['D'] = 4, ['E'] = 5,
+	['F'] = 6, ['G'] = 7, ['H'] = 8, ['I'] = 9, ['J'] = 10,
+	['K'] = 11, ['L'] = 12, ['M'] = 13, ['N'] = 14, ['O'] = 15,
+	['P'] = 16, ['Q'] = 17, ['R'] = 18, ['S'] = 19, ['T'] = 20,
+	['U'] = 21, ['V'] = 22, ['W'] = 23, ['X'] = 24, ['Y'] = 25,
+	['Z'] = 26, ['a'] = 27, ['b'] = 28, ['c'] = 29, ['d'] = 30,
+	['e'] = 31, ['f'] = 32, ['g'] = 33, ['h'] = 34, ['i'] = 35,
+	['j'] = 36, ['k'] = 37, ['l'] = 38, ['m'] = 39, ['n'] = 40,
+	['o'] = 41, ['p'] = 42, ['q'] = 43, ['r'] = 44, ['s'] = 45,
+	['t'] = 46, ['u'] = 47, ['v'] = 48, ['w'] = 49, ['x'] = 50,
+	['y'] = 51, ['z'] = 52, ['0'] = 53, ['1'] = 54, ['2'] = 55,
+	['3'] = 56, ['4'] = 57, ['5'] = 58, ['6'] = 59, ['7'] = 60,
+	['8'] = 61, ['9'] = 62, ['+'] = 63, ['/'] = 64, ['-'] = 63,
+	['_'] = 64,
+};
 
 static inline int
 b64(unsigned char c)
@@ -1278,6 +1374,15 @@ blobs(const struct inject_set *set, const char *s, size_t n,
 	const unsigned char	*u = (const unsigned char *)s;
 
 	while (i < n) {
+		/*
+		 * A run of BLOB_MIN or more that starts at or before i + m
+		 * covers i + m (m = BLOB_MIN - 1): if that byte is not base64,
+		 * none does, and i moves past it.
+		 */
+		if (i + BLOB_MIN - 1 < n && b64tab[u[i + BLOB_MIN - 1]] == 0) {
+			i += BLOB_MIN;
+			continue;
+		}
 		if (b64tab[u[i]] == 0) {
 			i++;
 			continue;
@@ -1301,6 +1406,33 @@ blobs(const struct inject_set *set, const char *s, size_t n,
 	}
 }
 
+/* The patterns of bucket h whose first term is word i (w): do they match? */
+static void
+try_bucket(const struct inject_set *set, struct scan *st, struct ring *r,
+    size_t i, const struct word *w, unsigned h)
+{
+	size_t	 k, id;
+	int	 steps;
+
+	for (k = 0; k < set->nbk[h]; k++) {
+		const struct entry	*e = &set->bk[h][k];
+		const struct pat	*p;
+
+		if (!entry_may(e, w) || is_hit(st, e->id) || (e->bol && !w->bol))
+			continue;
+		id = e->id;
+		p = set->pat[id];
+		/* Longer than its head: the rest of it. */
+		if (e->len > sizeof(e->head) &&
+		    !alt_eq(p, &p->term[0].alt[e->alt], w))
+			continue;
+		steps = MATCH_STEPS;
+		/* The look-ahead moves the ring, but never onto word i. */
+		if (match_rest(r, p, 1, i + 1, i + RING, &steps))
+			hit(st, id);
+	}
+}
+
 static void
 scan_text(const struct inject_set *set, const char *s, size_t n,
     struct scan *st, int depth)
@@ -1308,7 +1440,6 @@ scan_text(const struct inject_set *set, const char *s, size_t n,
 	struct ring		 r;
 	const struct word	*w;
 	size_t			 i, k, id;
-	int			 steps;
 
 	for (k = 0; k < set->nlit; k++) {
 		id = set->lit[k];
@@ -1324,20 +1455,9 @@ scan_text(const struct inject_set *set, const char *s, size_t n,
 	for (i = 0; (w = ring_get(&r, i)) != NULL; i++) {
 		if (w->bol)
 			role_line(s, n, w, st);
-		for (k = 0; k < set->nbk[w->h]; k++) {
-			const struct entry	*e = &set->bk[w->h][k];
-			const struct pat	*p = set->pat[e->id];
-
-			id = e->id;
-			if (!entry_may(e, w) || is_hit(st, id) ||
-			    (p->bol && !w->bol) ||
-			    !alt_eq(p, &p->term[0].alt[e->alt], w))
-				continue;
-			steps = MATCH_STEPS;
-			if (match_rest(&r, p, 1, i + 1, i + RING, &steps))
-				hit(st, id);
-			/* The look-ahead may have moved the ring: w stays. */
-		}
+		if (w->h3 < NBK)
+			try_bucket(set, st, &r, i, w, w->h3);
+		try_bucket(set, st, &r, i, w, w->h2);
 	}
 	blobs(set, s, n, st, depth);
 }
@@ -1445,16 +1565,18 @@ add_term(struct pat *p, unsigned gap, const char *s, size_t len, char *err,
 }
 
 /* A word's hash as next_word computes it, from its folded bytes. */
+/* An alternative's bucket: by three letters, or two if it has no more. */
 static unsigned
 alt_hash(const struct pat *p, const struct alt *a)
 {
-	uint32_t	 c0, c1 = 0;
-	size_t		 l;
+	uint32_t	 c[3] = { 0, 0, NOCP };
+	size_t		 i = a->off, end = a->off + a->len, k;
 
-	l = getcp(p->pool, a->off + a->len, a->off, &c0);
-	if (a->len > l)
-		getcp(p->pool, a->off + a->len, a->off + l, &c1);
-	return hash2(c0, c1);
+	for (k = 0; k < 3 && i < end; k++)
+		i += getcp(p->pool, end, i, &c[k]);
+	if (k < 3)
+		return hash3(c[0], c[1], NOCP);
+	return hash3(c[0], c[1], c[2]);
 }
 
 static int
@@ -1486,6 +1608,7 @@ index_pat(struct inject_set *set, size_t id)
 		e->alt = (uint8_t)k;
 		e->len = a->len;
 		e->prefix = a->prefix;
+		e->bol = (uint8_t)p->bol;
 		memset(e->head, 0, sizeof(e->head));
 		memcpy(e->head, p->pool + a->off, a->len < sizeof(e->head) ?
 		    a->len : sizeof(e->head));
@@ -1650,7 +1773,6 @@ inject_new(void)
 
 	if ((set = calloc(1, sizeof(*set))) == NULL)
 		return NULL;
-	b64init();
 	for (i = 0; i < NELEM(builtin); i++)
 		if (inject_add(set, builtin[i].pattern, builtin[i].weight, err,
 		    sizeof(err)) == -1) {

@@ -17,7 +17,8 @@ struct inject_set *inject_new(void);
 void	inject_clear(struct inject_set *);
 /* Add one configured pattern with its weight: 0, or -1 with err filled. */
 int	inject_add(struct inject_set *, const char *, int, char *, size_t);
-/* The score of s[0..n) and at most nmax names of what matched. */
+/* The score of s[0..n) (0 or more) and at most nmax names of what
+   matched, each once (static strings or the set's; unused slots NULL). */
 int	inject_score(const struct inject_set *, const char *, size_t,
 	    const char **, size_t);
 void	inject_free(struct inject_set *);
