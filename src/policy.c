@@ -243,6 +243,7 @@ struct scan {
 	const struct policy_cfg	*pol;
 	unsigned		 mask;		/* span kinds looked for */
 	unsigned		 found;
+	int			 inject;	/* score injections */
 	int			 injection;	/* the highest score */
 	const char		*rule[INJECT_NAMES];	/* its rules' names */
 	size_t			 chars;		/* UTF-8 characters */
@@ -295,7 +296,7 @@ scan_one(void *ctx, struct json_object *str, int inject)
 	sc->bytes += n;
 	if (sc->mask != 0)
 		sc->found |= kinds_in(sc->pol->rules, sc->mask, s, n);
-	if (inject && sc->pol->action[DET_INJECTION] != POLICY_OFF) {
+	if (inject && sc->inject) {
 		memset(names, 0, sizeof(names));
 		score = det_injection(sc->pol->rules, s, n, names,
 		    INJECT_NAMES);
@@ -392,12 +393,17 @@ policy_request(struct request *r, enum policy_route route,
 	if (pol->residency.n > 0)
 		g->residency = pol->residency.v[0];
 
+	/*
+	 * One pass over the text for the kinds that are not redacted, the
+	 * injection score and the length; the redacted kinds are found by
+	 * the redaction itself (a second pass only when something blocks,
+	 * for the record). A policy of residency alone reads no text.
+	 */
 	memset(&sc, 0, sizeof(sc));
 	sc.pol = pol;
-	sc.mask = pol->scan_mask | pol->redact_mask;
-	/* A policy of residency alone reads no text. */
-	if (sc.mask != 0 || pol->action[DET_INJECTION] != POLICY_OFF ||
-	    pol->action[DET_LENGTH] != POLICY_OFF)
+	sc.mask = pol->scan_mask;
+	sc.inject = pol->action[DET_INJECTION] != POLICY_OFF;
+	if (sc.mask != 0 || sc.inject || pol->action[DET_LENGTH] != POLICY_OFF)
 		walk(route, req, scan_one, &sc);
 	g->injection = sc.injection;
 	if (pol->action[DET_INJECTION] != POLICY_OFF &&
@@ -430,12 +436,22 @@ policy_request(struct request *r, enum policy_route route,
 		log_info("%s: policy %s: injection score %d (%s%s%s)", r->id,
 		    pol->name, sc.injection, sc.rule[0] ? sc.rule[0] : "?",
 		    sc.rule[1] ? ", " : "", sc.rule[1] ? sc.rule[1] : "");
-	if (block != 0)
+	if (block != 0) {
+		if (pol->redact_mask != 0) {
+			memset(&sc, 0, sizeof(sc));
+			sc.pol = pol;
+			sc.mask = pol->redact_mask;
+			walk(route, req, scan_one, &sc);
+			g->found |= sc.found;
+			if (sc.found != 0)
+				g->acted |= 1u << POLICY_REDACT;
+		}
 		return refuse(r, g, block, (block & DET_BIT(DET_LENGTH)) &&
 		    why[0] != '\0' ? why : NULL);
+	}
 	if (g->acted & (1u << POLICY_ROUTE))
 		g->residency = pol->route_residency.v[0];
-	if (!(sc.found & pol->redact_mask))
+	if (pol->redact_mask == 0)
 		return 0;
 
 	memset(&rw, 0, sizeof(rw));
@@ -444,14 +460,17 @@ policy_request(struct request *r, enum policy_route route,
 	buf_init(&rw.out, (size_t)r->cfg->gw.max_body * 2 + 65536);
 	walk(route, req, redact_one, &rw);
 	buf_free(&rw.out);
+	g->found |= rw.found;
+	if (rw.found != 0)
+		g->acted |= 1u << POLICY_REDACT;
 	if (rw.err != 0) {
 		/* Refused whole, never sent with findings left in it. */
 		g->acted |= 1u << POLICY_BLOCK;
-		return refuse(r, g, sc.found & pol->redact_mask,
+		return refuse(r, g, rw.found != 0 ? rw.found :
+		    pol->redact_mask,
 		    rw.err == BUF_NOMEM ? "out of memory while redacting" :
 		    "too many findings to redact");
 	}
-	g->found |= rw.found;
 	return 0;
 }
 
