@@ -10,15 +10,64 @@
 
 #include <json-c/json.h>
 
+#include "account.h"
 #include "admin.h"
 #include "billing.h"
 #include "config.h"
 #include "keys.h"
+#include "policy.h"
 #include "report.h"
 #include "store.h"
 
+/* The policy k's requests run under, and where it comes from. */
+static const struct policy_cfg *
+key_policy(const struct config *cfg, const struct key_rec *k,
+    enum policy_from *from, char *where, size_t len)
+{
+	struct principal	 p;
+	const struct policy_cfg	*pol;
+
+	memset(&p, 0, sizeof(p));
+	p.key = *k;
+	if (k->agent[0] != '\0')
+		snprintf(p.agent, sizeof(p.agent), "%.*s", FIX(k->agent));
+	else
+		snprintf(p.agent, sizeof(p.agent), "%.*s", FIX(k->name));
+	account_resolve(cfg, &p);
+	pol = policy_resolve(cfg, &p, from);
+	switch (*from) {
+	case POLICY_FROM_AGENT:
+		snprintf(where, len, "agent %s", p.agent);
+		break;
+	case POLICY_FROM_TIER:
+		snprintf(where, len, "tier %s", p.tier);
+		break;
+	default:
+		snprintf(where, len, "%s", policy_from_names[*from]);
+		break;
+	}
+	return pol;
+}
+
 static void
-print_key(const struct key_rec *k, time_t now)
+print_policy(const struct config *cfg, const struct key_rec *k)
+{
+	const struct policy_cfg	*pol;
+	enum policy_from	 from;
+	char			 where[128];
+
+	pol = key_policy(cfg, k, &from, where, sizeof(where));
+	if (pol != NULL)
+		printf("policy: %s (%s)\n", pol->name, where);
+	else if (from == POLICY_FROM_KEY)
+		printf("policy: %.*s (key; not configured: its requests are "
+		    "refused)\n", FIX(k->policy));
+	else
+		printf("policy: none\n");
+}
+
+static void
+print_key(const struct config *cfg, const struct key_rec *k, time_t now)
 {
 	char	 buf[64];
 
@@ -58,6 +107,26 @@ print_key(const struct key_rec *k, time_t now)
 	printf("created: %s\n", fmt_time(k->created, buf, sizeof(buf)));
 	printf("expires: %s\n", k->expires != 0 ?
 	    fmt_time(k->expires, buf, sizeof(buf)) : "never");
+	print_policy(cfg, k);
+}
+
+/* The key as JSON, with the policy its requests run under. */
+static struct json_object *
+key_json(const struct config *cfg, const struct key_rec *k, time_t now)
+{
+	struct json_object	*o = keys_to_json(k, now);
+	const struct policy_cfg	*pol;
+	enum policy_from	 from;
+	char			 where[128];
+
+	if (o == NULL)
+		return NULL;
+	pol = key_policy(cfg, k, &from, where, sizeof(where));
+	json_object_object_add(o, "effective_policy", pol != NULL ?
+	    json_object_new_string(pol->name) : NULL);
+	json_object_object_add(o, "policy_from",
+	    json_object_new_string(where));
+	return o;
 }
 
 /* "Nd" (days from now), YYYY-MM-DD or unix seconds, in the future. */
@@ -140,6 +209,10 @@ key_opt(int ch, const char *arg, struct key_rec *k, time_t now, int *rc)
 	case 'M':
 		*rc = parse_usd(arg, "--monthly-budget", 0, &k->monthly_budget);
 		return 1;
+	case 'L':
+		*rc = set_field(k->policy, sizeof(k->policy), strcmp(arg,
+		    "none") == 0 ? "" : arg, "--policy");
+		return 1;
 	case 'C':
 		if ((*rc = parse_count(arg, "--max-concurrent",
 		    KEY_CONCURRENT_MAX, &n)) == 0)
@@ -160,6 +233,7 @@ key_opt(int ch, const char *arg, struct key_rec *k, time_t now, int *rc)
 	{ "daily-budget", required_argument, NULL, 'd' },		\
 	{ "monthly-budget", required_argument, NULL, 'M' },		\
 	{ "max-concurrent", required_argument, NULL, 'C' },		\
+	{ "policy", required_argument, NULL, 'L' },			\
 	{ "expires", required_argument, NULL, 'e' },			\
 	{ "prepaid", no_argument, NULL, 'p' },				\
 	{ "allow-agent-header", no_argument, NULL, 'H' }
@@ -170,6 +244,18 @@ tier_known(struct admin *a, const struct key_rec *k)
 {
 	if (k->tier[0] != '\0' && config_tier(a->cfg, k->tier) == NULL) {
 		complain("--tier: no [tier %.*s] in %s", FIX(k->tier),
+		    a->cfg->path);
+		return ADM_FAIL;
+	}
+	return ADM_OK;
+}
+
+/* A key's policy must be one of the config's; ADM_OK or ADM_FAIL. */
+static int
+policy_known(struct admin *a, const struct key_rec *k)
+{
+	if (k->policy[0] != '\0' && config_policy(a->cfg, k->policy) == NULL) {
+		complain("--policy: no [policy %.*s] in %s", FIX(k->policy),
 		    a->cfg->path);
 		return ADM_FAIL;
 	}
@@ -214,7 +300,8 @@ cmd_key_create(struct admin *a, int argc, char **argv)
 		complain("--%s: %s", f.field, f.why);
 		return ADM_USAGE;
 	}
-	if (admin_open(a, STORE_ADMIN) != ADM_OK || tier_known(a, &k) != ADM_OK)
+	if (admin_open(a, STORE_ADMIN) != ADM_OK || tier_known(a, &k) !=
+	    ADM_OK || policy_known(a, &k) != ADM_OK)
 		return ADM_FAIL;
 	if ((rc = keys_create(a->st, &k, secret, sizeof(secret))) != STORE_OK) {
 		if (rc == STORE_EXISTS) {
@@ -224,13 +311,13 @@ cmd_key_create(struct admin *a, int argc, char **argv)
 		return store_failed("cannot create the key", rc);
 	}
 	if (json) {
-		if ((o = keys_to_json(&k, now)) != NULL)
+		if ((o = key_json(a->cfg, &k, now)) != NULL)
 			json_object_object_add(o, "key",
 			    json_object_new_string(secret));
 		rc = print_json(o);
 	} else {
 		printf("%s\n", secret);
-		print_key(&k, now);
+		print_key(a->cfg, &k, now);
 		rc = ADM_OK;
 	}
 	fflush(stdout);
@@ -278,6 +365,9 @@ print_key_row(const struct key_rec *k, time_t now)
 	if (k->agent_header && n < sizeof(lim))
 		n += (size_t)snprintf(lim + n, sizeof(lim) - n,
 		    " agent-header");
+	if (k->policy[0] != '\0' && n < sizeof(lim))
+		n += (size_t)snprintf(lim + n, sizeof(lim) - n, " policy=%.*s",
+		    FIX(k->policy));
 	if (k->models[0] != '\0' && n < sizeof(lim))
 		snprintf(lim + n, sizeof(lim) - n, " models=%.*s",
 		    FIX(k->models));
@@ -336,8 +426,8 @@ cmd_key_show(struct admin *a, int argc, char **argv)
 	if (open_key(a, argv[optind], &k) != ADM_OK)
 		return ADM_FAIL;
 	if (json)
-		return print_json(keys_to_json(&k, time(NULL)));
-	print_key(&k, time(NULL));
+		return print_json(key_json(a->cfg, &k, time(NULL)));
+	print_key(a->cfg, &k, time(NULL));
 	return ADM_OK;
 }
 
@@ -390,7 +480,7 @@ cmd_key_set(struct admin *a, int argc, char **argv)
 		complain("--%s: %s", f.field, f.why);
 		return ADM_USAGE;
 	}
-	if (tier_known(a, &k) != ADM_OK)
+	if (tier_known(a, &k) != ADM_OK || policy_known(a, &k) != ADM_OK)
 		return ADM_FAIL;
 	if ((rc = keys_update(a->st, &k)) == STORE_EXISTS) {
 		complain("--name: a key named %.*s exists", FIX(k.name));
@@ -404,8 +494,8 @@ cmd_key_set(struct admin *a, int argc, char **argv)
 		return store_failed("cannot update the key (rotated or deleted "
 		    "meanwhile? try again)", rc);
 	if (json)
-		return print_json(keys_to_json(&k, now));
-	print_key(&k, now);
+		return print_json(key_json(a->cfg, &k, now));
+	print_key(a->cfg, &k, now);
 	return ADM_OK;
 }
 
@@ -464,7 +554,7 @@ cmd_key_rotate(struct admin *a, int argc, char **argv)
 		rc = print_json(o);
 	} else {
 		printf("%s\n", secret);
-		print_key(&out, now);
+		print_key(a->cfg, &out, now);
 		if (grace > 0)
 			printf("old secret (%.*s): works until %s\n",
 			    FIX(k.prefix), fmt_time((int64_t)now + grace, buf,

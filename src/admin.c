@@ -455,6 +455,8 @@ static const struct cmd_entry commands[] = {
 	  "  --expires DATE|Nd       YYYY-MM-DD (UTC) or days from now\n"
 	  "  --prepaid               refuse requests the balance cannot pay\n"
 	  "  --allow-agent-header    the client may name its agent (X-Agent)\n"
+	  "  --policy NAME           [policy NAME] of the config (default: "
+	  "the agent's, the tier's, default_policy)\n"
 	  "  --json                  print JSON\n",
 	  cmd_key_create },
 	{ "key list", "[--json]",
@@ -474,6 +476,7 @@ static const struct cmd_entry commands[] = {
 	  "expiry\n"
 	  "  --prepaid, --no-prepaid\n"
 	  "  --allow-agent-header, --no-agent-header\n"
+	  "  --policy NAME|none      the key's own [policy], or none\n"
 	  "  --json                  print JSON\n" KEY_REF,
 	  cmd_key_set },
 	{ "key update", "KEY [options] [--json]",

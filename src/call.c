@@ -826,8 +826,17 @@ jcall_run(struct jcall *jc, const char *model)
 		return http_error(r, 400, "invalid_request_error",
 		    "invalid_value", "model", "'model' may hold only letters, "
 		    "digits and . _ - : / @ +");
+	if (jc->req != NULL && (rc = policy_request(r, jc->proute, jc->req,
+	    &jc->guard)) != 0) {
+		jc->guarded = 1;
+		return rc;
+	}
 	if ((rc = account_plan(r, model, &jc->plan)) != 0)
 		return rc;
+	if ((rc = policy_plan(r, &jc->guard, &jc->plan)) != 0) {
+		jc->guarded = 1;
+		return rc;
+	}
 	ask.prompt = jc->prompt_est;
 	ask.prompt_est = (jc->prompt_est + 3) / 4;	/* four bytes a token */
 	ask.images = jc->images;
@@ -847,8 +856,11 @@ jcall_record(struct jcall *jc, const char *model, const struct usage *tokens,
 	const struct candidate	*c = jc->call.cand;
 	int			 served = r->served[0] != '\0';
 
-	if (jc->plan.n == 0 || (!jc->acct.admitted && !jc->refused))
+	if (!jc->guarded && (jc->plan.n == 0 || (!jc->acct.admitted &&
+	    !jc->refused))) {
+		guard_free(&jc->guard);
 		return;
+	}
 	account_row(r, &u);
 	snprintf(u.requested, sizeof(u.requested), "%s", model);
 	snprintf(u.served, sizeof(u.served), "%s", r->served);
@@ -866,5 +878,7 @@ jcall_record(struct jcall *jc, const char *model, const struct usage *tokens,
 		u.flags = jc->flags;
 	u.status = (uint16_t)r->status;
 	u.attempts = (uint16_t)jc->call.attempts;
+	policy_row(&jc->guard, &u);
 	account_settle(r, &jc->acct, &u);
+	guard_free(&jc->guard);
 }

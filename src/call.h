@@ -10,6 +10,7 @@
 #include "breaker.h"
 #include "http.h"
 #include "plan.h"
+#include "policy.h"
 #include "provider.h"
 #include "upstream.h"
 
@@ -139,6 +140,8 @@ struct jcall {
 	struct request		*r;
 	const struct jcall_ops	*ops;
 	void			*ctx;
+	struct json_object	*req;		/* the client's, guarded in place */
+	enum policy_route	 proute;	/* what text req holds */
 	size_t			 body_max;	/* cap of an upstream request */
 	struct plan		 plan;
 	struct account		 acct;
@@ -146,17 +149,21 @@ struct jcall {
 	int64_t			 images;	/* images reserved */
 	uint32_t		 flags;		/* USAGE_* of the cost */
 	int			 refused;	/* admission refused: recorded at no cost */
+	int			 guarded;	/* the policy refused: recorded too */
+	struct guard		 guard;		/* the policy's state */
 	struct call		 call;		/* cand: the one that answered */
 };
 
 /*
- * Resolve model, admit the request for its plan and run the call. Returns
- * the HTTP status sent.
+ * Run the policy over req, resolve model (every candidate of the
+ * residency the policy requires), admit the request for its plan and
+ * run the call. Returns the HTTP status sent.
  */
 int	jcall_run(struct jcall *, const char *);
 /*
- * The usage line of a JSON call whose plan resolved: tokens (NULL for
- * none) and cost count only when a candidate answered.
+ * The usage line of a JSON call whose plan resolved, or that its policy
+ * refused: tokens (NULL for none) and cost count only when a candidate
+ * answered. Frees the guard: the call is over.
  */
 void	jcall_record(struct jcall *, const char *, const struct usage *,
 	    money_t);

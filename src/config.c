@@ -15,7 +15,9 @@
 #include <openssl/sha.h>
 
 #include "config.h"
+#include "detect.h"
 #include "metrics.h"
+#include "policy.h"
 
 /* inih's compiled-in line limit (INI_MAX_LINE), including "\r\n\0". */
 #define INI_LINE_LIMIT	200
@@ -36,12 +38,13 @@ enum section {
 	SECT_AGENT,
 	SECT_TASK,
 	SECT_ALERT,
+	SECT_POLICY,
 	SECT__MAX
 };
 
 static const char *const section_names[SECT__MAX] = {
 	"gateway", "retry", "provider", "model", "tier", "agent", "task",
-	"alert",
+	"alert", "policy",
 };
 
 enum key_type {
@@ -64,6 +67,13 @@ enum key_type {
 	K_ONOFF,	/* on | off -> int 1 | 0 */
 	K_UNPRICED,	/* refuse | free -> int 0 | 1 */
 	K_LOGFORMAT,	/* text | json -> int 0 | 1 */
+	K_ACTION,	/* off | log | redact | block | route -> unsigned char */
+	K_RESIDENCY,	/* one residency word: global, ru, eu, us, onprem... */
+	K_RESIDENCIES,	/* residency words; repeats append */
+	K_KEYWORDS,	/* phrases split on commas -> the policy's rules */
+	K_INJECT,	/* "WEIGHT PATTERN"; each line one -> the rules */
+	K_OUTMODE,	/* off | redact | stop -> int enum redact_out */
+	K_DETECTORS,	/* detector names -> unsigned DET_BIT mask */
 };
 
 struct key_def {
@@ -84,6 +94,8 @@ struct key_def {
 #define A(f)	offsetof(struct agent_cfg, f)
 #define K(f)	offsetof(struct task_cfg, f)
 #define AL(f)	offsetof(struct alert_cfg, f)
+#define PO(f)	offsetof(struct policy_cfg, f)
+#define PA(k)	(PO(action) + (k))
 
 /* Largest budget in whole USD (money_parse_usd reads up to 5 digits). */
 #define BUDGET_MAX_USD	99999
@@ -161,6 +173,8 @@ static const struct key_def keys[] = {
 	{ SECT_GATEWAY, "metrics_key_label", K_ONOFF, G(metrics_key_label), 0,
 	  0, "off", "on: /metrics labels series with the key's name too (one "
 	  "series per key: mind the cardinality)" },
+	{ SECT_GATEWAY, "default_policy", K_STR, G(default_policy), 0, 0, NULL,
+	  "[policy] of requests whose key, agent and tier name none" },
 
 	/* breaker: circuit breakers per deployment (breaker.c). */
 	{ SECT_GATEWAY, "breaker", K_ONOFF, G(breaker.enabled), 0, 0, "on",
@@ -213,8 +227,9 @@ static const struct key_def keys[] = {
 	  "prefix removed from a matched model name, e.g. openrouter/" },
 	{ SECT_PROVIDER, "header", K_LINES, P(headers), 0, 0, NULL,
 	  "extra request header \"Name: value\"; repeat for more" },
-	{ SECT_PROVIDER, "residency", K_STR, P(residency), 0, 0, "global",
-	  "where data goes: global, ru or local (informational)" },
+	{ SECT_PROVIDER, "residency", K_RESIDENCY, P(residency), 0, 0,
+	  "global", "where data goes: global, ru, eu, us, onprem (local is "
+	  "onprem) or a word of your own; a [policy] may require it" },
 	{ SECT_PROVIDER, "auth_url", K_URL, P(auth_url), 0, 0, NULL,
 	  "OAuth token endpoint (gigachat)" },
 	{ SECT_PROVIDER, "scope", K_STR, P(scope), 0, 0, NULL,
@@ -304,11 +319,15 @@ static const struct key_def keys[] = {
 	{ SECT_TIER, "max_concurrent", K_LONG, T(max_concurrent), 0, 1000000,
 	  "0", "requests in flight at once, all keys of this tier together "
 	  "(0: no limit)" },
+	{ SECT_TIER, "policy", K_STR, T(policy_name), 0, 0, NULL,
+	  "[policy] of this tier's keys and agents (default: default_policy)" },
 
 	{ SECT_AGENT, "tier", K_STR, A(tier_name), 0, 0, NULL,
 	  "the [tier] of this agent (default: default_tier)" },
 	{ SECT_AGENT, "daily_budget", K_USD, A(daily_budget), 0,
 	  BUDGET_MAX_USD, NULL, "USD per UTC day (default: the tier's)" },
+	{ SECT_AGENT, "policy", K_STR, A(policy_name), 0, 0, NULL,
+	  "[policy] of this agent's keys (default: its tier's)" },
 
 	{ SECT_TASK, "model", K_STR, K(model), 0, 0, NULL,
 	  "model that serves this task (required)" },
@@ -335,6 +354,64 @@ static const struct key_def keys[] = {
 	  "1000", "wait before the second attempt, doubled after each" },
 	{ SECT_ALERT, "timeout_s", K_LONG, AL(timeout), 1, 300, "10",
 	  "seconds one delivery attempt may take" },
+
+	/* [policy NAME]: guardrails (policy.c, detect.c, redact.c). */
+	{ SECT_POLICY, "email", K_ACTION, PA(DET_EMAIL), 0, 0, NULL,
+	  "e-mail addresses: off, log, redact, block or route (default: pii)" },
+	{ SECT_POLICY, "phone", K_ACTION, PA(DET_PHONE), 0, 0, NULL,
+	  "phone numbers, Russian and international (default: pii)" },
+	{ SECT_POLICY, "card", K_ACTION, PA(DET_CARD), 0, 0, NULL,
+	  "payment card numbers, Luhn-checked (default: pii)" },
+	{ SECT_POLICY, "iban", K_ACTION, PA(DET_IBAN), 0, 0, NULL,
+	  "IBANs, mod-97 checked (default: pii)" },
+	{ SECT_POLICY, "passport", K_ACTION, PA(DET_PASSPORT), 0, 0, NULL,
+	  "Russian passport series and numbers (default: pii)" },
+	{ SECT_POLICY, "snils", K_ACTION, PA(DET_SNILS), 0, 0, NULL,
+	  "SNILS with its check number (default: pii)" },
+	{ SECT_POLICY, "inn", K_ACTION, PA(DET_INN), 0, 0, NULL,
+	  "INN, 10 or 12 digits with check digits (default: pii)" },
+	{ SECT_POLICY, "ip", K_ACTION, PA(DET_IP), 0, 0, NULL,
+	  "IPv4 and IPv6 addresses (default: pii)" },
+	{ SECT_POLICY, "secret", K_ACTION, PA(DET_SECRET), 0, 0, NULL,
+	  "API keys, tokens, private keys (default: pii)" },
+	{ SECT_POLICY, "confidential", K_ACTION, PA(DET_CONFIDENTIAL), 0, 0,
+	  NULL, "a confidentiality keyword (default: off)" },
+	{ SECT_POLICY, "injection", K_ACTION, PA(DET_INJECTION), 0, 0, NULL,
+	  "prompt-injection score at or above injection_threshold: off, log, "
+	  "block or route (default: off)" },
+	{ SECT_POLICY, "length", K_ACTION, PA(DET_LENGTH), 0, 0, NULL,
+	  "a prompt over max_prompt_chars or max_prompt_tokens: log, block or "
+	  "route (default: block when a maximum is set)" },
+	{ SECT_POLICY, "pii", K_ACTION, PO(pii), 0, 0, NULL,
+	  "every personal-data kind (email to secret) not set on its own" },
+	{ SECT_POLICY, "residency", K_RESIDENCIES, PO(residency), 0, 0, NULL,
+	  "residencies every candidate of every request must have, e.g. ru "
+	  "onprem (default: any)" },
+	{ SECT_POLICY, "route_residency", K_RESIDENCIES, PO(route_residency),
+	  0, 0, NULL, "residencies required when a detector with action route "
+	  "fired, e.g. onprem" },
+	{ SECT_POLICY, "keywords", K_KEYWORDS, PO(rules), 0, 0, NULL,
+	  "confidentiality keywords and phrases, comma-separated, any case "
+	  "(Cyrillic too); the first line replaces the built-in list" },
+	{ SECT_POLICY, "injection_threshold", K_LONG, PO(injection_threshold),
+	  1, 1000000, "50", "injection score that counts as an injection (one "
+	  "strong pattern weighs 50..60)" },
+	{ SECT_POLICY, "injection_pattern", K_INJECT, PO(rules), 0, 0, NULL,
+	  "\"WEIGHT PATTERN\": one more injection pattern and its score; "
+	  "repeat the key" },
+	{ SECT_POLICY, "max_prompt_chars", K_LONG, PO(max_chars), 0,
+	  1L << 30, "0", "most characters of prompt text (0: no limit)" },
+	{ SECT_POLICY, "max_prompt_tokens", K_LONG, PO(max_tokens), 0,
+	  1L << 30, "0", "most prompt tokens, estimated at four bytes a "
+	  "token (0: no limit)" },
+	{ SECT_POLICY, "restore", K_ONOFF, PO(restore), 0, 0, "on",
+	  "put redacted values back into the answer" },
+	{ SECT_POLICY, "output", K_OUTMODE, PO(output), 0, 0, "off",
+	  "checks on the answer: off, redact (findings replaced) or stop (the "
+	  "stream ends with an error)" },
+	{ SECT_POLICY, "output_detectors", K_DETECTORS, PO(out_mask), 0, 0,
+	  NULL, "detectors run on the answer (default: the personal-data "
+	  "kinds)" },
 };
 
 #define NKEYS	(sizeof(keys) / sizeof(keys[0]))
@@ -661,6 +738,165 @@ bad:
 	return -1;
 }
 
+/*
+ * A residency: a word such as ru, eu, us, onprem, global, of letters,
+ * digits, - and _; kept in lower case ("RU" is ru), into out (33 bytes).
+ */
+static int
+valid_residency(const char *s, size_t n, char *out)
+{
+	size_t	 i;
+
+	if (n == 0 || n > 32)
+		return 0;
+	for (i = 0; i < n; i++) {
+		if (!isalnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '_')
+			return 0;
+		out[i] = (char)tolower((unsigned char)s[i]);
+	}
+	out[n] = '\0';
+	return 1;
+}
+
+/* The next word of a list split on blanks and commas: its length, at *p. */
+static size_t
+next_word(const char **p)
+{
+	while (**p == ' ' || **p == '\t' || **p == ',')
+		(*p)++;
+	return strcspn(*p, " \t,");
+}
+
+/*
+ * The guardrail types of [policy] (and a provider's residency): checked
+ * as read, so that an error names the key's own line; keywords and
+ * injection patterns go straight into the policy's compiled rules.
+ */
+static int
+set_guard(struct loader *l, const struct key_def *k, const char *v,
+    char *field)
+{
+	struct policy_cfg	*pol = l->obj;
+	const char		*p, *q;
+	char			 word[64], err[160];
+	size_t			 n;
+	long			 weight;
+	int			 i;
+
+	switch (k->type) {
+	case K_ACTION:
+		for (i = 0; i < POLICY__MAX; i++)
+			if (strcmp(v, policy_action_names[i]) == 0)
+				break;
+		if (i == POLICY__MAX)
+			return fail(l, "%s: unknown action \"%s\" (off, log, "
+			    "redact, block, route)", k->name, v);
+		if (i == POLICY_REDACT && (strcmp(k->name, "injection") == 0 ||
+		    strcmp(k->name, "length") == 0))
+			return fail(l, "%s: redact replaces what a detector "
+			    "found; %s has nothing to replace (off, log, "
+			    "block, route)", k->name, k->name);
+		*(unsigned char *)field = (unsigned char)i;
+		return 1;
+	case K_RESIDENCY:
+		if (!valid_residency(v, strlen(v), word))
+			return fail(l, "%s: \"%s\" is not a residency (a "
+			    "word: global, ru, eu, us, onprem...)", k->name, v);
+		free(*(char **)field);
+		*(char **)field = xstrdup(word);
+		return 1;
+	case K_RESIDENCIES:
+		for (p = v; (n = next_word(&p)) > 0; p += n) {
+			if (!valid_residency(p, n, word))
+				return fail(l, "%s: \"%.*s\" is not a residency "
+				    "(a word: global, ru, eu, us, onprem...)",
+				    k->name, (int)(n < 64 ? n : 64), p);
+			strlist_add((struct strlist *)field, word, n);
+		}
+		return 1;
+	case K_KEYWORDS:
+		if (!pol->keywords_set) {
+			det_rules_clear_keywords(pol->rules);
+			pol->keywords_set = 1;
+		}
+		for (p = v; *p != '\0'; p = *q == ',' ? q + 1 : q) {
+			q = p + strcspn(p, ",");
+			n = trim(&p, q);
+			if (n == 0)
+				continue;
+			if (n >= INI_LINE_LIMIT)
+				return fail(l, "%s: a keyword is too long",
+				    k->name);
+			snprintf(err, sizeof(err), "%.*s", (int)n, p);
+			if (n >= sizeof(err) ||
+			    det_rules_keyword(pol->rules, err) == -1)
+				return fail(l, "%s: \"%.*s\" cannot be a keyword "
+				    "(empty, too long or no memory)", k->name,
+				    (int)(n < 64 ? n : 64), p);
+		}
+		return 1;
+	case K_INJECT:
+		n = strcspn(v, " \t");
+		if (n == 0 || n >= sizeof(word))
+			goto inject_bad;
+		memcpy(word, v, n);
+		word[n] = '\0';
+		if (parse_long(word, &weight) == -1 || weight < -1000 ||
+		    weight > 1000 || weight == 0)
+			goto inject_bad;
+		p = v + n;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p == '\0')
+			goto inject_bad;
+		err[0] = '\0';
+		if (det_rules_injection(pol->rules, p, (int)weight, err,
+		    sizeof(err)) == -1)
+			return fail(l, "%s: %s", k->name, err[0] ? err :
+			    "a bad pattern");
+		return 1;
+inject_bad:
+		return fail(l, "%s: expected \"WEIGHT PATTERN\" (a score "
+		    "-1000..1000, not 0, then the pattern)", k->name);
+	case K_OUTMODE:
+		if (strcmp(v, "off") == 0)
+			*(int *)field = REDACT_OUT_OFF;
+		else if (strcmp(v, "redact") == 0)
+			*(int *)field = REDACT_OUT_REDACT;
+		else if (strcmp(v, "stop") == 0)
+			*(int *)field = REDACT_OUT_STOP;
+		else
+			return fail(l, "%s: expected off, redact or stop",
+			    k->name);
+		return 1;
+	case K_DETECTORS:
+		if (!pol->out_set) {
+			*(unsigned *)field = 0;
+			pol->out_set = 1;
+		}
+		for (p = v; (n = next_word(&p)) > 0; p += n) {
+			snprintf(word, sizeof(word), "%.*s",
+			    (int)(n < sizeof(word) ? n : sizeof(word) - 1), p);
+			if (strcmp(word, "pii") == 0) {
+				*(unsigned *)field |= DET_PII_MASK;
+				continue;
+			}
+			if ((i = det_kind_byname(word)) < 0 ||
+			    !(DET_BIT(i) & DET_SPAN_MASK))
+				return fail(l, "%s: \"%s\" is not a detector "
+				    "of text spans (email, phone, card, iban, "
+				    "passport, snils, inn, ip, secret, "
+				    "confidential, or pii for all but the "
+				    "last)", k->name, word);
+			*(unsigned *)field |= DET_BIT(i);
+		}
+		return 1;
+	default:
+		break;
+	}
+	return fail(l, "%s: internal error", k->name);
+}
+
 /* Store one value into the field the key describes. */
 static int
 set_value(struct loader *l, const struct key_def *k, const char *v)
@@ -837,6 +1073,14 @@ set_value(struct loader *l, const struct key_def *k, const char *v)
 		free(*sp);
 		*sp = xstrdup(v);
 		return 1;
+	case K_ACTION:
+	case K_RESIDENCY:
+	case K_RESIDENCIES:
+	case K_KEYWORDS:
+	case K_INJECT:
+	case K_OUTMODE:
+	case K_DETECTORS:
+		return set_guard(l, k, v, field);
 	}
 	return fail(l, "%s: internal error", k->name);
 }
@@ -875,6 +1119,8 @@ static const struct named_def named[SECT__MAX] = {
 	    K(line) },
 	[SECT_ALERT] = { C(alerts), C(nalerts), sizeof(struct alert_cfg),
 	    AL(name), AL(line) },
+	[SECT_POLICY] = { C(policies), C(npolicies), sizeof(struct policy_cfg),
+	    PO(name), PO(line) },
 };
 
 /* breaker: every field unset (-1), for a new [provider]. */
@@ -900,6 +1146,18 @@ breaker_inherit(struct breaker_cfg *b, const struct breaker_cfg *gw)
 	INHERIT(probes);
 	INHERIT(successes);
 #undef INHERIT
+}
+
+/* A new [policy]: every action unset, the built-in rules to add to. */
+static int
+policy_init(struct loader *l, struct policy_cfg *pol)
+{
+	memset(pol->action, POLICY_UNSET, sizeof(pol->action));
+	pol->pii = POLICY_UNSET;
+	pol->out_mask = DET_PII_MASK;
+	if ((pol->rules = det_rules_new()) == NULL)
+		return fail(l, "[policy %s]: out of memory", pol->name);
+	return 1;
 }
 
 /* The object named name of a section kind, created on first sight. */
@@ -928,6 +1186,8 @@ named_obj(struct loader *l, enum section s, const char *name)
 		((struct agent_cfg *)o)->daily_budget = -1;
 	if (s == SECT_PROVIDER)		/* breaker: unset, inherit */
 		breaker_unset(&((struct provider_cfg *)o)->breaker);
+	if (s == SECT_POLICY && !policy_init(l, (struct policy_cfg *)o))
+		return NULL;
 	apply_defaults(l, s, o);
 	(*n)++;
 	return o;
@@ -958,7 +1218,7 @@ enter_section(struct loader *l, const char *section)
 	if (i == SECT__MAX)
 		return fail(l, "unknown section [%s] (gateway, retry, "
 		    "provider NAME, model NAME, tier NAME, agent NAME, "
-		    "task NAME)", section);
+		    "task NAME, alert NAME, policy NAME)", section);
 	l->sect = (enum section)i;
 	if (l->sect == SECT_GATEWAY || l->sect == SECT_RETRY) {
 		if (name != NULL && *name != '\0')
@@ -974,8 +1234,12 @@ enter_section(struct loader *l, const char *section)
 		return fail(l, "[%s NAME] needs a name of letters, digits and "
 		    "-_.:/%s", kind, l->sect == SECT_MODEL ? " (a template: "
 		    "also * ? [ ] !)" : "");
+	/* A usage row records the name whole (usage.h). */
+	if (l->sect == SECT_POLICY && strlen(name) > POLICY_NAME_MAX)
+		return fail(l, "[policy %s]: a policy's name has at most %d "
+		    "characters", name, POLICY_NAME_MAX);
 	l->obj = named_obj(l, l->sect, name);
-	return 1;
+	return l->obj != NULL;
 }
 
 static int
@@ -998,6 +1262,13 @@ on_value(void *user, const char *section, const char *name,
 			if (l->sect == SECT_MODEL)
 				((struct model_cfg *)l->obj)->set |=
 				    model_bit(i);
+			if (strcmp(name, "policy") == 0 && l->sect == SECT_TIER)
+				((struct tier_cfg *)l->obj)->policy_line =
+				    l->line;
+			if (strcmp(name, "policy") == 0 &&
+			    l->sect == SECT_AGENT)
+				((struct agent_cfg *)l->obj)->policy_line =
+				    l->line;
 			return set_value(l, &keys[i], value);
 		}
 	return fail(l, "unknown key \"%s\" in [%s]", name, section);
@@ -1377,6 +1648,74 @@ finish_alerts(struct loader *l)
 	return 1;
 }
 
+/*
+ * [policy] sections: every action settled (its own, else pii for the
+ * personal-data kinds, else off; length blocks when a maximum is set),
+ * route needs route_residency; then the policies tiers, agents and
+ * default_policy name.
+ */
+static int
+finish_policies(struct loader *l)
+{
+	struct config		*c = l->cfg;
+	struct policy_cfg	*pol;
+	size_t			 i;
+	int			 k, routes;
+
+	for (i = 0; i < c->npolicies; i++) {
+		pol = &c->policies[i];
+		l->line = pol->line;
+		routes = 0;
+		for (k = 0; k < DET__MAX; k++) {
+			if (pol->action[k] == POLICY_UNSET)
+				pol->action[k] = (DET_BIT(k) & DET_PII_MASK) &&
+				    pol->pii != POLICY_UNSET ? pol->pii :
+				    k == DET_LENGTH && (pol->max_chars > 0 ||
+				    pol->max_tokens > 0) ? POLICY_BLOCK :
+				    POLICY_OFF;
+			if (pol->action[k] == POLICY_ROUTE)
+				routes = 1;
+			if (pol->action[k] == POLICY_OFF ||
+			    !(DET_BIT(k) & DET_SPAN_MASK))
+				continue;
+			if (pol->action[k] == POLICY_REDACT)
+				pol->redact_mask |= DET_BIT(k);
+			else
+				pol->scan_mask |= DET_BIT(k);
+		}
+		if (routes && pol->route_residency.n == 0)
+			return fail(l, "[policy %s]: a detector's action is "
+			    "route but route_residency is not set (e.g. "
+			    "route_residency = onprem)", pol->name);
+		if (pol->action[DET_LENGTH] != POLICY_OFF &&
+		    pol->max_chars == 0 && pol->max_tokens == 0)
+			return fail(l, "[policy %s]: length needs "
+			    "max_prompt_chars or max_prompt_tokens", pol->name);
+	}
+	for (i = 0; i < c->ntiers; i++) {
+		l->line = c->tiers[i].policy_line;
+		if (c->tiers[i].policy_name != NULL &&
+		    (c->tiers[i].policy = config_policy(c,
+		    c->tiers[i].policy_name)) == NULL)
+			return fail(l, "[tier %s] policy: no [policy %s]",
+			    c->tiers[i].name, c->tiers[i].policy_name);
+	}
+	for (i = 0; i < c->nagents; i++) {
+		l->line = c->agents[i].policy_line;
+		if (c->agents[i].policy_name != NULL &&
+		    (c->agents[i].policy = config_policy(c,
+		    c->agents[i].policy_name)) == NULL)
+			return fail(l, "[agent %s] policy: no [policy %s]",
+			    c->agents[i].name, c->agents[i].policy_name);
+	}
+	l->line = key_line(l, "default_policy");
+	if (c->gw.default_policy != NULL && (c->gw.default_policy_cfg =
+	    config_policy(c, c->gw.default_policy)) == NULL)
+		return fail(l, "default_policy: no [policy %s]",
+		    c->gw.default_policy);
+	return 1;
+}
+
 static int
 finish(struct loader *l)
 {
@@ -1463,7 +1802,7 @@ finish(struct loader *l)
 	    config_provider(c, c->gw.default_provider)) == NULL)
 		return fail(l, "default_provider: no [provider %s]",
 		    c->gw.default_provider);
-	if (!finish_routing(l) || !finish_alerts(l))
+	if (!finish_routing(l) || !finish_alerts(l) || !finish_policies(l))
 		return 0;
 	l->line = key_line(l, "master_key");
 	if (c->gw.master_key_ref != NULL && !(l->opts & CONFIG_NO_MASTER_KEY) &&
@@ -1576,7 +1915,11 @@ free_fields(enum section s, void *obj)
 		case K_PAIRS:
 		case K_SECRETS:
 		case K_DEPLOY:
+		case K_RESIDENCIES:
 			strlist_free((struct strlist *)field);
+			break;
+		case K_RESIDENCY:
+			free(*(char **)field);
 			break;
 		default:
 			break;
@@ -1648,6 +1991,12 @@ config_free(struct config *c)
 		free(c->alerts[i].name);
 		free(c->alerts[i].header);
 	}
+	for (i = 0; i < c->npolicies; i++) {
+		free_fields(SECT_POLICY, &c->policies[i]);
+		free(c->policies[i].name);
+		det_rules_free(c->policies[i].rules);
+	}
+	free(c->policies);
 	free(c->tasks);
 	free(c->alerts);
 	free(c->path);
@@ -1757,6 +2106,40 @@ config_task(const struct config *c, const char *name)
 		if (strcmp(c->tasks[i].name, name) == 0)
 			return &c->tasks[i];
 	return NULL;
+}
+
+const struct policy_cfg *
+config_policy(const struct config *c, const char *name)
+{
+	size_t	 i;
+
+	for (i = 0; i < c->npolicies; i++)
+		if (strcmp(c->policies[i].name, name) == 0)
+			return &c->policies[i];
+	return NULL;
+}
+
+/* "local" is the older word for "onprem": either satisfies both. */
+static const char *
+residency_canon(const char *s)
+{
+	return strcmp(s, "local") == 0 ? "onprem" : s;
+}
+
+int
+config_residency_ok(const char *have, const struct strlist *want)
+{
+	size_t	 i;
+
+	if (want == NULL || want->n == 0)
+		return 1;
+	if (have == NULL)
+		return 0;
+	for (i = 0; i < want->n; i++)
+		if (strcmp(residency_canon(have),
+		    residency_canon(want->v[i])) == 0)
+			return 1;
+	return 0;
 }
 
 /*

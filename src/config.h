@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <time.h>
 
+#include "detect.h"
 #include "money.h"
 
 enum provider_type {
@@ -134,6 +135,7 @@ struct retry_cfg {
 };
 
 struct tier_cfg;
+struct policy_cfg;
 
 struct gateway_cfg {
 	char			*data_dir;
@@ -169,6 +171,8 @@ struct gateway_cfg {
 	char			*metrics_key;	/* the secret, or NULL */
 	char			*metrics_allow;	/* addresses, CIDRs: no key */
 	int			 metrics_key_label;	/* key names as labels */
+	char			*default_policy;	/* [policy] of the rest */
+	const struct policy_cfg	*default_policy_cfg;	/* NULL: none */
 };
 
 /* A budget class of agents: spend limits and cheaper models. */
@@ -181,6 +185,9 @@ struct tier_cfg {
 	struct strlist	 downgrade;	/* raw "from -> to" items as read */
 	char		**down_from, **down_to;	/* parsed pairs */
 	size_t		 ndown;
+	char		*policy_name;	/* [policy] of its keys; NULL: none */
+	const struct policy_cfg *policy;
+	int		 policy_line;
 	int		 line;
 };
 
@@ -189,6 +196,9 @@ struct agent_cfg {
 	char			*tier_name;	/* default_tier when not given */
 	const struct tier_cfg	*tier;	/* NULL when no tiers configured */
 	money_t			 daily_budget;	/* -1: the tier's */
+	char			*policy_name;	/* [policy]; NULL: the tier's */
+	const struct policy_cfg	*policy;
+	int			 policy_line;
 	int			 line;
 };
 
@@ -198,6 +208,34 @@ struct task_cfg {
 	char		*model;
 	struct strlist	 fallback;
 	int		 line;
+};
+
+/*
+ * A [policy NAME]: what the guardrails do with a request (policy.c). The
+ * actions are enum policy_action values (policy.h), one per det_kind;
+ * rules are compiled once at load and shared read-only afterwards.
+ */
+#define POLICY_UNSET	0xffu	/* an action the file did not set */
+#define POLICY_NAME_MAX	23	/* characters of a [policy NAME] */
+struct policy_cfg {
+	char			*name;
+	unsigned char		 action[DET__MAX];	/* enum policy_action */
+	unsigned char		 pii;	/* every PII kind not set; or UNSET */
+	struct strlist		 residency;	/* required of every candidate */
+	struct strlist		 route_residency;	/* when a kind routes */
+	struct det_rules	*rules;		/* keywords, injection patterns */
+	int			 keywords_set;	/* the defaults were replaced */
+	long			 injection_threshold;
+	long			 max_chars;	/* 0: no limit */
+	long			 max_tokens;	/* estimated; 0: no limit */
+	int			 restore;	/* placeholders back in answers */
+	int			 output;	/* enum redact_out */
+	unsigned		 out_mask;	/* DET_BIT kinds checked on output */
+	int			 out_set;	/* output_detectors was given */
+	/* Derived at load: kinds whose action is not off, and by action. */
+	unsigned		 scan_mask;	/* span kinds to look for */
+	unsigned		 redact_mask;	/* span kinds replaced */
+	int			 line;
 };
 
 /* Events an [alert] webhook may receive. */
@@ -243,6 +281,8 @@ struct config {
 	size_t			 ntasks;
 	struct alert_cfg	*alerts;
 	size_t			 nalerts;
+	struct policy_cfg	*policies;
+	size_t			 npolicies;
 };
 
 /* Load path; on error return NULL and write "file:line: reason" to err. */
@@ -268,6 +308,12 @@ int		 config_retry_status(const struct config *, int);
 const struct tier_cfg *config_tier(const struct config *, const char *name);
 const struct agent_cfg *config_agent(const struct config *, const char *name);
 const struct task_cfg *config_task(const struct config *, const char *name);
+const struct policy_cfg *config_policy(const struct config *, const char *name);
+/*
+ * Does a provider's residency satisfy a list of residencies (a policy's)?
+ * "local" is "onprem"; an empty list allows any.
+ */
+int		 config_residency_ok(const char *, const struct strlist *);
 /* The model a tier serves instead of model, or NULL when the tier keeps it. */
 const char	*config_downgrade(const struct tier_cfg *, const char *model);
 void		 config_print_help(void);

@@ -57,6 +57,8 @@ struct by_name {
 	int		 found;
 };
 
+static void	rec_fix(struct key_rec *);
+
 static int
 match_name(void *arg, const void *k, size_t klen, const void *v, size_t vlen)
 {
@@ -67,6 +69,7 @@ match_name(void *arg, const void *k, size_t klen, const void *v, size_t vlen)
 	(void)klen;
 	if (store_rec(v, vlen, &rec, sizeof(rec)) == -1)
 		return STORE_ERROR;
+	rec_fix(&rec);
 	if (rec.disabled == KEY_DELETED)
 		return 0;	/* its name is free again */
 	if ((b->name != NULL && strcmp(rec.name, b->name) == 0) ||
@@ -135,6 +138,30 @@ glob_ok(const char *s, size_t n)
 _Static_assert(offsetof(struct key_rec, max_concurrent) == 4 &&
     offsetof(struct key_rec, id) == 8, "a key record keeps its layout");
 
+/*
+ * A record as read: the policy bytes were the tail of the model list in
+ * records stored before keys had a policy. Zero there (every writer
+ * zeroed the field) reads as no policy; a list that ran into them (over
+ * 479 characters) loses its last, cut glob, never gaining a model, and
+ * whatever else is there is not a policy name.
+ */
+static void
+rec_fix(struct key_rec *k)
+{
+	char	*sp;
+	size_t	 n = strnlen(k->policy, sizeof(k->policy));
+
+	if (memchr(k->models, '\0', sizeof(k->models)) == NULL) {
+		k->models[sizeof(k->models) - 1] = '\0';
+		if ((sp = strrchr(k->models, ' ')) != NULL)
+			*sp = '\0';
+		else
+			snprintf(k->models, sizeof(k->models), "-");
+		memset(k->policy, 0, sizeof(k->policy));
+	} else if (n == sizeof(k->policy) || (n > 0 && !word_ok(k->policy)))
+		memset(k->policy, 0, sizeof(k->policy));
+}
+
 int
 keys_check(const struct key_rec *k, struct keys_fault *f)
 {
@@ -167,6 +194,11 @@ keys_check(const struct key_rec *k, struct keys_fault *f)
 	if (strnlen(k->tier, sizeof(k->tier)) == sizeof(k->tier) ||
 	    (k->tier[0] != '\0' && !word_ok(k->tier)))
 		return fault(f, "tier", "is not a tier name");
+	n = strnlen(k->policy, sizeof(k->policy));
+	if (n == sizeof(k->policy) || (n > 0 && !word_ok(k->policy)))
+		return fault(f, "policy", "is not a policy name (at most %zu "
+		    "letters, digits and %s)", sizeof(k->policy) - 1,
+		    WORD_CHARS);
 	if (strnlen(k->models, sizeof(k->models)) == sizeof(k->models))
 		return fault(f, "models", "is longer than %zu characters in "
 		    "all", sizeof(k->models) - 1);
@@ -306,6 +338,7 @@ lookup_txn(struct store_txn *t, void *arg)
 	if ((rc = store_get_rec(t, SDB_KEYS, v, 8, l->out, sizeof(*l->out),
 	    0)) != STORE_OK)
 		return rc;
+	rec_fix(l->out);
 	/* A secret of a deleted key (none should be left) opens nothing. */
 	if (l->hash != NULL && l->out->disabled == KEY_DELETED)
 		return STORE_NOTFOUND;
@@ -573,6 +606,7 @@ list_one(void *arg, const void *k, size_t klen, const void *v, size_t vlen)
 	}
 	if (store_rec(v, vlen, &l->v[l->n], sizeof(l->v[0])) == -1)
 		return STORE_ERROR;
+	rec_fix(&l->v[l->n]);
 	if (l->v[l->n].disabled != KEY_DELETED)
 		l->n++;
 	return 0;
@@ -691,6 +725,8 @@ keys_to_json(const struct key_rec *k, time_t now)
 	    field_or_null(k->tier, sizeof(k->tier)));
 	json_object_object_add(o, "models",
 	    models_json(k->models, sizeof(k->models)));
+	json_object_object_add(o, "policy",
+	    field_or_null(k->policy, sizeof(k->policy)));
 	json_object_object_add(o, "rpm", json_object_new_int64(k->rpm));
 	json_object_object_add(o, "tpm", json_object_new_int64(k->tpm));
 	json_object_object_add(o, "max_concurrent",

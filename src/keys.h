@@ -16,7 +16,8 @@ struct store;
 #define KEY_NAME_MAX	64
 #define KEY_AGENT_MAX	64
 #define KEY_TIER_MAX	16
-#define KEY_MODELS_MAX	512
+#define KEY_MODELS_MAX	512	/* models and policy together */
+#define KEY_POLICY_MAX	32	/* a [policy] name and its NUL */
 #define KEY_HASH_LEN	32
 #define KEY_REASON_MAX	127	/* a ledger entry's reason */
 #define KEY_CONCURRENT_MAX 1000000	/* largest max_concurrent */
@@ -45,7 +46,15 @@ struct key_rec {
 	char		 name[KEY_NAME_MAX];
 	char		 agent[KEY_AGENT_MAX];	/* "": the key's name */
 	char		 tier[KEY_TIER_MAX];	/* "": the agent's tier */
-	char		 models[KEY_MODELS_MAX];	/* globs; "": every model */
+	/*
+	 * The model globs and the key's [policy] share the 512 bytes the
+	 * globs alone once had, so that the record's layout is unchanged:
+	 * every writer zeroed the field, and a key stored before reads no
+	 * policy (keys.c checks the policy bytes as it reads a record).
+	 */
+	char		 models[KEY_MODELS_MAX - KEY_POLICY_MAX];	/* globs;
+						   "": every model */
+	char		 policy[KEY_POLICY_MAX];	/* "": the agent's */
 };
 
 /*
@@ -61,7 +70,7 @@ struct key_rec {
 /* Which field of a key breaks the rules, and why. */
 struct keys_fault {
 	const char	*field;		/* "name", "agent", "tier", "models",
-					   "max_concurrent" */
+					   "max_concurrent", "policy" */
 	char		 why[200];	/* follows the field's name */
 };
 

@@ -61,6 +61,7 @@
 #include "keys.h"
 #include "log.h"
 #include "metrics.h"
+#include "policy.h"
 #include "store.h"
 #include "usage.h"
 
@@ -114,6 +115,12 @@ struct header {
 	int64_t		 created_s;
 	uint64_t	 overflows;	/* records folded into "other" */
 	uint64_t	 proc_overflows;	/* processes without a slot */
+	/*
+	 * Guardrail findings by detector and action, once per request per
+	 * detector (the answer's findings too). In the header's spare room,
+	 * which a file made before them holds as zeros: no new layout.
+	 */
+	uint64_t	 security[DET__MAX][POLICY__MAX];
 };
 
 _Static_assert(sizeof(struct header) <= HEADER_SIZE, "header too large");
@@ -424,6 +431,31 @@ observe(uint64_t *buckets, uint64_t *sum, int32_t ms)
 	add(&buckets[b], 1);
 }
 
+/*
+ * The row's guardrail findings: each kind found in the request under the
+ * action its policy took, each found in the answer under the strongest
+ * action taken on the answer.
+ */
+static void
+security(struct region *r, const struct usage_row *u)
+{
+	unsigned	 a, out = 0;
+	int		 k;
+
+	for (a = 0; a < POLICY__MAX; a++)
+		if (u->guard_out_acted & (1u << a))
+			out = a;
+	for (k = 0; k < DET__MAX; k++) {
+		if (u->guard_found & DET_BIT(k)) {
+			a = USAGE_GUARD_ACTION(u, k) < POLICY__MAX ?
+			    USAGE_GUARD_ACTION(u, k) : POLICY_LOG;
+			add(&r->hdr->security[k][a], 1);
+		}
+		if (u->guard_out_found & DET_BIT(k))
+			add(&r->hdr->security[k][out], 1);
+	}
+}
+
 void
 metrics_record(const struct usage_row *u)
 {
@@ -447,6 +479,7 @@ metrics_record(const struct usage_row *u)
 	observe(s->dur, &s->dur_ms, u->latency_ms);
 	if (u->stream && u->status == 200)
 		observe(s->ttft, &s->ttft_ms, u->ttft_ms);
+	security(r, u);
 }
 
 /* --- processes ---------------------------------------------------------- */
@@ -968,9 +1001,33 @@ expose_unbuilt(struct buf *b)
 	help(b, "llm_cache_hits_total", "counter", "Responses served from the "
 	    "gateway's response cache (no cache exists yet: always 0).");
 	buf_puts(b, "llm_cache_hits_total 0\n");
-	help(b, "llm_security_violations_total", "counter", "Requests "
-	    "refused by guardrails (no guardrails exist yet: always 0).");
-	buf_puts(b, "llm_security_violations_total 0\n");
+}
+
+/*
+ * Guardrail findings: a series per detector and each action it can take,
+ * at 0 until it counts (rate() and dashboards see every series from the
+ * start; injection and length have nothing to redact).
+ */
+static void
+expose_security(struct buf *b, const struct region *r)
+{
+	uint64_t	 n;
+	int		 k, a;
+
+	help(b, "llm_security_violations_total", "counter", "Guardrail "
+	    "findings, once per request per detector, by the action its "
+	    "policy took (log, redact, block, route; the answer's findings "
+	    "too).");
+	for (k = 0; k < DET__MAX; k++)
+		for (a = POLICY_LOG; a < POLICY__MAX; a++) {
+			n = r != NULL ? load(&r->hdr->security[k][a]) : 0;
+			if (n == 0 && a == POLICY_REDACT &&
+			    !(DET_BIT(k) & DET_SPAN_MASK))
+				continue;
+			buf_printf(b, "llm_security_violations_total{detector="
+			    "\"%s\",action=\"%s\"} %" PRIu64 "\n",
+			    det_names[k], policy_action_names[a], n);
+		}
 }
 
 int
@@ -983,6 +1040,7 @@ metrics_expose(const struct config *cfg, struct store *st, struct buf *b,
 	if (r != NULL)
 		expose_series(b, r, t);
 	expose_unbuilt(b);
+	expose_security(b, r);
 	expose_procs(b, r, t);
 	expose_breakers(b, cfg);
 	expose_budgets(b, cfg, st, r);

@@ -18,8 +18,10 @@
 struct config;
 struct plan;
 struct policy_cfg;
+struct principal;
 struct request;
 struct json_object;
+struct usage_row;
 
 enum policy_action {
 	POLICY_OFF,
@@ -56,6 +58,26 @@ struct guard {
 /* The policy for this request's key, agent and tier, or NULL. */
 const struct policy_cfg *policy_for(const struct request *);
 
+/* Where a principal's policy comes from (llmgate-admin key show). */
+enum policy_from {
+	POLICY_FROM_NONE,	/* no policy applies */
+	POLICY_FROM_KEY,	/* the key's own */
+	POLICY_FROM_AGENT,	/* its [agent]'s */
+	POLICY_FROM_TIER,	/* its tier's */
+	POLICY_FROM_DEFAULT,	/* [gateway] default_policy */
+	POLICY_FROM__MAX
+};
+extern const char *const policy_from_names[POLICY_FROM__MAX];
+
+/*
+ * The policy of p's requests under cfg, most specific first: the key's,
+ * its agent's, its tier's (p->tier_cfg), default_policy; *from says
+ * which. A key naming a policy the configuration lacks gives NULL with
+ * POLICY_FROM_KEY: its requests are refused, never served unguarded.
+ */
+const struct policy_cfg *policy_resolve(const struct config *,
+	    const struct principal *, enum policy_from *);
+
 /*
  * Run the request's policy over req (parsed, validated; rewritten in
  * place by redact). 0: go on. Otherwise the HTTP status already sent:
@@ -77,6 +99,11 @@ const struct det_rules *policy_rules(const struct guard *);
 unsigned	policy_out_mask(const struct guard *);
 enum redact_out	policy_out_mode(const struct guard *);
 int		policy_restore(const struct guard *);
+
+/* The guard's record in a usage row: policy, kinds found, actions. */
+void	policy_row(const struct guard *, struct usage_row *);
+/* "card email" for the kinds in mask (DET_BIT bits), into buf. */
+const char *policy_kinds(unsigned, char *, size_t);
 
 void	guard_free(struct guard *);
 

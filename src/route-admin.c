@@ -22,6 +22,7 @@
 #define KEY_FIELDS							\
 	{ "agent", J_STRING | J_NULL, 0, 0, KEY_AGENT_MAX - 1, 0 },		\
 	{ "tier", J_STRING | J_NULL, 0, 0, KEY_TIER_MAX - 1, 0 },		\
+	{ "policy", J_STRING | J_NULL, 0, 0, KEY_POLICY_MAX - 1, 0 },	\
 	{ "models", J_ARRAY | J_NULL, 0, 0, 64, 0 },			\
 	{ "rpm", J_INT | J_NULL, 0, 0, 1000000000, 0 },			\
 	{ "tpm", J_INT | J_NULL, 0, 0, 1000000000000.0, 0 },		\
@@ -373,6 +374,13 @@ take_key(struct request *r, struct json_object *o, struct key_rec *k)
 		return http_bad_param(r, "tier", r->cfg->ntiers == 0 ?
 		    "'tier': no tiers are configured" :
 		    "'tier': no tier '%s' in the configuration", k->tier);
+	if ((rc = take_word(r, o, "policy", k->policy,
+	    sizeof(k->policy))) != 0)
+		return rc;
+	if (k->policy[0] != '\0' && has(o, "policy") &&
+	    config_policy(r->cfg, k->policy) == NULL)
+		return http_bad_param(r, "policy", "'policy': no policy '%s' "
+		    "in the configuration", k->policy);
 	if (has(o, "models") && (rc = take_models(r, field(o, "models"),
 	    k->models, sizeof(k->models))) != 0)
 		return rc;

@@ -12,6 +12,7 @@
 #include "call.h"
 #include "config.h"
 #include "plan.h"
+#include "policy.h"
 #include "provider.h"
 #include "route.h"
 #include "sse.h"
@@ -37,6 +38,7 @@ struct chat {
 	struct plan		 plan;
 	struct stream_state	 st;
 	struct account		 acct;
+	struct guard		 guard;		/* the policy's: redactions, findings */
 	struct sse_parser	 sse;
 	enum stop		 stop;
 	struct timespec		 last_out;	/* last flush to the client */
@@ -435,6 +437,7 @@ record(struct chat *ch, const char *model)
 	u.attempts = (uint16_t)ch->call.attempts;
 	u.stream = ch->in.stream != 0;
 	u.ttft_ms = (int32_t)ch->ttft_ms;
+	policy_row(&ch->guard, &u);
 	account_settle(ch->r, &ch->acct, &u);
 }
 
@@ -483,8 +486,17 @@ route_chat(struct request *r, const char *arg)
 	json_object_object_get_ex(req, "model", &v);
 	model = json_object_get_string(v);
 
+	/* Guardrails: blocked or refused, recorded at no cost; never sent. */
+	if ((rc = policy_request(r, POLICY_CHAT, req, &ch.guard)) != 0) {
+		record(&ch, model);
+		goto out;
+	}
 	if ((rc = account_plan(r, model, &ch.plan)) != 0)
 		goto out;
+	if ((rc = policy_plan(r, &ch.guard, &ch.plan)) != 0) {
+		record(&ch, model);
+		goto out;
+	}
 	if ((rc = account_admit(r, &ch.plan, &ask, &ch.acct)) != 0) {
 		record(&ch, model);	/* refused: recorded at no cost */
 		goto out;
@@ -498,6 +510,7 @@ route_chat(struct request *r, const char *arg)
 	record(&ch, model);
 	rc = r->status;
 out:
+	guard_free(&ch.guard);
 	json_object_put(req);
 	return rc;
 }

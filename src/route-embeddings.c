@@ -437,6 +437,8 @@ route_embeddings(struct request *r, const char *arg)
 	jc.r = r;
 	jc.ops = &emb_ops;
 	jc.ctx = &em;
+	jc.req = em.req;
+	jc.proute = POLICY_EMBEDDINGS;
 	jc.body_max = (size_t)r->cfg->gw.max_body * 2 + CALL_SLACK;
 	/* A token is at least a byte of the body: the bound is reserved. */
 	jc.prompt_est = (int64_t)r->body.len;

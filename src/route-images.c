@@ -110,6 +110,8 @@ route_images(struct request *r, const char *arg)
 	jc.r = r;
 	jc.ops = &images_ops;
 	jc.ctx = &im;
+	jc.req = im.req;
+	jc.proute = POLICY_IMAGES;
 	jc.body_max = (size_t)r->cfg->gw.max_body * 2 + 65536;
 	jc.prompt_est = (int64_t)r->body.len;	/* a bound: a token is a byte */
 	/* The images asked for (n, default 1) are reserved. */

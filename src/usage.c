@@ -20,7 +20,9 @@
 
 #include "billing.h"
 #include "config.h"
+#include "detect.h"
 #include "log.h"
+#include "policy.h"
 #include "store.h"
 #include "usage.h"
 
@@ -59,6 +61,12 @@ _Static_assert(offsetof(struct usage_row, worker_died) == USAGE_V1_SIZE,
     "version 1 usage rows are a prefix of version 2 rows");
 _Static_assert(offsetof(struct usage_row, traceparent) == USAGE_V2_SIZE,
     "version 2 usage rows are a prefix of version 3 rows");
+_Static_assert(offsetof(struct usage_row, policy) == USAGE_V3_SIZE,
+    "version 3 usage rows are a prefix of version 4 rows");
+_Static_assert(sizeof(((struct usage_row *)0)->policy) > POLICY_NAME_MAX,
+    "a usage row holds a policy's name whole");
+_Static_assert(sizeof(struct usage_row) <= 1000,
+    "a usage row fits on a 4 KiB Berkeley DB page (1009 bytes at most)");
 
 static const struct config	*rescue_cfg;
 
@@ -100,6 +108,7 @@ usage_rec(const void *v, size_t vlen, struct usage_row *r)
 	const uint8_t	*p = v;
 
 	if (vlen == 0 || !((p[0] == USAGE_VERSION && vlen == sizeof(*r)) ||
+	    (p[0] == 3 && vlen == USAGE_V3_SIZE) ||
 	    (p[0] == 2 && vlen == USAGE_V2_SIZE) ||
 	    (p[0] == 1 && vlen == USAGE_V1_SIZE)))
 		return -1;
@@ -114,6 +123,155 @@ usage_rec(const void *v, size_t vlen, struct usage_row *r)
 			    json_object_new_int64((int64_t)(v)))
 #define JB(o, k, v)	json_object_object_add(o, k, \
 			    json_object_new_boolean(v))
+
+static int	get_int(struct json_object *, const char *, int64_t *);
+
+/* "card:redact email:log": each kind found with the action taken on it. */
+static const char *
+guard_actions(const struct usage_row *r, char *buf, size_t len)
+{
+	size_t	 n = 0;
+	int	 k, w, a;
+
+	buf[0] = '\0';
+	for (k = 0; k < DET__MAX; k++) {
+		if (!(r->guard_found & DET_BIT(k)))
+			continue;
+		a = USAGE_GUARD_ACTION(r, k) < POLICY__MAX ?
+		    (int)USAGE_GUARD_ACTION(r, k) : 0;
+		w = snprintf(buf + n, len - n, "%s%s:%s", n > 0 ? " " : "",
+		    det_names[k], policy_action_names[a]);
+		if (w < 0 || (size_t)w >= len - n)
+			break;
+		n += (size_t)w;
+	}
+	return buf;
+}
+
+/* The actions of a mask (1 << policy_action): "redact block". */
+static const char *
+action_names(unsigned acted, char *buf, size_t len)
+{
+	size_t	 n = 0;
+	int	 a, w;
+
+	buf[0] = '\0';
+	for (a = 0; a < POLICY__MAX; a++) {
+		if (!(acted & (1u << a)))
+			continue;
+		w = snprintf(buf + n, len - n, "%s%s", n > 0 ? " " : "",
+		    policy_action_names[a]);
+		if (w < 0 || (size_t)w >= len - n)
+			break;
+		n += (size_t)w;
+	}
+	return buf;
+}
+
+/* The guardrails' members, only when a policy applied: names, no text. */
+static void
+guard_json(struct json_object *o, const struct usage_row *r)
+{
+	char	 buf[256];
+
+	if (r->policy[0] == '\0')
+		return;
+	json_object_object_add(o, "policy", json_object_new_string_len(
+	    r->policy, (int)strnlen(r->policy, sizeof(r->policy))));
+	json_object_object_add(o, "guard_found", json_object_new_string(
+	    policy_kinds(r->guard_found, buf, sizeof(buf))));
+	json_object_object_add(o, "guard_actions", json_object_new_string(
+	    guard_actions(r, buf, sizeof(buf))));
+	json_object_object_add(o, "guard_out_found", json_object_new_string(
+	    policy_kinds(r->guard_out_found, buf, sizeof(buf))));
+	json_object_object_add(o, "guard_out_acted", json_object_new_string(
+	    action_names(r->guard_out_acted, buf, sizeof(buf))));
+	json_object_object_add(o, "injection_score",
+	    json_object_new_int64(r->injection));
+}
+
+/* A list of detector names back into DET_BIT bits; unknown ones dropped. */
+static unsigned
+kinds_of(const char *s)
+{
+	char		 w[32];
+	size_t		 n;
+	unsigned	 m = 0;
+	int		 k;
+
+	while (*s != '\0') {
+		s += strspn(s, " ");
+		if ((n = strcspn(s, " :")) == 0)
+			break;
+		snprintf(w, sizeof(w), "%.*s", (int)(n < sizeof(w) ? n :
+		    sizeof(w) - 1), s);
+		if ((k = det_kind_byname(w)) >= 0)
+			m |= DET_BIT(k);
+		s += n;
+		if (*s == ':')
+			s += strcspn(s, " ");
+	}
+	return m;
+}
+
+static int
+action_byname(const char *s, size_t n)
+{
+	int	 a;
+
+	for (a = 0; a < POLICY__MAX; a++)
+		if (strlen(policy_action_names[a]) == n &&
+		    strncmp(s, policy_action_names[a], n) == 0)
+			return a;
+	return -1;
+}
+
+/* The guardrails' members of a fallback line, when it has them. */
+static void
+guard_from_json(struct json_object *o, struct usage_row *r)
+{
+	struct json_object	*v;
+	const char		*s, *c;
+	char			 w[32];
+	size_t			 n;
+	int64_t			 score;
+	int			 k, a;
+
+	if (!json_object_object_get_ex(o, "policy", &v) ||
+	    !json_object_is_type(v, json_type_string))
+		return;
+	snprintf(r->policy, sizeof(r->policy), "%s", json_object_get_string(v));
+	if (json_object_object_get_ex(o, "guard_found", &v))
+		r->guard_found = (uint16_t)kinds_of(json_object_get_string(v));
+	if (json_object_object_get_ex(o, "guard_out_found", &v))
+		r->guard_out_found = (uint16_t)kinds_of(
+		    json_object_get_string(v));
+	if (json_object_object_get_ex(o, "guard_actions", &v))
+		for (s = json_object_get_string(v); *s != '\0'; s += n) {
+			s += strspn(s, " ");
+			if ((n = strcspn(s, " ")) == 0 ||
+			    (c = memchr(s, ':', n)) == NULL)
+				break;
+			snprintf(w, sizeof(w), "%.*s", (int)((size_t)(c - s) <
+			    sizeof(w) ? (size_t)(c - s) : sizeof(w) - 1), s);
+			k = det_kind_byname(w);
+			a = action_byname(c + 1, n - (size_t)(c + 1 - s));
+			if (k >= 0 && a >= 0) {
+				USAGE_GUARD_SET(r, k, (unsigned)a);
+				r->guard_acted |= (uint16_t)(1u << a);
+			}
+		}
+	if (json_object_object_get_ex(o, "guard_out_acted", &v))
+		for (s = json_object_get_string(v); *s != '\0'; s += n) {
+			s += strspn(s, " ");
+			if ((n = strcspn(s, " ")) == 0)
+				break;
+			if ((a = action_byname(s, n)) >= 0)
+				r->guard_out_acted |= (uint16_t)(1u << a);
+		}
+	if (get_int(o, "injection_score", &score) == 0)
+		r->injection = (int32_t)score;
+}
 
 struct json_object *
 usage_to_json(const struct usage_row *r)
@@ -158,6 +316,7 @@ usage_to_json(const struct usage_row *r)
 	JS(o, "traceparent", r->traceparent);
 	JS(o, "trace_parent_id", r->trace_parent);
 	JS(o, "key_prefix", r->key_prefix);
+	guard_json(o, r);
 	return o;
 }
 
@@ -263,6 +422,7 @@ usage_from_json(struct json_object *o, struct usage_row *r)
 	(void)get_str(o, "trace_parent_id", r->trace_parent,
 	    sizeof(r->trace_parent));
 	(void)get_str(o, "key_prefix", r->key_prefix, sizeof(r->key_prefix));
+	guard_from_json(o, r);
 	for (i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
 		if (get_int(o, flags[i].name, &v[12]) == 0 && v[12] != 0)
 			r->flags |= flags[i].bit;
@@ -600,7 +760,7 @@ usage_purge(struct store *s, int64_t before_us, long *n)
 static void
 usage_fields(const struct usage_row *u, struct log_fields *f)
 {
-	char	 usd[32];
+	char	 usd[32], buf[256];
 
 	log_fields_init(f);
 	log_field_str(f, "event", "usage");
@@ -632,6 +792,43 @@ usage_fields(const struct usage_row *u, struct log_fields *f)
 	log_field_str(f, "traceparent", u->traceparent);
 	if (u->trace_parent[0] != '\0')
 		log_field_str(f, "trace_parent_id", u->trace_parent);
+	if (u->policy[0] != '\0') {
+		log_field_str(f, "policy", u->policy);
+		log_field_str(f, "guard_found", policy_kinds(u->guard_found,
+		    buf, sizeof(buf)));
+		log_field_str(f, "guard_actions", guard_actions(u, buf,
+		    sizeof(buf)));
+		if (u->guard_out_found != 0)
+			log_field_str(f, "guard_out_found", policy_kinds(
+			    u->guard_out_found, buf, sizeof(buf)));
+	}
+}
+
+/* " policy=P found=card,email actions=card:redact,..." or "". */
+static const char *
+guard_text(const struct usage_row *u, char *line, size_t len)
+{
+	char	 name[LOG_VALUE_SIZE(sizeof(u->policy))];
+	char	 found[200], acts[256], out[200];
+	char	*p;
+
+	line[0] = '\0';
+	if (u->policy[0] == '\0')
+		return line;
+	policy_kinds(u->guard_found, found, sizeof(found));
+	guard_actions(u, acts, sizeof(acts));
+	policy_kinds(u->guard_out_found, out, sizeof(out));
+	/* Comma-separated: one word each, nothing to quote. */
+	for (p = found; (p = strchr(p, ' ')) != NULL; )
+		*p = ',';
+	for (p = acts; (p = strchr(p, ' ')) != NULL; )
+		*p = ',';
+	for (p = out; (p = strchr(p, ' ')) != NULL; )
+		*p = ',';
+	snprintf(line, len, " policy=%s found=%s actions=%s%s%s",
+	    log_value(name, sizeof(name), u->policy), found[0] ? found : "-",
+	    acts[0] ? acts : "-", out[0] ? " out_found=" : "", out);
+	return line;
 }
 
 /*
@@ -648,6 +845,7 @@ usage_log(const struct usage_row *u)
 	char	 model[LOG_VALUE_SIZE(sizeof(u->requested))];
 	char	 served[LOG_VALUE_SIZE(sizeof(u->served))];
 	char	 provider[LOG_VALUE_SIZE(sizeof(u->provider))];
+	char	 line[800];
 
 	/* The members go on the heap: worker stacks are small. */
 	if (log_json && (f = malloc(sizeof(*f))) != NULL)
@@ -660,7 +858,7 @@ usage_log(const struct usage_row *u)
 	log_info("usage id=%s key=%s agent=%s model=%s served=%s provider=%s "
 	    "status=%d attempts=%d stream=%d prompt=%" PRId64 " completion=%"
 	    PRId64 " cached=%" PRId64 " estimated=%d cost_micro_usd=%" PRId64
-	    " latency_ms=%d ttft_ms=%d client_aborted=%d%s",
+	    " latency_ms=%d ttft_ms=%d client_aborted=%d%s%s",
 	    u->request_id,
 	    log_value(key, sizeof(key), u->key_name[0] ? u->key_name : "-"),
 	    log_value(agent, sizeof(agent), u->agent[0] ? u->agent : "-"),
@@ -670,5 +868,6 @@ usage_log(const struct usage_row *u)
 	    u->provider[0] ? u->provider : "-"),
 	    u->status, u->attempts, u->stream, u->prompt, u->completion,
 	    u->cached, u->estimated, u->cost, u->latency_ms, u->ttft_ms,
-	    u->client_aborted, u->worker_died ? " worker_died=1" : "");
+	    u->client_aborted, u->worker_died ? " worker_died=1" : "",
+	    guard_text(u, line, sizeof(line)));
 }

@@ -16,12 +16,24 @@ struct json_object;
 /*
  * One request as stored (SDB_USAGE); fixed layout, version first. Version
  * 1 rows end after route (USAGE_V1_SIZE bytes), version 2 rows after
- * reserved (USAGE_V2_SIZE); both read as current rows with every later
- * field zero.
+ * reserved (USAGE_V2_SIZE), version 3 after spare3 (USAGE_V3_SIZE); all
+ * read as current rows with every later field zero.
  */
-#define USAGE_VERSION	3
+#define USAGE_VERSION	4
 #define USAGE_V1_SIZE	848
 #define USAGE_V2_SIZE	864
+#define USAGE_V3_SIZE	952
+/* Guardrail kinds a row has room for (DET__MAX of detect.h, at most). */
+#define USAGE_GUARD_KINDS	16
+/*
+ * The policy_action taken on kind k, four bits a kind. A row stays under
+ * Berkeley DB's overflow size for 4 KiB pages (1009 bytes): a larger row
+ * would take a page of its own, four times the disk.
+ */
+#define USAGE_GUARD_ACTION(u, k)	\
+	((unsigned)((u)->guard_actions >> (4 * (k))) & 0xfu)
+#define USAGE_GUARD_SET(u, k, a)	\
+	((u)->guard_actions |= (uint64_t)((a) & 0xfu) << (4 * (k)))
 
 /* usage_row.flags */
 #define USAGE_OVER_RESERVATION	0x01u	/* cost more than was reserved */
@@ -64,6 +76,15 @@ struct usage_row {
 	char		 trace_parent[17];	/* the client's span id, or "" */
 	char		 key_prefix[11];	/* the key's listed prefix ("sk-" + 7) */
 	uint8_t		 spare3[4];	/* zero */
+	/* Version 4: the guardrails (policy.c); names, never the text. */
+	char		 policy[24];	/* the [policy] applied, or "" */
+	uint16_t	 guard_found;	/* DET_BIT kinds found in the request */
+	uint16_t	 guard_acted;	/* 1 << policy_action taken on them */
+	uint16_t	 guard_out_found;	/* DET_BIT kinds in the answer */
+	uint16_t	 guard_out_acted;	/* 1 << policy_action on those */
+	uint64_t	 guard_actions;	/* per kind found: USAGE_GUARD_ACTION */
+	int32_t		 injection;	/* the prompt's injection score */
+	uint8_t		 spare4[4];	/* zero */
 };
 
 money_t	usage_cost(const struct candidate *, const struct usage *);
