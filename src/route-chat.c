@@ -11,6 +11,7 @@
 #include "account.h"
 #include "call.h"
 #include "config.h"
+#include "outguard.h"
 #include "plan.h"
 #include "policy.h"
 #include "provider.h"
@@ -25,6 +26,7 @@ enum stop {
 	STOP_NONE,
 	STOP_CLIENT,		/* the client went away */
 	STOP_BAD_STREAM,	/* the upstream stream broke its protocol */
+	STOP_POLICY,		/* an output check stopped the answer */
 };
 
 /* One chat request in flight; lives on the handler's stack. */
@@ -40,6 +42,9 @@ struct chat {
 	struct account		 acct;
 	struct guard		 guard;		/* the policy's: redactions, findings */
 	struct sse_parser	 sse;
+	struct guard		 guard;		/* the request's policy */
+	struct outguard		 og;		/* and the answer's side */
+	struct json_object	*last;		/* last chunk sent (og's tail) */
 	enum stop		 stop;
 	struct timespec		 last_out;	/* last flush to the client */
 	int			 unflushed;	/* events written, not flushed */
@@ -157,7 +162,8 @@ emit_chunk(void *ctx, struct json_object *chunk)
 {
 	struct chat		*ch = ctx;
 	struct json_object	*choices;
-	const char		*s = http_json_string(chunk);
+	const char		*s;
+	int			 rc = 0;
 
 	if (json_object_object_get_ex(chunk, "choices", &choices))
 		ch->out_bytes += generated_bytes(choices, "delta");
@@ -166,8 +172,23 @@ emit_chunk(void *ctx, struct json_object *chunk)
 	/* Billed should this process die: every 2 s at most, one write. */
 	billing_progress(ch->r->worker->store, &ch->acct.adm, ch->cand,
 	    (ch->out_bytes + 3) / 4);
-	return send_sse(ch, "data: ", 6, s, strlen(s), "\n\n", 2) == -1 ?
-	    1 : 0;
+	if (ch->og.active) {
+		/* Restored and checked: what a later event may complete waits. */
+		if ((rc = outguard_chunk(&ch->og, chunk)) == -1) {
+			ch->stop = STOP_POLICY;
+			return 1;
+		}
+		json_object_put(ch->last);
+		ch->last = json_object_get(chunk);
+	}
+	s = http_json_string(chunk);
+	if (send_sse(ch, "data: ", 6, s, strlen(s), "\n\n", 2) == -1)
+		return 1;
+	if (rc == 1) {
+		ch->stop = STOP_POLICY;	/* the finding is not sent: stop */
+		return 1;
+	}
+	return 0;
 }
 
 static int
@@ -280,6 +301,22 @@ chat_prepare(struct call *c, struct upstream_req *req)
 		clock_gettime(CLOCK_MONOTONIC, &ch->last_out);
 }
 
+/* What the output guard still holds, as one more chunk: 0, or -1. */
+static int
+send_tail(struct chat *ch)
+{
+	struct json_object	*t;
+	const char		*s;
+	int			 rc;
+
+	if ((t = outguard_tail(&ch->og, ch->last)) == NULL)
+		return 0;
+	s = http_json_string(t);
+	rc = send_sse(ch, "data: ", 6, s, strlen(s), "\n\n", 2);
+	json_object_put(t);
+	return rc;
+}
+
 /* The end of a streamed transfer; its events went to the client already. */
 static enum call_delivery
 stream_end(struct chat *ch, const struct upstream_resp *resp,
@@ -293,13 +330,22 @@ stream_end(struct chat *ch, const struct upstream_resp *resp,
 	if (resp->result == UP_OK && ch->stop == STOP_NONE &&
 	    (ch->st.done || ch->st.finish[0] != '\0')) {
 		/* The upstream gave it all: served and billed, read or not. */
-		if (send_sse(ch, "data: [DONE]\n\n", 14, NULL, 0, NULL,
-		    0) == 0)
+		if (send_tail(ch) == 0 && send_sse(ch, "data: [DONE]\n\n",
+		    14, NULL, 0, NULL, 0) == 0)
 			flush_sse(ch);
 		return CALL_SENT;
 	}
 	if (ch->stop == STOP_CLIENT || ch->r->client_gone)
 		return CALL_GONE;
+	if (ch->stop == STOP_POLICY) {
+		/* What was streamed is served and billed; no fallback. */
+		provider_error_set(&perr, "invalid_request_error",
+		    "policy_violation", "the answer was stopped by the "
+		    "output policy: %s", ch->guard.out_found != 0 ?
+		    "a finding of its detectors" : "out of memory");
+		end_stream_with_error(ch, &perr);
+		return ch->r->client_gone ? CALL_GONE : CALL_SENT;
+	}
 	if (ch->r->headers_sent) {
 		/* Too late to fall back: end the stream in-band. */
 		if (ch->stop == STOP_BAD_STREAM || ch->st.failed)
@@ -336,6 +382,13 @@ chat_deliver(struct call *c, const struct upstream_resp *resp,
 		return CALL_MALFORMED;
 	if (json_object_object_get_ex(out, "choices", &choices))
 		ch->out_bytes = generated_bytes(choices, "message");
+	/* Restored and checked; a finding under output = stop cuts it. */
+	if (outguard_reply(&ch->og, out) == -1) {
+		json_object_put(out);
+		provider_error_set(e, "server_error", "out_of_memory",
+		    "out of memory checking the answer");
+		return CALL_MALFORMED;
+	}
 	account_served(ch->r, ch->cand, c->attempts);
 	snprintf(ch->r->served, sizeof(ch->r->served), "%s", ch->cand->name);
 	http_send_json(ch->r, 200, out);
@@ -502,12 +555,15 @@ route_chat(struct request *r, const char *arg)
 		goto out;
 	}
 	sse_init(&ch.sse, (size_t)r->cfg->gw.max_sse_event);
+	outguard_init(&ch.og, &ch.guard);
 	clock_gettime(CLOCK_MONOTONIC, &ch.last_out);
 	call_init(&ch.call, r, &ch.plan, &chat_ops, &ch,
 	    (size_t)r->cfg->gw.max_body * 2 + 65536);
 	call_run(&ch.call);
 	sse_free(&ch.sse);
 	record(&ch, model);
+	outguard_free(&ch.og);
+	json_object_put(ch.last);
 	rc = r->status;
 out:
 	guard_free(&ch.guard);

@@ -53,6 +53,9 @@ Directives (merged; message directives override model directives)
   comments=1           stream: ": OPENROUTER PROCESSING" comment before every event
   tool=1               answer with a get_weather tool call (finish_reason tool_calls)
   echo=1               non-stream: content = JSON dump of the received request body
+  say=1                content = the text of the last user message with its MOCK{...}
+                       removed (what the gateway forwarded: placeholders, redactions),
+                       streamed in pieces of piece=K characters (default 3)
   usage=0              report no usage: non-stream answers carry no "usage" member, streams
                        send no usage chunk even when stream_options.include_usage asks
   prompt_tokens=N      report N prompt tokens instead of the computed count
@@ -206,6 +209,16 @@ def directives(body, model, parts=text_parts):
                 d.update(parse_kv(m.group(1)))
                 break
     return d
+
+
+def said(body, d, parts=text_parts):
+    """say=1: the last user message's text without its directive, in pieces."""
+    msgs = body.get("messages") if isinstance(body.get("messages"), list) else []
+    users = [m for m in msgs if isinstance(m, dict) and m.get("role") == "user"]
+    text = "".join(parts(users[-1].get("content"))) if users else ""
+    text = MOCK_RE.sub("", text).strip()
+    k = max(1, int(num(d, "piece", 3)))
+    return [text[i:i + k] for i in range(0, len(text), k)] or [""]
 
 
 def num(d, key, default=0.0):
@@ -683,6 +696,8 @@ class Handler(BaseHTTPRequestHandler):
             msg["content"] = "x" * int(num(d, "huge"))
         if num(d, "echo"):
             msg["content"] = json.dumps(body)
+        if num(d, "say"):
+            msg["content"] = "".join(said(body, d))
         if num(d, "reasoning"):
             msg["reasoning_content"] = "think0 think1 "
         if num(d, "tool"):
@@ -723,6 +738,9 @@ class Handler(BaseHTTPRequestHandler):
         delay, comments = num(d, "delay"), bool(num(d, "comments"))
         tool, reasoning = bool(num(d, "tool")), bool(num(d, "reasoning"))
         n = len(TOOL_ARGS) if tool else int(num(d, "chunks", 3))
+        pieces = said(body, d) if num(d, "say") else None
+        if pieces is not None and not tool:
+            n = len(pieces)
         state = {"first": True}
 
         def chunk(delta, finish=None, choices=True):
@@ -783,6 +801,8 @@ class Handler(BaseHTTPRequestHandler):
                 event(chunk({"tool_calls": [{"index": 0, "function": {"arguments": TOOL_ARGS[i]}}]}))
             elif reasoning:
                 event(chunk({"content": "tok%d " % i, "reasoning_content": None}))
+            elif pieces is not None:
+                event(chunk({"content": pieces[i]}))
             else:
                 event(chunk({"content": "tok%d " % i}))
         event(chunk({}, "tool_calls" if tool else "stop"))
@@ -884,6 +904,8 @@ class Handler(BaseHTTPRequestHandler):
                 text = "x" * int(num(d, "huge"))
             if num(d, "echo"):
                 text = json.dumps(body)
+            if num(d, "say"):
+                text = "".join(said(body, d, anth_user_texts))
             content, stop, out = [{"type": "text", "text": text}], "end_turn", n
         stop = d.get("stop_reason") or stop
         seq = None
@@ -954,6 +976,8 @@ class Handler(BaseHTTPRequestHandler):
             text = content[0]["text"]
             if "huge" in d or num(d, "echo"):
                 pieces = [text]
+            elif num(d, "say"):
+                pieces = said(body, d, anth_user_texts)
             else:
                 pieces = ["tok%d " % i for i in range(int(num(d, "chunks", 3)))]
             for piece in pieces:
