@@ -42,7 +42,6 @@ struct chat {
 	struct account		 acct;
 	struct guard		 guard;		/* the policy's: redactions, findings */
 	struct sse_parser	 sse;
-	struct guard		 guard;		/* the request's policy */
 	struct outguard		 og;		/* and the answer's side */
 	struct json_object	*last;		/* last chunk sent (og's tail) */
 	enum stop		 stop;

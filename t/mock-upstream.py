@@ -55,7 +55,8 @@ Directives (merged; message directives override model directives)
   echo=1               non-stream: content = JSON dump of the received request body
   say=1                content = the text of the last user message with its MOCK{...}
                        removed (what the gateway forwarded: placeholders, redactions),
-                       streamed in pieces of piece=K characters (default 3)
+                       streamed in pieces of piece=K characters (default 3); with tool=1
+                       the tool call's arguments are {"note": that text}, in such pieces
   usage=0              report no usage: non-stream answers carry no "usage" member, streams
                        send no usage chunk even when stream_options.include_usage asks
   prompt_tokens=N      report N prompt tokens instead of the computed count
@@ -217,6 +218,8 @@ def said(body, d, parts=text_parts):
     users = [m for m in msgs if isinstance(m, dict) and m.get("role") == "user"]
     text = "".join(parts(users[-1].get("content"))) if users else ""
     text = MOCK_RE.sub("", text).strip()
+    if num(d, "tool"):
+        text = json.dumps({"note": text}, ensure_ascii=False)
     k = max(1, int(num(d, "piece", 3)))
     return [text[i:i + k] for i in range(0, len(text), k)] or [""]
 
@@ -704,7 +707,8 @@ class Handler(BaseHTTPRequestHandler):
             n, finish = len(TOOL_ARGS), "tool_calls"
             msg["content"] = None
             msg["tool_calls"] = [{"id": "call_mock1", "type": "function", "function": {
-                "name": "get_weather", "arguments": "".join(TOOL_ARGS)}}]
+                "name": "get_weather", "arguments": "".join(said(body, d))
+                if num(d, "say") else "".join(TOOL_ARGS)}}]
         msg["refusal"] = None
         resp = {"id": cid, "object": "chat.completion", "created": int(time.time()),
                 "model": model.split("@", 1)[0],
@@ -739,7 +743,8 @@ class Handler(BaseHTTPRequestHandler):
         tool, reasoning = bool(num(d, "tool")), bool(num(d, "reasoning"))
         n = len(TOOL_ARGS) if tool else int(num(d, "chunks", 3))
         pieces = said(body, d) if num(d, "say") else None
-        if pieces is not None and not tool:
+        args = pieces if tool and pieces is not None else TOOL_ARGS
+        if pieces is not None:
             n = len(pieces)
         state = {"first": True}
 
@@ -798,7 +803,7 @@ class Handler(BaseHTTPRequestHandler):
                 event(chunk({"tool_calls": [{"index": 0, "id": "call_mock1", "type": "function",
                       "function": {"name": "get_weather", "arguments": ""}}]}))
             if tool:
-                event(chunk({"tool_calls": [{"index": 0, "function": {"arguments": TOOL_ARGS[i]}}]}))
+                event(chunk({"tool_calls": [{"index": 0, "function": {"arguments": args[i]}}]}))
             elif reasoning:
                 event(chunk({"content": "tok%d " % i, "reasoning_content": None}))
             elif pieces is not None:

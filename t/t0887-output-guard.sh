@@ -55,6 +55,12 @@ upstream = mock@say=1,piece=7
 input_price = 1.00
 output_price = 2.00
 
+[model saytool]
+provider = mock
+upstream = mock@say=1,tool=1,piece=4
+input_price = 1.00
+output_price = 2.00
+
 [model claude-say]
 provider = anth
 upstream = claude-mock@say=1,piece=2
@@ -89,13 +95,15 @@ c.request("POST", u.path + "/v1/chat/completions", json.dumps(body),
           {"Authorization": "Bearer " + key, "Content-Type": "application/json"})
 r = c.getresponse()
 raw = r.read().decode("utf-8", "replace")
-out = {"status": r.status, "text": "", "finish": [], "error": None, "done": False,
-       "events": 0, "raw": raw}
+out = {"status": r.status, "text": "", "args": "", "finish": [], "error": None,
+       "done": False, "events": 0, "raw": raw}
 if not stream:
     try:
         d = json.loads(raw)
         for ch in d.get("choices", []):
             out["text"] += ch["message"].get("content") or ""
+            for tc in ch["message"].get("tool_calls") or []:
+                out["args"] += tc["function"]["arguments"]
             out["finish"].append(ch.get("finish_reason"))
         if "error" in d:
             out["error"] = d["error"].get("code")
@@ -116,6 +124,8 @@ else:
             continue
         for ch in d.get("choices", []):
             out["text"] += ch.get("delta", {}).get("content") or ""
+            for tc in ch.get("delta", {}).get("tool_calls") or []:
+                out["args"] += tc.get("function", {}).get("arguments") or ""
             if ch.get("finish_reason"):
                 out["finish"].append(ch["finish_reason"])
 print(json.dumps(out))
@@ -128,6 +138,104 @@ digits() { tr -cd '0-9' <<<"$1"; }
 # last_forwarded: the text of the last user message the mock received.
 last_forwarded() {
 	mock_log | jx '[m for m in d["log"] if m["path"].endswith(("/chat/completions", "/messages"))][-1]["body"]["messages"][-1]["content"]'
+}
+
+# random_texts: 60 generated texts with e-mails, phones, Luhn-valid cards,
+# SNILS and INN numbers (valid checksums) among words, each asked of a
+# random model (pieces of 1, 3 or 7 characters; the Anthropic one in 2),
+# streamed or not: under restore the answer is the text, under output
+# redact no generated value is in the answer.
+random_texts() {
+	local bad
+	bad=$(python3 - "$GW_URL" "$K_RESTORE" "$K_RED" 2>"$TMPDIR_T/random.txt" <<'EOF'
+import json, random, sys, http.client, urllib.parse
+url, krestore, kred = sys.argv[1:4]
+rnd = random.Random(885)
+def luhn(prefix, n):
+    d = [int(c) for c in prefix] + [rnd.randrange(10) for _ in range(n - len(prefix) - 1)]
+    s = 0
+    for i, x in enumerate(reversed(d)):
+        if i % 2 == 0:
+            x *= 2
+            x -= 9 if x > 9 else 0
+        s += x
+    return "".join(map(str, d + [(10 - s % 10) % 10]))
+def snils():
+    while True:
+        d = [rnd.randrange(10) for _ in range(9)]
+        n = "".join(map(str, d))
+        if n <= "001001998":
+            continue
+        s = sum(x * (9 - i) for i, x in enumerate(d))
+        c = s % 101 if s > 101 else s
+        c = 0 if c in (100, 101) else c
+        return "%s-%s-%s %02d" % (n[:3], n[3:6], n[6:], c)
+def inn():
+    d = [rnd.randrange(1, 10)] + [rnd.randrange(10) for _ in range(8)]
+    w = [2, 4, 10, 3, 5, 9, 4, 6, 8]
+    return "".join(map(str, d + [sum(a * b for a, b in zip(w, d)) % 11 % 10]))
+def value():
+    k = rnd.randrange(5)
+    if k == 0:
+        return "%s.%s@%s.ru" % (rnd.choice(["ivan", "olga", "petr"]), rnd.randrange(99),
+                                rnd.choice(["mail", "corp", "example"]))
+    if k == 1:
+        return "+7 (9%02d) %03d-%02d-%02d" % (rnd.randrange(100), rnd.randrange(1000),
+                                              rnd.randrange(100), rnd.randrange(100))
+    if k == 2:
+        c = luhn(rnd.choice(["4", "51", "22"]), 16)
+        return " ".join(c[i:i + 4] for i in range(0, 16, 4))
+    if k == 3:
+        return snils()
+    return inn()
+def digits(s):
+    return "".join(ch for ch in s if ch.isdigit())
+words = "отчёт клиент please send the счёт to договор номер and then".split()
+u = urllib.parse.urlparse(url)
+bad = 0
+for i in range(60):
+    vals, parts = [], []
+    for _ in range(rnd.randrange(1, 5)):
+        parts += rnd.sample(words, 3)
+        v = value()
+        vals.append(v)
+        parts.append(v)
+    parts.append(rnd.choice(words))
+    text = " ".join(parts)
+    model = rnd.choice(["say1", "say3", "say7", "claude-say"])
+    stream = rnd.random() < 0.7
+    key = krestore if i % 2 == 0 else kred
+    body = {"model": model, "messages": [{"role": "user", "content": text}], "stream": stream}
+    c = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
+    c.request("POST", u.path + "/v1/chat/completions", json.dumps(body),
+              {"Authorization": "Bearer " + key, "Content-Type": "application/json"})
+    r = c.getresponse()
+    raw = r.read().decode()
+    got = ""
+    if stream:
+        for line in raw.split("\n"):
+            if line.startswith("data: {"):
+                for ch in json.loads(line[6:]).get("choices", []):
+                    got += ch.get("delta", {}).get("content") or ""
+    elif r.status == 200:
+        got = json.loads(raw)["choices"][0]["message"]["content"]
+    if r.status != 200:
+        ok = False
+    elif key == krestore:
+        ok = got == text
+    else:
+        ok = not any(v in got or (len(digits(v)) >= 10 and digits(v) in digits(got))
+                     for v in vals)
+    if not ok:
+        bad += 1
+        print("%s %s stream=%s status=%d\n  sent %r\n  got  %r" % (
+            "restore" if key == krestore else "redact", model, stream, r.status, text, got),
+            file=sys.stderr)
+print(bad)
+EOF
+)
+	is "$bad" 0 "60 generated texts cut at random: restored exactly, or no value shown" ||
+	    diag "$(head -c 4000 "$TMPDIR_T/random.txt")"
 }
 
 scenario() {
@@ -148,6 +256,16 @@ scenario() {
 			    "$SERVER_KIND: $m $mode: the answer has the client's values back"
 		done
 	done
+
+	# A tool call's arguments: restored too, cut over events as they come.
+	for mode in plain stream; do
+		out=$(guard "$K_RESTORE" saytool "$TEXT" "$mode")
+		is "$(jx 'json.loads(d["args"])["note"]' <<<"$out")" "$TEXT" \
+		    "$SERVER_KIND: saytool $mode: the tool call's arguments have the client's values back"
+	done
+
+	# Generated texts, cut at random: restored exactly, or no value shown.
+	on_first_server && random_texts
 
 	# Output redact: the model writes the values (input only logged).
 	for m in say1 say7 claude-say; do
@@ -179,6 +297,15 @@ scenario() {
 }
 
 for_each_server "$CONF" scenario
+
+# The rows name what was found in the answer and what was done, never a value.
+row=$(admin usage --rows --key outstop-key | tail -n 1)
+is "$(jx 'd["guard_out_found"]' <<<"$row")" email "a stopped answer's row: guard_out_found email"
+is "$(jx 'd["guard_out_acted"]' <<<"$row")" block "... guard_out_acted block"
+row=$(admin usage --rows --key outredact-key | tail -n 1)
+like "$(jx 'd["guard_out_found"]' <<<"$row")" 'email' "a redacted answer's row names its kinds ($(jx 'd["guard_out_found"]' <<<"$row"))"
+is "$(jx 'd["guard_out_acted"]' <<<"$row")" redact "... guard_out_acted redact"
+is "$(admin usage --rows | grep -cE 'ivan\.petrov|4111 1111|912\) 345')" 0 "no value in any usage row"
 
 # The records: every stopped or redacted answer billed, findings named.
 rows=$(admin usage --rows --key outstop-key)
