@@ -893,6 +893,31 @@ sent = [e["sent"] for e in json.load(sys.stdin)["log"] if e.get("sent")]
 print(" ".join("%.6f" % t for t in sent[-1]) if sent else "none")' 2>&1)"
 }
 
+# memcheck LOG CMD [ARGS...]: CMD (the gateway, as a CGI request) under
+# valgrind: any error, or memory definitely or indirectly lost, makes it exit
+# 99, and LOG gets the report. An ASan build of $LLMGATE cannot run under
+# valgrind: it runs as it is, with ASan's leak check, exit 99 on a finding,
+# its report (and the program's stderr) in LOG.
+# memcheck_clean LOG: true when LOG reports no error (either checker).
+memcheck() {
+	local log=$1
+	shift
+	if ldd "$LLMGATE" | grep -q libasan; then
+		ASAN_OPTIONS=detect_leaks=1:exitcode=99 "$@" 2>"$log"
+	else
+		valgrind --suppressions="$top_srcdir/t/valgrind.supp" --leak-check=full \
+		    --errors-for-leak-kinds=definite,indirect --error-exitcode=99 \
+		    --log-file="$log" "$@"
+	fi
+}
+memcheck_clean() {
+	if grep -q 'ERROR SUMMARY' "$1"; then
+		grep -q 'ERROR SUMMARY: 0 errors' "$1"
+	else
+		! grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$1"
+	fi
+}
+
 # --- Accounting: llmgate-admin, client keys, requests, JSON ---------------------
 #
 # admin ARGS...            llmgate-admin -c $ADMIN_CONF (default

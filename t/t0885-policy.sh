@@ -497,14 +497,12 @@ for_each_server "$CONF" scenario
 # nothing definitely or indirectly lost.
 vg() {	# LABEL AGENT BODY-FILE STATUS [PATH]
 	local log=$TMPDIR_T/vg.$1 out
-	out=$(env REQUEST_METHOD=POST REQUEST_URI=${5:-/v1/chat/completions} \
+	out=$(export REQUEST_METHOD=POST REQUEST_URI=${5:-/v1/chat/completions} \
 	    CONTENT_LENGTH=$(wc -c <"$3") HTTP_AUTHORIZATION="Bearer $LLMGATE_MASTER_KEY" \
-	    HTTP_X_AGENT="$2" LLMGATE_CONFIG="$CONF" \
-	    valgrind --suppressions="$top_srcdir/t/valgrind.supp" --leak-check=full \
-	    --errors-for-leak-kinds=definite,indirect --error-exitcode=99 --log-file="$log" \
-	    "$LLMGATE" <"$3" 2>"$log.stderr")
+	    HTTP_X_AGENT="$2" LLMGATE_CONFIG="$CONF";
+	    memcheck "$log" "$LLMGATE" <"$3" 2>"$log.stderr")
 	is "$?" 0 "valgrind $1: exit status"
-	like "$(cat "$log")" 'ERROR SUMMARY: 0 errors' "valgrind $1: no errors"
+	ok "valgrind $1: no errors" memcheck_clean "$log" || diag "$(head -c 3000 "$log")"
 	like "$out" "^Status: $4" "valgrind $1: answered $4"
 }
 printf '{"model":"gonly","messages":[{"role":"user","content":"Это конфиденциально"}]}' >"$TMPDIR_T/conf.json"

@@ -298,6 +298,29 @@ scenario() {
 
 for_each_server "$CONF" scenario
 
+# The answer's side under valgrind (or ASan), one CGI request each:
+# restore streamed a character at a time, a tool call's arguments, output
+# redact, output stop streamed and whole.
+vg() {	# LABEL KEY MODEL STREAM
+	local log=$TMPDIR_T/vg.$1 out
+	printf '{"model":"%s","stream":%s,"messages":[{"role":"user","content":"%s"}]}' \
+	    "$3" "$4" "$TEXT" >"$TMPDIR_T/vg.json"
+	out=$(export REQUEST_METHOD=POST REQUEST_URI=/v1/chat/completions \
+	    CONTENT_LENGTH=$(wc -c <"$TMPDIR_T/vg.json") HTTP_AUTHORIZATION="Bearer $2" \
+	    LLMGATE_CONFIG="$CONF"; memcheck "$log" "$LLMGATE" <"$TMPDIR_T/vg.json" \
+	    2>"$log.stderr")
+	is "$?" 0 "memcheck $1: exit status"
+	ok "memcheck $1: no errors, nothing lost" memcheck_clean "$log" ||
+	    diag "$(head -c 3000 "$log")"
+	like "$out" '^Status: 200' "memcheck $1: answered 200"
+}
+vg restore-stream "$K_RESTORE" say1 true
+vg restore-tool "$K_RESTORE" saytool true
+vg redact-stream "$K_RED" say1 true
+vg redact-whole "$K_RED" say7 false
+vg stop-stream "$K_STOP" say1 true
+vg stop-whole "$K_STOP" say3 false
+
 # The rows name what was found in the answer and what was done, never a value.
 row=$(admin usage --rows --key outstop-key | tail -n 1)
 is "$(jx 'd["guard_out_found"]' <<<"$row")" email "a stopped answer's row: guard_out_found email"
