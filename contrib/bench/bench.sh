@@ -100,6 +100,33 @@ post_lua "$KEY"
 LLMGATE=$B/bare-responder start_lighttpd "$OFF_CONF"
 run bare
 stop_server
+# The policy step: a 1 KB prompt with personal data in it (every span
+# detector, the injection score, redaction), accounting off, the master
+# key as agent "guarded" (policy all) or not.
+python3 - "$B/pii.lua" <<'PYEOF'
+import json, sys
+text = ("Клиент Иван Петров, ivan.petrov@example.ru, тел. +7 (912) 345-67-89, "
+        "карта 4111 1111 1111 1111, СНИЛС 112-233-445 95. Please summarise the "
+        "customer's complaint about the late delivery of order 5521 and draft a polite "
+        "answer in Russian; mention the refund policy and the new delivery date. ")
+while len(text.encode()) < 1024:
+    text += "The parcel was expected on Monday but arrived on Thursday. "
+body = json.dumps({"model": "bench", "max_tokens": 16,
+                   "messages": [{"role": "user", "content": text}]}, ensure_ascii=False)
+with open(sys.argv[1], "w") as f:
+    f.write('wrk.method = "POST"\n')
+    f.write("wrk.body = %s\n" % json.dumps(body, ensure_ascii=False))
+    f.write('wrk.headers["Content-Type"] = "application/json"\n')
+    f.write('wrk.headers["Authorization"] = "Bearer %s"\n' % "sk-bench-master")
+PYEOF
+bench_policy_ini "$OFF_CONF"
+start_lighttpd "$OFF_CONF"
+cp "$B/pii.lua" "$B/post.lua"
+run pii
+echo 'wrk.headers["X-Agent"] = "guarded"' >>"$B/post.lua"
+run policy
+stop_server
+python3 -c "print('a policy with every detector on (1 KB prompt with personal data) keeps %.0f%% of the throughput without' % (100.0 * $RPS_policy / $RPS_pii))"
 python3 -c "print('accounting off reaches %.0f%% of the bare FastCGI throughput' % (100.0 * $RPS_off / $RPS_bare))"
 python3 -c "print('a client key with accounting (2 transactions per request) keeps %.0f%% of the throughput with accounting off' % (100.0 * $RPS_key / $RPS_off))"
 python3 -c "print('the master key with accounting (1 transaction) keeps %.0f%%' % (100.0 * $RPS_master / $RPS_off))"

@@ -54,3 +54,21 @@ output_price = 2.00
 rpm = 0
 EOF
 }
+
+# bench_policy_ini FILE: add a policy with every detector on, the answer
+# checked too, and agent "guarded" under it (the master key names it with
+# X-Agent: guarded).
+bench_policy_ini() {
+	cat >>"$1" <<'EOF'
+
+[policy all]
+pii = redact
+confidential = log
+injection = log
+restore = on
+output = redact
+
+[agent guarded]
+policy = all
+EOF
+}

@@ -8,7 +8,9 @@
 # the client received, served by that nginx as a static file: the rate a
 # web server moves these bytes at. Reports events per second (median of
 # RUNS), the gateway's CPU time per event (its processes' user + system
-# time over the RUNS transfers) and the ratio.
+# time over the RUNS transfers) and the ratio. The OpenAI stream runs a
+# second time under a policy with every detector on and output = redact
+# (the answer checked as it streams): what the guardrails cost an event.
 #
 #   make bench   (or: contrib/bench/events.sh [EVENTS] [RUNS])
 #
@@ -95,13 +97,15 @@ input_price = 1.00
 output_price = 2.00
 rpm = 0
 EOF2
+bench_policy_ini "$CONF"
 
 # seconds URL [BODY]: curl's own time_total for the whole transfer; the
 # body it received is left in $B/last.
 seconds() {
 	if [ $# -gt 1 ]; then
 		curl -sS -o "$B/last" -w '%{time_total}\n' -H 'Content-Type: application/json' \
-		    -H "Authorization: Bearer $LLMGATE_MASTER_KEY" --data-binary "$2" "$1"
+		    -H "Authorization: Bearer $LLMGATE_MASTER_KEY" -H "X-Agent: ${AGENT:-}" \
+		    --data-binary "$2" "$1"
 	else
 		curl -sS -o "$B/last" -w '%{time_total}\n' "$1"
 	fi
@@ -147,10 +151,13 @@ cp "$B/last" "$B/static/out-openai.sse"
 rate gateway-anthropic "$GW_URL/v1/chat/completions" \
     '{"model":"ev-anthropic","stream":true,"messages":[{"role":"user","content":"go"}]}'
 cp "$B/last" "$B/static/out-anthropic.sse"
+AGENT=guarded rate gateway-openai-policy "$GW_URL/v1/chat/completions" \
+    '{"model":"ev-openai","stream":true,"messages":[{"role":"user","content":"go"}]}'
 stop_server
 chmod a+r "$B/static"/*.sse
 rate nginx-openai-bytes "http://127.0.0.1:$UP_PORT/out-openai.sse"
 rate nginx-anthropic-bytes "http://127.0.0.1:$UP_PORT/out-anthropic.sse"
 python3 -c "print('OpenAI pass-through: %.1f%% of the rate nginx serves the same bytes at' % (100.0 * $EVS_gateway_openai / $EVS_nginx_openai_bytes))"
 python3 -c "print('Anthropic translated: %.1f%% of the rate nginx serves the same bytes at' % (100.0 * $EVS_gateway_anthropic / $EVS_nginx_anthropic_bytes))"
+python3 -c "print('OpenAI pass-through under a policy with every detector on: %.1f%% of the rate without' % (100.0 * $EVS_gateway_openai_policy / $EVS_gateway_openai))"
 done_testing >/dev/null	# lib.sh: a clean end, no TAP plan on the report
