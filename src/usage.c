@@ -827,6 +827,16 @@ usage_fields(const struct usage_row *u, struct log_fields *f)
 	}
 }
 
+/* " cache_write=N" when the request wrote to a prompt cache, or "". */
+static const char *
+cache_text(const struct usage_row *u, char *buf, size_t len)
+{
+	if (u->cache_write <= 0)
+		return "";
+	snprintf(buf, len, " cache_write=%d", (int)u->cache_write);
+	return buf;
+}
+
 /* " policy=P found=card,email actions=card:redact,..." or "". */
 static const char *
 guard_text(const struct usage_row *u, char *line, size_t len)
@@ -868,7 +878,7 @@ usage_log(const struct usage_row *u)
 	char	 model[LOG_VALUE_SIZE(sizeof(u->requested))];
 	char	 served[LOG_VALUE_SIZE(sizeof(u->served))];
 	char	 provider[LOG_VALUE_SIZE(sizeof(u->provider))];
-	char	 line[800];
+	char	 line[800], cw[32];
 
 	/* The members go on the heap: worker stacks are small. */
 	if (log_json && (f = malloc(sizeof(*f))) != NULL)
@@ -880,9 +890,8 @@ usage_log(const struct usage_row *u)
 	}
 	log_info("usage id=%s key=%s agent=%s model=%s served=%s provider=%s "
 	    "status=%d attempts=%d stream=%d prompt=%" PRId64 " completion=%"
-	    PRId64 " cached=%" PRId64 " cache_write=%d estimated=%d "
-	    "cost_micro_usd=%" PRId64
-	    " latency_ms=%d ttft_ms=%d client_aborted=%d%s%s",
+	    PRId64 " cached=%" PRId64 " estimated=%d cost_micro_usd=%" PRId64
+	    " latency_ms=%d ttft_ms=%d client_aborted=%d%s%s%s",
 	    u->request_id,
 	    log_value(key, sizeof(key), u->key_name[0] ? u->key_name : "-"),
 	    log_value(agent, sizeof(agent), u->agent[0] ? u->agent : "-"),
@@ -891,7 +900,7 @@ usage_log(const struct usage_row *u)
 	    log_value(provider, sizeof(provider),
 	    u->provider[0] ? u->provider : "-"),
 	    u->status, u->attempts, u->stream, u->prompt, u->completion,
-	    u->cached, u->cache_write, u->estimated, u->cost, u->latency_ms, u->ttft_ms,
+	    u->cached, u->estimated, u->cost, u->latency_ms, u->ttft_ms,
 	    u->client_aborted, u->worker_died ? " worker_died=1" : "",
-	    guard_text(u, line, sizeof(line)));
+	    cache_text(u, cw, sizeof(cw)), guard_text(u, line, sizeof(line)));
 }

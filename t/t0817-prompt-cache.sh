@@ -140,7 +140,7 @@ scenarios() {
 	is "$(jx 'd["cost_micro_usd"]' <<<"$row")" "$want" \
 	    "$k: cost = 7 x \$3 + 1500 x \$3.75 + 300 x \$0.30 + 4 x \$15 per 1M = $want micro-USD"
 	rid=$(jx 'd["request_id"]' <<<"$row")
-	like "$(usage_line "$rid")" "prompt=1807 completion=4 cached=300 cache_write=1500 estimated=0 cost_micro_usd=$want " \
+	like "$(usage_line "$rid")" "prompt=1807 completion=4 cached=300 estimated=0 cost_micro_usd=$want .* cache_write=1500" \
 	    "$k: the usage log line shows both"
 
 	# The model's own cache_write_price; streamed.
