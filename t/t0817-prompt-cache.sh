@@ -189,6 +189,16 @@ b" "$k: without cache_control the system is one string"
 	is "$(jx 'd["cost_micro_usd"]' <<<"$row")" "$want" \
 	    "$k: Gemini: 600 x \$1.25 + 400 x \$0.3125 + 3 x \$10 = $want"
 
+	# cache_control elsewhere: passed on as sent to an OpenAI-protocol
+	# upstream (OpenRouter hands it to Anthropic), left out for Gemini.
+	mock_clear
+	api "$K" POST /v1/chat/completions "$(cached_request gpt-c 'chunks=1')"
+	is "$STATUS $(last_upstream 'd["log"][-1]["body"]["messages"][2]["content"][0]["cache_control"]')" \
+	    '200 {"type": "ephemeral", "ttl": "5m"}' "$k: an OpenAI-protocol upstream gets cache_control as sent"
+	api "$K" POST /v1/chat/completions "$(cached_request gem-c 'chunks=1')"
+	is "$STATUS $(last_upstream '"cache_control" in json.dumps(d["log"][-1]["body"])')" \
+	    '200 false' "$k: a Gemini upstream gets none (it would refuse the field)"
+
 	# --- The reservation covers a prompt written whole to the cache -----------
 	# The worst prompt is the body's bytes (B); the mock reports all of them
 	# written to the cache and none plain, and one output token. The old
