@@ -1117,14 +1117,31 @@ test_versions(struct store *s, const struct config *cfg)
 	    "\"latency_ms\":4,\"ttft_ms\":0,\"status\":200,\"attempts\":1,"
 	    "\"stream\":false,\"client_aborted\":false,\"reservation\":\"0\"}");
 	ok(o != NULL && usage_from_json(o, &row) == 0 && !row.worker_died &&
-	    row.version == USAGE_VERSION, "a version 1 fallback line is read");
+	    row.version == USAGE_VERSION && row.cache_write == 0,
+	    "a version 1 fallback line is read (no cache writes)");
 	json_object_put(o);
 	row.worker_died = 1;
+	row.cache_write = 1500;
 	o = usage_to_json(&row);
 	memset(&row, 0, sizeof(row));
-	ok(usage_from_json(o, &row) == 0 && row.worker_died,
-	    "worker_died goes through the fallback file's JSON");
+	ok(usage_from_json(o, &row) == 0 && row.worker_died &&
+	    row.cache_write == 1500, "worker_died and cache_write_tokens go "
+	    "through the fallback file's JSON");
 	json_object_put(o);
+	o = json_tokener_parse("{\"v\":4,\"time_us\":5,\"id\":\"9\","
+	    "\"request_id\":\"r\",\"key_id\":0,\"key_name\":\"\",\"agent\":\"\","
+	    "\"tier\":\"\",\"route\":\"chat\",\"requested\":\"m\",\"served\":\"m\","
+	    "\"provider\":\"p\",\"prompt_tokens\":1,\"completion_tokens\":2,"
+	    "\"cached_tokens\":0,\"cache_write_tokens\":-7,\"estimated\":false,"
+	    "\"cost_micro_usd\":3,\"latency_ms\":4,\"ttft_ms\":0,\"status\":200,"
+	    "\"attempts\":1,\"stream\":false,\"client_aborted\":false,"
+	    "\"reservation\":\"0\"}");
+	ok(o != NULL && usage_from_json(o, &row) == 0 && row.cache_write == 0,
+	    "a negative cache_write_tokens in a line reads as none");
+	json_object_put(o);
+	is_int(usage_cache_write(-1), 0, "usage_cache_write: negative is 0");
+	is_int(usage_cache_write((int64_t)INT32_MAX + 5), INT32_MAX,
+	    "usage_cache_write: clamped to the row's int32");
 }
 
 /* Eight processes open a store that does not exist yet, all at once. */
