@@ -681,7 +681,8 @@ struct deploy_item {
 /*
  * One "deployment =" line: PROVIDER UPSTREAM, then weight=N (1..100,
  * default 1) and input_price, output_price, cached_input_price,
- * cache_write_price=USD per 1M tokens. Into d when not NULL; 0, or -1 with why in err.
+ * cache_write_price=USD per 1M tokens. Into d when not NULL; 0, or -1
+ * with why in err.
  */
 static int
 deploy_parse(const char *v, struct deploy_item *d, char *err, size_t errlen)

@@ -139,18 +139,18 @@ add_content(struct json_object *blocks, struct json_object *c, int text_only)
 	return cached;
 }
 
-/* Does any part of content c carry a cache_control? */
-static int
-parts_cached(struct json_object *c)
+/* The last part of content c that carries a cache_control, or NULL. */
+static struct json_object *
+last_marked(struct json_object *c)
 {
 	size_t	 i;
 
 	if (!json_object_is_type(c, json_type_array))
-		return 0;
-	for (i = 0; i < json_object_array_length(c); i++)
-		if (cache_control(json_object_array_get_idx(c, i)) != NULL)
-			return 1;
-	return 0;
+		return NULL;
+	for (i = json_object_array_length(c); i > 0; i--)
+		if (cache_control(json_object_array_get_idx(c, i - 1)) != NULL)
+			return json_object_array_get_idx(c, i - 1);
+	return NULL;
 }
 
 /* Assistant tool_calls -> tool_use blocks; arguments must be JSON. */
@@ -235,16 +235,9 @@ convert_messages(struct json_object *in, struct json_object *out,
 			    json_object_new_string(id ? id : ""));
 			json_object_object_add(b, "content",
 			    json_object_new_string(text.data ? text.data : ""));
-			/* The result is one string: any part's mark is its. */
-			if (!keep_cache(b, m) && parts_cached(c)) {
-				for (first = json_object_array_length(c);
-				    first > 0 && cache_control(
-				    json_object_array_get_idx(c, first - 1)) ==
-				    NULL; first--)
-					;
-				keep_cache(b, json_object_array_get_idx(c,
-				    first - 1));
-			}
+			/* The result is one string: its parts' mark is its. */
+			if (!keep_cache(b, m))
+				keep_cache(b, last_marked(c));
 			json_object_array_add(blocks, b);
 			provider_add_turn(out, "user", "content", blocks);
 			continue;
