@@ -307,7 +307,9 @@ account_served(struct request *r, const struct candidate *c, int attempts)
 /*
  * The dearest candidate's cost for the ask (its index in *which): its
  * prompt, the completion limit the gateway will send that candidate
- * times every choice, and every image.
+ * times every choice, and every image. The prompt is priced at the dearer
+ * of input and cache write (a request may write all of it to a prompt
+ * cache: 1.25 x input at Anthropic); reading the cache is never dearer.
  */
 static money_t
 worst_case(const struct plan *pl, const struct admit_ask *ask, size_t *which)
@@ -319,6 +321,8 @@ worst_case(const struct plan *pl, const struct admit_ask *ask, size_t *which)
 	for (i = 0; i < pl->n; i++) {
 		memset(&u, 0, sizeof(u));
 		u.prompt = ask->prompt;
+		if (pl->c[i].cache_write_price > pl->c[i].input_price)
+			u.cache_write = u.prompt;
 		u.completion = ask->choices * plan_max_tokens(&pl->c[i],
 		    ask->client_max);
 		c = usage_cost(&pl->c[i], &u);

@@ -27,9 +27,9 @@ text_row(const struct report_row *r, const char *group)
 	snprintf(p50, sizeof(p50), l50 >= 0 ? "%" PRId64 : "-", l50);
 	snprintf(p95, sizeof(p95), l95 >= 0 ? "%" PRId64 : "-", l95);
 	printf("%-24s %9" PRId64 " %7" PRId64 " %12" PRId64 " %12" PRId64
-	    " %12" PRId64 " %14s %7s %7s\n", group, r->requests, r->errors,
-	    r->prompt, r->completion, r->cached, fmt_usd(r->cost, buf,
-	    sizeof(buf)), p50, p95);
+	    " %12" PRId64 " %12" PRId64 " %14s %7s %7s\n", group, r->requests,
+	    r->errors, r->prompt, r->completion, r->cached, r->cache_write,
+	    fmt_usd(r->cost, buf, sizeof(buf)), p50, p95);
 }
 
 /* --rows: every usage row in the range, one JSON object per line. */
@@ -193,9 +193,9 @@ cmd_usage_report(struct admin *a, int argc, char **argv)
 		    fmt_time(from, b1, sizeof(b1)), fmt_time(to, b2,
 		    sizeof(b2)), nby > 0 ? ", by " : "", nby > 0 ?
 		    report_groups_name(&rep, gname, sizeof(gname)) : "");
-		printf("%-24s %9s %7s %12s %12s %12s %14s %7s %7s\n", "GROUP",
-		    "REQUESTS", "ERRORS", "PROMPT", "COMPLETION", "CACHED",
-		    "COST_USD", "P50_MS", "P95_MS");
+		printf("%-24s %9s %7s %12s %12s %12s %12s %14s %7s %7s\n",
+		    "GROUP", "REQUESTS", "ERRORS", "PROMPT", "COMPLETION",
+		    "CACHED", "CACHE_WRITE", "COST_USD", "P50_MS", "P95_MS");
 		for (i = 0; i < rep.n; i++) {
 			snprintf(gname, sizeof(gname), "%.*s",
 			    FIX(rep.rows[i].group));

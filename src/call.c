@@ -871,6 +871,7 @@ jcall_record(struct jcall *jc, const char *model, const struct usage *tokens,
 		u.prompt = tokens->prompt;
 		u.completion = tokens->completion;
 		u.cached = tokens->cached;
+		u.cache_write = usage_cache_write(tokens->cache_write);
 		u.estimated = !tokens->known;
 	}
 	u.cost = served ? cost : 0;

@@ -285,6 +285,10 @@ static const struct key_def keys[] = {
 	  "USD per 1M completion tokens" },
 	{ SECT_MODEL, "cached_input_price", K_PRICE, M(cached_input_price), 0,
 	  0, NULL, "USD per 1M cached prompt tokens (default input_price)" },
+	{ SECT_MODEL, "cache_write_price", K_PRICE, M(cache_write_price), 0,
+	  0, NULL, "USD per 1M prompt tokens written to the provider's prompt "
+	  "cache (default 1.25 x input_price for an anthropic provider, else "
+	  "input_price)" },
 	{ SECT_MODEL, "image_price", K_PRICE, M(image_price), 0, 0, "0",
 	  "USD per generated image" },
 	{ SECT_MODEL, "fallback", K_WORDS, M(fallback), 0, 0, NULL,
@@ -294,9 +298,9 @@ static const struct key_def keys[] = {
 	  "for the context window (otherwise that 400 is answered)" },
 	{ SECT_MODEL, "deployment", K_DEPLOY, M(deployment), 0, 0, NULL,
 	  "\"PROVIDER UPSTREAM [weight=N] [input_price=USD] [output_price=USD] "
-	  "[cached_input_price=USD]\": one of several deployments requests are "
-	  "spread over by weight (repeat the key; instead of provider and "
-	  "upstream)" },
+	  "[cached_input_price=USD] [cache_write_price=USD]\": one of several "
+	  "deployments requests are spread over by weight (repeat the key; "
+	  "instead of provider and upstream)" },
 	{ SECT_MODEL, "rpm", K_LONG, M(rpm), 0, 100000000, "1000",
 	  "requests per minute for this model, all keys together" },
 	{ SECT_MODEL, "tpm", K_LONG, M(tpm), 0, LONG_MAX, "0",
@@ -670,13 +674,15 @@ struct deploy_item {
 	char	 provider[INI_LINE_LIMIT];
 	char	*upstream;	/* the caller frees */
 	long	 weight;
-	money_t	 price[3];	/* input, output, cached input; -1: none */
+	money_t	 price[4];	/* input, output, cached input, cache write;
+				   -1: none */
 };
 
 /*
  * One "deployment =" line: PROVIDER UPSTREAM, then weight=N (1..100,
- * default 1) and input_price, output_price, cached_input_price=USD per 1M
- * tokens. Into d when not NULL; 0, or -1 with why in err.
+ * default 1) and input_price, output_price, cached_input_price,
+ * cache_write_price=USD per 1M tokens. Into d when not NULL; 0, or -1
+ * with why in err.
  */
 static int
 deploy_parse(const char *v, struct deploy_item *d, char *err, size_t errlen)
@@ -684,21 +690,22 @@ deploy_parse(const char *v, struct deploy_item *d, char *err, size_t errlen)
 	char		 buf[INI_LINE_LIMIT], *w[8], *save = NULL, *eq;
 	size_t		 n = 0, i;
 	long		 weight = 1;
-	money_t		 price[3] = { -1, -1, -1 };
+	money_t		 price[4] = { -1, -1, -1, -1 };
 	size_t		 m;
-	static const char *const pname[3] = {
+	static const char *const pname[4] = {
 		"input_price", "output_price", "cached_input_price",
+		"cache_write_price",
 	};
 
 	snprintf(buf, sizeof(buf), "%s", v);
-	for (w[n] = strtok_r(buf, " \t", &save); w[n] != NULL && n < 7;
+	for (w[n] = strtok_r(buf, " \t", &save); w[n] != NULL && n < 8;
 	    w[n] = strtok_r(NULL, " \t", &save))
 		n++;
 	if (n < 2 || w[n] != NULL || strchr(w[0], '=') != NULL ||
 	    strchr(w[1], '=') != NULL) {
 		snprintf(err, errlen, "expected \"PROVIDER UPSTREAM [weight=N] "
 		    "[input_price=USD] [output_price=USD] "
-		    "[cached_input_price=USD]\"");
+		    "[cached_input_price=USD] [cache_write_price=USD]\"");
 		return -1;
 	}
 	for (i = 2; i < n; i++) {
@@ -714,9 +721,9 @@ deploy_parse(const char *v, struct deploy_item *d, char *err, size_t errlen)
 			}
 			continue;
 		}
-		for (m = 0; m < 3 && strcmp(w[i], pname[m]) != 0; m++)
+		for (m = 0; m < 4 && strcmp(w[i], pname[m]) != 0; m++)
 			;
-		if (m == 3)
+		if (m == 4)
 			goto bad;
 		if (money_parse_usd(eq, &price[m]) == -1 ||
 		    price[m] > MONEY_PRICE_MAX) {
@@ -734,7 +741,7 @@ deploy_parse(const char *v, struct deploy_item *d, char *err, size_t errlen)
 	return 0;
 bad:
 	snprintf(err, errlen, "unknown option \"%s\" (weight, input_price, "
-	    "output_price, cached_input_price)", w[i]);
+	    "output_price, cached_input_price, cache_write_price)", w[i]);
 	return -1;
 }
 
@@ -1180,8 +1187,10 @@ named_obj(struct loader *l, enum section s, const char *name)
 	*(char **)(o + d->name) = xstrdup(name);
 	*(int *)(o + d->line) = l->section_line;
 	/* Fields whose unset state is not zero. */
-	if (s == SECT_MODEL)
+	if (s == SECT_MODEL) {
 		((struct model_cfg *)o)->cached_input_price = -1;
+		((struct model_cfg *)o)->cache_write_price = -1;
+	}
 	if (s == SECT_AGENT)
 		((struct agent_cfg *)o)->daily_budget = -1;
 	if (s == SECT_PROVIDER)		/* breaker: unset, inherit */
@@ -1451,8 +1460,9 @@ finish_like(struct loader *l, struct model_cfg *m)
 		    strcmp(keys[i].name, "deployment") == 0 ||
 		    strcmp(keys[i].name, "like") == 0)
 			continue;
-		/* A price of its own makes its own cached price too. */
-		if (strcmp(keys[i].name, "cached_input_price") == 0 &&
+		/* A price of its own makes its own cached prices too. */
+		if ((strcmp(keys[i].name, "cached_input_price") == 0 ||
+		    strcmp(keys[i].name, "cache_write_price") == 0) &&
 		    (m->set & model_key_bit("input_price")))
 			continue;
 		dst = (char *)m + keys[i].off;
@@ -1582,6 +1592,9 @@ finish_deployments(struct loader *l, struct model_cfg *m)
 		/* A price of its own makes its own cached price too. */
 		d->cached_input_price = it.price[2] >= 0 ? it.price[2] :
 		    it.price[0] >= 0 ? it.price[0] : m->cached_input_price;
+		/* -1: the default for its provider (plan.c) at its price. */
+		d->cache_write_price = it.price[3] >= 0 ? it.price[3] :
+		    it.price[0] >= 0 ? -1 : m->cache_write_price;
 	}
 	free(m->provider_name);
 	m->provider_name = xstrdup(m->deploys[0].provider->name);

@@ -95,6 +95,7 @@ struct deployment_cfg {
 	money_t			 input_price;
 	money_t			 output_price;
 	money_t			 cached_input_price;
+	money_t			 cache_write_price;
 };
 
 struct model_cfg {
@@ -105,6 +106,7 @@ struct model_cfg {
 	money_t			 input_price;	/* micro-USD per 1M tokens */
 	money_t			 output_price;
 	money_t			 cached_input_price;
+	money_t			 cache_write_price;	/* -1 until resolved */
 	money_t			 image_price;	/* micro-USD per image */
 	struct strlist		 fallback;
 	/* Tried instead of answering an upstream context-window error. */

@@ -20,6 +20,8 @@ fill(struct candidate *c, const struct config *cfg, const char *name,
 	c->input_price = m ? m->input_price : 0;
 	c->output_price = m ? m->output_price : 0;
 	c->cached_input_price = m ? m->cached_input_price : 0;
+	c->cache_write_price = plan_cache_write_price(p, c->input_price,
+	    m ? m->cache_write_price : -1);
 	c->max_tokens = m != NULL && m->max_tokens > 0 ? m->max_tokens :
 	    cfg->gw.default_max_tokens;
 }
@@ -88,6 +90,19 @@ plan_lookup(const struct config *cfg, const char *name, struct candidate *c)
 		return -1;
 	fill(c, cfg, name, stripped(p, name), p, m);
 	return 0;
+}
+
+money_t
+plan_cache_write_price(const struct provider_cfg *p, money_t input,
+    money_t configured)
+{
+	if (configured >= 0)
+		return configured;
+	/* Within MONEY_PRICE_MAX: tokens x price must fit in 64 bits. */
+	if (p != NULL && p->type == PROVIDER_ANTHROPIC && input > 0)
+		return input > MONEY_PRICE_MAX / 5 * 4 ? MONEY_PRICE_MAX :
+		    input + (input + 3) / 4;
+	return input;
 }
 
 int64_t
@@ -159,6 +174,8 @@ add_deployments(struct plan *pl, const struct candidate *c)
 		k->input_price = d->input_price;
 		k->output_price = d->output_price;
 		k->cached_input_price = d->cached_input_price;
+		k->cache_write_price = plan_cache_write_price(d->provider,
+		    d->input_price, d->cache_write_price);
 		k->weight = d->weight;
 	}
 	for (i = first; i < pl->n; i++) {

@@ -18,6 +18,7 @@ struct candidate {
 	money_t				 input_price;
 	money_t				 output_price;
 	money_t				 cached_input_price;
+	money_t				 cache_write_price;
 	int64_t				 max_tokens;	/* cap per choice */
 	/* The name the tier's downgrade replaced by this one, or "". */
 	char				 downgraded_from[MODEL_NAME_MAX];
@@ -92,5 +93,13 @@ int	plan_lookup(const struct config *, const char *, struct candidate *);
  * so that what is forwarded can never cost more than what was reserved.
  */
 int64_t	plan_max_tokens(const struct candidate *, int64_t);
+
+/*
+ * The price of prompt tokens written to provider p's prompt cache: the
+ * one configured (>= 0), else 1.25 x input (rounded up) for an anthropic
+ * provider, whose cache writes cost that, else input.
+ */
+money_t	plan_cache_write_price(const struct provider_cfg *, money_t input,
+	    money_t configured);
 
 #endif

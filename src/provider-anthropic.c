@@ -20,6 +20,48 @@ static const struct finish_map finish_reasons[] = {
 	{ NULL, NULL },
 };
 
+/*
+ * Prompt caching: a cache_control object ({"type":"ephemeral"}, maybe
+ * with a ttl) on an OpenAI content part, message or tool is kept on the
+ * Anthropic block made of it, as the client wrote it (Anthropic checks
+ * it). A message's own goes on the last block made of the message.
+ */
+static struct json_object *
+cache_control(struct json_object *o)
+{
+	struct json_object	*cc;
+
+	if (o == NULL || !json_object_is_type(o, json_type_object) ||
+	    !json_object_object_get_ex(o, "cache_control", &cc) ||
+	    !json_object_is_type(cc, json_type_object))
+		return NULL;
+	return cc;
+}
+
+/* Give block b from's cache_control, if it has one; 1 if it did. */
+static int
+keep_cache(struct json_object *b, struct json_object *from)
+{
+	struct json_object	*cc;
+
+	if (b == NULL || (cc = cache_control(from)) == NULL)
+		return 0;
+	json_object_object_add(b, "cache_control", json_object_get(cc));
+	return 1;
+}
+
+/* A message's cache_control onto the last of blocks (from index first). */
+static int
+keep_cache_last(struct json_object *blocks, size_t first,
+    struct json_object *msg)
+{
+	size_t	 n = json_object_array_length(blocks);
+
+	if (n <= first)
+		return 0;
+	return keep_cache(json_object_array_get_idx(blocks, n - 1), msg);
+}
+
 static struct json_object *
 text_block(const char *text)
 {
@@ -58,22 +100,27 @@ image_block(struct json_object *part)
 	return b;
 }
 
-/* OpenAI content (string or parts) -> Anthropic content blocks, appended. */
-static void
-add_content(struct json_object *blocks, struct json_object *c)
+/*
+ * OpenAI content (string or parts) -> Anthropic content blocks, appended;
+ * text only when text_only (system). Returns how many blocks carry a
+ * cache_control.
+ */
+static int
+add_content(struct json_object *blocks, struct json_object *c, int text_only)
 {
 	struct json_object	*part, *b;
 	const char		*type;
 	size_t			 i;
+	int			 cached = 0;
 
 	if (json_object_is_type(c, json_type_string)) {
 		if (json_object_get_string_len(c) > 0)
 			json_object_array_add(blocks,
 			    text_block(json_object_get_string(c)));
-		return;
+		return 0;
 	}
 	if (!json_object_is_type(c, json_type_array))
-		return;
+		return 0;
 	for (i = 0; i < json_object_array_length(c); i++) {
 		part = json_object_array_get_idx(c, i);
 		type = provider_json_str(part, "type");
@@ -81,11 +128,29 @@ add_content(struct json_object *blocks, struct json_object *c)
 		if (type != NULL && strcmp(type, "text") == 0)
 			b = text_block(provider_json_str(part, "text") ?
 			    provider_json_str(part, "text") : "");
-		else if (type != NULL && strcmp(type, "image_url") == 0)
+		else if (type != NULL && strcmp(type, "image_url") == 0 &&
+		    !text_only)
 			b = image_block(part);
-		if (b != NULL)
+		if (b != NULL) {
+			cached += keep_cache(b, part);
 			json_object_array_add(blocks, b);
+		}
 	}
+	return cached;
+}
+
+/* The last part of content c that carries a cache_control, or NULL. */
+static struct json_object *
+last_marked(struct json_object *c)
+{
+	size_t	 i;
+
+	if (!json_object_is_type(c, json_type_array))
+		return NULL;
+	for (i = json_object_array_length(c); i > 0; i--)
+		if (cache_control(json_object_array_get_idx(c, i - 1)) != NULL)
+			return json_object_array_get_idx(c, i - 1);
+	return NULL;
 }
 
 /* Assistant tool_calls -> tool_use blocks; arguments must be JSON. */
@@ -126,15 +191,20 @@ add_tool_uses(struct json_object *blocks, struct json_object *calls,
 	return 0;
 }
 
-/* OpenAI messages -> system text and Anthropic turns. */
+/*
+ * OpenAI messages -> system text and Anthropic turns. The system messages
+ * go both into system (flattened) and into sysblocks (text blocks); *cached
+ * counts the system blocks that carry a cache_control.
+ */
 static int
 convert_messages(struct json_object *in, struct json_object *out,
-    struct buf *system, struct provider_error *e)
+    struct buf *system, struct json_object *sysblocks, int *cached,
+    struct provider_error *e)
 {
 	struct json_object	*m, *c, *calls, *blocks, *b;
 	struct buf		 text;
 	const char		*role, *id;
-	size_t			 i;
+	size_t			 i, first;
 	int			 rc = 0;
 
 	buf_init(&text, 1 << 30);
@@ -148,6 +218,9 @@ convert_messages(struct json_object *in, struct json_object *out,
 			if (system->len > 0)
 				buf_puts(system, "\n\n");
 			provider_content_text(c, system);
+			first = json_object_array_length(sysblocks);
+			*cached += add_content(sysblocks, c, 1);
+			*cached += keep_cache_last(sysblocks, first, m);
 			continue;
 		}
 		blocks = json_object_new_array();
@@ -162,18 +235,24 @@ convert_messages(struct json_object *in, struct json_object *out,
 			    json_object_new_string(id ? id : ""));
 			json_object_object_add(b, "content",
 			    json_object_new_string(text.data ? text.data : ""));
+			/* The result is one string: its parts' mark is its. */
+			if (!keep_cache(b, m))
+				keep_cache(b, last_marked(c));
 			json_object_array_add(blocks, b);
 			provider_add_turn(out, "user", "content", blocks);
 			continue;
 		}
-		add_content(blocks, c);
+		add_content(blocks, c, 0);
 		if (strcmp(role, "assistant") == 0) {
 			if (json_object_object_get_ex(m, "tool_calls", &calls) &&
 			    json_object_is_type(calls, json_type_array))
 				rc = add_tool_uses(blocks, calls, e);
+			keep_cache_last(blocks, 0, m);
 			provider_add_turn(out, "assistant", "content", blocks);
-		} else
+		} else {
+			keep_cache_last(blocks, 0, m);
 			provider_add_turn(out, "user", "content", blocks);
+		}
 	}
 	buf_free(&text);
 	return rc;
@@ -206,6 +285,9 @@ convert_tools(struct json_object *tools)
 		else
 			json_object_object_add(d, "input_schema",
 			    provider_parse("{\"type\":\"object\"}", 17));
+		/* On the tool (as LiteLLM takes it) or on its function. */
+		if (!keep_cache(d, t))
+			keep_cache(d, fn);
 		json_object_array_add(out, d);
 	}
 	return out;
@@ -243,23 +325,31 @@ static int
 chat_request(const struct candidate *c, const struct chat_in *in,
     struct provider_call *call, struct provider_error *e)
 {
-	struct json_object	*out, *msgs, *v, *stop;
+	struct json_object	*out, *msgs, *v, *stop, *sysblocks;
 	struct buf		 system;
 	size_t			 i;
-	int			 rc = -1;
+	int			 rc = -1, cached = 0;
 
 	out = json_object_new_object();
 	msgs = json_object_new_array();
+	sysblocks = json_object_new_array();
 	buf_init(&system, 1 << 30);
 	json_object_object_get_ex(in->req, "messages", &v);
-	if (convert_messages(v, msgs, &system, e) == -1) {
+	if (convert_messages(v, msgs, &system, sysblocks, &cached, e) == -1) {
 		json_object_put(msgs);
 		goto done;
 	}
 	json_object_object_add(out, "model", json_object_new_string(c->upstream));
 	json_object_object_add(out, "max_tokens",
 	    json_object_new_int64(plan_max_tokens(c, in->client_max)));
-	if (system.len > 0)
+	/*
+	 * A system with a cache breakpoint goes as text blocks, the only form
+	 * that carries one; else as one string, as it always went.
+	 */
+	if (cached > 0) {
+		json_object_object_add(out, "system", sysblocks);
+		sysblocks = NULL;
+	} else if (system.len > 0)
 		json_object_object_add(out, "system",
 		    json_object_new_string(system.data));
 	json_object_object_add(out, "messages", msgs);
@@ -309,11 +399,15 @@ chat_request(const struct candidate *c, const struct chat_in *in,
 	rc = 0;
 done:
 	buf_free(&system);
+	json_object_put(sysblocks);
 	json_object_put(out);
 	return rc;
 }
 
-/* Anthropic usage -> struct usage; prompt counts cached and cache-write. */
+/*
+ * Anthropic usage -> struct usage. Its input_tokens leaves out the tokens
+ * read from the cache and those written to it; prompt counts all three.
+ */
 static void
 read_usage(struct json_object *u, struct usage *out)
 {
@@ -329,6 +423,8 @@ read_usage(struct json_object *u, struct usage *out)
 		out->prompt = in + (cr > 0 ? cr : 0) + (cw > 0 ? cw : 0);
 	if (cr >= 0)
 		out->cached = cr;
+	if (cw >= 0)
+		out->cache_write = cw;
 	/* output_tokens is cumulative in message_delta: set, never add. */
 	if (o >= 0)
 		out->completion = o;

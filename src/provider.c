@@ -437,7 +437,11 @@ provider_json_tokens(struct json_object *o, const char *name)
 	return n > MONEY_TOKENS_MAX ? MONEY_TOKENS_MAX : n;
 }
 
-/* OpenAI usage object -> struct usage (cached from prompt_tokens_details). */
+/*
+ * OpenAI usage object -> struct usage: cached from prompt_tokens_details
+ * (or DeepSeek's prompt_cache_hit_tokens), cache writes from the
+ * cache_creation_tokens llmgate adds there.
+ */
 void
 provider_usage_openai(struct json_object *u, struct usage *out)
 {
@@ -453,8 +457,18 @@ provider_usage_openai(struct json_object *u, struct usage *out)
 	out->prompt = p > 0 ? p : 0;
 	out->completion = c > 0 ? c : 0;
 	out->cached = 0;
+	out->cache_write = 0;
 	if (json_object_object_get_ex(u, "prompt_tokens_details", &d) &&
-	    (k = provider_json_tokens(d, "cached_tokens")) > 0)
+	    json_object_is_type(d, json_type_object)) {
+		if ((k = provider_json_tokens(d, "cached_tokens")) > 0)
+			out->cached = k;
+		/* An llmgate upstream's own field (provider_usage_object). */
+		if ((k = provider_json_tokens(d, "cache_creation_tokens")) > 0)
+			out->cache_write = k;
+	}
+	/* DeepSeek: prompt_cache_hit_tokens (+ miss) is prompt_tokens. */
+	if (out->cached == 0 &&
+	    (k = provider_json_tokens(u, "prompt_cache_hit_tokens")) > 0)
 		out->cached = k;
 	out->known = 1;
 	/* OpenRouter prices each request itself, in USD. */
@@ -528,7 +542,12 @@ provider_finish(const struct finish_map *map, const char *raw)
 	return "stop";
 }
 
-/* An OpenAI usage object; the caller owns it. */
+/*
+ * An OpenAI usage object; the caller owns it. prompt_tokens counts every
+ * prompt token, those read from and written to a prompt cache too;
+ * prompt_tokens_details tells those apart (cached_tokens, and llmgate's
+ * cache_creation_tokens).
+ */
 struct json_object *
 provider_usage_object(const struct usage *u)
 {
@@ -541,10 +560,14 @@ provider_usage_object(const struct usage *u)
 	    json_object_new_int64(u->completion));
 	json_object_object_add(o, "total_tokens",
 	    json_object_new_int64(u->prompt + u->completion));
-	if (u->cached > 0) {
+	if (u->cached > 0 || u->cache_write > 0) {
 		d = json_object_new_object();
 		json_object_object_add(d, "cached_tokens",
 		    json_object_new_int64(u->cached));
+		/* llmgate's: prompt tokens written to the provider's cache. */
+		if (u->cache_write > 0)
+			json_object_object_add(d, "cache_creation_tokens",
+			    json_object_new_int64(u->cache_write));
 		json_object_object_add(o, "prompt_tokens_details", d);
 	}
 	return o;

@@ -20,7 +20,8 @@
 struct usage {
 	int64_t	 prompt;
 	int64_t	 completion;
-	int64_t	 cached;
+	int64_t	 cached;	/* of prompt: read from the provider's cache */
+	int64_t	 cache_write;	/* of prompt: written to it (Anthropic) */
 	int	 known;		/* the upstream gave usage */
 	int	 cost_known;	/* the upstream priced it (OpenRouter's cost) */
 	money_t	 cost;		/* micro-USD, when cost_known */

@@ -326,6 +326,7 @@ add(struct report_row *row, const struct usage_row *u)
 	row->prompt += u->prompt;
 	row->completion += u->completion;
 	row->cached += u->cached;
+	row->cache_write += u->cache_write;
 	row->cost += u->cost;
 }
 
@@ -500,6 +501,8 @@ report_row_to_json(const struct report_row *row, int with_group)
 	    json_object_new_int64(row->completion));
 	json_object_object_add(o, "cached_tokens",
 	    json_object_new_int64(row->cached));
+	json_object_object_add(o, "cache_write_tokens",
+	    json_object_new_int64(row->cache_write));
 	json_object_object_add(o, "cost_micro_usd",
 	    json_object_new_int64(row->cost));
 	money_format_usd(row->cost, usd, sizeof(usd));
@@ -568,8 +571,9 @@ csv_row(FILE *fp, const struct report *rep, const struct report_row *row,
 	}
 	money_format_usd(row->cost, usd, sizeof(usd));
 	fprintf(fp, ",%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64
-	    ",%" PRId64 ",%s,", row->requests, row->errors, row->prompt,
-	    row->completion, row->cached, row->cost, usd);
+	    ",%" PRId64 ",%" PRId64 ",%s,", row->requests, row->errors,
+	    row->prompt, row->completion, row->cached, row->cache_write,
+	    row->cost, usd);
 	if (p50 >= 0)
 		fprintf(fp, "%" PRId64 ",%" PRId64, p50, p95);
 	else
@@ -592,7 +596,8 @@ report_to_csv(const struct report *rep, size_t *len)
 	else
 		fputs("group,", fp);
 	fputs("requests,errors,prompt_tokens,completion_tokens,cached_tokens,"
-	    "cost_micro_usd,cost_usd,latency_p50_ms,latency_p95_ms\n", fp);
+	    "cache_write_tokens,cost_micro_usd,cost_usd,latency_p50_ms,"
+	    "latency_p95_ms\n", fp);
 	for (i = 0; i < rep->n; i++)
 		csv_row(fp, rep, &rep->rows[i], 0);
 	/* A report of one total shows it; a grouped one's rows add up to it. */

@@ -41,7 +41,8 @@ struct report_row {
 	int64_t		 errors;	/* status >= 400 */
 	int64_t		 prompt;
 	int64_t		 completion;
-	int64_t		 cached;
+	int64_t		 cached;	/* of prompt: read from a prompt cache */
+	int64_t		 cache_write;	/* of prompt: written to one */
 	money_t		 cost;
 	uint32_t	 lat[REPORT_LAT_BUCKETS];	/* requests by latency */
 };

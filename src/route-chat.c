@@ -484,6 +484,7 @@ record(struct chat *ch, const char *model)
 	u.prompt = t.prompt;
 	u.completion = t.completion;
 	u.cached = t.cached;
+	u.cache_write = usage_cache_write(t.cache_write);
 	u.cost = served ? account_cost(ch->cand, &t, &u.flags) : 0;
 	u.status = (uint16_t)ch->r->status;
 	u.attempts = (uint16_t)ch->call.attempts;

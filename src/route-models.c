@@ -86,6 +86,12 @@ gateway_object(const struct candidate *c)
 	money_format_usd(c->output_price, usd, sizeof(usd));
 	json_object_object_add(o, "output_price_usd",
 	    json_object_new_string(usd));
+	money_format_usd(c->cached_input_price, usd, sizeof(usd));
+	json_object_object_add(o, "cached_input_price_usd",
+	    json_object_new_string(usd));
+	money_format_usd(c->cache_write_price, usd, sizeof(usd));
+	json_object_object_add(o, "cache_write_price_usd",
+	    json_object_new_string(usd));
 	json_object_object_add(o, "max_tokens",
 	    json_object_new_int64(c->max_tokens));
 	if (c->model != NULL && c->model->ndeploys > 0)

@@ -31,23 +31,41 @@
 #define LINE_MAX_LEN	8192
 
 /*
- * Cached prompt tokens are billed at the cached price, the rest at the
+ * Prompt tokens read from the provider's cache are billed at the cached
+ * price, those written to it at the cache-write price, the rest at the
  * input price; the total is rounded up to the next micro-dollar once.
+ * Both counts are part of prompt (clamped to it: a provider that reports
+ * more is never billed more than its prompt at those prices).
  */
 money_t
 usage_cost(const struct candidate *c, const struct usage *u)
 {
 	struct money_sum	 sum = { 0, 0 };
-	int64_t			 cached = u->cached;
+	int64_t			 cached = u->cached, write = u->cache_write;
 
 	if (c == NULL)
 		return 0;
+	if (cached < 0)
+		cached = 0;
+	if (write < 0)
+		write = 0;
 	if (cached > u->prompt)
 		cached = u->prompt;
-	money_sum_add(&sum, u->prompt - cached, c->input_price);
+	if (write > u->prompt - cached)
+		write = u->prompt - cached;
+	money_sum_add(&sum, u->prompt - cached - write, c->input_price);
 	money_sum_add(&sum, cached, c->cached_input_price);
+	money_sum_add(&sum, write, c->cache_write_price);
 	money_sum_add(&sum, u->completion, c->output_price);
 	return money_sum_total(&sum);
+}
+
+int32_t
+usage_cache_write(int64_t n)
+{
+	if (n <= 0)
+		return 0;
+	return n > INT32_MAX ? INT32_MAX : (int32_t)n;
 }
 
 static void
@@ -296,6 +314,7 @@ usage_to_json(const struct usage_row *r)
 	JI(o, "prompt_tokens", r->prompt);
 	JI(o, "completion_tokens", r->completion);
 	JI(o, "cached_tokens", r->cached);
+	JI(o, "cache_write_tokens", r->cache_write);
 	JB(o, "estimated", r->estimated);
 	JI(o, "cost_micro_usd", r->cost);
 	money_format_usd(r->cost, usd, sizeof(usd));
@@ -418,6 +437,9 @@ usage_from_json(struct json_object *o, struct usage_row *r)
 	/* Fields a row written before they existed does not carry. */
 	if (get_int(o, "reserved_micro_usd", &r->reserved) == -1)
 		r->reserved = 0;
+	if (get_int(o, "cache_write_tokens", &v[12]) == 0 && v[12] > 0 &&
+	    v[12] <= INT32_MAX)
+		r->cache_write = (int32_t)v[12];
 	(void)get_str(o, "traceparent", r->traceparent, sizeof(r->traceparent));
 	(void)get_str(o, "trace_parent_id", r->trace_parent,
 	    sizeof(r->trace_parent));
@@ -780,6 +802,7 @@ usage_fields(const struct usage_row *u, struct log_fields *f)
 	log_field_int(f, "prompt_tokens", u->prompt);
 	log_field_int(f, "completion_tokens", u->completion);
 	log_field_int(f, "cached_tokens", u->cached);
+	log_field_int(f, "cache_write_tokens", u->cache_write);
 	log_field_int(f, "estimated", u->estimated);
 	log_field_int(f, "cost_micro_usd", u->cost);
 	money_format_usd(u->cost, usd, sizeof(usd));
@@ -802,6 +825,16 @@ usage_fields(const struct usage_row *u, struct log_fields *f)
 			log_field_str(f, "guard_out_found", policy_kinds(
 			    u->guard_out_found, buf, sizeof(buf)));
 	}
+}
+
+/* " cache_write=N" when the request wrote to a prompt cache, or "". */
+static const char *
+cache_text(const struct usage_row *u, char *buf, size_t len)
+{
+	if (u->cache_write <= 0)
+		return "";
+	snprintf(buf, len, " cache_write=%d", (int)u->cache_write);
+	return buf;
 }
 
 /* " policy=P found=card,email actions=card:redact,..." or "". */
@@ -845,7 +878,7 @@ usage_log(const struct usage_row *u)
 	char	 model[LOG_VALUE_SIZE(sizeof(u->requested))];
 	char	 served[LOG_VALUE_SIZE(sizeof(u->served))];
 	char	 provider[LOG_VALUE_SIZE(sizeof(u->provider))];
-	char	 line[800];
+	char	 line[800], cw[32];
 
 	/* The members go on the heap: worker stacks are small. */
 	if (log_json && (f = malloc(sizeof(*f))) != NULL)
@@ -858,7 +891,7 @@ usage_log(const struct usage_row *u)
 	log_info("usage id=%s key=%s agent=%s model=%s served=%s provider=%s "
 	    "status=%d attempts=%d stream=%d prompt=%" PRId64 " completion=%"
 	    PRId64 " cached=%" PRId64 " estimated=%d cost_micro_usd=%" PRId64
-	    " latency_ms=%d ttft_ms=%d client_aborted=%d%s%s",
+	    " latency_ms=%d ttft_ms=%d client_aborted=%d%s%s%s",
 	    u->request_id,
 	    log_value(key, sizeof(key), u->key_name[0] ? u->key_name : "-"),
 	    log_value(agent, sizeof(agent), u->agent[0] ? u->agent : "-"),
@@ -869,5 +902,5 @@ usage_log(const struct usage_row *u)
 	    u->status, u->attempts, u->stream, u->prompt, u->completion,
 	    u->cached, u->estimated, u->cost, u->latency_ms, u->ttft_ms,
 	    u->client_aborted, u->worker_died ? " worker_died=1" : "",
-	    guard_text(u, line, sizeof(line)));
+	    cache_text(u, cw, sizeof(cw)), guard_text(u, line, sizeof(line)));
 }

@@ -84,10 +84,18 @@ struct usage_row {
 	uint16_t	 guard_out_acted;	/* 1 << policy_action on those */
 	uint64_t	 guard_actions;	/* per kind found: USAGE_GUARD_ACTION */
 	int32_t		 injection;	/* the prompt's injection score */
-	uint8_t		 spare4[4];	/* zero */
+	/*
+	 * Prompt tokens written to the provider's prompt cache (part of
+	 * prompt, like cached). In what was spare4, zero in the rows written
+	 * before: they read as 0, so no version of its own.
+	 */
+	int32_t		 cache_write;
 };
 
 money_t	usage_cost(const struct candidate *, const struct usage *);
+
+/* The cache-write count a row holds (clamped to 0..INT32_MAX). */
+int32_t	usage_cache_write(int64_t);
 
 /* The one "usage" log line of a request. */
 void	usage_log(const struct usage_row *);

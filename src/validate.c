@@ -39,6 +39,8 @@ static const struct field_rule message_rules[] = {
 	{ "name", J_STRING | J_NULL, 0, 0, 256, 0 },
 	{ "tool_calls", J_ARRAY | J_NULL, 0, NOBOUND },
 	{ "tool_call_id", J_STRING | J_NULL, 0, 0, 256, 0 },
+	/* Prompt caching (Anthropic): kept on the message's last block. */
+	{ "cache_control", J_OBJECT | J_NULL, 0, NOBOUND },
 };
 
 static const struct field_rule stream_options_rules[] = {

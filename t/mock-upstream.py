@@ -65,6 +65,9 @@ Directives (merged; message directives override model directives)
                        = the LARGEST of the limit fields it was sent (max_tokens,
                        max_completion_tokens; 100000 when none) times n (chat only)
   cost=USD             report OpenRouter's "cost" (a number, USD) in usage
+  cached=N             report usage.prompt_tokens_details {"cached_tokens": N} (prompt caching)
+  cache_hit=N          report DeepSeek's prompt_cache_hit_tokens N and prompt_cache_miss_tokens
+                       (prompt tokens - N) in usage, without prompt_tokens_details
 Every chat log entry also has "usage": the usage object the mock reported (null: none),
 "done": false while the mock is still answering it, and "t_end" once it is done; "sent" lists
 the times (time.time(), like "t" and "t_end") at which the mock began to write each stream
@@ -100,6 +103,9 @@ Anthropic Messages mode (POST /v1/messages, /messages)
                        P = ceil(chars of all text in system + messages / 4), at least 1
                        (string contents, text blocks, text inside tool_result blocks)
   cached=N             usage.cache_read_input_tokens N (default 0)
+  cache_write=N        usage.cache_creation_input_tokens N (default 0)
+  input_tokens=N       usage.input_tokens N instead of P (Anthropic's input_tokens leaves out
+                       the cache reads and writes)
   stop_reason=X        override stop_reason (max_tokens, refusal, stop_sequence, ...); with
                        stop_sequence, stop_sequence = request's stop_sequences[0] if any
   tool=1               content: text "Let me check." + tool_use {"id":"toolu_mock1",
@@ -111,7 +117,8 @@ Anthropic Messages mode (POST /v1/messages, /messages)
   "stream": true       Content-Type "text/event-stream; charset=utf-8", chunked, frames
                        "event: NAME\ndata: JSON\n\n", no [DONE]; delay=S between events:
                        message_start (content [], stop_reason null, usage input_tokens P,
-                         cache_read_input_tokens C, output_tokens 1)
+                         cache_creation_input_tokens W, cache_read_input_tokens C,
+                         output_tokens 1)
                        content_block_start index 0 {"type":"text","text":""}
                        ping (data {"type": "ping"}, once, after the first block start)
                        content_block_delta text_delta per piece ("tok{i} ")
@@ -730,6 +737,12 @@ class Handler(BaseHTTPRequestHandler):
         self.reported_usage = {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
         if "cost" in d:
             self.reported_usage["cost"] = num(d, "cost")
+        if "cached" in d:
+            self.reported_usage["prompt_tokens_details"] = {"cached_tokens": int(num(d, "cached"))}
+        if "cache_hit" in d:
+            hit = int(num(d, "cache_hit"))
+            self.reported_usage["prompt_cache_hit_tokens"] = hit
+            self.reported_usage["prompt_cache_miss_tokens"] = max(0, p - hit)
         return dict(self.reported_usage)
 
     def chat_stream(self, body, model, d, outcome):
@@ -934,8 +947,8 @@ class Handler(BaseHTTPRequestHandler):
         resp = {"model": model.split("@", 1)[0], "id": self.new_msg_id(), "type": "message",
                 "role": "assistant", "content": content, "stop_reason": stop,
                 "stop_sequence": seq,
-                "usage": {"input_tokens": anth_input_tokens(body),
-                          "cache_creation_input_tokens": 0,
+                "usage": {"input_tokens": int(num(d, "input_tokens", anth_input_tokens(body))),
+                          "cache_creation_input_tokens": int(num(d, "cache_write")),
                           "cache_read_input_tokens": int(num(d, "cached")),
                           "output_tokens": out}}
         self.send_body(200, dumps(resp), extra=rid_hdr)
@@ -1011,7 +1024,8 @@ class Handler(BaseHTTPRequestHandler):
         event("message_start", {"type": "message_start", "message": {
             "id": mid, "type": "message", "role": "assistant", "content": [],
             "model": model.split("@", 1)[0], "stop_reason": None, "stop_sequence": None,
-            "usage": {"input_tokens": anth_input_tokens(body), "cache_creation_input_tokens": 0,
+            "usage": {"input_tokens": int(num(d, "input_tokens", anth_input_tokens(body))),
+                      "cache_creation_input_tokens": int(num(d, "cache_write")),
                       "cache_read_input_tokens": int(num(d, "cached")), "output_tokens": 1}}})
         if "malformed" in d and num(d, "malformed"):
             event("content_block_delta", '{"broken')

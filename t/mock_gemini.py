@@ -30,6 +30,7 @@ MOCK{...} in the text parts of the LAST "user" turn of contents.
   thought=1     a first part {"text":"think0 think1 ","thought":true}; thoughtsTokenCount 2
   finish=X      finishReason X instead of STOP
   cached=N      usageMetadata.cachedContentTokenCount N
+  prompt_tokens=N  promptTokenCount N instead of P
   malformed=1   non-stream: 200 with invalid JSON; stream: 2nd event is `data: {"broken`
   first_byte_delay=S, reset=1   as in chat mode
 usageMetadata: promptTokenCount P = ceil(chars of all text parts of systemInstruction and
@@ -165,6 +166,7 @@ def events(d):
 
 
 def usage(p, d, out, thoughts):
+    p = int(mock.num(d, "prompt_tokens", p))
     u = {"promptTokenCount": p, "candidatesTokenCount": out,
          "totalTokenCount": p + out + thoughts,
          "promptTokensDetails": [{"modality": "TEXT", "tokenCount": p}]}

@@ -428,7 +428,7 @@ print(json.dumps(sorted([[r[g] for g in by] + [r["requests"], r["errors"], r["pr
 	    "$GW_URL/admin/usage?from=2000-01-01&group_by=tier,provider&format=csv")
 	like "$(tr -d '\r' <"$TMPDIR_T/h")" $'[Cc]ontent-[Tt]ype: text/csv' "$k: format=csv is text/csv"
 	is "$(head -n 1 <<<"$out")" \
-	    tier,provider,requests,errors,prompt_tokens,completion_tokens,cached_tokens,cost_micro_usd,cost_usd,latency_p50_ms,latency_p95_ms \
+	    tier,provider,requests,errors,prompt_tokens,completion_tokens,cached_tokens,cache_write_tokens,cost_micro_usd,cost_usd,latency_p50_ms,latency_p95_ms \
 	    "$k: the CSV header names each grouping"
 	is "$(tail -n +2 <<<"$out" | awk -F, '{ n += $3 } END { print n }')" "$(wc -l <"$rows")" \
 	    "$k: the CSV rows add up to every request"

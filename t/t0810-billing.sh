@@ -209,7 +209,7 @@ scenarios() {
 	is "$(jx 'd["object"]' <<<"$BODY")" usage "$k: object usage"
 	out=$(admin usage --csv --group-by model --key "pp-$k")
 	like "$(head -n 1 <<<"$out")" 'group.*requests.*cost' "$k: usage --csv has a header line"
-	like "$out" $'\n'"mock-a,3,1,[0-9]+,[0-9]+,0,$(( costs[0] + costs[1] )),0\\.000" "$k: usage --csv row for mock-a"
+	like "$out" $'\n'"mock-a,3,1,[0-9]+,[0-9]+,0,0,$(( costs[0] + costs[1] )),0\\.000" "$k: usage --csv row for mock-a"
 	out=$(admin balance "pp-$k" --json)
 	is "$(jx '[d["balance_micro_usd"], d["credited_micro_usd"], d["debited_micro_usd"], d["reserved_micro_usd"]]' <<<"$out")" \
 	    "[$((10100 - total_cost)), 10100, $total_cost, 0]" "$k: balance = credited - debited, nothing reserved"

@@ -93,6 +93,158 @@ test_request(void)
 	free(exp);
 }
 
+/* The upstream body of an OpenAI request (NULL when it is refused). */
+static struct json_object *
+translate(const char *req)
+{
+	struct provider_call	 call;
+	struct provider_error	 e;
+	struct chat_in		 in;
+	struct json_object	*got = NULL;
+
+	memset(&in, 0, sizeof(in));
+	memset(&e, 0, sizeof(e));
+	in.req = json_tokener_parse(req);
+	in.client_max = provider_client_max(in.req);
+	provider_call_init(&call, 1 << 20);
+	if (provider_anthropic.chat_request(&cand, &in, &call, &e) == 0)
+		got = json_tokener_parse(call.body.data);
+	else
+		printf("#   refused: %s\n", e.message);
+	provider_call_free(&call);
+	json_object_put(in.req);
+	return got;
+}
+
+/* got's member at a path of names and indexes equals the JSON want. */
+static int
+same(struct json_object *got, const char *want)
+{
+	struct json_object	*w = json_tokener_parse(want);
+	int			 eq = got != NULL && w != NULL &&
+				    json_object_equal(got, w);
+
+	if (!eq)
+		printf("#   got  %s\n#   want %s\n", got ?
+		    json_object_to_json_string(got) : "(none)", want);
+	json_object_put(w);
+	return eq;
+}
+
+#define GET(o, k)	json_object_object_get((o), (k))
+#define IDX(o, i)	json_object_array_get_idx((o), (i))
+
+/* Prompt caching: cache_control kept on every block; system as blocks. */
+static void
+test_cache_control(void)
+{
+	struct json_object	*got, *msgs;
+
+	got = translate("{\"model\":\"m\",\"max_tokens\":10,\"messages\":["
+	    "{\"role\":\"system\",\"content\":\"You are terse.\"},"
+	    "{\"role\":\"system\",\"content\":[{\"type\":\"text\",\"text\":"
+	    "\"A long manual.\",\"cache_control\":{\"type\":\"ephemeral\"}},"
+	    "{\"type\":\"image_url\",\"image_url\":{\"url\":"
+	    "\"https://x/i.png\"}}]},"
+	    "{\"role\":\"developer\",\"content\":\"Be kind.\",\"cache_control\":"
+	    "{\"type\":\"ephemeral\",\"ttl\":\"1h\"}},"
+	    "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"doc\","
+	    "\"cache_control\":{\"type\":\"ephemeral\"}},{\"type\":"
+	    "\"image_url\",\"image_url\":{\"url\":\"https://x/a.png\"},"
+	    "\"cache_control\":{\"type\":\"ephemeral\"}},{\"type\":\"text\","
+	    "\"text\":\"question\"}]},"
+	    "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":"
+	    "\"c1\",\"type\":\"function\",\"function\":{\"name\":\"f\","
+	    "\"arguments\":\"{}\"}}]},"
+	    "{\"role\":\"tool\",\"tool_call_id\":\"c1\",\"content\":[{\"type\":"
+	    "\"text\",\"text\":\"42\",\"cache_control\":{\"type\":"
+	    "\"ephemeral\"}}]},"
+	    "{\"role\":\"user\",\"content\":\"more\",\"cache_control\":"
+	    "{\"type\":\"ephemeral\"}}],"
+	    "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\","
+	    "\"parameters\":{\"type\":\"object\"}}},{\"type\":\"function\","
+	    "\"function\":{\"name\":\"g\",\"parameters\":{\"type\":\"object\"}},"
+	    "\"cache_control\":{\"type\":\"ephemeral\"}},{\"type\":\"function\","
+	    "\"function\":{\"name\":\"h\",\"cache_control\":{\"type\":"
+	    "\"ephemeral\"}}}]}");
+	ok(got != NULL, "a request with cache_control translates");
+	ok(same(GET(got, "system"), "[{\"type\":\"text\",\"text\":"
+	    "\"You are terse.\"},{\"type\":\"text\",\"text\":\"A long manual.\","
+	    "\"cache_control\":{\"type\":\"ephemeral\"}},{\"type\":\"text\","
+	    "\"text\":\"Be kind.\",\"cache_control\":{\"type\":\"ephemeral\","
+	    "\"ttl\":\"1h\"}}]"),
+	    "system as text blocks, each message's mark kept, no image");
+	msgs = GET(got, "messages");
+	ok(same(GET(IDX(msgs, 0), "content"), "[{\"type\":\"text\",\"text\":"
+	    "\"doc\",\"cache_control\":{\"type\":\"ephemeral\"}},{\"type\":"
+	    "\"image\",\"source\":{\"type\":\"url\",\"url\":\"https://x/a.png\"},"
+	    "\"cache_control\":{\"type\":\"ephemeral\"}},{\"type\":\"text\","
+	    "\"text\":\"question\"}]"), "text and image parts keep theirs");
+	ok(same(IDX(GET(IDX(msgs, 2), "content"), 0), "{\"type\":"
+	    "\"tool_result\",\"tool_use_id\":\"c1\",\"content\":\"42\","
+	    "\"cache_control\":{\"type\":\"ephemeral\"}}"),
+	    "tool_result keeps its part's");
+	/* The tool result and the next user turn are one user turn. */
+	ok(same(IDX(GET(IDX(msgs, 2), "content"), 1), "{\"type\":\"text\","
+	    "\"text\":\"more\",\"cache_control\":{\"type\":\"ephemeral\"}}"),
+	    "a message's own goes on its block");
+	ok(GET(IDX(GET(got, "tools"), 0), "cache_control") == NULL,
+	    "a tool without one has none");
+	ok(same(GET(IDX(GET(got, "tools"), 1), "cache_control"),
+	    "{\"type\":\"ephemeral\"}"), "a tool's own kept");
+	ok(same(GET(IDX(GET(got, "tools"), 2), "cache_control"),
+	    "{\"type\":\"ephemeral\"}"), "a function's kept on its tool");
+	json_object_put(got);
+
+	/* Without a mark the system stays one string, as before. */
+	got = translate("{\"model\":\"m\",\"messages\":[{\"role\":\"system\","
+	    "\"content\":[{\"type\":\"text\",\"text\":\"a\"}]},{\"role\":"
+	    "\"system\",\"content\":\"b\"},{\"role\":\"user\",\"content\":"
+	    "\"hi\",\"cache_control\":null}]}");
+	ok(same(GET(got, "system"), "\"a\\n\\nb\""),
+	    "no mark: system is one string");
+	ok(same(GET(IDX(GET(got, "messages"), 0), "content"),
+	    "[{\"type\":\"text\",\"text\":\"hi\"}]"), "null mark: none sent");
+	json_object_put(got);
+
+	/* A mark that is not an object is not sent. */
+	got = translate("{\"model\":\"m\",\"messages\":[{\"role\":\"user\","
+	    "\"content\":[{\"type\":\"text\",\"text\":\"x\",\"cache_control\":"
+	    "\"ephemeral\"}]}]}");
+	ok(same(GET(IDX(GET(got, "messages"), 0), "content"),
+	    "[{\"type\":\"text\",\"text\":\"x\"}]"), "a string mark is dropped");
+	json_object_put(got);
+}
+
+/* Cache reads and writes counted apart, both part of prompt. */
+static void
+test_cache_usage(void)
+{
+	struct json_object	*out = NULL, *d;
+	struct provider_error	 e;
+	struct usage		 u;
+	const char		*body =
+	    "{\"id\":\"msg_2\",\"type\":\"message\",\"role\":\"assistant\","
+	    "\"content\":[{\"type\":\"text\",\"text\":\"ok\"}],\"stop_reason\":"
+	    "\"end_turn\",\"usage\":{\"input_tokens\":7,"
+	    "\"cache_creation_input_tokens\":1500,\"cache_read_input_tokens\":"
+	    "300,\"output_tokens\":4}}";
+
+	memset(&u, 0, sizeof(u));
+	is_int(provider_anthropic.chat_response(&cand, body, strlen(body), &out,
+	    &u, &e), 0, "cache usage translates");
+	is_int(u.prompt, 1807, "prompt = input + cache writes + cache reads");
+	is_int(u.cached, 300, "cache reads");
+	is_int(u.cache_write, 1500, "cache writes");
+	d = GET(GET(out, "usage"), "prompt_tokens_details");
+	is_int(provider_json_int(GET(out, "usage"), "prompt_tokens"), 1807,
+	    "client's prompt_tokens counts all");
+	is_int(provider_json_int(d, "cached_tokens"), 300, "client's cached");
+	is_int(provider_json_int(d, "cache_creation_tokens"), 1500,
+	    "client's cache_creation_tokens");
+	json_object_put(out);
+}
+
 static void
 test_response(void)
 {
@@ -303,6 +455,8 @@ main(void)
 {
 	setup();
 	test_request();
+	test_cache_control();
+	test_cache_usage();
 	test_response();
 	test_stream();
 	test_error();

@@ -79,6 +79,36 @@ test_pricing(void)
 	u.cached = 10;
 	is_int(usage_cost(&c, &u), 4, "cached tokens beyond the prompt are "
 	    "capped at the prompt (3 * 1.25 = 3.75 -> 4)");
+	/* Anthropic's prompt caching: 1.25 x input for each token written. */
+	c.cache_write_price = 3125000;
+	u.prompt = 1808;	/* 8 plain + 1500 written + 300 read */
+	u.cached = 300;
+	u.cache_write = 1500;
+	u.completion = 4;
+	/* 8 * 2.5 + 1500 * 3.125 + 300 * 1.25 + 4 * 10 = 5122.5 -> 5123 */
+	is_int(usage_cost(&c, &u), 5123, "cache writes at their price, reads "
+	    "at theirs, the rest at input, rounded once");
+	u.prompt = 10;
+	u.cached = 4;
+	u.cache_write = 100;
+	u.completion = 0;
+	/* 4 * 1.25 + 6 * 3.125 = 23.75 -> 24 */
+	is_int(usage_cost(&c, &u), 24, "cache writes beyond the prompt less "
+	    "the reads are capped at that");
+	u.cache_write = -5;
+	/* 6 * 2.5 + 4 * 1.25 = 20 */
+	is_int(usage_cost(&c, &u), 20, "a negative cache-write count is none");
+	u.cached = 0;
+	u.cache_write = 10;
+	c.cache_write_price = MONEY_PRICE_MAX;
+	u.prompt = MONEY_TOKENS_MAX;
+	u.cache_write = MONEY_TOKENS_MAX;
+	is_int(usage_cost(&c, &u), MONEY_TOKENS_MAX * (MONEY_PRICE_MAX /
+	    1000000), "the largest prompt all written at the largest price "
+	    "does not overflow");
+	u.cache_write = 0;
+	u.cached = 0;
+	u.completion = 0;
 	ok(billing_day(EVENING) + DAY == billing_day(MIDNIGHT),
 	    "23:59:59 and 00:00:00 UTC fall in consecutive days");
 	is_int(billing_month(MIDNIGHT), 1793491200, "month of 2026-11-24 "
@@ -1087,14 +1117,31 @@ test_versions(struct store *s, const struct config *cfg)
 	    "\"latency_ms\":4,\"ttft_ms\":0,\"status\":200,\"attempts\":1,"
 	    "\"stream\":false,\"client_aborted\":false,\"reservation\":\"0\"}");
 	ok(o != NULL && usage_from_json(o, &row) == 0 && !row.worker_died &&
-	    row.version == USAGE_VERSION, "a version 1 fallback line is read");
+	    row.version == USAGE_VERSION && row.cache_write == 0,
+	    "a version 1 fallback line is read (no cache writes)");
 	json_object_put(o);
 	row.worker_died = 1;
+	row.cache_write = 1500;
 	o = usage_to_json(&row);
 	memset(&row, 0, sizeof(row));
-	ok(usage_from_json(o, &row) == 0 && row.worker_died,
-	    "worker_died goes through the fallback file's JSON");
+	ok(usage_from_json(o, &row) == 0 && row.worker_died &&
+	    row.cache_write == 1500, "worker_died and cache_write_tokens go "
+	    "through the fallback file's JSON");
 	json_object_put(o);
+	o = json_tokener_parse("{\"v\":4,\"time_us\":5,\"id\":\"9\","
+	    "\"request_id\":\"r\",\"key_id\":0,\"key_name\":\"\",\"agent\":\"\","
+	    "\"tier\":\"\",\"route\":\"chat\",\"requested\":\"m\",\"served\":\"m\","
+	    "\"provider\":\"p\",\"prompt_tokens\":1,\"completion_tokens\":2,"
+	    "\"cached_tokens\":0,\"cache_write_tokens\":-7,\"estimated\":false,"
+	    "\"cost_micro_usd\":3,\"latency_ms\":4,\"ttft_ms\":0,\"status\":200,"
+	    "\"attempts\":1,\"stream\":false,\"client_aborted\":false,"
+	    "\"reservation\":\"0\"}");
+	ok(o != NULL && usage_from_json(o, &row) == 0 && row.cache_write == 0,
+	    "a negative cache_write_tokens in a line reads as none");
+	json_object_put(o);
+	is_int(usage_cache_write(-1), 0, "usage_cache_write: negative is 0");
+	is_int(usage_cache_write((int64_t)INT32_MAX + 5), INT32_MAX,
+	    "usage_cache_write: clamped to the row's int32");
 }
 
 /* Eight processes open a store that does not exist yet, all at once. */

@@ -652,6 +652,72 @@ test_deployments(void)
 	config_free(c);
 }
 
+/* cache_write_price: configured, or 1.25 x input for anthropic, else input. */
+static void
+test_cache_write_price(void)
+{
+	struct config	*c = load("[gateway]\ndata_dir = /tmp\n"
+	    "[provider anth]\ntype = anthropic\nbase_url = http://a\n"
+	    "api_key = none\n"
+	    "[provider oa]\nbase_url = http://o\napi_key = none\n"
+	    "[model c1]\nprovider = anth\ninput_price = 3\n"
+	    "[model c2]\nprovider = anth\ninput_price = 3\n"
+	    "cache_write_price = 6\n"
+	    "[model o1]\nprovider = oa\ninput_price = 2.5\n"
+	    "[model o2]\nprovider = oa\ninput_price = 2.5\n"
+	    "cache_write_price = 3\n"
+	    "[model c3]\nlike = c1\n"
+	    "[model c4]\nlike = c2\ninput_price = 1\n"
+	    "[model c5]\nlike = c2\n"
+	    "[model d]\ninput_price = 2\n"
+	    "deployment = anth d-a\ndeployment = oa d-o\n"
+	    "deployment = anth d-a2 input_price=4\n"
+	    "deployment = oa d-o2 cache_write_price=9\n"
+	    "[model e]\ninput_price = 2\ncache_write_price = 7\n"
+	    "deployment = oa e-o\ndeployment = anth e-a input_price=4\n"
+	    "[model t*]\nprovider = anth\ninput_price = 1\n"
+	    "[model h]\nprovider = anth\ninput_price = 10000\n"
+	    "[model odd]\nprovider = anth\ninput_price = 0.000003\n");
+	struct plan	 pl;
+	struct candidate k;
+	static const struct { const char *m; money_t want; const char *why; }
+	    one[] = {
+		{ "c1", 3750000, "anthropic: 1.25 x input" },
+		{ "c2", 6000000, "anthropic: its own" },
+		{ "o1", 2500000, "openai: input" },
+		{ "o2", 3000000, "openai: its own" },
+		{ "c3", 3750000, "like: the default at the same input" },
+		{ "c4", 1250000, "like with a price of its own: its default" },
+		{ "c5", 6000000, "like: the configured one" },
+		{ "t-x", 1250000, "template: 1.25 x its input" },
+		{ "h", MONEY_PRICE_MAX, "capped at the largest price" },
+		{ "odd", 4, "3 micro-USD x 1.25 rounds up to 4" },
+	};
+	size_t		 i;
+
+	ok(c != NULL, "cache_write_price config loads");
+	if (c == NULL)
+		return;
+	for (i = 0; i < sizeof(one) / sizeof(one[0]); i++) {
+		ok(plan_lookup(c, one[i].m, &k) == 0, "%s plans", one[i].m);
+		is_int(k.cache_write_price, one[i].want, "%s: %s", one[i].m,
+		    one[i].why);
+	}
+	is_int(plan_resolve(c, "d", &pl), PLAN_OK, "d resolves");
+	is_int(pl.n, 4, "four deployments");
+	is_int(pl.c[0].cache_write_price, 2500000, "anthropic deployment: "
+	    "1.25 x the model's input");
+	is_int(pl.c[1].cache_write_price, 2000000, "openai deployment: input");
+	is_int(pl.c[2].cache_write_price, 5000000, "anthropic deployment with "
+	    "its own input: 1.25 x that");
+	is_int(pl.c[3].cache_write_price, 9000000, "a deployment's own");
+	is_int(plan_resolve(c, "e", &pl), PLAN_OK, "e resolves");
+	is_int(pl.c[0].cache_write_price, 7000000, "the model's own price");
+	is_int(pl.c[1].cache_write_price, 5000000, "a deployment with its own "
+	    "input price: its default");
+	config_free(c);
+}
+
 int
 main(void)
 {
@@ -672,5 +738,6 @@ main(void)
 	test_templates();
 	test_context();
 	test_deployments();
+	test_cache_write_price();
 	return tap_done();
 }

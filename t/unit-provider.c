@@ -423,6 +423,31 @@ test_response(void)
 	    "cached tokens from prompt_tokens_details");
 	json_object_put(o);
 
+	/* DeepSeek: hit + miss = prompt_tokens, no prompt_tokens_details. */
+	s = "{\"choices\":[],\"usage\":{\"prompt_tokens\":100,"
+	    "\"completion_tokens\":5,\"prompt_cache_hit_tokens\":64,"
+	    "\"prompt_cache_miss_tokens\":36}}";
+	is_int(respond(&r, s, strlen(s), &o, &u, &e), 0,
+	    "response with DeepSeek's cache fields");
+	ok(u.prompt == 100 && u.cached == 64 && u.cache_write == 0,
+	    "cached tokens from prompt_cache_hit_tokens");
+	json_object_put(o);
+	s = "{\"choices\":[],\"usage\":{\"prompt_tokens\":100,"
+	    "\"completion_tokens\":5,\"prompt_tokens_details\":"
+	    "{\"cached_tokens\":10},\"prompt_cache_hit_tokens\":64}}";
+	is_int(respond(&r, s, strlen(s), &o, &u, &e), 0, "both forms");
+	is_int(u.cached, 10, "prompt_tokens_details wins over the hit count");
+	json_object_put(o);
+	/* An llmgate upstream says what it wrote to a cache. */
+	s = "{\"choices\":[],\"usage\":{\"prompt_tokens\":100,"
+	    "\"completion_tokens\":5,\"prompt_tokens_details\":"
+	    "{\"cached_tokens\":0,\"cache_creation_tokens\":90}}}";
+	is_int(respond(&r, s, strlen(s), &o, &u, &e), 0,
+	    "response with cache_creation_tokens");
+	ok(u.cached == 0 && u.cache_write == 90,
+	    "cache writes from prompt_tokens_details.cache_creation_tokens");
+	json_object_put(o);
+
 	s = "{\"choices\":[{\"message\":{\"content\":\"hi\"}}]}";
 	is_int(respond(&r, s, strlen(s), &o, &u, &e), 0,
 	    "response without usage");

@@ -75,6 +75,7 @@ row(int64_t t, uint64_t key, const char *name, const char *agent,
 	u->prompt = 10;
 	u->completion = 5;
 	u->cached = 2;
+	u->cache_write = 3;
 	u->cost = cost;
 	snprintf(u->request_id, sizeof(u->request_id), "req_%zu", nrows);
 	snprintf(u->key_name, sizeof(u->key_name), "%s", name);
@@ -133,6 +134,7 @@ test_build(struct store *st)
 	is_int(rep.total.prompt, 30, "total prompt tokens");
 	is_int(rep.total.completion, 15, "total completion tokens");
 	is_int(rep.total.cached, 6, "total cached tokens");
+	is_int(rep.total.cache_write, 9, "total cache-write tokens, apart");
 	report_free(&rep);
 	ok(rep.rows == NULL && rep.n == 0, "report_free empties the report");
 
@@ -274,7 +276,9 @@ test_build_by(struct store *st)
 	csv = report_to_csv(&rep, &len);
 	ok(csv != NULL && strncmp(csv, "month,provider,requests,errors,", 31)
 	    == 0, "CSV: a column per grouping");
-	ok(csv != NULL && strstr(csv, "\n2026-04,p1,2,1,20,10,4,10,0.00001") !=
+	ok(csv != NULL && strstr(csv, ",cached_tokens,cache_write_tokens,cost_"
+	    "micro_usd,") != NULL, "CSV: cached and cache-write columns");
+	ok(csv != NULL && strstr(csv, "\n2026-04,p1,2,1,20,10,4,6,10,0.00001") !=
 	    NULL, "CSV: April's row");
 	free(csv);
 	report_free(&rep);

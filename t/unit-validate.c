@@ -99,6 +99,14 @@ test_valid(void)
 	    "\"content\":\"caf\xc3\xa9\"}]}", &e), 0, "raw UTF-8 is fine");
 	is_int(run("{\"model\":\"m\",\"messages\":[{\"role\":\"assistant\","
 	    "\"content\":null}]}", &e), 0, "assistant content may be null");
+	is_int(run("{\"model\":\"m\",\"messages\":[{\"role\":\"system\","
+	    "\"content\":\"s\",\"cache_control\":{\"type\":\"ephemeral\"}},"
+	    "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":"
+	    "\"hi\",\"cache_control\":{\"type\":\"ephemeral\",\"ttl\":"
+	    "\"1h\"}}],\"cache_control\":null}],\"tools\":[{\"type\":"
+	    "\"function\",\"function\":{\"name\":\"f\"},\"cache_control\":"
+	    "{\"type\":\"ephemeral\"}}]}", &e), 0,
+	    "cache_control on messages, parts and tools (prompt caching)");
 }
 
 static void
@@ -194,6 +202,10 @@ test_messages(void)
 	    "[{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"tool\","
 	    "\"content\":\"42\"}]}", NULL,
 	    "'messages[1].tool_call_id' is required for role 'tool'");
+	bad("cache_control a string", "{\"model\":\"m\",\"messages\":"
+	    "[{\"role\":\"user\",\"content\":\"hi\",\"cache_control\":"
+	    "\"ephemeral\"}]}", "messages[0].cache_control",
+	    "'messages[0].cache_control' must be an object or null");
 	bad("invalid role", "{\"model\":\"m\",\"messages\":"
 	    "[{\"role\":\"wizard\",\"content\":\"hi\"}]}", NULL,
 	    "'messages[0].role' must be system, developer, user, assistant "

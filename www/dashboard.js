@@ -585,7 +585,7 @@ function download(name, text, type) {
 function exportCsv() {
   const cols = ["time_us", "request_id", "key_id", "key_name", "agent", "tier", "route", "requested", "served",
     "provider", "status", "attempts", "stream", "latency_ms", "ttft_ms", "prompt_tokens", "completion_tokens",
-    "cached_tokens", "estimated", "cost_usd", "client_aborted"];
+    "cached_tokens", "cache_write_tokens", "estimated", "cost_usd", "client_aborted"];
   const lines = [cols.join(",")].concat(state.logRows.map((r) => cols.map((c) => csvCell(r[c])).join(",")));
   download("llmgate-usage.csv", lines.join("\r\n") + "\r\n", "text/csv");
 }
