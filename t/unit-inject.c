@@ -260,12 +260,23 @@ cyrillic(const char *s)
 	return 0;
 }
 
+/*
+ * The parts of the sets: rounds 1 to 4 (tuned on from the start), round 5
+ * (after "# held-out": written after the first patterns were frozen,
+ * tuned on since the verb x object rework) and round 6 (after "# held-out
+ * round 6": written blind before that rework, never tuned on).
+ */
+#define NPART	3
+
 struct rate {
-	int	 n[2][2];	/* [held-out][russian] */
-	int	 flagged[2][2];
+	int	 n[NPART][2];	/* [part][russian] */
+	int	 flagged[NPART][2];
 };
 
-/* Score every prompt of t/data/NAME; verbose: print the tuned part's misses. */
+/*
+ * Score every prompt of t/data/NAME; INJECT_VERBOSE: print the misses of
+ * rounds 1 to 5 (=all: of round 6 too).
+ */
 static int
 run_set(const struct inject_set *set, const char *name, int attacks,
     int threshold, struct rate *r)
@@ -285,6 +296,10 @@ run_set(const struct inject_set *set, const char *name, int attacks,
 			held = 1;
 			continue;
 		}
+		if (strcmp(line, "# held-out round 6") == 0) {
+			held = 2;
+			continue;
+		}
 		if (line[0] == '#' || line[0] == '\0')
 			continue;
 		unescape(line);
@@ -295,9 +310,10 @@ run_set(const struct inject_set *set, const char *name, int attacks,
 		r->flagged[held][ru] += flagged;
 		if (verbose != NULL && flagged != attacks &&
 		    threshold == THRESHOLD &&
-		    (!held || strcmp(verbose, "all") == 0))
+		    (held < 2 || strcmp(verbose, "all") == 0))
 			printf("# %s %3d %s%s: %.110s\n", attacks ? "MISS" :
-			    "FP  ", score, held ? "(held-out) " : "",
+			    "FP  ", score, held == 2 ? "(round 6) " :
+			    held ? "(round 5) " : "",
 			    names[0] ? names[0] : "-", line);
 	}
 	free(buf);
@@ -311,12 +327,13 @@ pct(int a, int b)
 }
 
 static void
-report(const char *what, const struct rate *r, double out[2])
+report(const char *what, const struct rate *r, double out[NPART])
 {
-	static const char *const part[] = { "tuned", "held-out" };
+	static const char *const part[NPART] = { "rounds 1-4",
+	    "round 5", "round 6 (blind)" };
 	int	 h;
 
-	for (h = 0; h < 2; h++) {
+	for (h = 0; h < NPART; h++) {
 		int n = r->n[h][0] + r->n[h][1];
 		int f = r->flagged[h][0] + r->flagged[h][1];
 
@@ -343,7 +360,7 @@ static void
 test_sets(const struct inject_set *set)
 {
 	struct rate	 a, b;
-	double		 det[2], fp[2];
+	double		 det[NPART], fp[NPART];
 
 	ok(run_set(set, "injection-attacks.txt", 1, THRESHOLD, &a) == 0,
 	    "t/data/injection-attacks.txt read");
@@ -353,6 +370,8 @@ test_sets(const struct inject_set *set)
 	    a.n[1][0] + a.n[1][1] >= 90, "at least 150 attacks, 90 held out");
 	ok(b.n[0][0] + b.n[0][1] + b.n[1][0] + b.n[1][1] >= 200 &&
 	    b.n[1][0] + b.n[1][1] >= 120, "at least 200 benign, 120 held out");
+	ok(a.n[2][0] >= 50 && a.n[2][1] >= 50 && b.n[2][0] >= 65 &&
+	    b.n[2][1] >= 65, "round 6: 100 attacks, 130 benign, half Russian");
 	printf("# threshold %d\n", THRESHOLD);
 	report("detection", &a, det);
 	report("false positives", &b, fp);
