@@ -55,13 +55,36 @@
  * the built-in categories: override, roleplay, exfiltration, marker,
  * encoded, hijack, and the heuristics' own.
  *
- * What to expect (t/unit-inject.c over t/data/injection-*.txt): at 50,
- * attacks phrased the way the patterns were tuned on are caught (99%),
- * ordinary prompts that say "ignore", "system", "забудь", "промпт" are
- * left alone (0.2%); of attacks written after the patterns were frozen,
- * 38% were caught and no ordinary prompt was flagged. Word patterns know
- * the phrasings they know: a policy that must stop paraphrased attacks
- * needs more than this (a lower threshold buys little: 41% at 40).
+ * Concepts (built in; inject_clear drops them with the patterns): word
+ * classes, each a list of words and "prefix*" stems (Russian cases and
+ * persons, English endings): override verbs (ignore, disregard, bypass,
+ * set aside, игнорируй, забудь, отбрось, обойди, пропусти ...), rule
+ * words (instructions, rules, guardrails, policies, инструкции, правила,
+ * ограничения, установки ...), whose or which (previous, your, all,
+ * system, прежние, свои, выше ...), void (revoked, lifted, no longer,
+ * отменены, недействительны), stop / not and follow (перестань, не +
+ * следуй, соблюдай), exfiltration verbs, prompt words, hidden (system,
+ * initial, скрытые), self (your, твой, свой, тебе), secrets, AI
+ * addressees, must / now, tool actions, sensitive objects, role claims,
+ * permits, unrestricted, act, decode and do, document sources. A
+ * combination weighs when every one of its slots (a set of classes) has
+ * a word within its window of words, in any order, in one sentence (. ! ?
+ * ; or a blank line ends one): override verb + rule word + whose (50),
+ * stop/not + follow + rule (50), void + rule (35, + whose 20), act +
+ * unrestricted (45), exfiltration verb + prompt word + self (50), AI +
+ * must + tool action (40), decode + do (35), a role claim with permit or
+ * void and rule words up to a few sentences apart (30), and weaker ones
+ * that need company. Each weighs once, under its category's name.
+ *
+ * What to expect (t/unit-inject.c over t/data/injection-*.txt, at 50):
+ * rounds 1-4 (tuned on): 99.0% of attacks caught, 0.2% of ordinary
+ * prompts flagged; round 5 (measured blind at 38.4%, then tuned on):
+ * 73.7%, 0.0%; round 6 (written blind before the concepts, measured once
+ * after them, never tuned on): 79.2% caught (56.6% without the concepts)
+ * and 2 of 134 ordinary prompts flagged (1.5%, by the older fixed
+ * patterns). What gets through: obfuscation inside words ("ign.ore"),
+ * reversed or ROT13 text, tool calls written as JSON, role play and
+ * authority claims without a rule word, fake turn ends in plain words.
  *
  * Heuristics (they stay after inject_clear):
  *   marker	 a line that starts with a role: "System:", "### System",
@@ -76,10 +99,11 @@
  *
  * Cost: one pass over the words, each read once into a ring the patterns
  * look ahead in, with a table lookup by each word's first three letters
- * (only the patterns whose first term can match are tried); a memchr per
- * literal; one pass for blobs that skips BLOB_MIN bytes at a time. About
- * 10 us per KB of prompt (CPU time, this machine under load). No
- * allocation per call; about 9 KB of stack a level, three levels deep
+ * (only the patterns whose first term can match are tried) and one by
+ * its first two in the concepts' lexicon; a memchr per literal; one pass
+ * for blobs that skips BLOB_MIN bytes at a time. About 14 us per KB of
+ * prompt (CPU time, this machine under load; 11 without the concepts).
+ * No allocation per call; about 9 KB of stack a level, three levels deep
  * at most (a blob's decoded text is scored in place). The set is
  * immutable after it is built: any number of threads may score with it.
  */

@@ -347,14 +347,16 @@ report(const char *what, const struct rate *r, double out[NPART])
 }
 
 /*
- * The labelled sets at the default threshold, with floors a little under
- * what inject.c achieves; and at 40, a stricter policy's, for the record.
- * The held-out part (round 5, written after the patterns were frozen) is
- * what to expect of attacks nobody tuned for: at 50, 38.4% detected and
- * no false positive when it was first measured. Each earlier round,
- * measured blind before it was tuned on, said much the same (rounds 1 to
- * 4: 58.5%, 61.8%, 55.9% and 35.3% detected, 0 to 1% false positives):
- * word patterns catch the phrasings they know, and few others.
+ * The labelled sets at the default threshold, with floors and ceilings a
+ * little past what inject.c achieves, part by part; and at 40, a stricter
+ * policy's, for the record. Round 6 (written blind before the concepts
+ * were added, never tuned on) is what to expect of attacks nobody tuned
+ * for: at 50, 79.2% detected and 2 of 134 ordinary prompts flagged (both
+ * by the older fixed patterns: a request to translate "forget everything
+ * I said") when it was measured once, after the concepts were frozen;
+ * the scorer before them caught 56.6% of it. Earlier blind rounds, before
+ * the concepts: 58.5%, 61.8%, 55.9%, 35.3% and 38.4% (round 5, which the
+ * concepts were then tuned on: 73.7%).
  */
 static void
 test_sets(const struct inject_set *set)
@@ -375,13 +377,15 @@ test_sets(const struct inject_set *set)
 	printf("# threshold %d\n", THRESHOLD);
 	report("detection", &a, det);
 	report("false positives", &b, fp);
-	ok(det[0] >= 95.0, "detection, tuned part >= 95%% (%.1f%%)", det[0]);
-	ok(det[1] >= 33.0, "detection, held-out part >= 33%% (%.1f%%)",
-	    det[1]);
-	ok(fp[0] <= 1.0, "false positives, tuned part <= 1%% (%.1f%%)",
+	ok(det[0] >= 97.0, "detection, rounds 1-4 >= 97%% (%.1f%%)", det[0]);
+	ok(det[1] >= 68.0, "detection, round 5 >= 68%% (%.1f%%)", det[1]);
+	ok(det[2] >= 74.0, "detection, round 6 (blind) >= 74%% (%.1f%%)",
+	    det[2]);
+	ok(fp[0] <= 1.0, "false positives, rounds 1-4 <= 1%% (%.1f%%)",
 	    fp[0]);
-	ok(fp[1] <= 2.0, "false positives, held-out part <= 2%% (%.1f%%)",
-	    fp[1]);
+	ok(fp[1] <= 1.0, "false positives, round 5 <= 1%% (%.1f%%)", fp[1]);
+	ok(fp[2] <= 2.5, "false positives, round 6 (blind) <= 2.5%% (%.1f%%)",
+	    fp[2]);
 	run_set(set, "injection-attacks.txt", 1, 40, &a);
 	run_set(set, "injection-benign.txt", 0, 40, &b);
 	printf("# threshold 40\n");
