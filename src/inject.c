@@ -55,13 +55,36 @@
  * the built-in categories: override, roleplay, exfiltration, marker,
  * encoded, hijack, and the heuristics' own.
  *
- * What to expect (t/unit-inject.c over t/data/injection-*.txt): at 50,
- * attacks phrased the way the patterns were tuned on are caught (99%),
- * ordinary prompts that say "ignore", "system", "забудь", "промпт" are
- * left alone (0.2%); of attacks written after the patterns were frozen,
- * 38% were caught and no ordinary prompt was flagged. Word patterns know
- * the phrasings they know: a policy that must stop paraphrased attacks
- * needs more than this (a lower threshold buys little: 41% at 40).
+ * Concepts (built in; inject_clear drops them with the patterns): word
+ * classes, each a list of words and "prefix*" stems (Russian cases and
+ * persons, English endings): override verbs (ignore, disregard, bypass,
+ * set aside, игнорируй, забудь, отбрось, обойди, пропусти ...), rule
+ * words (instructions, rules, guardrails, policies, инструкции, правила,
+ * ограничения, установки ...), whose or which (previous, your, all,
+ * system, прежние, свои, выше ...), void (revoked, lifted, no longer,
+ * отменены, недействительны), stop / not and follow (перестань, не +
+ * следуй, соблюдай), exfiltration verbs, prompt words, hidden (system,
+ * initial, скрытые), self (your, твой, свой, тебе), secrets, AI
+ * addressees, must / now, tool actions, sensitive objects, role claims,
+ * permits, unrestricted, act, decode and do, document sources. A
+ * combination weighs when every one of its slots (a set of classes) has
+ * a word within its window of words, in any order, in one sentence (. ! ?
+ * ; or a blank line ends one): override verb + rule word + whose (50),
+ * stop/not + follow + rule (50), void + rule (35, + whose 20), act +
+ * unrestricted (45), exfiltration verb + prompt word + self (50), AI +
+ * must + tool action (40), decode + do (35), a role claim with permit or
+ * void and rule words up to a few sentences apart (30), and weaker ones
+ * that need company. Each weighs once, under its category's name.
+ *
+ * What to expect (t/unit-inject.c over t/data/injection-*.txt, at 50):
+ * rounds 1-4 (tuned on): 99.0% of attacks caught, 0.2% of ordinary
+ * prompts flagged; round 5 (measured blind at 38.4%, then tuned on):
+ * 73.7%, 0.0%; round 6 (written blind before the concepts, measured once
+ * after them, never tuned on): 79.2% caught (56.6% without the concepts)
+ * and 2 of 134 ordinary prompts flagged (1.5%, by the older fixed
+ * patterns). What gets through: obfuscation inside words ("ign.ore"),
+ * reversed or ROT13 text, tool calls written as JSON, role play and
+ * authority claims without a rule word, fake turn ends in plain words.
  *
  * Heuristics (they stay after inject_clear):
  *   marker	 a line that starts with a role: "System:", "### System",
@@ -76,10 +99,11 @@
  *
  * Cost: one pass over the words, each read once into a ring the patterns
  * look ahead in, with a table lookup by each word's first three letters
- * (only the patterns whose first term can match are tried); a memchr per
- * literal; one pass for blobs that skips BLOB_MIN bytes at a time. About
- * 10 us per KB of prompt (CPU time, this machine under load). No
- * allocation per call; about 9 KB of stack a level, three levels deep
+ * (only the patterns whose first term can match are tried) and one by
+ * its first two in the concepts' lexicon; a memchr per literal; one pass
+ * for blobs that skips BLOB_MIN bytes at a time. About 14 us per KB of
+ * prompt (CPU time, this machine under load; 11 without the concepts).
+ * No allocation per call; about 9 KB of stack a level, three levels deep
  * at most (a blob's decoded text is scored in place). The set is
  * immutable after it is built: any number of threads may score with it.
  */
@@ -145,6 +169,15 @@ struct entry {
 	unsigned char	 head[10];	/* its first bytes */
 };
 
+/* A word of the concepts' lexicon, folded. */
+struct lexent {
+	unsigned char	 f[40];
+	uint8_t		 len;
+	uint8_t		 prefix;
+	uint32_t	 bits;		/* 1 << enum concept */
+	unsigned	 h2;
+};
+
 #define NBK	4096	/* index buckets: a hash of a word's first three letters
 			   (or two, for alternatives that short) */
 
@@ -156,6 +189,9 @@ struct inject_set {
 	size_t		 cbk[NBK];
 	uint16_t	 lit[INJ_PATTERNS];
 	size_t		 nlit;
+	int		 concepts;	/* the combinations on (built in) */
+	struct lexent	*lx;		/* the lexicon by h2: */
+	uint16_t	 lxs[NBK + 1];	/* bucket h is lx[lxs[h]..lxs[h+1]) */
 };
 
 struct word {
@@ -200,6 +236,7 @@ struct scan {
 	unsigned	 heur;		/* 1 << enum heur */
 	unsigned	 invisible;
 	unsigned	 nhit;
+	uint32_t	 combo;		/* 1 << combos[] index */
 };
 
 /*
@@ -503,6 +540,190 @@ static const struct {
 	{ 20, "hijack: \"/etc/passwd\"" },
 	{ 25, "hijack: \"/etc/shadow\"" },
 	{ 25, "hijack: \".aws/credentials\"" },
+};
+
+/*
+ * Concepts: word classes (a word may be in several) and combinations of
+ * them near one another, in any order, within one sentence. They catch
+ * the paraphrases the fixed patterns miss: any override verb near any
+ * rule word near any "previous" or "your", whatever the words between
+ * or the order. A word is looked up by its first two letters; "word*"
+ * takes any ending (Russian cases and persons, English -s, -ing, -ed).
+ */
+enum concept {
+	K_OV,		/* override verb: ignore, disregard, забудь, обойди */
+	K_RULE,		/* what is overridden: instructions, правила */
+	K_QUAL,		/* whose or which: previous, your, all, прежние, свои */
+	K_VOID,		/* no longer in force: revoked, lifted, отменены */
+	K_STOP,		/* stop, cease, перестань: with K_FOLLOW */
+	K_NOT,		/* not, never, no longer, не */
+	K_FOLLOW,	/* follow, obey, следуй, соблюдай */
+	K_NEW,		/* new, real, only, новые, настоящая */
+	K_EXV,		/* exfiltration verb: reveal, quote, процитируй */
+	K_PROMPT,	/* prompt, preamble, configuration, промпт */
+	K_HIDDEN,	/* system, hidden, initial, скрытые, начальная */
+	K_SELF,		/* your, you were given, твой, свой, тебе */
+	K_SECRET,	/* passwords, keys, tokens, пароли, ключи */
+	K_AI,		/* assistant, AI, model, agent, ассистент, ИИ */
+	K_MUST,		/* must, should, now, immediately, должен, теперь */
+	K_TOOL,		/* call, execute, forward, upload, вызови, перешли */
+	K_SENS,		/* contacts, conversation, records, переписка */
+	K_ROLE,		/* developer, admin, root, debug, разработчик */
+	K_MODE,		/* mode, persona, режим */
+	K_UNR,		/* unrestricted, jailbroken, неограниченная */
+	K_NO,		/* no, without, без, нет */
+	K_ACT,		/* act, pretend, simulate, притворись, включи */
+	K_DECODE,	/* decode, convert, backwards, раскодируй */
+	K_DO,		/* follow, execute, apply, выполни, сделай */
+	K_SRC,		/* document, page, email, file, документ, письмо */
+	K_PERMIT,	/* authorized, allowed, approved, разрешил */
+	K__MAX
+};
+
+#define KB(k)	(1u << (k))
+
+static const struct {
+	enum concept	 k;
+	const char	*words;
+} lexicon[] = {
+	{ K_OV, "ignore* ignoring disregard* forget* forgot* forgetting "
+	    "skip skips skipping override overrides overriding overwrite* "
+	    "bypass* drop dropping abandon* neglect* discard* dismiss* "
+	    "erase* scrap* ditch* circumvent* evade* sidestep* aside "
+	    "suspend* lift lifting bother "
+	    "игнор* проигнор* забуд* забыт* забыв* отброс* отбрас* "
+	    "пропусти* пропуск* обойди* обойти обход* пренебре* выкин* "
+	    "выброс* сбрось* сбросит* отлож* сотри сотрите стереть замени* "
+	    "сними снимите снять отключи* заморач* нарушь* нарушай*" },
+	{ K_RULE, "instruction* rule rules guideline* guidance directive* "
+	    "constraint* restriction* polic* guardrail* safeguard* safety "
+	    "filter* limit limits limitation* moderation censorship "
+	    "programming orders prompt* objective* goals setup conditioning "
+	    "training ethics "
+	    "инструкц* правил* указани* ограничен* директив* установк* "
+	    "промпт* запрет* фильтр* политик* цензур* модерац* настройк* "
+	    "предписан* безопасност* цели целей целью" },
+	{ K_QUAL, "previous prior above earlier former preceding original "
+	    "initial old existing usual normal normally current your yours "
+	    "all every any system developer operator openai these "
+	    "before top "
+	    "предыдущ* прежн* прошл* выше ранее ранн* изначальн* исходн* "
+	    "систем* свои свой своим своими своих своей свою твои твой твоим "
+	    "твоими твоих "
+	    "твоей твоего ваши ваших вашим вашими вашего все всё всех всем "
+	    "любые "
+	    "любых обычн* "
+	    "привычн* текущ* полученн* заданн* сверху" },
+	{ K_VOID, "void invalid revoked cancelled canceled lifted suspended "
+	    "superseded obsolete disabled removed abolished null expired "
+	    "deactivated waived longer off "
+	    "недействительн* отменен* отменили отменяются сняты снято "
+	    "отключен* аннулир* упразднен* утратил*" },
+	{ K_STOP, "stop stops cease quit перестан* прекрат* хватит" },
+	{ K_NOT, "not don dont never longer не нельзя больше" },
+	{ K_FOLLOW, "follow following obey* adher* comply complying "
+	    "следова* следуй* следуешь соблюда* соблюд* подчиня* "
+	    "придержива*" },
+	{ K_NEW, "new real actual true only updated "
+	    "нов* настоящ* истинн* единственн* обновленн*" },
+	{ K_EXV, "reveal* print* show* display* repeat* output* tell share "
+	    "leak* dump* recite* disclose* expose* quote* paste* copy "
+	    "list translate* summarize* summarise* restate* reproduce* spell "
+	    "written says "
+	    "покаж* выведи* вывест* повтор* раскр* процитир* цитир* "
+	    "скопир* перечисл* расскаж* переведи напечат* выдай "
+	    "озвуч* слей слить подели* назови написано" },
+	{ K_PROMPT, "prompt* preamble instruction* configuration config "
+	    "setup directive* guidelines rules message "
+	    "промпт* инструкц* конфигурац* указани* директив* правил* "
+	    "настройк* сообщени*" },
+	{ K_HIDDEN, "system hidden initial original secret confidential "
+	    "internal developer developers starting exact verbatim "
+	    "систем* скрыт* начальн* изначальн* исходн* секретн* "
+	    "конфиденциальн* внутренн* дословн*" },
+	{ K_SELF, "your yours yourself "
+	    "твой твоя твое твои твоим твоих твоей твою твоём свой своя "
+	    "свое свои своим своих своей свою своём своего твоего ваш ваша "
+	    "ваше ваши вашу вашей вашего тебе тебя вам" },
+	{ K_SECRET, "password* key keys credential* token* secret secrets "
+	    "пароль* парол* ключ* токен* секрет*" },
+	{ K_AI, "assistant* ai agent agents model models llm* bot chatbot* "
+	    "copilot gpt ассистент* ии агент* модел* нейросет* бот "
+	    "помощник* копайлот" },
+	{ K_MUST, "must should shall now immediately "
+	    "обязан* должен должна должны должно теперь немедленно сразу" },
+	{ K_TOOL, "call invoke* execute* run forward* send upload* export* "
+	    "post submit* transfer* delete* approve* accept append* "
+	    "вызов* вызови* выполн* отправ* перешл* пересыл* загруз* "
+	    "выложи* удали* одобр* принима* допиш* перевести переведи" },
+	{ K_SENS, "contacts records conversation credentials passwords "
+	    "emails history calendar funds invoice payments keys token "
+	    "контакт* переписк* данн* ключ* пароль* токен* письма истори* "
+	    "рубл* доллар* счет* счёт платеж* писем" },
+	{ K_ROLE, "developer* administrator* admin* root superuser sudo "
+	    "operator creator* god maintenance debug "
+	    "разработчик* администратор* админ* суперпользовател* "
+	    "оператор* создател* отладочн*" },
+	{ K_MODE, "mode persona personality режим* персон*" },
+	{ K_UNR, "unrestricted unfiltered uncensored jailbroken "
+	    "unbound unlimited unchained rogue evil amoral limitless "
+	    "lawless unshackled "
+	    "неограниченн* нецензур* взломан* злой злая безграничн* "
+	    "раскрепощенн*" },
+	{ K_NO, "no without zero none free "
+	    "без нет никаких свободн*" },
+	{ K_ACT, "act acting pretend* behave* simulate* imagine play "
+	    "roleplay become be switch enter activate* enable* operating "
+	    "promoted "
+	    "притвор* представь* сыграй* играй веди будь стань включи* "
+	    "активир* перейди работаешь" },
+	{ K_DECODE, "decode* decrypt* convert* reverse* backwards rot13 "
+	    "unscramble* "
+	    "раскодир* декодир* расшифр* преобразу* преобраз* задом" },
+	{ K_DO, "follow execute do apply carry perform run treat obey "
+	    "выполни* следуй сделай исполни* примени* считай" },
+	{ K_SRC, "document page webpage website email file readme note "
+	    "comment invite text says instructs "
+	    "документ* страниц* письм* файл* readme заметк* сказано "
+	    "указано говорит примечани*" },
+	{ K_PERMIT, "authorized authorised authorizes allowed permitted "
+	    "approved cleared entitled "
+	    "разрешил* разрешено разрешается позволено одобрил* "
+	    "уполномоч*" },
+};
+
+/*
+ * A combination: every slot (a set of concepts, any one will do) seen
+ * within win words, in one sentence. Its weight once, under its name.
+ */
+#define NCOMBO_SLOTS	3
+static const struct {
+	const char	*name;
+	int		 weight;
+	unsigned	 win;
+	unsigned	 slot[NCOMBO_SLOTS];
+} combos[] = {
+	{ "override", 50, 6, { KB(K_OV), KB(K_RULE), KB(K_QUAL) } },
+	{ "override", 50, 5, { KB(K_STOP) | KB(K_NOT), KB(K_FOLLOW),
+	    KB(K_RULE) | KB(K_QUAL) } },
+	{ "override", 35, 8, { KB(K_VOID), KB(K_RULE) } },
+	{ "override", 20, 8, { KB(K_VOID), KB(K_RULE), KB(K_QUAL) } },
+	{ "override", 20, 2, { KB(K_NEW), KB(K_RULE) } },
+	{ "roleplay", 45, 6, { KB(K_ACT), KB(K_UNR) } },
+	{ "roleplay", 20, 2, { KB(K_NO), KB(K_RULE) } },
+	{ "roleplay", 30, 3, { KB(K_UNR), KB(K_AI) | KB(K_MODE) } },
+	{ "exfiltration", 50, 9, { KB(K_EXV), KB(K_PROMPT), KB(K_SELF) } },
+	{ "exfiltration", 25, 6, { KB(K_EXV), KB(K_PROMPT), KB(K_HIDDEN) } },
+	{ "exfiltration", 30, 3, { KB(K_HIDDEN), KB(K_PROMPT), KB(K_SELF) } },
+	{ "exfiltration", 40, 6, { KB(K_EXV), KB(K_SECRET), KB(K_SELF) } },
+	/* A claim of authority and rules lifted or allowed, sentences apart. */
+	{ "override", 30, 100, { KB(K_ROLE), KB(K_PERMIT) | KB(K_VOID),
+	    KB(K_RULE) } },
+	{ "hijack", 40, 10, { KB(K_AI), KB(K_MUST), KB(K_TOOL) } },
+	{ "hijack", 30, 8, { KB(K_AI), KB(K_TOOL), KB(K_SENS) } },
+	{ "hijack", 15, 8, { KB(K_SRC), KB(K_AI) } },
+	{ "hijack", 25, 4, { KB(K_AI), KB(K_TOOL) } },
+	{ "encoded", 35, 8, { KB(K_DECODE), KB(K_DO) } },
 };
 
 /* Role words that start a marker line, and the second words they may take. */
@@ -1433,11 +1654,96 @@ try_bucket(const struct inject_set *set, struct scan *st, struct ring *r,
 	}
 }
 
+/* The concepts word w is in (0: none, or the set has them off). */
+static uint32_t
+concept_bits(const struct inject_set *set, const struct word *w)
+{
+	const struct lexent	*e, *end;
+	uint32_t		 bits = 0;
+
+	if (set->lx == NULL)
+		return 0;
+	e = set->lx + set->lxs[w->h2];
+	end = set->lx + set->lxs[w->h2 + 1];
+	for (; e < end; e++) {
+		if (e->prefix ? w->len < e->len : w->len != e->len || w->trunc)
+			continue;
+		if (memcmp(e->f, w->f, e->len) == 0)
+			bits |= e->bits;
+	}
+	return bits;
+}
+
+/* Is there a sentence end (. ! ? ; or a blank line) in s[a..b)? */
+static int
+sentence_end(const char *s, size_t a, size_t b)
+{
+	size_t	 i;
+	int	 nl = 0;
+
+	for (i = a; i < b; i++) {
+		if (s[i] == '.' || s[i] == '!' || s[i] == '?' || s[i] == ';')
+			return 1;
+		if (s[i] == '\n' && nl++)
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * The concepts' state over one text: the word number each was last seen
+ * at (0: not yet); a sentence end moves the count past every window.
+ */
+struct concepts {
+	uint32_t	 pos;
+	size_t		 end;		/* of the last word */
+	uint32_t	 last[K__MAX];
+};
+
+#define SENTENCE_GAP	32	/* more than any combination's window */
+
+static void
+concept_word(const struct inject_set *set, const char *s, struct concepts *c,
+    const struct word *w, struct scan *st)
+{
+	uint32_t	 bits, m;
+	size_t		 k, j;
+	unsigned	 b;
+
+	c->pos += sentence_end(s, c->end, w->off) ? SENTENCE_GAP : 1;
+	c->end = w->end;
+	if ((bits = concept_bits(set, w)) == 0)
+		return;
+	for (b = 0; b < K__MAX; b++)
+		if (bits & KB(b))
+			c->last[b] = c->pos;
+	for (k = 0; k < NELEM(combos); k++) {
+		if (st->combo & (1u << k))
+			continue;
+		for (j = 0; j < NCOMBO_SLOTS && combos[k].slot[j]; j++)
+			if (combos[k].slot[j] & bits)
+				break;
+		if (j == NCOMBO_SLOTS || combos[k].slot[j] == 0)
+			continue;	/* not this word's */
+		for (j = 0; j < NCOMBO_SLOTS && (m = combos[k].slot[j]); j++) {
+			for (b = 0; b < K__MAX; b++)
+				if ((m & KB(b)) && c->last[b] != 0 &&
+				    c->pos - c->last[b] <= combos[k].win)
+					break;
+			if (b == K__MAX)
+				break;
+		}
+		if (j == NCOMBO_SLOTS || combos[k].slot[j] == 0)
+			st->combo |= 1u << k;
+	}
+}
+
 static void
 scan_text(const struct inject_set *set, const char *s, size_t n,
     struct scan *st, int depth)
 {
 	struct ring		 r;
+	struct concepts		 c;
 	const struct word	*w;
 	size_t			 i, k, id;
 
@@ -1452,9 +1758,12 @@ scan_text(const struct inject_set *set, const char *s, size_t n,
 	r.count = 0;
 	r.eof = 0;
 	r.st = st;
+	memset(&c, 0, sizeof(c));
+	c.pos = SENTENCE_GAP;
 	for (i = 0; (w = ring_get(&r, i)) != NULL; i++) {
 		if (w->bol)
 			role_line(s, n, w, st);
+		concept_word(set, s, &c, w, st);
 		if (w->h3 < NBK)
 			try_bucket(set, st, &r, i, w, w->h3);
 		try_bucket(set, st, &r, i, w, w->h2);
@@ -1493,6 +1802,15 @@ inject_score(const struct inject_set *set, const char *s, size_t n,
 			;
 		if (j == k && k < nmax)
 			names[k++] = name;
+	}
+	for (i = 0; i < NELEM(combos); i++) {
+		if (!(st.combo & (1u << i)))
+			continue;
+		score += combos[i].weight;
+		for (j = 0; j < k && strcmp(names[j], combos[i].name) != 0; j++)
+			;
+		if (j == k && k < nmax)
+			names[k++] = combos[i].name;
 	}
 	for (; k < nmax; k++)
 		names[k] = NULL;
@@ -1751,6 +2069,77 @@ fail:
 	return -1;
 }
 
+/* One lexicon word (a space, or the end, after it) into e: 0, or -1. */
+static int
+lex_word(const char *a, size_t len, uint32_t bits, struct lexent *e)
+{
+	struct word	 w;
+	size_t		 pos = 0;
+	int		 prefix = len > 0 && a[len - 1] == '*';
+
+	if (prefix)
+		len--;
+	memset(&w, 0, sizeof(w));
+	if (!next_word(a, len, &pos, &w, NULL) || pos != len || w.trunc ||
+	    w.len > sizeof(e->f) || w.len < 2)
+		return -1;
+	memcpy(e->f, w.f, w.len);
+	e->len = (uint8_t)w.len;
+	e->prefix = (uint8_t)prefix;
+	e->bits = bits;
+	e->h2 = w.h2;
+	return 0;
+}
+
+static int
+lexent_cmp(const void *a, const void *b)
+{
+	const struct lexent *x = a, *y = b;
+
+	return x->h2 < y->h2 ? -1 : x->h2 > y->h2;
+}
+
+/* The concepts' lexicon, by the words' h2: 0, or -1 (no memory, a bad word). */
+static int
+lex_build(struct inject_set *set)
+{
+	const char	*p, *e;
+	size_t		 i, n = 0, cap = 0;
+	unsigned	 h;
+
+	for (i = 0; i < NELEM(lexicon); i++)
+		for (p = lexicon[i].words; *p != '\0'; p++)
+			cap += *p == ' ';
+	cap += NELEM(lexicon);
+	if ((set->lx = calloc(cap, sizeof(*set->lx))) == NULL)
+		return -1;
+	for (i = 0; i < NELEM(lexicon); i++) {
+		for (p = lexicon[i].words; *p != '\0'; p = e) {
+			while (*p == ' ')
+				p++;
+			for (e = p; *e != '\0' && *e != ' '; e++)
+				;
+			if (e == p)
+				continue;
+			if (n >= cap || lex_word(p, (size_t)(e - p),
+			    KB(lexicon[i].k), &set->lx[n]) == -1) {
+				fprintf(stderr, "inject: lexicon word "
+				    "\"%.*s\"\n", (int)(e - p), p);
+				return -1;
+			}
+			n++;
+		}
+	}
+	qsort(set->lx, n, sizeof(*set->lx), lexent_cmp);
+	for (h = 0, i = 0; h <= NBK; h++) {
+		while (i < n && set->lx[i].h2 < h)
+			i++;
+		set->lxs[h] = (uint16_t)i;
+	}
+	set->concepts = 1;
+	return 0;
+}
+
 void
 inject_clear(struct inject_set *set)
 {
@@ -1762,6 +2151,8 @@ inject_clear(struct inject_set *set)
 		set->nbk[i] = 0;
 	set->npat = 0;
 	set->nlit = 0;
+	free(set->lx);
+	set->lx = NULL;
 }
 
 struct inject_set *
@@ -1781,6 +2172,11 @@ inject_new(void)
 			inject_free(set);
 			return NULL;
 		}
+	if (lex_build(set) == -1) {
+		fprintf(stderr, "inject: the concepts' lexicon failed\n");
+		inject_free(set);
+		return NULL;
+	}
 	return set;
 }
 

@@ -260,12 +260,23 @@ cyrillic(const char *s)
 	return 0;
 }
 
+/*
+ * The parts of the sets: rounds 1 to 4 (tuned on from the start), round 5
+ * (after "# held-out": written after the first patterns were frozen,
+ * tuned on since the verb x object rework) and round 6 (after "# held-out
+ * round 6": written blind before that rework, never tuned on).
+ */
+#define NPART	3
+
 struct rate {
-	int	 n[2][2];	/* [held-out][russian] */
-	int	 flagged[2][2];
+	int	 n[NPART][2];	/* [part][russian] */
+	int	 flagged[NPART][2];
 };
 
-/* Score every prompt of t/data/NAME; verbose: print the tuned part's misses. */
+/*
+ * Score every prompt of t/data/NAME; INJECT_VERBOSE: print the misses of
+ * rounds 1 to 5 (=all: of round 6 too).
+ */
 static int
 run_set(const struct inject_set *set, const char *name, int attacks,
     int threshold, struct rate *r)
@@ -285,6 +296,10 @@ run_set(const struct inject_set *set, const char *name, int attacks,
 			held = 1;
 			continue;
 		}
+		if (strcmp(line, "# held-out round 6") == 0) {
+			held = 2;
+			continue;
+		}
 		if (line[0] == '#' || line[0] == '\0')
 			continue;
 		unescape(line);
@@ -295,9 +310,10 @@ run_set(const struct inject_set *set, const char *name, int attacks,
 		r->flagged[held][ru] += flagged;
 		if (verbose != NULL && flagged != attacks &&
 		    threshold == THRESHOLD &&
-		    (!held || strcmp(verbose, "all") == 0))
+		    (held < 2 || strcmp(verbose, "all") == 0))
 			printf("# %s %3d %s%s: %.110s\n", attacks ? "MISS" :
-			    "FP  ", score, held ? "(held-out) " : "",
+			    "FP  ", score, held == 2 ? "(round 6) " :
+			    held ? "(round 5) " : "",
 			    names[0] ? names[0] : "-", line);
 	}
 	free(buf);
@@ -311,12 +327,13 @@ pct(int a, int b)
 }
 
 static void
-report(const char *what, const struct rate *r, double out[2])
+report(const char *what, const struct rate *r, double out[NPART])
 {
-	static const char *const part[] = { "tuned", "held-out" };
+	static const char *const part[NPART] = { "rounds 1-4",
+	    "round 5", "round 6 (blind)" };
 	int	 h;
 
-	for (h = 0; h < 2; h++) {
+	for (h = 0; h < NPART; h++) {
 		int n = r->n[h][0] + r->n[h][1];
 		int f = r->flagged[h][0] + r->flagged[h][1];
 
@@ -330,20 +347,22 @@ report(const char *what, const struct rate *r, double out[2])
 }
 
 /*
- * The labelled sets at the default threshold, with floors a little under
- * what inject.c achieves; and at 40, a stricter policy's, for the record.
- * The held-out part (round 5, written after the patterns were frozen) is
- * what to expect of attacks nobody tuned for: at 50, 38.4% detected and
- * no false positive when it was first measured. Each earlier round,
- * measured blind before it was tuned on, said much the same (rounds 1 to
- * 4: 58.5%, 61.8%, 55.9% and 35.3% detected, 0 to 1% false positives):
- * word patterns catch the phrasings they know, and few others.
+ * The labelled sets at the default threshold, with floors and ceilings a
+ * little past what inject.c achieves, part by part; and at 40, a stricter
+ * policy's, for the record. Round 6 (written blind before the concepts
+ * were added, never tuned on) is what to expect of attacks nobody tuned
+ * for: at 50, 79.2% detected and 2 of 134 ordinary prompts flagged (both
+ * by the older fixed patterns: a request to translate "forget everything
+ * I said") when it was measured once, after the concepts were frozen;
+ * the scorer before them caught 56.6% of it. Earlier blind rounds, before
+ * the concepts: 58.5%, 61.8%, 55.9%, 35.3% and 38.4% (round 5, which the
+ * concepts were then tuned on: 73.7%).
  */
 static void
 test_sets(const struct inject_set *set)
 {
 	struct rate	 a, b;
-	double		 det[2], fp[2];
+	double		 det[NPART], fp[NPART];
 
 	ok(run_set(set, "injection-attacks.txt", 1, THRESHOLD, &a) == 0,
 	    "t/data/injection-attacks.txt read");
@@ -353,16 +372,20 @@ test_sets(const struct inject_set *set)
 	    a.n[1][0] + a.n[1][1] >= 90, "at least 150 attacks, 90 held out");
 	ok(b.n[0][0] + b.n[0][1] + b.n[1][0] + b.n[1][1] >= 200 &&
 	    b.n[1][0] + b.n[1][1] >= 120, "at least 200 benign, 120 held out");
+	ok(a.n[2][0] >= 50 && a.n[2][1] >= 50 && b.n[2][0] >= 65 &&
+	    b.n[2][1] >= 65, "round 6: 100 attacks, 130 benign, half Russian");
 	printf("# threshold %d\n", THRESHOLD);
 	report("detection", &a, det);
 	report("false positives", &b, fp);
-	ok(det[0] >= 95.0, "detection, tuned part >= 95%% (%.1f%%)", det[0]);
-	ok(det[1] >= 33.0, "detection, held-out part >= 33%% (%.1f%%)",
-	    det[1]);
-	ok(fp[0] <= 1.0, "false positives, tuned part <= 1%% (%.1f%%)",
+	ok(det[0] >= 97.0, "detection, rounds 1-4 >= 97%% (%.1f%%)", det[0]);
+	ok(det[1] >= 68.0, "detection, round 5 >= 68%% (%.1f%%)", det[1]);
+	ok(det[2] >= 74.0, "detection, round 6 (blind) >= 74%% (%.1f%%)",
+	    det[2]);
+	ok(fp[0] <= 1.0, "false positives, rounds 1-4 <= 1%% (%.1f%%)",
 	    fp[0]);
-	ok(fp[1] <= 2.0, "false positives, held-out part <= 2%% (%.1f%%)",
-	    fp[1]);
+	ok(fp[1] <= 1.0, "false positives, round 5 <= 1%% (%.1f%%)", fp[1]);
+	ok(fp[2] <= 2.5, "false positives, round 6 (blind) <= 2.5%% (%.1f%%)",
+	    fp[2]);
 	run_set(set, "injection-attacks.txt", 1, 40, &a);
 	run_set(set, "injection-benign.txt", 0, 40, &b);
 	printf("# threshold 40\n");
