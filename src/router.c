@@ -62,6 +62,17 @@ static const struct route routes[] = {
 
 #define NROUTES	(sizeof(routes) / sizeof(routes[0]))
 
+/*
+ * The error body of a route whose clients speak another protocol than
+ * OpenAI's (client.h), from the first check on: NULL for OpenAI's.
+ */
+static http_error_fn
+error_shape(const struct route *rt)
+{
+	(void)rt;
+	return NULL;
+}
+
 /* Returns the argument after the path, or NULL when path does not match. */
 static const char *
 match(const struct route *rt, const char *path)
@@ -109,6 +120,7 @@ dispatch(struct request *r, struct principal *who)
 			continue;
 		}
 		r->route = rt->name;
+		r->error_object = error_shape(rt);
 		if ((rt->flags & (ROUTE_NEEDS_KEY | ROUTE_ADMIN)) &&
 		    (rc = account_authenticate(r, who)) != 0)
 			return rc;
