@@ -12,6 +12,10 @@
 static const struct route routes[] = {
 	{ HTTP_POST, "/v1/chat/completions", ROUTE_NEEDS_KEY | ROUTE_BODY | ROUTE_MODEL,
 	  route_chat, "chat" },
+	{ HTTP_POST, "/v1/messages", ROUTE_NEEDS_KEY | ROUTE_BODY | ROUTE_MODEL,
+	  route_messages, "messages" },
+	{ HTTP_POST, "/v1/messages/count_tokens", ROUTE_NEEDS_KEY | ROUTE_BODY,
+	  route_count_tokens, "count_tokens" },
 	{ HTTP_POST, "/v1/embeddings", ROUTE_NEEDS_KEY | ROUTE_BODY | ROUTE_MODEL,
 	  route_embeddings, "embeddings" },
 	{ HTTP_POST, "/v1/images/generations", ROUTE_NEEDS_KEY | ROUTE_BODY | ROUTE_MODEL,
@@ -69,7 +73,8 @@ static const struct route routes[] = {
 static http_error_fn
 error_shape(const struct route *rt)
 {
-	(void)rt;
+	if (rt->handler == route_messages || rt->handler == route_count_tokens)
+		return client_anthropic_error;
 	return NULL;
 }
 
