@@ -82,6 +82,10 @@ sdk() {
 last_row() {
 	admin usage --rows --key "$1" | tail -1
 }
+# rows_beyond KEY_ID N: the key has more than N usage rows.
+rows_beyond() {
+	[ "$(admin usage --rows --key "$1" | wc -l)" -gt "$2" ]
+}
 # cost_ok MODEL ROW SDK-OUT NAME: the row's cost is the SDK's usage priced
 # as [model MODEL] says (micro-USD, within rounding).
 cost_ok() {
@@ -168,6 +172,28 @@ scenarios() {
 	like "$BODY" $'event: content_block_start\ndata: [^\n]*\n\nevent: ping\n' \
 	    "$k: ping after the first content_block_start"
 	unlike "$BODY" '\[DONE\]' "$k: no [DONE] in an Anthropic stream"
+
+	# Native and no output guard: the upstream's own answer is relayed
+	# (its stop_sequence, its padded message_stop), the model ours.
+	post /v1/messages '{"model":"claude-in","max_tokens":50,"stream":true,"stop_sequences":["tok2"],"messages":[{"role":"user","content":"x MOCK{stop_reason=stop_sequence}"}]}' \
+	    -H "x-api-key: $K"
+	like "$BODY" '"stop_reason":"stop_sequence","stop_sequence":"tok2"' \
+	    "$k: native stream relayed: the upstream's stop_sequence"
+	like "$BODY" 'data: \{"type":"message_stop" +\}' \
+	    "$k: native stream relayed: the upstream's message_stop as it came"
+	like "$BODY" '"model":"claude-in"' "$k: native stream relayed: model ours"
+	unlike "$BODY" 'claude-mock' "$k: ... never the upstream's name"
+	post /v1/messages '{"model":"claude-in","max_tokens":50,"stop_sequences":["tok2"],"messages":[{"role":"user","content":"x MOCK{stop_reason=stop_sequence}"}]}' \
+	    -H "x-api-key: $K"
+	is "$(jx '[d["stop_reason"], d["stop_sequence"], d["model"]]' <<<"$BODY")" \
+	    '["stop_sequence", "tok2", "claude-in"]' \
+	    "$k: native message relayed: stop_sequence kept, model ours"
+	# An output guard (restore) reads the answer: translated, not relayed.
+	post /v1/messages '{"model":"claude-in","max_tokens":50,"stream":true,"messages":[{"role":"user","content":"x jane.roe@example.com"}]}' \
+	    -H "x-api-key: $R"
+	like "$BODY" 'event: message_stop' "$k: guarded native stream: complete"
+	unlike "$BODY" 'data: \{"type":"message_stop" +\}' \
+	    "$k: guarded native stream: the gateway's events, not relayed"
 
 	# --- a streamed tool call round trip ---------------------------------------
 	for m in claude-in gpt-in gem-in; do
@@ -335,7 +361,7 @@ EOB
 	gw_sse -H "Authorization: Bearer $K" --leave-after 3 \
 	    -d '{"model":"claude-slow","max_tokens":200,"stream":true,"messages":[{"role":"user","content":"long"}]}' \
 	    "$GW_URL/v1/messages" >/dev/null 2>&1
-	wait_until 30 test "$(admin usage --rows --key "$K_ID" | wc -l)" -gt "$before"
+	wait_until 30 rows_beyond "$K_ID" "$before"
 	row=$(last_row "$K_ID")
 	is "$(jx 'd["served"]' <<<"$row")" claude-slow "$k: left mid-stream: a usage row"
 	like "$(jx 'd["cost_micro_usd"]' <<<"$row")" '^[1-9]' "$k: left mid-stream: billed"
