@@ -166,6 +166,15 @@ scenarios() {
 		is "$(jx 'd["stream"]' <<<"$row")" true "$k: $m: a streamed row"
 		cost_ok "$m" "$row" "$OUT" "$k: $m: streamed: cost of the SDK's usage"
 	done
+	# A provider's reasoning becomes a thinking block before the text.
+	for m in gpt-in:reasoning gem-in:thought; do
+		SAY="think MOCK{${m#*:}=1}" sdk "${m%%:*}" stream
+		like "$(jx '" ".join(d["events"])' <<<"$OUT")" \
+		    '^message_start content_block_start:thinking (content_block_delta:thinking_delta )+content_block_stop content_block_start:text ' \
+		    "$k: ${m%%:*}: reasoning streamed as a thinking block"
+		like "$(jx 'd["message"]["content"][0]["thinking"]' <<<"$OUT")" \
+		    '^think0 think1' "$k: ${m%%:*}: ... its text"
+	done
 	# The ping Anthropic sends after the first block start, on the wire.
 	post /v1/messages '{"model":"claude-in","max_tokens":50,"stream":true,"messages":[{"role":"user","content":"hi"}]}' \
 	    -H "x-api-key: $K"
@@ -294,7 +303,7 @@ scenarios() {
 
 	# --- a Claude Code shaped request (native) ---------------------------------
 	mock_clear
-	post /v1/messages "$(cat <<'EOB'
+	post '/v1/messages?beta=true' "$(cat <<'EOB'
 {"model":"claude-in","max_tokens":32000,"stream":true,
  "system":[{"type":"text","text":"You are Claude Code, Anthropic's official CLI for Claude.","cache_control":{"type":"ephemeral"}},
            {"type":"text","text":"Working directory: /src","cache_control":{"type":"ephemeral"}}],
