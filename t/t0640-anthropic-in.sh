@@ -364,6 +364,38 @@ EOB
 	is "$(jx 'd["status"] , d["type"]' <<<"$OUT")" '[404, "not_found_error"]' \
 	    "$k: count_tokens: unknown model 404 not_found_error"
 
+	# --- hostile bodies: a 200 or an Anthropic 400, never a crash or a 500 ------
+	local b n=0
+	while IFS= read -r b; do
+		n=$((n + 1))
+		for p in /v1/messages /v1/messages/count_tokens; do
+			post "$p" "$b" -H "x-api-key: $K"
+			if [ "$STATUS" = 200 ] || { [ "$STATUS" = 400 ] &&
+			    [ "$(jx 'd["type"] + "/" + d["error"]["type"]' <<<"$BODY")" = error/invalid_request_error ]; }; then
+				pass "$k: hostile body $n on $p: $STATUS"
+			else
+				fail "$k: hostile body $n on $p: $STATUS" "$b" "$BODY"
+			fi
+		done
+	done <<'EOB'
+[]
+"x"
+{"model":"claude-in","max_tokens":5,"messages":[1,"x",null]}
+{"model":"gpt-in","max_tokens":5,"messages":[{"role":"user","content":[1,null,{"type":"tool_result"},{"type":"image","source":"x"},{"type":"text","text":5},{"type":"image","source":{"type":"base64"}}]}]}
+{"model":"claude-in","max_tokens":5,"system":5,"messages":[{"role":"user","content":"x"}]}
+{"model":"claude-in","max_tokens":5,"system":[1,{"type":"text"},{"type":"text","text":["x"]}],"messages":[{"role":"user","content":"x"}]}
+{"model":5,"max_tokens":5,"messages":[{"role":"user","content":"x"}]}
+{"model":"claude-in","max_tokens":-1,"messages":[{"role":"user","content":"x"}]}
+{"model":"claude-in","max_tokens":1.5,"messages":[{"role":"user","content":"x"}]}
+{"model":"gpt-in","max_tokens":5,"tools":[1,{"name":5,"input_schema":1},{"name":"f","input_schema":{}}],"tool_choice":"any","messages":[{"role":"user","content":"x"}]}
+{"model":"gpt-in","max_tokens":5,"tools":{},"messages":[{"role":"user","content":"x"}]}
+{"model":"gem-in","max_tokens":5,"tool_choice":{"type":"tool"},"tools":[{"name":"f","input_schema":{"type":"object"}}],"messages":[{"role":"user","content":"x"}]}
+{"model":"gpt-in","max_tokens":5,"messages":[{"role":"user","content":"x"},{"role":"assistant","content":[{"type":"tool_use"},{"type":"tool_use","id":5,"name":[],"input":"notjson"}]},{"role":"user","content":[{"type":"tool_result","content":7}]}]}
+{"model":"gpt-in","max_tokens":5,"metadata":"x","stop_sequences":"END","stream":"yes","messages":[{"role":"user","content":"x"}]}
+{"model":"claude-in","max_tokens":5,"messages":[{"role":"user","content":{}}]}
+{"model":"claude-in","max_tokens":5,"messages":[{"role":"user","content":"x\u0000y"}],"system":"\ud800"}
+EOB
+
 	# --- a client that leaves mid-stream is billed --------------------------------
 	mock_clear
 	before=$(admin usage --rows --key "$K_ID" | wc -l)
