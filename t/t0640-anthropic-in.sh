@@ -396,6 +396,26 @@ EOB
 {"model":"claude-in","max_tokens":5,"messages":[{"role":"user","content":"x\u0000y"}],"system":"\ud800"}
 EOB
 
+	# --- cache reads: the row's prompt is the SDK's input plus the cache's ------
+	for st in false true; do
+		post /v1/messages '{"model":"claude-in","max_tokens":50,"stream":'$st',"messages":[{"role":"user","content":"x MOCK{cached=4}"}]}' \
+		    -H "x-api-key: $K"
+		row=$(last_row "$K_ID")
+		if [ $st = true ]; then
+			u=$(grep '^data: {"type":"message_start"' <<<"$BODY" | cut -c7- |
+			    jx 'json.dumps(d["message"]["usage"])')
+		else
+			u=$(jx 'json.dumps(d["usage"])' <<<"$BODY")
+		fi
+		is "$(jx '[d["input_tokens"] + d["cache_read_input_tokens"], d["cache_read_input_tokens"]]' <<<"$u")" \
+		    "$(jx '[d["prompt_tokens"], d["cached_tokens"]]' <<<"$row")" \
+		    "$k: stream $st: cache reads: the row's prompt and cached tokens are the client's"
+	done
+
+	# --- metrics: the route has its own label --------------------------------------
+	like "$(gw_curl "$GW_URL/metrics")" 'route="messages"' \
+	    "$k: metrics: route=\"messages\""
+
 	# --- a client that leaves mid-stream is billed --------------------------------
 	mock_clear
 	before=$(admin usage --rows --key "$K_ID" | wc -l)
