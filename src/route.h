@@ -37,6 +37,11 @@ int	router_dispatch(struct request *);
 
 /* route-chat.c */
 int	route_chat(struct request *, const char *);
+/* client-anthropic.c: the Anthropic Messages API */
+int	route_messages(struct request *, const char *);
+int	route_count_tokens(struct request *, const char *);
+struct json_object *client_anthropic_error(int, const char *, const char *,
+	    const char *, const char *);
 /* route-models.c */
 int	route_models(struct request *, const char *);
 int	route_model(struct request *, const char *);

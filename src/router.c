@@ -12,6 +12,10 @@
 static const struct route routes[] = {
 	{ HTTP_POST, "/v1/chat/completions", ROUTE_NEEDS_KEY | ROUTE_BODY | ROUTE_MODEL,
 	  route_chat, "chat" },
+	{ HTTP_POST, "/v1/messages", ROUTE_NEEDS_KEY | ROUTE_BODY | ROUTE_MODEL,
+	  route_messages, "messages" },
+	{ HTTP_POST, "/v1/messages/count_tokens", ROUTE_NEEDS_KEY | ROUTE_BODY,
+	  route_count_tokens, "count_tokens" },
 	{ HTTP_POST, "/v1/embeddings", ROUTE_NEEDS_KEY | ROUTE_BODY | ROUTE_MODEL,
 	  route_embeddings, "embeddings" },
 	{ HTTP_POST, "/v1/images/generations", ROUTE_NEEDS_KEY | ROUTE_BODY | ROUTE_MODEL,
@@ -62,6 +66,18 @@ static const struct route routes[] = {
 
 #define NROUTES	(sizeof(routes) / sizeof(routes[0]))
 
+/*
+ * The error body of a route whose clients speak another protocol than
+ * OpenAI's (client.h), from the first check on: NULL for OpenAI's.
+ */
+static http_error_fn
+error_shape(const struct route *rt)
+{
+	if (rt->handler == route_messages || rt->handler == route_count_tokens)
+		return client_anthropic_error;
+	return NULL;
+}
+
 /* Returns the argument after the path, or NULL when path does not match. */
 static const char *
 match(const struct route *rt, const char *path)
@@ -109,6 +125,7 @@ dispatch(struct request *r, struct principal *who)
 			continue;
 		}
 		r->route = rt->name;
+		r->error_object = error_shape(rt);
 		if ((rt->flags & (ROUTE_NEEDS_KEY | ROUTE_ADMIN)) &&
 		    (rc = account_authenticate(r, who)) != 0)
 			return rc;
