@@ -615,11 +615,14 @@ usage_object(struct client *cl, int64_t out_bytes)
 		t.prompt = cl->prompt_est;
 		t.completion = (out_bytes + 3) / 4;
 		t.cached = 0;
+		t.cache_write = 0;
 	}
+	/* Anthropic counts input apart from cache reads and writes. */
 	json_object_object_add(u, "input_tokens", json_object_new_int64(
-	    t.prompt - t.cached > 0 ? t.prompt - t.cached : 0));
+	    t.prompt - t.cached - t.cache_write > 0 ?
+	    t.prompt - t.cached - t.cache_write : 0));
 	json_object_object_add(u, "cache_creation_input_tokens",
-	    json_object_new_int64(0));
+	    json_object_new_int64(t.cache_write));
 	json_object_object_add(u, "cache_read_input_tokens",
 	    json_object_new_int64(t.cached));
 	json_object_object_add(u, "output_tokens",
