@@ -12,6 +12,8 @@
 static const struct route routes[] = {
 	{ HTTP_POST, "/v1/chat/completions", ROUTE_NEEDS_KEY | ROUTE_BODY | ROUTE_MODEL,
 	  route_chat, "chat" },
+	{ HTTP_POST, "/v1/completions", ROUTE_NEEDS_KEY | ROUTE_BODY | ROUTE_MODEL,
+	  route_completions, "completions" },
 	{ HTTP_POST, "/v1/embeddings", ROUTE_NEEDS_KEY | ROUTE_BODY | ROUTE_MODEL,
 	  route_embeddings, "embeddings" },
 	{ HTTP_POST, "/v1/images/generations", ROUTE_NEEDS_KEY | ROUTE_BODY | ROUTE_MODEL,
