@@ -39,6 +39,8 @@ int	router_dispatch(struct request *);
 int	route_chat(struct request *, const char *);
 /* route-completions.c: the legacy text completion (prompt, suffix) */
 int	route_completions(struct request *, const char *);
+/* client-responses.c: the OpenAI Responses API, stateless */
+int	route_responses(struct request *, const char *);
 /* route-models.c */
 int	route_models(struct request *, const char *);
 int	route_model(struct request *, const char *);
