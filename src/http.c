@@ -415,7 +415,9 @@ http_error(struct request *r, int status, const char *type, const char *code,
 		    status, msg);
 		return status;
 	}
-	o = http_error_object(msg, type, code, param);
+	o = r->error_object != NULL ?
+	    r->error_object(status, msg, type, code, param) :
+	    http_error_object(msg, type, code, param);
 	http_send_json(r, status, o);
 	json_object_put(o);
 	return status;

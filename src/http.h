@@ -24,6 +24,13 @@ enum http_method {
 	HTTP__MAX
 };
 
+/*
+ * The error body of a client protocol: (status, message, type, code,
+ * param) -> a new object. http_error_object is OpenAI's.
+ */
+typedef struct json_object *(*http_error_fn)(int, const char *, const char *,
+    const char *, const char *);
+
 #define REQUEST_ID_LEN	24
 #define PATH_MAX_LEN	1024
 
@@ -61,6 +68,8 @@ struct request {
 	char			 served[256];	/* for the access log */
 	int			 attempts;
 	int			 logged;	/* a usage line stands for the access line */
+	http_error_fn		 error_object;	/* the route's error shape, or
+						   NULL: OpenAI's */
 };
 
 void		 http_request_init(struct request *, const struct config *,

@@ -1,7 +1,9 @@
 /*
- * route-chat.c: POST /v1/chat/completions, streamed or not; call.c tries
- * the plan's models, this file turns each answer or stream into the
- * client's.
+ * route-chat.c: the one chat pipeline, for POST /v1/chat/completions and
+ * every other chat protocol a client speaks (client.h): policy step,
+ * plan, admission, call.c's loop over the plan's models, output guard,
+ * settlement. This file turns each answer or stream into the OpenAI
+ * client's; a client_ops turns that into its own protocol.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +12,7 @@
 
 #include "account.h"
 #include "call.h"
+#include "client.h"
 #include "config.h"
 #include "outguard.h"
 #include "plan.h"
@@ -44,6 +47,8 @@ struct chat {
 	struct sse_parser	 sse;
 	struct outguard		 og;		/* and the answer's side */
 	struct json_object	*last;		/* last chunk sent (og's tail) */
+	struct client		 cl;		/* the client's protocol */
+	struct buf		 out;		/* its bytes of one event */
 	enum stop		 stop;
 	struct timespec		 last_out;	/* last flush to the client */
 	int			 unflushed;	/* events written, not flushed */
@@ -155,13 +160,33 @@ generated_bytes(struct json_object *choices, const char *member)
 	return n;
 }
 
+/*
+ * One OpenAI chunk (NULL: the stream's end) in the client's protocol to
+ * its output buffer: 0, or -1 when the client is gone or out of memory.
+ */
+static int
+send_client(struct chat *ch, struct json_object *chunk)
+{
+	int	 rc;
+
+	buf_reset(&ch->out);
+	rc = chunk != NULL ? ch->cl.ops->chunk(&ch->cl, chunk, &ch->out) :
+	    ch->cl.ops->done(&ch->cl, &ch->out);
+	if (rc == -1) {
+		ch->stop = STOP_CLIENT;
+		return -1;
+	}
+	if (ch->out.len == 0)
+		return 0;
+	return send_sse(ch, ch->out.data, ch->out.len, NULL, 0, NULL, 0);
+}
+
 /* stream_state.emit: one OpenAI chunk to the client, flushed. */
 static int
 emit_chunk(void *ctx, struct json_object *chunk)
 {
 	struct chat		*ch = ctx;
 	struct json_object	*choices;
-	const char		*s;
 	int			 rc = 0;
 
 	if (json_object_object_get_ex(chunk, "choices", &choices))
@@ -180,8 +205,7 @@ emit_chunk(void *ctx, struct json_object *chunk)
 		json_object_put(ch->last);
 		ch->last = json_object_get(chunk);
 	}
-	s = http_json_string(chunk);
-	if (send_sse(ch, "data: ", 6, s, strlen(s), "\n\n", 2) == -1)
+	if (send_client(ch, chunk) == -1)
 		return 1;
 	if (rc == 1) {
 		ch->stop = STOP_POLICY;	/* the finding is not sent: stop */
@@ -252,17 +276,11 @@ on_tick(void *ctx, long status)
 static void
 end_stream_with_error(struct chat *ch, const struct provider_error *e)
 {
-	struct json_object	*o;
-	const char		*s;
-
-	o = http_error_object(e->message, e->type[0] ? e->type :
-	    "upstream_error", e->code[0] ? e->code : NULL,
-	    e->param[0] ? e->param : NULL);
-	s = http_json_string(o);
-	if (send_sse(ch, "data: ", 6, s, strlen(s), "\n\n", 2) == 0 &&
-	    send_sse(ch, "data: [DONE]\n\n", 14, NULL, 0, NULL, 0) == 0)
+	buf_reset(&ch->out);
+	if (ch->cl.ops->fail(&ch->cl, e, &ch->out) == -1 || ch->out.len == 0)
+		return;
+	if (send_sse(ch, ch->out.data, ch->out.len, NULL, 0, NULL, 0) == 0)
 		flush_sse(ch);
-	json_object_put(o);
 }
 
 /* call_ops.build: the chat request in the candidate's protocol. */
@@ -272,7 +290,12 @@ chat_build(struct call *c, const struct candidate *cand,
     struct provider_error *e)
 {
 	struct chat	*ch = c->ctx;
+	int		 rc;
 
+	/* The client's own protocol passes natively where cand speaks it. */
+	if (ch->cl.ops->native != NULL && (rc = ch->cl.ops->native(&ch->cl,
+	    cand, ops, &ch->in, pc, e)) != 1)
+		return rc;
 	return ops->chat_request(cand, &ch->in, pc, e);
 }
 
@@ -293,6 +316,7 @@ chat_prepare(struct call *c, struct upstream_req *req)
 	ch->st.ctx = ch;
 	ch->st.cand = ch->cand;
 	ch->st.include_usage = ch->in.include_usage;
+	ch->cl.usage = &ch->st.usage;
 	sse_reset(&ch->sse);
 	sse_set_ndjson(&ch->sse, ch->ops->framing == FRAMING_NDJSON);
 	ch->stop = STOP_NONE;
@@ -305,13 +329,11 @@ static int
 send_tail(struct chat *ch)
 {
 	struct json_object	*t;
-	const char		*s;
 	int			 rc;
 
 	if ((t = outguard_tail(&ch->og, ch->last)) == NULL)
 		return 0;
-	s = http_json_string(t);
-	rc = send_sse(ch, "data: ", 6, s, strlen(s), "\n\n", 2);
+	rc = send_client(ch, t);
 	json_object_put(t);
 	return rc;
 }
@@ -329,8 +351,7 @@ stream_end(struct chat *ch, const struct upstream_resp *resp,
 	if (resp->result == UP_OK && ch->stop == STOP_NONE &&
 	    (ch->st.done || ch->st.finish[0] != '\0')) {
 		/* The upstream gave it all: served and billed, read or not. */
-		if (send_tail(ch) == 0 && send_sse(ch, "data: [DONE]\n\n",
-		    14, NULL, 0, NULL, 0) == 0)
+		if (send_tail(ch) == 0 && send_client(ch, NULL) == 0)
 			flush_sse(ch);
 		return CALL_SENT;
 	}
@@ -370,7 +391,7 @@ chat_deliver(struct call *c, const struct upstream_resp *resp,
     struct provider_error *e)
 {
 	struct chat		*ch = c->ctx;
-	struct json_object	*out = NULL, *choices;
+	struct json_object	*out = NULL, *choices, *reply;
 
 	if (ch->in.stream)
 		return stream_end(ch, resp, e);
@@ -388,10 +409,18 @@ chat_deliver(struct call *c, const struct upstream_resp *resp,
 		    "out of memory checking the answer");
 		return CALL_MALFORMED;
 	}
+	reply = ch->cl.ops->reply != NULL ? ch->cl.ops->reply(&ch->cl, out) :
+	    json_object_get(out);
+	json_object_put(out);
+	if (reply == NULL) {
+		provider_error_set(e, "server_error", "out_of_memory",
+		    "out of memory translating the answer");
+		return CALL_MALFORMED;
+	}
 	account_served(ch->r, ch->cand, c->attempts);
 	snprintf(ch->r->served, sizeof(ch->r->served), "%s", ch->cand->name);
-	http_send_json(ch->r, 200, out);
-	json_object_put(out);
+	http_send_json(ch->r, 200, reply);
+	json_object_put(reply);
 	return CALL_SENT;
 }
 
@@ -493,31 +522,92 @@ record(struct chat *ch, const char *model)
 	account_settle(ch->r, &ch->acct, &u);
 }
 
+/* client_openai.request: the body is the internal request. */
+static int
+openai_request(struct client *cl, struct json_object **out)
+{
+	struct request	*r = cl->r;
+	struct verr	 e;
+
+	memset(&e, 0, sizeof(e));
+	*out = json_parse_strict(r->body.data, r->body.len,
+	    (int)r->cfg->gw.max_json_depth, &e);
+	if (*out == NULL)
+		return http_error(r, 400, "invalid_request_error",
+		    "invalid_json", NULL, "%s", e.message);
+	return 0;
+}
+
+/* client_openai.chunk: "data: JSON". */
+static int
+openai_chunk(struct client *cl, struct json_object *chunk, struct buf *out)
+{
+	const char	*s = http_json_string(chunk);
+
+	return buf_printf(out, "data: %s\n\n", s) == -1 ? -1 : 0;
+}
+
+static int
+openai_done(struct client *cl, struct buf *out)
+{
+	return buf_puts(out, "data: [DONE]\n\n") == -1 ? -1 : 0;
+}
+
+/* client_openai.fail: the error object in-band, then [DONE]. */
+static int
+openai_fail(struct client *cl, const struct provider_error *e,
+    struct buf *out)
+{
+	struct json_object	*o;
+	int			 rc;
+
+	o = http_error_object(e->message, e->type[0] ? e->type :
+	    "upstream_error", e->code[0] ? e->code : NULL,
+	    e->param[0] ? e->param : NULL);
+	rc = buf_printf(out, "data: %s\n\ndata: [DONE]\n\n",
+	    http_json_string(o));
+	json_object_put(o);
+	return rc == -1 ? -1 : 0;
+}
+
+const struct client_ops client_openai = {
+	.name = "openai",
+	.request = openai_request,
+	.chunk = openai_chunk,
+	.done = openai_done,
+	.fail = openai_fail,
+};
+
 int
 route_chat(struct request *r, const char *arg)
 {
+	return route_chat_as(r, &client_openai);
+}
+
+int
+route_chat_as(struct request *r, const struct client_ops *cops)
+{
 	struct chat		 ch;
 	struct admit_ask	 ask;
-	struct json_object	*req, *v, *so;
+	struct json_object	*req = NULL, *v, *so;
 	struct verr		 e;
 	const char		*model;
 	int64_t			 media;
 	int			 rc;
 
+	memset(&ch, 0, sizeof(ch));
+	ch.cl.ops = cops;
+	ch.cl.r = r;
+	if ((rc = cops->request(&ch.cl, &req)) != 0)
+		goto out;
 	memset(&e, 0, sizeof(e));
-	req = json_parse_strict(r->body.data, r->body.len,
-	    (int)r->cfg->gw.max_json_depth, &e);
-	if (req == NULL)
-		return http_error(r, 400, "invalid_request_error",
-		    "invalid_json", NULL, "%s", e.message);
 	if (validate_chat(req, &e) == -1) {
-		json_object_put(req);
-		return http_error(r, 400, "invalid_request_error",
+		rc = http_error(r, 400, "invalid_request_error",
 		    "invalid_value", e.param[0] ? e.param : NULL, "%s",
 		    e.message);
+		goto out;
 	}
 
-	memset(&ch, 0, sizeof(ch));
 	memset(&ask, 0, sizeof(ask));
 	ch.r = r;
 	ch.cfg = r->cfg;
@@ -537,6 +627,10 @@ route_chat(struct request *r, const char *arg)
 	ask.choices = choices_asked(req);
 	json_object_object_get_ex(req, "model", &v);
 	model = json_object_get_string(v);
+	ch.cl.model = model;
+	ch.cl.stream = ch.in.stream;
+	ch.cl.prompt_est = ch.prompt_est;
+	buf_init(&ch.out, (size_t)r->cfg->gw.max_sse_event + 65536);
 
 	/* Guardrails: blocked or refused, recorded at no cost; never sent. */
 	if ((rc = policy_request(r, POLICY_CHAT, req, &ch.guard)) != 0) {
@@ -566,6 +660,10 @@ route_chat(struct request *r, const char *arg)
 	rc = r->status;
 out:
 	guard_free(&ch.guard);
+	buf_free(&ch.out);
+	if (cops->free != NULL)
+		cops->free(&ch.cl);
+	json_object_put(ch.cl.body);
 	json_object_put(req);
 	return rc;
 }

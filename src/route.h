@@ -41,6 +41,11 @@ int	route_chat(struct request *, const char *);
 int	route_completions(struct request *, const char *);
 /* client-responses.c: the OpenAI Responses API, stateless */
 int	route_responses(struct request *, const char *);
+/* client-anthropic.c: the Anthropic Messages API */
+int	route_messages(struct request *, const char *);
+int	route_count_tokens(struct request *, const char *);
+struct json_object *client_anthropic_error(int, const char *, const char *,
+	    const char *, const char *);
 /* route-models.c */
 int	route_models(struct request *, const char *);
 int	route_model(struct request *, const char *);

@@ -14,6 +14,8 @@ static const struct route routes[] = {
 	  route_chat, "chat" },
 	{ HTTP_POST, "/v1/completions", ROUTE_NEEDS_KEY | ROUTE_BODY | ROUTE_MODEL,
 	  route_completions, "completions" },
+	{ HTTP_POST, "/v1/responses", ROUTE_NEEDS_KEY | ROUTE_BODY | ROUTE_MODEL,
+	  route_responses, "responses" },
 	{ HTTP_POST, "/v1/embeddings", ROUTE_NEEDS_KEY | ROUTE_BODY | ROUTE_MODEL,
 	  route_embeddings, "embeddings" },
 	{ HTTP_POST, "/v1/images/generations", ROUTE_NEEDS_KEY | ROUTE_BODY | ROUTE_MODEL,
@@ -64,6 +66,17 @@ static const struct route routes[] = {
 
 #define NROUTES	(sizeof(routes) / sizeof(routes[0]))
 
+/*
+ * The error body of a route whose clients speak another protocol than
+ * OpenAI's (client.h), from the first check on: NULL for OpenAI's.
+ */
+static http_error_fn
+error_shape(const struct route *rt)
+{
+	(void)rt;
+	return NULL;
+}
+
 /* Returns the argument after the path, or NULL when path does not match. */
 static const char *
 match(const struct route *rt, const char *path)
@@ -111,6 +124,7 @@ dispatch(struct request *r, struct principal *who)
 			continue;
 		}
 		r->route = rt->name;
+		r->error_object = error_shape(rt);
 		if ((rt->flags & (ROUTE_NEEDS_KEY | ROUTE_ADMIN)) &&
 		    (rc = account_authenticate(r, who)) != 0)
 			return rc;
