@@ -20,7 +20,7 @@
 #include "route.h"
 #include "validate.h"
 
-#define TOOLS_MAX	64	/* function calls of one streamed answer */
+#define TOOLS_MAX	1024	/* function calls of one streamed answer */
 
 /* One function call item of a stream. */
 struct rs_call {
@@ -44,8 +44,9 @@ struct rs {
 	int		 text_output;		/* the message's index; -1: none */
 	int		 text_done;
 	struct buf	 text;
-	struct rs_call	 calls[TOOLS_MAX];
+	struct rs_call	*calls;			/* owned; ncalls of them */
 	int		 ncalls;
+	int		 acalls;		/* allocated */
 	char		 finish[32];
 	int64_t		 out_bytes;
 };
@@ -859,9 +860,18 @@ call_for(struct client *cl, struct json_object *tc, struct buf *out)
 		if (st->calls[i].index == idx)
 			return &st->calls[i];
 	/* Items are closed at the end: a delta may come back to any. */
-	if (st->ncalls == TOOLS_MAX)
-		return NULL;
+	if (st->ncalls == st->acalls) {
+		if (st->acalls == TOOLS_MAX)
+			return NULL;
+		c = reallocarray(st->calls, (size_t)st->acalls * 2 + 4,
+		    sizeof(*c));
+		if (c == NULL)
+			return NULL;
+		st->calls = c;
+		st->acalls = st->acalls * 2 + 4;
+	}
 	c = &st->calls[st->ncalls++];
+	memset(c, 0, sizeof(*c));
 	c->index = idx;
 	c->output = st->outputs++;
 	provider_new_id(c->id, sizeof(c->id), "fc_");
@@ -1031,6 +1041,7 @@ rs_free(struct client *cl)
 		free(st->calls[i].name);
 		buf_free(&st->calls[i].args);
 	}
+	free(st->calls);
 	buf_free(&st->text);
 	free(st);
 	cl->state = NULL;

@@ -139,6 +139,23 @@ curl_checks() {
 
 once_checks() {
 	local rid out n log
+	# hostile and malformed requests: a 400 naming the member, nothing sent
+	mock_clear
+	local body
+	for body in '{"model":"mock-ok","input":42}' '{"model":"mock-ok","input":[1]}' \
+	    '{"model":"mock-ok","input":[]}' '{"model":"mock-ok"}' '[]' \
+	    '{"model":"mock-ok","input":[{"type":"function_call_output","call_id":"x"}]}' \
+	    '{"model":"mock-ok","input":[{"role":"user","content":[{"type":"input_file","file_id":"f"}]}]}' \
+	    '{"model":"mock-ok","input":[{"role":"robot","content":"x"}]}' \
+	    '{"model":"mock-ok","input":"x","tool_choice":{"type":"function"}}' \
+	    '{"model":"mock-ok","input":"x","tools":{"type":"function"}}' \
+	    '{"model":"mock-ok","input":"x","conversation":"conv_1"}' \
+	    '{"model":"mock-ok","input":"x","background":true}'; do
+		api "$LLMGATE_MASTER_KEY" POST /v1/responses "$body"
+		is "$STATUS $(jx 'd["error"]["type"]' <<<"$BODY")" "400 invalid_request_error" "hostile: $body -> 400"
+	done
+	is "$(mock_log | jx 'd["total"]')" 0 "hostile: nothing reached the upstream"
+
 	# the redact policy applies to the input items and instructions
 	mock_clear
 	BODY=$(curl -sS -H "Authorization: Bearer $LLMGATE_MASTER_KEY" -H 'X-Agent: red' \

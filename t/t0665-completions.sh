@@ -143,6 +143,23 @@ checks() {
 
 once_checks() {
 	local rid n out log
+	# hostile and malformed requests: a 400 naming the member, nothing sent
+	mock_clear
+	local body
+	for body in '{"model":"mock-ok"}' '{"model":"mock-ok","prompt":42}' \
+	    '{"model":"mock-ok","prompt":["a","b"]}' '{"model":"mock-ok","prompt":[]}' \
+	    '{"model":"mock-ok","prompt":"x","suffix":7}' '{"model":"mock-ok","prompt":"x","stream":"yes"}' \
+	    '{"model":"mock-ok","prompt":"x","max_tokens":-1}' '{"model":"mock-ok","prompt":"x","n":0}' \
+	    '{"model":"mock-ok","prompt":"x","best_of":2}' '{"prompt":"x"}' '"x"'; do
+		api "$LLMGATE_MASTER_KEY" POST /v1/completions "$body"
+		is "$STATUS $(jx 'd["error"]["type"]' <<<"$BODY")" "400 invalid_request_error" "hostile: $body -> 400"
+	done
+	is "$(mock_log | jx 'd["total"]')" 0 "hostile: nothing reached the upstream"
+	# a member given twice: the upstream gets the one value the policy saw
+	api "$LLMGATE_MASTER_KEY" POST /v1/completions '{"model":"mock-ok","prompt":"a@b.example","prompt":"y MOCK{say=1}"}'
+	is "$STATUS $(jx 'd["choices"][0]["text"]' <<<"$BODY")" "200 y|" "a duplicate member: the last one, checked and sent"
+	is "$(mock_log | jx 'd["log"][-1]["body"]["prompt"]')" "y MOCK{say=1}" "... the upstream got that one only"
+
 	# [model] completions = on on a provider without it
 	api "$LLMGATE_MASTER_KEY" POST /v1/completions '{"model":"chat-fim","prompt":"x"}'
 	is "$STATUS" 200 "[model] completions = on overrides its provider's off"
