@@ -178,6 +178,10 @@ once_checks() {
 	is "$(jx 'd["answer"]["status"]' <<<"$out")" completed \
 	    "anthropic-backed: the function_call_output round trip answered"
 
+	# metrics: the route's own label
+	ok "metrics: llm_requests_total has route=\"responses\"" \
+	    wait_until 10 sh -c "curl -sS -H 'Authorization: Bearer $LLMGATE_MASTER_KEY' '$GW_URL/metrics' | grep -q '^llm_requests_total{.*route=\"responses\"'"
+
 	# a client that leaves mid-stream is billed for what it was sent
 	create_key KEY --name leaver --prepaid
 	admin topup leaver 5 >/dev/null

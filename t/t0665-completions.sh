@@ -190,6 +190,10 @@ once_checks() {
 	is "$(jx 'd["choices"][0]["text"]' <<<"$BODY")" "# mail carol.hidden@example.org|# or dave.hidden@example.net" \
 	    "redact: the answer restored for the client"
 
+	# metrics: the route's own label
+	ok "metrics: llm_requests_total has route=\"completions\"" \
+	    wait_until 10 sh -c "curl -sS -H 'Authorization: Bearer $LLMGATE_MASTER_KEY' '$GW_URL/metrics' | grep -q '^llm_requests_total{.*route=\"completions\"'"
+
 	# a client that leaves mid-stream is billed for what it was sent
 	create_key KEY --name leaver --prepaid
 	admin topup leaver 5 >/dev/null
