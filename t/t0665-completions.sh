@@ -75,6 +75,20 @@ output_price = 2.00
 [agent red]
 policy = redactall
 
+[agent outred]
+policy = outredact
+
+[agent outstop]
+policy = outstop
+
+[policy outredact]
+pii = log
+output = redact
+
+[policy outstop]
+pii = log
+output = stop
+
 [policy redactall]
 pii = redact
 EOF
@@ -189,6 +203,33 @@ once_checks() {
 	like "$log" 'EMAIL.*EMAIL' "redact: placeholders in both"
 	is "$(jx 'd["choices"][0]["text"]' <<<"$BODY")" "# mail carol.hidden@example.org|# or dave.hidden@example.net" \
 	    "redact: the answer restored for the client"
+
+	# the answer's side: output detectors over each choice's text
+	BODY=$(curl -sS -H "Authorization: Bearer $LLMGATE_MASTER_KEY" -H 'X-Agent: outred' \
+	    -H 'Content-Type: application/json' \
+	    --data-binary '{"model":"mock-ok","prompt":"write to erin.out@example.org MOCK{say=1}"}' \
+	    "$GW_URL/v1/completions")
+	out=$(jx 'd["choices"][0]["text"]' <<<"$BODY")
+	unlike "$out" 'erin\.out@' "output = redact: the address is not in the answer ($out)"
+	gw_sse -H 'X-Agent: outred' -H 'Content-Type: application/json' \
+	    -d '{"model":"mock-ok","stream":true,"prompt":"write to erin.out@example.org MOCK{say=1,piece=2}"}' \
+	    "$GW_URL/v1/completions" >"$TMPDIR_T/or.out" 2>&1
+	out=$(grep -o '"text":"[^"]*"' "$TMPDIR_T/or.out" | sed 's/"text":"//; s/"$//' | tr -d '\n')
+	unlike "$out" 'erin\.out@' "output = redact, streamed in 2-byte pieces: never the address ($out)"
+	is "$(tail -n 1 "$TMPDIR_T/or.out" | cut -d' ' -f2-)" "data: [DONE]" "... and the stream ends normally"
+	gw_sse -H 'X-Agent: outstop' -H 'Content-Type: application/json' \
+	    -d '{"model":"mock-ok","stream":true,"prompt":"write to erin.out@example.org MOCK{say=1,piece=2}"}' \
+	    "$GW_URL/v1/completions" >"$TMPDIR_T/os.out" 2>&1
+	out=$(grep -o '"text":"[^"]*"' "$TMPDIR_T/os.out" | sed 's/"text":"//; s/"$//' | tr -d '\n')
+	unlike "$out" 'erin\.out@' "output = stop, streamed: never the address ($out)"
+	like "$(grep '"error"' "$TMPDIR_T/os.out")" '"code":"policy_violation"' "output = stop: the stream ends with policy_violation"
+	api "$LLMGATE_MASTER_KEY" POST /v1/completions '{"model":"mock-ok","prompt":"write to erin.out@example.org MOCK{say=1}"}'
+	BODY=$(curl -sS -H "Authorization: Bearer $LLMGATE_MASTER_KEY" -H 'X-Agent: outstop' \
+	    -H 'Content-Type: application/json' \
+	    --data-binary '{"model":"mock-ok","prompt":"write to erin.out@example.org MOCK{say=1}"}' \
+	    "$GW_URL/v1/completions")
+	is "$(jx 'd["choices"][0]["finish_reason"]' <<<"$BODY")" content_filter "output = stop, whole: finish_reason content_filter"
+	unlike "$(jx 'd["choices"][0]["text"]' <<<"$BODY")" 'erin\.out@' "output = stop, whole: never the address"
 
 	# metrics: the route's own label
 	ok "metrics: llm_requests_total has route=\"completions\"" \
