@@ -44,12 +44,18 @@ struct rs {
 	int		 text_output;		/* the message's index; -1: none */
 	int		 text_done;
 	struct buf	 text;
+	char		 rs_id[48];		/* rs_...: the reasoning item */
+	int		 think_output;		/* its index; -1: none */
+	int		 think_done;
+	struct buf	 think;
 	struct rs_call	*calls;			/* owned; ncalls of them */
 	int		 ncalls;
 	int		 acalls;		/* allocated */
 	char		 finish[32];
 	int64_t		 out_bytes;
 };
+
+static int	close_think(struct client *, struct buf *);
 
 /* --- the request: items -> chat messages ------------------------------- */
 
@@ -492,6 +498,9 @@ rs_request(struct client *cl, struct json_object **out)
 	st->created = (long)time(NULL);
 	st->text_output = -1;
 	buf_init(&st->text, (size_t)r->cfg->gw.max_upstream_body);
+	provider_new_id(st->rs_id, sizeof(st->rs_id), "rs_");
+	st->think_output = -1;
+	buf_init(&st->think, (size_t)r->cfg->gw.max_upstream_body);
 	cl->state = st;
 	*out = req;
 	return 0;
@@ -652,6 +661,35 @@ call_item(const char *id, const char *status, const char *call_id,
 	return it;
 }
 
+/* A reasoning summary part (DeepSeek's reasoning_content, ...). */
+static struct json_object *
+summary_part(const char *text, size_t len)
+{
+	struct json_object	*p;
+
+	p = json_object_new_object();
+	json_object_object_add(p, "type",
+	    json_object_new_string("summary_text"));
+	json_object_object_add(p, "text",
+	    json_object_new_string_len(text != NULL ? text : "", (int)len));
+	return p;
+}
+
+static struct json_object *
+reasoning_item(const char *id, struct json_object *part)
+{
+	struct json_object	*it, *c;
+
+	it = json_object_new_object();
+	json_object_object_add(it, "id", json_object_new_string(id));
+	json_object_object_add(it, "type", json_object_new_string("reasoning"));
+	c = json_object_new_array();
+	if (part != NULL)
+		json_object_array_add(c, part);
+	json_object_object_add(it, "summary", c);
+	return it;
+}
+
 /* client_ops.reply: a chat.completion as the Response object. */
 static struct json_object *
 rs_reply(struct client *cl, struct json_object *chat)
@@ -671,6 +709,16 @@ rs_reply(struct client *cl, struct json_object *chat)
 		if ((text = str_member(ch, "finish_reason")) != NULL)
 			finish = text;
 		if (json_object_object_get_ex(ch, "message", &msg)) {
+			if (json_object_object_get_ex(msg,
+			    "reasoning_content", &v) &&
+			    json_object_is_type(v, json_type_string) &&
+			    json_object_get_string_len(v) > 0) {
+				bytes += json_object_get_string_len(v);
+				json_object_array_add(output, reasoning_item(
+				    ((struct rs *)cl->state)->rs_id,
+				    summary_part(json_object_get_string(v),
+				    (size_t)json_object_get_string_len(v))));
+			}
 			if (json_object_object_get_ex(msg, "content", &v) &&
 			    json_object_is_type(v, json_type_string) &&
 			    json_object_get_string_len(v) > 0) {
@@ -777,6 +825,8 @@ open_text(struct client *cl, struct buf *out)
 
 	if (st->text_output >= 0)
 		return 0;
+	if (close_think(cl, out) == -1)
+		return -1;
 	st->text_output = st->outputs++;
 	d = obj();
 	add_int(d, "output_index", st->text_output);
@@ -860,6 +910,8 @@ call_for(struct client *cl, struct json_object *tc, struct buf *out)
 		if (st->calls[i].index == idx)
 			return &st->calls[i];
 	/* Items are closed at the end: a delta may come back to any. */
+	if (close_think(cl, out) == -1)
+		return NULL;
 	if (st->ncalls == st->acalls) {
 		if (st->acalls == TOOLS_MAX)
 			return NULL;
@@ -890,6 +942,75 @@ call_for(struct client *cl, struct json_object *tc, struct buf *out)
 	return c;
 }
 
+/* The reasoning item's summary: opened on its first delta. */
+static int
+think_delta(struct client *cl, const char *text, size_t len, struct buf *out)
+{
+	struct rs		*st = cl->state;
+	struct json_object	*d;
+
+	if (st->think_done)
+		return 0;	/* late reasoning after the answer began */
+	if (st->think_output < 0) {
+		st->think_output = st->outputs++;
+		d = obj();
+		add_int(d, "output_index", st->think_output);
+		json_object_object_add(d, "item", reasoning_item(st->rs_id,
+		    NULL));
+		if (event(cl, out, "response.output_item.added", d) == -1)
+			return -1;
+		d = obj();
+		add_str(d, "item_id", st->rs_id, strlen(st->rs_id));
+		add_int(d, "output_index", st->think_output);
+		add_int(d, "summary_index", 0);
+		json_object_object_add(d, "part", summary_part("", 0));
+		if (event(cl, out, "response.reasoning_summary_part.added",
+		    d) == -1)
+			return -1;
+	}
+	if (buf_append(&st->think, text, len) == -1)
+		return -1;
+	st->out_bytes += (int64_t)len;
+	d = obj();
+	add_str(d, "item_id", st->rs_id, strlen(st->rs_id));
+	add_int(d, "output_index", st->think_output);
+	add_int(d, "summary_index", 0);
+	add_str(d, "delta", text, len);
+	return event(cl, out, "response.reasoning_summary_text.delta", d);
+}
+
+/* The reasoning item ends where the answer begins, or at the end. */
+static int
+close_think(struct client *cl, struct buf *out)
+{
+	struct rs		*st = cl->state;
+	struct json_object	*d;
+
+	if (st->think_output < 0 || st->think_done)
+		return 0;
+	st->think_done = 1;
+	d = obj();
+	add_str(d, "item_id", st->rs_id, strlen(st->rs_id));
+	add_int(d, "output_index", st->think_output);
+	add_int(d, "summary_index", 0);
+	add_str(d, "text", st->think.data, st->think.len);
+	if (event(cl, out, "response.reasoning_summary_text.done", d) == -1)
+		return -1;
+	d = obj();
+	add_str(d, "item_id", st->rs_id, strlen(st->rs_id));
+	add_int(d, "output_index", st->think_output);
+	add_int(d, "summary_index", 0);
+	json_object_object_add(d, "part", summary_part(st->think.data,
+	    st->think.len));
+	if (event(cl, out, "response.reasoning_summary_part.done", d) == -1)
+		return -1;
+	d = obj();
+	add_int(d, "output_index", st->think_output);
+	json_object_object_add(d, "item", reasoning_item(st->rs_id,
+	    summary_part(st->think.data, st->think.len)));
+	return event(cl, out, "response.output_item.done", d);
+}
+
 /* client_ops.chunk: one chat chunk as the events it means. */
 static int
 rs_chunk(struct client *cl, struct json_object *chunk, struct buf *out)
@@ -912,6 +1033,11 @@ rs_chunk(struct client *cl, struct json_object *chunk, struct buf *out)
 		snprintf(st->finish, sizeof(st->finish), "%s", s);
 	if (!json_object_object_get_ex(ch, "delta", &delta))
 		return 0;
+	if (json_object_object_get_ex(delta, "reasoning_content", &v) &&
+	    json_object_is_type(v, json_type_string) &&
+	    (len = (size_t)json_object_get_string_len(v)) > 0 &&
+	    think_delta(cl, json_object_get_string(v), len, out) == -1)
+		return -1;
 	if (json_object_object_get_ex(delta, "content", &v) &&
 	    json_object_is_type(v, json_type_string) &&
 	    (len = (size_t)json_object_get_string_len(v)) > 0) {
@@ -963,15 +1089,21 @@ items(struct client *cl)
 	struct rs_call		*c;
 	int			 i;
 
+	/* Each at its output_index, in the order the items were opened. */
 	arr = json_object_new_array();
+	if (st->think_output >= 0)
+		json_object_array_put_idx(arr, (size_t)st->think_output,
+		    reasoning_item(st->rs_id, summary_part(st->think.data,
+		    st->think.len)));
 	if (st->text_output >= 0)
-		json_object_array_add(arr, message_item(st->msg_id,
-		    "completed", text_part(st->text.data, st->text.len)));
+		json_object_array_put_idx(arr, (size_t)st->text_output,
+		    message_item(st->msg_id, "completed",
+		    text_part(st->text.data, st->text.len)));
 	for (i = 0; i < st->ncalls; i++) {
 		c = &st->calls[i];
-		json_object_array_add(arr, call_item(c->id, "completed",
-		    c->call_id, c->name != NULL ? c->name : "", c->args.data,
-		    c->args.len));
+		json_object_array_put_idx(arr, (size_t)c->output, call_item(
+		    c->id, "completed", c->call_id, c->name != NULL ? c->name :
+		    "", c->args.data, c->args.len));
 	}
 	return arr;
 }
@@ -984,7 +1116,8 @@ rs_done(struct client *cl, struct buf *out)
 	struct json_object	*d;
 	int			 i;
 
-	if (start(cl, out) == -1 || close_text(cl, out) == -1)
+	if (start(cl, out) == -1 || close_think(cl, out) == -1 ||
+	    close_text(cl, out) == -1)
 		return -1;
 	for (i = 0; i < st->ncalls; i++)
 		if (close_call(cl, &st->calls[i], out) == -1)
@@ -1043,6 +1176,7 @@ rs_free(struct client *cl)
 	}
 	free(st->calls);
 	buf_free(&st->text);
+	buf_free(&st->think);
 	free(st);
 	cl->state = NULL;
 }

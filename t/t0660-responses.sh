@@ -96,6 +96,11 @@ sdk_checks() {
 	    "$k: tool stream: the item in response.completed"
 	is "$(f 'd["helper"]')" '{"output_text": "tok0 tok1 ", "status": "completed"}' \
 	    "$k: the SDK's responses.stream helper accepts the stream"
+	is "$(f '" ".join(d["reasoning"]["events"])')" \
+	    "response.created response.in_progress response.output_item.added response.reasoning_summary_part.added response.reasoning_summary_text.delta response.reasoning_summary_text.done response.reasoning_summary_part.done response.output_item.done response.output_item.added response.content_part.added response.output_text.delta response.output_text.done response.content_part.done response.output_item.done response.completed" \
+	    "$k: reasoning: its item's events, then the message's"
+	is "$(f '[d["reasoning"][x] for x in ("types","summary","output_text")]')" \
+	    '[["reasoning", "message"], "think0 think1 ", "tok0 tok1 tok2 "]' "$k: reasoning: a reasoning item before the message"
 	is "$(f '[d["previous"][x] for x in ("status","code","param")]')" '[400, "unsupported_parameter", "previous_response_id"]' \
 	    "$k: previous_response_id refused: 400"
 	like "$(f 'd["previous"]["message"]')" 'stateless.*whole conversation' "$k: ... saying the gateway is stateless"

@@ -87,6 +87,18 @@ const runner = client.responses.stream({ model, input: 'Hi MOCK{chunks=2}' });
 const fin = await runner.finalResponse();
 out.helper = { output_text: fin.output_text, status: fin.status };
 
+// Reasoning (DeepSeek's reasoning_content) as a reasoning item, through
+// the stream helper: its events and the final output's items.
+const rs = client.responses.stream({ model, input: 'Think MOCK{reasoning=1}' });
+const revents = [];
+rs.on('event', (ev) => {
+	if (revents[revents.length - 1] !== ev.type)
+		revents.push(ev.type);
+});
+const rfin = await rs.finalResponse();
+out.reasoning = { events: revents, types: rfin.output.map((i) => i.type),
+    summary: rfin.output[0]?.summary?.[0]?.text, output_text: rfin.output_text };
+
 for (const [name, body] of [
 	['previous', { model, input: 'x', previous_response_id: 'resp_abc' }],
 	['store', { model, input: 'x', store: true }],
