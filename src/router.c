@@ -16,6 +16,10 @@ static const struct route routes[] = {
 	  route_completions, "completions" },
 	{ HTTP_POST, "/v1/responses", ROUTE_NEEDS_KEY | ROUTE_BODY | ROUTE_MODEL,
 	  route_responses, "responses" },
+	{ HTTP_POST, "/v1/messages", ROUTE_NEEDS_KEY | ROUTE_BODY | ROUTE_MODEL,
+	  route_messages, "messages" },
+	{ HTTP_POST, "/v1/messages/count_tokens", ROUTE_NEEDS_KEY | ROUTE_BODY,
+	  route_count_tokens, "count_tokens" },
 	{ HTTP_POST, "/v1/embeddings", ROUTE_NEEDS_KEY | ROUTE_BODY | ROUTE_MODEL,
 	  route_embeddings, "embeddings" },
 	{ HTTP_POST, "/v1/images/generations", ROUTE_NEEDS_KEY | ROUTE_BODY | ROUTE_MODEL,
@@ -73,7 +77,8 @@ static const struct route routes[] = {
 static http_error_fn
 error_shape(const struct route *rt)
 {
-	(void)rt;
+	if (rt->handler == route_messages || rt->handler == route_count_tokens)
+		return client_anthropic_error;
 	return NULL;
 }
 

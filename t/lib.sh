@@ -796,15 +796,18 @@ restart_gateway() {
 setup_sdk() {
 	SDK=$top_srcdir/t/sdk
 	[ -d "$SDK/node_modules/openai" ] &&
+	    [ -d "$SDK/node_modules/@anthropic-ai/sdk" ] &&
 	    [ -d "$SDK/node_modules/puppeteer-core" ] && return 0
 	SDK=$top_builddir/t/sdk-build
 	mkdir -p "$SDK"
 	cp "$top_srcdir"/t/sdk/*.json "$top_srcdir"/t/sdk/*.mjs "$SDK/" ||
 	    bail "cannot copy t/sdk to $SDK"
 	{ [ -d "$SDK/node_modules/openai" ] &&
+	    [ -d "$SDK/node_modules/@anthropic-ai/sdk" ] &&
 	    [ -d "$SDK/node_modules/puppeteer-core" ]; } ||
 	    (cd "$SDK" && npm install --no-package-lock --no-audit --no-fund \
-	    --loglevel=error >&2) || bail "npm install in $SDK (openai, puppeteer-core) failed"
+	    --loglevel=error >&2) ||
+	    bail "npm install in $SDK (openai, @anthropic-ai/sdk, puppeteer-core) failed"
 }
 
 # _master_key_wanted ARGS...: a master key is set and ARGS send no

@@ -134,6 +134,11 @@ Anthropic Messages mode (POST /v1/messages, /messages)
                        chunked body ends (no message_stop) and the connection is closed
   malformed=1          stream: 2nd event is "event: content_block_delta" / data: {"broken
   first_byte_delay, reset=1, times=N   as in chat mode (stream_error is a fault directive)
+
+Anthropic token counting (POST /v1/messages/count_tokens, /messages/count_tokens)
+  Logged like the other routes (path, model, headers, body); no directives. No x-api-key:
+  401 authentication_error; model not a string or messages not an array: 400
+  invalid_request_error. Else 200 {"input_tokens": P}, P counted as in Messages mode.
 """
 import argparse, collections, http, json, math, os, re, select, signal, socket
 import struct, sys, threading, time
@@ -576,6 +581,8 @@ class Handler(BaseHTTPRequestHandler):
                 self.chat(path, raw)
             elif path in ("/v1/messages", "/messages"):
                 self.anthropic(path, raw)
+            elif path in ("/v1/messages/count_tokens", "/messages/count_tokens"):
+                self.anth_count(path, raw)
             elif plugin_route(self, "POST", path, raw):
                 pass
             else:
@@ -823,6 +830,28 @@ class Handler(BaseHTTPRequestHandler):
         return outcome
 
     # ---------------------------------------------------------------- Anthropic Messages
+    def anth_count(self, path, raw):
+        """Anthropic's POST /v1/messages/count_tokens: {"input_tokens": P}, logged."""
+        try:
+            body = json.loads(raw.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            body = None
+        model = body.get("model") if isinstance(body, dict) and \
+            isinstance(body.get("model"), str) else None
+        entry, _ = self.log_request_entry(path, model, body)
+        if not (self.headers.get("x-api-key") or "").strip():
+            self.send_body(401, anth_error_body("authentication_error", "invalid x-api-key",
+                                                "req_mockcount"))
+            self.finish_entry(entry, model, "fault:invalid:x-api-key", False)
+            return
+        if model is None or not isinstance(body.get("messages"), list):
+            self.send_body(400, anth_error_body("invalid_request_error",
+                                                "messages: Field required", "req_mockcount"))
+            self.finish_entry(entry, model, "fault:invalid:messages", False)
+            return
+        self.send_body(200, dumps({"input_tokens": anth_input_tokens(body)}))
+        self.finish_entry(entry, model, "ok", False)
+
     def anthropic(self, path, raw):
         with LOCK:
             REQ_COUNTER[0] += 1
