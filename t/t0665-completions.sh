@@ -235,6 +235,37 @@ once_checks() {
 	ok "metrics: llm_requests_total has route=\"completions\"" \
 	    wait_until 10 sh -c "curl -sS -H 'Authorization: Bearer $LLMGATE_MASTER_KEY' '$GW_URL/metrics' | grep -q '^llm_requests_total{.*route=\"completions\"'"
 
+	# concurrency: 16 requests at once over both routes, streamed or not,
+	# on one prepaid key: all answered, each billed once, the ledger is the
+	# rows, nothing stays reserved
+	create_key CK --name conc --prepaid
+	admin topup conc 5 >/dev/null
+	local i path body pids=()
+	for i in $(seq 1 16); do
+		case $((i % 4)) in
+		0) path=/v1/completions body='{"model":"mock-ok","stream":true,"prompt":"c'$i' MOCK{chunks=20,delay=0.05}"}' ;;
+		1) path=/v1/completions body='{"model":"mock-ok","prompt":"c'$i'","suffix":"s"}' ;;
+		2) path=/v1/responses body='{"model":"mock-ok","stream":true,"input":"c'$i' MOCK{chunks=20,delay=0.05}"}' ;;
+		3) path=/v1/responses body='{"model":"mock-ok","input":"c'$i'"}' ;;
+		esac
+		curl -sS --max-time 60 -o "$TMPDIR_T/conc.$i" -w '%{http_code}' \
+		    -H "Authorization: Bearer $CK" -H 'Content-Type: application/json' \
+		    --data-binary "$body" "$GW_URL$path" >"$TMPDIR_T/conc.$i.status" &
+		pids+=($!)
+	done
+	wait "${pids[@]}"
+	is "$(for i in "$TMPDIR_T"/conc.*.status; do cat "$i"; echo; done | sort | uniq -c | awk '{print $1 "x" $2}')" 16x200 \
+	    "concurrency: 16 answered 200"
+	is "$(grep -l 'response.completed' "$TMPDIR_T"/conc.* | wc -l) $(grep -l 'data: \[DONE\]' "$TMPDIR_T"/conc.* | wc -l)" \
+	    "4 4" "concurrency: every stream complete"
+	conc_rows() { [ "$(admin usage --rows --key conc | grep -c '"status": *200')" = 16 ]; }
+	ok "concurrency: 16 usage rows" wait_until 20 conc_rows
+	out=$(admin usage --rows --key conc | python3 -c 'import json, sys; print(sum(json.loads(l)["cost_micro_usd"] for l in sys.stdin if l.strip()))')
+	is "$(admin balance conc --json | jx '[d["balance_micro_usd"], d["reserved_micro_usd"]]')" "[$((5000000 - out)), 0]" \
+	    "concurrency: balance = top-up - the rows' costs ($out), nothing reserved"
+	is "$(admin ledger conc --json | jx 'len([e for e in d["data"] if e["type"] == "debit"])')" 16 \
+	    "concurrency: one ledger debit per request"
+
 	# a client that leaves mid-stream is billed for what it was sent
 	create_key KEY --name leaver --prepaid
 	admin topup leaver 5 >/dev/null
