@@ -266,6 +266,33 @@ once_checks() {
 	is "$(admin ledger conc --json | jx 'len([e for e in d["data"] if e["type"] == "debit"])')" 16 \
 	    "concurrency: one ledger debit per request"
 
+	# the process serving a stream SIGKILLed mid-stream: reclaimed and
+	# billed (the prompt estimate and the progress recorded), once
+	create_key VK --name victim --prepaid
+	admin topup victim 5 >/dev/null
+	curl -sS -N --max-time 60 -D "$TMPDIR_T/v.hdr" -o "$TMPDIR_T/v.body" \
+	    -H "Authorization: Bearer $VK" -H 'Content-Type: application/json' \
+	    --data-binary '{"model":"mock-ok","stream":true,"prompt":"long MOCK{chunks=60,delay=0.2}"}' \
+	    "$GW_URL/v1/completions" 2>/dev/null &
+	local vpid=$! victims
+	streamed_15() { [ "$(grep -c '^data: {' "$TMPDIR_T/v.body" 2>/dev/null)" -ge 15 ]; }
+	ok "killed: the stream is under way" wait_until 30 streamed_15
+	victims=$(gw_streaming_pids $(gw_binary_pids))
+	ok "killed: the process serving it is found ($victims)" test -n "$victims"
+	kill -9 $victims
+	wait "$vpid" 2>/dev/null
+	rid=$(tr -d '\r' <"$TMPDIR_T/v.hdr" | sed -n 's/^[Xx]-[Rr]equest-[Ii]d: //p' | tail -n 1)
+	died() {	# under CGI only a request reclaims: each poll makes one
+		[ "$SERVER_KIND" != cgi ] || api "$VK" GET /billing/balance
+		[ "$(row "$rid" 'd["worker_died"]')" = True ]
+	}
+	ok "killed: its row says worker_died ($rid)" wait_until 40 died
+	out=$(row "$rid" 'd["cost_micro_usd"]')
+	ok "killed: billed above zero ($out)" test "$out" -gt 0
+	is "$(admin balance victim --json | jx '[d["balance_micro_usd"], d["reserved_micro_usd"]]')" "[$((5000000 - out)), 0]" \
+	    "killed: balance = top-up - the cost, nothing reserved"
+	is "$(admin usage --rows --key victim | grep -c .)" 1 "killed: one row"
+
 	# a client that leaves mid-stream is billed for what it was sent
 	create_key KEY --name leaver --prepaid
 	admin topup leaver 5 >/dev/null
