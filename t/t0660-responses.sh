@@ -183,6 +183,12 @@ once_checks() {
 	is "$(jx 'd["answer"]["status"]' <<<"$out")" completed \
 	    "anthropic-backed: the function_call_output round trip answered"
 
+	# random, often malformed bodies: a 200 or a 4xx in the OpenAI shape, never worse
+	local seed=$RANDOM
+	out=$(python3 "$top_srcdir/t/route-property.py" "$GW_URL" "$LLMGATE_MASTER_KEY" responses mock-ok 300 "$seed" 2>&1)
+	is "$?" 0 "property: 300 random bodies (seed $seed): 200 or an OpenAI-shaped 4xx ($(tail -n 1 <<<"$out"))" ||
+	    diag "$(head -c 3000 <<<"$out")"
+
 	# metrics: the route's own label
 	ok "metrics: llm_requests_total has route=\"responses\"" \
 	    wait_until 10 sh -c "curl -sS -H 'Authorization: Bearer $LLMGATE_MASTER_KEY' '$GW_URL/metrics' | grep -q '^llm_requests_total{.*route=\"responses\"'"

@@ -231,6 +231,12 @@ once_checks() {
 	is "$(jx 'd["choices"][0]["finish_reason"]' <<<"$BODY")" content_filter "output = stop, whole: finish_reason content_filter"
 	unlike "$(jx 'd["choices"][0]["text"]' <<<"$BODY")" 'erin\.out@' "output = stop, whole: never the address"
 
+	# random, often malformed bodies: a 200 or a 4xx in the OpenAI shape, never worse
+	local seed=$RANDOM
+	out=$(python3 "$top_srcdir/t/route-property.py" "$GW_URL" "$LLMGATE_MASTER_KEY" completions mock-ok 300 "$seed" 2>&1)
+	is "$?" 0 "property: 300 random bodies (seed $seed): 200 or an OpenAI-shaped 4xx ($(tail -n 1 <<<"$out"))" ||
+	    diag "$(head -c 3000 <<<"$out")"
+
 	# metrics: the route's own label
 	ok "metrics: llm_requests_total has route=\"completions\"" \
 	    wait_until 10 sh -c "curl -sS -H 'Authorization: Bearer $LLMGATE_MASTER_KEY' '$GW_URL/metrics' | grep -q '^llm_requests_total{.*route=\"completions\"'"
