@@ -386,7 +386,7 @@ rs_request(struct client *cl, struct json_object **out)
 	struct json_object	*body, *req, *msgs, *in, *v, *so, *m;
 	struct verr		 e;
 	struct rs		*st;
-	const char		*why = NULL, *s;
+	const char		*why = NULL, *param = "input", *s;
 	size_t			 i;
 
 	*out = NULL;
@@ -450,6 +450,7 @@ rs_request(struct client *cl, struct json_object **out)
 		why = "input: a string or an array of items is required";
 	if (why == NULL && json_object_object_get_ex(body, "tools", &v) &&
 	    v != NULL) {
+		param = "tools";
 		if ((v = tools_of(v, &why)) != NULL) {
 			if (json_object_array_length(v) > 0)
 				json_object_object_add(req, "tools", v);
@@ -459,6 +460,7 @@ rs_request(struct client *cl, struct json_object **out)
 	}
 	if (why == NULL && json_object_object_get_ex(body, "tool_choice",
 	    &v) && v != NULL) {
+		param = "tool_choice";
 		if ((v = tool_choice_of(v)) == NULL)
 			why = "tool_choice: a string or {\"type\":\"function\","
 			    "\"name\":...}";
@@ -467,7 +469,7 @@ rs_request(struct client *cl, struct json_object **out)
 	}
 	if (why != NULL) {
 		json_object_put(req);
-		return bad(cl, "input", why);
+		return bad(cl, param, why);
 	}
 	copy(req, "max_tokens", body, "max_output_tokens");
 	copy(req, "temperature", body, "temperature");

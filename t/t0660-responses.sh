@@ -127,6 +127,7 @@ curl_checks() {
 	api "$LLMGATE_MASTER_KEY" POST /v1/responses '{"model":"mock-ok","input":"x","tools":[{"type":"web_search_preview"}]}'
 	is "$STATUS" 400 "$k: a hosted tool: 400"
 	like "$(jx 'd["error"]["message"]' <<<"$BODY")" 'only function tools' "$k: ... says only function tools"
+	is "$(jx 'd["error"]["param"]' <<<"$BODY")" tools "$k: ... param tools"
 	api "$LLMGATE_MASTER_KEY" POST /v1/responses '{"model":"mock-ok","input":"x MOCK{status=400}"}'
 	is "$STATUS" 400 "$k: an upstream 400: 400"
 	is "$(jx 'd["error"]["type"]' <<<"$BODY")" invalid_request_error "$k: ... in the OpenAI shape"
