@@ -54,6 +54,8 @@ struct anth {
 	int			 tool;		/* OpenAI index of the open tool */
 	char			 stop[32];	/* stop_reason */
 	int64_t			 out_bytes;	/* generated text, for estimates */
+	int			 relayed;	/* the upstream's events went on */
+	int			 relay_stopped;	/* ... its message_stop too */
 	char			 id[64];
 };
 
@@ -911,6 +913,10 @@ anth_done(struct client *cl, struct buf *out)
 	struct anth		*a = cl->state;
 	struct json_object	*o, *d;
 
+	if (a->relayed)
+		/* The upstream's own end went; one it did not send is added. */
+		return a->relay_stopped ? 0 :
+		    event(out, "message_stop", typed("message_stop"));
 	if (!a->started && message_start(cl, a, NULL, out) == -1)
 		return -1;
 	if (block_stop(a, out) == -1)
@@ -960,6 +966,68 @@ anth_fail(struct client *cl, const struct provider_error *e,
 	return event(out, "error", o);
 }
 
+/* The upstream's message with the model the client asked for; NULL: bad. */
+static struct json_object *
+relay_message(struct client *cl, const char *p, size_t n, int in_start)
+{
+	struct json_object	*o, *m;
+
+	if ((o = provider_parse(p, n)) == NULL)
+		return NULL;
+	m = in_start ? member(o, "message") : o;
+	if (json_object_is_type(m, json_type_object) &&
+	    member(m, "model") != NULL)
+		json_object_object_add(m, "model",
+		    json_object_new_string(cl->model));
+	return o;
+}
+
+/*
+ * client_anthropic.relay: the upstream's event as it came, but for the
+ * model (the client's name) and a data that spans lines (made one).
+ */
+static int
+anth_relay(struct client *cl, const struct sse_event *ev, struct buf *out)
+{
+	struct anth		*a = cl->state;
+	struct json_object	*o;
+	const char		*name = ev->event, *t;
+	char			 type[64];
+	size_t			 i;
+
+	a->relayed = 1;
+	if (name == NULL || *name == '\0') {
+		o = provider_parse(ev->data, ev->data_len);
+		t = provider_json_str(o, "type");
+		snprintf(type, sizeof(type), "%s", t != NULL ? t : "message");
+		json_object_put(o);
+		for (i = 0; type[i] != '\0'; i++)
+			if (type[i] == '\r' || type[i] == '\n')
+				type[i] = '_';
+		name = type;
+	}
+	if (strcmp(name, "message_stop") == 0)
+		a->relay_stopped = 1;
+	if (strcmp(name, "message_start") == 0 ||
+	    memchr(ev->data, '\n', ev->data_len) != NULL) {
+		if ((o = relay_message(cl, ev->data, ev->data_len,
+		    strcmp(name, "message_start") == 0)) == NULL)
+			return 0;	/* the adapter read it: cannot be */
+		a->started = 1;
+		return event(out, name, o);
+	}
+	return buf_printf(out, "event: %s\ndata: ", name) == -1 ||
+	    buf_append(out, ev->data, ev->data_len) == -1 ||
+	    buf_puts(out, "\n\n") == -1 ? -1 : 0;
+}
+
+/* client_anthropic.relay_reply: the upstream's message, model ours. */
+static struct json_object *
+anth_relay_reply(struct client *cl, const char *p, size_t n)
+{
+	return relay_message(cl, p, n, 0);
+}
+
 const struct client_ops client_anthropic = {
 	.name = "anthropic",
 	.request = anth_request,
@@ -970,6 +1038,8 @@ const struct client_ops client_anthropic = {
 	.fail = anth_fail,
 	.error_object = client_anthropic_error,
 	.free = anth_free,
+	.relay = anth_relay,
+	.relay_reply = anth_relay_reply,
 };
 
 int

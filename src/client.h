@@ -90,6 +90,21 @@ struct client_ops {
 
 	/* Optional: free c->state. */
 	void		(*free)(struct client *);
+
+	/*
+	 * Optional, with native: relay the upstream's own answer when the
+	 * call went natively and no output guard is active (nothing of the
+	 * answer to restore or check). The candidate's adapter still reads
+	 * every event first (usage, finish, billing); relay gets the events
+	 * it accepted (an error event goes to fail instead) and appends the
+	 * bytes the client gets; done is still called at the stream's end.
+	 * relay_reply turns the upstream's whole 2xx body into the client's
+	 * answer (NULL: translate it as usual).
+	 */
+	int		(*relay)(struct client *, const struct sse_event *,
+			    struct buf *);
+	struct json_object *(*relay_reply)(struct client *, const char *,
+			    size_t);
 };
 
 extern const struct client_ops client_openai;

@@ -49,6 +49,8 @@ struct chat {
 	struct json_object	*last;		/* last chunk sent (og's tail) */
 	struct client		 cl;		/* the client's protocol */
 	struct buf		 out;		/* its bytes of one event */
+	int			 relay;		/* the attempt went natively: the
+						   upstream's own answer is relayed */
 	enum stop		 stop;
 	struct timespec		 last_out;	/* last flush to the client */
 	int			 unflushed;	/* events written, not flushed */
@@ -196,6 +198,8 @@ emit_chunk(void *ctx, struct json_object *chunk)
 	/* Billed should this process die: every 2 s at most, one write. */
 	billing_progress(ch->r->worker->store, &ch->acct.adm, ch->cand,
 	    (ch->out_bytes + 3) / 4);
+	if (ch->relay)
+		return 0;	/* counted; the upstream's event is sent */
 	if (ch->og.active) {
 		/* Restored and checked: what a later event may complete waits. */
 		if ((rc = outguard_chunk(&ch->og, chunk)) == -1) {
@@ -230,6 +234,17 @@ on_event(void *ctx, const struct sse_event *ev)
 	rc = provider_chat_event(ch->ops, &ch->st, ev);
 	if (rc == -1 && ch->stop == STOP_NONE)
 		ch->stop = STOP_BAD_STREAM;
+	if (rc == 0 && ch->relay) {
+		/* Read by the adapter (usage, finish); sent as it came. */
+		buf_reset(&ch->out);
+		if (ch->cl.ops->relay(&ch->cl, ev, &ch->out) == -1) {
+			ch->stop = STOP_CLIENT;
+			return 1;
+		}
+		if (ch->out.len > 0 && send_sse(ch, ch->out.data, ch->out.len,
+		    NULL, 0, NULL, 0) == -1)
+			return 1;
+	}
 	return rc;
 }
 
@@ -293,9 +308,13 @@ chat_build(struct call *c, const struct candidate *cand,
 	int		 rc;
 
 	/* The client's own protocol passes natively where cand speaks it. */
+	ch->relay = 0;
 	if (ch->cl.ops->native != NULL && (rc = ch->cl.ops->native(&ch->cl,
-	    cand, ops, &ch->in, pc, e)) != 1)
+	    cand, ops, &ch->in, pc, e)) != 1) {
+		ch->relay = rc == 0 && ch->cl.ops->relay != NULL &&
+		    !ch->og.active;
 		return rc;
+	}
 	return ops->chat_request(cand, &ch->in, pc, e);
 }
 
@@ -409,8 +428,13 @@ chat_deliver(struct call *c, const struct upstream_resp *resp,
 		    "out of memory checking the answer");
 		return CALL_MALFORMED;
 	}
-	reply = ch->cl.ops->reply != NULL ? ch->cl.ops->reply(&ch->cl, out) :
-	    json_object_get(out);
+	reply = NULL;
+	if (ch->relay && ch->cl.ops->relay_reply != NULL)
+		reply = ch->cl.ops->relay_reply(&ch->cl, resp->body.data,
+		    resp->body.len);
+	if (reply == NULL)
+		reply = ch->cl.ops->reply != NULL ? ch->cl.ops->reply(&ch->cl,
+		    out) : json_object_get(out);
 	json_object_put(out);
 	if (reply == NULL) {
 		provider_error_set(e, "server_error", "out_of_memory",

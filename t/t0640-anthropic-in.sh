@@ -82,6 +82,10 @@ sdk() {
 last_row() {
 	admin usage --rows --key "$1" | tail -1
 }
+# rows_beyond KEY_ID N: the key has more than N usage rows.
+rows_beyond() {
+	[ "$(admin usage --rows --key "$1" | wc -l)" -gt "$2" ]
+}
 # cost_ok MODEL ROW SDK-OUT NAME: the row's cost is the SDK's usage priced
 # as [model MODEL] says (micro-USD, within rounding).
 cost_ok() {
@@ -162,12 +166,43 @@ scenarios() {
 		is "$(jx 'd["stream"]' <<<"$row")" true "$k: $m: a streamed row"
 		cost_ok "$m" "$row" "$OUT" "$k: $m: streamed: cost of the SDK's usage"
 	done
+	# A provider's reasoning becomes a thinking block before the text.
+	for m in gpt-in:reasoning gem-in:thought; do
+		SAY="think MOCK{${m#*:}=1}" sdk "${m%%:*}" stream
+		like "$(jx '" ".join(d["events"])' <<<"$OUT")" \
+		    '^message_start content_block_start:thinking (content_block_delta:thinking_delta )+content_block_stop content_block_start:text ' \
+		    "$k: ${m%%:*}: reasoning streamed as a thinking block"
+		like "$(jx 'd["message"]["content"][0]["thinking"]' <<<"$OUT")" \
+		    '^think0 think1' "$k: ${m%%:*}: ... its text"
+	done
 	# The ping Anthropic sends after the first block start, on the wire.
 	post /v1/messages '{"model":"claude-in","max_tokens":50,"stream":true,"messages":[{"role":"user","content":"hi"}]}' \
 	    -H "x-api-key: $K"
 	like "$BODY" $'event: content_block_start\ndata: [^\n]*\n\nevent: ping\n' \
 	    "$k: ping after the first content_block_start"
 	unlike "$BODY" '\[DONE\]' "$k: no [DONE] in an Anthropic stream"
+
+	# Native and no output guard: the upstream's own answer is relayed
+	# (its stop_sequence, its padded message_stop), the model ours.
+	post /v1/messages '{"model":"claude-in","max_tokens":50,"stream":true,"stop_sequences":["tok2"],"messages":[{"role":"user","content":"x MOCK{stop_reason=stop_sequence}"}]}' \
+	    -H "x-api-key: $K"
+	like "$BODY" '"stop_reason":"stop_sequence","stop_sequence":"tok2"' \
+	    "$k: native stream relayed: the upstream's stop_sequence"
+	like "$BODY" 'data: \{"type":"message_stop" +\}' \
+	    "$k: native stream relayed: the upstream's message_stop as it came"
+	like "$BODY" '"model":"claude-in"' "$k: native stream relayed: model ours"
+	unlike "$BODY" 'claude-mock' "$k: ... never the upstream's name"
+	post /v1/messages '{"model":"claude-in","max_tokens":50,"stop_sequences":["tok2"],"messages":[{"role":"user","content":"x MOCK{stop_reason=stop_sequence}"}]}' \
+	    -H "x-api-key: $K"
+	is "$(jx '[d["stop_reason"], d["stop_sequence"], d["model"]]' <<<"$BODY")" \
+	    '["stop_sequence", "tok2", "claude-in"]' \
+	    "$k: native message relayed: stop_sequence kept, model ours"
+	# An output guard (restore) reads the answer: translated, not relayed.
+	post /v1/messages '{"model":"claude-in","max_tokens":50,"stream":true,"messages":[{"role":"user","content":"x jane.roe@example.com"}]}' \
+	    -H "x-api-key: $R"
+	like "$BODY" 'event: message_stop' "$k: guarded native stream: complete"
+	unlike "$BODY" 'data: \{"type":"message_stop" +\}' \
+	    "$k: guarded native stream: the gateway's events, not relayed"
 
 	# --- a streamed tool call round trip ---------------------------------------
 	for m in claude-in gpt-in gem-in; do
@@ -268,7 +303,7 @@ scenarios() {
 
 	# --- a Claude Code shaped request (native) ---------------------------------
 	mock_clear
-	post /v1/messages "$(cat <<'EOB'
+	post '/v1/messages?beta=true' "$(cat <<'EOB'
 {"model":"claude-in","max_tokens":32000,"stream":true,
  "system":[{"type":"text","text":"You are Claude Code, Anthropic's official CLI for Claude.","cache_control":{"type":"ephemeral"}},
            {"type":"text","text":"Working directory: /src","cache_control":{"type":"ephemeral"}}],
@@ -329,13 +364,65 @@ EOB
 	is "$(jx 'd["status"] , d["type"]' <<<"$OUT")" '[404, "not_found_error"]' \
 	    "$k: count_tokens: unknown model 404 not_found_error"
 
+	# --- hostile bodies: a 200 or an Anthropic 400, never a crash or a 500 ------
+	local b n=0
+	while IFS= read -r b; do
+		n=$((n + 1))
+		for p in /v1/messages /v1/messages/count_tokens; do
+			post "$p" "$b" -H "x-api-key: $K"
+			if [ "$STATUS" = 200 ] || { [ "$STATUS" = 400 ] &&
+			    [ "$(jx 'd["type"] + "/" + d["error"]["type"]' <<<"$BODY")" = error/invalid_request_error ]; }; then
+				pass "$k: hostile body $n on $p: $STATUS"
+			else
+				fail "$k: hostile body $n on $p: $STATUS" "$b" "$BODY"
+			fi
+		done
+	done <<'EOB'
+[]
+"x"
+{"model":"claude-in","max_tokens":5,"messages":[1,"x",null]}
+{"model":"gpt-in","max_tokens":5,"messages":[{"role":"user","content":[1,null,{"type":"tool_result"},{"type":"image","source":"x"},{"type":"text","text":5},{"type":"image","source":{"type":"base64"}}]}]}
+{"model":"claude-in","max_tokens":5,"system":5,"messages":[{"role":"user","content":"x"}]}
+{"model":"claude-in","max_tokens":5,"system":[1,{"type":"text"},{"type":"text","text":["x"]}],"messages":[{"role":"user","content":"x"}]}
+{"model":5,"max_tokens":5,"messages":[{"role":"user","content":"x"}]}
+{"model":"claude-in","max_tokens":-1,"messages":[{"role":"user","content":"x"}]}
+{"model":"claude-in","max_tokens":1.5,"messages":[{"role":"user","content":"x"}]}
+{"model":"gpt-in","max_tokens":5,"tools":[1,{"name":5,"input_schema":1},{"name":"f","input_schema":{}}],"tool_choice":"any","messages":[{"role":"user","content":"x"}]}
+{"model":"gpt-in","max_tokens":5,"tools":{},"messages":[{"role":"user","content":"x"}]}
+{"model":"gem-in","max_tokens":5,"tool_choice":{"type":"tool"},"tools":[{"name":"f","input_schema":{"type":"object"}}],"messages":[{"role":"user","content":"x"}]}
+{"model":"gpt-in","max_tokens":5,"messages":[{"role":"user","content":"x"},{"role":"assistant","content":[{"type":"tool_use"},{"type":"tool_use","id":5,"name":[],"input":"notjson"}]},{"role":"user","content":[{"type":"tool_result","content":7}]}]}
+{"model":"gpt-in","max_tokens":5,"metadata":"x","stop_sequences":"END","stream":"yes","messages":[{"role":"user","content":"x"}]}
+{"model":"claude-in","max_tokens":5,"messages":[{"role":"user","content":{}}]}
+{"model":"claude-in","max_tokens":5,"messages":[{"role":"user","content":"x\u0000y"}],"system":"\ud800"}
+EOB
+
+	# --- cache reads: the row's prompt is the SDK's input plus the cache's ------
+	for st in false true; do
+		post /v1/messages '{"model":"claude-in","max_tokens":50,"stream":'$st',"messages":[{"role":"user","content":"x MOCK{cached=4}"}]}' \
+		    -H "x-api-key: $K"
+		row=$(last_row "$K_ID")
+		if [ $st = true ]; then
+			u=$(grep '^data: {"type":"message_start"' <<<"$BODY" | cut -c7- |
+			    jx 'json.dumps(d["message"]["usage"])')
+		else
+			u=$(jx 'json.dumps(d["usage"])' <<<"$BODY")
+		fi
+		is "$(jx '[d["input_tokens"] + d["cache_read_input_tokens"], d["cache_read_input_tokens"]]' <<<"$u")" \
+		    "$(jx '[d["prompt_tokens"], d["cached_tokens"]]' <<<"$row")" \
+		    "$k: stream $st: cache reads: the row's prompt and cached tokens are the client's"
+	done
+
+	# --- metrics: the route has its own label --------------------------------------
+	like "$(gw_curl "$GW_URL/metrics")" 'route="messages"' \
+	    "$k: metrics: route=\"messages\""
+
 	# --- a client that leaves mid-stream is billed --------------------------------
 	mock_clear
 	before=$(admin usage --rows --key "$K_ID" | wc -l)
 	gw_sse -H "Authorization: Bearer $K" --leave-after 3 \
 	    -d '{"model":"claude-slow","max_tokens":200,"stream":true,"messages":[{"role":"user","content":"long"}]}' \
 	    "$GW_URL/v1/messages" >/dev/null 2>&1
-	wait_until 30 test "$(admin usage --rows --key "$K_ID" | wc -l)" -gt "$before"
+	wait_until 30 rows_beyond "$K_ID" "$before"
 	row=$(last_row "$K_ID")
 	is "$(jx 'd["served"]' <<<"$row")" claude-slow "$k: left mid-stream: a usage row"
 	like "$(jx 'd["cost_micro_usd"]' <<<"$row")" '^[1-9]' "$k: left mid-stream: billed"
