@@ -242,6 +242,10 @@ static const struct key_def keys[] = {
 	{ SECT_PROVIDER, "max_tokens_field", K_STR, P(max_tokens_field), 0, 0,
 	  "max_tokens", "openai type: the field the completion limit is sent "
 	  "in, max_tokens or max_completion_tokens" },
+	{ SECT_PROVIDER, "completions", K_ONOFF, P(completions), 0, 0, "off",
+	  "openai type: the provider offers the legacy POST /completions "
+	  "(prompt, suffix for fill-in-the-middle), so POST /v1/completions "
+	  "may be sent to its models (DeepSeek's /beta, vLLM, Ollama)" },
 	{ SECT_PROVIDER, "connect_timeout", K_LONG, P(connect_timeout), 100,
 	  600000, "10000", "TCP+TLS connect timeout in ms" },
 	{ SECT_PROVIDER, "first_byte_timeout", K_LONG, P(first_byte_timeout),
@@ -308,6 +312,9 @@ static const struct key_def keys[] = {
 	{ SECT_MODEL, "max_tokens", K_LONG, M(max_tokens), 0, 10000000, "0",
 	  "most completion tokens per choice: sent and reserved when the "
 	  "client asks for more or none (0: default_max_tokens)" },
+	{ SECT_MODEL, "completions", K_ONOFF, M(completions), 0, 0, NULL,
+	  "on or off: this model is served on POST /v1/completions (default: "
+	  "its provider's completions; only openai-type providers can)" },
 
 	{ SECT_TIER, "daily_budget", K_USD, T(daily_budget), 0, BUDGET_MAX_USD,
 	  "0", "USD per agent per UTC day (0: no limit)" },
@@ -1190,6 +1197,7 @@ named_obj(struct loader *l, enum section s, const char *name)
 	if (s == SECT_MODEL) {
 		((struct model_cfg *)o)->cached_input_price = -1;
 		((struct model_cfg *)o)->cache_write_price = -1;
+		((struct model_cfg *)o)->completions = -1;
 	}
 	if (s == SECT_AGENT)
 		((struct agent_cfg *)o)->daily_budget = -1;
@@ -1486,6 +1494,10 @@ finish_like(struct loader *l, struct model_cfg *m)
 			break;
 		case K_LONG:
 			*(long *)dst = *(const long *)((const char *)src +
+			    keys[i].off);
+			break;
+		case K_ONOFF:
+			*(int *)dst = *(const int *)((const char *)src +
 			    keys[i].off);
 			break;
 		default:

@@ -72,6 +72,7 @@ struct provider_cfg {
 	char			*folder;	/* Yandex Cloud folder id */
 	char			*auth_scheme;	/* e.g. "Api-Key" or "Bearer" */
 	char			*max_tokens_field;	/* the limit's name (openai) */
+	int			 completions;	/* offers POST /completions (openai) */
 	struct strlist		 match;
 	struct strlist		 headers;	/* "Name: value" */
 	long			 connect_timeout;	/* ms */
@@ -118,6 +119,7 @@ struct model_cfg {
 	long			 rpm;
 	long			 tpm;
 	long			 max_tokens;	/* cap per choice; 0: default_max_tokens */
+	int			 completions;	/* offers /completions; -1: the provider's */
 	char			*like;	/* a template's model: identity and defaults */
 	const struct model_cfg	*like_model;
 	int			 is_template;	/* the name is a shell glob */

@@ -772,7 +772,7 @@ expose_series(struct buf *b, const struct region *r,
 	size_t			 i;
 
 	help(b, "llm_requests_total", "counter", "Model requests (chat, "
-	    "embeddings, images) as recorded in the usage log, refused and "
+	    "responses, completions, embeddings, images) as recorded in the usage log, refused and "
 	    "failed ones included, each once.");
 	counter(b, r, "llm_requests_total", SO(requests), NULL);
 	help(b, "llm_requests_errors_total", "counter", "Model requests "

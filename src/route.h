@@ -37,6 +37,10 @@ int	router_dispatch(struct request *);
 
 /* route-chat.c */
 int	route_chat(struct request *, const char *);
+/* route-completions.c: the legacy text completion (prompt, suffix) */
+int	route_completions(struct request *, const char *);
+/* client-responses.c: the OpenAI Responses API, stateless */
+int	route_responses(struct request *, const char *);
 /* client-anthropic.c: the Anthropic Messages API */
 int	route_messages(struct request *, const char *);
 int	route_count_tokens(struct request *, const char *);

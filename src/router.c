@@ -12,6 +12,10 @@
 static const struct route routes[] = {
 	{ HTTP_POST, "/v1/chat/completions", ROUTE_NEEDS_KEY | ROUTE_BODY | ROUTE_MODEL,
 	  route_chat, "chat" },
+	{ HTTP_POST, "/v1/completions", ROUTE_NEEDS_KEY | ROUTE_BODY | ROUTE_MODEL,
+	  route_completions, "completions" },
+	{ HTTP_POST, "/v1/responses", ROUTE_NEEDS_KEY | ROUTE_BODY | ROUTE_MODEL,
+	  route_responses, "responses" },
 	{ HTTP_POST, "/v1/messages", ROUTE_NEEDS_KEY | ROUTE_BODY | ROUTE_MODEL,
 	  route_messages, "messages" },
 	{ HTTP_POST, "/v1/messages/count_tokens", ROUTE_NEEDS_KEY | ROUTE_BODY,

@@ -10,6 +10,8 @@ Endpoints
   POST /v1/chat/completions, POST /chat/completions   chat (non-stream and "stream": true)
   POST /v1/messages, POST /messages                   Anthropic Messages API (see below)
   GET  /v1/models, GET /models                        OpenAI model list
+  POST /v1/completions, /completions                 legacy text completion (plugin
+                                                      t/mock_completions.py, see there)
   GET  /_mock/stats    {"requests":{MODELKEY:n}, "aborted":{..}, "completed":{..}, "total":N,
                         "log":[{t,path,model,headers,body,aborted,outcome}] (last 500)}
   POST /_mock/reset    clears counters and log -> {"ok":true}

@@ -1207,6 +1207,49 @@ test_alerts(void)
 	    "header = X-Token: env:UNIT_NO_SUCH_VAR\n", 3, "UNIT_NO_SUCH_VAR");
 }
 
+/* completions: off by default per provider; a [model] may say otherwise. */
+static void
+test_completions(void)
+{
+	struct config		*c;
+	char			 path[64], err[512];
+	size_t			 i;
+
+	setenv(KEY_SET, "sk-unit-secret", 1);
+	c = load("[gateway]\ndata_dir = /tmp\n"
+	    "[provider a]\nbase_url = http://a\napi_key = env:" KEY_SET "\n"
+	    "[provider b]\nbase_url = http://b\napi_key = env:" KEY_SET "\n"
+	    "completions = on\n"
+	    "[model plain]\nprovider = a\n"
+	    "[model fim]\nprovider = a\ncompletions = on\n"
+	    "[model nofim]\nprovider = b\ncompletions = off\n"
+	    "[model snap]\nlike = fim\n"
+	    "[model t-*]\nprovider = b\n",
+	    path, sizeof(path), err, sizeof(err));
+	ok(c != NULL, "completions keys load (%s)", err);
+	if (c == NULL)
+		return;
+	is_int(config_provider(c, "a")->completions, 0,
+	    "a provider offers no completions unless it says so");
+	is_int(config_provider(c, "b")->completions, 1, "completions = on");
+	is_int(config_model(c, "plain")->completions, -1,
+	    "a model that says nothing: its provider's");
+	is_int(config_model(c, "fim")->completions, 1, "[model] completions = on");
+	is_int(config_model(c, "nofim")->completions, 0,
+	    "[model] completions = off");
+	is_int(config_model(c, "snap")->completions, 1,
+	    "like = fim inherits completions");
+	for (i = 0; i < c->nmodels; i++)
+		if (strcmp(c->models[i].name, "t-*") == 0)
+			break;
+	ok(i < c->nmodels && c->models[i].completions == -1,
+	    "a template that says nothing: its provider's");
+	config_free(c);
+	bad("completions not on or off", "[gateway]\ndata_dir = /tmp\n"
+	    "[provider a]\nbase_url = http://a\ncompletions = yes\n", 5,
+	    "completions: expected on or off");
+}
+
 int
 main(void)
 {
@@ -1227,5 +1270,6 @@ main(void)
 	test_missing_file();
 	test_pools();
 	test_deployments();
+	test_completions();
 	return tap_done();
 }
