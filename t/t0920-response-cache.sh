@@ -91,8 +91,12 @@ ups() {		# UPSTREAM-MODEL: the mock's request count for it
 }
 content() { jx 'd["choices"][0]["message"]["content"]' <<<"$BODY"; }
 cache_hdr() { hdr x-llmgate-cache; }
-last_row() {	# KEY-NAME: its newest usage row
-	admin usage --rows --key "$1" --from 2000-01-01 --to 2100-01-01 | tail -n 1
+rows() { admin usage --rows --key "$1" --from 2000-01-01 --to 2100-01-01; }
+rows_n() { rows "$1" | wc -l; }
+last_row() {	# KEY-NAME COUNT: its newest usage row once it has more than
+		# COUNT (a row is settled after the answer is sent)
+	wait_until 20 test "$(rows_n "$1")" -gt "$2"
+	rows "$1" | tail -n 1
 }
 
 scenario() {
@@ -116,15 +120,17 @@ scenario() {
 
 	# The usage rows: a hit billed at cache_hit_price (1 USD per 1M tokens
 	# of the original usage: a micro-dollar a token), the miss at the model's.
+	n1=$(rows_n ka)
 	req "$KA" "$(body mock-c "one $S MOCK{chunks=4}")"
-	out=$(last_row ka)
+	out=$(last_row ka "$n1")
 	is "$(jx '[d["cache_hit"], d["cost_micro_usd"] == d["prompt_tokens"] + d["completion_tokens"], d["prompt_tokens"] > 0]' <<<"$out")" \
 	    "[true, true, true]" "$S: a hit's row: cache_hit, cost = tokens x cache_hit_price"
 
 	# Scope: another key never reads ka's answer; a global model shares.
+	n1=$(rows_n kb)
 	req "$KB" "$(body mock-c "one $S MOCK{chunks=4}")"
 	is "$(cache_hdr) $(ups mock-c-up)" "miss $((n0 + 3))" "$S: key kb, same request: a miss (scope = key)"
-	out=$(last_row kb)
+	out=$(last_row kb "$n1")
 	is "$(jx '[d["cache_hit"], d["cost_micro_usd"] > 0]' <<<"$out")" "[false, true]" \
 	    "$S: ... its row: no cache_hit, priced by the model"
 	n0=$(ups mock-g-up)
@@ -193,13 +199,14 @@ print(json.dumps([text, fin, usage and usage["completion_tokens"] > 0, done]))' 
 	req "$KA" "$(body mock-c "flow $S MOCK{chunks=5}")"
 	is "$(cache_hdr) $(content) $(ups mock-c-up)" "hit tok0 tok1 tok2 tok3 tok4  $((n0 + 1))" \
 	    "$S: the streamed answer serves a non-streamed request"
+	n1=$(rows_n ka)
 	gw_sse -H "Authorization: Bearer $KA" \
 	    -d "$(body mock-c "one $S MOCK{chunks=4}" '"stream":true')" \
 	    "$GW_URL/v1/chat/completions" >"$TMPDIR_T/s3" 2>&1
 	is "$(sse_sum "$TMPDIR_T/s3")" "[\"$c1\", \"stop\", null, true]" \
 	    "$S: a non-streamed answer replays as a stream (no usage chunk unasked)"
 	is "$(ups mock-c-up)" $((n0 + 1)) "$S: ... no upstream call"
-	out=$(last_row ka)
+	out=$(last_row ka "$n1")
 	is "$(jx '[d["cache_hit"], d["stream"]]' <<<"$out")" "[true, true]" "$S: ... its row: cache_hit, stream"
 
 	# Two identical requests at once: both answered; no single-flight
