@@ -24,6 +24,7 @@
 #include "config.h"
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "plan.h"
 #include "rcache.h"
 #include "route.h"
@@ -227,10 +228,16 @@ wall_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* X-Llmgate-Cache, counted in llm_cache_requests_total. */
 static void
-set_header(struct request *r, const char *v)
+set_header(struct request *r, enum metrics_cache result)
 {
-	http_header(r, "X-Llmgate-Cache", "%s", v);
+	static const char *const names[METRICS_CACHE__MAX] = {
+		"hit", "miss", "bypass",
+	};
+
+	http_header(r, "X-Llmgate-Cache", "%s", names[result]);
+	metrics_cache(result);
 }
 
 /* Only what asks for the same answer twice is cached by default. */
@@ -315,13 +322,13 @@ rcache_begin(struct rcache *rc, struct request *r, const struct plan *pl,
 		goto bypass;
 	if (has_directive(cc, "no-cache")) {
 		rc->mode = RCACHE_STORE;
-		set_header(r, "miss");
+		set_header(r, METRICS_CACHE_MISS);
 		return;
 	}
 	rc->mode = RCACHE_USE;
 	return;
 bypass:
-	set_header(r, "bypass");
+	set_header(r, METRICS_CACHE_BYPASS);
 }
 
 struct get_arg {
@@ -401,7 +408,7 @@ void
 rcache_mark(struct rcache *rc, struct request *r)
 {
 	if (rc->mode == RCACHE_USE)
-		set_header(r, rc->hit ? "hit" : "miss");
+		set_header(r, rc->hit ? METRICS_CACHE_HIT : METRICS_CACHE_MISS);
 }
 
 static struct rc_asm *

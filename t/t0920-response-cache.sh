@@ -92,11 +92,10 @@ ups() {		# UPSTREAM-MODEL: the mock's request count for it
 content() { jx 'd["choices"][0]["message"]["content"]' <<<"$BODY"; }
 cache_hdr() { hdr x-llmgate-cache; }
 rows() { admin usage --rows --key "$1" --from 2000-01-01 --to 2100-01-01; }
-rows_n() { rows "$1" | wc -l; }
-last_row() {	# KEY-NAME COUNT: its newest usage row once it has more than
-		# COUNT (a row is settled after the answer is sent)
-	wait_until 20 test "$(rows_n "$1")" -gt "$2"
-	rows "$1" | tail -n 1
+row_of() {	# KEY-NAME REQUEST-ID: that request's usage row, once settled
+		# (after the answer was sent)
+	wait_until 20 grep -q "\"$2\"" <(rows "$1")
+	rows "$1" | grep "\"$2\""
 }
 
 scenario() {
@@ -120,17 +119,15 @@ scenario() {
 
 	# The usage rows: a hit billed at cache_hit_price (1 USD per 1M tokens
 	# of the original usage: a micro-dollar a token), the miss at the model's.
-	n1=$(rows_n ka)
 	req "$KA" "$(body mock-c "one $S MOCK{chunks=4}")"
-	out=$(last_row ka "$n1")
+	out=$(row_of ka "$(hdr x-request-id)")
 	is "$(jx '[d["cache_hit"], d["cost_micro_usd"] == d["prompt_tokens"] + d["completion_tokens"], d["prompt_tokens"] > 0]' <<<"$out")" \
 	    "[true, true, true]" "$S: a hit's row: cache_hit, cost = tokens x cache_hit_price"
 
 	# Scope: another key never reads ka's answer; a global model shares.
-	n1=$(rows_n kb)
 	req "$KB" "$(body mock-c "one $S MOCK{chunks=4}")"
 	is "$(cache_hdr) $(ups mock-c-up)" "miss $((n0 + 3))" "$S: key kb, same request: a miss (scope = key)"
-	out=$(last_row kb "$n1")
+	out=$(row_of kb "$(hdr x-request-id)")
 	is "$(jx '[d["cache_hit"], d["cost_micro_usd"] > 0]' <<<"$out")" "[false, true]" \
 	    "$S: ... its row: no cache_hit, priced by the model"
 	n0=$(ups mock-g-up)
@@ -199,14 +196,13 @@ print(json.dumps([text, fin, usage and usage["completion_tokens"] > 0, done]))' 
 	req "$KA" "$(body mock-c "flow $S MOCK{chunks=5}")"
 	is "$(cache_hdr) $(content) $(ups mock-c-up)" "hit tok0 tok1 tok2 tok3 tok4  $((n0 + 1))" \
 	    "$S: the streamed answer serves a non-streamed request"
-	n1=$(rows_n ka)
-	gw_sse -H "Authorization: Bearer $KA" \
+	gw_sse -H "Authorization: Bearer $KA" -D "$TMPDIR_T/sse3.h" \
 	    -d "$(body mock-c "one $S MOCK{chunks=4}" '"stream":true')" \
 	    "$GW_URL/v1/chat/completions" >"$TMPDIR_T/s3" 2>&1
 	is "$(sse_sum "$TMPDIR_T/s3")" "[\"$c1\", \"stop\", null, true]" \
 	    "$S: a non-streamed answer replays as a stream (no usage chunk unasked)"
 	is "$(ups mock-c-up)" $((n0 + 1)) "$S: ... no upstream call"
-	out=$(last_row ka "$n1")
+	out=$(row_of ka "$(HDRS=$TMPDIR_T/sse3.h hdr x-request-id)")
 	is "$(jx '[d["cache_hit"], d["stream"]]' <<<"$out")" "[true, true]" "$S: ... its row: cache_hit, stream"
 
 	# Two identical requests at once: both answered; no single-flight
@@ -242,6 +238,12 @@ once() {
 	is "$(cache_hdr) $(ups mock-c-up)" "hit $((n0 + 1))" "redact: another address, the same redacted request: a hit"
 	like "$(content)" 'anna\.smirnova@example\.org' "... restored with this request's address"
 	unlike "$(content)" 'ivan' "... never the first request's"
+
+	# llm_cache_requests_total counts every result.
+	out=$(gw_curl "$GW_URL/metrics" | grep '^llm_cache_requests_total')
+	like "$out" 'result="hit"} [1-9]' "metrics: llm_cache_requests_total{result=hit} counted"
+	like "$out" 'result="miss"} [1-9]' "metrics: ... miss"
+	like "$out" 'result="bypass"} [1-9]' "metrics: ... bypass"
 
 	# Expiry, on the fault build's clock: 601 s on, the entry is gone.
 	req "$KA" "$(body mock-c "ttl")"
