@@ -55,6 +55,13 @@ cache_scope = global
 provider = mock
 upstream = mock-n-up
 
+; Fails, then falls back to mock-c: an answer of a fallback is not stored.
+[model mock-f]
+provider = mock
+upstream = mock-f-up@status=503
+cache_ttl = 600
+fallback = mock-c
+
 [tier T1]
 rpm = 0
 
@@ -245,6 +252,47 @@ once() {
 	like "$out" 'result="miss"} [1-9]' "metrics: ... miss"
 	like "$out" 'result="bypass"} [1-9]' "metrics: ... bypass"
 
+	# A streamed tool call is assembled and replayed whole.
+	n0=$(ups mock-c-up)
+	for i in 1 2; do
+		gw_sse -H "Authorization: Bearer $KA" \
+		    -d "$(body mock-c "weather MOCK{tool=1,say=1,piece=2}" '"stream":true')" \
+		    "$GW_URL/v1/chat/completions" >"$TMPDIR_T/tool.$i" 2>&1
+	done
+	tool_sum() {
+		python3 -c '
+import json, sys
+calls, fin, done = {}, None, False
+for line in open(sys.argv[1]):
+    t, _, ev = line.rstrip("\n").partition(" ")
+    if not ev.startswith("data: "):
+        continue
+    if ev[6:] == "[DONE]":
+        done = True
+        continue
+    for c in json.loads(ev[6:]).get("choices", []):
+        for tc in c.get("delta", {}).get("tool_calls") or []:
+            d = calls.setdefault(tc.get("index", 0), {"id": "", "name": "", "args": ""})
+            d["id"] = tc.get("id") or d["id"]
+            d["name"] += (tc.get("function") or {}).get("name") or ""
+            d["args"] += (tc.get("function") or {}).get("arguments") or ""
+        fin = c.get("finish_reason") or fin
+print(json.dumps([calls, fin, done], sort_keys=True))' "$1"
+	}
+	is "$(ups mock-c-up)" $((n0 + 1)) "tool call streamed twice: one upstream call"
+	is "$(tool_sum "$TMPDIR_T/tool.2")" "$(tool_sum "$TMPDIR_T/tool.1")" "... the replay carries the same tool call, finish and [DONE]"
+	like "$(tool_sum "$TMPDIR_T/tool.1")" 'get_weather.*tool_calls", true' "... which is a whole get_weather call"
+
+	# Not stored: an answer over 1 MiB; an answer of a fallback model.
+	n0=$(ups mock-c-up)
+	req "$KA" "$(body mock-c "huge MOCK{huge=1100000}")"
+	req "$KA" "$(body mock-c "huge MOCK{huge=1100000}")"
+	is "$STATUS $(cache_hdr) $(ups mock-c-up)" "200 miss $((n0 + 2))" "an answer over 1 MiB: served, not stored"
+	req "$KA" "$(body mock-f "via fallback")"
+	req "$KA" "$(body mock-f "via fallback")"
+	is "$STATUS $(cache_hdr) $(hdr x-llmgate-model) $(ups mock-c-up)" "200 miss mock-c $((n0 + 4))" \
+	    "an answer served by a fallback: not stored under the first model's key"
+
 	# Expiry, on the fault build's clock: 601 s on, the entry is gone.
 	req "$KA" "$(body mock-c "ttl")"
 	req "$KA" "$(body mock-c "ttl")"
@@ -299,6 +347,12 @@ once() {
 }
 
 for_each_server "$CONF" scenario
+
+# A cache_scope the gateway does not know is refused at load.
+cp "$CONF" "$TMPDIR_T/bad.ini"
+printf '\n[model mock-x]\nprovider = mock\ncache_ttl = 5\ncache_scope = tenant\n' >>"$TMPDIR_T/bad.ini"
+out=$("$LLMGATE" --check-config -c "$TMPDIR_T/bad.ini" 2>&1)
+like "$out" 'cache_scope: expected key, agent or global' "cache_scope = tenant: refused at load"
 
 # A CGI miss and hit under valgrind (or ASan): the lookup, the replay, the
 # store, streamed and not.
