@@ -1538,6 +1538,8 @@ put(struct store_txn *t, enum store_db i, const void *k, size_t klen,
 	    flags), db_files[i]);
 	if (rc == STORE_OK && i == SDB_USAGE)
 		fault("txn-put");	/* write locks held, outside the library */
+	if (rc == STORE_OK && i == SDB_RCACHE_BODY)
+		fault("rcache-put");	/* a cache store's locks held (totals too) */
 	return rc;
 }
 

@@ -99,6 +99,10 @@ ups() {		# UPSTREAM-MODEL: the mock's request count for it
 content() { jx 'd["choices"][0]["message"]["content"]' <<<"$BODY"; }
 cache_hdr() { hdr x-llmgate-cache; }
 rows() { admin usage --rows --key "$1" --from 2000-01-01 --to 2100-01-01; }
+up() {	# the front end serves again after a gateway process died (lighttpd
+	# refuses for a second while it restarts its backend)
+	wait_until 30 test "$(curl -s -o /dev/null -w '%{http_code}' "$GW_URL/health")" = 200
+}
 row_of() {	# KEY-NAME REQUEST-ID: that request's usage row, once settled
 		# (after the answer was sent)
 	wait_until 20 grep -q "\"$2\"" <(rows "$1")
@@ -316,6 +320,24 @@ print(json.dumps([calls, fin, done], sort_keys=True))' "$1"
 	req "$KA" "$(body mock-c "big 1 MOCK{huge=300000}")"
 	is "$(cache_hdr) $(ups mock-c-up)" "miss $((n0 + 1))" "evict: the oldest was evicted (miss, upstream)"
 
+	# SIGKILL in the middle of a store (the fault build's rcache-put point:
+	# head and body written, the totals record locked): the client has
+	# its answer, the store is rolled back by failchk, and the next
+	# requests (other processes wait on the locks only until then) miss,
+	# store and hit.
+	n0=$(ups mock-c-up)
+	touch "$LLMGATE_FAULT_DIR/rcache-put"
+	chown "$GW_USER:$GW_GROUP" "$LLMGATE_FAULT_DIR/rcache-put"
+	req "$KA" "$(body mock-c "killed store")"
+	is "$STATUS $(content)" "200 tok0 tok1 tok2 " "killed in the store: the client has its answer"
+	ok "... the process was killed there" test ! -e "$LLMGATE_FAULT_DIR/rcache-put"
+	up
+	req "$KA" "$(body mock-c "killed store")"
+	is "$STATUS $(cache_hdr) $(ups mock-c-up)" "200 miss $((n0 + 2))" "... the store was rolled back: a miss"
+	req "$KA" "$(body mock-c "killed store")"
+	is "$STATUS $(cache_hdr) $(ups mock-c-up)" "200 hit $((n0 + 2))" "... stored again, then a hit"
+	ok "... llmgate-admin check passes" admin check
+
 	# SIGKILL while storing: 24 stores at once (answers spread over half a
 	# second), the gateway processes killed as they come; the store passes
 	# check and serves on.
@@ -330,6 +352,7 @@ print(json.dumps([calls, fin, done], sort_keys=True))' "$1"
 	pids=$(gw_worker_pids)
 	[ -z "$pids" ] || kill -KILL $pids 2>/dev/null
 	wait "${bg[@]}"
+	up
 	ok "kill -9 during stores: llmgate-admin check passes" admin check
 	ok1=0
 	for i in $(seq 1 24); do
