@@ -892,3 +892,80 @@ rcache_free(struct rcache *rc)
 	asm_free(rc->as);
 	rc->as = NULL;
 }
+
+struct stats_arg {
+	struct rcache_stats	*st;
+	struct store_txn	*t;
+};
+
+static int
+stats_age_cb(void *arg, const void *k, size_t klen, const void *v,
+    size_t vlen)
+{
+	struct stats_arg	*a = arg;
+	struct rcache_age	 age;
+	struct rcache_head	 head;
+	int			 rc;
+
+	if (klen != 8 + RCACHE_KEY_LEN || store_rec(v, vlen, &age,
+	    sizeof(age)) == -1)
+		return STORE_ERROR;
+	a->st->index_bytes += age.size;
+	a->st->index_entries++;
+	rc = store_get_rec(a->t, SDB_RCACHE, (const unsigned char *)k + 8,
+	    RCACHE_KEY_LEN, &head, sizeof(head), 0);
+	if (rc == STORE_NOTFOUND)
+		a->st->orphans++;
+	else if (rc != STORE_OK)
+		return rc < 0 ? rc : STORE_ERROR;
+	return 0;
+}
+
+static int
+stats_head_cb(void *arg, const void *k, size_t klen, const void *v,
+    size_t vlen)
+{
+	struct stats_arg	*a = arg;
+
+	(void)k;
+	(void)klen;
+	(void)v;
+	(void)vlen;
+	a->st->heads++;
+	return 0;
+}
+
+static int
+stats_txn(struct store_txn *t, void *arg)
+{
+	struct stats_arg	*a = arg;
+	struct rcache_total	 total;
+	unsigned char		 zero[8], from[8];
+	int			 rc;
+
+	memset(a->st, 0, sizeof(*a->st));
+	a->t = t;
+	memset(zero, 0, sizeof(zero));
+	rc = store_get_rec(t, SDB_RCACHE_AGE, zero, sizeof(zero), &total,
+	    sizeof(total), 0);
+	if (rc == STORE_OK) {
+		a->st->total_bytes = total.bytes;
+		a->st->total_entries = total.entries;
+	} else if (rc != STORE_NOTFOUND)
+		return rc < 0 ? rc : STORE_ERROR;
+	store_be64(from, 1);
+	if ((rc = store_scan(t, SDB_RCACHE_AGE, NULL, 0, from, sizeof(from), 0,
+	    stats_age_cb, a)) < 0)
+		return rc;
+	return store_scan(t, SDB_RCACHE, NULL, 0, NULL, 0, 0, stats_head_cb,
+	    a);
+}
+
+int
+rcache_stats(struct store *s, struct rcache_stats *st)
+{
+	struct stats_arg	 a;
+
+	a.st = st;
+	return store_read(s, stats_txn, &a);
+}

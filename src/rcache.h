@@ -82,4 +82,14 @@ struct json_object *rcache_chunks(struct json_object *reply,
 money_t	rcache_hit_cost(const struct rcache *);
 void	rcache_free(struct rcache *);
 
+/* What the cache holds: the totals record and a count of the databases. */
+struct rcache_stats {
+	int64_t	 total_bytes, total_entries;	/* the totals record */
+	int64_t	 index_bytes, index_entries;	/* summed over the age index */
+	int64_t	 heads;				/* records in rcache.db */
+	int64_t	 orphans;	/* index entries without a head */
+};
+/* Walk the cache's databases (one read transaction): a store_rc. */
+int	rcache_stats(struct store *, struct rcache_stats *);
+
 #endif
