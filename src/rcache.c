@@ -32,7 +32,7 @@
 
 #define DEPTH_MAX	128	/* deeper requests are not cached */
 #define EVICT_MAX	32	/* entries one put deletes at most */
-#define ENTRY_OVERHEAD	128	/* bytes an entry costs beyond its body */
+#define ENTRY_OVERHEAD	128	/* an entry's bytes beyond its body */
 #define TOOLS_MAX	16	/* tool calls a streamed answer may carry */
 
 /* SDB_RCACHE: one stored answer's facts. */
@@ -41,7 +41,7 @@ struct rcache_head {
 	uint8_t		 estimated;	/* the usage was estimated */
 	uint8_t		 spare[2];
 	uint32_t	 len;		/* bytes of the body */
-	int64_t		 stored_us;	/* its key in SDB_RCACHE_AGE */
+	int64_t		 stored_us;	/* its SDB_RCACHE_AGE key */
 	int64_t		 expires_us;
 	int64_t		 prompt, completion, cached;
 };
@@ -50,7 +50,7 @@ struct rcache_head {
 struct rcache_age {
 	uint8_t		 version;
 	uint8_t		 spare[3];
-	uint32_t	 size;		/* bytes counted against the cap */
+	uint32_t	 size;		/* bytes counted in the cap */
 	int64_t		 expires_us;
 };
 
@@ -68,7 +68,7 @@ struct rc_tool {
 	struct buf	 name, args;
 };
 struct rc_asm {
-	struct json_object	*first;		/* id, created, model of chunk 1 */
+	struct json_object	*first;		/* chunk 1: id, created, model */
 	char			 role[32];
 	char			 finish[32];
 	struct buf		 content, reasoning;
@@ -530,7 +530,8 @@ rcache_chunk(struct rcache *rc, struct json_object *chunk)
 			return;
 		}
 		if ((n = append_member(&a->content, d, "content")) == -1 ||
-		    append_member(&a->reasoning, d, "reasoning_content") == -1 ||
+		    append_member(&a->reasoning, d, "reasoning_content") ==
+		    -1 ||
 		    (json_object_object_get_ex(d, "tool_calls", &v) &&
 		    json_object_is_type(v, json_type_array) &&
 		    asm_tools(a, v) == -1)) {
@@ -817,8 +818,8 @@ struct json_object *
 rcache_chunks(struct json_object *reply, const struct usage *u,
     int include_usage)
 {
-	struct json_object	*out, *choices, *c0, *msg, *d, *v, *calls, *tc;
-	struct json_object	*fin, *uo, *ch;
+	struct json_object	*out, *choices, *c0, *msg, *d, *v, *calls;
+	struct json_object	*tc, *fin, *uo, *ch;
 	size_t			 i;
 
 	out = json_object_new_array();

@@ -21,19 +21,19 @@ struct rc_asm;
 /* What the cache does for one request. */
 enum rcache_mode {
 	RCACHE_OFF,	/* the model has no cache_ttl: no header either */
-	RCACHE_BYPASS,	/* no-store, not deterministic, agent cache = off */
-	RCACHE_STORE,	/* Cache-Control: no-cache: answer fresh, then store */
+	RCACHE_BYPASS,	/* no-store, not deterministic, agent cache off */
+	RCACHE_STORE,	/* Cache-Control: no-cache: fresh, then stored */
 	RCACHE_USE,	/* read, and store on a miss */
 };
 
 /* One request's cache state, on the handler's stack. */
 struct rcache {
 	enum rcache_mode	 mode;
-	int			 hit;		/* answered from the cache */
+	int			 hit;		/* served from the cache */
 	unsigned char		 key[RCACHE_KEY_LEN];
 	long			 ttl;		/* s */
 	money_t			 hit_price;	/* per 1M tokens */
-	int64_t			 max_bytes;	/* of the whole cache */
+	int64_t			 max_bytes;	/* the whole cache */
 	struct usage		 usage;		/* a hit's: the original usage */
 	int			 estimated;	/* a hit's usage was estimated */
 	struct json_object	*reply;		/* a whole answer kept */
