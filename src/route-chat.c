@@ -493,7 +493,7 @@ record(struct chat *ch, const char *model)
 	u.attempts = (uint16_t)ch->call.attempts;
 	u.stream = ch->in.stream != 0;
 	u.ttft_ms = (int32_t)ch->ttft_ms;
-	if (ch->rc.hit) {
+	if (ch->rc.hit && served) {
 		/* rcache: a hit is billed at cache_hit_price, not the model's. */
 		u.estimated = (uint8_t)ch->rc.estimated;
 		u.flags = (u.flags & ~(USAGE_COST_REPORTED | USAGE_UNPRICED)) |
