@@ -150,6 +150,9 @@ static const struct key_def keys[] = {
 	  "DATA_DIR/usage-fallback.jsonl)" },
 	{ SECT_GATEWAY, "checkpoint_interval", K_LONG, G(checkpoint_interval),
 	  1, 3600, "30", "seconds between store checkpoints" },
+	{ SECT_GATEWAY, "response_cache_max_mb", K_LONG,
+	  G(response_cache_max_mb), 1, 1048576, "256",
+	  "MiB of answers the response cache keeps; the oldest are evicted" },
 	{ SECT_GATEWAY, "workers_max", K_LONG, G(workers_max), 1, 4096, "1024",
 	  "FastCGI: most worker threads per process (requests at once); "
 	  "--threads N lowers it" },
@@ -315,6 +318,13 @@ static const struct key_def keys[] = {
 	{ SECT_MODEL, "completions", K_ONOFF, M(completions), 0, 0, NULL,
 	  "on or off: this model is served on POST /v1/completions (default: "
 	  "its provider's completions; only openai-type providers can)" },
+	{ SECT_MODEL, "cache_ttl", K_LONG, M(cache_ttl), 0, 31536000, "0",
+	  "seconds an answer stays in the response cache (0: not cached)" },
+	{ SECT_MODEL, "cache_scope", K_STR, M(cache_scope), 0, 0, NULL,
+	  "who shares cached answers: key (default), agent or global" },
+	{ SECT_MODEL, "cache_hit_price", K_PRICE, M(cache_hit_price), 0, 0,
+	  "0", "USD per 1M tokens (prompt + completion) of an answer served "
+	  "from the response cache" },
 
 	{ SECT_TIER, "daily_budget", K_USD, T(daily_budget), 0, BUDGET_MAX_USD,
 	  "0", "USD per agent per UTC day (0: no limit)" },
@@ -339,6 +349,8 @@ static const struct key_def keys[] = {
 	  BUDGET_MAX_USD, NULL, "USD per UTC day (default: the tier's)" },
 	{ SECT_AGENT, "policy", K_STR, A(policy_name), 0, 0, NULL,
 	  "[policy] of this agent's keys (default: its tier's)" },
+	{ SECT_AGENT, "cache", K_ONOFF, A(cache), 0, 0, NULL,
+	  "off: this agent's requests never use the response cache" },
 
 	{ SECT_TASK, "model", K_STR, K(model), 0, 0, NULL,
 	  "model that serves this task (required)" },
@@ -1199,8 +1211,10 @@ named_obj(struct loader *l, enum section s, const char *name)
 		((struct model_cfg *)o)->cache_write_price = -1;
 		((struct model_cfg *)o)->completions = -1;
 	}
-	if (s == SECT_AGENT)
+	if (s == SECT_AGENT) {
 		((struct agent_cfg *)o)->daily_budget = -1;
+		((struct agent_cfg *)o)->cache = 1;
+	}
 	if (s == SECT_PROVIDER)		/* breaker: unset, inherit */
 		breaker_unset(&((struct provider_cfg *)o)->breaker);
 	if (s == SECT_POLICY && !policy_init(l, (struct policy_cfg *)o))
@@ -1792,6 +1806,12 @@ finish(struct loader *l)
 		l->line = m->line;
 		if (!finish_deployments(l, m))
 			return 0;
+		if (m->cache_scope != NULL &&
+		    strcmp(m->cache_scope, "key") != 0 &&
+		    strcmp(m->cache_scope, "agent") != 0 &&
+		    strcmp(m->cache_scope, "global") != 0)
+			return fail(l, "[model %s] cache_scope: expected key, "
+			    "agent or global", m->name);
 		if (m->provider_name == NULL && !m->is_template)
 			return fail(l, "[model %s] needs provider", m->name);
 		if (m->provider_name != NULL && (m->provider =

@@ -120,6 +120,10 @@ struct model_cfg {
 	long			 tpm;
 	long			 max_tokens;	/* cap per choice; 0: default_max_tokens */
 	int			 completions;	/* offers /completions; -1: the provider's */
+	/* Response cache (rcache.c): seconds an answer is kept; 0: off. */
+	long			 cache_ttl;
+	char			*cache_scope;	/* key | agent | global; NULL: key */
+	money_t			 cache_hit_price;	/* per 1M tokens of a hit */
 	char			*like;	/* a template's model: identity and defaults */
 	const struct model_cfg	*like_model;
 	int			 is_template;	/* the name is a shell glob */
@@ -177,6 +181,7 @@ struct gateway_cfg {
 	int			 metrics_key_label;	/* key names as labels */
 	char			*default_policy;	/* [policy] of the rest */
 	const struct policy_cfg	*default_policy_cfg;	/* NULL: none */
+	long			 response_cache_max_mb;	/* rcache.c's cap */
 };
 
 /* A budget class of agents: spend limits and cheaper models. */
@@ -200,6 +205,7 @@ struct agent_cfg {
 	char			*tier_name;	/* default_tier when not given */
 	const struct tier_cfg	*tier;	/* NULL when no tiers configured */
 	money_t			 daily_budget;	/* -1: the tier's */
+	int			 cache;		/* response cache: 1 on (default), 0 off */
 	char			*policy_name;	/* [policy]; NULL: the tier's */
 	const struct policy_cfg	*policy;
 	int			 policy_line;

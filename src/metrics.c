@@ -121,6 +121,8 @@ struct header {
 	 * which a file made before them holds as zeros: no new layout.
 	 */
 	uint64_t	 security[DET__MAX][POLICY__MAX];
+	/* The response cache's results (enum metrics_cache); spare room too. */
+	uint64_t	 rcache[METRICS_CACHE__MAX];
 };
 
 _Static_assert(sizeof(struct header) <= HEADER_SIZE, "header too large");
@@ -482,6 +484,15 @@ metrics_record(const struct usage_row *u)
 	security(r, u);
 }
 
+void
+metrics_cache(enum metrics_cache result)
+{
+	struct region	*r = attached();
+
+	if (r != NULL && result < METRICS_CACHE__MAX)
+		add(&r->hdr->rcache[result], 1);
+}
+
 /* --- processes ---------------------------------------------------------- */
 
 /* Field 22 of /proc/PID/stat (start time in ticks since boot); 0: gone. */
@@ -817,6 +828,14 @@ expose_series(struct buf *b, const struct region *r,
 	    "label sets was full.");
 	buf_printf(b, "llmgate_metrics_series_overflow_total %" PRIu64 "\n",
 	    t->overflows);
+	help(b, "llm_cache_requests_total", "counter", "Requests to models "
+	    "with a response cache (cache_ttl), by X-Llmgate-Cache result.");
+	buf_printf(b, "llm_cache_requests_total{result=\"hit\"} %" PRIu64
+	    "\n", load(&r->hdr->rcache[METRICS_CACHE_HIT]));
+	buf_printf(b, "llm_cache_requests_total{result=\"miss\"} %" PRIu64
+	    "\n", load(&r->hdr->rcache[METRICS_CACHE_MISS]));
+	buf_printf(b, "llm_cache_requests_total{result=\"bypass\"} %" PRIu64
+	    "\n", load(&r->hdr->rcache[METRICS_CACHE_BYPASS]));
 	help(b, "llmgate_metrics_series", "gauge", "Label sets in use of the "
 	    "fixed table (" "1024" " at most, one of them \"other\").");
 	buf_printf(b, "llmgate_metrics_series %" PRIu64 "\n", t->series);

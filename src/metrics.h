@@ -37,6 +37,11 @@ void	metrics_init(const struct config *, int create);
  */
 void	metrics_record(const struct usage_row *);
 
+/* The response cache's answer to a request (rcache.c): X-Llmgate-Cache. */
+enum metrics_cache { METRICS_CACHE_HIT, METRICS_CACHE_MISS,
+	METRICS_CACHE_BYPASS, METRICS_CACHE__MAX };
+void	metrics_cache(enum metrics_cache);
+
 /* The calling process's worker threads: one started (+1) or left (-1). */
 void	metrics_worker(int);
 /* A worker took (+1) or finished (-1) a request. */

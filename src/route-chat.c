@@ -18,6 +18,7 @@
 #include "plan.h"
 #include "policy.h"
 #include "provider.h"
+#include "rcache.h"
 #include "route.h"
 #include "sse.h"
 #include "upstream.h"
@@ -57,6 +58,7 @@ struct chat {
 	double			 ttft_ms;
 	int64_t			 prompt_est;	/* billed when usage is missing */
 	int64_t			 out_bytes;	/* generated text sent on */
+	struct rcache		 rc;		/* the response cache's state */
 };
 
 static double
@@ -198,6 +200,7 @@ emit_chunk(void *ctx, struct json_object *chunk)
 	/* Billed should this process die: every 2 s at most, one write. */
 	billing_progress(ch->r->worker->store, &ch->acct.adm, ch->cand,
 	    (ch->out_bytes + 3) / 4);
+	rcache_chunk(&ch->rc, chunk);	/* rcache: kept as the upstream sent it */
 	if (ch->relay)
 		return 0;	/* counted; the upstream's event is sent */
 	if (ch->og.active) {
@@ -421,6 +424,7 @@ chat_deliver(struct call *c, const struct upstream_resp *resp,
 		return CALL_MALFORMED;
 	if (json_object_object_get_ex(out, "choices", &choices))
 		ch->out_bytes = generated_bytes(choices, "message");
+	rcache_reply(&ch->rc, out);	/* rcache: kept before the guard */
 	/* Restored and checked; a finding under output = stop cuts it. */
 	if (outguard_reply(&ch->og, out) == -1) {
 		json_object_put(out);
@@ -543,6 +547,13 @@ record(struct chat *ch, const char *model)
 	u.attempts = (uint16_t)ch->call.attempts;
 	u.stream = ch->in.stream != 0;
 	u.ttft_ms = (int32_t)ch->ttft_ms;
+	if (ch->rc.hit && served) {
+		/* rcache: a hit is billed at cache_hit_price, not the model's. */
+		u.estimated = (uint8_t)ch->rc.estimated;
+		u.flags = (u.flags & ~(USAGE_COST_REPORTED | USAGE_UNPRICED)) |
+		    USAGE_CACHE_HIT;
+		u.cost = rcache_hit_cost(&ch->rc);
+	}
 	policy_row(&ch->guard, &u);
 	account_settle(ch->r, &ch->acct, &u);
 }
@@ -602,6 +613,86 @@ const struct client_ops client_openai = {
 	.done = openai_done,
 	.fail = openai_fail,
 };
+
+/*
+ * rcache: answer from the response cache, as a reply or replayed as a
+ * stream through the same output guard. 1 when served (or the client
+ * left), 0 on a miss.
+ */
+static int
+serve_cached(struct chat *ch)
+{
+	struct json_object	*reply, *chunks, *out;
+	struct provider_error	 perr;
+	size_t			 i;
+
+	if (ch->rc.mode != RCACHE_USE ||
+	    rcache_get(&ch->rc, ch->r->worker->store, &reply) != 1) {
+		rcache_mark(&ch->rc, ch->r);
+		return 0;
+	}
+	rcache_mark(&ch->rc, ch->r);
+	ch->cand = &ch->plan.c[0];
+	ch->st.usage = ch->rc.usage;
+	ch->cl.usage = &ch->st.usage;
+	if (!ch->in.stream) {
+		/* Checked and restored, then in the client's protocol. */
+		out = NULL;
+		if (outguard_reply(&ch->og, reply) != -1)
+			out = ch->cl.ops->reply != NULL ?
+			    ch->cl.ops->reply(&ch->cl, reply) :
+			    json_object_get(reply);
+		json_object_put(reply);
+		if (out == NULL) {
+			http_error(ch->r, 500, "server_error", "out_of_memory",
+			    NULL, "out of memory checking the answer");
+			return 1;
+		}
+		account_served(ch->r, ch->cand, 0);
+		snprintf(ch->r->served, sizeof(ch->r->served), "%s",
+		    ch->cand->name);
+		http_send_json(ch->r, 200, out);
+		json_object_put(out);
+		return 1;
+	}
+	chunks = rcache_chunks(reply, &ch->rc.usage, ch->in.include_usage);
+	json_object_put(reply);
+	for (i = 0; i < json_object_array_length(chunks); i++)
+		if (emit_chunk(ch, json_object_array_get_idx(chunks, i)) != 0)
+			break;
+	json_object_put(chunks);
+	if (ch->stop == STOP_NONE) {
+		if (send_tail(ch) == 0 && send_client(ch, NULL) == 0)
+			flush_sse(ch);
+	} else if (ch->stop == STOP_POLICY) {
+		provider_error_set(&perr, "invalid_request_error",
+		    "policy_violation", "the answer was stopped by the "
+		    "output policy: %s", ch->guard.out_found != 0 ?
+		    "a finding of its detectors" : "out of memory");
+		end_stream_with_error(ch, &perr);
+	} else
+		flush_sse(ch);
+	return 1;
+}
+
+/* rcache: keep an answer served whole by the plan's first model. */
+static void
+store_cached(struct chat *ch)
+{
+	struct usage	 t = ch->st.usage;
+	int		 est = 0;
+
+	if (ch->rc.mode < RCACHE_STORE || ch->r->status != 200 ||
+	    ch->stop != STOP_NONE || ch->r->client_gone || ch->cand == NULL ||
+	    strcmp(ch->cand->name, ch->plan.c[0].name) != 0)
+		return;
+	if (!t.known) {
+		t.prompt = ch->prompt_est;
+		t.completion = (ch->out_bytes + 3) / 4;
+		est = 1;
+	}
+	rcache_put(&ch->rc, ch->r->worker->store, &t, est);
+}
 
 int
 route_chat(struct request *r, const char *arg)
@@ -675,11 +766,17 @@ route_chat_as(struct request *r, const struct client_ops *cops)
 	sse_init(&ch.sse, (size_t)r->cfg->gw.max_sse_event);
 	outguard_init(&ch.og, &ch.guard);
 	clock_gettime(CLOCK_MONOTONIC, &ch.last_out);
-	call_init(&ch.call, r, &ch.plan, &chat_ops, &ch,
-	    (size_t)r->cfg->gw.max_body * 2 + 65536);
-	call_run(&ch.call);
+	/* rcache: lookup; a hit is served here without an upstream call. */
+	rcache_begin(&ch.rc, r, &ch.plan, req);
+	if (serve_cached(&ch) == 0) {
+		call_init(&ch.call, r, &ch.plan, &chat_ops, &ch,
+		    (size_t)r->cfg->gw.max_body * 2 + 65536);
+		call_run(&ch.call);
+	}
 	sse_free(&ch.sse);
 	record(&ch, model);
+	store_cached(&ch);	/* rcache: store a served answer */
+	rcache_free(&ch.rc);
 	outguard_free(&ch.og);
 	json_object_put(ch.last);
 	rc = r->status;

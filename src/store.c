@@ -74,6 +74,7 @@
 static const char *const db_files[SDB__MAX] = {
 	"keys.db", "keyhash.db", "balance.db", "spend.db", "reserve.db",
 	"rate.db", "usage.db", "ledger.db", "meta.db",
+	"rcache.db", "rcache-body.db", "rcache-age.db",
 };
 
 struct store {
@@ -1537,6 +1538,8 @@ put(struct store_txn *t, enum store_db i, const void *k, size_t klen,
 	    flags), db_files[i]);
 	if (rc == STORE_OK && i == SDB_USAGE)
 		fault("txn-put");	/* write locks held, outside the library */
+	if (rc == STORE_OK && i == SDB_RCACHE_BODY)
+		fault("rcache-put");	/* a cache store's locks held (totals too) */
 	return rc;
 }
 

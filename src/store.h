@@ -19,6 +19,10 @@ enum store_db {
 	SDB_USAGE,	/* time us (BE64) + id (BE64) -> struct usage_row */
 	SDB_LEDGER,	/* key id (BE64) + time us (BE64) + id (BE64) -> struct ledger_rec */
 	SDB_META,	/* name -> value (schema version, replayed fallback lines) */
+	SDB_RCACHE,	/* sha256 of the canonical request -> struct rcache_head */
+	SDB_RCACHE_BODY,	/* the same sha256 -> the answer's JSON text */
+	SDB_RCACHE_AGE,	/* stored us (BE64) + sha256 -> struct rcache_age;
+			   8 zero bytes -> struct rcache_total (rcache.c) */
 	SDB__MAX
 };
 

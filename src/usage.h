@@ -39,6 +39,7 @@ struct json_object;
 #define USAGE_OVER_RESERVATION	0x01u	/* cost more than was reserved */
 #define USAGE_COST_REPORTED	0x02u	/* the provider priced it */
 #define USAGE_UNPRICED		0x04u	/* no [model] priced it (cost 0) */
+#define USAGE_CACHE_HIT		0x08u	/* served from the response cache (rcache.c) */
 
 struct usage_row {
 	uint8_t		 version;
