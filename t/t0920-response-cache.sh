@@ -237,9 +237,44 @@ print(json.dumps([text, fin, usage and usage["completion_tokens"] > 0, done]))' 
 	once
 }
 
+# req_at PATH KEY BODY: req to another route.
+req_at() {
+	HDRS=$TMPDIR_T/api.headers
+	BODY=$(curl -sS --max-time 60 -o - -w '\n%{http_code}' -D "$HDRS" \
+	    -H "Authorization: Bearer $2" -H 'Content-Type: application/json' \
+	    --data-binary "$3" "$GW_URL$1")
+	STATUS=${BODY##*$'\n'}
+	BODY=${BODY%$'\n'*}
+}
+
+# Other clients' routes share the pipeline: a hit answers in their shape.
+other_clients() {
+	local n0 b out
+	n0=$(ups mock-c-up)
+	b='{"model":"mock-c","max_tokens":50,"temperature":0,"messages":[{"role":"user","content":"anth MOCK{chunks=2}"}]}'
+	req_at /v1/messages "$KA" "$b"
+	is "$STATUS $(cache_hdr) $(ups mock-c-up)" "200 miss $((n0 + 1))" "/v1/messages: a miss, upstream"
+	req_at /v1/messages "$KA" "$b"
+	is "$STATUS $(cache_hdr) $(ups mock-c-up)" "200 hit $((n0 + 1))" "/v1/messages again: a hit, no upstream call"
+	is "$(jx '[d["type"], d["content"][0]["text"], d["stop_reason"]]' <<<"$BODY")" \
+	    '["message", "tok0 tok1 ", "end_turn"]' "... answered as an Anthropic message"
+	out=$(curl -sS -N --max-time 30 -H "x-api-key: $KA" -H 'Content-Type: application/json' \
+	    -H 'anthropic-version: 2023-06-01' --data-binary "${b%\}},\"stream\":true}" "$GW_URL/v1/messages")
+	like "$(grep '^event:' <<<"$out" | tr '\n' ' ')" '^event: message_start event: content_block_start .*event: content_block_delta .*event: message_delta event: message_stop $' \
+	    "/v1/messages streamed: a hit replayed as Anthropic events"
+	is "$(ups mock-c-up)" "$((n0 + 1))" "... still no upstream call"
+	b='{"model":"mock-c","temperature":0,"input":"resp MOCK{chunks=2}"}'
+	req_at /v1/responses "$KA" "$b"
+	req_at /v1/responses "$KA" "$b"
+	is "$STATUS $(cache_hdr) $(ups mock-c-up)" "200 hit $((n0 + 2))" "/v1/responses: the second a hit"
+	is "$(jx '[d["object"], d["output"][0]["content"][0]["text"]]' <<<"$BODY")" \
+	    '["response", "tok0 tok1 "]' "... answered as a Response"
+}
+
 # Checks of the store, not of the front end: under the first server.
 once() {
 	local n0 i ok1 pids bg=()
+	other_clients
 	# Redaction: the key is the redacted request; a hit is restored with
 	# the values of the request it answers.
 	n0=$(ups mock-c-up)
