@@ -435,7 +435,9 @@ attempt(struct call *c)
 	req.max_body = (size_t)c->r->cfg->gw.max_upstream_body;
 	if (c->ops->prepare != NULL)
 		c->ops->prepare(c, &req);
-	c->r->attempts = ++c->attempts;
+	++c->attempts;
+	if (!c->quiet)
+		c->r->attempts = c->attempts;
 	upstream_perform(c->r->worker->curl, &req, &resp);
 
 	memset(&e, 0, sizeof(e));
@@ -685,6 +687,8 @@ answer_error(struct call *c)
 {
 	struct provider_error	*e = &c->err;
 
+	if (c->quiet)
+		return c->status ? c->status : 502;
 	account_served(c->r, c->cand, c->attempts);
 	if (c->retry_after >= 0 && (c->status == 429 || c->status == 503))
 		http_header(c->r, "Retry-After", "%ld", c->retry_after);
@@ -729,7 +733,8 @@ try_candidate(struct call *c, size_t i, int *status)
 		    c->outcome == CALL_KEY_REFUSED)
 			c->upstream_failed = 1;
 		if (next == NEXT_DONE || next == NEXT_STOP) {
-			*status = c->r->status;
+			*status = c->quiet ? (next == NEXT_DONE ? 200 : 0) :
+			    c->r->status;
 			return 1;
 		}
 		log_warn("%s: model %s via %s attempt %d: %s (%d)", c->r->id,

@@ -80,6 +80,12 @@ struct call {
 	const struct call_ops	*ops;
 	void			*ctx;		/* the route's own */
 	size_t			 body_max;	/* cap of an upstream request */
+	int			 quiet;		/* an internal call: the loop
+						   answers nobody and leaves the
+						   request's attempts alone; the
+						   route's deliver keeps the answer
+						   (call_run returns 200, or the
+						   last failure's status) */
 
 	/* Set by the loop. */
 	const struct candidate	*cand;		/* tried now, or last */

@@ -74,6 +74,7 @@ enum key_type {
 	K_INJECT,	/* "WEIGHT PATTERN"; each line one -> the rules */
 	K_OUTMODE,	/* off | redact | stop -> int enum redact_out */
 	K_DETECTORS,	/* detector names -> unsigned DET_BIT mask */
+	K_RATIO,	/* a number in (0, 1] -> double */
 };
 
 struct key_def {
@@ -325,6 +326,17 @@ static const struct key_def keys[] = {
 	{ SECT_MODEL, "cache_hit_price", K_PRICE, M(cache_hit_price), 0, 0,
 	  "0", "USD per 1M tokens (prompt + completion) of an answer served "
 	  "from the response cache" },
+	{ SECT_MODEL, "semantic_cache", K_ONOFF, M(semantic_cache), 0, 0,
+	  "off", "on: a request the exact cache misses is embedded and served "
+	  "a stored answer of a similar prompt (needs cache_ttl)" },
+	{ SECT_MODEL, "semantic_model", K_STR, M(semantic_model), 0, 0, NULL,
+	  "the [model] that embeds prompts for the semantic cache" },
+	{ SECT_MODEL, "semantic_threshold", K_RATIO, M(semantic_threshold), 0,
+	  0, "0.95", "the cosine similarity (0..1] at which a stored answer "
+	  "is reused" },
+	{ SECT_MODEL, "semantic_max_entries", K_LONG,
+	  M(semantic_max_entries), 1, 100000, "1000", "prompt vectors kept "
+	  "per scope and parameters (the oldest evicted); bounds a lookup" },
 
 	{ SECT_TIER, "daily_budget", K_USD, T(daily_budget), 0, BUDGET_MAX_USD,
 	  "0", "USD per agent per UTC day (0: no limit)" },
@@ -923,6 +935,21 @@ inject_bad:
 	return fail(l, "%s: internal error", k->name);
 }
 
+/* A number in (0, 1]: 0, or -1. */
+static int
+parse_ratio(const char *v, double *out)
+{
+	char	*end;
+	double	 d;
+
+	errno = 0;
+	d = strtod(v, &end);
+	if (end == v || *end != '\0' || errno != 0 || !(d > 0.0 && d <= 1.0))
+		return -1;
+	*out = d;
+	return 0;
+}
+
 /* Store one value into the field the key describes. */
 static int
 set_value(struct loader *l, const struct key_def *k, const char *v)
@@ -1077,6 +1104,11 @@ set_value(struct loader *l, const struct key_def *k, const char *v)
 			    "or debug");
 		free(*sp);
 		*sp = xstrdup(v);
+		return 1;
+	case K_RATIO:
+		if (parse_ratio(v, (double *)field) == -1)
+			return fail(l, "%s: \"%s\" is not a number in (0, 1]",
+			    k->name, v);
 		return 1;
 	case K_ONOFF:
 		if (strcmp(v, "on") && strcmp(v, "off"))
@@ -1514,6 +1546,10 @@ finish_like(struct loader *l, struct model_cfg *m)
 			*(int *)dst = *(const int *)((const char *)src +
 			    keys[i].off);
 			break;
+		case K_RATIO:
+			*(double *)dst = *(const double *)((const char *)src +
+			    keys[i].off);
+			break;
 		default:
 			return fail(l, "[model %s] like: key %s cannot be "
 			    "inherited (internal error)", m->name, keys[i].name);
@@ -1626,6 +1662,27 @@ finish_deployments(struct loader *l, struct model_cfg *m)
 	m->provider_name = xstrdup(m->deploys[0].provider->name);
 	free(m->upstream);
 	m->upstream = xstrdup(m->deploys[0].upstream);
+	return 1;
+}
+
+/*
+ * The semantic cache needs the exact one (its answers live there) and an
+ * embeddings model of the file.
+ */
+static int
+finish_semantic(struct loader *l, const struct model_cfg *m)
+{
+	if (!m->semantic_cache)
+		return 1;
+	if (m->cache_ttl <= 0)
+		return fail(l, "[model %s] semantic_cache = on needs cache_ttl "
+		    "(the answers are the exact cache's)", m->name);
+	if (m->semantic_model == NULL)
+		return fail(l, "[model %s] semantic_cache = on needs "
+		    "semantic_model", m->name);
+	if (config_model(l->cfg, m->semantic_model) == NULL)
+		return fail(l, "[model %s] semantic_model: no [model %s]",
+		    m->name, m->semantic_model);
 	return 1;
 }
 
@@ -1812,6 +1869,8 @@ finish(struct loader *l)
 		    strcmp(m->cache_scope, "global") != 0)
 			return fail(l, "[model %s] cache_scope: expected key, "
 			    "agent or global", m->name);
+		if (!finish_semantic(l, m))
+			return 0;
 		if (m->provider_name == NULL && !m->is_template)
 			return fail(l, "[model %s] needs provider", m->name);
 		if (m->provider_name != NULL && (m->provider =

@@ -124,6 +124,11 @@ struct model_cfg {
 	long			 cache_ttl;
 	char			*cache_scope;	/* key | agent | global; NULL: key */
 	money_t			 cache_hit_price;	/* per 1M tokens of a hit */
+	/* Semantic cache (semantic.c): reuse by prompt similarity. */
+	int			 semantic_cache;
+	char			*semantic_model;	/* an embeddings [model] */
+	double			 semantic_threshold;	/* cosine, (0, 1] */
+	long			 semantic_max_entries;	/* per bucket */
 	char			*like;	/* a template's model: identity and defaults */
 	const struct model_cfg	*like_model;
 	int			 is_template;	/* the name is a shell glob */

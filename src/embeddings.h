@@ -59,4 +59,19 @@ int	embeddings_response(const struct candidate *, struct json_object *,
 	    const char *, size_t, struct json_object **, struct usage *,
 	    struct provider_error *);
 
+struct guard;
+struct request;
+
+/*
+ * The gateway's own embeddings call for one text (the semantic cache's):
+ * model planned for the request's key (its model list and price rule,
+ * the guard's residency), the call loop over its candidates with
+ * fallback, settled as a usage row of route "embeddings" flagged
+ * semantic. Nothing is sent to the client and the request's status is
+ * left alone. Returns the vector (a JSON array the caller owns), or NULL
+ * when it failed (logged).
+ */
+struct json_object *embeddings_internal(struct request *,
+	    const struct guard *, const char *, const char *);
+
 #endif

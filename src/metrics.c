@@ -123,6 +123,8 @@ struct header {
 	uint64_t	 security[DET__MAX][POLICY__MAX];
 	/* The response cache's results (enum metrics_cache); spare room too. */
 	uint64_t	 rcache[METRICS_CACHE__MAX];
+	/* The semantic cache's lookups (enum metrics_semantic); spare room. */
+	uint64_t	 semantic[METRICS_SEMANTIC__MAX];
 };
 
 _Static_assert(sizeof(struct header) <= HEADER_SIZE, "header too large");
@@ -493,6 +495,15 @@ metrics_cache(enum metrics_cache result)
 		add(&r->hdr->rcache[result], 1);
 }
 
+void
+metrics_semantic(enum metrics_semantic result)
+{
+	struct region	*r = attached();
+
+	if (r != NULL && result < METRICS_SEMANTIC__MAX)
+		add(&r->hdr->semantic[result], 1);
+}
+
 /* --- processes ---------------------------------------------------------- */
 
 /* Field 22 of /proc/PID/stat (start time in ticks since boot); 0: gone. */
@@ -836,6 +847,15 @@ expose_series(struct buf *b, const struct region *r,
 	    "\n", load(&r->hdr->rcache[METRICS_CACHE_MISS]));
 	buf_printf(b, "llm_cache_requests_total{result=\"bypass\"} %" PRIu64
 	    "\n", load(&r->hdr->rcache[METRICS_CACHE_BYPASS]));
+	help(b, "llm_semantic_lookups_total", "counter", "Semantic cache "
+	    "lookups after an exact miss: hit, miss, or error (the embedding "
+	    "failed; the request went upstream).");
+	buf_printf(b, "llm_semantic_lookups_total{result=\"hit\"} %" PRIu64
+	    "\n", load(&r->hdr->semantic[METRICS_SEMANTIC_HIT]));
+	buf_printf(b, "llm_semantic_lookups_total{result=\"miss\"} %" PRIu64
+	    "\n", load(&r->hdr->semantic[METRICS_SEMANTIC_MISS]));
+	buf_printf(b, "llm_semantic_lookups_total{result=\"error\"} %" PRIu64
+	    "\n", load(&r->hdr->semantic[METRICS_SEMANTIC_ERROR]));
 	help(b, "llmgate_metrics_series", "gauge", "Label sets in use of the "
 	    "fixed table (" "1024" " at most, one of them \"other\").");
 	buf_printf(b, "llmgate_metrics_series %" PRIu64 "\n", t->series);

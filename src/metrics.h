@@ -41,6 +41,10 @@ void	metrics_record(const struct usage_row *);
 enum metrics_cache { METRICS_CACHE_HIT, METRICS_CACHE_MISS,
 	METRICS_CACHE_BYPASS, METRICS_CACHE__MAX };
 void	metrics_cache(enum metrics_cache);
+/* The semantic cache's lookups after an exact miss (semantic.c). */
+enum metrics_semantic { METRICS_SEMANTIC_HIT, METRICS_SEMANTIC_MISS,
+	METRICS_SEMANTIC_ERROR, METRICS_SEMANTIC__MAX };
+void	metrics_semantic(enum metrics_semantic);
 
 /* The calling process's worker threads: one started (+1) or left (-1). */
 void	metrics_worker(int);

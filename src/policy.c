@@ -502,8 +502,10 @@ join(const struct strlist *l, char *buf, size_t len)
 	}
 }
 
-int
-policy_plan(struct request *r, const struct guard *g, struct plan *pl)
+/* policy_plan's work; quiet: nothing sent, -1 when nothing remains. */
+static int
+plan_filter(struct request *r, const struct guard *g, struct plan *pl,
+    int quiet)
 {
 	struct candidate	 keep[PLAN_MAX];
 	size_t			 map[PLAN_MAX], i, n = 0, j, first, cnt;
@@ -535,6 +537,8 @@ policy_plan(struct request *r, const struct guard *g, struct plan *pl)
 		    "%s%s%s", r->id, g->pol->name, pl->routed_model,
 		    need[0] ? need : more, need[0] && more[0] ? " and " : "",
 		    need[0] ? more : "");
+		if (quiet)
+			return -1;
 		return http_error(r, 403, "permission_error",
 		    "residency_required", "model", "Policy '%s' requires "
 		    "residency %s%s%s%s%s%s; no provider of model '%s' has it, "
@@ -563,6 +567,18 @@ policy_plan(struct request *r, const struct guard *g, struct plan *pl)
 	memcpy(pl->c, keep, n * sizeof(keep[0]));
 	pl->n = n;
 	return 0;
+}
+
+int
+policy_plan(struct request *r, const struct guard *g, struct plan *pl)
+{
+	return plan_filter(r, g, pl, 0);
+}
+
+int
+policy_plan_quiet(struct request *r, const struct guard *g, struct plan *pl)
+{
+	return plan_filter(r, g, pl, 1);
 }
 
 const struct det_rules *

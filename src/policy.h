@@ -93,6 +93,9 @@ int	policy_request(struct request *, enum policy_route,
  * sent (the required residency named), and nothing leaves the gateway.
  */
 int	policy_plan(struct request *, const struct guard *, struct plan *);
+/* policy_plan for an internal call: nothing sent; -1 when none remain. */
+int	policy_plan_quiet(struct request *, const struct guard *,
+	    struct plan *);
 
 /* The answer's side: output detectors, their mode, and whether to restore. */
 const struct det_rules *policy_rules(const struct guard *);

@@ -28,6 +28,7 @@
 #include "plan.h"
 #include "rcache.h"
 #include "route.h"
+#include "semantic.h"
 #include "store.h"
 
 #define DEPTH_MAX	128	/* deeper requests are not cached */
@@ -326,6 +327,10 @@ rcache_begin(struct rcache *rc, struct request *r, const struct plan *pl,
 		return;
 	}
 	rc->mode = RCACHE_USE;
+	if (m->semantic_cache)
+		rc->sem = semantic_begin(scope, pl->c[0].name, req,
+		    m->semantic_threshold, m->semantic_max_entries,
+		    m->cache_ttl);
 	return;
 bypass:
 	set_header(r, METRICS_CACHE_BYPASS);
@@ -729,7 +734,7 @@ put_txn(struct store_txn *t, void *a)
 	    sizeof(p->total));
 }
 
-void
+int
 rcache_put(struct rcache *rc, struct store *s, const struct usage *u,
     int estimated)
 {
@@ -737,10 +742,10 @@ rcache_put(struct rcache *rc, struct store *s, const struct usage *u,
 	struct put_arg		 p;
 	const char		*text;
 	size_t			 len;
-	int			 st;
+	int			 st, rv = -1;
 
 	if (rc->mode < RCACHE_STORE || rc->hit || rc->unfit || s == NULL)
-		return;
+		return -1;
 	if (rc->reply != NULL)
 		reply = json_object_get(rc->reply);
 	else if (rc->as != NULL && (reply = asm_reply(rc->as)) != NULL) {
@@ -755,7 +760,7 @@ rcache_put(struct rcache *rc, struct store *s, const struct usage *u,
 		json_object_object_add(reply, "usage", uo);
 	}
 	if (reply == NULL)
-		return;
+		return -1;
 	text = json_object_to_json_string_length(reply,
 	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
 	if (text == NULL || len == 0 || len > RCACHE_ANSWER_MAX ||
@@ -777,8 +782,11 @@ rcache_put(struct rcache *rc, struct store *s, const struct usage *u,
 	p.head.cached = u->cached;
 	if ((st = store_txn(s, put_txn, &p)) < 0)
 		log_warn("rcache: store failed: %s", store_error());
+	else
+		rv = 0;
 out:
 	json_object_put(reply);
+	return rv;
 }
 
 /* One chat.completion.chunk of the replay around one choice. */
@@ -892,6 +900,8 @@ rcache_free(struct rcache *rc)
 	rc->reply = NULL;
 	asm_free(rc->as);
 	rc->as = NULL;
+	semantic_free(rc->sem);
+	rc->sem = NULL;
 }
 
 struct stats_arg {

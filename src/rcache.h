@@ -13,6 +13,7 @@ struct request;
 struct plan;
 struct store;
 struct rc_asm;
+struct sem;
 
 #define RCACHE_KEY_LEN	32	/* SHA-256 */
 /* The largest answer kept (bytes of its JSON); larger ones are not stored. */
@@ -39,6 +40,8 @@ struct rcache {
 	struct json_object	*reply;		/* a whole answer kept */
 	struct rc_asm		*as;		/* a stream's, assembled */
 	int			 unfit;		/* not kept: too big, n > 1... */
+	struct sem		*sem;		/* semantic.c's, or NULL: off */
+	int			 semantic;	/* the hit was by similarity */
 };
 
 /*
@@ -69,8 +72,11 @@ void	rcache_mark(struct rcache *, struct request *);
 void	rcache_chunk(struct rcache *, struct json_object *);
 /* Keep a whole reply (before the output guard changes it). */
 void	rcache_reply(struct rcache *, struct json_object *);
-/* Store what was kept with its usage; trouble is logged, never fatal. */
-void	rcache_put(struct rcache *, struct store *, const struct usage *,
+/*
+ * Store what was kept with its usage: 0 when stored, -1 when not (not
+ * kept, too big, or the store failed: logged, never fatal).
+ */
+int	rcache_put(struct rcache *, struct store *, const struct usage *,
 	    int estimated);
 /*
  * The chunks replaying a reply as a stream (a JSON array the caller owns):

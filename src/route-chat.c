@@ -14,12 +14,16 @@
 #include "call.h"
 #include "client.h"
 #include "config.h"
+#include "embeddings.h"
+#include "log.h"
+#include "metrics.h"
 #include "outguard.h"
 #include "plan.h"
 #include "policy.h"
 #include "provider.h"
 #include "rcache.h"
 #include "route.h"
+#include "semantic.h"
 #include "sse.h"
 #include "upstream.h"
 #include "usage.h"
@@ -553,6 +557,8 @@ record(struct chat *ch, const char *model)
 		u.flags = (u.flags & ~(USAGE_COST_REPORTED | USAGE_UNPRICED)) |
 		    USAGE_CACHE_HIT;
 		u.cost = rcache_hit_cost(&ch->rc);
+		if (ch->rc.semantic)
+			u.flags |= USAGE_SEMANTIC;
 	}
 	policy_row(&ch->guard, &u);
 	account_settle(ch->r, &ch->acct, &u);
@@ -615,6 +621,57 @@ const struct client_ops client_openai = {
 };
 
 /*
+ * rcache: on an exact miss, the semantic cache: the last user message
+ * embedded through the gateway's own embeddings path (its own usage row;
+ * a failure only means a miss), then the answer of the closest stored
+ * prompt of the bucket at or over the threshold. 1 with *reply, else 0.
+ */
+static int
+semantic_lookup(struct chat *ch, struct json_object **reply)
+{
+	struct sem		*s = ch->rc.sem;
+	struct store		*st = ch->r->worker->store;
+	struct json_object	*vec;
+	unsigned char		 key[RCACHE_KEY_LEN], own[RCACHE_KEY_LEN];
+	int			 rc;
+
+	if (s == NULL)
+		return 0;
+	vec = embeddings_internal(ch->r, &ch->guard,
+	    ch->plan.c[0].model->semantic_model, s->text);
+	if (vec == NULL) {
+		metrics_semantic(METRICS_SEMANTIC_ERROR);
+		return 0;
+	}
+	rc = semantic_encode(vec, &s->vec);
+	json_object_put(vec);
+	if (rc == -1) {
+		log_warn("%s: semantic cache: the embedding is not a vector of "
+		    "1 to %d numbers", ch->r->id, SEM_DIM_MAX);
+		metrics_semantic(METRICS_SEMANTIC_ERROR);
+		return 0;
+	}
+	s->have_vec = 1;
+	if (semantic_find(s, st, key) != 1) {
+		metrics_semantic(METRICS_SEMANTIC_MISS);
+		return 0;
+	}
+	/* The answer is the exact cache's: gone or expired, a miss. */
+	memcpy(own, ch->rc.key, sizeof(own));
+	memcpy(ch->rc.key, key, sizeof(key));
+	if (rcache_get(&ch->rc, st, reply) == 1) {
+		ch->rc.semantic = 1;
+		http_header(ch->r, "X-Llmgate-Cache-Similarity", "%.4f",
+		    s->similarity);
+		metrics_semantic(METRICS_SEMANTIC_HIT);
+		return 1;
+	}
+	memcpy(ch->rc.key, own, sizeof(own));
+	metrics_semantic(METRICS_SEMANTIC_MISS);
+	return 0;
+}
+
+/*
  * rcache: answer from the response cache, as a reply or replayed as a
  * stream through the same output guard. 1 when served (or the client
  * left), 0 on a miss.
@@ -627,7 +684,8 @@ serve_cached(struct chat *ch)
 	size_t			 i;
 
 	if (ch->rc.mode != RCACHE_USE ||
-	    rcache_get(&ch->rc, ch->r->worker->store, &reply) != 1) {
+	    (rcache_get(&ch->rc, ch->r->worker->store, &reply) != 1 &&
+	    semantic_lookup(ch, &reply) != 1)) {
 		rcache_mark(&ch->rc, ch->r);
 		return 0;
 	}
@@ -691,7 +749,9 @@ store_cached(struct chat *ch)
 		t.completion = (ch->out_bytes + 3) / 4;
 		est = 1;
 	}
-	rcache_put(&ch->rc, ch->r->worker->store, &t, est);
+	if (rcache_put(&ch->rc, ch->r->worker->store, &t, est) == 0 &&
+	    ch->rc.sem != NULL)
+		semantic_put(ch->rc.sem, ch->r->worker->store, ch->rc.key);
 }
 
 int

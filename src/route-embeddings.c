@@ -12,8 +12,11 @@
 #include <time.h>
 
 #include "call.h"
+#include "account.h"
 #include "config.h"
 #include "embeddings.h"
+#include "log.h"
+#include "policy.h"
 #include "route.h"
 #include "usage.h"
 #include "validate.h"
@@ -448,4 +451,139 @@ route_embeddings(struct request *r, const char *arg)
 out:
 	json_object_put(em.req);
 	return rc;
+}
+
+/* An internal call: the request, its usage and the vector kept. */
+struct internal {
+	struct emb		 em;
+	struct json_object	*vec;		/* data[0].embedding */
+};
+
+static int
+internal_build(struct call *c, const struct candidate *cand,
+    const struct provider_ops *p, struct provider_call *pc,
+    struct provider_error *e)
+{
+	struct internal	*in = c->ctx;
+
+	return embeddings_request(cand, in->em.req, pc, e);
+}
+
+/* call_ops.deliver of an internal call: the vector is kept, never sent. */
+static enum call_delivery
+internal_deliver(struct call *c, const struct upstream_resp *resp,
+    struct provider_error *e)
+{
+	struct internal		*in = c->ctx;
+	struct json_object	*out = NULL, *data, *emb;
+
+	if (resp->result != UP_OK)
+		return CALL_UNSENT;
+	if (embeddings_response(c->cand, in->em.req, resp->body.data,
+	    resp->body.len, &out, &in->em.usage, e) == -1) {
+		provider_error_redact(e, c->cand->provider);
+		return CALL_MALFORMED;
+	}
+	if (!json_object_object_get_ex(out, "data", &data) ||
+	    !json_object_object_get_ex(json_object_array_get_idx(data, 0),
+	    "embedding", &emb) || !json_object_is_type(emb, json_type_array)) {
+		json_object_put(out);
+		malformed(e, c->cand);
+		return CALL_MALFORMED;
+	}
+	json_object_put(in->vec);
+	in->vec = json_object_get(emb);
+	json_object_put(out);
+	return CALL_SENT;
+}
+
+static const struct call_ops internal_ops = {
+	.build = internal_build,
+	.deliver = internal_deliver,
+};
+
+static enum plan_skip
+internal_policy(void *ctx, const struct candidate *c)
+{
+	return account_policy(ctx, c);
+}
+
+/*
+ * Its own usage row: not admitted on its own (the chat request it serves
+ * was), so settled without a reservation.
+ */
+static void
+internal_record(struct request *r, const char *model, const struct call *c,
+    int status, const struct usage *tok)
+{
+	struct usage_row	 u;
+	struct account		 acct;
+	int			 served = status == 200 && c->cand != NULL;
+
+	memset(&acct, 0, sizeof(acct));
+	account_row(r, &u);
+	snprintf(u.route, sizeof(u.route), "embeddings");
+	snprintf(u.requested, sizeof(u.requested), "%s", model);
+	if (served) {
+		snprintf(u.served, sizeof(u.served), "%s", c->cand->name);
+		snprintf(u.provider, sizeof(u.provider), "%s",
+		    c->cand->provider->name);
+		u.prompt = tok->prompt;
+		u.estimated = !tok->known;
+		u.cost = account_cost(c->cand, tok, &u.flags);
+	}
+	u.flags |= USAGE_SEMANTIC;
+	u.status = (uint16_t)(status != 0 ? status : 499);
+	u.attempts = (uint16_t)c->attempts;
+	account_settle(r, &acct, &u);
+}
+
+struct json_object *
+embeddings_internal(struct request *r, const struct guard *g,
+    const char *model, const char *text)
+{
+	struct internal		*in;
+	struct plan		*pl;
+	struct call		 c;
+	struct json_object	*vec = NULL;
+	int			 status;
+
+	/* A plan is large for a worker's stack. */
+	if ((in = calloc(1, sizeof(*in))) == NULL ||
+	    (pl = calloc(1, sizeof(*pl))) == NULL) {
+		free(in);
+		return NULL;
+	}
+	if ((in->em.req = json_object_new_object()) == NULL)
+		goto out;
+	json_object_object_add(in->em.req, "model",
+	    json_object_new_string(model));
+	json_object_object_add(in->em.req, "input",
+	    json_object_new_string(text));
+	if (plan_resolve_routed(r->cfg, model, NULL, NULL, internal_policy, r,
+	    pl) != PLAN_OK || pl->n == 0) {
+		log_warn("%s: semantic cache: model %s cannot embed for this "
+		    "key: %s", r->id, model, pl->why[0] ? pl->why :
+		    "not configured");
+		goto out;
+	}
+	if (policy_plan_quiet(r, g, pl) == -1)
+		goto out;
+	call_init(&c, r, pl, &internal_ops, in,
+	    strlen(text) * 2 + CALL_SLACK);
+	c.quiet = 1;
+	status = call_run(&c);
+	internal_record(r, model, &c, status, &in->em.usage);
+	if (status == 200) {
+		vec = in->vec;
+		in->vec = NULL;
+	} else
+		log_warn("%s: semantic cache: embedding with %s failed: %s "
+		    "(%d)", r->id, model, c.err.message, status);
+out:
+	json_object_put(in->vec);
+	json_object_put(in->em.req);
+	free(pl);
+	free(in);
+	return vec;
 }

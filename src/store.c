@@ -74,7 +74,7 @@
 static const char *const db_files[SDB__MAX] = {
 	"keys.db", "keyhash.db", "balance.db", "spend.db", "reserve.db",
 	"rate.db", "usage.db", "ledger.db", "meta.db",
-	"rcache.db", "rcache-body.db", "rcache-age.db",
+	"rcache.db", "rcache-body.db", "rcache-age.db", "semantic.db",
 };
 
 struct store {

@@ -23,6 +23,8 @@ enum store_db {
 	SDB_RCACHE_BODY,	/* the same sha256 -> the answer's JSON text */
 	SDB_RCACHE_AGE,	/* stored us (BE64) + sha256 -> struct rcache_age;
 			   8 zero bytes -> struct rcache_total (rcache.c) */
+	SDB_SEMANTIC,	/* bucket sha256 + stored us (BE64) + sha256 of the
+			   answer's key -> struct sem_rec (semantic.c) */
 	SDB__MAX
 };
 

@@ -331,6 +331,7 @@ usage_to_json(const struct usage_row *r)
 	JB(o, "cost_reported", (r->flags & USAGE_COST_REPORTED) != 0);
 	JB(o, "unpriced", (r->flags & USAGE_UNPRICED) != 0);
 	JB(o, "cache_hit", (r->flags & USAGE_CACHE_HIT) != 0);
+	JB(o, "semantic", (r->flags & USAGE_SEMANTIC) != 0);
 	snprintf(usd, sizeof(usd), "%" PRIu64, r->reservation);
 	JS(o, "reservation", usd);
 	JS(o, "traceparent", r->traceparent);
@@ -388,6 +389,7 @@ usage_from_json(struct json_object *o, struct usage_row *r)
 		{ "cost_reported", USAGE_COST_REPORTED },
 		{ "unpriced", USAGE_UNPRICED },
 		{ "cache_hit", USAGE_CACHE_HIT },
+		{ "semantic", USAGE_SEMANTIC },
 	};
 	size_t	 i;
 
@@ -814,6 +816,8 @@ usage_fields(const struct usage_row *u, struct log_fields *f)
 	log_field_int(f, "client_aborted", u->client_aborted);
 	if (u->flags & USAGE_CACHE_HIT)
 		log_field_int(f, "cache_hit", 1);
+	if (u->flags & USAGE_SEMANTIC)
+		log_field_int(f, "semantic", 1);
 	if (u->worker_died)
 		log_field_int(f, "worker_died", 1);
 	log_field_str(f, "traceparent", u->traceparent);
@@ -895,7 +899,7 @@ usage_log(const struct usage_row *u)
 	log_info("usage id=%s key=%s agent=%s model=%s served=%s provider=%s "
 	    "status=%d attempts=%d stream=%d prompt=%" PRId64 " completion=%"
 	    PRId64 " cached=%" PRId64 " estimated=%d cost_micro_usd=%" PRId64
-	    " latency_ms=%d ttft_ms=%d client_aborted=%d%s%s%s%s",
+	    " latency_ms=%d ttft_ms=%d client_aborted=%d%s%s%s%s%s",
 	    u->request_id,
 	    log_value(key, sizeof(key), u->key_name[0] ? u->key_name : "-"),
 	    log_value(agent, sizeof(agent), u->agent[0] ? u->agent : "-"),
@@ -908,5 +912,6 @@ usage_log(const struct usage_row *u)
 	    u->client_aborted, u->worker_died ? " worker_died=1" : "",
 	    cache_text(u, cw, sizeof(cw)),
 	    (u->flags & USAGE_CACHE_HIT) ? " cache_hit=1" : "",
+	    (u->flags & USAGE_SEMANTIC) ? " semantic=1" : "",
 	    guard_text(u, line, sizeof(line)));
 }

@@ -40,6 +40,8 @@ struct json_object;
 #define USAGE_COST_REPORTED	0x02u	/* the provider priced it */
 #define USAGE_UNPRICED		0x04u	/* no [model] priced it (cost 0) */
 #define USAGE_CACHE_HIT		0x08u	/* served from the response cache (rcache.c) */
+#define USAGE_SEMANTIC		0x10u	/* the semantic cache's: its embeddings
+					   call, or a hit by similarity */
 
 struct usage_row {
 	uint8_t		 version;

@@ -23,6 +23,12 @@ the first input text (both protocols):
   greedy=1          OpenAI embeddings: report the most tokens an honest tokenizer
                     could: one per UTF-8 byte of the texts, one per token id
   extra_images=K    images: K more images than asked for
+  bow=1             OpenAI embeddings: each text's vector is a bag of its words
+                    (lowercased runs of letters and digits, MOCK{...} left out),
+                    each word adding +1 or -1 (by its SHA-256) to one of the
+                    "dimensions" (default 1536 here) components: texts of the
+                    same words in any order give cosine 1; of n words, k of
+                    them shared, about k / n (the semantic cache's tests)
 OpenAI embeddings answer base64 (little-endian float32) when encoding_format
 is "base64", and usage prompt_tokens = ceil(characters / 4) (token ids count
 one each). Images answer {"created":T,"data":[...]} with n items (default 1):
@@ -33,6 +39,7 @@ every request's "model" equal to "models/<m>" (else 400 INVALID_ARGUMENT);
 models whose id starts with "missing" answer 404 NOT_FOUND.
 """
 import base64
+import hashlib
 import json
 import math
 import re
@@ -91,6 +98,16 @@ def vector(size, length, i, scale):
     return [((length + 3 * j + i) % 16 - 8) / scale for j in range(size)]
 
 
+def bag_of_words(text, size):
+    v = [0.0] * size
+    for w in re.findall(r"[a-z0-9]+", mock.MOCK_RE.sub(" ", text).lower()):
+        h = hashlib.sha256(w.encode()).digest()
+        v[int.from_bytes(h[:4], "big") % size] += 1.0 if h[4] & 1 else -1.0
+    if not any(v):
+        v[0] = 1.0
+    return v
+
+
 def openai_inputs(inp):
     """(texts for directives, per-input lengths, prompt tokens)."""
     if isinstance(inp, str):
@@ -141,11 +158,17 @@ def embeddings(body, model, d):
     if lengths is None:
         return 400, {"error": {"message": "'$.input' is invalid.", "type": "invalid_request_error",
                                "param": None, "code": None}}
-    size = body.get("dimensions") if isinstance(body.get("dimensions"), int) else 4
+    bow = mock.num(d, "bow")
+    size = body.get("dimensions") if isinstance(body.get("dimensions"), int) else \
+        1536 if bow else 4
     b64 = body.get("encoding_format") == "base64" and not mock.num(d, "float_only")
+    texts = openai_inputs(body.get("input"))[0]
     data = []
     for i, n in enumerate(lengths):
-        v = vector(size, n, i, 16.0)
+        if bow and texts:
+            v = bag_of_words(texts[i], size)
+        else:
+            v = vector(size, n, i, 16.0)
         if b64:
             v = base64.b64encode(struct.pack("<%df" % len(v), *v)).decode()
         data.append({"object": "embedding", "index": i, "embedding": v})
