@@ -178,6 +178,8 @@ once() {
 	req "$KA" "$(body mock-sf "failing embed")"
 	is "$STATUS $(cache_hdr) $(ups mock-sf-up) $(ups 'emb-bad-up@bow=1,status=500')" "200 miss $((n0 + 1)) 1" \
 	    "embedding provider 500: the chat is served upstream (a miss)"
+	is "$(hdr x-llmgate-model) $(hdr x-llmgate-attempts) $(jx 'd["object"]' <<<"$BODY")" \
+	    "mock-sf 1 chat.completion" "... its headers and body are the chat's alone"
 	out=$(rows_of "ka-$SERVER_KIND" "$(hdr x-request-id)" 2)
 	is "$(grep '"route": *"embeddings"' <<<"$out" | jx '[d["status"], d["semantic"], d["cost_micro_usd"], d["served"]]')" \
 	    '[500, true, 0, ""]' "... the failed embeddings call has its row: 500, not billed"

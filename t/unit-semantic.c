@@ -7,6 +7,8 @@
  * the oldest, a vector stored again for the same answer replaces the old,
  * an expired one is never found.
  */
+#include <sys/wait.h>
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -255,6 +257,49 @@ key_of(unsigned char k[RCACHE_KEY_LEN], int i)
 	k[0] = (unsigned char)i;
 }
 
+/* Four processes store 30 vectors each into one bucket capped at 5. */
+static void
+test_concurrent(const char *dir)
+{
+	unsigned char	 k[RCACHE_KEY_LEN];
+	struct store	*s;
+	struct sem	*a;
+	char		 err[256];
+	int64_t		 recs, bytes;
+	int		 p, i, status, all = 1;
+
+	for (p = 0; p < 4; p++) {
+		if (fork() != 0)
+			continue;
+		if ((s = store_open(dir, STORE_WORKER, 1, 30, err,
+		    sizeof(err))) == NULL ||
+		    (a = begin("k:9", REQ("sys", "q"), 5, 600)) == NULL)
+			_exit(2);
+		for (i = 0; i < 30; i++) {
+			axis(a, (p * 30 + i) % 60, 0);
+			key_of(k, p * 30 + i);
+			semantic_put(a, s, k);
+		}
+		semantic_free(a);
+		store_close(s);
+		_exit(0);
+	}
+	for (p = 0; p < 4; p++)
+		if (wait(&status) == -1 || !WIFEXITED(status) ||
+		    WEXITSTATUS(status) != 0)
+			all = 0;
+	ok(all, "four processes stored 120 vectors into one bucket at once");
+	s = store_open(dir, STORE_ADMIN, 1, 30, err, sizeof(err));
+	if (s == NULL) {
+		ok(0, "store reopened: %s", err);
+		return;
+	}
+	semantic_stats(s, &recs, &bytes);
+	/* Other buckets hold 3 + 1 (the expired one is kept until written). */
+	is_int(recs - 4, 5, "... the bucket holds its cap of 5, no more");
+	store_close(s);
+}
+
 static void
 test_store(void)
 {
@@ -327,6 +372,7 @@ test_store(void)
 	semantic_free(o);
 	semantic_free(e);
 	store_close(s);
+	test_concurrent(dir);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	if (system(cmd) != 0)
 		ok(0, "scratch directory removed");
