@@ -201,6 +201,72 @@ run(struct plan *pl, struct run *res)
 	http_request_free(&r);
 }
 
+/* An internal call's deliver: the answer is kept, nothing is sent. */
+static enum call_delivery
+quiet_deliver(struct call *c, const struct upstream_resp *resp,
+    struct provider_error *e)
+{
+	if (resp->result != UP_OK)
+		return CALL_UNSENT;
+	return CALL_SENT;
+}
+
+static const struct call_ops quiet_ops = {
+	.build = test_build,
+	.deliver = quiet_deliver,
+};
+
+/*
+ * A quiet call (the semantic cache's embeddings): call_run returns the
+ * status, the request answers nothing and keeps its attempts.
+ */
+static void
+test_quiet(void)
+{
+	struct plan	 pl;
+	struct request	 r;
+	struct call	 c;
+	struct answer	 a[2];
+	char		 path[] = "/tmp/unit-call.XXXXXX";
+	int		 fd, saved, st[2];
+	off_t		 len;
+
+	cfg.retry.attempts = 1;
+	memset(&pl, 0, sizeof(pl));
+	add(&pl, &prov_openai, "m");
+	add(&pl, &prov_openai, "n");
+	a[0] = (struct answer){ 503, "{}" };
+	a[1] = (struct answer){ 500, "{}" };
+	fflush(stdout);
+	if ((fd = mkstemp(path)) == -1 || (saved = dup(1)) == -1)
+		abort();
+	unlink(path);
+	dup2(fd, 1);
+	http_request_init(&r, &cfg, &worker, NULL);
+	script(2, a);
+	call_init(&c, &r, &pl, &quiet_ops, NULL, 1 << 16);
+	c.quiet = 1;
+	st[0] = call_run(&c);
+	a[0] = (struct answer){ 200, "{\"ok\":1}" };
+	script(1, a);
+	call_init(&c, &r, &pl, &quiet_ops, NULL, 1 << 16);
+	c.quiet = 1;
+	st[1] = call_run(&c);
+	fflush(stdout);
+	dup2(saved, 1);
+	close(saved);
+	len = lseek(fd, 0, SEEK_END);
+	close(fd);
+	is_int(st[0], 500, "quiet: both candidates fail: the last status "
+	    "returned");
+	is_int(st[1], 200, "quiet: an answer: 200 returned");
+	ok(len == 0 && r.status == 0 && !r.headers_sent && r.attempts == 0,
+	    "quiet: nothing sent, the request's status and attempts left "
+	    "alone (%lld bytes, status %d, attempts %d)", (long long)len,
+	    r.status, r.attempts);
+	http_request_free(&r);
+}
+
 /* One candidate, one try: what one answer counts as. */
 static void
 classify(struct answer a, int status, enum call_outcome want,
@@ -436,6 +502,7 @@ main(void)
 
 	test_outcomes();
 	test_loop();
+	test_quiet();
 	test_swrr();
 
 	upstream_handle_free(worker.curl);
