@@ -1,4 +1,4 @@
-/* semantic.h: the semantic cache: answers of the exact cache reused for a prompt whose embedding is close enough. */
+/* semantic.h: the semantic cache: exact-cache answers reused for similar prompts. */
 #ifndef LLMGATE_SEMANTIC_H
 #define LLMGATE_SEMANTIC_H
 
@@ -28,8 +28,8 @@ struct sem_vec {
 
 /* One request's semantic state (rcache.sem), on the heap. */
 struct sem {
-	unsigned char	 bucket[RCACHE_KEY_LEN];	/* scope, model, the rest */
-	char		*text;		/* the last user message, embedded */
+	unsigned char	 bucket[RCACHE_KEY_LEN];	/* scope, model, context */
+	char		*text;		/* the last user message */
 	double		 threshold;
 	long		 max_entries;
 	long		 ttl;		/* s, the exact entry's */
