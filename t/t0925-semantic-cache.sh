@@ -190,6 +190,18 @@ once() {
 	like "$out" 'result="hit"} [1-9]' "metrics: ... hit"
 	like "$out" 'result="miss"} [1-9]' "metrics: ... miss"
 
+	# /v1/messages shares the pipeline: a hit by similarity in its shape.
+	n0=$(ups mock-s-up)
+	for out in "$(words_a anth)" "$(words_b anth)"; do
+		HDRS=$TMPDIR_T/api.headers
+		BODY=$(curl -sS --max-time 60 -D "$HDRS" -H "x-api-key: $KA" \
+		    -H 'Content-Type: application/json' -H 'anthropic-version: 2023-06-01' \
+		    --data-binary "{\"model\":\"mock-s\",\"max_tokens\":50,\"temperature\":0,\"messages\":[{\"role\":\"user\",\"content\":\"$out\"}]}" \
+		    "$GW_URL/v1/messages")
+	done
+	is "$(cache_hdr) $(ups mock-s-up) $(jx 'd["type"]' <<<"$BODY")" "hit $((n0 + 1)) message" \
+	    "/v1/messages: the reworded question hits, answered as an Anthropic message"
+
 	# Redaction: the embedded text is the redacted one.
 	req "$KR" "$(body mock-s "write to ivan.petrov@example.com about the invoice ${W[*]}")"
 	is "$STATUS" 200 "redact: answered"
