@@ -13,8 +13,9 @@
 # the oldest vector; the embedding provider failing (500) still serves
 # the chat request upstream, counted as an error; a redacting policy
 # embeds the redacted text (the mock's embeddings log holds no address);
-# another system prompt never hits; valgrind on a CGI miss and a
-# semantic hit.
+# another system prompt never hits; /v1/messages hits in its own shape;
+# llmgate-admin check passes; bad settings are refused at load; valgrind
+# on a CGI miss and a semantic hit.
 . "$(dirname "$0")/lib.sh"
 
 setup_tmp
@@ -210,6 +211,7 @@ once() {
 	unlike "$out" 'ivan|petrov|example\.com' "... without the address"
 	req "$KR" "$(body mock-s "write to anna.smirnova@example.org about the invoice ${W[*]} please")"
 	is "$(cache_hdr)" hit "... a similar request with another address: a hit"
+	ok "llmgate-admin check passes (the embeddings rows settled without reservations)" admin check
 }
 
 for_each_server "$CONF" scenario
