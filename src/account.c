@@ -333,7 +333,7 @@ worst_case(const struct plan *pl, const struct admit_ask *ask, size_t *which)
 			*which = i;
 		}
 	}
-	return worst;
+	return worst + ask->extra;
 }
 
 /* "key NAME agent AGENT" for a log line, each value quoted if it must be. */

@@ -30,6 +30,9 @@ struct admit_ask {
 	int64_t	 client_max;	/* client's completion limit per choice; 0: none */
 	int64_t	 choices;	/* completions asked (n); 0: the route has none */
 	int64_t	 images;	/* images it may generate */
+	money_t	 extra;		/* reserved on top: what the request may
+				   spend besides its own call (the semantic
+				   cache's embedding) */
 };
 
 /* The key the client sent (Bearer or X-Api-Key), or NULL. */

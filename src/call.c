@@ -823,9 +823,10 @@ int
 jcall_run(struct jcall *jc, const char *model)
 {
 	struct request		*r = jc->r;
-	struct admit_ask	 ask = { 0, 0, 0, 0, 0 };
+	struct admit_ask	 ask;
 	int			 rc;
 
+	memset(&ask, 0, sizeof(ask));
 	call_init(&jc->call, r, &jc->plan, &jcall_ops, jc, jc->body_max);
 	if (!validate_model_name(model))
 		return http_error(r, 400, "invalid_request_error",

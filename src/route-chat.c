@@ -819,6 +819,8 @@ route_chat_as(struct request *r, const struct client_ops *cops)
 		record(&ch, model);
 		goto out;
 	}
+	/* The semantic cache's embedding is reserved with the request. */
+	ask.extra = semantic_reserve(r->cfg, &ch.plan, ask.prompt);
 	if ((rc = account_admit(r, &ch.plan, &ask, &ch.acct)) != 0) {
 		record(&ch, model);	/* refused: recorded at no cost */
 		goto out;

@@ -18,9 +18,12 @@
 #include <json-c/json.h>
 
 #include "buf.h"
+#include "config.h"
 #include "log.h"
+#include "plan.h"
 #include "semantic.h"
 #include "store.h"
+#include "usage.h"
 
 /* SDB_SEMANTIC's value: this, then dim int8s. */
 struct sem_rec {
@@ -437,4 +440,31 @@ semantic_stats(struct store *st, int64_t *records, int64_t *bytes)
 	*records = a.records;
 	*bytes = a.bytes;
 	return rc;
+}
+
+money_t
+semantic_reserve(const struct config *cfg, const struct plan *pl,
+    int64_t prompt)
+{
+	const struct model_cfg	*m;
+	struct plan		*ep;
+	struct usage		 u;
+	money_t			 worst = 0, c;
+	size_t			 i;
+
+	if (pl->n == 0 || (m = pl->c[0].model) == NULL ||
+	    !m->semantic_cache || m->cache_ttl <= 0 ||
+	    m->semantic_model == NULL)
+		return 0;
+	/* A plan is large for a worker's stack. */
+	if ((ep = calloc(1, sizeof(*ep))) == NULL)
+		return 0;
+	memset(&u, 0, sizeof(u));
+	u.prompt = prompt < SEM_TEXT_MAX ? prompt : SEM_TEXT_MAX;
+	if (plan_resolve(cfg, m->semantic_model, ep) == PLAN_OK)
+		for (i = 0; i < ep->n; i++)
+			if ((c = usage_cost(&ep->c[i], &u)) > worst)
+				worst = c;
+	free(ep);
+	return worst;
 }

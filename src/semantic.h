@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "money.h"
 #include "rcache.h"
 
 struct json_object;
@@ -37,6 +38,19 @@ struct sem {
 	struct sem_vec	 vec;
 	double		 similarity;	/* of a hit */
 };
+
+struct config;
+struct plan;
+
+/*
+ * What a request for plan may spend on the semantic cache's embedding, at
+ * most (prompt: its tokens' bound; only the last message is embedded, at
+ * most SEM_TEXT_MAX bytes): the dearest candidate of the embeddings
+ * model's plan, reserved with the request so that a prepaid balance or a
+ * budget holds the embedding too. 0 when the model has no semantic cache.
+ */
+money_t	semantic_reserve(const struct config *, const struct plan *,
+	    int64_t);
 
 /*
  * Quantise an array of numbers into v: 0, or -1 when it is empty, longer

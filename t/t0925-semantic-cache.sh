@@ -56,6 +56,14 @@ provider = mock
 upstream = emb-bad-up@bow=1,status=500
 input_price = 1
 
+; mock-n: mock-s without the semantic cache: what a request reserves without it.
+[model mock-n]
+provider = mock
+upstream = mock-s-up
+input_price = 10
+output_price = 20
+cache_ttl = 600
+
 [tier T1]
 rpm = 0
 
@@ -153,7 +161,17 @@ scenario() {
 }
 
 once() {
-	local n0 e0 i out
+	local n0 e0 i out b1 b2 r1 r2
+	# The embedding is reserved with the request: mock-s reserves what
+	# mock-n does plus its prompt's bound (body bytes) at mock-emb's
+	# 1 USD per 1M tokens, a micro-dollar a byte.
+	b1=$(body mock-s "reserve me $RANDOM-$RANDOM")
+	b2=${b1/\"mock-s\"/\"mock-n\"}
+	req "$KC" "$b1"
+	r1=$(rows kc | grep -F "$(hdr x-request-id)" | grep '"route":"chat"' | jx 'd["reserved_micro_usd"]')
+	req "$KC" "$b2"
+	r2=$(rows kc | grep -F "$(hdr x-request-id)" | grep '"route":"chat"' | jx 'd["reserved_micro_usd"]')
+	is "$((r1 - r2))" "$(( ${#b1} ))" "the embedding's worst case is reserved with the chat (${#b1} tokens at 1 USD/1M)"
 	# The cap: four unrelated prompts of key kc (3 kept); the first is gone.
 	topic() { local j out=""; for j in $(seq 1 20); do out+="t$1w$j "; done; echo "$out${2:-}"; }
 	for i in 1 2 3 4; do
