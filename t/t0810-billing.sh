@@ -83,6 +83,16 @@ worst() {
 	cost "$(printf %s "$1" | wc -c)" "$2" "$3" "$4"
 }
 
+# settled KEY-NAME N: wait until N usage rows of that key are stored. The
+# gateway answers first and settles after (a worker's other thread may
+# admit the client's next request in between, seeing the first one's
+# reservation still held): sequential budget checks wait for it.
+rows_of_key() { admin usage --rows --key "$1" --from 2000-01-01 --to 2100-01-01 | wc -l; }
+settled() {
+	_settled() { [ "$(rows_of_key "$1")" -ge "$2" ]; }
+	wait_until 20 _settled "$1" "$2" || diag "$1: $(rows_of_key "$1") rows settled, not $2"
+}
+
 upstream_usage() {	# "PROMPT COMPLETION" the mock reported last ("" if none)
 	mock_log | jx '"%d %d" % (d["log"][-1]["usage"]["prompt_tokens"], d["log"][-1]["usage"]["completion_tokens"]) if d["log"][-1]["usage"] else ""'
 }
@@ -247,6 +257,7 @@ scenarios() {
 	# fits the budget.
 	create_key bk --name "bk-$k" --tier TB --agent "agent-$k"
 	chat_as "$bk" mock-b 'big MOCK{completion_tokens=240}' '"max_tokens":240'
+	settled "bk-$k" 1
 	read -r p c <<<"$(upstream_usage)"
 	first=$(cost "${p:-0}" "${c:-0}" $B_IN $B_OUT)
 	is "$STATUS $c" "200 240" "$k: budget: first request ($first micro-USD) passes"
@@ -267,6 +278,7 @@ scenarios() {
 		chat_as "$bk" mock-b hello '"max_tokens":5'
 		if [ "$STATUS" = 200 ]; then
 			oks=$((oks + 1))
+			settled "bk-$k" $((oks + 1))
 			[ -z "$(hdr X-Llmgate-Budget-Warning)" ] || warned=$((warned + 1))
 			continue
 		fi
@@ -298,6 +310,7 @@ scenarios() {
 		chat_as "$kb" mock-a hello '"max_tokens":5'
 		[ "$STATUS" = 200 ] || break
 		oks=$((oks + 1))
+		settled "kb-$k" "$oks"
 	done
 	is "$oks" "$expect" "$k: key budget: $expect requests of 138 (worst case $w) fit 2000"
 	is "$STATUS $(jx 'd["error"]["code"]' <<<"$BODY")" "429 budget_exceeded" "$k: key budget: then 429 budget_exceeded"
