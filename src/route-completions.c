@@ -39,7 +39,7 @@ struct comp {
 	struct json_object	*last;		/* last chunk's chat shadow */
 	struct usage		 usage;
 	struct provider_error	 err;		/* a stream's own error event */
-	struct stream_out	 so;
+	struct stream_out	 so;		/* the client's side of a stream */
 	int			 stream;
 	int			 include_usage;	/* the client asked for it */
 	int			 done;		/* [DONE] seen */
