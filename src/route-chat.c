@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "account.h"
 #include "call.h"
@@ -25,22 +24,14 @@
 #include "route.h"
 #include "semantic.h"
 #include "sse.h"
+#include "stream-out.h"
 #include "upstream.h"
 #include "usage.h"
 #include "validate.h"
 
-/* Why a transfer was stopped from our side. */
-enum stop {
-	STOP_NONE,
-	STOP_CLIENT,		/* the client went away */
-	STOP_BAD_STREAM,	/* the upstream stream broke its protocol */
-	STOP_POLICY,		/* an output check stopped the answer */
-};
-
 /* One chat request in flight; lives on the handler's stack. */
 struct chat {
 	struct request		*r;
-	const struct config	*cfg;
 	const struct provider_ops *ops;		/* of the attempt in flight */
 	const struct candidate	*cand;		/* of the attempt in flight */
 	struct call		 call;
@@ -50,79 +41,18 @@ struct chat {
 	struct account		 acct;
 	struct guard		 guard;		/* the policy's: redactions, findings */
 	struct sse_parser	 sse;
+	struct stream_out	 so;		/* the client's side of a stream */
 	struct outguard		 og;		/* and the answer's side */
 	struct json_object	*last;		/* last chunk sent (og's tail) */
 	struct client		 cl;		/* the client's protocol */
 	struct buf		 out;		/* its bytes of one event */
 	int			 relay;		/* the attempt went natively: the
 						   upstream's own answer is relayed */
-	enum stop		 stop;
-	struct timespec		 last_out;	/* last flush to the client */
-	int			 unflushed;	/* events written, not flushed */
 	double			 ttft_ms;
 	int64_t			 prompt_est;	/* billed when usage is missing */
 	int64_t			 out_bytes;	/* generated text sent on */
 	struct rcache		 rc;		/* the response cache's state */
 };
-
-static double
-since_ms(const struct timespec *t)
-{
-	struct timespec	 now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (double)(now.tv_sec - t->tv_sec) * 1000.0 +
-	    (double)(now.tv_nsec - t->tv_nsec) / 1e6;
-}
-
-/* The served model and attempt count travel in headers, success or not. */
-
-/* First byte of a stream: from here on there is no fallback. */
-static int
-begin_stream(struct chat *ch)
-{
-	if (ch->r->headers_sent)
-		return ch->r->client_gone ? -1 : 0;
-	account_served(ch->r, ch->cand, ch->call.attempts);
-	snprintf(ch->r->served, sizeof(ch->r->served), "%s", ch->cand->name);
-	return http_begin(ch->r, 200, "text/event-stream");
-}
-
-/*
- * One SSE event to the client's output buffer. Events are flushed by
- * flush_sse() once per upstream read (and after a heartbeat or the last
- * event): what arrived together leaves in one FastCGI write, and nothing
- * waits for more data.
- */
-static int
-send_sse(struct chat *ch, const char *a, size_t alen, const char *b,
-    size_t blen, const char *c, size_t clen)
-{
-	if (begin_stream(ch) == -1 ||
-	    http_write(ch->r, a, alen) == -1 ||
-	    (blen > 0 && http_write(ch->r, b, blen) == -1) ||
-	    (clen > 0 && http_write(ch->r, c, clen) == -1)) {
-		ch->stop = STOP_CLIENT;
-		return -1;
-	}
-	ch->unflushed = 1;
-	return 0;
-}
-
-/* Push the events written since the last flush to the web server. */
-static int
-flush_sse(struct chat *ch)
-{
-	if (!ch->unflushed)
-		return 0;
-	ch->unflushed = 0;
-	if (http_flush(ch->r) == -1) {
-		ch->stop = STOP_CLIENT;
-		return -1;
-	}
-	clock_gettime(CLOCK_MONOTONIC, &ch->last_out);
-	return 0;
-}
 
 static int64_t
 string_bytes(struct json_object *o, const char *member)
@@ -181,12 +111,12 @@ send_client(struct chat *ch, struct json_object *chunk)
 	rc = chunk != NULL ? ch->cl.ops->chunk(&ch->cl, chunk, &ch->out) :
 	    ch->cl.ops->done(&ch->cl, &ch->out);
 	if (rc == -1) {
-		ch->stop = STOP_CLIENT;
+		ch->so.stop = STOP_CLIENT;
 		return -1;
 	}
 	if (ch->out.len == 0)
 		return 0;
-	return send_sse(ch, ch->out.data, ch->out.len, NULL, 0, NULL, 0);
+	return stream_write(&ch->so, ch->out.data, ch->out.len);
 }
 
 /* stream_state.emit: one OpenAI chunk to the client, flushed. */
@@ -210,7 +140,7 @@ emit_chunk(void *ctx, struct json_object *chunk)
 	if (ch->og.active) {
 		/* Restored and checked: what a later event may complete waits. */
 		if ((rc = outguard_chunk(&ch->og, chunk)) == -1) {
-			ch->stop = STOP_POLICY;
+			ch->so.stop = STOP_POLICY;
 			return 1;
 		}
 		json_object_put(ch->last);
@@ -219,7 +149,8 @@ emit_chunk(void *ctx, struct json_object *chunk)
 	if (send_client(ch, chunk) == -1)
 		return 1;
 	if (rc == 1) {
-		ch->stop = STOP_POLICY;	/* the finding is not sent: stop */
+		/* The finding is not sent: stop. */
+		ch->so.stop = STOP_POLICY;
 		return 1;
 	}
 	return 0;
@@ -235,21 +166,21 @@ on_event(void *ctx, const struct sse_event *ev)
 		/* Keep-alive comments pass once the stream has begun. */
 		if (!ch->r->headers_sent)
 			return 0;
-		return send_sse(ch, ":", 1, ev->data, ev->data_len, "\n\n", 2)
+		return stream_event(&ch->so, ":", ev->data, ev->data_len)
 		    == -1 ? 1 : 0;
 	}
 	rc = provider_chat_event(ch->ops, &ch->st, ev);
-	if (rc == -1 && ch->stop == STOP_NONE)
-		ch->stop = STOP_BAD_STREAM;
+	if (rc == -1 && ch->so.stop == STOP_NONE)
+		ch->so.stop = STOP_BAD_STREAM;
 	if (rc == 0 && ch->relay) {
 		/* Read by the adapter (usage, finish); sent as it came. */
 		buf_reset(&ch->out);
 		if (ch->cl.ops->relay(&ch->cl, ev, &ch->out) == -1) {
-			ch->stop = STOP_CLIENT;
+			ch->so.stop = STOP_CLIENT;
 			return 1;
 		}
-		if (ch->out.len > 0 && send_sse(ch, ch->out.data, ch->out.len,
-		    NULL, 0, NULL, 0) == -1)
+		if (ch->out.len > 0 && stream_write(&ch->so, ch->out.data,
+		    ch->out.len) == -1)
 			return 1;
 	}
 	return rc;
@@ -260,49 +191,18 @@ static int
 on_body(void *ctx, const char *p, size_t n)
 {
 	struct chat	*ch = ctx;
-	int		 rc;
 
-	rc = sse_feed(&ch->sse, p, n, on_event, ch);
-	if (flush_sse(ch) == -1 && rc == 0)
-		rc = 1;
-	if (rc < 0 && ch->stop == STOP_NONE) {
-		ch->stop = STOP_BAD_STREAM;
-		provider_error_set(&ch->st.err, "upstream_error",
-		    "bad_upstream_response", "provider '%s' sent a stream "
-		    "event larger than max_sse_event", ch->cand->provider->name);
-	}
-	return rc != 0;
+	return stream_read(&ch->so, sse_feed(&ch->sse, p, n, on_event, ch),
+	    &ch->st.err);
 }
 
-/*
- * upstream_req.on_tick: heartbeat while the upstream is silent. Before the
- * response began, only once the upstream answered 2xx: a ping commits the
- * response, and until then a failure must stay free to retry or fall back.
- */
+/* upstream_req.on_tick: heartbeat while the upstream is silent. */
 static int
 on_tick(void *ctx, long status)
 {
 	struct chat	*ch = ctx;
 
-	if (!ch->in.stream)
-		return 0;
-	if (!ch->r->headers_sent && (status < 200 || status > 299))
-		return 0;
-	if (since_ms(&ch->last_out) < (double)ch->cfg->gw.heartbeat * 1000.0)
-		return 0;
-	return send_sse(ch, ": ping\n\n", 8, NULL, 0, NULL, 0) == -1 ||
-	    flush_sse(ch) == -1;
-}
-
-/* The stream failed after it began: tell the client in-band and end it. */
-static void
-end_stream_with_error(struct chat *ch, const struct provider_error *e)
-{
-	buf_reset(&ch->out);
-	if (ch->cl.ops->fail(&ch->cl, e, &ch->out) == -1 || ch->out.len == 0)
-		return;
-	if (send_sse(ch, ch->out.data, ch->out.len, NULL, 0, NULL, 0) == 0)
-		flush_sse(ch);
+	return ch->in.stream ? stream_tick(&ch->so, status) : 0;
 }
 
 /* call_ops.build: the chat request in the candidate's protocol. */
@@ -345,9 +245,7 @@ chat_prepare(struct call *c, struct upstream_req *req)
 	ch->cl.usage = &ch->st.usage;
 	sse_reset(&ch->sse);
 	sse_set_ndjson(&ch->sse, ch->ops->framing == FRAMING_NDJSON);
-	ch->stop = STOP_NONE;
-	if (!ch->r->headers_sent)
-		clock_gettime(CLOCK_MONOTONIC, &ch->last_out);
+	stream_attempt(&ch->so, ch->cand);
 }
 
 /* What the output guard still holds, as one more chunk: 0, or -1. */
@@ -364,52 +262,31 @@ send_tail(struct chat *ch)
 	return rc;
 }
 
-/* The end of a streamed transfer; its events went to the client already. */
-static enum call_delivery
-stream_end(struct chat *ch, const struct upstream_resp *resp,
-    struct provider_error *e)
+/* stream_ends.finish: what the guard holds, then the protocol's end. */
+static int
+send_end(void *ctx)
 {
-	struct provider_error	 perr;
+	struct chat	*ch = ctx;
 
-	if (resp->result == UP_OK)
-		sse_finish(&ch->sse, on_event, ch);
-	flush_sse(ch);	/* the events of the last read, or none */
-	if (resp->result == UP_OK && ch->stop == STOP_NONE &&
-	    (ch->st.done || ch->st.finish[0] != '\0')) {
-		/* The upstream gave it all: served and billed, read or not. */
-		if (send_tail(ch) == 0 && send_client(ch, NULL) == 0)
-			flush_sse(ch);
-		return CALL_SENT;
-	}
-	if (ch->stop == STOP_CLIENT || ch->r->client_gone)
-		return CALL_GONE;
-	if (ch->stop == STOP_POLICY) {
-		/* What was streamed is served and billed; no fallback. */
-		provider_error_set(&perr, "invalid_request_error",
-		    "policy_violation", "the answer was stopped by the "
-		    "output policy: %s", ch->guard.out_found != 0 ?
-		    "a finding of its detectors" : "out of memory");
-		end_stream_with_error(ch, &perr);
-		return ch->r->client_gone ? CALL_GONE : CALL_SENT;
-	}
-	if (ch->r->headers_sent) {
-		/* Too late to fall back: end the stream in-band. */
-		if (ch->stop == STOP_BAD_STREAM || ch->st.failed)
-			perr = ch->st.err;
-		else
-			provider_error_set(&perr, "upstream_error",
-			    "upstream_broken", "provider '%s' ended the stream "
-			    "early: %s", ch->cand->provider->name,
-			    resp->result == UP_OK ? "no [DONE]" : resp->error);
-		end_stream_with_error(ch, &perr);
-		return ch->r->client_gone ? CALL_GONE : CALL_SENT_BROKEN;
-	}
-	if (ch->stop == STOP_BAD_STREAM || ch->st.failed) {
-		*e = ch->st.err;
-		return CALL_MALFORMED;
-	}
-	return CALL_UNSENT;
+	return send_tail(ch) == 0 && send_client(ch, NULL) == 0 ? 0 : -1;
 }
+
+/* stream_ends.fail: the error in-band, in the client's protocol. */
+static int
+send_error(void *ctx, const struct provider_error *e)
+{
+	struct chat	*ch = ctx;
+
+	buf_reset(&ch->out);
+	if (ch->cl.ops->fail(&ch->cl, e, &ch->out) == -1 || ch->out.len == 0)
+		return -1;
+	return stream_write(&ch->so, ch->out.data, ch->out.len);
+}
+
+static const struct stream_ends chat_ends = {
+	.finish = send_end,
+	.fail = send_error,
+};
 
 /* call_ops.deliver: the answer, or the stream's end, to the client. */
 static enum call_delivery
@@ -419,8 +296,12 @@ chat_deliver(struct call *c, const struct upstream_resp *resp,
 	struct chat		*ch = c->ctx;
 	struct json_object	*out = NULL, *choices, *reply;
 
-	if (ch->in.stream)
-		return stream_end(ch, resp, e);
+	if (ch->in.stream) {
+		if (resp->result == UP_OK)
+			sse_finish(&ch->sse, on_event, ch);
+		return stream_end(&ch->so, resp, ch->st.done ||
+		    ch->st.finish[0] != '\0', ch->st.failed, &ch->st.err, e);
+	}
 	if (resp->result != UP_OK)
 		return CALL_UNSENT;
 	if (provider_chat_response(ch->ops, ch->cand, resp->body.data,
@@ -449,8 +330,7 @@ chat_deliver(struct call *c, const struct upstream_resp *resp,
 		    "out of memory translating the answer");
 		return CALL_MALFORMED;
 	}
-	account_served(ch->r, ch->cand, c->attempts);
-	snprintf(ch->r->served, sizeof(ch->r->served), "%s", ch->cand->name);
+	stream_served(ch->r, ch->cand, c->attempts);
 	http_send_json(ch->r, 200, reply);
 	json_object_put(reply);
 	return CALL_SENT;
@@ -524,34 +404,15 @@ static void
 record(struct chat *ch, const char *model)
 {
 	struct usage_row	 u;
-	struct usage		 t = ch->st.usage;
-	int			 served = ch->r->served[0] != '\0';
 
-	account_row(ch->r, &u);
-	snprintf(u.requested, sizeof(u.requested), "%s", model);
-	snprintf(u.served, sizeof(u.served), "%s", ch->r->served);
-	if (served && ch->cand != NULL)
-		snprintf(u.provider, sizeof(u.provider), "%s",
-		    ch->cand->provider->name);
-	if (!t.known && served) {
-		/*
-		 * About four bytes a token, of the whole request and of all
-		 * the text generated (tool calls too); bytes, never strlen.
-		 */
-		t.prompt = ch->prompt_est;
-		t.completion = (ch->out_bytes + 3) / 4;
-		u.estimated = 1;
-	}
-	u.prompt = t.prompt;
-	u.completion = t.completion;
-	u.cached = t.cached;
-	u.cache_write = usage_cache_write(t.cache_write);
-	u.cost = served ? account_cost(ch->cand, &t, &u.flags) : 0;
-	u.status = (uint16_t)ch->r->status;
+	/* out_bytes: all the text generated (tool calls too), by length. */
+	stream_row(ch->r, ch->cand, model, &ch->st.usage, ch->prompt_est,
+	    ch->out_bytes, &u);
+	u.cache_write = usage_cache_write(ch->st.usage.cache_write);
 	u.attempts = (uint16_t)ch->call.attempts;
 	u.stream = ch->in.stream != 0;
 	u.ttft_ms = (int32_t)ch->ttft_ms;
-	if (ch->rc.hit && served) {
+	if (ch->rc.hit && ch->r->served[0] != '\0') {
 		/* rcache: a hit is billed at cache_hit_price, not the model's. */
 		u.estimated = (uint8_t)ch->rc.estimated;
 		u.flags = (u.flags & ~(USAGE_COST_REPORTED | USAGE_UNPRICED)) |
@@ -680,7 +541,6 @@ static int
 serve_cached(struct chat *ch)
 {
 	struct json_object	*reply, *chunks, *out;
-	struct provider_error	 perr;
 	size_t			 i;
 
 	if (ch->rc.mode != RCACHE_USE ||
@@ -691,6 +551,7 @@ serve_cached(struct chat *ch)
 	}
 	rcache_mark(&ch->rc, ch->r);
 	ch->cand = &ch->plan.c[0];
+	stream_attempt(&ch->so, ch->cand);
 	ch->st.usage = ch->rc.usage;
 	ch->cl.usage = &ch->st.usage;
 	if (!ch->in.stream) {
@@ -706,9 +567,7 @@ serve_cached(struct chat *ch)
 			    NULL, "out of memory checking the answer");
 			return 1;
 		}
-		account_served(ch->r, ch->cand, 0);
-		snprintf(ch->r->served, sizeof(ch->r->served), "%s",
-		    ch->cand->name);
+		stream_served(ch->r, ch->cand, 0);
 		http_send_json(ch->r, 200, out);
 		json_object_put(out);
 		return 1;
@@ -719,17 +578,12 @@ serve_cached(struct chat *ch)
 		if (emit_chunk(ch, json_object_array_get_idx(chunks, i)) != 0)
 			break;
 	json_object_put(chunks);
-	if (ch->stop == STOP_NONE) {
-		if (send_tail(ch) == 0 && send_client(ch, NULL) == 0)
-			flush_sse(ch);
-	} else if (ch->stop == STOP_POLICY) {
-		provider_error_set(&perr, "invalid_request_error",
-		    "policy_violation", "the answer was stopped by the "
-		    "output policy: %s", ch->guard.out_found != 0 ?
-		    "a finding of its detectors" : "out of memory");
-		end_stream_with_error(ch, &perr);
-	} else
-		flush_sse(ch);
+	if (ch->so.stop == STOP_NONE)
+		stream_close(&ch->so);
+	else if (ch->so.stop == STOP_POLICY)
+		stream_policy_stop(&ch->so);
+	else
+		stream_flush(&ch->so);
 	return 1;
 }
 
@@ -741,7 +595,8 @@ store_cached(struct chat *ch)
 	int		 est = 0;
 
 	if (ch->rc.mode < RCACHE_STORE || ch->r->status != 200 ||
-	    ch->stop != STOP_NONE || ch->r->client_gone || ch->cand == NULL ||
+	    ch->so.stop != STOP_NONE || ch->r->client_gone ||
+	    ch->cand == NULL ||
 	    strcmp(ch->cand->name, ch->plan.c[0].name) != 0)
 		return;
 	if (!t.known) {
@@ -786,7 +641,6 @@ route_chat_as(struct request *r, const struct client_ops *cops)
 
 	memset(&ask, 0, sizeof(ask));
 	ch.r = r;
-	ch.cfg = r->cfg;
 	ch.in.req = req;
 	ch.in.stream = json_object_object_get_ex(req, "stream", &v) &&
 	    json_object_get_boolean(v);
@@ -827,7 +681,7 @@ route_chat_as(struct request *r, const struct client_ops *cops)
 	}
 	sse_init(&ch.sse, (size_t)r->cfg->gw.max_sse_event);
 	outguard_init(&ch.og, &ch.guard);
-	clock_gettime(CLOCK_MONOTONIC, &ch.last_out);
+	stream_init(&ch.so, r, &ch.call, &ch.guard, &chat_ends, &ch);
 	/* rcache: lookup; a hit is served here without an upstream call. */
 	rcache_begin(&ch.rc, r, &ch.plan, req);
 	if (serve_cached(&ch) == 0) {

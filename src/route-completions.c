@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "account.h"
 #include "call.h"
@@ -21,16 +20,10 @@
 #include "provider.h"
 #include "route.h"
 #include "sse.h"
+#include "stream-out.h"
 #include "upstream.h"
 #include "usage.h"
 #include "validate.h"
-
-enum stop {
-	STOP_NONE,
-	STOP_CLIENT,		/* the client went away */
-	STOP_BAD_STREAM,	/* the upstream stream broke its protocol */
-	STOP_POLICY,		/* an output check stopped the answer */
-};
 
 /* One completions request in flight; lives on the handler's stack. */
 struct comp {
@@ -46,29 +39,17 @@ struct comp {
 	struct json_object	*last;		/* last chunk's chat shadow */
 	struct usage		 usage;
 	struct provider_error	 err;		/* a stream's own error event */
-	enum stop		 stop;
+	struct stream_out	 so;		/* the client's side of a stream */
 	int			 stream;
 	int			 include_usage;	/* the client asked for it */
 	int			 done;		/* [DONE] seen */
 	int			 finished;	/* a finish_reason seen */
 	int			 failed;	/* an error event seen */
-	int			 unflushed;
-	struct timespec		 last_out;
 	double			 ttft_ms;
 	int64_t			 client_max;
 	int64_t			 prompt_est;
 	int64_t			 out_bytes;
 };
-
-static double
-since_ms(const struct timespec *t)
-{
-	struct timespec	 now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (double)(now.tv_sec - t->tv_sec) * 1000.0 +
-	    (double)(now.tv_nsec - t->tv_nsec) / 1e6;
-}
 
 /* --- the request ------------------------------------------------------- */
 
@@ -338,50 +319,11 @@ text_bytes(struct json_object *choices)
 /* --- streams -------------------------------------------------------------- */
 
 static int
-begin_stream(struct comp *cp)
-{
-	if (cp->r->headers_sent)
-		return cp->r->client_gone ? -1 : 0;
-	account_served(cp->r, cp->cand, cp->call.attempts);
-	snprintf(cp->r->served, sizeof(cp->r->served), "%s", cp->cand->name);
-	return http_begin(cp->r, 200, "text/event-stream");
-}
-
-static int
-send_sse(struct comp *cp, const char *a, size_t alen, const char *b,
-    size_t blen)
-{
-	if (begin_stream(cp) == -1 || http_write(cp->r, a, alen) == -1 ||
-	    (blen > 0 && http_write(cp->r, b, blen) == -1)) {
-		cp->stop = STOP_CLIENT;
-		return -1;
-	}
-	cp->unflushed = 1;
-	return 0;
-}
-
-static int
 send_data(struct comp *cp, struct json_object *o)
 {
 	const char	*s = http_json_string(o);
 
-	if (send_sse(cp, "data: ", 6, s, strlen(s)) == -1)
-		return -1;
-	return send_sse(cp, "\n\n", 2, NULL, 0);
-}
-
-static int
-flush_sse(struct comp *cp)
-{
-	if (!cp->unflushed)
-		return 0;
-	cp->unflushed = 0;
-	if (http_flush(cp->r) == -1) {
-		cp->stop = STOP_CLIENT;
-		return -1;
-	}
-	clock_gettime(CLOCK_MONOTONIC, &cp->last_out);
-	return 0;
+	return stream_event(&cp->so, "data: ", s, strlen(s));
 }
 
 /* One text_completion chunk, guarded, to the client: 0, or 1 to stop. */
@@ -411,7 +353,7 @@ relay_chunk(struct comp *cp, struct json_object *o)
 		sh = shadow(choices, "delta");
 		if ((rc = outguard_chunk(&cp->og, sh)) == -1) {
 			json_object_put(sh);
-			cp->stop = STOP_POLICY;
+			cp->so.stop = STOP_POLICY;
 			return 1;
 		}
 		unshadow(choices, sh, "delta");
@@ -421,7 +363,7 @@ relay_chunk(struct comp *cp, struct json_object *o)
 	if (send_data(cp, o) == -1)
 		return 1;
 	if (rc == 1) {
-		cp->stop = STOP_POLICY;
+		cp->so.stop = STOP_POLICY;
 		return 1;
 	}
 	return 0;
@@ -435,9 +377,8 @@ on_event(void *ctx, const struct sse_event *ev)
 	int			 rc;
 
 	if (ev->comment)
-		return cp->r->headers_sent ? (send_sse(cp, ":", 1, ev->data,
-		    ev->data_len) == -1 || send_sse(cp, "\n\n", 2, NULL, 0)
-		    == -1) : 0;
+		return cp->r->headers_sent ? stream_event(&cp->so, ":",
+		    ev->data, ev->data_len) == -1 : 0;
 	if (ev->data_len == 6 && memcmp(ev->data, "[DONE]", 6) == 0) {
 		cp->done = 1;
 		return 0;
@@ -446,13 +387,13 @@ on_event(void *ctx, const struct sse_event *ev)
 		provider_error_set(&cp->err, "upstream_error",
 		    "bad_upstream_response", "provider '%s' sent a malformed "
 		    "stream event", cp->cand->provider->name);
-		cp->stop = STOP_BAD_STREAM;
+		cp->so.stop = STOP_BAD_STREAM;
 		return -1;
 	}
 	if (json_object_object_get_ex(o, "error", &v) && v != NULL) {
 		provider_error_openai(502, ev->data, ev->data_len, &cp->err);
 		cp->failed = 1;
-		cp->stop = STOP_BAD_STREAM;
+		cp->so.stop = STOP_BAD_STREAM;
 		json_object_put(o);
 		return -1;
 	}
@@ -478,18 +419,9 @@ static int
 on_body(void *ctx, const char *p, size_t n)
 {
 	struct comp	*cp = ctx;
-	int		 rc;
 
-	rc = sse_feed(&cp->sse, p, n, on_event, cp);
-	if (flush_sse(cp) == -1 && rc == 0)
-		rc = 1;
-	if (rc < 0 && cp->stop == STOP_NONE) {
-		cp->stop = STOP_BAD_STREAM;
-		provider_error_set(&cp->err, "upstream_error",
-		    "bad_upstream_response", "provider '%s' sent a stream "
-		    "event larger than max_sse_event", cp->cand->provider->name);
-	}
-	return rc != 0;
+	return stream_read(&cp->so, sse_feed(&cp->sse, p, n, on_event, cp),
+	    &cp->err);
 }
 
 static int
@@ -497,13 +429,7 @@ on_tick(void *ctx, long status)
 {
 	struct comp	*cp = ctx;
 
-	if (!cp->stream || (!cp->r->headers_sent &&
-	    (status < 200 || status > 299)))
-		return 0;
-	if (since_ms(&cp->last_out) < (double)cp->r->cfg->gw.heartbeat * 1000.0)
-		return 0;
-	return send_sse(cp, ": ping\n\n", 8, NULL, 0) == -1 ||
-	    flush_sse(cp) == -1;
+	return cp->stream ? stream_tick(&cp->so, status) : 0;
 }
 
 static void
@@ -519,25 +445,25 @@ comp_prepare(struct call *c, struct upstream_req *req)
 	memset(&cp->usage, 0, sizeof(cp->usage));
 	memset(&cp->err, 0, sizeof(cp->err));
 	cp->done = cp->finished = cp->failed = 0;
-	cp->stop = STOP_NONE;
 	sse_reset(&cp->sse);
-	if (!cp->r->headers_sent)
-		clock_gettime(CLOCK_MONOTONIC, &cp->last_out);
+	stream_attempt(&cp->so, cp->cand);
 }
 
-/* The stream failed after it began: the error in-band, then [DONE]. */
-static void
-end_with_error(struct comp *cp, const struct provider_error *e)
+/* stream_ends.fail: the error in-band, then [DONE]. */
+static int
+send_error(void *ctx, const struct provider_error *e)
 {
+	struct comp		*cp = ctx;
 	struct json_object	*o;
+	int			 rc;
 
 	o = http_error_object(e->message, e->type[0] ? e->type :
 	    "upstream_error", e->code[0] ? e->code : NULL,
 	    e->param[0] ? e->param : NULL);
-	if (send_data(cp, o) == 0 &&
-	    send_sse(cp, "data: [DONE]\n\n", 14, NULL, 0) == 0)
-		flush_sse(cp);
+	rc = send_data(cp, o) == 0 &&
+	    stream_write(&cp->so, "data: [DONE]\n\n", 14) == 0 ? 0 : -1;
 	json_object_put(o);
+	return rc;
 }
 
 /* What the output guard still holds, as one more text_completion chunk. */
@@ -579,49 +505,20 @@ send_tail(struct comp *cp)
 	return rc;
 }
 
-static enum call_delivery
-stream_end(struct comp *cp, const struct upstream_resp *resp,
-    struct provider_error *e)
+/* stream_ends.finish: what the guard holds, then [DONE]. */
+static int
+send_end(void *ctx)
 {
-	struct provider_error	 perr;
+	struct comp	*cp = ctx;
 
-	if (resp->result == UP_OK)
-		sse_finish(&cp->sse, on_event, cp);
-	flush_sse(cp);
-	if (resp->result == UP_OK && cp->stop == STOP_NONE &&
-	    (cp->done || cp->finished)) {
-		if (send_tail(cp) == 0 && send_sse(cp, "data: [DONE]\n\n", 14,
-		    NULL, 0) == 0)
-			flush_sse(cp);
-		return CALL_SENT;
-	}
-	if (cp->stop == STOP_CLIENT || cp->r->client_gone)
-		return CALL_GONE;
-	if (cp->stop == STOP_POLICY) {
-		provider_error_set(&perr, "invalid_request_error",
-		    "policy_violation", "the answer was stopped by the output "
-		    "policy: %s", cp->guard.out_found != 0 ? "a finding of "
-		    "its detectors" : "out of memory");
-		end_with_error(cp, &perr);
-		return cp->r->client_gone ? CALL_GONE : CALL_SENT;
-	}
-	if (cp->r->headers_sent) {
-		if (cp->stop == STOP_BAD_STREAM)
-			perr = cp->err;
-		else
-			provider_error_set(&perr, "upstream_error",
-			    "upstream_broken", "provider '%s' ended the stream "
-			    "early: %s", cp->cand->provider->name,
-			    resp->result == UP_OK ? "no [DONE]" : resp->error);
-		end_with_error(cp, &perr);
-		return cp->r->client_gone ? CALL_GONE : CALL_SENT_BROKEN;
-	}
-	if (cp->stop == STOP_BAD_STREAM) {
-		*e = cp->err;
-		return CALL_MALFORMED;
-	}
-	return CALL_UNSENT;
+	return send_tail(cp) == 0 && stream_write(&cp->so, "data: [DONE]\n\n",
+	    14) == 0 ? 0 : -1;
 }
+
+static const struct stream_ends comp_ends = {
+	.finish = send_end,
+	.fail = send_error,
+};
 
 /* call_ops.deliver: the answer, or the stream's end, to the client. */
 static enum call_delivery
@@ -632,8 +529,12 @@ comp_deliver(struct call *c, const struct upstream_resp *resp,
 	struct json_object	*o, *choices, *v, *sh;
 	int			 rc;
 
-	if (cp->stream)
-		return stream_end(cp, resp, e);
+	if (cp->stream) {
+		if (resp->result == UP_OK)
+			sse_finish(&cp->sse, on_event, cp);
+		return stream_end(&cp->so, resp, cp->done || cp->finished,
+		    cp->failed, &cp->err, e);
+	}
 	if (resp->result != UP_OK)
 		return CALL_UNSENT;
 	if ((o = provider_parse(resp->body.data, resp->body.len)) == NULL ||
@@ -663,8 +564,7 @@ comp_deliver(struct call *c, const struct upstream_resp *resp,
 			return CALL_MALFORMED;
 		}
 	}
-	account_served(cp->r, cp->cand, c->attempts);
-	snprintf(cp->r->served, sizeof(cp->r->served), "%s", cp->cand->name);
+	stream_served(cp->r, cp->cand, c->attempts);
 	http_send_json(cp->r, 200, o);
 	json_object_put(o);
 	return CALL_SENT;
@@ -682,26 +582,9 @@ static void
 record(struct comp *cp, const char *model)
 {
 	struct usage_row	 u;
-	struct usage		 t = cp->usage;
-	int			 served = cp->r->served[0] != '\0';
 
-	account_row(cp->r, &u);
-	snprintf(u.requested, sizeof(u.requested), "%s", model);
-	snprintf(u.served, sizeof(u.served), "%s", cp->r->served);
-	if (served && cp->cand != NULL)
-		snprintf(u.provider, sizeof(u.provider), "%s",
-		    cp->cand->provider->name);
-	if (!t.known && served) {
-		/* About four bytes a token, of the request and of the text. */
-		t.prompt = cp->prompt_est;
-		t.completion = (cp->out_bytes + 3) / 4;
-		u.estimated = 1;
-	}
-	u.prompt = t.prompt;
-	u.completion = t.completion;
-	u.cached = t.cached;
-	u.cost = served ? account_cost(cp->cand, &t, &u.flags) : 0;
-	u.status = (uint16_t)cp->r->status;
+	stream_row(cp->r, cp->cand, model, &cp->usage, cp->prompt_est,
+	    cp->out_bytes, &u);
 	u.attempts = (uint16_t)cp->call.attempts;
 	u.stream = cp->stream != 0;
 	u.ttft_ms = (int32_t)cp->ttft_ms;
@@ -784,7 +667,7 @@ route_completions(struct request *r, const char *arg)
 	}
 	sse_init(&cp.sse, (size_t)r->cfg->gw.max_sse_event);
 	outguard_init(&cp.og, &cp.guard);
-	clock_gettime(CLOCK_MONOTONIC, &cp.last_out);
+	stream_init(&cp.so, r, &cp.call, &cp.guard, &comp_ends, &cp);
 	call_init(&cp.call, r, &cp.plan, &comp_ops, &cp,
 	    (size_t)r->cfg->gw.max_body * 2 + 65536);
 	call_run(&cp.call);
