@@ -113,16 +113,6 @@ stream_read(struct stream_out *so, int rc, struct provider_error *err)
 	return rc != 0;
 }
 
-static double
-since_ms(const struct timespec *t)
-{
-	struct timespec	 now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (double)(now.tv_sec - t->tv_sec) * 1000.0 +
-	    (double)(now.tv_nsec - t->tv_nsec) / 1e6;
-}
-
 /*
  * Before the response began, a ping only once the upstream answered 2xx:
  * it commits the response, and until then a failure must stay free to
@@ -133,7 +123,8 @@ stream_tick(struct stream_out *so, long status)
 {
 	if (!so->r->headers_sent && (status < 200 || status > 299))
 		return 0;
-	if (since_ms(&so->last_out) < (double)so->r->cfg->gw.heartbeat * 1000.0)
+	if (upstream_ms_since(&so->last_out) <
+	    (double)so->r->cfg->gw.heartbeat * 1000.0)
 		return 0;
 	return stream_write(so, ": ping\n\n", 8) == -1 ||
 	    stream_flush(so) == -1;

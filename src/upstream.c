@@ -26,8 +26,8 @@ struct xfer {
 	int				 idle_timeout;
 };
 
-static double
-ms_since(const struct timespec *t)
+double
+upstream_ms_since(const struct timespec *t)
 {
 	struct timespec	 now;
 
@@ -99,7 +99,7 @@ on_write(char *p, size_t size, size_t n, void *user)
 	clock_gettime(CLOCK_MONOTONIC, &x->last);
 	if (!x->resp->got_bytes) {
 		x->resp->got_bytes = 1;
-		x->resp->first_byte_ms = ms_since(&x->start);
+		x->resp->first_byte_ms = upstream_ms_since(&x->start);
 	}
 	if (x->ok2xx == -1) {
 		curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &code);
@@ -130,7 +130,7 @@ on_progress(void *user, curl_off_t dlt, curl_off_t dln, curl_off_t ult,
 
 	limit = x->resp->got_bytes ? p->idle_timeout : p->first_byte_timeout;
 	/* 0 (a provider built by hand, not from config) sets no limit. */
-	if (limit > 0 && ms_since(&x->last) > (double)limit * 1000.0) {
+	if (limit > 0 && upstream_ms_since(&x->last) > (double)limit * 1000.0) {
 		x->idle_timeout = 1;
 		return 1;
 	}

@@ -2,6 +2,8 @@
 #ifndef LLMGATE_UPSTREAM_H
 #define LLMGATE_UPSTREAM_H
 
+#include <time.h>
+
 #include <curl/curl.h>
 
 #include "buf.h"
@@ -48,6 +50,9 @@ struct upstream_resp {
 	double			 first_byte_ms;
 	char			 error[256];	/* says what happened; no secrets */
 };
+
+/* Milliseconds of CLOCK_MONOTONIC since t. */
+double	 upstream_ms_since(const struct timespec *);
 
 CURL	*upstream_handle_new(void);
 void	 upstream_handle_free(CURL *);
