@@ -857,12 +857,41 @@ delta_tools(struct anth *a, struct json_object *calls, struct buf *out)
 	return 0;
 }
 
+/*
+ * A delta's text (name: reasoning_content or content) into a block of
+ * kind (thinking or text), started when another block is open.
+ */
+static int
+text_delta(struct anth *a, struct json_object *d, const char *name,
+    enum block kind, struct buf *out)
+{
+	struct json_object	*v, *b;
+	const char		*field = kind == BLOCK_THINKING ? "thinking" :
+				    "text";
+
+	if ((v = member(d, name)) == NULL ||
+	    !json_object_is_type(v, json_type_string) ||
+	    json_object_get_string_len(v) == 0)
+		return 0;
+	if (a->open != kind) {
+		b = typed(field);
+		json_object_object_add(b, field, json_object_new_string(""));
+		if (kind == BLOCK_THINKING)
+			json_object_object_add(b, "signature",
+			    json_object_new_string(""));
+		if (block_start(a, kind, b, out) == -1)
+			return -1;
+	}
+	return block_delta(a, kind == BLOCK_THINKING ? "thinking_delta" :
+	    "text_delta", field, v, out);
+}
+
 /* client_anthropic.chunk */
 static int
 anth_chunk(struct client *cl, struct json_object *chunk, struct buf *out)
 {
 	struct anth		*a = cl->state;
-	struct json_object	*ch, *d, *v, *b;
+	struct json_object	*ch, *d, *v;
 	const char		*f;
 
 	if (!a->started && message_start(cl, a, chunk, out) == -1)
@@ -872,34 +901,9 @@ anth_chunk(struct client *cl, struct json_object *chunk, struct buf *out)
 	    NULL || provider_json_int(ch, "index") > 0)
 		return 0;
 	d = member(ch, "delta");
-	if ((v = member(d, "reasoning_content")) != NULL &&
-	    json_object_is_type(v, json_type_string) &&
-	    json_object_get_string_len(v) > 0) {
-		if (a->open != BLOCK_THINKING) {
-			b = typed("thinking");
-			json_object_object_add(b, "thinking",
-			    json_object_new_string(""));
-			json_object_object_add(b, "signature",
-			    json_object_new_string(""));
-			if (block_start(a, BLOCK_THINKING, b, out) == -1)
-				return -1;
-		}
-		if (block_delta(a, "thinking_delta", "thinking", v, out) == -1)
-			return -1;
-	}
-	if ((v = member(d, "content")) != NULL &&
-	    json_object_is_type(v, json_type_string) &&
-	    json_object_get_string_len(v) > 0) {
-		if (a->open != BLOCK_TEXT) {
-			b = typed("text");
-			json_object_object_add(b, "text",
-			    json_object_new_string(""));
-			if (block_start(a, BLOCK_TEXT, b, out) == -1)
-				return -1;
-		}
-		if (block_delta(a, "text_delta", "text", v, out) == -1)
-			return -1;
-	}
+	if (text_delta(a, d, "reasoning_content", BLOCK_THINKING, out) == -1 ||
+	    text_delta(a, d, "content", BLOCK_TEXT, out) == -1)
+		return -1;
 	if ((v = member(d, "tool_calls")) != NULL &&
 	    json_object_is_type(v, json_type_array) &&
 	    delta_tools(a, v, out) == -1)
