@@ -40,8 +40,9 @@ outguard_free(struct outguard *og)
 	memset(og, 0, sizeof(*og));
 }
 
+/* One text of the answer, checked and restored as the guard says. */
 static void
-stream_init(struct outguard *og, struct redact_stream *s)
+text_init(struct outguard *og, struct redact_stream *s)
 {
 	redact_stream_init(s, policy_rules(og->g),
 	    policy_restore(og->g) ? &og->g->map : NULL,
@@ -68,8 +69,8 @@ choice(struct outguard *og, int64_t index)
 	}
 	c = &og->c[i];
 	if (!c->used) {
-		stream_init(og, &c->content);
-		stream_init(og, &c->args);
+		text_init(og, &c->content);
+		text_init(og, &c->args);
 		c->args_index = -1;
 		c->used = 1;
 	}
@@ -132,7 +133,7 @@ stopped(struct outguard *og, struct json_object *ch)
 
 /*
  * delta's tool_calls array with o (owned) inserted at i: the new array,
- * or NULL (o freed). json-c 0.15 has no insert.
+ * or NULL (o freed). json-c 0.16, Debian's, has no insert.
  */
 static struct json_object *
 insert(struct json_object *delta, struct json_object *calls, size_t i,
@@ -162,14 +163,44 @@ insert(struct json_object *delta, struct json_object *calls, size_t i,
 }
 
 /*
+ * What tool call c->args_index still holds, released into an entry of its
+ * own, {"index", "function": {"arguments"}}, in *entry (the caller's);
+ * NULL when it held nothing. 0, 1 stopped, -1.
+ */
+static int
+held_args(struct outguard *og, struct outguard_choice *c,
+    struct json_object **entry)
+{
+	struct json_object	*tc, *fn;
+	int			 rc;
+
+	*entry = NULL;
+	if ((tc = json_object_new_object()) == NULL)
+		return -1;
+	if ((fn = json_object_new_object()) == NULL) {
+		json_object_put(tc);
+		return -1;
+	}
+	json_object_object_add(tc, "index", json_object_new_int64(c->args_index));
+	json_object_object_add(tc, "function", fn);
+	rc = pass(og, &c->args, fn, "arguments", 1);
+	if (rc < 0 || !json_object_object_get_ex(fn, "arguments", NULL)) {
+		json_object_put(tc);
+		return rc;
+	}
+	*entry = tc;
+	return rc;
+}
+
+/*
  * A tool call's arguments, one call at a time: a new index releases what
- * the previous call held into an entry of its own, first in calls.
+ * the previous call held into an entry of its own, before the new one.
  */
 static int
 tool_args(struct outguard *og, struct outguard_choice *c,
     struct json_object *delta, struct json_object *calls)
 {
-	struct json_object	*tc, *fn, *v, *prev, *pfn;
+	struct json_object	*tc, *fn, *v, *prev;
 	int64_t			 idx;
 	size_t			 i, n;
 	int			 rc;
@@ -184,26 +215,18 @@ tool_args(struct outguard *og, struct outguard_choice *c,
 		idx = json_object_object_get_ex(tc, "index", &v) ?
 		    json_object_get_int64(v) : (int64_t)i;
 		if (c->args_index >= 0 && idx != c->args_index) {
-			/* The previous call's held text, in its own entry. */
-			prev = json_object_new_object();
-			pfn = json_object_new_object();
-			if (prev == NULL || pfn == NULL) {
-				json_object_put(prev);
-				json_object_put(pfn);
-				return -1;
-			}
-			json_object_object_add(prev, "index",
-			    json_object_new_int64(c->args_index));
-			json_object_object_add(prev, "function", pfn);
-			if ((rc = pass(og, &c->args, pfn, "arguments", 1)) != 0) {
+			if ((rc = held_args(og, c, &prev)) != 0) {
 				json_object_put(prev);
 				return rc;
 			}
-			if ((calls = insert(delta, calls, i, prev)) == NULL)
-				return -1;
-			i++, n++;
+			if (prev != NULL) {
+				if ((calls = insert(delta, calls, i, prev)) ==
+				    NULL)
+					return -1;
+				i++, n++;
+			}
 			redact_stream_free(&c->args);
-			stream_init(og, &c->args);
+			text_init(og, &c->args);
 		}
 		c->args_index = idx;
 		if ((rc = pass(og, &c->args, fn, "arguments", 0)) != 0) {
@@ -222,23 +245,13 @@ static int
 tool_args_finish(struct outguard *og, struct outguard_choice *c,
     struct json_object *delta)
 {
-	struct json_object	*calls, *tc, *fn;
+	struct json_object	*calls, *tc;
 	int			 rc;
 
-	if ((tc = json_object_new_object()) == NULL)
-		return -1;
-	if ((fn = json_object_new_object()) == NULL) {
-		json_object_put(tc);
-		return -1;
-	}
-	json_object_object_add(tc, "index", json_object_new_int64(c->args_index));
-	json_object_object_add(tc, "function", fn);
-	rc = pass(og, &c->args, fn, "arguments", 1);
+	rc = held_args(og, c, &tc);
 	c->args_index = -1;
-	if (rc < 0 || !json_object_object_get_ex(fn, "arguments", NULL)) {
-		json_object_put(tc);
+	if (tc == NULL)
 		return rc;
-	}
 	if (!json_object_object_get_ex(delta, "tool_calls", &calls) ||
 	    !json_object_is_type(calls, json_type_array)) {
 		if ((calls = json_object_new_array()) == NULL ||
@@ -351,7 +364,7 @@ reply_choice(struct outguard *og, struct json_object *msg)
 	size_t			 j;
 	int			 rc;
 
-	stream_init(og, &s);
+	text_init(og, &s);
 	rc = pass(og, &s, msg, "content", 1);
 	redact_stream_free(&s);
 	if (rc != 0 || !json_object_object_get_ex(msg, "tool_calls", &calls) ||
@@ -362,7 +375,7 @@ reply_choice(struct outguard *og, struct json_object *msg)
 		    j), "function", &fn) || !json_object_is_type(fn,
 		    json_type_object))
 			continue;
-		stream_init(og, &s);
+		text_init(og, &s);
 		rc = pass(og, &s, fn, "arguments", 1);
 		redact_stream_free(&s);
 	}
